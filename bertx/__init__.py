@@ -1,0 +1,45 @@
+"""bertx: BERT knowledge transfer.
+
+Python API (mirrors the CLI):
+
+    from bertx import FinetuneConfig, finetune, evaluate, Predictor
+    metrics = finetune(FinetuneConfig(task="classification", output="runs/sst2",
+                                      data={"train": "train.tsv", "dev": "dev.tsv"}))
+    Predictor.load("runs/sst2").predict(["a gripping, funny film"])
+"""
+
+import os as _os
+
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local folders; never reach for a hub
+
+from bertx.config import FinetuneConfig, load_config  # noqa: E402
+from bertx.errors import BertxError, DataError  # noqa: E402
+
+
+def finetune(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Fine-tune from a `FinetuneConfig` (or a dict of its fields); see `bertx.recipes.finetune`."""
+    from bertx.config import validate_config
+    from bertx.recipes.finetune import finetune as _finetune
+
+    if isinstance(config, dict):
+        config = validate_config(config)
+    return _finetune(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
+def evaluate(model_dir, data, **kwargs) -> dict:
+    """Metrics of a trained model folder on a labelled file; see `bertx.evaluation.evaluate`."""
+    from bertx.evaluation.evaluate import evaluate as _evaluate
+
+    return _evaluate(model_dir, data, **kwargs)
+
+
+def __getattr__(name):
+    if name == "Predictor":  # import torch/transformers only when prediction is used
+        from bertx.inference.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(name)
+
+
+__all__ = ["FinetuneConfig", "load_config", "finetune", "evaluate", "Predictor", "BertxError", "DataError"]
+__version__ = "0.1.0"

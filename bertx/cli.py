@@ -1,0 +1,159 @@
+"""The `bertx` command: thin typer wrappers that parse options and call importable functions.
+
+A `BertxError` (bad data, config, model or output folder) prints one line and exits with status 2;
+no traceback is shown for the user's mistakes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from bertx.errors import BertxError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: fine-tune, evaluate, predict.")
+
+
+def _friendly(fn):
+    """Turn user-input errors and Ctrl-C into one clear line instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BertxError as err:
+            typer.secho(f"error: {err}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted; a run continues from its last checkpoint with --resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command()
+@_friendly
+def finetune(
+    config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=5e-5."),
+    task: Optional[str] = typer.Option(None, help="classification, pair-classification, regression, multilabel."),
+    train: Optional[str] = typer.Option(None, help="Training file (TSV/CSV with header, or JSONL)."),
+    dev: Optional[str] = typer.Option(None, help="Dev file, evaluated during training."),
+    model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
+    output: Optional[str] = typer.Option(None, help="Output folder."),
+    epochs: Optional[float] = typer.Option(None, help="Epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Global batch size per optimizer step."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    max_length: Optional[int] = typer.Option(None, help="Max tokens per input; longer ones are truncated."),
+    max_train_examples: Optional[int] = typer.Option(None, help="Use the first N training examples."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    eval_steps: Optional[int] = typer.Option(None, help="Evaluate every N steps (and at each epoch end)."),
+    grad_accum: Optional[int] = typer.Option(None, help="Gradient-accumulation micro-batches per step."),
+    early_stopping_patience: Optional[int] = typer.Option(None, help="Stop after N evaluations without improvement."),
+    text_column: Optional[str] = typer.Option(None, help="Name of the text column."),
+    text_pair_column: Optional[str] = typer.Option(None, help="Name of the second-text column."),
+    label_column: Optional[str] = typer.Option(None, help="Name of the label column."),
+    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+    show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
+):
+    """Fine-tune an encoder with a sequence head; write an HF-compatible model folder."""
+    from bertx.config import load_config
+    from bertx.recipes.finetune import finetune as run_finetune
+
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).exists():
+        overrides.insert(0, config)  # `bertx finetune train.lr=1e-4` with no YAML file
+        config = None
+    flags = {
+        "task": task, "output": output, "data.train": train, "data.dev": dev, "model.name_or_path": model,
+        "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "data.max_length": max_length,
+        "data.max_train_examples": max_train_examples, "train.seed": seed, "train.eval_steps": eval_steps,
+        "train.grad_accum": grad_accum, "train.early_stopping_patience": early_stopping_patience,
+        "data.text_column": text_column, "data.text_pair_column": text_pair_column,
+        "data.label_column": label_column, "data.data_dir": data_dir,
+    }
+    overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    cfg = load_config(config, overrides)
+    metrics = run_finetune(cfg, resume=resume, overwrite=overwrite)
+    _print_metrics(metrics, cfg.output)
+    dev_path = cfg.data.resolve(cfg.data.dev)
+    if show_examples and dev_path:
+        _show_examples(cfg.output, dev_path, show_examples)
+
+
+def _print_metrics(metrics: dict, output: str) -> None:
+    shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k not in ("wall_s", "train_samples_per_s")}
+    typer.echo(f"\nmodel saved to {output}")
+    typer.echo(
+        "dev: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
+        + f"  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, {metrics['train_samples_per_s']:.1f} samples/s)"
+    )
+
+
+def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
+    from bertx.data.examples import read_examples
+    from bertx.inference.predictor import Predictor
+
+    predictor = Predictor.load(model_dir)
+    saved = (predictor.run or {}).get("data", {})
+    examples, _ = read_examples(
+        dev_path, predictor.task, saved.get("text_column"), saved.get("text_pair_column"),
+        saved.get("label_column", "label"), saved.get("label_separator", ","), limit=n,
+    )
+    pairs = [ex.text_pair for ex in examples] if examples and examples[0].text_pair is not None else None
+    typer.echo("example predictions:")
+    for ex, pred in zip(examples, predictor.predict([ex.text for ex in examples], pairs)):
+        guess = pred.get("label", pred.get("labels", pred.get("score")))
+        confidence = f" p={pred['probs'][guess]:.2f}" if "label" in pred else ""
+        text = ex.text if ex.text_pair is None else f"{ex.text} ||| {ex.text_pair}"
+        typer.echo(f"  [{guess}{confidence} | gold {ex.label}] {text[:100]}")
+
+
+@app.command()
+@_friendly
+def evaluate(
+    model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
+    data: str = typer.Option(..., help="Labelled file to evaluate on."),
+    batch_size: int = typer.Option(128, help="Examples per forward pass."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
+):
+    """Print the task's metrics of a trained model on a labelled file."""
+    from bertx.evaluation.evaluate import evaluate as run_evaluate
+
+    metrics = run_evaluate(model_dir, data, batch_size=batch_size)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            typer.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
+
+
+@app.command()
+@_friendly
+def predict(
+    model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
+    input: str = typer.Option(..., "--input", help="TSV/CSV/JSONL with text column(s), or .txt with one text per line."),
+    output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
+    batch_size: int = typer.Option(128, help="Examples per forward pass."),
+):
+    """Write one JSON line per input: its text(s), the predicted label and every label's probability."""
+    from bertx.inference.predict_file import predict_file
+
+    count = predict_file(model_dir, input, output, batch_size)
+    if output:
+        typer.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

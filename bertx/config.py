@@ -1,0 +1,143 @@
+"""Typed run configs: what a fine-tuning run needs, validated before any work starts.
+
+A config comes from a YAML file, from CLI options or from Python; `key=value` overrides with dotted
+keys (`train.lr=5e-5`) apply on top. Unknown keys are errors (`extra="forbid"`), so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bertx.errors import BertxError
+
+DEFAULT_DATA_DIR = "../shared/data"
+
+
+def default_data_dir() -> str:
+    """The shared data folder: `$BERTX_DATA_DIR`, else `../shared/data` from the working directory."""
+    return os.environ.get("BERTX_DATA_DIR", DEFAULT_DATA_DIR)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    train: Optional[str] = Field(None, description="Training file (TSV, CSV or JSONL). `{data_dir}` expands.")
+    dev: Optional[str] = Field(None, description="Dev file evaluated during training. `{data_dir}` expands.")
+    data_dir: str = Field(default_factory=default_data_dir, description="Root of the shared datasets.")
+    text_column: Optional[str] = Field(None, description="Column of the (first) text; default: sentence/text/sentence1.")
+    text_pair_column: Optional[str] = Field(None, description="Column of the second text; default: sentence2 if present.")
+    label_column: str = Field("label", description="Column of the label.")
+    label_separator: str = Field(",", description="Separator between labels of a multi-label example in TSV/CSV.")
+    max_length: int = Field(128, ge=8, le=4096, description="Longest tokenised input; longer ones are truncated and counted.")
+    max_train_examples: Optional[int] = Field(None, ge=1, description="Use only the first N training examples.")
+    max_dev_examples: Optional[int] = Field(None, ge=1, description="Use only the first N dev examples.")
+
+    def resolve(self, path: Optional[str]) -> Optional[str]:
+        return None if path is None else path.replace("{data_dir}", self.data_dir)
+
+
+class ModelConfig(_Strict):
+    name_or_path: Optional[str] = Field(None, description="Local HF model folder; default: the packaged all-MiniLM-L6-v2.")
+    freeze_word_embeddings: bool = Field(
+        True,
+        description="Keep the word-embedding matrix fixed: half of MiniLM's weights, little to gain on "
+        "small data, and skipping its optimizer update makes each step much cheaper.",
+    )
+    dropout: Optional[float] = Field(None, ge=0.0, lt=1.0, description="Override the encoder's dropout.")
+
+
+class TrainConfig(_Strict):
+    epochs: float = Field(3.0, gt=0, description="Passes over the training data (fractions allowed).")
+    batch_size: int = Field(32, ge=1, description="Global batch size per optimizer step (all processes).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate (small encoders like MiniLM want ~1e-4).")
+    head_lr: Optional[float] = Field(None, gt=0, description="Learning rate of the new head; default: lr.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with linear warm-up.")
+    max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping norm; null disables it.")
+    eval_steps: Optional[int] = Field(None, ge=1, description="Evaluate on dev every N steps (and at each epoch end).")
+    save_steps: Optional[int] = Field(200, ge=1, description="Write a resumable checkpoint every N steps.")
+    logging_steps: int = Field(20, ge=1, description="Append a training-loss line to the log every N steps.")
+    metric_for_best: Optional[str] = Field(None, description="Dev metric that picks the best checkpoint; default: the task's.")
+    early_stopping_patience: Optional[int] = Field(None, ge=1, description="Stop after N evaluations without improvement.")
+    seed: int = Field(42, description="Seed for initialisation, data order and dropout.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision (bf16/fp16 on GPU).")
+    bucket_size: int = Field(64, ge=1, description="Batches per length bucket: sorts this many batches by length.")
+    max_steps: Optional[int] = Field(None, ge=1, description="Stop after N optimizer steps (overrides epochs).")
+
+
+class FinetuneConfig(_Strict):
+    task: str = Field("classification", description="classification, pair-classification, regression or multilabel.")
+    output: str = Field("runs/finetune", description="Output folder: the HF model, run config, log and checkpoints.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _known_task(self) -> "FinetuneConfig":
+        from bertx.tasks import TASKS
+
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        return self
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise BertxError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> dict:
+    """Apply `key.sub=value` strings to a config tree; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item:
+            raise BertxError(f"override {item!r} is not of the form key=value (for example train.lr=5e-5)")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return tree
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> FinetuneConfig:
+    """Read a YAML config (or start from defaults), apply overrides and validate.
+
+    Args:
+        path: YAML file, or None for the defaults.
+        overrides: `key=value` strings with dotted keys.
+
+    Returns:
+        The validated config.
+    """
+    tree: dict = {}
+    if path is not None:
+        try:
+            tree = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise BertxError(f"{path}: config file not found") from None
+        except yaml.YAMLError as err:
+            raise BertxError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(tree, dict):
+            raise BertxError(f"{path}: a config must be a mapping of keys to values")
+    apply_overrides(tree, overrides or [])
+    return validate_config(tree, source=str(path) if path else "config")
+
+
+def validate_config(tree: dict, source: str = "config") -> FinetuneConfig:
+    try:
+        return FinetuneConfig.model_validate(tree)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise BertxError(f"{source}: {where}: {first['msg']}") from None

@@ -1,0 +1,1 @@
+"""Data flow, first stage: files -> rows -> examples -> token features -> padded batches."""

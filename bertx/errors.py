@@ -1,0 +1,22 @@
+"""User-facing errors: one clear line that names the file, the line and the problem.
+
+The CLI catches `BertxError` and prints its message without a traceback; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BertxError(Exception):
+    """A problem with the user's input (data, config, model folder, output folder)."""
+
+
+class DataError(BertxError):
+    """A problem in a data file, located by file and line."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str):
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")

@@ -1,0 +1,35 @@
+"""Evaluate a trained model folder on a labelled file: the task's metrics as a dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from bertx.data.splits import encode_split
+from bertx.evaluation.metrics import task_metrics
+from bertx.inference.predictor import Predictor
+
+
+def evaluate(model_dir: str | Path, data: str, batch_size: int = 128, text_column: Optional[str] = None,
+             text_pair_column: Optional[str] = None, label_column: Optional[str] = None) -> dict[str, float]:
+    """Metrics of the model in `model_dir` on the labelled file `data`.
+
+    Columns default to those the model was trained on (from its `bertx_run.yaml`), then to the
+    conventional names.
+    """
+    predictor = Predictor.load(model_dir)
+    saved = (predictor.run or {}).get("data", {})
+    _, features, _ = encode_split(
+        data, predictor.task, predictor.tokenizer, predictor.max_length, predictor.model.config.label2id,
+        text_column=text_column or saved.get("text_column"),
+        text_pair_column=text_pair_column or saved.get("text_pair_column"),
+        label_column=label_column or saved.get("label_column", "label"),
+        label_separator=saved.get("label_separator", ","),
+    )
+    logits = predictor.outputs(features, batch_size)
+    metrics = task_metrics(predictor.task.label_kind, logits, np.asarray(features.labels))
+    metrics["examples"] = len(features.lengths)
+    metrics["truncated"] = features.truncated
+    return metrics

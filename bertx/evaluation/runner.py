@@ -1,0 +1,26 @@
+"""Run a model over token features in length-sorted batches and return outputs in input order."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bertx.data.batching import collate, sorted_batches
+from bertx.data.features import Features
+
+
+@torch.inference_mode()
+def model_outputs(model, features: Features, pad_id: int, batch_size: int = 128, device=None) -> np.ndarray:
+    """Head outputs (logits or scores) for every example, shape (N, num_labels)."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    out: np.ndarray | None = None
+    for indices in sorted_batches(features.lengths, batch_size):
+        batch = {k: v.to(device) for k, v in collate(features, indices, pad_id).items()}
+        logits = model(**batch).logits.float().cpu().numpy()  # (B, C)
+        if out is None:
+            out = np.empty((len(features.lengths), logits.shape[-1]), dtype=np.float32)
+        out[indices] = logits
+    model.train(was_training)
+    return out if out is not None else np.zeros((0, 1), dtype=np.float32)

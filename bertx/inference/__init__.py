@@ -1,0 +1,1 @@
+"""Inference: the Predictor shared by the Python API, the CLI and (later) the server."""

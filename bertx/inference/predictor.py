@@ -1,0 +1,92 @@
+"""Predictor: a trained model folder -> labels and probabilities for raw texts, in batches.
+
+Texts are tokenised in one fast-tokenizer call, sorted by length and batched, so padding is near zero;
+results come back in input order. The same object serves `bertx predict`, `bertx evaluate` and the
+Python API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from bertx.data.examples import Example
+from bertx.data.features import Features, tokenize
+from bertx.evaluation.runner import model_outputs
+from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.tasks import TASKS, TaskSpec
+from bertx.training.outputs import read_run_config
+
+PROBLEM_TO_TASK = {
+    "regression": "regression",
+    "multi_label_classification": "multilabel",
+    "single_label_classification": "classification",
+}
+
+
+@dataclass
+class Predictor:
+    model: torch.nn.Module
+    tokenizer: object
+    task: TaskSpec
+    max_length: int
+    run: Optional[dict] = None
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str | None = None, max_length: int | None = None) -> "Predictor":
+        """Load a folder written by `bertx finetune` (or any HF sequence-classification folder)."""
+        from transformers import AutoModelForSequenceClassification
+
+        model_dir = Path(model_dir)
+        check_encoder_folder(str(model_dir))
+        run = read_run_config(model_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        if run and run.get("task") in TASKS:
+            task = TASKS[run["task"]]
+        else:
+            task = TASKS[PROBLEM_TO_TASK.get(model.config.problem_type or "", "classification")]
+        length = max_length or (run or {}).get("data", {}).get("max_length") or 512
+        return cls(model, load_tokenizer(str(model_dir)), task, int(length), run)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Features:
+        examples = [Example(t, p, None, i + 1) for i, (t, p) in enumerate(zip(texts, pairs or [None] * len(texts)))]
+        return tokenize(self.tokenizer, examples, self.max_length)
+
+    def outputs(self, features: Features, batch_size: int = 128) -> np.ndarray:
+        """Raw head outputs (N, num_labels) in input order."""
+        return model_outputs(self.model, features, self.tokenizer.pad_token_id, batch_size)
+
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 128) -> list[dict]:
+        """Predict texts (or text pairs).
+
+        Returns:
+            One dict per input: `label` (classification), `labels` (multi-label) or `score`
+            (regression), and `probs`, the probability of every label.
+        """
+        if len(texts) == 0:
+            return []
+        logits = self.outputs(self.encode(texts, pairs), batch_size)
+        return decode(self.task, logits, self.labels)
+
+
+def decode(task: TaskSpec, logits: np.ndarray, labels: list[str]) -> list[dict]:
+    if task.label_kind == "score":
+        return [{"score": float(row[0])} for row in logits]
+    if task.label_kind == "classes":
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        return [
+            {"labels": [labels[j] for j in np.flatnonzero(row > 0.5)], "probs": dict(zip(labels, map(float, row)))}
+            for row in probs
+        ]
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = shifted / shifted.sum(axis=1, keepdims=True)
+    return [{"label": labels[int(row.argmax())], "probs": dict(zip(labels, map(float, row)))} for row in probs]

@@ -1,0 +1,1 @@
+"""Models: locate and check encoders, attach task heads."""

@@ -1,0 +1,269 @@
+"""Fine-tuning recipe: one encoder + one sequence head, trained on one task. One loop, top to bottom.
+
+    config -> data (read, label space, tokenise) -> model + optimiser -> [resume] ->
+    for each global batch: forward, backward (accumulated), clip, step, log, evaluate, checkpoint
+    -> publish the best model into the output folder -> final metrics
+
+The same code runs on one CPU, one GPU, or many processes under `accelerate launch` / `torchrun`:
+Accelerate wraps the model for data parallelism, and every process takes its slice of each global
+batch, so the optimisation is the same whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from bertx.config import FinetuneConfig
+from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.splits import attach_targets, encode_split
+from bertx.errors import BertxError, DataError
+from bertx.evaluation.metrics import task_metrics
+from bertx.evaluation.runner import model_outputs
+from bertx.models.classifier import build_classifier, word_embeddings
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
+from bertx.tasks import get_task
+from bertx.tasks.labels import build_label_space
+from bertx.training import outputs
+from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.runlog import RunLog
+
+
+@dataclass
+class Progress:
+    """Where the run is: everything besides tensors that a resumed run needs."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # global batches of this epoch already consumed
+    examples_seen: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    last_eval_step: int = -1
+    stopped_early: bool = False
+
+
+def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Fine-tune an encoder on one sequence task and write an HF-compatible model folder.
+
+    Args:
+        config: the validated run config.
+        resume: continue the run in `config.output` from its last checkpoint.
+        overwrite: replace whatever run `config.output` holds.
+        show_progress: draw a progress bar on the main process.
+
+    Returns:
+        Final metrics: the best dev metrics (or the training loss when there is no dev file),
+        plus run figures (steps, wall time, samples/s, truncated examples).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    task = get_task(config.task)
+    tc, dc = config.train, config.data
+    train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
+    if not train_path:
+        raise BertxError("no training file: pass --train FILE or set data.train in the config")
+    model_path = resolve_model_path(config.model.name_or_path)
+    check_encoder_folder(model_path)
+
+    accelerator = Accelerator(mixed_precision="no" if tc.precision == "fp32" else tc.precision)
+    main = accelerator.is_main_process
+    out = Path(config.output)
+    run = config.model_dump(mode="json")
+    run["model"]["name_or_path"] = model_path
+    run["data"]["train"], run["data"]["dev"] = train_path, dev_path
+    if main:
+        outputs.prepare_output(out, run, resume, overwrite)
+    accelerator.wait_for_everyone()
+    set_seed(tc.seed)
+
+    # ---- data: read, build the label space from training labels, tokenise --------------------------
+    tokenizer = load_tokenizer(model_path)
+    train_examples, train_features, columns = encode_split(
+        train_path, task, tokenizer, dc.max_length, None,
+        text_column=dc.text_column, text_pair_column=dc.text_pair_column, label_column=dc.label_column,
+        label_separator=dc.label_separator, limit=dc.max_train_examples,
+    )
+    labels = build_label_space(task, [ex.label for ex in train_examples])
+    if task.label_kind == "class" and len(labels) < 2:
+        raise DataError(train_path, None, f"needs at least two classes to learn, found {labels}")
+    label2id = {name: i for i, name in enumerate(labels)}
+    attach_targets(train_features, train_examples, task, label2id, train_path)
+    dev_features = None
+    if dev_path:
+        _, dev_features, _ = encode_split(
+            dev_path, task, tokenizer, dc.max_length, label2id, columns=columns,
+            label_separator=dc.label_separator, limit=dc.max_dev_examples,
+        )
+    run["data"]["text_column"], run["data"]["text_pair_column"] = columns.text, columns.text_pair
+    if main:
+        outputs.write_run_config(out, run)
+    log = RunLog(out / "log.jsonl", enabled=main)
+
+    # ---- model, optimiser, schedule ------------------------------------------------------------
+    model = build_classifier(model_path, task, labels, dropout=config.model.dropout)
+    if config.model.freeze_word_embeddings:
+        word_embeddings(model).requires_grad_(False)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if tc.batch_size < world * tc.grad_accum:
+        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
+    steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
+    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr)
+    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    label_dtype = torch.long if task.label_kind == "class" else torch.float
+    metric_name = tc.metric_for_best or task.main_metric
+
+    # ---- resume ------------------------------------------------------------------------------
+    progress = Progress()
+    checkpoints = out / "checkpoints"
+    if resume:
+        folder = latest_checkpoint(checkpoints)
+        if folder is None:
+            raise BertxError(f"{checkpoints}: no complete checkpoint to resume from")
+        payload, rng = load_checkpoint(folder, rank)
+        try:
+            accelerator.unwrap_model(model).load_state_dict(payload["model"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise BertxError(f"{folder}: checkpoint is from another model ({first})") from None
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        progress = Progress(**payload["progress"])
+        set_rng_state(rng)
+        log.truncate_after(progress.step)
+        log.write(event="resume", step=progress.step, checkpoint=folder.name)
+    else:
+        log.write(
+            event="start", step=0, train_examples=len(train_features.lengths),
+            dev_examples=len(dev_features.lengths) if dev_features else 0, total_steps=total_steps,
+            truncated_train=train_features.truncated, truncated_dev=dev_features.truncated if dev_features else 0,
+            labels=labels, processes=world, model=model_path,
+        )
+    if main and (train_features.truncated or (dev_features and dev_features.truncated)):
+        tqdm.write(
+            f"note: {train_features.truncated} training and {dev_features.truncated if dev_features else 0} dev "
+            f"examples are longer than max_length={dc.max_length} tokens and were truncated"
+        )
+
+    def evaluate_dev() -> dict[str, float]:
+        logits = model_outputs(accelerator.unwrap_model(model), dev_features, tokenizer.pad_token_id, device=accelerator.device)
+        return task_metrics(task.label_kind, logits, _targets(dev_features))
+
+    def after_eval(metrics: dict[str, float]) -> None:
+        if metric_name not in metrics:
+            raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
+        value = metrics[metric_name]
+        progress.last_eval_step = progress.step
+        improved = progress.best_metric is None or value > progress.best_metric
+        if improved:
+            progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
+            if main:
+                outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
+        else:
+            progress.evals_since_best += 1
+        log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        if tc.early_stopping_patience and progress.evals_since_best >= tc.early_stopping_patience:
+            progress.stopped_early = True
+
+    def checkpoint() -> None:
+        payload = {
+            "model": accelerator.unwrap_model(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "progress": asdict(progress),
+        }
+        save_checkpoint(checkpoints, progress.step, accelerator, payload)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    started, start_examples = time.perf_counter(), progress.examples_seen
+    model.train()
+    while progress.step < total_steps and not progress.stopped_early:
+        batches = bucketed_batches(train_features.lengths, tc.batch_size, tc.seed, progress.epoch, tc.bucket_size)
+        while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
+            local = shard(batches[progress.batch_in_epoch], rank, world)
+            parts = list(micro_batches(local, tc.grad_accum))
+            step_loss = 0.0
+            for k, indices in enumerate(parts):
+                batch = {key: t.to(accelerator.device) for key, t in collate(train_features, indices, tokenizer.pad_token_id, label_dtype).items()}
+                # Only the last micro-batch synchronises gradients across processes.
+                sync = k == len(parts) - 1
+                with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
+                    # Weight each micro-batch by its share, so the step's loss is the mean over the slice.
+                    loss = model(**batch).loss * (len(indices) / len(local))
+                accelerator.backward(loss)
+                step_loss += loss.item()
+            if tc.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            progress.examples_seen += len(batches[progress.batch_in_epoch - 1])
+
+            rate = (progress.examples_seen - start_examples) / max(1e-9, time.perf_counter() - started)
+            lr = scheduler.get_last_lr()[0]
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
+            if progress.step % tc.logging_steps == 0:
+                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate)
+            if dev_features and tc.eval_steps and progress.step % tc.eval_steps == 0:
+                after_eval(evaluate_dev())
+            if tc.save_steps and progress.step % tc.save_steps == 0:
+                checkpoint()
+        if progress.batch_in_epoch >= len(batches):  # a whole epoch is done
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+            if dev_features and progress.last_eval_step != progress.step:
+                after_eval(evaluate_dev())
+    if dev_features and progress.last_eval_step != progress.step and not progress.stopped_early:
+        after_eval(evaluate_dev())  # a run that ended mid-epoch (max_steps, fractional epochs)
+    bar.close()
+    wall = time.perf_counter() - started
+
+    # ---- publish -----------------------------------------------------------------------------
+    if main:
+        if not dev_features:
+            outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
+        outputs.publish(out / "best", out)
+    accelerator.wait_for_everyone()
+    final = _best_metrics(out / "log.jsonl", progress.best_step) if main and dev_features else {}
+    final.update(
+        steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name,
+        stopped_early=progress.stopped_early, train_examples=len(train_features.lengths),
+        truncated_train=train_features.truncated, wall_s=round(wall, 2),
+        train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
+    )
+    if main:
+        outputs.write_metrics(out, final)
+        log.write(event="end", **final)
+    return final
+
+
+def _targets(features):
+    import numpy as np
+
+    return np.asarray(features.labels)
+
+
+def _best_metrics(log_path: Path, best_step: int | None) -> dict:
+    import json
+
+    best: dict = {}
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("event") == "eval" and record.get("step") == best_step:
+            best = {k: v for k, v in record.items() if k not in ("event", "step", "epoch", "best", "time")}
+    return best

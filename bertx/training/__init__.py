@@ -1,0 +1,1 @@
+"""Reusable training pieces (no loops): optimiser groups, schedules, checkpoints, run logs."""
