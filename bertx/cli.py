@@ -102,11 +102,7 @@ def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
     from bertx.inference.predictor import Predictor
 
     predictor = Predictor.load(model_dir)
-    saved = (predictor.run or {}).get("data", {})
-    examples, _ = read_examples(
-        dev_path, predictor.task, saved.get("text_column"), saved.get("text_pair_column"),
-        saved.get("label_column", "label"), saved.get("label_separator", ","), limit=n,
-    )
+    examples, _ = read_examples(dev_path, predictor.task, **predictor.reading_options(), limit=n)
     pairs = [ex.text_pair for ex in examples] if examples and examples[0].text_pair is not None else None
     typer.echo("example predictions:")
     for ex, pred in zip(examples, predictor.predict([ex.text for ex in examples], pairs)):

@@ -20,13 +20,11 @@ def evaluate(model_dir: str | Path, data: str, batch_size: int = 128, text_colum
     conventional names.
     """
     predictor = Predictor.load(model_dir)
-    saved = (predictor.run or {}).get("data", {})
+    options = predictor.reading_options()
+    options.update({k: v for k, v in [("text_column", text_column), ("text_pair_column", text_pair_column),
+                                      ("label_column", label_column)] if v})
     _, features, _ = encode_split(
-        data, predictor.task, predictor.tokenizer, predictor.max_length, predictor.model.config.label2id,
-        text_column=text_column or saved.get("text_column"),
-        text_pair_column=text_pair_column or saved.get("text_pair_column"),
-        label_column=label_column or saved.get("label_column", "label"),
-        label_separator=saved.get("label_separator", ","),
+        data, predictor.task, predictor.tokenizer, predictor.max_length, predictor.model.config.label2id, **options
     )
     logits = predictor.outputs(features, batch_size)
     metrics = task_metrics(predictor.task.label_kind, logits, np.asarray(features.labels))

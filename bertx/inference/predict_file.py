@@ -23,11 +23,8 @@ def read_texts(path: str, predictor: Predictor) -> tuple[list[str], Optional[lis
                 raise DataError(path, number, "empty text")
             texts.append(line)
         return texts, None
-    saved = (predictor.run or {}).get("data", {})
-    examples, columns = read_examples(
-        path, predictor.task, saved.get("text_column"), saved.get("text_pair_column"),
-        label_column=None, require_label=False,
-    )
+    options = {**predictor.reading_options(), "label_column": None}
+    examples, columns = read_examples(path, predictor.task, **options, require_label=False)
     pairs = [ex.text_pair for ex in examples] if columns.text_pair else None
     return [ex.text for ex in examples], pairs
 

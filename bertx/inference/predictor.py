@@ -53,6 +53,17 @@ class Predictor:
         length = max_length or (run or {}).get("data", {}).get("max_length") or 512
         return cls(model, load_tokenizer(str(model_dir)), task, int(length), run)
 
+    def reading_options(self) -> dict:
+        """How the training files were read (columns found, label separator), to read others alike."""
+        run = self.run or {}
+        found, data = run.get("columns") or {}, run.get("data") or {}
+        return {
+            "text_column": found.get("text") or data.get("text_column"),
+            "text_pair_column": found.get("text_pair") or data.get("text_pair_column"),
+            "label_column": found.get("label") or data.get("label_column") or "label",
+            "label_separator": data.get("label_separator", ","),
+        }
+
     @property
     def labels(self) -> list[str]:
         return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]

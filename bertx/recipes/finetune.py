@@ -104,7 +104,9 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             dev_path, task, tokenizer, dc.max_length, label2id, columns=columns,
             label_separator=dc.label_separator, limit=dc.max_dev_examples,
         )
-    run["data"]["text_column"], run["data"]["text_pair_column"] = columns.text, columns.text_pair
+    # What was found in the files, for `evaluate` and `predict` to read the same way.
+    run["columns"] = {"text": columns.text, "text_pair": columns.text_pair, "label": columns.label}
+    run["labels"] = labels
     if main:
         outputs.write_run_config(out, run)
     log = RunLog(out / "log.jsonl", enabled=main)

@@ -23,6 +23,8 @@ from bertx.errors import BertxError
 RUN_FILE = "bertx_run.yaml"
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps"}
+# Keys the run adds after reading its data (found columns, label names): not settings.
+DERIVED = {"columns", "labels"}
 
 
 def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> None:
@@ -56,7 +58,7 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> None:
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     found = []
-    for key in sorted(set(old) | set(new)):
+    for key in sorted((set(old) | set(new)) - (DERIVED if not prefix else set())):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             found.extend(_differences(a, b, f"{prefix}{key}."))
