@@ -7,6 +7,7 @@ no traceback is shown for the user's mistakes.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import wraps
 from pathlib import Path
@@ -82,6 +83,8 @@ def finetune(
     overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
     cfg = load_config(config, overrides)
     metrics = run_finetune(cfg, resume=resume, overwrite=overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun / accelerate launch only the main process reports
     _print_metrics(metrics, cfg.output)
     dev_path = cfg.data.resolve(cfg.data.dev)
     if show_examples and dev_path:

@@ -75,7 +75,11 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     model_path = resolve_model_path(config.model.name_or_path)
     check_encoder_folder(model_path)
 
-    accelerator = Accelerator(mixed_precision="no" if tc.precision == "fp32" else tc.precision)
+    # cpu=True without a GPU: under torchrun / accelerate launch that makes Accelerate start a gloo
+    # process group on the CPU instead of running N unrelated single-process jobs.
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision="no" if tc.precision == "fp32" else tc.precision
+    )
     main = accelerator.is_main_process
     out = Path(config.output)
     run = config.model_dump(mode="json")

@@ -1,0 +1,102 @@
+"""The CLI end to end on the tiny model: finetune, evaluate --json, predict; bad input gives one line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bertx.cli import app
+from tests.conftest import write_toy_classification
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    train = write_toy_classification(root / "train.tsv", 240, seed=1)
+    dev = write_toy_classification(root / "dev.tsv", 80, seed=2)
+    config = root / "toy.yaml"
+    config.write_text(yaml.safe_dump({"task": "classification", "data": {"train": str(train), "dev": str(dev)},
+                                      "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+                                      "train": {"epochs": 1, "lr": 1e-3}}))
+    out = root / "run"
+    # YAML config + dotted overrides + options, the way the README shows it
+    result = invoke("finetune", config, "train.lr=3e-3", "train.epochs=3", "train.seed=7", "--batch-size", 16,
+                    "--output", out, "--show-examples", 3)
+    assert result.exit_code == 0, result.output
+    assert "dev: accuracy=" in result.output and "example predictions:" in result.output
+    return root, out, dev
+
+
+def test_finetune_resolves_config_overrides_and_options(trained):
+    _, out, _ = trained
+    run = yaml.safe_load((out / "bertx_run.yaml").read_text())
+    assert run["train"]["lr"] == 3e-3 and run["train"]["epochs"] == 3 and run["train"]["batch_size"] == 16
+    assert run["columns"]["text"] == "sentence"
+
+
+def test_evaluate_json_last_line(trained):
+    _, out, dev = trained
+    result = invoke("evaluate", out, "--data", dev, "--json")
+    assert result.exit_code == 0
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "mcc", "f1"} <= set(metrics) and metrics["accuracy"] > 0.9
+
+
+def test_predict_writes_jsonl(trained, tmp_path):
+    _, out, dev = trained
+    target = tmp_path / "pred.jsonl"
+    result = invoke("predict", out, "--input", dev, "--output", target)
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(rows) == 80 and set(rows[0]) == {"text", "label", "probs"}
+    assert set(rows[0]["probs"]) == {"neg", "pos"}
+    texts = tmp_path / "texts.txt"
+    texts.write_text("great superb film\nawful dull plot\n")
+    result = invoke("predict", out, "--input", texts)
+    rows = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [r["label"] for r in rows] == ["pos", "neg"]
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"sentence\tlabel\ngood film\tpos\nbad\tneg\textra\n", "bad.tsv:3: row has 3 columns"),
+        (b"sentence\tlabel\ngood film\tpos\n\t neg\n", "bad.tsv:3: empty text"),
+        (b"sentence\tlabel\ngood \xff film\tpos\n", "bad.tsv:2: not valid UTF-8"),
+        (b"", "bad.tsv: file is empty"),
+        (b"sentence\tstars\ngood\tpos\n", "bad.tsv:1: no label column 'label'"),
+    ],
+)
+def test_bad_training_file_is_one_line(tiny_bert, tmp_path, content, expected):
+    bad = tmp_path / "bad.tsv"
+    bad.write_bytes(content)
+    result = invoke("finetune", "--train", bad, "--model", tiny_bert, "--output", tmp_path / "o")
+    assert result.exit_code == 2
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_unknown_config_key_and_bad_override(tmp_path):
+    result = invoke("finetune", "train.learning_rate=1e-4", "--output", tmp_path / "o")
+    assert result.exit_code == 2 and "train.learning_rate: Extra inputs are not permitted" in result.output
+    result = invoke("finetune", "--task", "ner-ish", "--output", tmp_path / "o")
+    assert result.exit_code == 2 and "unknown task 'ner-ish'" in result.output
+
+
+def test_errors_have_no_traceback_in_a_real_process(tmp_path):
+    """The installed entry point, not just the test runner, prints one line and exits 2."""
+    proc = subprocess.run([sys.executable, "-m", "bertx.cli", "evaluate", str(tmp_path / "nope"), "--data", "x.tsv"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: model folder not found "
+                                                "(models are never downloaded; pass a local folder)"]

@@ -1,0 +1,38 @@
+"""Configs: every shipped YAML validates; overrides and unknown keys behave."""
+
+from pathlib import Path
+
+import pytest
+
+from bertx.config import load_config
+from bertx.errors import BertxError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path, ["data.data_dir=/data"])
+    assert config.data.resolve(config.data.train).startswith("/data/")
+    assert config.data.resolve(config.data.dev).startswith("/data/")
+    metric = config.train.metric_for_best
+    assert metric in {"accuracy", "f1", "mcc", "pearson", "spearman", "macro_f1"}
+
+
+def test_shipped_configs_cover_the_glue_set():
+    assert {p.stem for p in CONFIGS} >= {"sst2", "mrpc", "rte", "stsb", "cola"}
+
+
+def test_overrides_are_typed_and_validated(tmp_path):
+    config = load_config(None, ["train.lr=5e-5", "train.epochs=2", "model.freeze_word_embeddings=false"])
+    assert config.train.lr == 5e-5 and config.train.epochs == 2.0 and not config.model.freeze_word_embeddings
+    with pytest.raises(BertxError, match="train.lr: Input should be greater than 0"):
+        load_config(None, ["train.lr=-1"])
+    with pytest.raises(BertxError, match="not of the form key=value"):
+        load_config(None, ["train.lr"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: [unclosed\n")
+    with pytest.raises(BertxError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    with pytest.raises(BertxError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
