@@ -72,6 +72,10 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision (bf16/fp16 on GPU).")
     bucket_size: int = Field(64, ge=1, description="Batches per length bucket: sorts this many batches by length.")
     max_steps: Optional[int] = Field(None, ge=1, description="Stop after N optimizer steps (overrides epochs).")
+    head_init: Literal["probe", "random"] = Field(
+        "probe", description="probe: fit the new head on frozen features first (LP-FT); random: HF's init."
+    )
+    probe_examples: int = Field(2000, ge=2, description="Training examples the probe head is fitted on.")
 
 
 class FinetuneConfig(_Strict):

@@ -31,6 +31,7 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.tasks import get_task
 from bertx.tasks.labels import build_label_space
 from bertx.training import outputs
+from bertx.training.head_init import probe_init_head
 from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
@@ -119,6 +120,10 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     model = build_classifier(model_path, task, labels, dropout=config.model.dropout)
     if config.model.freeze_word_embeddings:
         word_embeddings(model).requires_grad_(False)
+    head_report = {"head_init": "random"}
+    if tc.head_init == "probe" and not resume:  # a resumed run loads its head from the checkpoint
+        head_report = probe_init_head(model, train_features, task.label_kind, tokenizer.pad_token_id,
+                                      tc.probe_examples, tc.seed)
     world, rank = accelerator.num_processes, accelerator.process_index
     if tc.batch_size < world * tc.grad_accum:
         raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
@@ -154,7 +159,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             event="start", step=0, train_examples=len(train_features.lengths),
             dev_examples=len(dev_features.lengths) if dev_features else 0, total_steps=total_steps,
             truncated_train=train_features.truncated, truncated_dev=dev_features.truncated if dev_features else 0,
-            labels=labels, processes=world, model=model_path,
+            labels=labels, processes=world, model=model_path, **head_report,
         )
     if main and (train_features.truncated or (dev_features and dev_features.truncated)):
         tqdm.write(

@@ -1,0 +1,98 @@
+"""Prediction speed: `bertx predict` vs `transformers.pipeline` on the SST-2 dev sentences.
+
+One fine-tuned model folder is made first (a short bertx fine-tune, or --model-dir), then each set-up
+predicts all dev sentences in the same process, timed end to end from raw texts to labels:
+  bertx            Predictor.predict (one tokenizer call, length-sorted batches of 128)
+  bertx_cli        `bertx predict` as a subprocess, file in, JSONL out (includes start-up)
+  pipeline_bs1     pipeline("text-classification", batch_size=1)
+  pipeline_bs32    pipeline("text-classification", batch_size=32)
+
+Usage: python benchmarks/predict_speed.py [--quick] [--model-dir DIR] [--data-dir DIR]
+The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+
+def make_model(data_dir: str) -> str:
+    import bertx
+
+    out = tempfile.mkdtemp() + "/sst2"
+    bertx.finetune({"task": "classification", "output": out,
+                    "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 2000},
+                    "train": {"epochs": 1, "save_steps": None}}, show_progress=False)
+    return out
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="One timing per set-up instead of best of 3.")
+    parser.add_argument("--model-dir", default=None, help="A fine-tuned folder (default: make one).")
+    parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    args = parser.parse_args()
+    dev = Path(args.data_dir) / "sst2/dev.tsv"
+    if not dev.is_file():
+        raise SystemExit(f"SST-2 dev not found at {dev} (pass --data-dir)")
+    repeats = 1 if args.quick else 3
+    model_dir = args.model_dir or make_model(args.data_dir)
+    texts = [line.split("\t")[0] for line in dev.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+
+    from transformers import pipeline
+
+    from bertx.inference.predictor import Predictor
+
+    predictor = Predictor.load(model_dir)
+    predictor.predict(texts[:64])  # warm-up: first-call allocations
+    results: dict = {}
+    wall, ours = timed(lambda: predictor.predict(texts), repeats)
+    results["bertx"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1)}
+
+    inputs = Path(tempfile.mkdtemp()) / "dev.tsv"
+    inputs.write_text(dev.read_text(encoding="utf-8"), encoding="utf-8")
+    cmd = [sys.executable, "-m", "bertx.cli", "predict", model_dir, "--input", str(inputs), "--output", str(inputs) + ".jsonl"]
+    wall, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True), 1)
+    results["bertx_cli"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1),
+                            "note": "whole command: Python start-up, model load, read, predict, write"}
+
+    classifier = pipeline("text-classification", model=model_dir, device=-1)
+    classifier(texts[:64], batch_size=32)
+    for name, batch in (("pipeline_bs1", 1), ("pipeline_bs32", 32)):
+        wall, theirs = timed(lambda: classifier(texts, batch_size=batch), repeats)
+        results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1)}
+    agree = sum(o["label"] == t["label"] for o, t in zip(ours, theirs)) / len(texts)
+
+    result = {
+        "benchmark": "predict_speed", "sentences": len(texts), "quick": args.quick, **results,
+        "speedup_vs_pipeline_bs1": round(results["bertx"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
+        "speedup_vs_pipeline_bs32": round(results["bertx"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
+        "label_agreement_with_pipeline": round(agree, 4),
+        "machine": machine(),
+    }
+    save("predict_speed_quick" if args.quick else "predict_speed", result)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
