@@ -60,6 +60,7 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
     lr: float = Field(1e-4, gt=0, description="Peak learning rate (small encoders like MiniLM want ~1e-4).")
     head_lr: Optional[float] = Field(None, gt=0, description="Learning rate of the new head; default: lr.")
+    layer_decay: float = Field(1.0, gt=0, le=1, description="Layer-wise lr decay: each layer below the top gets this factor.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with linear warm-up.")
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Gradient clipping norm; null disables it.")

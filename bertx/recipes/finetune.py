@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -31,8 +32,8 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.tasks import get_task
 from bertx.tasks.labels import build_label_space
 from bertx.training import outputs
-from bertx.training.head_init import probe_init_head
 from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from bertx.training.head_init import probe_init_head
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
 
@@ -47,6 +48,7 @@ class Progress:
     examples_seen: int = 0
     best_metric: float | None = None
     best_step: int | None = None
+    best_metrics: dict = field(default_factory=dict)
     evals_since_best: int = 0
     last_eval_step: int = -1
     stopped_early: bool = False
@@ -62,8 +64,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         show_progress: draw a progress bar on the main process.
 
     Returns:
-        Final metrics: the best dev metrics (or the training loss when there is no dev file),
-        plus run figures (steps, wall time, samples/s, truncated examples).
+        Final metrics: the dev metrics of the best evaluation (none without a dev file), plus run
+        figures (steps, best step, wall time, samples/s, truncated examples).
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -120,6 +122,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     model = build_classifier(model_path, task, labels, dropout=config.model.dropout)
     if config.model.freeze_word_embeddings:
         word_embeddings(model).requires_grad_(False)
+    started = time.perf_counter()  # training time includes fitting the probe head
     head_report = {"head_init": "random"}
     if tc.head_init == "probe" and not resume:  # a resumed run loads its head from the checkpoint
         head_report = probe_init_head(model, train_features, task.label_kind, tokenizer.pad_token_id,
@@ -129,7 +132,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
     steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr)
+    optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay)
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     label_dtype = torch.long if task.label_kind == "class" else torch.float
@@ -169,7 +172,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
 
     def evaluate_dev() -> dict[str, float]:
         logits = model_outputs(accelerator.unwrap_model(model), dev_features, tokenizer.pad_token_id, device=accelerator.device)
-        return task_metrics(task.label_kind, logits, _targets(dev_features))
+        return task_metrics(task.label_kind, logits, np.asarray(dev_features.labels))
 
     def after_eval(metrics: dict[str, float]) -> None:
         if metric_name not in metrics:
@@ -179,6 +182,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         improved = progress.best_metric is None or value > progress.best_metric
         if improved:
             progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
+            progress.best_metrics = dict(metrics)
             if main:
                 outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
         else:
@@ -198,7 +202,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
 
     # ---- the loop ----------------------------------------------------------------------------
     bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
-    started, start_examples = time.perf_counter(), progress.examples_seen
+    start_examples = progress.examples_seen
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
         batches = bucketed_batches(train_features.lengths, tc.batch_size, tc.seed, progress.epoch, tc.bucket_size)
@@ -250,7 +254,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
         outputs.publish(out / "best", out)
     accelerator.wait_for_everyone()
-    final = _best_metrics(out / "log.jsonl", progress.best_step) if main and dev_features else {}
+    final = dict(progress.best_metrics)
     final.update(
         steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name,
         stopped_early=progress.stopped_early, train_examples=len(train_features.lengths),
@@ -262,19 +266,3 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         log.write(event="end", **final)
     return final
 
-
-def _targets(features):
-    import numpy as np
-
-    return np.asarray(features.labels)
-
-
-def _best_metrics(log_path: Path, best_step: int | None) -> dict:
-    import json
-
-    best: dict = {}
-    for line in log_path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("event") == "eval" and record.get("step") == best_step:
-            best = {k: v for k, v in record.items() if k not in ("event", "step", "epoch", "best", "time")}
-    return best

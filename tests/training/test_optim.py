@@ -44,3 +44,18 @@ def test_linear_warmup_then_decay():
         sched.step()
     assert lrs[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
     assert lrs[5:] == pytest.approx([7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+
+
+def test_layer_wise_lr_decay_on_a_bert(tiny_bert):
+    from bertx.models.classifier import build_classifier
+    from bertx.tasks import TASKS
+
+    model = build_classifier(tiny_bert, TASKS["classification"], ["a", "b"])  # 2 layers
+    groups = parameter_groups(model, weight_decay=0.0, lr=1.0, layer_decay=0.5)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["classifier.weight"])] == 1.0
+    assert lr_of[id(named["bert.pooler.dense.weight"])] == 1.0
+    assert lr_of[id(named["bert.encoder.layer.1.output.dense.weight"])] == 1.0
+    assert lr_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.5
+    assert lr_of[id(named["bert.embeddings.position_embeddings.weight"])] == 0.25
