@@ -51,6 +51,9 @@ class ModelConfig(_Strict):
         description="Keep the word-embedding matrix fixed: half of MiniLM's weights, little to gain on "
         "small data, and skipping its optimizer update makes each step much cheaper.",
     )
+    cls_only_last_layer: bool = Field(
+        True, description="Compute the last layer for the [CLS] position only (all the head reads): ~14% less work."
+    )
     dropout: Optional[float] = Field(
         0.0, ge=0.0, lt=1.0,
         description="Encoder dropout (hidden and attention); null keeps the model's own. 0 by default: in short "
@@ -80,7 +83,7 @@ class TrainConfig(_Strict):
     head_init: Literal["probe", "random"] = Field(
         "probe", description="probe: fit the new head on frozen features first (LP-FT); random: HF's init."
     )
-    probe_examples: int = Field(2000, ge=2, description="Training examples the probe head is fitted on.")
+    probe_examples: int = Field(1000, ge=2, description="Training examples the probe head is fitted on.")
 
 
 class FinetuneConfig(_Strict):

@@ -23,7 +23,8 @@ class Row:
     fields: dict[str, Any]
 
 
-def _decode_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
+    """The file's lines, decoded as UTF-8 (a BOM is dropped); errors name the offending line."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -63,7 +64,7 @@ def read_rows(path: str | Path) -> tuple[list[str], list[Row]]:
         The column names (for JSONL: the keys of the first object) and the rows.
     """
     path = Path(path)
-    lines = _decode_lines(path)
+    lines = read_lines(path)
     fmt = file_format(path)
     if fmt == "jsonl":
         return _read_jsonl(path, lines)

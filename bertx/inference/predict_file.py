@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from bertx.data.examples import read_examples
-from bertx.data.readers import _decode_lines
+from bertx.data.readers import read_lines
 from bertx.errors import DataError
 from bertx.inference.predictor import Predictor
 
@@ -18,7 +18,7 @@ def read_texts(path: str, predictor: Predictor) -> tuple[list[str], Optional[lis
     columns the model was trained on, and a label column, if present, is ignored."""
     if Path(path).suffix.lower() == ".txt":
         texts = []
-        for number, line in enumerate(_decode_lines(Path(path)), start=1):
+        for number, line in enumerate(read_lines(Path(path)), start=1):
             if not line.strip():
                 raise DataError(path, number, "empty text")
             texts.append(line)

@@ -17,6 +17,7 @@ import torch
 from bertx.data.examples import Example
 from bertx.data.features import Features, tokenize
 from bertx.evaluation.runner import model_outputs
+from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
 from bertx.tasks import TASKS, TaskSpec
 from bertx.training.outputs import read_run_config
@@ -46,6 +47,7 @@ class Predictor:
         run = read_run_config(model_dir)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        enable_cls_only_last_layer(model)  # the head reads [CLS] only: skip the rest of the last layer
         if run and run.get("task") in TASKS:
             task = TASKS[run["task"]]
         else:

@@ -28,6 +28,7 @@ from bertx.errors import BertxError, DataError
 from bertx.evaluation.metrics import task_metrics
 from bertx.evaluation.runner import model_outputs
 from bertx.models.classifier import build_classifier, word_embeddings
+from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
 from bertx.tasks import get_task
 from bertx.tasks.labels import build_label_space
@@ -122,6 +123,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     model = build_classifier(model_path, task, labels, dropout=config.model.dropout)
     if config.model.freeze_word_embeddings:
         word_embeddings(model).requires_grad_(False)
+    if config.model.cls_only_last_layer:
+        enable_cls_only_last_layer(model)
     started = time.perf_counter()  # training time includes fitting the probe head
     head_report = {"head_init": "random"}
     if tc.head_init == "probe" and not resume:  # a resumed run loads its head from the checkpoint
