@@ -5,6 +5,7 @@ Set-ups, each in its own process (so peak RSS is its own):
   trainer_dynamic   Trainer with dynamic padding and length-grouped sampling
   bertx             `bertx.finetune` with the same hyper-parameters (lr 2e-5, batch 32, no warm-up/decay)
   bertx_default     `bertx.finetune` with bertx's own default recipe (reports accuracy only)
+  bertx_bf16        `bertx` with bf16 autocast (train.precision=bf16): reported beside, not in the fp32 ratios
 
 Usage: python benchmarks/finetune_speed.py [--quick] [--train-examples N] [--data-dir DIR] [--model DIR]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
@@ -76,7 +77,7 @@ def trainer_worker(args, dynamic: bool) -> dict:
     return _figures(len(texts), real_tokens, wall, accuracy, nonembedding_params(model))
 
 
-def bertx_worker(args, same_hparams: bool) -> dict:
+def bertx_worker(args, same_hparams: bool, precision: str = "fp32") -> dict:
     import bertx
     from bertx.data.features import tokenize  # noqa: F401  (keeps import cost inside the timed child)
 
@@ -85,7 +86,7 @@ def bertx_worker(args, same_hparams: bool) -> dict:
         "task": "classification", "output": out,
         "data": {"train": str(Path(args.data_dir) / "sst2/train.tsv"), "max_train_examples": args.train_examples,
                  "max_length": SAME["max_length"], "data_dir": args.data_dir},
-        "train": {"epochs": SAME["epochs"], "seed": SAME["seed"], "save_steps": None},
+        "train": {"epochs": SAME["epochs"], "seed": SAME["seed"], "save_steps": None, "precision": precision},
     }
     if args.model:
         config["model"] = {"name_or_path": args.model}
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--model", default=None, help="Local HF folder (default: packaged MiniLM).")
-    parser.add_argument("--worker", choices=["bertx", "bertx_default", "trainer_run_glue", "trainer_dynamic"])
+    parser.add_argument("--worker", choices=["bertx", "bertx_default", "bertx_bf16", "trainer_run_glue", "trainer_dynamic"])
     args = parser.parse_args()
     args.train_examples = args.train_examples or (1000 if args.quick else 8000)
     if args.model is None and args.worker and args.worker.startswith("trainer"):
@@ -131,6 +132,7 @@ def main() -> None:
         fn = {
             "bertx": lambda: bertx_worker(args, True),
             "bertx_default": lambda: bertx_worker(args, False),
+            "bertx_bf16": lambda: bertx_worker(args, True, "bf16"),
             "trainer_run_glue": lambda: trainer_worker(args, False),
             "trainer_dynamic": lambda: trainer_worker(args, True),
         }[args.worker]
@@ -142,16 +144,18 @@ def main() -> None:
     common = ["--train-examples", str(args.train_examples), "--data-dir", args.data_dir]
     if args.model:
         common += ["--model", args.model]
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops()  # fp32, the denominator of bertx's MFU
     result: dict = {"benchmark": "finetune_speed", "train_examples": args.train_examples, "hyperparameters": SAME,
                     "quick": args.quick}
-    for name in ("bertx", "trainer_dynamic", "bertx_default", "trainer_run_glue"):
+    for name in ("bertx", "trainer_dynamic", "bertx_default", "bertx_bf16", "trainer_run_glue"):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result[name] = run_child(__file__, ["--worker", name, *common])
         print(f"  {name}: {result[name]}", file=sys.stderr, flush=True)
     ours = result["bertx"]["samples_per_s"]
     result["speedup_vs_trainer_dynamic"] = round(ours / result["trainer_dynamic"]["samples_per_s"], 2)
     result["speedup_vs_run_glue"] = round(ours / result["trainer_run_glue"]["samples_per_s"], 2)
+    result["speedup_bf16_vs_trainer_dynamic"] = round(
+        result["bertx_bf16"]["samples_per_s"] / result["trainer_dynamic"]["samples_per_s"], 2)
     result["matmul_peak_gflops"] = round(peak, 1)
     result["mfu"] = round(result["bertx"]["train_gflops_per_s"] / peak, 3)
     result["accuracy_gap_vs_trainer_dynamic_pts"] = round(

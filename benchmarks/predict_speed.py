@@ -3,6 +3,7 @@
 One fine-tuned model folder is made first (a short bertx fine-tune, or --model-dir), then each set-up
 predicts all dev sentences in the same process, timed end to end from raw texts to labels:
   bertx            Predictor.predict (one tokenizer call, length-sorted batches of 128)
+  bertx_bf16       the same with bf16 matrix products (`--bf16`; AVX512-BF16 / AMX CPUs, GPUs)
   bertx_cli        `bertx predict` as a subprocess, file in, JSONL out (includes start-up)
   pipeline_bs1     pipeline("text-classification", batch_size=1)
   pipeline_bs32    pipeline("text-classification", batch_size=32)
@@ -68,6 +69,11 @@ def main() -> None:
     results: dict = {}
     wall, ours = timed(lambda: predictor.predict(texts), repeats)
     results["bertx"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1)}
+    fast = Predictor.load(model_dir, bf16=True)
+    fast.predict(texts[:64])
+    wall, ours_bf16 = timed(lambda: fast.predict(texts), repeats)
+    results["bertx_bf16"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1),
+                             "label_agreement_with_fp32": sum(a["label"] == b["label"] for a, b in zip(ours, ours_bf16)) / len(texts)}
 
     inputs = Path(tempfile.mkdtemp()) / "dev.tsv"
     inputs.write_text(dev.read_text(encoding="utf-8"), encoding="utf-8")
@@ -87,6 +93,8 @@ def main() -> None:
         "benchmark": "predict_speed", "sentences": len(texts), "quick": args.quick, **results,
         "speedup_vs_pipeline_bs1": round(results["bertx"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
         "speedup_vs_pipeline_bs32": round(results["bertx"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
+        "speedup_bf16_vs_pipeline_bs1": round(results["bertx_bf16"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
+        "speedup_bf16_vs_pipeline_bs32": round(results["bertx_bf16"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
         "label_agreement_with_pipeline": round(agree, 4),
         "machine": machine(),
     }

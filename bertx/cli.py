@@ -141,11 +141,12 @@ def predict(
     input: str = typer.Option(..., "--input", help="TSV/CSV/JSONL with text column(s), or .txt with one text per line."),
     output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
     batch_size: int = typer.Option(128, help="Examples per forward pass."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
 ):
     """Write one JSON line per input: its text(s), the predicted label and every label's probability."""
     from bertx.inference.predict_file import predict_file
 
-    count = predict_file(model_dir, input, output, batch_size)
+    count = predict_file(model_dir, input, output, batch_size, bf16=bf16)
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
 

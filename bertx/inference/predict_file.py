@@ -29,13 +29,14 @@ def read_texts(path: str, predictor: Predictor) -> tuple[list[str], Optional[lis
     return [ex.text for ex in examples], pairs
 
 
-def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128) -> int:
+def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128,
+                 bf16: bool = False) -> int:
     """Predict every text of `input_path` and write JSONL to `output_path` (stdout if None).
 
     Returns:
         The number of predictions written.
     """
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.load(model_dir, bf16=bf16)
     texts, pairs = read_texts(input_path, predictor)
     results = predictor.predict(texts, pairs, batch_size=batch_size)
     handle = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout

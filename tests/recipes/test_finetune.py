@@ -36,6 +36,9 @@ def test_learns_and_saves_hf_folder(tiny_bert, toy_data, tmp_path):
     assert [p["label"] for p in preds] == ["pos", "neg"]
     assert all(abs(sum(p["probs"].values()) - 1) < 1e-5 for p in preds)
     assert bertx.evaluate(out, dev)["accuracy"] == pytest.approx(metrics["accuracy"])
+    fast = bertx.Predictor.load(out, bf16=True).predict(["happy bright story", "cold dark plot"])
+    assert [p["label"] for p in fast] == ["pos", "neg"]
+    assert fast[0]["probs"]["pos"] == pytest.approx(preds[0]["probs"]["pos"], abs=0.05)
 
 
 def test_same_seed_same_result(tiny_bert, toy_data, tmp_path):
