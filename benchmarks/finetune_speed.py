@@ -79,7 +79,6 @@ def trainer_worker(args, dynamic: bool) -> dict:
 
 def bertx_worker(args, same_hparams: bool, precision: str = "fp32") -> dict:
     import bertx
-    from bertx.data.features import tokenize  # noqa: F401  (keeps import cost inside the timed child)
 
     out = tempfile.mkdtemp()
     config = {

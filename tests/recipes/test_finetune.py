@@ -1,7 +1,6 @@
 """The fine-tuning recipe on a tiny random BERT: it learns, saves an HF folder, repeats exactly."""
 
 import json
-from pathlib import Path
 
 import pytest
 
