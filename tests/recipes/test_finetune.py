@@ -112,3 +112,13 @@ def test_model_folder_must_be_a_bert_encoder(toy_data, tmp_path):
         bertx.finetune(tiny_config(str(folder), train, dev, str(tmp_path / "g")), show_progress=False)
     with pytest.raises(BertxError, match="model folder not found"):
         bertx.finetune(tiny_config(str(tmp_path / "missing"), train, dev, str(tmp_path / "g")), show_progress=False)
+
+
+def test_long_texts_are_truncated_and_counted(tiny_bert, toy_data, tmp_path):
+    train, dev = toy_data
+    cfg = tiny_config(tiny_bert, train, dev, str(tmp_path / "t"), epochs=1)
+    cfg["data"]["max_length"] = 8  # [CLS] + 6 words + [SEP]: the longer toy sentences do not fit
+    metrics = bertx.finetune(cfg, show_progress=False)
+    start = json.loads((tmp_path / "t/log.jsonl").read_text().splitlines()[0])
+    assert start["truncated_train"] == metrics["truncated_train"] > 0
+    assert start["truncated_dev"] > 0

@@ -14,7 +14,7 @@ import pytest
 import bertx
 from bertx.errors import BertxError
 from bertx.training.checkpoint import latest_checkpoint
-from tests.conftest import tiny_config
+from tests.conftest import make_tiny_bert, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,3 +87,7 @@ def test_resume_refuses_other_settings_or_nothing(resumable, tmp_path):
     changed = {**config, "train": {**config["train"], "lr": 1e-3}}
     with pytest.raises(BertxError, match=r"other settings than the saved run: train.lr"):
         bertx.finetune(changed, resume=True, show_progress=False)
+    other = make_tiny_bert(tmp_path / "other-bert")  # a checkpoint from another model is refused too
+    with pytest.raises(BertxError, match=r"other settings than the saved run: model.name_or_path"):
+        bertx.finetune({**config, "model": {**config["model"], "name_or_path": str(other)}}, resume=True,
+                       show_progress=False)
