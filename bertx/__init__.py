@@ -6,6 +6,8 @@ Python API (mirrors the CLI):
     metrics = finetune(FinetuneConfig(task="classification", output="runs/sst2",
                                       data={"train": "train.tsv", "dev": "dev.tsv"}))
     Predictor.load("runs/sst2").predict(["a gripping, funny film"])
+    EntityPredictor.load("runs/conll2003").predict(["Angela Merkel visited Paris."])
+    AnswerPredictor.load("runs/squad").predict(["Who wrote it?"], ["It was written by Ann Lee in 1990."])
 """
 
 import os as _os
@@ -33,13 +35,21 @@ def evaluate(model_dir, data, **kwargs) -> dict:
     return _evaluate(model_dir, data, **kwargs)
 
 
-def __getattr__(name):
-    if name == "Predictor":  # import torch/transformers only when prediction is used
-        from bertx.inference.predictor import Predictor
+_LAZY = {  # import torch/transformers only when prediction is used
+    "Predictor": "bertx.inference.predictor",
+    "EntityPredictor": "bertx.inference.entities",
+    "AnswerPredictor": "bertx.inference.answers",
+}
 
-        return Predictor
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 
-__all__ = ["FinetuneConfig", "load_config", "finetune", "evaluate", "Predictor", "BertxError", "DataError"]
+__all__ = ["FinetuneConfig", "load_config", "finetune", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
+           "BertxError", "DataError"]
 __version__ = "0.1.0"

@@ -42,7 +42,7 @@ def _friendly(fn):
 def finetune(
     config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=5e-5."),
-    task: Optional[str] = typer.Option(None, help="classification, pair-classification, regression, multilabel."),
+    task: Optional[str] = typer.Option(None, help="classification, pair-classification, regression, multilabel, ner, qa."),
     train: Optional[str] = typer.Option(None, help="Training file (TSV/CSV with header, or JSONL)."),
     dev: Optional[str] = typer.Option(None, help="Dev file, evaluated during training."),
     model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
@@ -60,6 +60,9 @@ def finetune(
     text_pair_column: Optional[str] = typer.Option(None, help="Name of the second-text column."),
     label_column: Optional[str] = typer.Option(None, help="Name of the label column."),
     data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    doc_stride: Optional[int] = typer.Option(None, help="NER/QA: tokens shared by consecutive windows of a long input."),
+    max_query_length: Optional[int] = typer.Option(None, help="QA: longest question in tokens."),
+    tag_scheme: Optional[str] = typer.Option(None, help="NER: bio or iob1 (converted to BIO)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
     show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
@@ -78,7 +81,8 @@ def finetune(
         "data.max_train_examples": max_train_examples, "train.seed": seed, "train.eval_steps": eval_steps,
         "train.grad_accum": grad_accum, "train.early_stopping_patience": early_stopping_patience,
         "data.text_column": text_column, "data.text_pair_column": text_pair_column,
-        "data.label_column": label_column, "data.data_dir": data_dir,
+        "data.label_column": label_column, "data.data_dir": data_dir, "data.doc_stride": doc_stride,
+        "data.max_query_length": max_query_length, "data.tag_scheme": tag_scheme,
     }
     overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
     cfg = load_config(config, overrides)
@@ -101,13 +105,34 @@ def _print_metrics(metrics: dict, output: str) -> None:
 
 
 def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
+    from bertx.inference.loading import load_trained
+
+    trained = load_trained(model_dir)
+    typer.echo("example predictions:")
+    if trained.task.name == "ner":
+        from bertx.data.conll import read_tagged
+        from bertx.inference.entities import EntityPredictor
+        from bertx.tasks.bio import entity_spans
+
+        sentences = read_tagged(dev_path, limit=n)
+        for s, (tags, _) in zip(sentences, EntityPredictor(trained).tag([s.words for s in sentences])):
+            show = lambda spans: "; ".join(f"{t}: {' '.join(s.words[a:b])}" for t, a, b in spans) or "-"  # noqa: E731
+            typer.echo(f"  [{show(entity_spans(tags))} | gold {show(entity_spans(s.tags))}] {' '.join(s.words)[:100]}")
+        return
+    if trained.task.name == "qa":
+        from bertx.data.squad import read_qa
+        from bertx.inference.answers import AnswerPredictor
+
+        examples = read_qa(dev_path, articles=trained.data.dev_articles, limit=n)
+        for ex, answer in zip(examples, AnswerPredictor(trained).predict_examples(examples)):
+            typer.echo(f"  [{answer['answer']!r} p={answer['score']:.2f} | gold {ex.answers[0][0]!r}] {ex.question[:100]}")
+        return
     from bertx.data.examples import read_examples
     from bertx.inference.predictor import Predictor
 
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.from_trained(trained)
     examples, _ = read_examples(dev_path, predictor.task, **predictor.reading_options(), limit=n)
     pairs = [ex.text_pair for ex in examples] if examples and examples[0].text_pair is not None else None
-    typer.echo("example predictions:")
     for ex, pred in zip(examples, predictor.predict([ex.text for ex in examples], pairs)):
         guess = pred.get("label", pred.get("labels", pred.get("score")))
         confidence = f" p={pred['probs'][guess]:.2f}" if "label" in pred else ""
@@ -120,33 +145,43 @@ def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
 def evaluate(
     model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
     data: str = typer.Option(..., help="Labelled file to evaluate on."),
-    batch_size: int = typer.Option(128, help="Examples per forward pass."),
+    batch_size: int = typer.Option(64, help="Examples per forward pass."),
+    articles: Optional[str] = typer.Option(None, help="QA: START:END range of SQuAD articles (default: the run's dev range on its dev file)."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate the first N examples only."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
 ):
     """Print the task's metrics of a trained model on a labelled file."""
     from bertx.evaluation.evaluate import evaluate as run_evaluate
 
-    metrics = run_evaluate(model_dir, data, batch_size=batch_size)
+    metrics = run_evaluate(model_dir, data, batch_size=batch_size, articles=articles, limit=limit)
     if as_json:
         typer.echo(json.dumps(metrics))
-    else:
-        for key, value in metrics.items():
-            typer.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
+        return
+    per_type = metrics.pop("per_type", None)
+    for key, value in metrics.items():
+        typer.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
+    if per_type:
+        typer.echo(f"\n{'type':>16}  precision  recall      f1  support")
+        for name, row in per_type.items():
+            typer.echo(f"{name:>16}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}")
 
 
 @app.command()
 @_friendly
 def predict(
     model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
-    input: str = typer.Option(..., "--input", help="TSV/CSV/JSONL with text column(s), or .txt with one text per line."),
+    input: str = typer.Option(..., "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line; "
+                              "NER: also CoNLL columns; QA: SQuAD JSON or JSONL with question and context."),
     output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
     batch_size: int = typer.Option(128, help="Examples per forward pass."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
+    input_format: str = typer.Option("auto", "--format", help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."),
 ):
-    """Write one JSON line per input: its text(s), the predicted label and every label's probability."""
+    """Predict a file. Sequence tasks: label and probabilities per text; NER: entity spans per text, or a
+    predicted-tag column added to a CoNLL file; QA: answer, character start/end and score per question."""
     from bertx.inference.predict_file import predict_file
 
-    count = predict_file(model_dir, input, output, batch_size, bf16=bf16)
+    count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
 

@@ -39,6 +39,26 @@ class DataConfig(_Strict):
     max_length: int = Field(128, ge=8, le=4096, description="Longest tokenised input; longer ones are truncated and counted.")
     max_train_examples: Optional[int] = Field(None, ge=1, description="Use only the first N training examples.")
     max_dev_examples: Optional[int] = Field(None, ge=1, description="Use only the first N dev examples.")
+    # token classification (NER)
+    tag_scheme: Literal["bio", "iob1"] = Field("bio", description="NER tag scheme of the files; IOB1 is converted to BIO.")
+    invalid_tags: Literal["repair", "error"] = Field(
+        "repair", description="NER: an I-X after O or another type is read as B-X and counted (repair), or stops the run (error)."
+    )
+    label_all_subtokens: bool = Field(False, description="NER: label every word piece, not only a word's first.")
+    tag_decoding: Literal["viterbi", "argmax"] = Field(
+        "viterbi", description="NER: most probable valid BIO sequence (viterbi) or per-word argmax, dangling I- repaired."
+    )
+    # token classification and QA windows
+    doc_stride: Optional[int] = Field(
+        None, ge=1, description="Tokens shared by consecutive windows of a long input; default: 128 for QA "
+        "(less if the window is small), a quarter of max_length for NER."
+    )
+    # extractive QA
+    max_query_length: int = Field(64, ge=1, description="QA: longest question in tokens; longer ones are cut and counted.")
+    max_answer_length: int = Field(30, ge=1, description="QA: longest answer in tokens considered when decoding.")
+    n_best: int = Field(20, ge=1, description="QA: start and end candidates per window considered when decoding.")
+    train_articles: Optional[str] = Field(None, description="QA: START:END range of SQuAD articles to train on.")
+    dev_articles: Optional[str] = Field(None, description="QA: START:END range of SQuAD articles of the dev file.")
 
     def resolve(self, path: Optional[str]) -> Optional[str]:
         return None if path is None else path.replace("{data_dir}", self.data_dir)
@@ -87,7 +107,7 @@ class TrainConfig(_Strict):
 
 
 class FinetuneConfig(_Strict):
-    task: str = Field("classification", description="classification, pair-classification, regression or multilabel.")
+    task: str = Field("classification", description="classification, pair-classification, regression, multilabel, ner or qa.")
     output: str = Field("runs/finetune", description="Output folder: the HF model, run config, log and checkpoints.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -118,7 +138,9 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise BertxError(f"override {item!r} is not of the form key=value (for example train.lr=5e-5)")
         key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        # A value with a colon stays a string: YAML would read "0:380" as a base-60 number or "6:" as a map.
+        value = raw if ":" in raw else yaml.safe_load(raw) if raw.strip() else None
+        _set_dotted(tree, key.strip(), value)
     return tree
 
 

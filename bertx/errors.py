@@ -16,7 +16,14 @@ class BertxError(Exception):
 class DataError(BertxError):
     """A problem in a data file, located by file and line."""
 
-    def __init__(self, path: str | Path, line: int | None, problem: str):
+    def __init__(self, path: str | Path, line: int | str | None, problem: str):
+        # `line` is a line number, or for formats without useful lines (SQuAD JSON) a place such as
+        # "question 56be4db0acb8001400a502ec".
         self.path, self.line, self.problem = str(path), line, problem
-        where = f"{path}:{line}" if line is not None else str(path)
+        if line is None:
+            where = str(path)
+        elif isinstance(line, int):
+            where = f"{path}:{line}"
+        else:
+            where = f"{path} ({line})"
         super().__init__(f"{where}: {problem}")

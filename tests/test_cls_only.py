@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bertx.models.classifier import build_classifier
+from bertx.models.heads import build_classifier
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
 from bertx.tasks import TASKS
 

@@ -76,5 +76,14 @@ def collate(features: Features, indices: list[int], pad_id: int, label_dtype: to
     if types is not None:
         batch["token_type_ids"] = types
     if features.labels is not None and label_dtype is not None:
-        batch["labels"] = torch.tensor([features.labels[i] for i in indices], dtype=label_dtype)
+        if features.label_pad is None:
+            batch["labels"] = torch.tensor([features.labels[i] for i in indices], dtype=label_dtype)
+        else:
+            labels = torch.full((len(indices), longest), features.label_pad, dtype=label_dtype)  # (B, T)
+            for row, i in enumerate(indices):
+                labels[row, : features.lengths[i]] = torch.tensor(features.labels[i])
+            batch["labels"] = labels
+    if features.spans is not None and label_dtype is not None:
+        batch["start_positions"] = torch.tensor([features.spans[i][0] for i in indices])  # (B,)
+        batch["end_positions"] = torch.tensor([features.spans[i][1] for i in indices])  # (B,)
     return batch

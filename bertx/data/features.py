@@ -19,6 +19,11 @@ class Features:
     labels: list | None = None
     truncated: int = 0  # how many examples lost tokens to max_length
     lengths: list[int] = field(default_factory=list)
+    # Token-level tasks: `labels` holds one id per token, and batches pad them with this value
+    # (-100: positions the loss ignores). None: one label per example.
+    label_pad: int | None = None
+    # Extractive QA: (start, end) token positions of the answer in each feature.
+    spans: list[tuple[int, int]] | None = None
 
 
 def tokenize(tokenizer, examples: Sequence[Example], max_length: int, chunk: int = 4096) -> Features:

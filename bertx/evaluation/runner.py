@@ -1,4 +1,8 @@
-"""Run a model over token features in length-sorted batches and return outputs in input order."""
+"""Run a model over token features in length-sorted batches and return outputs in input order.
+
+`model_outputs` returns one row per example (sequence heads); `token_outputs` one array per example
+and output name, trimmed to the example's length (token classification, QA start/end logits).
+"""
 
 from __future__ import annotations
 
@@ -30,3 +34,23 @@ def model_outputs(model, features: Features, pad_id: int, batch_size: int = 128,
         out[indices] = logits
     model.train(was_training)
     return out if out is not None else np.zeros((0, 1), dtype=np.float32)
+
+
+@torch.inference_mode()
+def token_outputs(model, features: Features, pad_id: int, keys: tuple[str, ...] = ("logits",), batch_size: int = 64,
+                  device=None, autocast_dtype: torch.dtype | None = None) -> dict[str, list[np.ndarray]]:
+    """Per-token head outputs: for each name in `keys`, a list with one (T_i, ...) array per example."""
+    was_training = model.training
+    model.eval()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    out: dict[str, list] = {key: [None] * len(features.lengths) for key in keys}
+    for indices in sorted_batches(features.lengths, batch_size):
+        batch = {k: v.to(device) for k, v in collate(features, indices, pad_id).items()}
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            result = model(**batch)
+        for key in keys:
+            values = getattr(result, key).float().cpu().numpy()  # (B, T, ...)
+            for row, i in enumerate(indices):
+                out[key][i] = values[row, : features.lengths[i]]
+    model.train(was_training)
+    return out

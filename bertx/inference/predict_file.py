@@ -1,53 +1,156 @@
-"""Predict a whole file: read texts (TSV/CSV/JSONL or plain lines), write JSONL predictions."""
+"""Predict a whole file and write the results, for every task kind.
+
+- Sequence tasks: TSV/CSV/JSONL with the training columns, or `.txt` with one text per line -> JSONL
+  with the predicted label and every label's probability.
+- NER: raw text (`.txt`, one text per line, or JSONL with `text`) -> JSONL of entity spans with
+  character offsets; CoNLL columns (`.conll`/`.bio`/`.iob`, or `--format conll`) -> the same file
+  with a predicted-tag column appended to every word line; JSONL with `tokens` -> their tags.
+- QA: SQuAD JSON or JSONL with `question` and `context` -> JSONL with the answer, its character
+  start and end in the context, and its score.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
+from bertx.data.conll import is_docstart
 from bertx.data.examples import read_examples
-from bertx.data.readers import read_lines
-from bertx.errors import DataError
+from bertx.data.readers import file_format, read_lines, read_rows
+from bertx.data.squad import read_qa
+from bertx.errors import BertxError, DataError
+from bertx.inference.answers import AnswerPredictor
+from bertx.inference.entities import EntityPredictor
+from bertx.inference.loading import load_trained
 from bertx.inference.predictor import Predictor
 
-
-def read_texts(path: str, predictor: Predictor) -> tuple[list[str], Optional[list[str]]]:
-    """Texts (and pairs) to predict. A `.txt` file holds one text per line; other formats use the
-    columns the model was trained on, and a label column, if present, is ignored."""
-    if Path(path).suffix.lower() == ".txt":
-        texts = []
-        for number, line in enumerate(read_lines(Path(path)), start=1):
-            if not line.strip():
-                raise DataError(path, number, "empty text")
-            texts.append(line)
-        return texts, None
-    options = {**predictor.reading_options(), "label_column": None}
-    examples, columns = read_examples(path, predictor.task, **options, require_label=False)
-    pairs = [ex.text_pair for ex in examples] if columns.text_pair else None
-    return [ex.text for ex in examples], pairs
+FORMATS = ("auto", "text", "conll", "jsonl")
 
 
-def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128,
-                 bf16: bool = False) -> int:
-    """Predict every text of `input_path` and write JSONL to `output_path` (stdout if None).
-
-    Returns:
-        The number of predictions written.
-    """
-    predictor = Predictor.load(model_dir, bf16=bf16)
-    texts, pairs = read_texts(input_path, predictor)
-    results = predictor.predict(texts, pairs, batch_size=batch_size)
+@contextmanager
+def _sink(output_path: Optional[str]):
     handle = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout
     try:
-        for i, (text, result) in enumerate(zip(texts, results)):
-            record = {"text": text}
-            if pairs:
-                record["text_pair"] = pairs[i]
-            record.update(result)
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        yield handle
     finally:
         if output_path:
             handle.close()
-    return len(results)
+
+
+def _write_jsonl(records: Iterable[dict], output_path: Optional[str]) -> int:
+    count = 0
+    with _sink(output_path) as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_text_lines(path: str) -> list[str]:
+    texts = []
+    for number, line in enumerate(read_lines(Path(path)), start=1):
+        if not line.strip():
+            raise DataError(path, number, "empty text")
+        texts.append(line)
+    return texts
+
+
+def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128,
+                 bf16: bool = False, input_format: str = "auto") -> int:
+    """Predict every example of `input_path` and write to `output_path` (stdout if None).
+
+    Returns:
+        The number of predictions written (texts, sentences or questions).
+    """
+    if input_format not in FORMATS:
+        raise BertxError(f"--format {input_format!r}: choose one of {', '.join(FORMATS)}")
+    trained = load_trained(model_dir, bf16=bf16)
+    if trained.task.name == "ner":
+        return _predict_entities(EntityPredictor(trained), input_path, output_path, batch_size, input_format)
+    if trained.task.name == "qa":
+        examples = read_qa(input_path, require_answers=False)
+        answers = AnswerPredictor(trained).predict_examples(examples, batch_size)
+        return _write_jsonl(({"id": ex.id, "question": ex.question, **answer} for ex, answer in zip(examples, answers)),
+                            output_path)
+    return _predict_sequences(Predictor.from_trained(trained), input_path, output_path, batch_size)
+
+
+def _predict_sequences(predictor: Predictor, input_path: str, output_path: Optional[str], batch_size: int) -> int:
+    """Sequence tasks: a `.txt` file holds one text per line; other formats use the columns the model
+    was trained on, and a label column, if present, is ignored."""
+    pairs = None
+    if Path(input_path).suffix.lower() == ".txt":
+        texts = read_text_lines(input_path)
+    else:
+        options = {**predictor.reading_options(), "label_column": None}
+        examples, columns = read_examples(input_path, predictor.task, **options, require_label=False)
+        texts = [ex.text for ex in examples]
+        pairs = [ex.text_pair for ex in examples] if columns.text_pair else None
+    results = predictor.predict(texts, pairs, batch_size=batch_size)
+
+    def records():
+        for i, (text, result) in enumerate(zip(texts, results)):
+            yield {"text": text, **({"text_pair": pairs[i]} if pairs else {}), **result}
+
+    return _write_jsonl(records(), output_path)
+
+
+def _predict_entities(predictor: EntityPredictor, input_path: str, output_path: Optional[str], batch_size: int,
+                      input_format: str) -> int:
+    if input_format == "auto":
+        if Path(input_path).suffix.lower() in (".conll", ".bio", ".iob"):
+            input_format = "conll"
+        else:
+            input_format = "jsonl" if file_format(input_path) == "jsonl" else "text"
+    if input_format == "conll":
+        return _tag_conll(predictor, input_path, output_path, batch_size)
+    if input_format == "text":
+        texts = read_text_lines(input_path)
+        found = predictor.predict(texts, batch_size)
+        return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), output_path)
+    _, rows = read_rows(input_path)
+    if all("tokens" in row.fields for row in rows):
+        sentences = []
+        for row in rows:
+            tokens = row.fields["tokens"]
+            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
+                raise DataError(input_path, row.line, "'tokens' must be a non-empty list of non-empty strings")
+            sentences.append(tokens)
+        tagged = predictor.tag(sentences, batch_size)
+        return _write_jsonl(({"tokens": s, "tags": tags} for s, (tags, _) in zip(sentences, tagged)), output_path)
+    texts = []
+    for row in rows:
+        text = row.fields.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(input_path, row.line, "needs a non-empty 'text' (or a 'tokens' list)")
+        texts.append(text)
+    found = predictor.predict(texts, batch_size)
+    return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), output_path)
+
+
+def _tag_conll(predictor: EntityPredictor, input_path: str, output_path: Optional[str], batch_size: int) -> int:
+    """Append a predicted-tag column to every word line; other lines are written unchanged."""
+    lines = read_lines(Path(input_path))
+    sentences: list[list[int]] = []  # line indices of each sentence's words
+    current: list[int] = []
+    for index, line in enumerate(lines + [""]):
+        fields = line.split()
+        if fields and not is_docstart(fields[0]):
+            current.append(index)
+        elif current:
+            sentences.append(current)
+            current = []
+    if not sentences:
+        raise DataError(input_path, None, "no sentences found")
+    tagged = predictor.tag([[lines[i].split()[0] for i in s] for s in sentences], batch_size)
+    tag_of = {i: tag for s, (tags, _) in zip(sentences, tagged) for i, tag in zip(s, tags)}
+    with _sink(output_path) as handle:
+        for index, line in enumerate(lines):
+            if index in tag_of:
+                separator = "\t" if "\t" in line else " "
+                line = f"{line.rstrip()}{separator}{tag_of[index]}"
+            handle.write(line + "\n")
+    return len(sentences)

@@ -16,17 +16,10 @@ import torch
 
 from bertx.data.examples import Example
 from bertx.data.features import Features, tokenize
+from bertx.errors import BertxError
 from bertx.evaluation.runner import model_outputs
-from bertx.models.cls_only import enable_cls_only_last_layer
-from bertx.models.encoder import check_encoder_folder, load_tokenizer
-from bertx.tasks import TASKS, TaskSpec
-from bertx.training.outputs import read_run_config
-
-PROBLEM_TO_TASK = {
-    "regression": "regression",
-    "multi_label_classification": "multilabel",
-    "single_label_classification": "classification",
-}
+from bertx.inference.loading import load_trained
+from bertx.tasks import TaskSpec
 
 
 @dataclass
@@ -50,20 +43,14 @@ class Predictor:
             bf16: run matrix products in bf16 (faster on recent CPUs and GPUs; probabilities differ
                 from fp32 in the third decimal).
         """
-        from transformers import AutoModelForSequenceClassification
+        return cls.from_trained(load_trained(model_dir, device, max_length, bf16))
 
-        model_dir = Path(model_dir)
-        check_encoder_folder(str(model_dir))
-        run = read_run_config(model_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-        enable_cls_only_last_layer(model)  # the head reads [CLS] only: skip the rest of the last layer
-        if run and run.get("task") in TASKS:
-            task = TASKS[run["task"]]
-        else:
-            task = TASKS[PROBLEM_TO_TASK.get(model.config.problem_type or "", "classification")]
-        length = max_length or (run or {}).get("data", {}).get("max_length") or 512
-        return cls(model, load_tokenizer(str(model_dir)), task, int(length), run, torch.bfloat16 if bf16 else None)
+    @classmethod
+    def from_trained(cls, trained) -> "Predictor":
+        if trained.task.auto_class != "AutoModelForSequenceClassification":
+            raise BertxError(f"a {trained.task.name} model: use EntityPredictor (ner) or AnswerPredictor (qa)")
+        return cls(trained.model, trained.tokenizer, trained.task, trained.data.max_length, trained.run,
+                   trained.autocast_dtype)
 
     def reading_options(self) -> dict:
         """How the training files were read (columns found, label separator), to read others alike."""

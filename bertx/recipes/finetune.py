@@ -1,4 +1,4 @@
-"""Fine-tuning recipe: one encoder + one sequence head, trained on one task. One loop, top to bottom.
+"""Fine-tuning recipe: one encoder + one task head, trained on one task. One loop, top to bottom.
 
     config -> data (read, label space, tokenise) -> model + optimiser -> [resume] ->
     for each global batch: forward, backward (accumulated), clip, step, log, evaluate, checkpoint
@@ -17,24 +17,17 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from bertx.config import FinetuneConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
-from bertx.data.splits import attach_targets, encode_split
-from bertx.errors import BertxError, DataError
-from bertx.evaluation.metrics import task_metrics
-from bertx.evaluation.runner import model_outputs
-from bertx.models.classifier import build_classifier, word_embeddings
-from bertx.models.cls_only import enable_cls_only_last_layer
+from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
-from bertx.tasks import get_task
-from bertx.tasks.labels import build_label_space
+from bertx.models.heads import word_embeddings
+from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
-from bertx.training.head_init import probe_init_head
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
 
@@ -56,7 +49,7 @@ class Progress:
 
 
 def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Fine-tune an encoder on one sequence task and write an HF-compatible model folder.
+    """Fine-tune an encoder on one task (any kind: sequence, NER, QA) and write an HF-compatible model folder.
 
     Args:
         config: the validated run config.
@@ -95,41 +88,28 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     set_seed(tc.seed)
 
     # ---- data: read, build the label space from training labels, tokenise --------------------------
+    kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
-    train_examples, train_features, columns = encode_split(
-        train_path, task, tokenizer, dc.max_length, None,
-        text_column=dc.text_column, text_pair_column=dc.text_pair_column, label_column=dc.label_column,
-        label_separator=dc.label_separator, limit=dc.max_train_examples,
-    )
-    labels = build_label_space(task, [ex.label for ex in train_examples])
-    if task.label_kind == "class" and len(labels) < 2:
-        raise DataError(train_path, None, f"needs at least two classes to learn, found {labels}")
+    train = kind.load_train(train_path, dc, tokenizer)
+    train_features, labels = train.features, train.labels
     label2id = {name: i for i, name in enumerate(labels)}
-    attach_targets(train_features, train_examples, task, label2id, train_path)
-    dev_features = None
-    if dev_path:
-        _, dev_features, _ = encode_split(
-            dev_path, task, tokenizer, dc.max_length, label2id, columns=columns,
-            label_separator=dc.label_separator, limit=dc.max_dev_examples,
-        )
-    # What was found in the files, for `evaluate` and `predict` to read the same way.
-    run["columns"] = {"text": columns.text, "text_pair": columns.text_pair, "label": columns.label}
+    # What was found in the files (columns, label names), for `evaluate` and `predict` to read the same way.
+    run.update(train.info)
     run["labels"] = labels
+    dev = None
+    if dev_path:
+        dev = kind.load_eval(dev_path, dc, tokenizer, label2id, run, limit=dc.max_dev_examples, articles=dc.dev_articles)
     if main:
         outputs.write_run_config(out, run)
     log = RunLog(out / "log.jsonl", enabled=main)
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
-    model = build_classifier(model_path, task, labels, dropout=config.model.dropout)
+    model = kind.build_model(model_path, labels, config.model.dropout)
     if config.model.freeze_word_embeddings:
         word_embeddings(model).requires_grad_(False)
-    if config.model.cls_only_last_layer:
-        enable_cls_only_last_layer(model)
     started = time.perf_counter()  # training time includes fitting the probe head
-    head_report = {"head_init": "random"}
-    if tc.head_init == "probe" and not resume:  # a resumed run loads its head from the checkpoint
-        head_report = probe_init_head(model, train_features, task.label_kind, tokenizer.pad_token_id,
-                                      tc.probe_examples, tc.seed)
+    # Kind-specific speed-ups and head initialisation ([CLS]-only last layer, linear probe).
+    head_report = kind.prepare_model(model, train, config, tokenizer, resume)
     world, rank = accelerator.num_processes, accelerator.process_index
     if tc.batch_size < world * tc.grad_accum:
         raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
@@ -138,7 +118,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay)
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    label_dtype = torch.long if task.label_kind == "class" else torch.float
+    label_dtype = kind.label_dtype
     metric_name = tc.metric_for_best or task.main_metric
 
     # ---- resume ------------------------------------------------------------------------------
@@ -162,23 +142,19 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         log.write(event="resume", step=progress.step, checkpoint=folder.name)
     else:
         log.write(
-            event="start", step=0, train_examples=len(train_features.lengths),
-            dev_examples=len(dev_features.lengths) if dev_features else 0, total_steps=total_steps,
-            truncated_train=train_features.truncated, truncated_dev=dev_features.truncated if dev_features else 0,
+            event="start", step=0, train_examples=len(train_features.lengths), dev_examples=dev.size if dev else 0,
+            total_steps=total_steps, train_counts=train.counts, dev_counts=dev.counts if dev else {},
             labels=labels, processes=world, model=model_path, **head_report,
         )
-    if main and (train_features.truncated or (dev_features and dev_features.truncated)):
-        tqdm.write(
-            f"note: {train_features.truncated} training and {dev_features.truncated if dev_features else 0} dev "
-            f"examples are longer than max_length={dc.max_length} tokens and were truncated"
-        )
+    if main:
+        for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+            tqdm.write(f"note: {line}")
 
     def evaluate_dev() -> dict[str, float]:
-        logits = model_outputs(accelerator.unwrap_model(model), dev_features, tokenizer.pad_token_id, device=accelerator.device)
-        return task_metrics(task.label_kind, logits, np.asarray(dev_features.labels))
+        return kind.evaluate(accelerator.unwrap_model(model), dev, tokenizer.pad_token_id, dc, device=accelerator.device)
 
     def after_eval(metrics: dict[str, float]) -> None:
-        if metric_name not in metrics:
+        if not isinstance(metrics.get(metric_name, ""), float):
             raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
         value = metrics[metric_name]
         progress.last_eval_step = progress.step
@@ -191,6 +167,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         else:
             progress.evals_since_best += 1
         log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        if main and show_progress:
+            tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         if tc.early_stopping_patience and progress.evals_since_best >= tc.early_stopping_patience:
             progress.stopped_early = True
 
@@ -237,23 +215,23 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
             if progress.step % tc.logging_steps == 0:
                 log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate)
-            if dev_features and tc.eval_steps and progress.step % tc.eval_steps == 0:
+            if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
                 after_eval(evaluate_dev())
             if tc.save_steps and progress.step % tc.save_steps == 0:
                 checkpoint()
         if progress.batch_in_epoch >= len(batches):  # a whole epoch is done
             progress.epoch += 1
             progress.batch_in_epoch = 0
-            if dev_features and progress.last_eval_step != progress.step:
+            if dev and progress.last_eval_step != progress.step:
                 after_eval(evaluate_dev())
-    if dev_features and progress.last_eval_step != progress.step and not progress.stopped_early:
+    if dev and progress.last_eval_step != progress.step and not progress.stopped_early:
         after_eval(evaluate_dev())  # a run that ended mid-epoch (max_steps, fractional epochs)
     bar.close()
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
     if main:
-        if not dev_features:
+        if not dev:
             outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
         outputs.publish(out / "best", out)
     accelerator.wait_for_everyone()
@@ -261,7 +239,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     final.update(
         steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name,
         stopped_early=progress.stopped_early, train_examples=len(train_features.lengths),
-        truncated_train=train_features.truncated, wall_s=round(wall, 2),
+        truncated_train=train.counts.get("truncated", 0), wall_s=round(wall, 2),
         train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
     )
     if main:
@@ -269,3 +247,18 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         log.write(event="end", **final)
     return final
 
+
+
+def data_notes(train_counts: dict, dev_counts: dict, max_length: int) -> list[str]:
+    """What the data readers changed or cut, in words, so nothing is lost silently."""
+    notes = []
+    for split, counts in (("training", train_counts), ("dev", dev_counts)):
+        if counts.get("truncated"):
+            notes.append(f"{counts['truncated']} {split} examples are longer than max_length={max_length} tokens and were truncated")
+        if counts.get("truncated_questions"):
+            notes.append(f"{counts['truncated_questions']} {split} questions were cut to data.max_query_length tokens")
+        if counts.get("windowed"):
+            notes.append(f"{counts['windowed']} {split} inputs are longer than max_length={max_length} and were split into overlapping windows")
+        if counts.get("repaired_tags"):
+            notes.append(f"{counts['repaired_tags']} {split} tags were invalid BIO (I-X after O or another type) and were read as B-X")
+    return notes

@@ -1,10 +1,10 @@
-"""Task registry: one entry per task name accepted by `--task`.
+"""Task registry: one entry per task name accepted by `--task`, and the kind that implements it.
 
-Adding a sequence task is one `TaskSpec` line here; token-level tasks (NER, QA) will add their own
-modules beside this one.
+Adding a sequence task is one `TaskSpec` line here; a new kind of task (another head) is one module
+beside `sequence.py`, `ner.py` and `qa.py` implementing `TaskKind`, and one line in `KINDS`.
 """
 
-from bertx.tasks.spec import TaskSpec
+from bertx.tasks.spec import EvalSet, TaskKind, TaskSpec, TrainData
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
@@ -17,6 +17,10 @@ TASKS: dict[str, TaskSpec] = {
                  "one real-valued score per text or pair (STS-B)"),
         TaskSpec("multilabel", "classes", "multi_label_classification", "optional", "micro_f1",
                  "any number of labels per text"),
+        TaskSpec("ner", "tags", None, "none", "f1", "a BIO tag per word (CoNLL columns or JSONL tokens/tags)",
+                 auto_class="AutoModelForTokenClassification"),
+        TaskSpec("qa", "span", None, "none", "f1", "extractive question answering (SQuAD JSON or JSONL)",
+                 auto_class="AutoModelForQuestionAnswering"),
     ]
 }
 
@@ -29,4 +33,14 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "TaskSpec", "get_task"]
+def get_kind(spec: TaskSpec) -> TaskKind:
+    """The code that reads, encodes, heads and scores this task."""
+    from bertx.tasks.ner import NerTask
+    from bertx.tasks.qa import QaTask
+    from bertx.tasks.sequence import SequenceTask
+
+    kinds = {"tags": NerTask, "span": QaTask}
+    return kinds.get(spec.label_kind, SequenceTask)(spec)
+
+
+__all__ = ["TASKS", "TaskSpec", "TaskKind", "TrainData", "EvalSet", "get_task", "get_kind"]

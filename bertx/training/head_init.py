@@ -105,3 +105,54 @@ def probe_init_head(model: nn.Module, features: Features, label_kind: str, pad_i
         if layer.bias is not None:
             layer.bias.copy_(torch.from_numpy(bias))
     return {"head_init": "probe", "probe_examples": len(indices), "probe_train_score": round(float(score), 4)}
+
+
+@torch.inference_mode()
+def token_probe_init_head(model: nn.Module, features: Features, pad_id: int, max_examples: int, seed: int) -> dict:
+    """LP-FT for token heads: fit the output layer as a logistic regression over the frozen encoder's
+    vectors of the labelled word pieces of up to `max_examples` training windows.
+
+    Returns:
+        What was done, for the run log: windows and tokens used, the probe's training accuracy.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    num_outputs = model.config.num_labels
+    layer = output_layer(model, num_outputs)
+    rng = np.random.default_rng(seed)
+    n = len(features.lengths)
+    indices = sorted(rng.choice(n, size=min(n, max_examples), replace=False).tolist())
+    captured: dict[int, torch.Tensor] = {}
+    handle = layer.register_forward_hook(lambda module, args, out: captured.__setitem__(0, args[0]))
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    xs, ys = [], []
+    try:
+        for start in range(0, len(indices), 64):
+            chosen = indices[start : start + 64]
+            batch = collate(features, chosen, pad_id, torch.long)
+            labels = batch.pop("labels")  # (B, T)
+            model(**{k: v.to(device) for k, v in batch.items()})
+            keep = labels != features.label_pad  # (B, T)
+            xs.append(captured[0].float().cpu()[keep].numpy())  # (N_kept, H)
+            ys.append(labels[keep].numpy())
+    finally:
+        handle.remove()
+        model.train(was_training)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(np.unique(y)) < 2:
+        return {"head_init": "random", "reason": "probe subset has one tag"}
+    fit = LogisticRegression(C=1.0, max_iter=500).fit(x, y)
+    weight = layer.weight.detach().cpu().numpy().copy()  # (num_outputs, H)
+    bias = layer.bias.detach().cpu().numpy().copy() if layer.bias is not None else np.zeros(num_outputs)
+    rows = fit.coef_ if len(fit.classes_) > 2 else np.stack([-fit.coef_[0] / 2, fit.coef_[0] / 2])
+    intercepts = fit.intercept_ if len(fit.classes_) > 2 else np.array([-fit.intercept_[0] / 2, fit.intercept_[0] / 2])
+    for row, cls in enumerate(fit.classes_):  # tags absent from the subset keep their random rows
+        weight[cls], bias[cls] = rows[row], intercepts[row]
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(weight))
+        if layer.bias is not None:
+            layer.bias.copy_(torch.from_numpy(bias))
+    return {"head_init": "probe", "probe_examples": len(indices), "probe_tokens": int(len(y)),
+            "probe_train_score": round(float(fit.score(x, y)), 4)}

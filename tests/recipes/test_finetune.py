@@ -120,5 +120,5 @@ def test_long_texts_are_truncated_and_counted(tiny_bert, toy_data, tmp_path):
     cfg["data"]["max_length"] = 8  # [CLS] + 6 words + [SEP]: the longer toy sentences do not fit
     metrics = bertx.finetune(cfg, show_progress=False)
     start = json.loads((tmp_path / "t/log.jsonl").read_text().splitlines()[0])
-    assert start["truncated_train"] == metrics["truncated_train"] > 0
-    assert start["truncated_dev"] > 0
+    assert start["train_counts"]["truncated"] == metrics["truncated_train"] > 0
+    assert start["dev_counts"]["truncated"] > 0

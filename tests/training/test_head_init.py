@@ -8,7 +8,7 @@ import pytest
 from bertx.data.examples import Example
 from bertx.data.features import tokenize
 from bertx.evaluation.runner import model_outputs
-from bertx.models.classifier import build_classifier
+from bertx.models.heads import build_classifier
 from bertx.models.encoder import load_tokenizer
 from bertx.tasks import TASKS
 from bertx.training.head_init import head_features, output_layer, probe_init_head

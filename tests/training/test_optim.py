@@ -47,7 +47,7 @@ def test_linear_warmup_then_decay():
 
 
 def test_layer_wise_lr_decay_on_a_bert(tiny_bert):
-    from bertx.models.classifier import build_classifier
+    from bertx.models.heads import build_classifier
     from bertx.tasks import TASKS
 
     model = build_classifier(tiny_bert, TASKS["classification"], ["a", "b"])  # 2 layers

@@ -1,0 +1,93 @@
+"""Load a trained model folder with everything needed to read data the way it was trained.
+
+A folder written by bertx carries `bertx_run.yaml` (task, data options, columns, labels); any other HF
+folder works too: its task is read from the head class in `config.json` (`BertForTokenClassification`
+-> ner, `...ForQuestionAnswering` -> qa, otherwise a sequence task by `problem_type`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from bertx.config import DataConfig
+from bertx.errors import BertxError
+from bertx.models.cls_only import enable_cls_only_last_layer
+from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.tasks import TASKS, TaskKind, TaskSpec, get_kind
+from bertx.training.outputs import read_run_config
+
+PROBLEM_TO_TASK = {
+    "regression": "regression",
+    "multi_label_classification": "multilabel",
+    "single_label_classification": "classification",
+}
+
+
+@dataclass
+class TrainedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    task: TaskSpec
+    kind: TaskKind
+    data: DataConfig  # the training run's data options (max_length, tag scheme, QA windows, ...)
+    run: dict = field(default_factory=dict)
+    autocast_dtype: Optional[torch.dtype] = None
+
+    @property
+    def labels(self) -> list[str]:
+        config = self.model.config
+        return [config.id2label[i] for i in range(config.num_labels)]
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.labels)}
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+
+def task_of(model_dir: Path, run: dict | None, config: dict) -> TaskSpec:
+    if run and run.get("task") in TASKS:
+        return TASKS[run["task"]]
+    architecture = (config.get("architectures") or [""])[0]
+    if architecture.endswith("ForTokenClassification"):
+        return TASKS["ner"]
+    if architecture.endswith("ForQuestionAnswering"):
+        return TASKS["qa"]
+    if architecture.endswith("ForSequenceClassification"):
+        return TASKS[PROBLEM_TO_TASK.get(config.get("problem_type") or "", "classification")]
+    raise BertxError(f"{model_dir}: holds no task head (architectures: {config.get('architectures')}); "
+                     "fine-tune it first with `bertx finetune`")
+
+
+def load_trained(model_dir: str | Path, device: str | None = None, max_length: int | None = None,
+                 bf16: bool = False) -> TrainedModel:
+    """Load a fine-tuned folder for evaluation or prediction.
+
+    Args:
+        model_dir: the model folder.
+        device: "cpu", "cuda", ...; default: a GPU if there is one.
+        max_length: longest input in tokens; default: the training run's.
+        bf16: run matrix products in bf16 (faster on recent CPUs and GPUs).
+    """
+    import transformers
+
+    model_dir = Path(model_dir)
+    config = check_encoder_folder(str(model_dir))
+    run = read_run_config(model_dir) or {}
+    task = task_of(model_dir, run, config)
+    data_options = {k: v for k, v in (run.get("data") or {}).items() if k in DataConfig.model_fields}
+    data = DataConfig.model_validate(data_options) if data_options else DataConfig(max_length=512)
+    if max_length:
+        data.max_length = max_length
+    model = getattr(transformers, task.auto_class).from_pretrained(model_dir)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    if task.auto_class == "AutoModelForSequenceClassification":
+        enable_cls_only_last_layer(model)  # the head reads [CLS] only: skip the rest of the last layer
+    return TrainedModel(model, load_tokenizer(str(model_dir)), task, get_kind(task), data, run,
+                        torch.bfloat16 if bf16 else None)
