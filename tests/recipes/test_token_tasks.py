@@ -171,3 +171,33 @@ def test_qa_rejects_a_window_too_small_for_the_question(tiny_bert, tmp_path):
     cfg = config(tiny_bert, "qa", train, None, tmp_path / "run", max_length=16, max_query_length=8)
     with pytest.raises(bertx.BertxError, match="leaves no room for the context"):
         bertx.finetune(cfg, show_progress=False)
+
+
+@pytest.mark.parametrize("task, name, content, expected", [
+    ("ner", "t.txt", "good B-PER\nfilm\n", "t.txt:2: word 'film' has no tag"),
+    ("ner", "t.jsonl", '{"tokens": ["good", "film"], "tags": ["B-PER"]}\n', "t.jsonl:1: 2 tokens but 1 tags"),
+    ("ner", "t.txt", "good B-PER\nfilm E-PER\n", "t.txt:2: tag 'E-PER' is not O, B-TYPE or I-TYPE"),
+    ("qa", "t.jsonl", '{"question": "q", "context": "a good film", "answers": [{"text": "good", "answer_start": 3}]}\n',
+     "t.jsonl:1: answer 'good' is not at answer_start 3"),
+    ("qa", "t.jsonl", '{"question": "q", "context": "", "answers": [{"text": "x", "answer_start": 0}]}\n',
+     "t.jsonl:1: empty context"),
+    ("qa", "t.jsonl", '{"context": "a good film", "answers": []}\n', "t.jsonl:1: missing 'question'"),
+])
+def test_bad_token_task_input_is_one_line(tiny_bert, tmp_path, task, name, content, expected):
+    bad = tmp_path / name
+    bad.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(app, ["finetune", "--task", task, "--train", str(bad), "--model", tiny_bert,
+                                      "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_repaired_tags_are_counted_and_printed(tiny_bert, tmp_path):
+    train = tmp_path / "t.txt"
+    train.write_text("the O\ngood I-PER\n\nbad B-LOC\nfilm O\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["finetune", "--task", "ner", "--train", str(train), "--model", tiny_bert,
+                                      "--output", str(tmp_path / "o"), "--epochs", "1", "--show-examples", "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 training tags were invalid BIO" in result.output
+    start = json.loads((tmp_path / "o/log.jsonl").read_text().splitlines()[0])
+    assert start["train_counts"]["repaired_tags"] == 1
