@@ -1,8 +1,11 @@
 """Fine-tuning recipe: one encoder + one task head, trained on one task. One loop, top to bottom.
 
-    config -> data (read, label space, tokenise) -> model + optimiser -> [resume] ->
-    for each global batch: forward, backward (accumulated), clip, step, log, evaluate, checkpoint
-    -> publish the best model into the output folder -> final metrics
+    config -> task kind (sequence / ner / qa) reads and encodes the data -> model + optimiser ->
+    [resume] -> for each global batch: forward, backward (accumulated), clip, step, log, evaluate
+    (through the task kind), checkpoint -> publish the best model into the output folder -> final metrics
+
+Everything task-specific (readers, label spaces, windows, heads, decoding, metrics) sits behind the
+`TaskKind` of `bertx.tasks`; this loop only sees `model(**batch).loss`.
 
 The same code runs on one CPU, one GPU, or many processes under `accelerate launch` / `torchrun`:
 Accelerate wraps the model for data parallelism, and every process takes its slice of each global
