@@ -1,8 +1,8 @@
-"""Predictor: a trained model folder -> labels and probabilities for raw texts, in batches.
+"""Predictor: a trained sequence-task folder -> labels and probabilities for raw texts, in batches.
 
 Texts are tokenised in one fast-tokenizer call, sorted by length and batched, so padding is near zero;
-results come back in input order. The same object serves `bertx predict`, `bertx evaluate` and the
-Python API.
+results come back in input order. The same object serves `bertx predict` and the Python API; NER and
+QA folders have their own predictors (`entities.py`, `answers.py`) on the same loader (`loading.py`).
 """
 
 from __future__ import annotations
