@@ -17,7 +17,7 @@ import typer
 
 from bertx.errors import BertxError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: fine-tune, evaluate, predict.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, evaluate, predict.")
 
 
 def _friendly(fn):
@@ -63,6 +63,8 @@ def finetune(
     doc_stride: Optional[int] = typer.Option(None, help="NER/QA: tokens shared by consecutive windows of a long input."),
     max_query_length: Optional[int] = typer.Option(None, help="QA: longest question in tokens."),
     tag_scheme: Optional[str] = typer.Option(None, help="NER: bio or iob1 (converted to BIO)."),
+    aux_mlm_text: Optional[List[str]] = typer.Option(None, help="Unlabelled text for an auxiliary masked-LM loss (repeatable)."),
+    aux_mlm_weight: Optional[float] = typer.Option(None, help="Weight of the auxiliary MLM loss (default 0.5)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
     show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
@@ -83,6 +85,7 @@ def finetune(
         "data.text_column": text_column, "data.text_pair_column": text_pair_column,
         "data.label_column": label_column, "data.data_dir": data_dir, "data.doc_stride": doc_stride,
         "data.max_query_length": max_query_length, "data.tag_scheme": tag_scheme,
+        "aux_mlm.text": list(aux_mlm_text) if aux_mlm_text else None, "aux_mlm.weight": aux_mlm_weight,
     }
     overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
     cfg = load_config(config, overrides)
@@ -184,6 +187,84 @@ def predict(
     count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+@app.command()
+@_friendly
+def pretrain(
+    config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/pretrain-*.yaml)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=1e-4."),
+    train: Optional[List[str]] = typer.Option(None, help="Plain-text training file (repeat for several)."),
+    eval_file: Optional[List[str]] = typer.Option(None, "--eval", help="Held-out text file (default: the last documents of the training text)."),
+    model: Optional[str] = typer.Option(None, help="Continue pretraining this local HF folder (domain-adaptive)."),
+    preset: Optional[str] = typer.Option(None, help="From scratch: tiny, mini, small, medium or base."),
+    layers: Optional[int] = typer.Option(None, help="From scratch: transformer layers."),
+    hidden: Optional[int] = typer.Option(None, help="From scratch: hidden size."),
+    heads: Optional[int] = typer.Option(None, help="From scratch: attention heads."),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder (from `bertx tokenizer train`); default: the model's."),
+    documents: Optional[str] = typer.Option(None, help="blank (blank-line separated), line (one per line) or wikitext."),
+    sentence_task: Optional[str] = typer.Option(None, help="none (MLM alone), nsp or sop."),
+    whole_word_mask: Optional[bool] = typer.Option(None, "--whole-word-mask/--no-whole-word-mask", help="Mask whole words."),
+    output: Optional[str] = typer.Option(None, help="Output folder."),
+    max_length: Optional[int] = typer.Option(None, help="Tokens per sequence."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
+    epochs: Optional[float] = typer.Option(None, help="Passes over the text."),
+    batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+):
+    """Pretrain a BERT with masked LM (+ NSP or SOP) from scratch, or continue an encoder on your text."""
+    from bertx.config import PretrainConfig, load_config
+    from bertx.recipes.pretrain import pretrain as run_pretrain
+
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).exists():
+        overrides.insert(0, config)
+        config = None
+    flags = {
+        "data.train": list(train) if train else None, "data.eval": list(eval_file) if eval_file else None,
+        "model.name_or_path": model, "model.preset": preset, "model.layers": layers, "model.hidden": hidden,
+        "model.heads": heads, "model.tokenizer": tokenizer, "data.documents": documents,
+        "objective.sentence_task": sentence_task, "objective.whole_word_mask": whole_word_mask, "output": output,
+        "data.max_length": max_length, "train.max_steps": max_steps, "train.epochs": epochs,
+        "train.batch_size": batch_size, "train.lr": lr, "train.seed": seed, "data.data_dir": data_dir,
+    }
+    overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    cfg = load_config(config, overrides, schema=PretrainConfig)
+    metrics = run_pretrain(cfg, resume=resume, overwrite=overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    typer.echo(f"\nmodel saved to {cfg.output}")
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k not in ("wall_s", "tokens_per_s", "epochs"))
+    typer.echo(f"held-out: {shown or '(no held-out text)'}  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, "
+               f"{metrics['tokens_per_s']:.0f} tokens/s)")
+
+
+tokenizer_app = typer.Typer(no_args_is_help=True, help="Tokenizers: train a WordPiece vocabulary.")
+app.add_typer(tokenizer_app, name="tokenizer")
+
+
+@tokenizer_app.command("train")
+@_friendly
+def tokenizer_train(
+    input: List[str] = typer.Option(..., "--input", help="Plain-text file (repeat for several)."),
+    output: str = typer.Option(..., help="Folder for the HF tokenizer."),
+    vocab_size: int = typer.Option(30522, help="Vocabulary size, special tokens included."),
+    lowercase: bool = typer.Option(False, "--lowercase", help="Lower-case and strip accents (an uncased model)."),
+    min_frequency: int = typer.Option(2, help="Pieces seen fewer times are not added."),
+    documents: str = typer.Option("blank", help="blank, line or wikitext (wikitext undoes WikiText's markup)."),
+):
+    """Train a WordPiece tokenizer with BERT's special tokens; writes an HF tokenizer folder."""
+    from bertx.data.wordpiece import train_wordpiece
+
+    if documents not in ("blank", "line", "wikitext"):
+        raise BertxError(f"--documents {documents!r}: choose blank, line or wikitext")
+    result = train_wordpiece(list(input), output, vocab_size, lowercase, min_frequency, documents)  # type: ignore[arg-type]
+    typer.echo(f"wrote a {result['vocab_size']}-piece WordPiece tokenizer ({'uncased' if lowercase else 'cased'}) "
+               f"from {result['sentences']:,} sentences to {output}")
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -30,6 +30,7 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.models.heads import word_embeddings
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
+from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
 from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
@@ -119,6 +120,13 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay)
+    aux = None
+    if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
+        ac = config.aux_mlm
+        aux = AuxText([dc.resolve(p) for p in ac.text], tokenizer, ac.documents, ac.max_length, ac.batch_size or tc.batch_size,
+                      ac.mlm_probability, ac.whole_word_mask, tc.seed, show_progress=main)
+        model = TaskWithAuxMLM(model, ac.weight)
+        optimizer.add_param_group({"params": model.new_parameters(), "lr": tc.lr, "weight_decay": 0.0})
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     label_dtype = kind.label_dtype
@@ -153,8 +161,13 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
             tqdm.write(f"note: {line}")
 
+    def task_model():
+        """The task model alone (without the auxiliary MLM head, if any): what is evaluated and saved."""
+        unwrapped = accelerator.unwrap_model(model)
+        return getattr(unwrapped, "task_model", unwrapped)
+
     def evaluate_dev() -> dict[str, float]:
-        return kind.evaluate(accelerator.unwrap_model(model), dev, tokenizer.pad_token_id, dc, device=accelerator.device)
+        return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, dc, device=accelerator.device)
 
     def after_eval(metrics: dict[str, float]) -> None:
         if not isinstance(metrics.get(metric_name, ""), float):
@@ -166,7 +179,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
             progress.best_metrics = dict(metrics)
             if main:
-                outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
+                outputs.save_model_atomic(task_model(), tokenizer, out / "best")
         else:
             progress.evals_since_best += 1
         log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
@@ -193,16 +206,25 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
             local = shard(batches[progress.batch_in_epoch], rank, world)
             parts = list(micro_batches(local, tc.grad_accum))
-            step_loss = 0.0
+            step_loss = step_mlm = 0.0
+            mlm_parts = None
+            if aux:  # this step's unlabelled batch, cut into as many micro-batches as the labelled one
+                mlm_full = aux.batch(progress.step, rank, world)
+                mlm_parts = [dict(zip(mlm_full, chunk)) for chunk in zip(*(t.tensor_split(len(parts)) for t in mlm_full.values()))]
             for k, indices in enumerate(parts):
                 batch = {key: t.to(accelerator.device) for key, t in collate(train_features, indices, tokenizer.pad_token_id, label_dtype).items()}
+                if mlm_parts:
+                    batch["mlm"] = {key: t.to(accelerator.device) for key, t in mlm_parts[k].items()}
                 # Only the last micro-batch synchronises gradients across processes.
                 sync = k == len(parts) - 1
                 with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
                     # Weight each micro-batch by its share, so the step's loss is the mean over the slice.
-                    loss = model(**batch).loss * (len(indices) / len(local))
+                    result = model(**batch)
+                    loss = result.loss * (len(indices) / len(local))
                 accelerator.backward(loss)
                 step_loss += loss.item()
+                if aux:
+                    step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
             if tc.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
             optimizer.step()
@@ -217,7 +239,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
             if progress.step % tc.logging_steps == 0:
-                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate)
+                extra = {"aux_mlm_loss": step_mlm} if aux else {}
+                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate, **extra)
             if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
                 after_eval(evaluate_dev())
             if tc.save_steps and progress.step % tc.save_steps == 0:
@@ -235,7 +258,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     # ---- publish -----------------------------------------------------------------------------
     if main:
         if not dev:
-            outputs.save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "best")
+            outputs.save_model_atomic(task_model(), tokenizer, out / "best")
         outputs.publish(out / "best", out)
     accelerator.wait_for_everyone()
     final = dict(progress.best_metrics)

@@ -59,7 +59,8 @@ class SequenceTask:
         return build_classifier(path, self.spec, labels, dropout=dropout)
 
     def prepare_model(self, model, train: TrainData, config, tokenizer, resume: bool) -> dict:
-        if config.model.cls_only_last_layer:
+        # An auxiliary MLM loss reads every position of the last layer, so it needs the full layer.
+        if config.model.cls_only_last_layer and getattr(config, "aux_mlm", None) is None:
             enable_cls_only_last_layer(model)
         if config.train.head_init == "probe" and not resume:  # a resumed run loads its head from the checkpoint
             return probe_init_head(model, train.features, self.spec.label_kind, tokenizer.pad_token_id,

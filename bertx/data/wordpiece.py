@@ -1,0 +1,64 @@
+"""Train a WordPiece vocabulary with BERT's special tokens and save it as an HF tokenizer folder.
+
+The `tokenizers` library does the training; the text comes through bertx's reader, so binary or
+broken files stop with the file and line, and WikiText's markup is undone as in pretraining. The
+result is a `BertTokenizer` (BERT's normaliser, pre-tokeniser and `[CLS] A [SEP] B [SEP]` template)
+built on the learnt vocabulary, so `AutoTokenizer.from_pretrained(DIR)` loads it anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bertx.data.text_corpus import DocumentMode, iter_text
+from bertx.errors import BertxError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 30522, lowercase: bool = True,
+                    min_frequency: int = 2, documents: DocumentMode = "blank", show_progress: bool = True) -> dict:
+    """Learn a WordPiece vocabulary from text files.
+
+    Args:
+        paths: plain-text files.
+        output: folder to write (tokenizer.json, vocab.txt, tokenizer_config.json, ...).
+        vocab_size: target vocabulary size, special tokens included.
+        lowercase: lower-case and strip accents (uncased BERT) or keep case.
+        min_frequency: pieces seen fewer times are not added.
+        documents: how documents are laid out (only `wikitext` changes the text read).
+        show_progress: show the tokenizers library's progress bar.
+
+    Returns:
+        Figures of the result: vocabulary size, lines read.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizer
+
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise BertxError(f"--vocab-size {vocab_size} is too small: at least the 5 special tokens and one piece")
+    for path in paths:
+        if not Path(path).is_file():
+            raise BertxError(f"{path}: text file not found")
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+        continuing_subword_prefix="##", show_progress=show_progress,
+    )
+    lines = 0
+
+    def counted():
+        nonlocal lines
+        for sentence in iter_text(paths, documents):
+            lines += 1
+            yield sentence
+
+    backend.train_from_iterator(counted(), trainer=trainer)
+    vocab = backend.get_vocab()
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=lowercase, strip_accents=lowercase)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(output)
+    return {"vocab_size": len(vocab), "sentences": lines, "lowercase": lowercase, "output": str(output)}

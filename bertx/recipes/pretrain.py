@@ -1,0 +1,297 @@
+"""Pretraining recipe: masked LM (+ next-sentence or sentence-order prediction), from scratch or continued.
+
+    config -> tokenizer (+ masking vocabulary) -> a new BERT from a size preset, or an existing encoder
+    -> text files tokenised once into a memory-mapped cache -> held-out documents -> per epoch:
+    instances (packed blocks or sentence pairs) -> for each global batch: assemble, mask, forward
+    (vocabulary scores on masked positions only), backward, clip, step, log, evaluate, checkpoint
+    -> the final model as a `BertForPreTraining` folder
+
+Continued pretraining of an encoder on a domain's text (domain-adaptive pretraining) is the same loop
+started from `--model DIR`. The loop, resume and checkpoints follow the fine-tuning recipe; one
+process or many under `accelerate launch` / `torchrun` run the same optimisation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bertx.config import PretrainConfig
+from bertx.data.batching import micro_batches, shard
+from bertx.data.masking import MaskingSpec, mlm_batch
+from bertx.data.pretrain_instances import build_instances
+from bertx.data.token_cache import TokenCache, build_cache
+from bertx.errors import BertxError
+from bertx.models.encoder import load_tokenizer, quiet_transformers, resolve_model_path
+from bertx.models.pretraining import PretrainingObjective, architecture, check_vocabulary, continued_model, new_model
+from bertx.training import outputs
+from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.runlog import RunLog
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    sequences_seen: int = 0
+    tokens_seen: int = 0
+    last_eval_step: int = -1
+
+
+@dataclass
+class Corpus:
+    """Training and held-out text: caches and document ranges."""
+
+    train: TokenCache
+    train_docs: tuple[int, int]
+    eval: TokenCache | None
+    eval_docs: tuple[int, int]
+
+
+def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpus:
+    dc = config.data
+    train_paths = dc.resolve(dc.train)
+    if not train_paths:
+        raise BertxError("no training text: pass --train FILE (plain text) or set data.train in the config")
+    train = build_cache(train_paths, tokenizer, dc.documents, dc.cache_dir, show_progress)
+    if dc.eval:
+        held_out = build_cache(dc.resolve(dc.eval), tokenizer, dc.documents, dc.cache_dir, show_progress)
+        return Corpus(train, (0, train.n_documents), held_out, (0, held_out.n_documents))
+    n_eval = min(train.n_documents - 1, math.ceil(train.n_documents * dc.eval_fraction)) if dc.eval_fraction else 0
+    if n_eval <= 0:
+        return Corpus(train, (0, train.n_documents), None, (0, 0))
+    # The last documents are held out: a contiguous range keeps packed blocks simple and the split stable.
+    split = train.n_documents - n_eval
+    return Corpus(train, (0, split), train, (split, train.n_documents))
+
+
+def build_model(config: PretrainConfig, tokenizer, tokenizer_source: str):
+    """The model to pretrain and a note of what it started from."""
+    mc = config.model
+    if mc.name_or_path:
+        path = resolve_model_path(mc.name_or_path)
+        model, missing = continued_model(path, tokenizer, tokenizer_source)
+        return model, {"start": path, "new_weights": missing}
+    layers, hidden, heads = architecture(mc.preset, mc.layers, mc.hidden, mc.heads)
+    model = new_model(tokenizer, layers, hidden, heads, max_position=max(512, config.data.max_length), dropout=mc.dropout)
+    return model, {"start": "random", "layers": layers, "hidden": hidden, "heads": heads}
+
+
+def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Pretrain (or continue pretraining) a BERT on plain text; write a `BertForPreTraining` folder.
+
+    Args:
+        config: the validated run config.
+        resume: continue the run in `config.output` from its last checkpoint.
+        overwrite: replace whatever run `config.output` holds.
+        show_progress: draw a progress bar on the main process.
+
+    Returns:
+        Final held-out metrics (MLM accuracy and perplexity, NSP/SOP accuracy) and run figures.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    tc, dc, oc = config.train, config.data, config.objective
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no" if tc.precision == "fp32" else tc.precision)
+    main = accelerator.is_main_process
+    out = Path(config.output)
+    run = config.model_dump(mode="json")
+    if main:
+        outputs.prepare_output(out, run, resume, overwrite)
+    accelerator.wait_for_everyone()
+    set_seed(tc.seed)
+    quiet_transformers()
+
+    # ---- tokenizer, model, text ----------------------------------------------------------------
+    tokenizer_source = config.model.tokenizer or resolve_model_path(config.model.name_or_path)
+    tokenizer = load_tokenizer(tokenizer_source)
+    spec = MaskingSpec.from_tokenizer(tokenizer, oc.mlm_probability, oc.whole_word_mask, source=tokenizer_source)
+    model, origin = build_model(config, tokenizer, tokenizer_source)
+    check_vocabulary(model, tokenizer, tokenizer_source)
+    if dc.max_length > model.config.max_position_embeddings:
+        raise BertxError(f"data.max_length {dc.max_length} exceeds the model's {model.config.max_position_embeddings} positions")
+    corpus = load_corpus(config, tokenizer, show_progress and main)
+    first_doc, end_doc = corpus.train_docs
+
+    def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
+        return build_instances(corpus.train, first_doc, end_doc, dc.max_length, oc.sentence_task, tc.seed, epoch, dc.short_seq_prob)
+
+    instances, long_sentences = epoch_instances(0)
+    if len(instances) < tc.batch_size:
+        raise BertxError(
+            f"{', '.join(dc.resolve(dc.train))}: the text makes {len(instances)} training sequences of up to "
+            f"{dc.max_length} tokens, fewer than one batch ({tc.batch_size}); add text or lower train.batch_size"
+        )
+    eval_rows = np.zeros((0, 5), dtype=np.int64)
+    if corpus.eval is not None:
+        eval_rows, _ = build_instances(corpus.eval, *corpus.eval_docs, dc.max_length, oc.sentence_task, tc.seed + 1, 0, dc.short_seq_prob)
+        eval_rows = eval_rows[: dc.max_eval_sequences]
+    if main:
+        outputs.write_run_config(out, run)
+    log = RunLog(out / "log.jsonl", enabled=main)
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if tc.batch_size < world * tc.grad_accum:
+        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
+    steps_per_epoch = math.ceil(len(instances) / tc.batch_size)
+    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, tc.lr, tc.weight_decay)
+    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    objective = PretrainingObjective(model)
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+
+    # ---- resume ------------------------------------------------------------------------------
+    progress = Progress()
+    checkpoints = out / "checkpoints"
+    if resume:
+        folder = latest_checkpoint(checkpoints)
+        if folder is None:
+            raise BertxError(f"{checkpoints}: no complete checkpoint to resume from")
+        payload, rng = load_checkpoint(folder, rank)
+        try:
+            model.load_state_dict(payload["model"])
+        except RuntimeError as err:
+            raise BertxError(f"{folder}: checkpoint is from another model ({str(err).strip().splitlines()[0]})") from None
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        progress = Progress(**payload["progress"])
+        set_rng_state(rng)
+        log.truncate_after(progress.step)
+        log.write(event="resume", step=progress.step, checkpoint=folder.name)
+        if progress.epoch:
+            instances, long_sentences = epoch_instances(progress.epoch)
+    else:
+        log.write(
+            event="start", step=0, total_steps=total_steps, train_tokens=corpus.train.document_tokens(*corpus.train_docs),
+            train_documents=end_doc - first_doc, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
+            parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
+        )
+    if main and long_sentences:
+        tqdm.write(f"note: {long_sentences} sentences are longer than max_length={dc.max_length} tokens and were cut into pieces")
+    if main and origin.get("new_weights"):
+        tqdm.write(f"note: {origin['start']} has no pretraining heads; {len(origin['new_weights'])} head weights start fresh")
+
+    def evaluate_held_out() -> dict[str, float]:
+        return evaluate_pretraining(accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec, tc.batch_size,
+                                    accelerator.device, tc.seed)
+
+    def after_eval() -> dict[str, float]:
+        metrics = evaluate_held_out() if len(eval_rows) else {}
+        progress.last_eval_step = progress.step
+        log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
+        if main and show_progress and metrics:
+            tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        return metrics
+
+    def checkpoint() -> None:
+        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "progress": asdict(progress)}
+        save_checkpoint(checkpoints, progress.step, accelerator, payload)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    started, start_tokens = time.perf_counter(), progress.tokens_seen
+    metrics: dict[str, float] = {}
+    objective.train()
+    while progress.step < total_steps:
+        batches = [np.arange(i, min(i + tc.batch_size, len(instances))) for i in range(0, len(instances), tc.batch_size)]
+        while progress.batch_in_epoch < len(batches) and progress.step < total_steps:
+            rows = instances[batches[progress.batch_in_epoch]]
+            local = shard(list(range(len(rows))), rank, world)
+            parts = list(micro_batches(local, tc.grad_accum))
+            # Masks depend on (seed, step, process) only: a resumed run masks exactly as the first would have.
+            generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + progress.step * 1009 + rank)
+            step_loss, step_correct, step_masked, step_tokens = 0.0, 0, 0, 0
+            for k, part in enumerate(parts):
+                batch = mlm_batch(corpus.train.tokens, rows[part], spec, generator)
+                step_tokens += int(batch["attention_mask"].sum())
+                batch = {key: t.to(accelerator.device) for key, t in batch.items()}
+                sync = k == len(parts) - 1
+                with (nullcontext() if sync else accelerator.no_sync(objective)), accelerator.autocast():
+                    losses = objective(**batch)
+                    loss = losses.loss * (len(part) / len(local))
+                accelerator.backward(loss)
+                step_loss += loss.item()
+                step_correct += int(losses.mlm_correct)
+                step_masked += int(losses.mlm_count)
+            if tc.max_grad_norm:
+                accelerator.clip_grad_norm_(objective.parameters(), tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            progress.sequences_seen += len(rows)
+            progress.tokens_seen += step_tokens * world  # every process holds an equal slice, near enough
+
+            rate = (progress.tokens_seen - start_tokens) / max(1e-9, time.perf_counter() - started)
+            lr = scheduler.get_last_lr()[0]
+            accuracy = step_correct / max(1, step_masked)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.3f}", mlm_acc=f"{accuracy:.3f}", lr=f"{lr:.1e}", tokens_s=f"{rate:.0f}", refresh=False)
+            if progress.step % tc.logging_steps == 0:
+                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, mlm_accuracy=accuracy,
+                          lr=lr, tokens_per_s=rate)
+            if tc.eval_steps and progress.step % tc.eval_steps == 0:
+                metrics = after_eval()
+            if tc.save_steps and progress.step % tc.save_steps == 0:
+                checkpoint()
+        if progress.batch_in_epoch >= len(batches):
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+            instances, _ = epoch_instances(progress.epoch)
+    if progress.last_eval_step != progress.step:
+        metrics = after_eval()
+    bar.close()
+    wall = time.perf_counter() - started
+
+    # ---- publish -----------------------------------------------------------------------------
+    if main:
+        outputs.save_model_atomic(model, tokenizer, out / "final")
+        outputs.publish(out / "final", out)
+    accelerator.wait_for_everyone()
+    final = dict(metrics)
+    final.update(steps=progress.step, epochs=round(progress.step / steps_per_epoch, 3), wall_s=round(wall, 2),
+                 tokens_per_s=round((progress.tokens_seen - start_tokens) / max(wall, 1e-9), 1),
+                 train_tokens_seen=progress.tokens_seen)
+    if main:
+        outputs.write_metrics(out, final)
+        log.write(event="end", **final)
+    return final
+
+
+@torch.no_grad()
+def evaluate_pretraining(objective: PretrainingObjective, tokens: np.ndarray, rows: np.ndarray, spec: MaskingSpec,
+                         batch_size: int, device, seed: int) -> dict[str, float]:
+    """Held-out MLM accuracy and perplexity (and NSP/SOP accuracy), with the same masks at every evaluation."""
+    was_training = objective.training
+    objective.eval()
+    generator = torch.Generator().manual_seed(seed + 7)
+    loss_sum = correct = masked = 0.0
+    pair_correct = pairs = 0
+    for start in range(0, len(rows), batch_size):
+        batch = {k: t.to(device) for k, t in mlm_batch(tokens, rows[start : start + batch_size], spec, generator).items()}
+        losses = objective(**batch)
+        count = int(losses.mlm_count)
+        loss_sum += float(losses.mlm_loss) * count
+        correct += int(losses.mlm_correct)
+        masked += count
+        if losses.sentence_correct is not None:
+            pair_correct += int(losses.sentence_correct)
+            pairs += losses.sentence_count
+    objective.train(was_training)
+    mean_loss = loss_sum / max(1, masked)
+    metrics = {"mlm_accuracy": correct / max(1, masked), "mlm_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50))}
+    if pairs:
+        metrics["sentence_accuracy"] = pair_correct / pairs
+    return metrics
