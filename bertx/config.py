@@ -1,4 +1,4 @@
-"""Typed run configs: what a fine-tuning run needs, validated before any work starts.
+"""Typed run configs: what a fine-tuning or pretraining run needs, validated before any work starts.
 
 A config comes from a YAML file, from CLI options or from Python; `key=value` overrides with dotted
 keys (`train.lr=5e-5`) apply on top. Unknown keys are errors (`extra="forbid"`), so a typo never
@@ -153,13 +153,20 @@ class PretrainDataConfig(_Strict):
 
 
 class PretrainModelConfig(_Strict):
-    name_or_path: Optional[str] = Field(None, description="Continue pretraining this local HF folder (domain-adaptive).")
+    name_or_path: Optional[str] = Field(
+        None, description="Continue pretraining this local HF folder (domain-adaptive); default, when no size is given: the packaged MiniLM."
+    )
     preset: Optional[str] = Field(None, description="From scratch: tiny, mini, small, medium or base.")
     layers: Optional[int] = Field(None, ge=1, description="From scratch: transformer layers (overrides the preset).")
     hidden: Optional[int] = Field(None, ge=8, description="From scratch: hidden size (overrides the preset).")
     heads: Optional[int] = Field(None, ge=1, description="From scratch: attention heads (default hidden / 64).")
     tokenizer: Optional[str] = Field(None, description="Tokenizer folder; default: the model's (needed from scratch).")
     dropout: float = Field(0.1, ge=0, lt=1, description="From scratch: hidden and attention dropout.")
+
+    @property
+    def from_scratch(self) -> bool:
+        """A size was given: build a new model. Otherwise continue `name_or_path` (default: the packaged MiniLM)."""
+        return bool(self.preset or self.layers or self.hidden)
 
 
 class ObjectiveConfig(_Strict):
@@ -197,10 +204,9 @@ class PretrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_starting_point(self) -> "PretrainConfig":
-        scratch = self.model.preset or self.model.layers or self.model.hidden
-        if self.model.name_or_path and scratch:
+        if self.model.name_or_path and self.model.from_scratch:
             raise ValueError("give either model.name_or_path (continue) or a size (preset/layers/hidden), not both")
-        if not self.model.name_or_path and not self.model.tokenizer:
+        if self.model.from_scratch and not self.model.tokenizer:
             raise ValueError("pretraining from scratch needs a tokenizer folder (model.tokenizer; see `bertx tokenizer train`)")
         return self
 

@@ -55,9 +55,34 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         raise DataError(path, None, "the file holds no text (empty or only blank lines)")
 
 
+LABELLED_SUFFIXES = (".tsv", ".csv", ".jsonl")
+
+
+def labelled_file_documents(path: str) -> Iterator[list[str]]:
+    """The texts of a labelled TSV/CSV/JSONL file, one document per row, labels dropped: a task's
+    own files serve as unlabelled text (task- or domain-adaptive pretraining, auxiliary MLM)."""
+    from bertx.data.examples import PAIR_COLUMNS, TEXT_COLUMNS
+    from bertx.data.readers import read_rows
+
+    header, rows = read_rows(path)
+    text = next((c for c in TEXT_COLUMNS if c in header), None)
+    if text is None:
+        raise DataError(path, 1, f"no text column (looked for {', '.join(TEXT_COLUMNS)}); columns are: {', '.join(header)}")
+    pair = next((c for c in PAIR_COLUMNS if c in header), None)
+    for row in rows:
+        texts = [str(row.fields.get(c) or "").strip() for c in (text, pair) if c]
+        sentences = [s for t in texts for s in split_sentences(t)]
+        if sentences:
+            yield sentences
+
+
 def read_documents(paths: list[str], mode: DocumentMode = "blank") -> Iterator[list[str]]:
-    """Documents (lists of sentences) of all files, in order, streamed: memory holds one document."""
+    """Documents (lists of sentences) of all files, in order, streamed: memory holds one document.
+    Labelled files (.tsv, .csv, .jsonl) give one document per row, from their text column(s)."""
     for path in paths:
+        if Path(path).suffix.lower() in LABELLED_SUFFIXES:
+            yield from labelled_file_documents(path)
+            continue
         sentences: list[str] = []
         for _, line in read_lines(path):
             text = line.strip()

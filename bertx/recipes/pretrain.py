@@ -77,7 +77,7 @@ def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpu
 def build_model(config: PretrainConfig, tokenizer, tokenizer_source: str):
     """The model to pretrain and a note of what it started from."""
     mc = config.model
-    if mc.name_or_path:
+    if not mc.from_scratch:
         path = resolve_model_path(mc.name_or_path)
         model, missing = continued_model(path, tokenizer, tokenizer_source)
         return model, {"start": path, "new_weights": missing}

@@ -51,3 +51,16 @@ def test_empty_and_missing_files(tmp_path):
         list(read_documents([str(empty)]))
     with pytest.raises(BertxError, match="text file not found"):
         list(read_documents([str(tmp_path / "missing.txt")]))
+
+
+def test_labelled_files_give_their_texts_without_labels(tmp_path):
+    tsv = tmp_path / "reviews.tsv"
+    tsv.write_text("sentence\tlabel\nGreat pan. Works well.\t1\nBroke fast.\t0\n", encoding="utf-8")
+    assert list(read_documents([str(tsv)])) == [["Great pan.", "Works well."], ["Broke fast."]]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"sentence1": "A cat sat.", "sentence2": "It slept.", "label": 1}\n', encoding="utf-8")
+    assert list(read_documents([str(pairs)])) == [["A cat sat.", "It slept."]]
+    no_text = tmp_path / "bad.tsv"
+    no_text.write_text("id\tlabel\n1\t0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.tsv:1: no text column"):
+        list(read_documents([str(no_text)]))

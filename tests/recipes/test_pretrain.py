@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from bertx.cli import app
 from bertx.config import PretrainConfig
-from bertx.errors import BertxError
 from bertx.recipes import pretrain as recipe
 from tests.conftest import NEGATIVE, POSITIVE
 
