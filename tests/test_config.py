@@ -38,3 +38,24 @@ def test_overrides_are_typed_and_validated(tmp_path):
         load_config(bad)
     with pytest.raises(BertxError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+PRETRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "pretrain").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRETRAIN_CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_pretraining_config_loads(path):
+    from bertx.config import PretrainConfig
+
+    config = load_config(path, ["data.data_dir=/data"], schema=PretrainConfig)
+    assert config.data.resolve(config.data.train)[0].startswith("/data/")
+
+
+def test_pretraining_config_checks_its_starting_point():
+    from bertx.config import PretrainConfig
+
+    with pytest.raises(BertxError, match="needs a tokenizer folder"):
+        load_config(None, ["model.preset=mini"], schema=PretrainConfig)
+    with pytest.raises(BertxError, match="not both"):
+        load_config(None, ["model.preset=mini", "model.name_or_path=/x", "model.tokenizer=/t"], schema=PretrainConfig)
+    assert not load_config(None, [], schema=PretrainConfig).model.from_scratch  # default: continue MiniLM

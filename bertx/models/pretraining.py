@@ -84,20 +84,25 @@ def check_vocabulary(model: nn.Module, tokenizer, source: str) -> None:
 
 @dataclass
 class PretrainingLosses:
-    loss: torch.Tensor
-    mlm_loss: torch.Tensor
-    sentence_loss: torch.Tensor | None
-    mlm_correct: torch.Tensor  # masked positions predicted right
+    mlm_sum: torch.Tensor  # summed cross-entropy over masked positions (the recipe normalises it)
     mlm_count: torch.Tensor  # masked positions
+    mlm_correct: torch.Tensor  # masked positions predicted right
+    sentence_loss: torch.Tensor | None  # mean NSP/SOP cross-entropy
     sentence_correct: torch.Tensor | None
     sentence_count: int
 
+    @property
+    def mlm_loss(self) -> torch.Tensor:
+        return self.mlm_sum / self.mlm_count.clamp(min=1)
+
 
 class PretrainingObjective(nn.Module):
-    """MLM (+ NSP/SOP) loss of a `BertForPreTraining`, with vocabulary scores for masked positions only.
+    """MLM (+ NSP/SOP) losses of a `BertForPreTraining`, with vocabulary scores for masked positions only.
 
-    Wrapping the model in a module keeps one `forward`, so data parallelism (DDP) sees every use of
-    the weights.
+    The MLM loss is returned as a sum so the recipe can divide by the masked count of the whole global
+    batch: every masked token then weighs the same however the batch is split into processes and
+    micro-batches. Wrapping the model in a module keeps one `forward`, so data parallelism (DDP) sees
+    every use of the weights.
     """
 
     def __init__(self, model: nn.Module):
@@ -111,16 +116,15 @@ class PretrainingObjective(nn.Module):
         hidden = out.last_hidden_state[picked]  # (M, H): masked positions only
         targets = labels[picked]  # (M,)
         scores = heads.predictions(hidden)  # (M, V)
-        mlm_loss = F.cross_entropy(scores.float(), targets)
+        mlm_sum = F.cross_entropy(scores.float(), targets, reduction="sum")
         mlm_correct = (scores.argmax(-1) == targets).sum()
-        loss, sentence_loss, sentence_correct, count = mlm_loss, None, None, 0
+        sentence_loss, sentence_correct, count = None, None, 0
         if next_sentence_label is not None:
             pair_scores = heads.seq_relationship(out.pooler_output)  # (B, 2)
             sentence_loss = F.cross_entropy(pair_scores.float(), next_sentence_label)
             sentence_correct = (pair_scores.argmax(-1) == next_sentence_label).sum()
             count = len(next_sentence_label)
-            loss = loss + sentence_loss
-        return PretrainingLosses(loss, mlm_loss, sentence_loss, mlm_correct, picked.sum(), sentence_correct, count)
+        return PretrainingLosses(mlm_sum, picked.sum(), mlm_correct, sentence_loss, sentence_correct, count)
 
 
 class MLMHead(nn.Module):

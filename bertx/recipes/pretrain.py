@@ -57,6 +57,11 @@ class Corpus:
     eval_docs: tuple[int, int]
 
 
+def token_count(cache: TokenCache, first_doc: int, end_doc: int) -> int:
+    start, end = cache.document_tokens(first_doc, end_doc)
+    return end - start
+
+
 def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpus:
     dc = config.data
     train_paths = dc.resolve(dc.train)
@@ -172,7 +177,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
             instances, long_sentences = epoch_instances(progress.epoch)
     else:
         log.write(
-            event="start", step=0, total_steps=total_steps, train_tokens=corpus.train.document_tokens(*corpus.train_docs),
+            event="start", step=0, total_steps=total_steps, train_tokens=token_count(corpus.train, *corpus.train_docs),
             train_documents=end_doc - first_doc, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
             parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
         )
@@ -207,19 +212,27 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
         batches = [np.arange(i, min(i + tc.batch_size, len(instances))) for i in range(0, len(instances), tc.batch_size)]
         while progress.batch_in_epoch < len(batches) and progress.step < total_steps:
             rows = instances[batches[progress.batch_in_epoch]]
+            # The global batch is masked whole, with a generator that depends on (seed, step) only: every
+            # process draws the same masks and takes its slice, so 1 and N processes optimise the same
+            # thing, and a resumed run masks exactly as the first would have.
+            generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + progress.step)
+            full = mlm_batch(corpus.train.tokens, rows, spec, generator)
+            global_masked = max(1, int((full["labels"] != -100).sum()))
             local = shard(list(range(len(rows))), rank, world)
             parts = list(micro_batches(local, tc.grad_accum))
-            # Masks depend on (seed, step, process) only: a resumed run masks exactly as the first would have.
-            generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + progress.step * 1009 + rank)
-            step_loss, step_correct, step_masked, step_tokens = 0.0, 0, 0, 0
+            step_loss, step_correct, step_masked = 0.0, 0, 0
             for k, part in enumerate(parts):
-                batch = mlm_batch(corpus.train.tokens, rows[part], spec, generator)
-                step_tokens += int(batch["attention_mask"].sum())
+                width = int(full["attention_mask"][part].sum(1).max())  # drop padding the slice does not need
+                batch = {key: t[part][:, :width] if t.dim() == 2 else t[part] for key, t in full.items()}
                 batch = {key: t.to(accelerator.device) for key, t in batch.items()}
                 sync = k == len(parts) - 1
                 with (nullcontext() if sync else accelerator.no_sync(objective)), accelerator.autocast():
                     losses = objective(**batch)
-                    loss = losses.loss * (len(part) / len(local))
+                    # Mean over the global batch: MLM per masked token, NSP/SOP per pair. DDP averages
+                    # gradients over processes, hence the factor `world` in the MLM denominator.
+                    loss = losses.mlm_sum * (world / global_masked)
+                    if losses.sentence_loss is not None:
+                        loss = loss + losses.sentence_loss * (len(part) / len(local))
                 accelerator.backward(loss)
                 step_loss += loss.item()
                 step_correct += int(losses.mlm_correct)
@@ -232,7 +245,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
             progress.step += 1
             progress.batch_in_epoch += 1
             progress.sequences_seen += len(rows)
-            progress.tokens_seen += step_tokens * world  # every process holds an equal slice, near enough
+            progress.tokens_seen += int(full["attention_mask"].sum())
 
             rate = (progress.tokens_seen - start_tokens) / max(1e-9, time.perf_counter() - started)
             lr = scheduler.get_last_lr()[0]
@@ -283,7 +296,7 @@ def evaluate_pretraining(objective: PretrainingObjective, tokens: np.ndarray, ro
         batch = {k: t.to(device) for k, t in mlm_batch(tokens, rows[start : start + batch_size], spec, generator).items()}
         losses = objective(**batch)
         count = int(losses.mlm_count)
-        loss_sum += float(losses.mlm_loss) * count
+        loss_sum += float(losses.mlm_sum)
         correct += int(losses.mlm_correct)
         masked += count
         if losses.sentence_correct is not None:

@@ -48,3 +48,19 @@ def test_two_processes_match_one(tiny_bert, toy_data, tmp_path):
     base = load_file(Path(tiny_bert) / "model.safetensors")
     moved = max((w1[f"bert.{k}"] - base[k]).abs().max().item() for k in base if f"bert.{k}" in w1)
     assert moved > 1e-2  # and training did move the encoder
+
+
+def test_pretraining_on_two_processes_matches_one(tiny_bert, tmp_path):
+    from tests.recipes.test_pretrain import write_patterned_text
+
+    text = write_patterned_text(tmp_path / "corpus.txt")
+    # Masks are drawn for the whole global batch from (seed, step): both runs see the same ones.
+    common = ["pretrain", "--train", text, "--tokenizer", tiny_bert, "--layers", "1", "--hidden", "32", "--heads", "2",
+              "--max-steps", "6", "--batch-size", "8", "--lr", "3e-3", "--sentence-task", "sop", "--max-length", "32",
+              "model.dropout=0.0", f"data.cache_dir={tmp_path / 'cache'}"]
+    cli([*common, "--output", str(tmp_path / "one")], 1)
+    cli([*common, "--output", str(tmp_path / "two")], 2)
+    w1, w2 = load_file(tmp_path / "one/model.safetensors"), load_file(tmp_path / "two/model.safetensors")
+    worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    assert worst < 1e-4, f"weights differ by {worst}"
+    assert json.loads((tmp_path / "two/log.jsonl").read_text().splitlines()[0])["processes"] == 2
