@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from bertx.config import FinetuneConfig
@@ -30,6 +29,7 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.models.heads import word_embeddings
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
+from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
 from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from bertx.training.optim import build_optimizer, linear_schedule
@@ -65,7 +65,6 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         Final metrics: the dev metrics of the best evaluation (none without a dev file), plus run
         figures (steps, best step, wall time, samples/s, truncated examples).
     """
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     task = get_task(config.task)
@@ -76,11 +75,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     model_path = resolve_model_path(config.model.name_or_path)
     check_encoder_folder(model_path)
 
-    # cpu=True without a GPU: under torchrun / accelerate launch that makes Accelerate start a gloo
-    # process group on the CPU instead of running N unrelated single-process jobs.
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(), mixed_precision="no" if tc.precision == "fp32" else tc.precision
-    )
+    accelerator = make_accelerator(tc.precision)
     main = accelerator.is_main_process
     out = Path(config.output)
     run = config.model_dump(mode="json")

@@ -32,6 +32,7 @@ from bertx.errors import BertxError
 from bertx.models.encoder import load_tokenizer, quiet_transformers, resolve_model_path
 from bertx.models.pretraining import PretrainingObjective, architecture, check_vocabulary, continued_model, new_model
 from bertx.training import outputs
+from bertx.training.accelerator import make_accelerator
 from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
@@ -103,11 +104,10 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     Returns:
         Final held-out metrics (MLM accuracy and perplexity, NSP/SOP accuracy) and run figures.
     """
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     tc, dc, oc = config.train, config.data, config.objective
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no" if tc.precision == "fp32" else tc.precision)
+    accelerator = make_accelerator(tc.precision)
     main = accelerator.is_main_process
     out = Path(config.output)
     run = config.model_dump(mode="json")

@@ -67,7 +67,9 @@ def test_pretrained_folder_fine_tunes(tiny_bert, text, tmp_path, toy_data):
     from tests.conftest import tiny_config
 
     out = tmp_path / "pt"
-    recipe.pretrain(PretrainConfig.model_validate(tiny_pretrain_config(tiny_bert, text, str(out), max_steps=5)), show_progress=False)
+    # bf16 pretraining, then fp32 fine-tuning in the same process (Accelerate's state is reset in between)
+    config = tiny_pretrain_config(tiny_bert, text, str(out), max_steps=5, precision="bf16")
+    recipe.pretrain(PretrainConfig.model_validate(config), show_progress=False)
     train, dev = toy_data
     metrics = bertx.finetune(tiny_config(str(out), train, dev, str(tmp_path / "ft"), epochs=1), show_progress=False)
     assert 0 <= metrics["accuracy"] <= 1 and metrics["steps"] == 15
