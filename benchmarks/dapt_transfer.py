@@ -35,13 +35,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 pretraining epoch, 1 seed, 400 source reviews: a few minutes.")
     parser.add_argument("--source", default="books")
     parser.add_argument("--target", default="kitchen")
-    parser.add_argument("--epochs", type=float, default=None, help="Pretraining epochs over the target text (default 6).")
-    parser.add_argument("--seeds", type=int, default=None, help="Fine-tuning seeds per model (default 3).")
+    parser.add_argument("--epochs", type=float, default=None, help="Pretraining epochs over the target text (default 3).")
+    parser.add_argument("--seeds", type=int, default=None, help="Fine-tuning seeds per model (default 2).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-dapt")
     args = parser.parse_args()
-    epochs = args.epochs or (1 if args.quick else 6)
-    seeds = args.seeds or (1 if args.quick else 3)
+    epochs = args.epochs or (1 if args.quick else 3)
+    seeds = args.seeds or (1 if args.quick else 2)
     root = Path(args.data_dir) / "multidomain"
     source, target = root / args.source, root / args.target
     if not (source / "train.tsv").is_file() or not (target / "dev.tsv").is_file():

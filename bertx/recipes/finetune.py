@@ -31,7 +31,7 @@ from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
-from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
 
@@ -131,19 +131,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     progress = Progress()
     checkpoints = out / "checkpoints"
     if resume:
-        folder = latest_checkpoint(checkpoints)
-        if folder is None:
-            raise BertxError(f"{checkpoints}: no complete checkpoint to resume from")
-        payload, rng = load_checkpoint(folder, rank)
-        try:
-            accelerator.unwrap_model(model).load_state_dict(payload["model"])
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise BertxError(f"{folder}: checkpoint is from another model ({first})") from None
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        progress = Progress(**payload["progress"])
-        set_rng_state(rng)
+        saved, folder = restore_training_state(checkpoints, accelerator.unwrap_model(model), optimizer, scheduler, rank)
+        progress = Progress(**saved)
         log.truncate_after(progress.step)
         log.write(event="resume", step=progress.step, checkpoint=folder.name)
     else:

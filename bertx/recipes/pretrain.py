@@ -33,7 +33,7 @@ from bertx.models.encoder import load_tokenizer, quiet_transformers, resolve_mod
 from bertx.models.pretraining import PretrainingObjective, architecture, check_vocabulary, continued_model, new_model
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
-from bertx.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
 
@@ -159,18 +159,8 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     progress = Progress()
     checkpoints = out / "checkpoints"
     if resume:
-        folder = latest_checkpoint(checkpoints)
-        if folder is None:
-            raise BertxError(f"{checkpoints}: no complete checkpoint to resume from")
-        payload, rng = load_checkpoint(folder, rank)
-        try:
-            model.load_state_dict(payload["model"])
-        except RuntimeError as err:
-            raise BertxError(f"{folder}: checkpoint is from another model ({str(err).strip().splitlines()[0]})") from None
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        progress = Progress(**payload["progress"])
-        set_rng_state(rng)
+        saved, folder = restore_training_state(checkpoints, model, optimizer, scheduler, rank)
+        progress = Progress(**saved)
         log.truncate_after(progress.step)
         log.write(event="resume", step=progress.step, checkpoint=folder.name)
         if progress.epoch:

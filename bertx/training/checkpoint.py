@@ -99,3 +99,26 @@ def load_checkpoint(folder: Path, process_index: int) -> tuple[dict, dict]:
     if not rng_file.is_file():
         raise BertxError(f"{folder}: no RNG state for process {process_index}; resume with the same number of processes")
     return payload, torch.load(rng_file, weights_only=False)
+
+
+def restore_training_state(root: Path, model, optimizer, scheduler, process_index: int) -> tuple[dict, Path]:
+    """Load the latest checkpoint under `root` into model, optimizer, scheduler and the RNGs.
+
+    Returns:
+        (the recipe's progress counters as saved, the checkpoint folder).
+
+    Raises:
+        BertxError: no complete checkpoint, or one whose weights do not fit this model.
+    """
+    folder = latest_checkpoint(root)
+    if folder is None:
+        raise BertxError(f"{root}: no complete checkpoint to resume from")
+    payload, rng = load_checkpoint(folder, process_index)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as err:
+        raise BertxError(f"{folder}: checkpoint is from another model ({str(err).strip().splitlines()[0]})") from None
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    set_rng_state(rng)
+    return payload["progress"], folder

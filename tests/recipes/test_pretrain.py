@@ -148,3 +148,17 @@ def test_tokenizer_that_does_not_fit_the_model_is_refused(tiny_bert, text, tmp_p
     result = cli("pretrain", "--model", tiny_bert, "--tokenizer", str(bigger), "--train", text, "--output", str(tmp_path / "o"),
                  f"data.cache_dir={tmp_path / 'cache'}")
     assert result.exit_code == 2 and "embeddings; use the tokenizer the model was trained with" in result.output
+
+
+def test_long_sentences_are_cut_and_counted_and_eval_file_is_used(tiny_bert, text, tmp_path):
+    long_text = tmp_path / "long.txt"
+    long_text.write_text(("The film was very good and the story was happy " * 20 + ".\n\n") * 30, encoding="utf-8")
+    held_out = write_patterned_text(tmp_path / "held_out.txt", documents=10, seed=3)
+    result = cli("pretrain", "--train", str(long_text), "--eval", held_out, "--tokenizer", tiny_bert, "--layers", "1",
+                 "--hidden", "32", "--heads", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "32",
+                 "--sentence-task", "nsp", "--output", str(tmp_path / "o"), f"data.cache_dir={tmp_path / 'cache'}")
+    assert result.exit_code == 0, result.output
+    assert "30 sentences are longer than max_length=32 tokens and were cut into pieces" in result.output
+    start = json.loads((tmp_path / "o" / "log.jsonl").read_text().splitlines()[0])
+    assert start["train_documents"] == 30 and start["eval_sequences"] > 0
+    assert "sentence_accuracy" in json.loads((tmp_path / "o" / "metrics.json").read_text())
