@@ -16,6 +16,11 @@ import torch
 from bertx.errors import BertxError
 
 
+def id_space(tokenizer) -> int:
+    """Ids the tokenizer can produce: one past its largest (a vocabulary may have holes)."""
+    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+
+
 @dataclass
 class MaskingSpec:
     """What masking needs to know about the vocabulary."""
@@ -37,7 +42,7 @@ class MaskingSpec:
         if missing:
             tokens = ", ".join(name.replace("_token", "").upper() for name in missing)
             raise BertxError(f"{source}: the vocabulary has no {tokens} token; masked-LM pretraining needs [MASK], [CLS], [SEP] and [PAD]")
-        size = max(len(tokenizer), max(vocab.values()) + 1)
+        size = id_space(tokenizer)
         continuation = torch.zeros(size, dtype=torch.bool)
         special = torch.zeros(size, dtype=torch.bool)
         prefix = getattr(getattr(tokenizer.backend_tokenizer, "model", None), "continuing_subword_prefix", None) or "##"

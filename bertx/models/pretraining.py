@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertx.data.masking import id_space
 from bertx.errors import BertxError
 
 # Sizes of Google's BERT miniatures (Turc et al., 2019): heads = hidden / 64, feed-forward = 4 x hidden.
@@ -34,11 +35,6 @@ def architecture(preset: str | None, layers: int | None, hidden: int | None, hea
     if hidden % heads:
         raise BertxError(f"hidden size {hidden} is not divisible by {heads} attention heads")
     return layers, hidden, heads
-
-
-def id_space(tokenizer) -> int:
-    """Embeddings the tokenizer needs: one past its largest id (a vocabulary may have holes)."""
-    return max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
 
 
 def new_model(tokenizer, layers: int, hidden: int, heads: int, max_position: int = 512, dropout: float = 0.1):

@@ -31,9 +31,13 @@ class TaskWithAuxMLM(nn.Module):
     def __init__(self, task_model: nn.Module, weight: float):
         super().__init__()
         self.task_model = task_model
-        self.encoder = task_model.base_model  # shared, not copied
-        self.mlm_head = MLMHead(task_model.config, self.encoder.get_input_embeddings())
+        self.mlm_head = MLMHead(task_model.config, task_model.base_model.get_input_embeddings())
         self.weight = weight
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The task model's encoder, shared (a property, so the weights are registered once)."""
+        return self.task_model.base_model
 
     def new_parameters(self) -> list[nn.Parameter]:
         """The head's own parameters (its decoder weight is the encoder's word-embedding matrix)."""
