@@ -46,8 +46,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: 
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, head_lr: float | None = None,
-                    layer_decay: float = 1.0) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, weight_decay, lr, head_lr, layer_decay)
+                    layer_decay: float = 1.0, head_prefixes=("classifier", "pre_classifier", "score")) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, weight_decay, lr, head_lr, layer_decay, head_prefixes)
     on_cpu = next(model.parameters()).device.type == "cpu"
     # The fused kernel updates all tensors in one pass (CPU and CUDA); fall back where unsupported.
     try:

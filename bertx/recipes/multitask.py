@@ -1,0 +1,395 @@
+"""Multi-task recipe: one shared encoder, one head per task, batches drawn from the tasks in turn.
+
+    config -> every task's files checked -> each task's kind reads and encodes its data -> task models
+    on one shared encoder (`MultiTaskModel`) -> [resume] -> for each step: the sampler picks a task per
+    batch, forward through that task's head, loss x task weight, backward (accumulated over the step's
+    batches), clip, step, log per-task losses -> evaluate every task's dev set -> the best checkpoint
+    by the mean of the tasks' main metrics -> publish encoder + heads -> per-task table
+
+Knowledge moves between tasks through the shared encoder only; each head sees its own task. A task's
+batches are built exactly as in single-task fine-tuning (same reader, features, length buckets and
+collator), so a one-task run here is single-task fine-tuning.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from bertx.config import FinetuneConfig, MultitaskConfig, TaskEntry
+from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.task_sampling import TaskSampler
+from bertx.errors import BertxError
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
+from bertx.models.heads import word_embeddings
+from bertx.models.multitask import MultiTaskModel, load_task_model
+from bertx.recipes.finetune import data_notes
+from bertx.tasks import get_kind, get_task
+from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
+from bertx.training import outputs
+from bertx.training.accelerator import make_accelerator
+from bertx.training.checkpoint import restore_training_state, save_checkpoint
+from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.runlog import RunLog
+
+
+@dataclass
+class Progress:
+    """Where the run is: everything besides tensors that a resumed run needs."""
+
+    step: int = 0  # optimizer steps done
+    draws: int = 0  # task batches drawn so far (the sampler's draw counter)
+    examples_seen: int = 0
+    cursors: dict = field(default_factory=dict)  # task -> [epoch, batches of that epoch consumed]
+    best_metric: float | None = None  # best mean of the main metrics
+    best_step: int | None = None
+    best_metrics: dict = field(default_factory=dict)  # task -> its dev metrics at the best step
+    evals_since_best: int = 0
+    last_eval_step: int = -1
+    stopped_early: bool = False
+
+
+@dataclass
+class Task:
+    """One task of the run, read and encoded."""
+
+    entry: TaskEntry
+    config: FinetuneConfig  # its single-task view: what its kind reads and heads with
+    spec: TaskSpec
+    kind: object
+    train: TrainData
+    dev: EvalSet | None
+    metric: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def size(self) -> int:
+        return len(self.train.features.lengths)
+
+
+def check_task_files(config: MultitaskConfig) -> None:
+    """Every task's files exist: one line naming the task and the file, before anything is read."""
+    for entry in config.tasks:
+        for role, path in (("train", entry.train), ("dev", entry.dev)):
+            resolved = path and path.replace("{data_dir}", config.data_dir)
+            if resolved and not Path(resolved).is_file():
+                raise BertxError(f"task {entry.name!r}: {role} file {resolved}: file not found")
+
+
+def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> list[Task]:
+    """Read and encode every task; check that tasks sharing a head share its labels."""
+    tasks = []
+    for entry in config.tasks:
+        task_config = config.task_config(entry)
+        spec = get_task(entry.kind)
+        kind = get_kind(spec)
+        dc = task_config.data
+        train = kind.load_train(dc.resolve(dc.train), dc, tokenizer)
+        run = dict(train.info, labels=train.labels)
+        label2id = {name: i for i, name in enumerate(train.labels)}
+        dev = None
+        if dc.dev:
+            dev = kind.load_eval(dc.resolve(dc.dev), dc, tokenizer, label2id, run, limit=dc.max_dev_examples,
+                                 articles=dc.dev_articles)
+        tasks.append(Task(entry, task_config, spec, kind, train, dev, entry.metric or spec.main_metric))
+        if show_notes:
+            for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+                tqdm.write(f"note: task {entry.name}: {line}")
+    first_of_head: dict[str, Task] = {}
+    for task in tasks:
+        other = first_of_head.setdefault(task.entry.head_name, task)
+        if other.train.labels != task.train.labels:
+            raise BertxError(
+                f"tasks {other.name!r} and {task.name!r} share head {task.entry.head_name!r} but their label sets differ: "
+                f"{other.train.labels} vs {task.train.labels}"
+            )
+    return tasks
+
+
+def task_run_info(task: Task, model_path: str) -> dict:
+    """The single-task run config of one task, as `bertx finetune` would have written it (used by export)."""
+    run = task.config.model_dump(mode="json")
+    run["model"]["name_or_path"] = model_path
+    run["data"]["train"], run["data"]["dev"] = task.config.data.resolve(task.config.data.train), task.config.data.resolve(task.config.data.dev)
+    run.update(task.train.info)
+    run["labels"] = task.train.labels
+    run["head"] = task.entry.head_name
+    run["metric"] = task.metric
+    return run
+
+
+def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Train one shared encoder on several tasks and write the encoder and every head into one folder.
+
+    Args:
+        config: the validated multi-task config.
+        resume: continue the run in `config.output` from its last checkpoint.
+        overwrite: replace whatever run `config.output` holds.
+        show_progress: draw a progress bar on the main process.
+
+    Returns:
+        `{"mean": ..., "tasks": {task: dev metrics at the best step}, ...run figures}`.
+    """
+    from accelerate.utils import set_seed
+
+    tc, sc = config.train, config.sampling
+    check_task_files(config)
+    model_path = resolve_model_path(config.model.name_or_path)
+    check_encoder_folder(model_path)
+    accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1)
+    main = accelerator.is_main_process
+    out = Path(config.output)
+    run = config.model_dump(mode="json")
+    run["model"]["name_or_path"] = model_path
+    if main:
+        outputs.prepare_output(out, run, resume, overwrite)
+    accelerator.wait_for_everyone()
+    set_seed(tc.seed)
+
+    # ---- data ----------------------------------------------------------------------------------
+    tokenizer = load_tokenizer(model_path)
+    tasks = load_tasks(config, tokenizer, show_notes=main)
+    by_name = {task.name: task for task in tasks}
+    run["multitask"] = {task.name: task_run_info(task, model_path) for task in tasks}
+    if main:
+        outputs.write_run_config(out, run)
+    log = RunLog(out / "log.jsonl", enabled=main)
+
+    # ---- model: one task model per head, all on one encoder ------------------------------------
+    heads: dict[str, Task] = {}
+    for task in tasks:
+        heads.setdefault(task.entry.head_name, task)
+    model = MultiTaskModel(
+        {head: task.kind.build_model(model_path, task.train.labels, config.model.dropout) for head, task in heads.items()},
+        {task.name: task.entry.head_name for task in tasks},
+    )
+    if config.model.freeze_word_embeddings:
+        word_embeddings(model.encoder).requires_grad_(False)
+    started = time.perf_counter()
+    # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
+    cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
+    head_reports = {}
+    for head, task in heads.items():
+        view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
+        head_reports[head] = task.kind.prepare_model(model.task_model(task.name), task.train, view, tokenizer, resume)
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if tc.batch_size < world * tc.grad_accum:
+        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
+    batches_per_epoch = sum(math.ceil(task.size / tc.batch_size) for task in tasks)
+    steps_per_epoch = math.ceil(batches_per_epoch / sc.tasks_per_step)
+    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",))
+    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    sampler = TaskSampler([task.size for task in tasks], sc.strategy, sc.temperature, tc.seed)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    def shared() -> MultiTaskModel:
+        return accelerator.unwrap_model(model)
+
+    # ---- resume ------------------------------------------------------------------------------
+    progress = Progress(cursors={task.name: [0, 0] for task in tasks})
+    checkpoints = out / "checkpoints"
+    if resume:
+        saved, folder = restore_training_state(checkpoints, shared(), optimizer, scheduler, rank)
+        progress = Progress(**saved)
+        log.truncate_after(progress.step)
+        log.write(event="resume", step=progress.step, checkpoint=folder.name)
+    else:
+        log.write(
+            event="start", step=0, total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
+            model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
+            tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
+                            "labels": t.train.labels, "weight": t.entry.weight, "head": t.entry.head_name} for t in tasks},
+            heads=head_reports,
+        )
+
+    epoch_batches: dict[str, tuple[int, list]] = {}
+
+    def next_batch(task: Task) -> list[int]:
+        """The task's next global batch; a task that runs out starts its next epoch, reshuffled."""
+        cursor = progress.cursors[task.name]
+        seed = tc.seed + 7_919 * list(by_name).index(task.name)  # each task its own order
+        cached = epoch_batches.get(task.name)
+        if cached is None or cached[0] != cursor[0]:
+            cached = (cursor[0], bucketed_batches(task.train.features.lengths, tc.batch_size, seed, cursor[0], tc.bucket_size))
+            epoch_batches[task.name] = cached
+        if cursor[1] >= len(cached[1]):
+            cursor[0], cursor[1] = cursor[0] + 1, 0
+            return next_batch(task)
+        cursor[1] += 1
+        return cached[1][cursor[1] - 1]
+
+    def evaluate_all() -> dict[str, dict]:
+        return {t.name: t.kind.evaluate(shared().task_model(t.name), t.dev, tokenizer.pad_token_id, t.config.data,
+                                        device=accelerator.device) for t in tasks if t.dev}
+
+    def after_eval(results: dict[str, dict]) -> None:
+        for name, metrics in results.items():
+            metric = by_name[name].metric
+            if not isinstance(metrics.get(metric, ""), float):
+                raise BertxError(f"task {name!r}: metric {metric!r} is not one of its dev metrics ({', '.join(metrics)})")
+        value = mean_main_metric(results, {t.name: t.metric for t in tasks})
+        progress.last_eval_step = progress.step
+        improved = progress.best_metric is None or value > progress.best_metric
+        if improved:
+            progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
+            progress.best_metrics = {name: dict(metrics) for name, metrics in results.items()}
+            if main:
+                shared().save(out / "best", tokenizer)
+        else:
+            progress.evals_since_best += 1
+        flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
+        log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
+        if main and show_progress:
+            tqdm.write(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
+                f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items()))
+        if tc.early_stopping_patience and progress.evals_since_best >= tc.early_stopping_patience:
+            progress.stopped_early = True
+
+    def checkpoint() -> None:
+        payload = {"model": shared().state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "progress": asdict(progress)}
+        save_checkpoint(checkpoints, progress.step, accelerator, payload)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    has_dev = any(t.dev for t in tasks)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    start_examples = progress.examples_seen
+    loss_sums = {t.name: [0.0, 0] for t in tasks}  # since the last log line: summed loss, batches
+    model.train()
+    while progress.step < total_steps and not progress.stopped_early:
+        step_loss = 0.0
+        for j in range(sc.tasks_per_step):
+            task = tasks[sampler.pick(progress.draws, progress.step / total_steps)]
+            progress.draws += 1
+            indices = next_batch(task)
+            local = shard(indices, rank, world)
+            parts = list(micro_batches(local, tc.grad_accum))
+            task_loss = 0.0
+            for k, part in enumerate(parts):
+                batch = collate(task.train.features, part, tokenizer.pad_token_id, task.kind.label_dtype)
+                batch = {key: t.to(accelerator.device) for key, t in batch.items()}
+                sync = j == sc.tasks_per_step - 1 and k == len(parts) - 1  # one gradient all-reduce per step
+                with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
+                    share = len(part) / len(local)
+                    loss = model(task=task.name, **batch).loss * share
+                    weighted = loss * task.entry.weight / sc.tasks_per_step
+                accelerator.backward(weighted)
+                task_loss += loss.item()
+                step_loss += weighted.item()
+            loss_sums[task.name][0] += task_loss
+            loss_sums[task.name][1] += 1
+            progress.examples_seen += len(indices)
+        if tc.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        progress.step += 1
+
+        rate = (progress.examples_seen - start_examples) / max(1e-9, time.perf_counter() - started)
+        lr = scheduler.get_last_lr()[0]
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.4f}", task=task.name, lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
+        if progress.step % tc.logging_steps == 0:
+            per_task = {f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}
+            log.write(event="train", step=progress.step, loss=step_loss, lr=lr, samples_per_s=rate,
+                      batches={name: n for name, (_, n) in loss_sums.items()}, **per_task)
+            loss_sums = {t.name: [0.0, 0] for t in tasks}
+        at_epoch_end = progress.step % steps_per_epoch == 0
+        if has_dev and ((tc.eval_steps and progress.step % tc.eval_steps == 0) or at_epoch_end):
+            after_eval(evaluate_all())
+        if tc.save_steps and progress.step % tc.save_steps == 0:
+            checkpoint()
+    if has_dev and progress.last_eval_step != progress.step and not progress.stopped_early:
+        after_eval(evaluate_all())
+    bar.close()
+    wall = time.perf_counter() - started
+
+    # ---- publish -----------------------------------------------------------------------------
+    if main:
+        if not has_dev:
+            shared().save(out / "best", tokenizer)
+        shutil.copytree(out / "best", out, dirs_exist_ok=True)
+    accelerator.wait_for_everyone()
+    final = {
+        "mean": progress.best_metric, "tasks": progress.best_metrics, "main_metrics": {t.name: t.metric for t in tasks},
+        "steps": progress.step, "best_step": progress.best_step, "stopped_early": progress.stopped_early,
+        "wall_s": round(wall, 2), "train_samples_per_s": round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
+        "batches_per_task": batches_drawn(sampler, progress.draws, total_steps, sc.tasks_per_step, list(by_name)),
+    }
+    if main:
+        outputs.write_metrics(out, final)
+        (out / "report.md").write_text(task_table(final), encoding="utf-8")
+        log.write(event="end", **{k: v for k, v in final.items() if k != "tasks"})
+    return final
+
+
+def mean_main_metric(results: dict[str, dict], main_metrics: dict[str, str]) -> float:
+    """Mean over tasks of each task's main dev metric (what picks the best multi-task checkpoint)."""
+    values = [results[name][main_metrics[name]] for name in results]
+    return sum(values) / len(values)
+
+
+def batches_drawn(sampler: TaskSampler, draws: int, total_steps: int, per_step: int, names: list[str]) -> dict[str, int]:
+    """How many batches each task contributed (recomputed from the deterministic sampler)."""
+    counts = dict.fromkeys(names, 0)
+    for draw in range(draws):
+        counts[names[sampler.pick(draw, (draw // per_step) / total_steps)]] += 1
+    return counts
+
+
+def task_table(final: dict) -> str:
+    """The per-task Markdown table of a finished run: main metric, all metrics, and the mean."""
+    lines = ["| task | main metric | value | all dev metrics |", "|---|---|---:|---|"]
+    for name, metrics in final["tasks"].items():
+        metric = final["main_metrics"][name]
+        others = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k != metric)
+        lines.append(f"| {name} | {metric} | {100 * metrics[metric]:.2f} | {others} |")
+    if final["mean"] is not None:
+        lines.append(f"| **mean** | | **{100 * final['mean']:.2f}** | best step {final['best_step']} of {final['steps']} |")
+    return "\n".join(lines) + "\n"
+
+
+def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bool = False) -> Path:
+    """Write one task of a multi-task folder as a standalone HF model folder (encoder + its head).
+
+    The result is what `bertx finetune` would have written for that task: `from_pretrained`, `pipeline`,
+    `bertx evaluate` and `bertx predict` load it.
+    """
+    mt_dir, output = Path(mt_dir), Path(output)
+    run = outputs.read_run_config(mt_dir)
+    if not run or "multitask" not in run:
+        raise BertxError(f"{mt_dir}: not a multi-task run folder (no `multitask` section in {outputs.RUN_FILE})")
+    if task not in run["multitask"]:
+        raise BertxError(f"{mt_dir}: no task {task!r} (tasks: {', '.join(run['multitask'])})")
+    info = dict(run["multitask"][task])
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise BertxError(f"{output}: output folder is not empty; choose another or pass --overwrite")
+        shutil.rmtree(output)
+    model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
+    tmp = output.with_name(output.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    load_tokenizer(str(mt_dir)).save_pretrained(tmp)
+    info["output"] = str(output)
+    info["exported_from"] = {"multitask": str(mt_dir), "task": task}
+    (tmp / outputs.RUN_FILE).write_text(yaml.safe_dump(info, sort_keys=False), encoding="utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.exists():
+        output.rmdir()
+    os.replace(tmp, output)
+    return output
