@@ -17,7 +17,7 @@ import typer
 
 from bertx.errors import BertxError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, evaluate, predict.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, evaluate, predict.")
 
 
 def _friendly(fn):
@@ -241,6 +241,82 @@ def pretrain(
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k not in ("wall_s", "tokens_per_s", "epochs"))
     typer.echo(f"held-out: {shown or '(no held-out text)'}  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, "
                f"{metrics['tokens_per_s']:.0f} tokens/s)")
+
+
+def _yaml_overrides(overrides: Optional[List[str]], flags: dict) -> list[str]:
+    return list(overrides or []) + [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+
+
+@app.command()
+@_friendly
+def multitask(
+    config: str = typer.Argument(..., help="YAML config with a `tasks:` list (see configs/multitask/)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. sampling.strategy=annealed."),
+    output: Optional[str] = typer.Option(None, help="Output folder."),
+    model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
+    sampling: Optional[str] = typer.Option(None, help="proportional, temperature, uniform, round-robin or annealed."),
+    temperature: Optional[float] = typer.Option(None, help="T of temperature sampling (p ~ size^(1/T))."),
+    epochs: Optional[float] = typer.Option(None, help="Epochs (one epoch = as many batches as all tasks hold)."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+):
+    """Train one shared encoder with a head per task; write encoder + heads into one folder."""
+    from bertx.config import MultitaskConfig, load_config
+    from bertx.recipes.multitask import multitask as run_multitask
+    from bertx.recipes.multitask import task_table
+
+    flags = {"output": output, "model.name_or_path": model, "sampling.strategy": sampling, "sampling.temperature": temperature,
+             "train.epochs": epochs, "train.max_steps": max_steps, "train.lr": lr, "train.seed": seed, "data_dir": data_dir}
+    cfg = load_config(config, _yaml_overrides(overrides, flags), schema=MultitaskConfig)
+    final = run_multitask(cfg, resume=resume, overwrite=overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    typer.echo(f"\nencoder and heads saved to {cfg.output} ({final['steps']} steps, {final['wall_s']:.0f}s, "
+               f"{final['train_samples_per_s']:.1f} samples/s)")
+    if final["tasks"]:
+        typer.echo(task_table(final))
+    typer.echo(f"export one task: bertx multitask-export {cfg.output} --task {cfg.tasks[0].name} --output DIR")
+
+
+@app.command("multitask-export")
+@_friendly
+def multitask_export(
+    mt_dir: str = typer.Argument(..., help="Folder written by `bertx multitask`."),
+    task: str = typer.Option(..., help="Task to export."),
+    output: str = typer.Option(..., help="Folder for the standalone model."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+):
+    """Write one task of a multi-task model as a standalone HF model (for predict, evaluate, pipeline)."""
+    from bertx.recipes.multitask import export_task
+
+    export_task(mt_dir, task, output, overwrite=overwrite)
+    typer.echo(f"wrote task {task!r} to {output}")
+
+
+@app.command()
+@_friendly
+def intermediate(
+    config: str = typer.Argument(..., help="YAML config with a `tasks:` list (see configs/intermediate/)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.epochs=2."),
+    output: Optional[str] = typer.Option(None, help="Output folder."),
+    model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
+    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
+):
+    """Intermediate-task transfer: train on each source, fine-tune on each target; write the matrix (JSON, MD, PNG)."""
+    from bertx.config import IntermediateConfig, load_config
+    from bertx.evaluation.matrix_report import markdown
+    from bertx.recipes.intermediate import intermediate as run_intermediate
+
+    flags = {"output": output, "model.name_or_path": model, "data_dir": data_dir}
+    cfg = load_config(config, _yaml_overrides(overrides, flags), schema=IntermediateConfig)
+    result = run_intermediate(cfg, overwrite=overwrite, show_progress=False)
+    typer.echo("\n" + markdown(result))
+    typer.echo(f"matrix written to {cfg.output}/matrix.json, .md and .png")
 
 
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Tokenizers: train a WordPiece vocabulary.")

@@ -59,3 +59,20 @@ def test_pretraining_config_checks_its_starting_point():
     with pytest.raises(BertxError, match="not both"):
         load_config(None, ["model.preset=mini", "model.name_or_path=/x", "model.tokenizer=/t"], schema=PretrainConfig)
     assert not load_config(None, [], schema=PretrainConfig).model.from_scratch  # default: continue MiniLM
+
+
+MULTITASK_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("multitask/*.yaml"))
+INTERMEDIATE_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("intermediate/*.yaml"))
+
+
+@pytest.mark.parametrize("path", MULTITASK_CONFIGS + INTERMEDIATE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_multitask_config_loads(path):
+    from bertx.config import IntermediateConfig, MultitaskConfig
+
+    schema = MultitaskConfig if path.parent.name == "multitask" else IntermediateConfig
+    config = load_config(path, ["data_dir=/data"], schema=schema)
+    assert len(config.tasks) >= 2
+    for entry in config.tasks:
+        task = config.task_config(entry, "/tmp/x") if schema is IntermediateConfig else config.task_config(entry)
+        assert task.data.resolve(task.data.train).startswith("/data/") and task.data.resolve(task.data.dev).startswith("/data/")
+        assert entry.metric in {"accuracy", "f1", "mcc", "pearson"}

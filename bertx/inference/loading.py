@@ -52,6 +52,9 @@ class TrainedModel:
 
 
 def task_of(model_dir: Path, run: dict | None, config: dict) -> TaskSpec:
+    if run and "multitask" in run:
+        raise BertxError(f"{model_dir}: a multi-task folder (tasks: {', '.join(run['multitask'])}); write one task as a "
+                         f"model first: bertx multitask-export {model_dir} --task NAME --output DIR")
     if run and run.get("task") in TASKS:
         return TASKS[run["task"]]
     architecture = (config.get("architectures") or [""])[0]

@@ -86,3 +86,21 @@ def load_tokenizer(path: str):
     if not getattr(tokenizer, "is_fast", False):
         raise BertxError(f"{path}: bertx needs a fast (Rust) tokenizer; this folder only has a slow one")
     return tokenizer
+
+
+def save_encoder(encoder, tokenizer, folder: str | Path) -> None:
+    """Save an encoder taken from a task model as a plain encoder folder (AutoModel + tokenizer).
+
+    An encoder shares its config object with the task model it came from; written as is, the folder
+    would carry that task's labels and problem type into every later fine-tuning. They are left out.
+    """
+    import copy
+
+    encoder.save_pretrained(folder, safe_serialization=True)
+    plain = copy.deepcopy(encoder.config)
+    plain.problem_type = None
+    plain.id2label = {0: "LABEL_0", 1: "LABEL_1"}  # transformers' defaults, which it does not write out
+    plain.label2id = {"LABEL_0": 0, "LABEL_1": 1}
+    plain.architectures = [type(encoder).__name__]
+    plain.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)

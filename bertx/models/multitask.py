@@ -22,7 +22,6 @@ starts from the shared encoder with no conversion:
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from bertx.errors import BertxError
+from bertx.models.encoder import save_encoder
 
 HEADS_DIR = "heads"
 HEAD_WEIGHTS = "head.safetensors"
@@ -94,15 +94,7 @@ class MultiTaskModel(nn.Module):
 
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.encoder.save_pretrained(tmp, safe_serialization=True)
-        # The shared encoder's config object is one task model's: rewrite it without that task's labels.
-        plain = copy.deepcopy(self.encoder.config)
-        plain.problem_type = None
-        plain.id2label = {0: "LABEL_0", 1: "LABEL_1"}  # transformers' defaults: no task's labels
-        plain.label2id = {"LABEL_0": 0, "LABEL_1": 1}
-        plain.architectures = [type(self.encoder).__name__]
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_encoder(self.encoder, tokenizer, tmp)
         for name, model in self._task_models.items():
             folder = tmp / HEADS_DIR / name
             folder.mkdir(parents=True)

@@ -78,8 +78,8 @@ class Task:
         return len(self.train.features.lengths)
 
 
-def check_task_files(config: MultitaskConfig) -> None:
-    """Every task's files exist: one line naming the task and the file, before anything is read."""
+def check_task_files(config) -> None:
+    """Every task's files exist (of a multi-task or an intermediate-task config): one line naming the task and the file, before anything is read."""
     for entry in config.tasks:
         for role, path in (("train", entry.train), ("dev", entry.dev)):
             resolved = path and path.replace("{data_dir}", config.data_dir)

@@ -1,0 +1,89 @@
+"""A (row x column) score matrix written three ways: JSON for tools, Markdown for people, a heatmap PNG.
+
+Used for transfer maps: rows are what a model learned first (an intermediate task, a source domain or
+language), columns are where it is evaluated. With a baseline row (no transfer), the heatmap colours
+the gain over it, which is what the map is for; the cells still print the scores themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+
+def write_matrix(folder: str | Path, name: str, rows: list[str], columns: list[str], values: list[list[Optional[float]]],
+                 title: str, baseline: Optional[list[Optional[float]]] = None, baseline_label: str = "none",
+                 extra: Optional[dict] = None) -> dict:
+    """Write NAME.json, NAME.md and NAME.png into `folder` and return the JSON object.
+
+    Args:
+        rows, columns: labels; `values[i][j]` is the score of row i on column j (None: not run).
+        title: one line above the table and the plot.
+        baseline: one score per column without transfer; gains are value - baseline.
+        extra: more fields for the JSON (settings, metric names).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gains = None
+    if baseline is not None:
+        gains = [[None if v is None or b is None else v - b for v, b in zip(row, baseline)] for row in values]
+    result = {"title": title, "rows": rows, "columns": columns, "values": values, "baseline": baseline,
+              "baseline_label": baseline_label if baseline is not None else None, "gains": gains, **(extra or {})}
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (folder / f"{name}.md").write_text(markdown(result), encoding="utf-8")
+    heatmap(result, folder / f"{name}.png")
+    return result
+
+
+def _cell(value: Optional[float], gain: Optional[float] = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if gain is None else f"{value:.2f} ({gain:+.2f})"
+
+
+def markdown(result: dict) -> str:
+    columns = result["columns"]
+    lines = [f"**{result['title']}**", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    if result["baseline"] is not None:
+        lines.append(f"| *{result['baseline_label']}* | " + " | ".join(_cell(v) for v in result["baseline"]) + " |")
+    for i, row in enumerate(result["rows"]):
+        gains = result["gains"][i] if result["gains"] else [None] * len(columns)
+        lines.append(f"| {row} | " + " | ".join(_cell(v, g) for v, g in zip(result["values"][i], gains)) + " |")
+    if result["gains"]:
+        lines += ["", f"In brackets: the change against the *{result['baseline_label']}* row."]
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shown = result["gains"] or result["values"]
+    grid = np.array([[np.nan if v is None else v for v in row] for row in shown], dtype=float)
+    rows, columns = result["rows"], result["columns"]
+    fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(columns), 1.0 + 0.6 * len(rows)))
+    if result["gains"]:
+        limit = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
+        image = ax.imshow(grid, cmap="RdBu", vmin=-limit or -1, vmax=limit or 1)
+        label = f"change vs {result['baseline_label']}"
+    else:
+        image = ax.imshow(grid, cmap="viridis")
+        label = "score"
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("evaluated on")
+    ax.set_ylabel("trained first on")
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            value = result["values"][i][j]
+            if value is not None:
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=9)
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set_title(result["title"], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
