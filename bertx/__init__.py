@@ -8,13 +8,17 @@ Python API (mirrors the CLI):
     Predictor.load("runs/sst2").predict(["a gripping, funny film"])
     EntityPredictor.load("runs/conll2003").predict(["Angela Merkel visited Paris."])
     AnswerPredictor.load("runs/squad").predict(["Who wrote it?"], ["It was written by Ann Lee in 1990."])
+
+    from bertx import multitask, export_task
+    multitask(load_config("configs/multitask/glue.yaml", schema=MultitaskConfig))
+    export_task("runs/multitask-glue", "rte", "runs/rte-mt")
 """
 
 import os as _os
 
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local folders; never reach for a hub
 
-from bertx.config import FinetuneConfig, load_config  # noqa: E402
+from bertx.config import FinetuneConfig, IntermediateConfig, MultitaskConfig, load_config  # noqa: E402
 from bertx.errors import BertxError, DataError  # noqa: E402
 
 
@@ -26,6 +30,23 @@ def finetune(config, resume: bool = False, overwrite: bool = False, show_progres
     if isinstance(config, dict):
         config = validate_config(config)
     return _finetune(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
+def multitask(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Multi-task training from a `MultitaskConfig` (or a dict of its fields); see `bertx.recipes.multitask`."""
+    from bertx.config import validate_config
+    from bertx.recipes.multitask import multitask as _multitask
+
+    if isinstance(config, dict):
+        config = validate_config(config, schema=MultitaskConfig)
+    return _multitask(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
+def export_task(mt_dir, task: str, output, overwrite: bool = False):
+    """One task of a multi-task folder as a standalone HF model folder; see `bertx.recipes.multitask`."""
+    from bertx.recipes.multitask import export_task as _export
+
+    return _export(mt_dir, task, output, overwrite=overwrite)
 
 
 def evaluate(model_dir, data, **kwargs) -> dict:
@@ -50,6 +71,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["FinetuneConfig", "load_config", "finetune", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
+__all__ = ["FinetuneConfig", "MultitaskConfig", "IntermediateConfig", "load_config", "finetune", "multitask",
+           "export_task", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
            "BertxError", "DataError"]
 __version__ = "0.1.0"

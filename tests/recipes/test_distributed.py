@@ -64,3 +64,25 @@ def test_pretraining_on_two_processes_matches_one(tiny_bert, tmp_path):
     worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
     assert worst < 1e-4, f"weights differ by {worst}"
     assert json.loads((tmp_path / "two/log.jsonl").read_text().splitlines()[0])["processes"] == 2
+
+
+def test_multitask_on_two_processes_matches_one(tiny_bert, tmp_path):
+    import yaml
+
+    from tests.recipes.test_multitask import mt_config
+
+    # Each step trains one task's head; the other heads get no gradient, which data parallelism must accept.
+    config = mt_config(tiny_bert, tmp_path, "unused", epochs=2)
+    config["tasks"] = config["tasks"][:2]
+    config["sampling"]["tasks_per_step"] = 2
+    (tmp_path / "mt.yaml").write_text(yaml.safe_dump(config))
+    for name, nproc in (("one", 1), ("two", 2)):
+        cli(["multitask", str(tmp_path / "mt.yaml"), "--output", str(tmp_path / name)], nproc)
+    m1 = json.loads((tmp_path / "one/metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two/metrics.json").read_text())
+    assert json.loads((tmp_path / "two/log.jsonl").read_text().splitlines()[0])["processes"] == 2
+    assert m1["steps"] == m2["steps"] and m1["batches_per_task"] == m2["batches_per_task"]
+    for file in ("model.safetensors", "heads/sent/head.safetensors", "heads/pair/head.safetensors"):
+        w1, w2 = load_file(tmp_path / "one" / file), load_file(tmp_path / "two" / file)
+        worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+        assert worst < 1e-3, f"{file}: weights differ by {worst}"
