@@ -1,0 +1,386 @@
+"""Distillation recipe: a fine-tuned teacher into a smaller student, for every task kind. One loop.
+
+    teacher folder -> its task kind, labels and tokenizer -> training data read as that kind reads it
+    (+ unlabelled text, labelled by the teacher) -> student (teacher layers / smaller config / another
+    encoder) -> [teacher outputs cached once] -> for each batch: student forward, teacher outputs
+    (cache or live), weighted losses (soft targets, hard labels, hidden states, attentions,
+    embeddings, value relations), backward, clip, step, log each loss -> evaluate the student on dev
+    -> best student published as an HF folder -> optionally the same student trained without a teacher
+    -> transfer report (teacher vs student vs no-teacher student)
+
+Everything task-specific stays in the task kinds (`bertx.tasks`) and everything loss-specific in
+`training/distiller.py`; this loop only moves batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bertx.config import DistillConfig
+from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.errors import BertxError
+from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
+from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.models.student import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
+from bertx.recipes.finetune import data_notes
+from bertx.tasks import TASKS
+from bertx.training import outputs
+from bertx.training.accelerator import make_accelerator
+from bertx.training.checkpoint import restore_training_state, save_checkpoint
+from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
+from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.runlog import RunLog
+from bertx.training.teacher_cache import TeacherCache
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    examples_seen: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_metrics: dict = field(default_factory=dict)
+    evals_since_best: int = 0
+    last_eval_step: int = -1
+    stopped_early: bool = False
+
+
+def load_teacher(path: str, task_name: str | None):
+    """The teacher as a `TrainedModel`, checked to be fine-tuned for the requested task kind."""
+    from bertx.inference.loading import load_trained
+
+    check_encoder_folder(path)
+    teacher = load_trained(path, device="cpu")
+    disable_cls_only_last_layer(teacher.model)  # the student is copied from it, and internal losses read every position
+    if task_name:
+        wanted = TASKS[task_name]
+        if (wanted.auto_class, wanted.label_kind) != (teacher.task.auto_class, teacher.task.label_kind):
+            raise BertxError(f"{path}: the teacher is fine-tuned for {teacher.task.name} ({type(teacher.model).__name__}), "
+                             f"not for {task_name}; distil with a teacher of that task kind")
+    return teacher
+
+
+def same_vocabulary(a, b) -> bool:
+    return a.get_vocab() == b.get_vocab() and a.__class__.__name__.replace("Fast", "") == b.__class__.__name__.replace("Fast", "")
+
+
+def remap_targets(features, label_kind: str, old: list[str], new: dict[str, int]) -> None:
+    """Renumber the training targets from the data's label order to the teacher's."""
+    if label_kind not in ("class", "classes", "tags") or [new.get(name) for name in old] == list(range(len(old))):
+        return
+    index = np.array([new[name] for name in old])
+    if label_kind == "class":
+        features.labels = [int(index[y]) for y in features.labels]
+    elif label_kind == "tags":
+        features.labels = [[int(index[y]) if y >= 0 else y for y in row] for row in features.labels]
+    else:  # multi-hot rows over the labels
+        remapped = []
+        for row in features.labels:
+            out = [0.0] * len(new)
+            for j, value in enumerate(row):
+                out[index[j]] = value
+            remapped.append(out)
+        features.labels = remapped
+
+
+def build_student(config: DistillConfig, teacher, dropout: float | None):
+    """The student model and the teacher layers it was copied from (None when not copied)."""
+    sc = config.student
+    teacher_layers = teacher.config.num_hidden_layers
+    if sc.init == "encoder":
+        return student_from_encoder(sc.name_or_path, teacher, dropout), None
+    if sc.init == "random":
+        return student_from_config(teacher, sc.layers or teacher_layers, sc.hidden, sc.heads, sc.intermediate), None
+    kept = sc.keep_layers or default_kept_layers(teacher_layers, sc.layers or min(3, teacher_layers))
+    if sc.layers and len(kept) != sc.layers:
+        raise BertxError(f"student.layers is {sc.layers} but student.keep_layers lists {len(kept)} layers")
+    return student_from_teacher_layers(teacher, kept), kept
+
+
+def read_unlabelled(paths: list[str], data, kind, tokenizer, reading: dict):
+    """Unlabelled texts (a .txt line each, or the text columns of TSV/CSV/JSONL) as unlabelled features."""
+    from bertx.data.examples import Example, read_examples
+    from bertx.data.features import tokenize
+    from bertx.inference.predict_file import read_text_lines
+
+    examples = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise BertxError(f"{path}: unlabelled text file not found")
+        if Path(path).suffix.lower() == ".txt":
+            found = [Example(text, None, None) for text in read_text_lines(path)]
+        else:
+            found, _ = read_examples(path, kind.spec, reading.get("text_column"), reading.get("text_pair_column"),
+                                     None, require_label=False)
+        if not found:
+            raise BertxError(f"{path}: no text in the unlabelled file")
+        examples.extend(found)
+    return tokenize(tokenizer, examples, data.max_length)
+
+
+def append_features(features, extra, labels) -> None:
+    features.input_ids.extend(extra.input_ids)
+    if features.token_type_ids is not None:
+        features.token_type_ids.extend(extra.token_type_ids or [[0] * n for n in extra.lengths])
+    features.lengths.extend(extra.lengths)
+    features.labels.extend(labels)
+
+
+def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Distil the teacher into a student; with `config.baseline`, also train the same student without a
+    teacher and write the transfer report (`report.md`, `report.json`, `report.png`) into the output.
+
+    Returns:
+        The student's final metrics, with `"baseline"` and `"report"` entries when a baseline was trained.
+    """
+    final = train_student(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+    if not config.baseline:
+        return final
+    from bertx.evaluation.distill_report import write_report
+
+    out = Path(config.output)
+    plain = config.model_copy(update={
+        "output": str(out / "baseline"), "baseline": False, "unlabelled": [],
+        "loss": config.loss.model_copy(update={"soft": 0.0, "hidden": 0.0, "attention": 0.0, "embedding": 0.0,
+                                               "value_relation": 0.0, "hard": 1.0}),
+    })
+    resume_baseline = resume and (out / "baseline" / outputs.RUN_FILE).is_file()
+    final["baseline"] = train_student(plain, resume=resume_baseline, overwrite=not resume_baseline, show_progress=show_progress)
+    final["report"] = write_report(config.teacher, out, out / "baseline", config.data.resolve(config.data.dev), out)
+    return final
+
+
+def train_student(config: DistillConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """One distillation run (the loop). A loss config with only `hard` trains the student without a teacher."""
+    from accelerate.utils import set_seed
+
+    tc, dc, lc = config.train, config.data, config.loss
+    train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
+    if not train_path:
+        raise BertxError("no training file: pass --train FILE or set data.train in the config")
+    teacher = load_teacher(config.teacher, config.task)
+    task, kind = teacher.task, teacher.kind
+    labels = teacher.labels if task.label_kind != "score" else []
+    label2id = {name: i for i, name in enumerate(labels)}
+
+    accelerator = make_accelerator(tc.precision)
+    main = accelerator.is_main_process
+    out = Path(config.output)
+    run = config.model_dump(mode="json")
+    run["task"] = task.name
+    run["data"]["train"], run["data"]["dev"] = train_path, dev_path
+    if main:
+        outputs.prepare_output(out, run, resume, overwrite)
+    accelerator.wait_for_everyone()
+    set_seed(tc.seed)
+
+    # ---- the student, and the tokenizers of both sides ---------------------------------------
+    student, kept = build_student(config, teacher.model, None)
+    tokenizer = load_tokenizer(config.student.name_or_path) if config.student.init == "encoder" else teacher.tokenizer
+    shared_tokens = same_vocabulary(tokenizer, teacher.tokenizer)
+    if not shared_tokens:
+        if not config.student.allow_other_tokenizer:
+            raise BertxError(f"{config.student.name_or_path}: the student's tokenizer differs from the teacher's "
+                             f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
+                             "to distil through the outputs only")
+        if task.label_kind not in ("class", "score", "classes") or lc.needs_internals:
+            raise BertxError("a student with another tokenizer can learn sequence tasks through the soft-target and hard "
+                             "losses only (token positions do not line up)")
+    needs_teacher = bool(lc.soft or lc.needs_internals)  # hard labels alone: training without a teacher
+    live_teacher = needs_teacher and (lc.needs_internals or not config.cache_teacher)
+    if lc.needs_internals:
+        student_layers, teacher_layers = student.config.num_hidden_layers, teacher.model.config.num_hidden_layers
+        layer_map = [tuple(p) for p in lc.layer_map] if lc.layer_map else default_layer_map(student_layers, teacher_layers, kept)
+        check_layer_map(layer_map, student_layers, teacher_layers)
+    else:
+        layer_map = []
+    if lc.attention:  # attention probabilities exist only in the eager implementation
+        for model in (student, teacher.model):
+            model.set_attn_implementation("eager")
+
+    # ---- data: read as the teacher's kind reads it, in the teacher's label order ----------------
+    train = kind.load_train(train_path, dc, tokenizer)
+    if labels:
+        unknown = sorted(set(train.labels) - set(labels))
+        if unknown:
+            raise BertxError(f"{train_path}: labels {unknown} are not among the teacher's ({', '.join(labels)}); "
+                             "the teacher was fine-tuned on another label set")
+        remap_targets(train.features, task.label_kind, train.labels, label2id)
+    teacher_run = dict(teacher.run)
+    teacher_run.setdefault("columns", train.info.get("columns"))
+    dev = kind.load_eval(dev_path, dc, tokenizer, label2id, teacher_run, limit=dc.max_dev_examples,
+                         articles=dc.dev_articles) if dev_path else None
+    teacher_train = train if shared_tokens else kind.load_train(train_path, dc, teacher.tokenizer)
+    device = accelerator.device
+    teacher.model.to(device).eval()
+    cache = None
+    if needs_teacher and not live_teacher:
+        cache = TeacherCache(teacher.model, teacher_train.features, task.label_kind, teacher.pad_id, device)
+    n_labelled = len(train.features.lengths)
+    if config.unlabelled:  # the teacher labels extra text; it joins the training data
+        if task.label_kind not in ("class", "score", "classes") or cache is None:
+            raise BertxError("unlabelled distillation text works for sequence tasks with cached teacher outputs "
+                             "(soft-target and hard losses only, cache_teacher: true)")
+        reading = train.info.get("columns") or {}
+        reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
+        extra = read_unlabelled([dc.resolve(p) for p in config.unlabelled], dc, kind, tokenizer, reading)
+        extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device)
+        append_features(train.features, extra, extra_cache.labels().tolist())
+        cache.rows = np.concatenate([cache.rows, extra_cache.rows])
+    run.update(train.info)
+    run["labels"] = labels
+    run["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}
+    if main:
+        outputs.write_run_config(out, run)
+        for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+            tqdm.write(f"note: {line}")
+    log = RunLog(out / "log.jsonl", enabled=main)
+
+    # ---- model, optimiser, schedule ------------------------------------------------------------
+    distiller = Distiller(student, teacher.model.config, lc, task.label_kind, layer_map)
+    if not lc.needs_internals and task.auto_class == "AutoModelForSequenceClassification":
+        enable_cls_only_last_layer(student)  # the head reads [CLS] only and no loss reads the last layer
+    # No probe initialisation: a student copied from the teacher keeps the teacher's head already.
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if tc.batch_size < world * tc.grad_accum:
+        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
+    n_train = len(train.features.lengths)
+    steps_per_epoch = math.ceil(n_train / tc.batch_size)
+    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+    optimizer = build_optimizer(distiller, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay,
+                                head_prefixes=("student.classifier", "student.qa_outputs"))
+    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    distiller, optimizer = accelerator.prepare(distiller, optimizer)
+    request = accelerator.unwrap_model(distiller).teacher_request()
+
+    def student_model():
+        return accelerator.unwrap_model(distiller).student
+
+    progress = Progress()
+    checkpoints = out / "checkpoints"
+    started = time.perf_counter()
+    if resume:
+        saved, folder = restore_training_state(checkpoints, accelerator.unwrap_model(distiller), optimizer, scheduler, rank)
+        progress = Progress(**saved)
+        log.truncate_after(progress.step)
+        log.write(event="resume", step=progress.step, checkpoint=folder.name)
+    else:
+        log.write(event="start", step=0, train_examples=n_labelled, unlabelled_examples=n_train - n_labelled,
+                  dev_examples=dev.size if dev else 0, total_steps=total_steps, labels=labels, processes=world,
+                  teacher=str(config.teacher), student_init=config.student.init, kept_layers=kept,
+                  student_layers=student.config.num_hidden_layers, student_hidden=student.config.hidden_size,
+                  layer_map=layer_map, teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
+                  losses={k: v for k, v in lc.model_dump().items() if isinstance(v, float) and v})
+
+    metric_name = tc.metric_for_best or task.main_metric
+
+    def after_eval(metrics: dict) -> None:
+        if not isinstance(metrics.get(metric_name, ""), float):
+            raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
+        value = metrics[metric_name]
+        progress.last_eval_step = progress.step
+        improved = progress.best_metric is None or value > progress.best_metric
+        if improved:
+            progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
+            progress.best_metrics = dict(metrics)
+            if main:
+                outputs.save_model_atomic(student_model(), tokenizer, out / "best")
+        else:
+            progress.evals_since_best += 1
+        log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        if main and show_progress:
+            tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        if tc.early_stopping_patience and progress.evals_since_best >= tc.early_stopping_patience:
+            progress.stopped_early = True
+
+    def evaluate_dev() -> dict:
+        return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, dc, device=device)
+
+    def checkpoint() -> None:
+        payload = {"model": accelerator.unwrap_model(distiller).state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "progress": asdict(progress)}
+        save_checkpoint(checkpoints, progress.step, accelerator, payload)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    start_examples = progress.examples_seen
+    sums: dict[str, float] = {}
+    distiller.train()
+    label_dtype = kind.label_dtype if lc.hard else None
+    while progress.step < total_steps and not progress.stopped_early:
+        batches = bucketed_batches(train.features.lengths, tc.batch_size, tc.seed, progress.epoch, tc.bucket_size)
+        while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
+            local = shard(batches[progress.batch_in_epoch], rank, world)
+            parts = list(micro_batches(local, tc.grad_accum))
+            step_loss = 0.0
+            for k, indices in enumerate(parts):
+                batch = {key: t.to(device) for key, t in collate(train.features, indices, tokenizer.pad_token_id, label_dtype).items()}
+                if not needs_teacher:
+                    teacher_out = {}
+                elif cache is not None:
+                    teacher_out = cache.batch(indices, batch["input_ids"].shape[1], device)
+                else:
+                    with accelerator.autocast():
+                        teacher_out = teacher_outputs(teacher.model, batch, task.label_kind, request, bool(lc.value_relation))
+                sync = k == len(parts) - 1
+                with (nullcontext() if sync else accelerator.no_sync(distiller)), accelerator.autocast():
+                    loss, loss_parts = distiller(batch, teacher_out)
+                    share = len(indices) / len(local)
+                    loss = loss * share
+                accelerator.backward(loss)
+                step_loss += loss.item()
+                for name, value in loss_parts.items():
+                    sums[name] = sums.get(name, 0.0) + value.item() * share
+            if tc.max_grad_norm:
+                accelerator.clip_grad_norm_(distiller.parameters(), tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            progress.examples_seen += len(batches[progress.batch_in_epoch - 1])
+            rate = (progress.examples_seen - start_examples) / max(1e-9, time.perf_counter() - started)
+            lr = scheduler.get_last_lr()[0]
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
+            if progress.step % tc.logging_steps == 0:
+                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate,
+                          **{f"loss/{name}": value / tc.logging_steps for name, value in sums.items()})
+                sums = {}
+            if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
+                after_eval(evaluate_dev())
+            if tc.save_steps and progress.step % tc.save_steps == 0:
+                checkpoint()
+        if progress.batch_in_epoch >= len(batches):
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+            if dev and progress.last_eval_step != progress.step:
+                after_eval(evaluate_dev())
+    if dev and progress.last_eval_step != progress.step and not progress.stopped_early:
+        after_eval(evaluate_dev())
+    bar.close()
+    wall = time.perf_counter() - started
+
+    # ---- publish -----------------------------------------------------------------------------
+    if main:
+        if not dev:
+            outputs.save_model_atomic(student_model(), tokenizer, out / "best")
+        outputs.publish(out / "best", out)
+    accelerator.wait_for_everyone()
+    final = dict(progress.best_metrics)
+    final.update(steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name, wall_s=round(wall, 2),
+                 train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
+                 train_examples=n_labelled, unlabelled_examples=n_train - n_labelled)
+    if main:
+        outputs.write_metrics(out, final)
+        log.write(event="end", **final)
+    return final

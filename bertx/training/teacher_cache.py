@@ -1,0 +1,49 @@
+"""The teacher's outputs on the training data, computed once, so each distillation step costs only the
+student's forward and backward.
+
+Only outputs are cached (class logits: C floats per example; tag logits: T x C; span logits: 2 x T);
+hidden states and attentions would take gigabytes, so losses that read them run the teacher live.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bertx.data.features import Features
+from bertx.evaluation.runner import model_outputs, token_outputs
+from bertx.training.distiller import output_keys
+
+
+class TeacherCache:
+    def __init__(self, teacher, features: Features, label_kind: str, pad_id: int, device=None, batch_size: int = 128,
+                 autocast_dtype=None):
+        self.label_kind = label_kind
+        self.keys = output_keys(label_kind)
+        if label_kind in ("class", "score", "classes"):
+            self.rows = model_outputs(teacher, features, pad_id, batch_size, device, autocast_dtype)  # (N, C)
+            self.per_token = False
+        else:
+            self.outputs = token_outputs(teacher, features, pad_id, self.keys, batch_size, device, autocast_dtype)
+            self.per_token = True
+
+    def batch(self, indices: list[int], length: int, device) -> dict[str, torch.Tensor]:
+        """The cached outputs of these examples, padded to the batch's `length` tokens."""
+        if not self.per_token:
+            return {"logits": torch.from_numpy(self.rows[indices]).to(device)}
+        result = {}
+        for key in self.keys:
+            rows = [self.outputs[key][i] for i in indices]  # (T_i, ...) each
+            padded = np.zeros((len(rows), length, *rows[0].shape[1:]), dtype=np.float32)
+            for r, values in enumerate(rows):
+                padded[r, : len(values)] = values
+            result[key] = torch.from_numpy(padded).to(device)
+        return result
+
+    def labels(self) -> np.ndarray:
+        """The teacher's own decision per example (sequence kinds): its labels for unlabelled text."""
+        if self.label_kind == "class":
+            return self.rows.argmax(-1)
+        if self.label_kind == "classes":
+            return (self.rows > 0).astype(np.float32)
+        return self.rows[:, 0]
