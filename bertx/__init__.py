@@ -49,6 +49,16 @@ def export_task(mt_dir, task: str, output, overwrite: bool = False):
     return _export(mt_dir, task, output, overwrite=overwrite)
 
 
+def distill(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Distil a teacher into a student from a `DistillConfig` (or a dict of its fields); see `bertx.recipes.distill`."""
+    from bertx.config import DistillConfig, validate_config
+    from bertx.recipes.distill import distill as _distill
+
+    if isinstance(config, dict):
+        config = validate_config(config, schema=DistillConfig)
+    return _distill(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
 def evaluate(model_dir, data, **kwargs) -> dict:
     """Metrics of a trained model folder on a labelled file; see `bertx.evaluation.evaluate`."""
     from bertx.evaluation.evaluate import evaluate as _evaluate
@@ -72,6 +82,6 @@ def __getattr__(name):
 
 
 __all__ = ["FinetuneConfig", "MultitaskConfig", "IntermediateConfig", "load_config", "finetune", "multitask",
-           "export_task", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
+           "export_task", "distill", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
            "BertxError", "DataError"]
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ import typer
 
 from bertx.errors import BertxError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, evaluate, predict.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
 
 
 def _friendly(fn):
@@ -317,6 +317,57 @@ def intermediate(
     result = run_intermediate(cfg, overwrite=overwrite, show_progress=False)
     typer.echo("\n" + markdown(result))
     typer.echo(f"matrix written to {cfg.output}/matrix.json, .md and .png")
+
+
+@app.command()
+@_friendly
+def distill(
+    config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/distill/)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. loss.hidden=1.0."),
+    teacher: Optional[str] = typer.Option(None, help="Fine-tuned teacher folder."),
+    train: Optional[str] = typer.Option(None, help="Training file (labelled, as for fine-tuning)."),
+    dev: Optional[str] = typer.Option(None, help="Dev file the student is evaluated on."),
+    student_layers: Optional[int] = typer.Option(None, help="Student layers (copied from the teacher unless narrower)."),
+    student_hidden: Optional[int] = typer.Option(None, help="Narrower student: hidden size (random init)."),
+    student: Optional[str] = typer.Option(None, help="Another pretrained encoder folder as the student."),
+    temperature: Optional[float] = typer.Option(None, help="Soft-target temperature."),
+    unlabelled: Optional[List[str]] = typer.Option(None, help="Unlabelled text the teacher labels (repeatable)."),
+    output: Optional[str] = typer.Option(None, help="Output folder."),
+    epochs: Optional[float] = typer.Option(None, help="Epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Global batch size per optimizer step."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    max_length: Optional[int] = typer.Option(None, help="Max tokens per input."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    baseline: Optional[bool] = typer.Option(None, "--baseline/--no-baseline", help="Also train the student without a teacher and write the report."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+):
+    """Distil a fine-tuned teacher into a smaller, faster student (any task kind); write the student and a report."""
+    from bertx.config import DistillConfig, load_config
+    from bertx.recipes.distill import distill as run_distill
+
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).exists():
+        overrides.insert(0, config)
+        config = None
+    flags = {
+        "teacher": teacher, "data.train": train, "data.dev": dev, "student.layers": student_layers,
+        "student.hidden": student_hidden, "student.name_or_path": student, "loss.temperature": temperature,
+        "unlabelled": list(unlabelled) if unlabelled else None, "output": output, "train.epochs": epochs,
+        "train.batch_size": batch_size, "train.lr": lr, "data.max_length": max_length, "train.seed": seed,
+        "data.data_dir": data_dir, "baseline": baseline,
+    }
+    cfg = load_config(config, _yaml_overrides(overrides, flags), schema=DistillConfig)
+    final = run_distill(cfg, resume=resume, overwrite=overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    _print_metrics({k: v for k, v in final.items() if k not in ("baseline", "report")}, cfg.output)
+    if "report" in final:
+        from bertx.evaluation.distill_report import markdown
+
+        typer.echo("\n" + markdown(final["report"]))
+        typer.echo(f"report written to {cfg.output}/report.md, .json and .png")
 
 
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Tokenizers: train a WordPiece vocabulary.")

@@ -117,7 +117,7 @@ def read_unlabelled(paths: list[str], data, kind, tokenizer, reading: dict):
         if not Path(path).is_file():
             raise BertxError(f"{path}: unlabelled text file not found")
         if Path(path).suffix.lower() == ".txt":
-            found = [Example(text, None, None) for text in read_text_lines(path)]
+            found = [Example(text, None, None, i + 1) for i, text in enumerate(read_text_lines(path))]
         else:
             found, _ = read_examples(path, kind.spec, reading.get("text_column"), reading.get("text_pair_column"),
                                      None, require_label=False)
