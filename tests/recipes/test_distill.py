@@ -11,10 +11,9 @@ from typer.testing import CliRunner
 import bertx
 from bertx.cli import app
 from bertx.config import DistillConfig, validate_config
-from bertx.errors import BertxError
 from bertx.models.student import student_from_teacher_layers
 from bertx.recipes.distill import distill, load_teacher
-from tests.conftest import make_tiny_bert, tiny_config, write_toy_classification
+from tests.conftest import tiny_config, write_toy_classification
 from tests.recipes.test_token_tasks import config as token_config
 from tests.recipes.test_token_tasks import write_conll, write_qa
 
