@@ -175,3 +175,25 @@ def test_bad_configs_stop_with_one_line_before_training(tiny_bert, tmp_path, cha
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "bad-run" / "log.jsonl").exists()  # stopped before any training
+
+
+def test_one_task_multitask_run_is_fine_tuning(tiny_bert, tmp_path):
+    """With one task, the multi-task loop must be exactly the fine-tuning loop: same batches, same steps,
+    same evaluation, same weights (to float rounding)."""
+    from safetensors.torch import load_file
+
+    from tests.conftest import tiny_config
+
+    train = str(write_toy_classification(tmp_path / "t.tsv", 160, 1))
+    dev = str(write_toy_classification(tmp_path / "d.tsv", 60, 2))
+    single = bertx.finetune(tiny_config(tiny_bert, train, dev, str(tmp_path / "ft"), epochs=2), show_progress=False)
+    mt = bertx.multitask({"output": str(tmp_path / "mt"), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+                          "tasks": [{"name": "only", "kind": "classification", "train": train, "dev": dev, "data": {"max_length": 32}}],
+                          "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}, show_progress=False)
+    assert mt["steps"] == single["steps"] and mt["best_step"] == single["best_step"]
+    assert mt["tasks"]["only"]["accuracy"] == single["accuracy"]
+    encoder, heads = load_file(tmp_path / "mt/model.safetensors"), load_file(tmp_path / "mt/heads/only/head.safetensors")
+    reference = load_file(tmp_path / "ft/model.safetensors")
+    worst = max((reference[f"bert.{k}"] - v).abs().max().item() for k, v in encoder.items())
+    worst = max([worst] + [(reference[k] - v).abs().max().item() for k, v in heads.items()])
+    assert worst < 1e-5, worst
