@@ -13,7 +13,13 @@ linear schedule, 6% warm-up, probe-initialised heads, bf16 autocast), dev sets i
 Tasks (main metric): RTE (accuracy), MRPC (F1), STS-B (Pearson), CoLA (MCC), SST-2 (accuracy,
 a subset of its 67k training sentences).
 
+Auxiliary tasks (`--aux qnli`): trained in the multi-task stage only, never scored or fine-tuned. QNLI
+has no training file here, so its 5,463 dev pairs serve as training data (QNLI is never evaluated).
+`--reuse-single FILE` takes the single-task scores from an earlier result with the same settings
+(the runs are deterministic) instead of training them again.
+
 Usage: python benchmarks/multitask_glue.py [--quick] [--epochs 3] [--ft-epochs 2] [--sampling proportional]
+                                           [--aux qnli] [--lr 1e-4] [--reuse-single FILE] [--name NAME]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
 """
 
@@ -63,6 +69,10 @@ def main() -> None:
     parser.add_argument("--dev-examples", type=int, default=None, help="Cap per dev set (default: all).")
     parser.add_argument("--sampling", default="proportional", help="Multi-task sampling strategy.")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--lr", type=float, default=1e-4, help="Learning rate of every stage.")
+    parser.add_argument("--aux", nargs="*", default=[], choices=["qnli"], help="Auxiliary tasks of the multi-task stage.")
+    parser.add_argument("--reuse-single", default=None, help="Result JSON whose single-task scores to reuse.")
+    parser.add_argument("--name", default=None, help="Result file name (default multitask_glue).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-multitask")
     args = parser.parse_args()
@@ -80,13 +90,17 @@ def main() -> None:
     from bertx.recipes.multitask import multitask
 
     work = Path(args.work)
-    train = {"epochs": epochs, "batch_size": 32, "lr": 1e-4, "warmup_ratio": 0.06, "save_steps": None,
+    train = {"epochs": epochs, "batch_size": 32, "lr": args.lr, "warmup_ratio": 0.06, "save_steps": None,
              "seed": args.seed, "precision": "bf16"}
-    config = validate_config({"output": str(work / "multi"), "data_dir": args.data_dir, "tasks": task_entries(args),
+    entries = task_entries(args)
+    aux = [{"name": f"{name}-aux", "kind": "pair-classification", "train": f"{{data_dir}}/glue/{name}/dev.tsv",
+            "data": {"max_length": 128}} for name in args.aux]
+    config = validate_config({"output": str(work / "multi"), "data_dir": args.data_dir, "tasks": entries,
                               "sampling": {"strategy": args.sampling}, "train": train}, schema=MultitaskConfig)
+    mt_config = validate_config({**config.model_dump(), "tasks": entries + aux}, schema=MultitaskConfig)
     metric = {entry.name: entry.metric for entry in config.tasks}
     result: dict = {"benchmark": "multitask_glue", "quick": args.quick, "epochs": epochs, "ft_epochs": ft_epochs,
-                    "sampling": args.sampling, "train": train, "main_metrics": metric}
+                    "sampling": args.sampling, "aux_tasks": args.aux, "train": train, "main_metrics": metric}
 
     def run_single(setting: str, model: str | None, run_epochs: float) -> dict:
         scores, wall, steps = {}, 0.0, 0
@@ -104,15 +118,19 @@ def main() -> None:
         return {"scores": scores, "mean": sum(scores.values()) / len(scores), "wall_s": round(wall, 1), "steps": steps}
 
     started = time.perf_counter()
-    result["single"] = run_single("single", None, epochs)
-    config.train.max_steps = result["single"]["steps"]  # the same number of optimizer steps as all single runs
+    if args.reuse_single:
+        result["single"] = json.loads(Path(args.reuse_single).read_text())["single"]
+        result["single_reused_from"] = args.reuse_single
+    else:
+        result["single"] = run_single("single", None, epochs)
+    # The same number of optimizer steps as all single runs (auxiliary tasks take their share of them).
+    mt_config.train.max_steps = result["single"]["steps"]
     print("[multi] all tasks ...", file=sys.stderr, flush=True)
-    mt = multitask(config, overwrite=True, show_progress=False)
+    mt = multitask(mt_config, overwrite=True, show_progress=False)
     result["multi"] = {"scores": {name: mt["tasks"][name][metric[name]] for name in metric}, "mean": mt["mean"],
                        "wall_s": mt["wall_s"], "steps": mt["steps"], "best_step": mt["best_step"],
                        "batches_per_task": mt["batches_per_task"]}
     print(f"  multi: {result['multi']['scores']}", file=sys.stderr, flush=True)
-    config.train.max_steps = None
     result["multi+ft"] = run_single("multi+ft", str(work / "multi"), ft_epochs)
 
     single = result["single"]
@@ -127,7 +145,7 @@ def main() -> None:
     result["total_wall_s"] = round(time.perf_counter() - started, 1)
     result["machine"] = machine()
     print(table(result), file=sys.stderr)
-    save("multitask_glue_quick" if args.quick else "multitask_glue", result)
+    save(args.name or ("multitask_glue_quick" if args.quick else "multitask_glue"), result)
     print(json.dumps(result))
 
 
