@@ -72,6 +72,11 @@ class Distiller(nn.Module):
         if loss.value_relation and (s_width % self.relation_heads or t_width % self.relation_heads):
             raise BertxError(f"loss.relation_heads {self.relation_heads} must divide both hidden sizes ({s_width}, {t_width})")
 
+    @property
+    def config(self):
+        """The student's config (layer counts for layer-wise learning rates)."""
+        return self.student.config
+
     def teacher_request(self) -> dict:
         """What the teacher's forward must return for the enabled losses."""
         return {"output_hidden_states": bool(self.loss.hidden or self.loss.embedding),

@@ -34,7 +34,7 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: 
         if not param.requires_grad:
             continue
         decay = not any(key in name for key in NO_DECAY) and param.ndim > 1
-        if name.split(".")[0] in head_prefixes:
+        if any(name.startswith(prefix + ".") for prefix in head_prefixes):
             group_lr = head_lr or lr
         else:
             group_lr = lr * layer_decay ** max(0, num_layers - layer_depth(name, num_layers))

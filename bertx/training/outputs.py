@@ -24,7 +24,7 @@ RUN_FILE = "bertx_run.yaml"
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps"}
 # Keys the run adds after reading its data (found columns, label names): not settings.
-DERIVED = {"columns", "labels", "multitask"}
+DERIVED = {"columns", "labels", "multitask", "distilled_from"}
 
 
 def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> None:
