@@ -76,3 +76,24 @@ def test_every_shipped_multitask_config_loads(path):
         task = config.task_config(entry, "/tmp/x") if schema is IntermediateConfig else config.task_config(entry)
         assert task.data.resolve(task.data.train).startswith("/data/") and task.data.resolve(task.data.dev).startswith("/data/")
         assert entry.metric in {"accuracy", "f1", "mcc", "pearson"}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("distill/*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_distillation_config_loads(path):
+    from bertx.config import DistillConfig
+
+    config = load_config(path, ["data.data_dir=/data"], schema=DistillConfig)
+    assert config.data.resolve(config.data.train).startswith("/data/") and config.student.init == "teacher"
+    assert config.loss.soft > 0 and config.baseline
+
+
+def test_distillation_config_refuses_nonsense():
+    from bertx.config import DistillConfig
+
+    with pytest.raises(BertxError, match="every loss weight is 0"):
+        load_config(None, ["teacher=/t", "loss.soft=0", "loss.hard=0"], schema=DistillConfig)
+    with pytest.raises(BertxError, match="keep_layers applies to students made from the teacher"):
+        load_config(None, ["teacher=/t", "student.hidden=128", "student.keep_layers=[0, 1]"], schema=DistillConfig)
+    with pytest.raises(BertxError, match="loss.temperature: Input should be greater than 0"):
+        load_config(None, ["teacher=/t", "loss.temperature=0"], schema=DistillConfig)
