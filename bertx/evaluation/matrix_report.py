@@ -8,6 +8,7 @@ the gain over it, which is what the map is for; the cells still print the scores
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -83,7 +84,7 @@ def heatmap(result: dict, path: Path) -> None:
             if value is not None:
                 ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=9)
     fig.colorbar(image, ax=ax, label=label)
-    ax.set_title(result["title"], fontsize=10)
+    ax.set_title(textwrap.fill(result["title"], 48), fontsize=9)  # long titles wrap instead of running off
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
