@@ -37,6 +37,15 @@ def _friendly(fn):
     return wrapper
 
 
+def _config_and_overrides(config: Optional[str], overrides: Optional[List[str]], flags: dict) -> tuple[Optional[str], list[str]]:
+    """The YAML file (if any) and the dotted overrides: positional `key=value` items, then the options given."""
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).exists():
+        overrides.insert(0, config)  # `bertx finetune train.lr=1e-4` with no YAML file
+        config = None
+    return config, overrides + [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+
+
 @app.command()
 @_friendly
 def finetune(
@@ -73,10 +82,6 @@ def finetune(
     from bertx.config import load_config
     from bertx.recipes.finetune import finetune as run_finetune
 
-    overrides = list(overrides or [])
-    if config and "=" in config and not Path(config).exists():
-        overrides.insert(0, config)  # `bertx finetune train.lr=1e-4` with no YAML file
-        config = None
     flags = {
         "task": task, "output": output, "data.train": train, "data.dev": dev, "model.name_or_path": model,
         "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "data.max_length": max_length,
@@ -87,7 +92,7 @@ def finetune(
         "data.max_query_length": max_query_length, "data.tag_scheme": tag_scheme,
         "aux_mlm.text": list(aux_mlm_text) if aux_mlm_text else None, "aux_mlm.weight": aux_mlm_weight,
     }
-    overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    config, overrides = _config_and_overrides(config, overrides, flags)
     cfg = load_config(config, overrides)
     metrics = run_finetune(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -220,10 +225,6 @@ def pretrain(
     from bertx.config import PretrainConfig, load_config
     from bertx.recipes.pretrain import pretrain as run_pretrain
 
-    overrides = list(overrides or [])
-    if config and "=" in config and not Path(config).exists():
-        overrides.insert(0, config)
-        config = None
     flags = {
         "data.train": list(train) if train else None, "data.eval": list(eval_file) if eval_file else None,
         "model.name_or_path": model, "model.preset": preset, "model.layers": layers, "model.hidden": hidden,
@@ -232,7 +233,7 @@ def pretrain(
         "data.max_length": max_length, "train.max_steps": max_steps, "train.epochs": epochs,
         "train.batch_size": batch_size, "train.lr": lr, "train.seed": seed, "data.data_dir": data_dir,
     }
-    overrides += [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    config, overrides = _config_and_overrides(config, overrides, flags)
     cfg = load_config(config, overrides, schema=PretrainConfig)
     metrics = run_pretrain(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -241,10 +242,6 @@ def pretrain(
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k not in ("wall_s", "tokens_per_s", "epochs"))
     typer.echo(f"held-out: {shown or '(no held-out text)'}  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, "
                f"{metrics['tokens_per_s']:.0f} tokens/s)")
-
-
-def _yaml_overrides(overrides: Optional[List[str]], flags: dict) -> list[str]:
-    return list(overrides or []) + [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
 
 
 @app.command()
@@ -271,7 +268,7 @@ def multitask(
 
     flags = {"output": output, "model.name_or_path": model, "sampling.strategy": sampling, "sampling.temperature": temperature,
              "train.epochs": epochs, "train.max_steps": max_steps, "train.lr": lr, "train.seed": seed, "data_dir": data_dir}
-    cfg = load_config(config, _yaml_overrides(overrides, flags), schema=MultitaskConfig)
+    cfg = load_config(*_config_and_overrides(config, overrides, flags), schema=MultitaskConfig)
     final = run_multitask(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -313,7 +310,7 @@ def intermediate(
     from bertx.recipes.intermediate import intermediate as run_intermediate
 
     flags = {"output": output, "model.name_or_path": model, "data_dir": data_dir}
-    cfg = load_config(config, _yaml_overrides(overrides, flags), schema=IntermediateConfig)
+    cfg = load_config(*_config_and_overrides(config, overrides, flags), schema=IntermediateConfig)
     result = run_intermediate(cfg, overwrite=overwrite, show_progress=False)
     typer.echo("\n" + markdown(result))
     typer.echo(f"matrix written to {cfg.output}/matrix.json, .md and .png")
@@ -347,10 +344,6 @@ def distill(
     from bertx.config import DistillConfig, load_config
     from bertx.recipes.distill import distill as run_distill
 
-    overrides = list(overrides or [])
-    if config and "=" in config and not Path(config).exists():
-        overrides.insert(0, config)
-        config = None
     flags = {
         "teacher": teacher, "data.train": train, "data.dev": dev, "student.layers": student_layers,
         "student.hidden": student_hidden, "student.name_or_path": student, "loss.temperature": temperature,
@@ -358,7 +351,8 @@ def distill(
         "train.batch_size": batch_size, "train.lr": lr, "data.max_length": max_length, "train.seed": seed,
         "data.data_dir": data_dir, "baseline": baseline,
     }
-    cfg = load_config(config, _yaml_overrides(overrides, flags), schema=DistillConfig)
+    config, overrides = _config_and_overrides(config, overrides, flags)
+    cfg = load_config(config, overrides, schema=DistillConfig)
     final = run_distill(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return

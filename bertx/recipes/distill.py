@@ -33,6 +33,7 @@ from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
+from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule
@@ -286,21 +287,12 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     def after_eval(metrics: dict) -> None:
         if not isinstance(metrics.get(metric_name, ""), float):
             raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        value = metrics[metric_name]
-        progress.last_eval_step = progress.step
-        improved = progress.best_metric is None or value > progress.best_metric
-        if improved:
-            progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
-            progress.best_metrics = dict(metrics)
-            if main:
-                outputs.save_model_atomic(student_model(), tokenizer, out / "best")
-        else:
-            progress.evals_since_best += 1
+        improved = record_evaluation(progress, metrics[metric_name], dict(metrics), tc.early_stopping_patience)
+        if improved and main:
+            outputs.save_model_atomic(student_model(), tokenizer, out / "best")
         log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
         if main and show_progress:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-        if tc.early_stopping_patience and progress.evals_since_best >= tc.early_stopping_patience:
-            progress.stopped_early = True
 
     def evaluate_dev() -> dict:
         return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, dc, device=device)

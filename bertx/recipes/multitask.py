@@ -36,6 +36,7 @@ from bertx.tasks import get_kind, get_task
 from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
+from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.runlog import RunLog
@@ -241,22 +242,14 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
             if not isinstance(metrics.get(metric, ""), float):
                 raise BertxError(f"task {name!r}: metric {metric!r} is not one of its dev metrics ({', '.join(metrics)})")
         value = mean_main_metric(results, {t.name: t.metric for t in tasks})
-        progress.last_eval_step = progress.step
-        improved = progress.best_metric is None or value > progress.best_metric
-        if improved:
-            progress.best_metric, progress.best_step, progress.evals_since_best = value, progress.step, 0
-            progress.best_metrics = {name: dict(metrics) for name, metrics in results.items()}
-            if main:
-                shared().save(out / "best", tokenizer)
-        else:
-            progress.evals_since_best += 1
+        improved = record_evaluation(progress, value, {name: dict(m) for name, m in results.items()}, tc.early_stopping_patience)
+        if improved and main:
+            shared().save(out / "best", tokenizer)
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
         log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
         if main and show_progress:
             tqdm.write(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
                 f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items()))
-        if tc.early_stopping_patience and progress.evals_since_best >= tc.early_stopping_patience:
-            progress.stopped_early = True
 
     def checkpoint() -> None:
         payload = {"model": shared().state_dict(), "optimizer": optimizer.state_dict(),
