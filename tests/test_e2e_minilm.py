@@ -65,3 +65,34 @@ def test_minilm_qa_on_a_squad_slice(tmp_path):
     answer = bertx.AnswerPredictor.load(tmp_path / "qa").predict(
         ["Who wrote the report?"], ["The report was written by Maria Lopez in 2004."])[0]
     assert answer["answer"] in "The report was written by Maria Lopez in 2004." and answer["answer"]
+
+
+def test_minilm_multitask_on_glue_slices_and_export(tmp_path):
+    """SST-2 and MRPC slices on one MiniLM encoder; the exported MRPC model scores what the run reported."""
+    sst2, mrpc = shared_data("sst2", "train.tsv"), shared_data("glue", "mrpc", "train.tsv")
+    sst2_dev, mrpc_dev = shared_data("sst2", "dev.tsv"), shared_data("glue", "mrpc", "dev.tsv")
+    final = bertx.multitask({
+        "output": str(tmp_path / "mt"),
+        "tasks": [{"name": "sst2", "kind": "classification", "train": str(sst2), "dev": str(sst2_dev),
+                   "data": {"max_train_examples": 400, "max_dev_examples": 150}},
+                  {"name": "mrpc", "kind": "pair-classification", "train": str(mrpc), "dev": str(mrpc_dev), "metric": "f1",
+                   "data": {"max_train_examples": 300, "max_dev_examples": 150}}],
+        "train": {"epochs": 1, "save_steps": None}}, show_progress=False)
+    assert final["tasks"]["sst2"]["accuracy"] > 0.7 and final["tasks"]["mrpc"]["f1"] > 0.7, final["tasks"]
+    out = bertx.export_task(tmp_path / "mt", "mrpc", tmp_path / "mrpc")
+    again = bertx.evaluate(out, str(mrpc_dev), limit=150)
+    assert again["f1"] == pytest.approx(final["tasks"]["mrpc"]["f1"])
+
+
+def test_minilm_distils_into_three_layers(minilm_run, tmp_path):
+    """The fine-tuned MiniLM teaches a 3-layer student of its own layers; the report compares them."""
+    out, dev, teacher = minilm_run
+    train = shared_data("sst2", "train.tsv")
+    final = bertx.distill({"teacher": str(out), "output": str(tmp_path / "student"), "student": {"layers": 3},
+                           "data": {"train": str(train), "dev": str(dev), "max_train_examples": 600, "max_dev_examples": 200},
+                           "train": {"epochs": 1, "save_steps": None}}, show_progress=False)
+    assert final["accuracy"] > 0.7, final
+    report = final["report"]["models"]
+    assert report["student"]["layers"] == 3 and report["teacher"]["layers"] == 6
+    assert report["student"]["parameters"] < report["teacher"]["parameters"]
+    assert set(report) == {"teacher", "student", "student without teacher"}
