@@ -151,6 +151,12 @@ class TaskEntry(_Strict):
     def head_name(self) -> str:
         return self.head or self.name
 
+    def finetune_config(self, data_dir: str, model: "ModelConfig", train: "TrainConfig", output: str) -> "FinetuneConfig":
+        """This task as a single-task run config: what its kind needs to read, head and score it."""
+        data = self.data.model_copy(update={"train": self.train, "dev": self.dev, "data_dir": data_dir})
+        return FinetuneConfig(task=self.kind, output=output, data=data, model=model.model_copy(),
+                              train=train.model_copy(update={"metric_for_best": self.metric}))
+
     @model_validator(mode="after")
     def _known_kind(self) -> "TaskEntry":
         from bertx.tasks import TASKS
@@ -174,6 +180,14 @@ class SamplingConfig(_Strict):
     )
 
 
+def _unique_task_names(tasks: list[TaskEntry]) -> None:
+    seen: set[str] = set()
+    for entry in tasks:
+        if entry.name in seen:
+            raise ValueError(f"task name {entry.name!r} appears twice; task names must be unique")
+        seen.add(entry.name)
+
+
 class MultitaskConfig(_Strict):
     output: str = Field("runs/multitask", description="Output folder: shared encoder, heads, run config, log, checkpoints.")
     data_dir: str = Field(default_factory=default_data_dir, description="Root of the shared datasets (`{data_dir}` in paths).")
@@ -188,12 +202,9 @@ class MultitaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "MultitaskConfig":
-        seen: dict[str, TaskEntry] = {}
+        _unique_task_names(self.tasks)
         heads: dict[str, TaskEntry] = {}
         for entry in self.tasks:
-            if entry.name in seen:
-                raise ValueError(f"task name {entry.name!r} appears twice; task names must be unique")
-            seen[entry.name] = entry
             other = heads.setdefault(entry.head_name, entry)
             if other.kind != entry.kind:
                 raise ValueError(f"tasks {other.name!r} ({other.kind}) and {entry.name!r} ({entry.kind}) cannot share "
@@ -204,11 +215,8 @@ class MultitaskConfig(_Strict):
         return self
 
     def task_config(self, entry: TaskEntry, output: str | None = None) -> "FinetuneConfig":
-        """The single-task run config of one task: what its kind needs to read, head and score it."""
-        data = entry.data.model_copy(update={"train": entry.train, "dev": entry.dev, "data_dir": self.data_dir})
-        train = self.train.model_copy(update={"metric_for_best": entry.metric})
-        return FinetuneConfig(task=entry.kind, output=output or f"{self.output}/{entry.name}", data=data,
-                              model=self.model.model_copy(), train=train)
+        """The single-task run config of one task (its output defaults to a subfolder of the run's)."""
+        return entry.finetune_config(self.data_dir, self.model, self.train, output or f"{self.output}/{entry.name}")
 
 
 class IntermediateConfig(_Strict):
@@ -225,10 +233,8 @@ class IntermediateConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "IntermediateConfig":
+        _unique_task_names(self.tasks)
         names = [entry.name for entry in self.tasks]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"task name {name!r} appears twice; task names must be unique")
         for name in self.targets or []:
             if name not in names:
                 raise ValueError(f"target {name!r} is not one of the tasks ({', '.join(names)})")
@@ -238,10 +244,9 @@ class IntermediateConfig(_Strict):
         return self
 
     def task_config(self, entry: TaskEntry, output: str, train: TrainConfig | None = None, model: str | None = None):
-        data = entry.data.model_copy(update={"train": entry.train, "dev": entry.dev, "data_dir": self.data_dir})
+        """One stage's run config: the task, starting from `model` (default: the config's encoder)."""
         model_config = self.model.model_copy(update={"name_or_path": model}) if model else self.model
-        train = (train or self.train).model_copy(update={"metric_for_best": entry.metric})
-        return FinetuneConfig(task=entry.kind, output=output, data=data, model=model_config, train=train)
+        return entry.finetune_config(self.data_dir, model_config, train or self.train, output)
 
 
 class StudentConfig(_Strict):

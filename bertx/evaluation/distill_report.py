@@ -53,13 +53,12 @@ def measure_speed(model, features, pad_id: int, latency_inputs: int = 100, throu
 
 def describe(folder: Path, dev_path: str) -> dict:
     """Size, speed and dev metrics of one model folder."""
-    from bertx.evaluation.evaluate import evaluate
+    from bertx.evaluation.evaluate import evaluate_loaded
     from bertx.inference.loading import load_trained
     from bertx.models.student import parameter_count
 
     trained = load_trained(folder, device="cpu")
-    metrics = evaluate(folder, dev_path)
-    evalset = trained.kind.load_eval(dev_path, trained.data, trained.tokenizer, trained.label2id, trained.run)
+    metrics, evalset = evaluate_loaded(trained, dev_path)  # the dev file is read and tokenised once per model
     config = trained.model.config
     return {
         "folder": str(folder), "layers": config.num_hidden_layers, "hidden": config.hidden_size,

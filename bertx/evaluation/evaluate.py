@@ -22,6 +22,14 @@ def evaluate(model_dir: str | Path, data: str, batch_size: int = 64, text_column
         limit: evaluate only the first N examples.
     """
     trained = load_trained(model_dir, bf16=bf16)
+    metrics, _ = evaluate_loaded(trained, data, batch_size, text_column, text_pair_column, label_column, articles, limit)
+    return metrics
+
+
+def evaluate_loaded(trained, data: str, batch_size: int = 64, text_column: Optional[str] = None,
+                    text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
+                    articles: Optional[str] = None, limit: Optional[int] = None):
+    """`evaluate` for a model already loaded (`load_trained`); also returns the encoded evaluation set."""
     run = dict(trained.run)
     columns = dict(run.get("columns") or {})
     for key, value in (("text", text_column), ("text_pair", text_pair_column), ("label", label_column)):
@@ -36,4 +44,4 @@ def evaluate(model_dir: str | Path, data: str, batch_size: int = 64, text_column
                                     autocast_dtype=trained.autocast_dtype)
     metrics["examples"] = evalset.size
     metrics.update(evalset.counts)
-    return metrics
+    return metrics, evalset

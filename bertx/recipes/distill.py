@@ -236,7 +236,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
         extra = read_unlabelled([dc.resolve(p) for p in config.unlabelled], dc, kind, tokenizer, reading)
         extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device)
         append_features(train.features, extra, extra_cache.labels().tolist())
-        cache.rows = np.concatenate([cache.rows, extra_cache.rows])
+        cache.append(extra_cache)
     run.update(train.info)
     run["labels"] = labels
     run["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}

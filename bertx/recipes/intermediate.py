@@ -63,19 +63,17 @@ def intermediate(config: IntermediateConfig, overwrite: bool = False, show_progr
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         return metrics
 
-    def score(entry: TaskEntry, metrics: dict) -> float:
-        metric = entry.metric or metrics.get("metric_for_best")
-        if not isinstance(metrics.get(metric), float):
-            raise BertxError(f"task {entry.name!r}: metric {metric!r} is not one of its dev metrics")
-        return 100 * metrics[metric]
+    def score(metrics: dict) -> float:
+        """The target's main dev metric in points (fine-tuning already checked it is one of its metrics)."""
+        return 100 * metrics[metrics["metric_for_best"]]
 
-    baseline = [score(t, run(t, out / "baseline" / t.name, None, "target")) for t in targets]
+    baseline = [score(run(t, out / "baseline" / t.name, None, "target")) for t in targets]
     values = []
     for source in config.tasks:
         folder = out / "sources" / source.name
         run(source, folder, None, "source")
         encoder = source_encoder(folder)
-        values.append([score(t, run(t, out / "transfer" / f"{source.name}-to-{t.name}", str(encoder), "target")) for t in targets])
+        values.append([score(run(t, out / "transfer" / f"{source.name}-to-{t.name}", str(encoder), "target")) for t in targets])
     metric_names = {t.name: t.metric or "main" for t in targets}
     return write_matrix(
         out, "matrix", [s.name for s in config.tasks], [t.name for t in targets], values,

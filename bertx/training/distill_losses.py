@@ -88,12 +88,12 @@ def attention_loss(student_attention: torch.Tensor, teacher_attention: torch.Ten
 
 
 def value_relation(values: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, T, H) value vectors -> (B, heads, T, T) log of softmax(V V^T / sqrt(d)) per relation head."""
+    """(B, T, H) value vectors -> (B, heads, T, T) relation scores V V^T / sqrt(d) per relation head
+    (the logits of MiniLM's value relation; the loss takes their softmax over keys)."""
     B, T, H = values.shape
     d = H // heads
     v = values.float().view(B, T, heads, d).transpose(1, 2)  # (B, heads, T, d)
-    scores = v @ v.transpose(-1, -2) / d**0.5  # (B, heads, T, T)
-    return scores
+    return v @ v.transpose(-1, -2) / d**0.5  # (B, heads, T, T)
 
 
 def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tensor, mask: torch.Tensor,

@@ -40,6 +40,10 @@ class TeacherCache:
             result[key] = torch.from_numpy(padded).to(device)
         return result
 
+    def append(self, other: "TeacherCache") -> None:
+        """Add another cache's rows after this one's (sequence kinds: extra, unlabelled examples)."""
+        self.rows = np.concatenate([self.rows, other.rows])
+
     def labels(self) -> np.ndarray:
         """The teacher's own decision per example (sequence kinds): its labels for unlabelled text."""
         if self.label_kind == "class":

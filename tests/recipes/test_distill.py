@@ -14,6 +14,7 @@ from bertx.config import DistillConfig, validate_config
 from bertx.models.student import student_from_teacher_layers
 from bertx.recipes.distill import distill, load_teacher
 from tests.conftest import tiny_config, write_toy_classification
+from tests.recipes.killing import kill_after_step
 from tests.recipes.test_token_tasks import config as token_config
 from tests.recipes.test_token_tasks import write_conll, write_qa
 
@@ -155,38 +156,14 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
-CHILD = r"""
-import json, os, signal, sys
-import bertx
-from bertx.recipes import distill as recipe
-config, kill_at = json.loads(sys.argv[1]), int(sys.argv[2])
-class Bar(recipe.tqdm):  # the bar advances once per optimizer step
-    def update(self, n=1):
-        super().update(n)
-        if self.n == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-recipe.tqdm = Bar
-bertx.distill(config, show_progress=True)
-"""
-
-
 def test_killed_distillation_resumes_to_the_same_student(teacher, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
     tmp, train, dev = teacher
     def config(name):
         return kd_config(tmp, train, dev, tmp_path / name, loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0},
                          train__epochs=2, train__save_steps=5)
 
     whole = bertx.distill(config("whole"), show_progress=False)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(config("killed")), "12"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    kill_after_step("distill", config("killed"), 12)
     resumed = bertx.distill(config("killed"), resume=True, show_progress=False)
     assert resumed["accuracy"] == whole["accuracy"] and resumed["steps"] == whole["steps"] == 30
     assert (tmp_path / "killed/model.safetensors").read_bytes() == (tmp_path / "whole/model.safetensors").read_bytes()

@@ -4,10 +4,6 @@ score; `finetune --model MT_DIR` starts from the shared encoder; a killed run re
 configs stop with one line before training."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +15,8 @@ from bertx.config import MultitaskConfig, validate_config
 from bertx.errors import BertxError
 from bertx.recipes.multitask import export_task, multitask
 from tests.conftest import write_toy_classification
+from tests.recipes.killing import kill_after_step
 from tests.recipes.test_token_tasks import write_conll
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def toy_tasks(tmp: Path) -> dict:
@@ -118,21 +113,6 @@ def test_multitask_cli_and_export(tiny_bert, tmp_path):
     assert result.exit_code == 0 and result.output.count('"label"') == 80
 
 
-CHILD = r"""
-import json, os, signal, sys
-from bertx.recipes import multitask as recipe
-from bertx.config import MultitaskConfig, validate_config
-config, kill_at = json.loads(sys.argv[1]), int(sys.argv[2])
-class Bar(recipe.tqdm):  # the bar advances once per optimizer step
-    def update(self, n=1):
-        super().update(n)
-        if self.n == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-recipe.tqdm = Bar
-recipe.multitask(validate_config(config, schema=MultitaskConfig), show_progress=True)
-"""
-
-
 def test_killed_multitask_run_resumes_to_the_same_result(tiny_bert, tmp_path):
     def config(name):
         c = mt_config(tiny_bert, tmp_path, str(tmp_path / name), epochs=2, save_steps=7, eval_steps=10)
@@ -140,10 +120,7 @@ def test_killed_multitask_run_resumes_to_the_same_result(tiny_bert, tmp_path):
         return c
 
     whole = bertx.multitask(config("whole"), show_progress=False)  # the Python API takes a dict too
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(config("killed")), "16"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    kill_after_step("multitask", config("killed"), 16)
     resumed = multitask(validate_config(config("killed"), schema=MultitaskConfig), resume=True, show_progress=False)
     assert resumed["tasks"] == whole["tasks"] and resumed["best_step"] == whole["best_step"]
     assert resumed["batches_per_task"] == whole["batches_per_task"]
