@@ -36,7 +36,7 @@ from bertx.training.accelerator import make_accelerator
 from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
-from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
 from bertx.training.runlog import RunLog
 from bertx.training.teacher_cache import TeacherCache
 
@@ -332,11 +332,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
                 step_loss += loss.item()
                 for name, value in loss_parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * share
-            if tc.max_grad_norm:
-                accelerator.clip_grad_norm_(distiller.parameters(), tc.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(accelerator, distiller, optimizer, scheduler, tc.max_grad_norm)
             progress.step += 1
             progress.batch_in_epoch += 1
             progress.examples_seen += len(batches[progress.batch_in_epoch - 1])

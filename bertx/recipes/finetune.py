@@ -33,7 +33,7 @@ from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
 from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import restore_training_state, save_checkpoint
-from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
 from bertx.training.runlog import RunLog
 
 
@@ -201,11 +201,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
                 step_loss += loss.item()
                 if aux:
                     step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
-            if tc.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
             progress.step += 1
             progress.batch_in_epoch += 1
             progress.examples_seen += len(batches[progress.batch_in_epoch - 1])

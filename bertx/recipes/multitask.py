@@ -38,7 +38,7 @@ from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import restore_training_state, save_checkpoint
-from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
 from bertx.training.runlog import RunLog
 
 
@@ -285,11 +285,7 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
             loss_sums[task.name][0] += task_loss
             loss_sums[task.name][1] += 1
             progress.examples_seen += len(indices)
-        if tc.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
         progress.step += 1
 
         rate = (progress.examples_seen - start_examples) / max(1e-9, time.perf_counter() - started)

@@ -34,7 +34,7 @@ from bertx.models.pretraining import PretrainingObjective, architecture, check_v
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.checkpoint import restore_training_state, save_checkpoint
-from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
 from bertx.training.runlog import RunLog
 
 
@@ -227,11 +227,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
                 step_loss += loss.item()
                 step_correct += int(losses.mlm_correct)
                 step_masked += int(losses.mlm_count)
-            if tc.max_grad_norm:
-                accelerator.clip_grad_norm_(objective.parameters(), tc.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(accelerator, objective, optimizer, scheduler, tc.max_grad_norm)
             progress.step += 1
             progress.batch_in_epoch += 1
             progress.sequences_seen += len(rows)

@@ -65,3 +65,12 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimizer_step(accelerator, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> None:
+    """End one step of any training loop: clip the accumulated gradients, update, advance the schedule, clear."""
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
