@@ -12,13 +12,16 @@ Python API (mirrors the CLI):
     from bertx import multitask, export_task
     multitask(load_config("configs/multitask/glue.yaml", schema=MultitaskConfig))
     export_task("runs/multitask-glue", "rte", "runs/rte-mt")
+
+    from bertx import transfer
+    transfer(load_config("configs/transfer/amazon.yaml", schema=TransferConfig))  # matrices per method
 """
 
 import os as _os
 
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local folders; never reach for a hub
 
-from bertx.config import FinetuneConfig, IntermediateConfig, MultitaskConfig, load_config  # noqa: E402
+from bertx.config import FinetuneConfig, IntermediateConfig, MultitaskConfig, TransferConfig, load_config  # noqa: E402
 from bertx.errors import BertxError, DataError  # noqa: E402
 
 
@@ -47,6 +50,16 @@ def export_task(mt_dir, task: str, output, overwrite: bool = False):
     from bertx.recipes.multitask import export_task as _export
 
     return _export(mt_dir, task, output, overwrite=overwrite)
+
+
+def transfer(config, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Cross-domain / cross-lingual transfer matrices from a `TransferConfig` (or a dict of its fields); see `bertx.recipes.transfer`."""
+    from bertx.config import TransferConfig, validate_config
+    from bertx.recipes.transfer import transfer as _transfer
+
+    if isinstance(config, dict):
+        config = validate_config(config, schema=TransferConfig)
+    return _transfer(config, overwrite=overwrite, show_progress=show_progress)
 
 
 def distill(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
@@ -81,7 +94,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["FinetuneConfig", "MultitaskConfig", "IntermediateConfig", "load_config", "finetune", "multitask",
-           "export_task", "distill", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
+__all__ = ["FinetuneConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "load_config", "finetune", "multitask",
+           "export_task", "distill", "transfer", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
            "BertxError", "DataError"]
 __version__ = "0.1.0"

@@ -318,6 +318,31 @@ def intermediate(
 
 @app.command()
 @_friendly
+def transfer(
+    config: str = typer.Argument(..., help="YAML config with `sources:` and `targets:` (see configs/transfer/)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.epochs=2."),
+    output: Optional[str] = typer.Option(None, help="Output folder."),
+    model: Optional[str] = typer.Option(None, help="Local HF model folder, e.g. a multilingual encoder (default: packaged all-MiniLM-L6-v2)."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated: plain, dapt, aux-mlm, dapt+aux-mlm."),
+    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
+):
+    """Cross-domain / cross-lingual transfer: train on sources, score zero-shot on targets; matrices (JSON, MD, PNG) per method."""
+    from bertx.config import TransferConfig, load_config
+    from bertx.recipes.transfer import summary_markdown, transfer as run_transfer
+
+    flags = {"output": output, "model.name_or_path": model, "data_dir": data_dir,
+             "methods": [m.strip() for m in methods.split(",")] if methods else None}
+    cfg = load_config(*_config_and_overrides(config, overrides, flags), schema=TransferConfig)
+    summary = run_transfer(cfg, overwrite=overwrite, show_progress=False)
+    for method in summary["methods"]:
+        typer.echo("\n" + (Path(cfg.output) / f"matrix-{method}.md").read_text(encoding="utf-8"))
+    typer.echo(summary_markdown(summary))
+    typer.echo(f"matrices written to {cfg.output}/matrix-<method>.json, .md and .png; summary in {cfg.output}/summary.json")
+
+
+@app.command()
+@_friendly
 def distill(
     config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/distill/)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. loss.hidden=1.0."),

@@ -14,27 +14,37 @@ from typing import Optional
 
 
 def write_matrix(folder: str | Path, name: str, rows: list[str], columns: list[str], values: list[list[Optional[float]]],
-                 title: str, baseline: Optional[list[Optional[float]]] = None, baseline_label: str = "none",
-                 extra: Optional[dict] = None) -> dict:
+                 title: str, baseline: Optional[list] = None, baseline_label: str = "none",
+                 extra: Optional[dict] = None, highlight: Optional[list[list[int]]] = None,
+                 row_axis: str = "trained first on") -> dict:
     """Write NAME.json, NAME.md and NAME.png into `folder` and return the JSON object.
 
     Args:
         rows, columns: labels; `values[i][j]` is the score of row i on column j (None: not run).
         title: one line above the table and the plot.
-        baseline: one score per column without transfer; gains are value - baseline.
+        baseline: one score per column without transfer (a row), or one per cell (a matrix of the same
+            shape, e.g. another method's); gains are value - baseline.
         extra: more fields for the JSON (settings, metric names).
+        highlight: [row, column] cells drawn boxed in the heatmap (in-domain cells).
+        row_axis: what the rows are, as the heatmap's y label.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     gains = None
     if baseline is not None:
-        gains = [[None if v is None or b is None else v - b for v, b in zip(row, baseline)] for row in values]
+        per_cell = baseline if is_matrix(baseline) else [baseline] * len(values)
+        gains = [[None if v is None or b is None else round(v - b, 2) for v, b in zip(row, ref)] for row, ref in zip(values, per_cell)]
     result = {"title": title, "rows": rows, "columns": columns, "values": values, "baseline": baseline,
-              "baseline_label": baseline_label if baseline is not None else None, "gains": gains, **(extra or {})}
+              "baseline_label": baseline_label if baseline is not None else None, "gains": gains,
+              "highlight": highlight or [], "row_axis": row_axis, **(extra or {})}
     (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (folder / f"{name}.md").write_text(markdown(result), encoding="utf-8")
     heatmap(result, folder / f"{name}.png")
     return result
+
+
+def is_matrix(baseline: list) -> bool:
+    return bool(baseline) and isinstance(baseline[0], list)
 
 
 def _cell(value: Optional[float], gain: Optional[float] = None) -> str:
@@ -46,13 +56,15 @@ def _cell(value: Optional[float], gain: Optional[float] = None) -> str:
 def markdown(result: dict) -> str:
     columns = result["columns"]
     lines = [f"**{result['title']}**", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    if result["baseline"] is not None:
+    if result["baseline"] is not None and not is_matrix(result["baseline"]):
         lines.append(f"| *{result['baseline_label']}* | " + " | ".join(_cell(v) for v in result["baseline"]) + " |")
     for i, row in enumerate(result["rows"]):
         gains = result["gains"][i] if result["gains"] else [None] * len(columns)
         lines.append(f"| {row} | " + " | ".join(_cell(v, g) for v, g in zip(result["values"][i], gains)) + " |")
     if result["gains"]:
-        lines += ["", f"In brackets: the change against the *{result['baseline_label']}* row."]
+        label = result["baseline_label"]
+        where = f"the same cell of *{label}*" if is_matrix(result["baseline"]) else f"the *{label}* row"
+        lines += ["", f"In brackets: the change against {where}."]
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +89,9 @@ def heatmap(result: dict, path: Path) -> None:
     ax.set_xticks(range(len(columns)), columns)
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("evaluated on")
-    ax.set_ylabel("trained first on")
+    ax.set_ylabel(result.get("row_axis", "trained first on"))
+    for i, j in result.get("highlight", []):  # boxed: in-domain cells
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
     for i in range(len(rows)):
         for j in range(len(columns)):
             value = result["values"][i][j]

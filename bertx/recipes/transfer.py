@@ -1,0 +1,311 @@
+"""Cross-domain and cross-lingual transfer: train on sources, score zero-shot on targets, one matrix per method.
+
+    check every file, every unlabelled text and every target's labels        (one clear line, before training)
+    for each method:
+        plain          fine-tune on each source once                 -> score on every target
+        dapt           masked-LM on target t's unlabelled text first -> fine-tune on each source -> score on t
+        aux-mlm        fine-tune on each source + MLM loss on t's text (UDALM-style mixed objective) -> score on t
+        dapt+aux-mlm   both
+    -> per method: matrix (rows: sources, or `all` for one model on all of them; columns: targets) as
+       JSON, Markdown and a heatmap PNG, with the in-domain cells, the off-diagonal mean and the transfer
+       gap (in-domain score - target score); adaptation methods also show the change against plain
+    -> summary.json / summary.md: one line per method
+
+A cell is in-domain when the target has the name of a source the row was trained on; the row's
+in-domain score is the mean of those cells (or, with no such target, the source's own dev score).
+Checkpoints are picked on the source's dev file only: target labels are never seen before scoring.
+
+Every run is an ordinary `bertx finetune` / `bertx pretrain` / `bertx multitask` run in its own
+folder; finished runs are reused when the command is run again, and an interrupted one resumes from
+its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Optional
+
+from bertx.config import (
+    MultitaskConfig, ObjectiveConfig, PretrainConfig, PretrainDataConfig, PretrainModelConfig, PretrainTrainConfig,
+    TaskEntry, TransferConfig, TransferSource, TransferTarget,
+)
+from bertx.data.conll import read_tagged
+from bertx.data.examples import read_examples
+from bertx.data.text_corpus import read_documents
+from bertx.errors import BertxError, DataError
+from bertx.evaluation.matrix_report import write_matrix
+from bertx.tasks import get_task
+from bertx.training import outputs
+
+JOINT = "all"
+# Weights, deleted once a model is scored (unless keep_models): the scores are the result. A joint row
+# also has the multi-task folder's encoder and heads and its exported model.
+MODEL_FILES = ("model.safetensors", "best", "checkpoints", "model", "multitask/model.safetensors", "multitask/heads")
+
+
+def transfer(config: TransferConfig, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Run every method's source x target matrix; write the matrices and a summary into `config.output`.
+
+    Returns:
+        The summary: per method, the matrix, in-domain scores, off-diagonal mean and transfer gaps (points).
+    """
+    check_inputs(config)
+    out = Path(config.output)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows = row_sources(config)
+    metric = config.train.metric_for_best or get_task(config.task).main_metric
+    runner = _Runner(config, out, metric, show_progress)
+
+    methods: dict[str, dict] = {}
+    for method in config.methods:
+        values: list[list[Optional[float]]] = []
+        source_dev: list[Optional[float]] = []
+        for row, sources in rows.items():
+            if method == "plain":
+                scores = runner.scores(out / "plain" / row, sources, config.targets)
+                cells = [scores[t.name] for t in config.targets]
+                source_dev.append(scores.get("source_dev"))
+            else:
+                cells = []
+                for target in config.targets:
+                    scores = runner.scores(out / method / f"{row}-to-{target.name}", sources, [target], method, target)
+                    cells.append(scores[target.name])
+                source_dev.append(scores.get("source_dev"))
+            values.append(cells)
+        methods[method] = describe(rows, config.targets, values, source_dev)
+
+    plain = methods.get("plain")
+    for method, result in methods.items():
+        reference = plain["values"] if plain and method != "plain" else None
+        write_method(out, config, method, result, reference, metric)
+    summary = {
+        "task": config.task, "metric": metric, "rows": list(rows), "columns": [t.name for t in config.targets],
+        "methods": methods, "wall_s": round(time.perf_counter() - started, 1),
+    }
+    if plain:
+        for result in methods.values():
+            ref = plain["off_diagonal_mean"]
+            result["off_diagonal_vs_plain"] = None if ref is None or result["off_diagonal_mean"] is None \
+                else round(result["off_diagonal_mean"] - ref, 2)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+    return summary
+
+
+def row_sources(config: TransferConfig) -> dict[str, list[TransferSource]]:
+    """The matrix rows: one per source, and/or `all` (one model trained on every source together)."""
+    rows = {s.name: [s] for s in config.sources} if config.train_on != "all" else {}
+    if config.train_on != "each":
+        rows[JOINT] = list(config.sources)
+    return rows
+
+
+class _Runner:
+    """Trains (or reuses) one row model and scores it on targets; keeps DAPT encoders per target."""
+
+    def __init__(self, config: TransferConfig, out: Path, metric: str, show_progress: bool):
+        self.config, self.out, self.metric, self.show_progress = config, out, metric, show_progress
+
+    def scores(self, folder: Path, sources: list[TransferSource], targets: list[TransferTarget],
+               method: str = "plain", target: Optional[TransferTarget] = None) -> dict:
+        """{target name: main metric in points, "source_dev": the source's dev score} of one trained model."""
+        done = folder / "scores.json"
+        if done.is_file():
+            return json.loads(done.read_text(encoding="utf-8"))
+        cfg = self.config
+        start_from = str(self.dapt_encoder(target)) if "dapt" in method else None
+        aux_text = [cfg.resolve(p) for p in target.unlabelled] if "aux-mlm" in method else None
+        print(f"[transfer] {folder.relative_to(self.out)} ...", flush=True)
+        if len(sources) == 1:
+            model_dir = folder
+            if not (folder / "metrics.json").is_file():
+                run = cfg.source_config(sources[0], str(folder), start_from, aux_text)
+                resume = (folder / "checkpoints").is_dir()
+                from bertx.recipes.finetune import finetune
+
+                finetune(run, resume=resume, overwrite=not resume, show_progress=self.show_progress)
+            metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        else:
+            model_dir, metrics = self.joint_model(folder, sources, start_from)
+        scores = {"source_dev": round(100 * metrics[self.metric], 2) if self.metric in metrics else None}
+        scores.update(self.evaluate(model_dir, targets))
+        done.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        if not cfg.keep_models:
+            for name in MODEL_FILES:
+                path = folder / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return scores
+
+    def joint_model(self, folder: Path, sources: list[TransferSource], start_from: Optional[str]) -> tuple[Path, dict]:
+        """One model on all sources together: a multi-task run whose tasks share one head, exported as a plain model."""
+        from bertx.recipes.multitask import export_task, multitask
+
+        cfg = self.config
+        model_dir = folder / "model"
+        if not (model_dir / outputs.RUN_FILE).is_file():
+            data = cfg.data.model_copy(update={"train": None, "dev": None})
+            tasks = [TaskEntry(name=s.name, kind=cfg.task, train=s.train, dev=s.dev, head="joint", data=data,
+                               metric=cfg.train.metric_for_best) for s in sources]
+            model = cfg.model.model_copy(update={"name_or_path": start_from}) if start_from else cfg.model
+            run = MultitaskConfig(output=str(folder / "multitask"), data_dir=cfg.data_dir, tasks=tasks, model=model,
+                                  train=cfg.train.model_copy(update={"metric_for_best": None}))
+            resume = (folder / "multitask" / "checkpoints").is_dir()
+            multitask(run, resume=resume, overwrite=not resume, show_progress=self.show_progress)
+            export_task(folder / "multitask", sources[0].name, model_dir, overwrite=True)
+            shutil.rmtree(folder / "multitask" / "checkpoints", ignore_errors=True)
+        final = json.loads((folder / "multitask" / "metrics.json").read_text(encoding="utf-8"))
+        mean_dev = [m[self.metric] for m in final["tasks"].values() if self.metric in m]
+        return model_dir, {self.metric: mean(mean_dev)} if mean_dev else {}
+
+    def evaluate(self, model_dir: Path, targets: list[TransferTarget]) -> dict[str, float]:
+        from bertx.evaluation.evaluate import evaluate_loaded
+        from bertx.inference.loading import load_trained
+
+        trained = load_trained(model_dir, bf16=self.config.train.precision == "bf16")
+        scores = {}
+        for target in targets:
+            metrics, _ = evaluate_loaded(trained, self.config.resolve(target.eval), limit=self.config.data.max_dev_examples)
+            scores[target.name] = round(100 * metrics[self.metric], 2)
+        return scores
+
+    def dapt_encoder(self, target: TransferTarget) -> Path:
+        """The encoder after masked-LM training on the target's unlabelled text (trained once per target, then kept)."""
+        from bertx.recipes.pretrain import pretrain
+
+        cfg, folder = self.config, self.out / "dapt-encoders" / target.name
+        if (folder / "metrics.json").is_file():
+            return folder
+        d = cfg.dapt
+        run = PretrainConfig(
+            output=str(folder),
+            data=PretrainDataConfig(train=target.unlabelled, documents=cfg.unlabelled_documents, max_length=d.max_length,
+                                    eval_fraction=0.05, max_eval_sequences=200, data_dir=cfg.data_dir),
+            model=PretrainModelConfig(name_or_path=cfg.model.name_or_path),
+            objective=ObjectiveConfig(mlm_probability=d.mlm_probability, whole_word_mask=d.whole_word_mask, sentence_task="none"),
+            train=PretrainTrainConfig(epochs=d.epochs, max_steps=d.max_steps, batch_size=d.batch_size, lr=d.lr,
+                                      precision=cfg.train.precision, seed=cfg.train.seed, eval_steps=None, save_steps=100),
+        )
+        print(f"[transfer] dapt-encoders/{target.name} ...", flush=True)
+        resume = (folder / "checkpoints").is_dir()
+        pretrain(run, resume=resume, overwrite=not resume, show_progress=self.show_progress)
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        return folder
+
+
+# ---- checks before any training -----------------------------------------------------------------
+
+def check_inputs(config: TransferConfig) -> None:
+    """Every file exists, every target has readable unlabelled text where a method needs it, and every
+    target's labels are labels its sources were trained on: one line naming the problem, before training."""
+    for source in config.sources:
+        for role, path in (("train", source.train), ("dev", source.dev)):
+            if path and not Path(config.resolve(path)).is_file():
+                raise BertxError(f"source {source.name!r}: {role} file {config.resolve(path)}: file not found")
+    adapting = [m for m in config.methods if m != "plain"]
+    for target in config.targets:
+        if not Path(config.resolve(target.eval)).is_file():
+            raise BertxError(f"target {target.name!r}: eval file {config.resolve(target.eval)}: file not found")
+        if adapting and not target.unlabelled:
+            raise BertxError(f"target {target.name!r}: method {adapting[0]} needs the target's unlabelled text; list files "
+                             "under `unlabelled:` (a labelled file may be given: its labels are dropped)")
+        for path in target.unlabelled:
+            check_unlabelled(target.name, config.resolve(path), config.unlabelled_documents)
+    spec = get_task(config.task)
+    if spec.label_kind not in ("class", "classes", "tags"):
+        return  # scores and answer spans have no label set to disagree on
+    known = {s.name: label_set(config.resolve(s.train), spec, config) for s in config.sources}
+    for target in config.targets:
+        path = config.resolve(target.eval)
+        labels = label_set(path, spec, config)
+        for source, source_labels in known.items():
+            unknown = sorted(labels - source_labels)
+            if unknown:
+                what = "entity types" if spec.label_kind == "tags" else "labels"
+                raise BertxError(f"target {target.name!r}: {path}: {what} {', '.join(unknown)} never occur in source "
+                                 f"{source!r} ({', '.join(sorted(source_labels))}); a model trained there cannot predict them")
+
+
+def check_unlabelled(target: str, path: str, documents: str) -> None:
+    if not Path(path).is_file():
+        raise BertxError(f"target {target!r}: unlabelled text file {path}: file not found")
+    try:
+        first = next(iter(read_documents([path], documents)), None)  # type: ignore[arg-type]
+    except DataError as err:
+        raise BertxError(f"target {target!r}: unlabelled text: {err}") from None
+    if first is None:
+        raise BertxError(f"target {target!r}: unlabelled text file {path}: holds no text")
+
+
+def label_set(path: str, spec, config: TransferConfig) -> set[str]:
+    """The labels a file uses: class names, or entity types (B-/I- stripped) for tagging."""
+    if spec.label_kind == "tags":
+        return {tag.split("-", 1)[-1] for sentence in read_tagged(path) for tag in sentence.tags if tag != "O"}
+    d = config.data
+    examples, _ = read_examples(path, spec, d.text_column, d.text_pair_column, d.label_column, d.label_separator)
+    if spec.label_kind == "classes":
+        return {str(label) for e in examples for label in e.label}
+    return {str(e.label) for e in examples}
+
+
+# ---- the report -------------------------------------------------------------------------------
+
+def describe(rows: dict[str, list[TransferSource]], targets: list[TransferTarget], values: list[list[Optional[float]]],
+             source_dev: list[Optional[float]]) -> dict:
+    """In-domain score per row, transfer gaps per cell, off-diagonal mean and mean gap (all in points)."""
+    columns = [t.name for t in targets]
+    in_domain, gaps, off = [], [], []
+    for (row, sources), cells, dev in zip(rows.items(), values, source_dev):
+        own = {s.name for s in sources}
+        diagonal = [v for c, v in zip(columns, cells) if c in own and v is not None]
+        score = round(mean(diagonal), 2) if diagonal else dev
+        in_domain.append(score)
+        gaps.append([None if c in own or v is None or score is None else round(score - v, 2) for c, v in zip(columns, cells)])
+        off += [v for c, v in zip(columns, cells) if c not in own and v is not None]
+    all_gaps = [g for row in gaps for g in row if g is not None]
+    return {
+        "values": values, "in_domain": in_domain, "gaps": gaps,
+        "in_domain_cells": [[i, j] for i, (_, sources) in enumerate(rows.items()) for j, c in enumerate(columns)
+                            if c in {s.name for s in sources}],
+        "off_diagonal_mean": round(mean(off), 2) if off else None,
+        "mean_gap": round(mean(all_gaps), 2) if all_gaps else None,
+    }
+
+
+def write_method(out: Path, config: TransferConfig, method: str, result: dict, reference: Optional[list], metric: str) -> None:
+    rows, columns = list(row_sources(config)), [t.name for t in config.targets]
+    name = f"matrix-{method}"
+    title = f"{method}: zero-shot {metric} on the target (rows: trained on)"
+    write_matrix(out, name, rows, columns, result["values"], title=title, baseline=reference, baseline_label="plain",
+                 extra={k: result[k] for k in ("in_domain", "gaps", "off_diagonal_mean", "mean_gap")},
+                 highlight=result["in_domain_cells"], row_axis="trained on")
+    lines = ["", "Transfer gap (the row's in-domain score minus the cell; boxed cells in the PNG are in-domain):", "",
+             "| | in-domain | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for row, score, gaps in zip(rows, result["in_domain"], result["gaps"]):
+        cells = " | ".join("-" if g is None else f"{g:+.2f}" for g in gaps)
+        lines.append(f"| {row} | {'-' if score is None else f'{score:.2f}'} | {cells} |")
+    lines += ["", f"Off-diagonal mean: {_points(result['off_diagonal_mean'])}; mean gap: {_points(result['mean_gap'])}."]
+    with open(out / f"{name}.md", "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def _points(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"**Transfer ({summary['task']}, {summary['metric']}): rows {', '.join(summary['rows'])}; "
+             f"targets {', '.join(summary['columns'])}**", "",
+             "| method | in-domain mean | off-diagonal mean | mean gap | off-diagonal vs plain |", "|---|---:|---:|---:|---:|"]
+    for method, r in summary["methods"].items():
+        in_domain = [v for v in r["in_domain"] if v is not None]
+        vs = r.get("off_diagonal_vs_plain")
+        lines.append(f"| {method} | {_points(round(mean(in_domain), 2) if in_domain else None)} | {_points(r['off_diagonal_mean'])} "
+                     f"| {_points(r['mean_gap'])} | {'-' if vs is None else f'{vs:+.2f}'} |")
+    return "\n".join(lines) + "\n"
