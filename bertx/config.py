@@ -114,6 +114,10 @@ class AuxMLMSettings(_Strict):
     max_length: int = Field(128, ge=8, le=4096, description="Tokens per MLM sequence (packed, no padding).")
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
     whole_word_mask: bool = Field(True, description="Mask all pieces of a word together.")
+    head_warmup_steps: int = Field(
+        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
+        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
+    )
 
 
 class AuxMLMConfig(AuxMLMSettings):
@@ -381,6 +385,10 @@ class PretrainTrainConfig(_Strict):
     save_steps: Optional[int] = Field(500, ge=1, description="Write a resumable checkpoint every N steps.")
     logging_steps: int = Field(20, ge=1, description="Append a training-loss line to the log every N steps.")
     seed: int = Field(42, description="Seed for initialisation, instances, masking and dropout.")
+    head_warmup_steps: int = Field(
+        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
+        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="Mixed precision: bf16 on GPUs and on CPUs with AVX512-BF16/AMX (~1.5x here), fp16 on GPUs."
     )
@@ -431,6 +439,10 @@ class DAPTSettings(_Strict):
     max_length: int = Field(128, ge=8, le=4096, description="Tokens per packed sequence.")
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
     whole_word_mask: bool = Field(True, description="Mask all pieces of a word together.")
+    head_warmup_steps: int = Field(
+        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
+        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
+    )
 
 
 TRANSFER_METHODS = ("plain", "dapt", "aux-mlm", "dapt+aux-mlm")

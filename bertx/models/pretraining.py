@@ -113,18 +113,23 @@ class PretrainingObjective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label=None) -> PretrainingLosses:
+    def forward(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label=None,
+                heads_only: bool = False) -> PretrainingLosses:
+        """`heads_only`: the encoder's outputs are detached, so only the heads learn (head warm-up)."""
         bert, heads = self.model.bert, self.model.cls
         out = bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         picked = labels != -100  # (B, T)
         hidden = out.last_hidden_state[picked]  # (M, H): masked positions only
+        pooled = out.pooler_output
+        if heads_only:
+            hidden, pooled = hidden.detach(), None if pooled is None else pooled.detach()
         targets = labels[picked]  # (M,)
         scores = heads.predictions(hidden)  # (M, V)
         mlm_sum = F.cross_entropy(scores.float(), targets, reduction="sum")
         mlm_correct = (scores.argmax(-1) == targets).sum()
         sentence_loss, sentence_correct, count = None, None, 0
         if next_sentence_label is not None:
-            pair_scores = heads.seq_relationship(out.pooler_output)  # (B, 2)
+            pair_scores = heads.seq_relationship(pooled)  # (B, 2)
             sentence_loss = F.cross_entropy(pair_scores.float(), next_sentence_label)
             sentence_correct = (pair_scores.argmax(-1) == next_sentence_label).sum()
             count = len(next_sentence_label)

@@ -191,6 +191,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
                 batch = {key: t.to(accelerator.device) for key, t in collate(train_features, indices, tokenizer.pad_token_id, label_dtype).items()}
                 if mlm_parts:
                     batch["mlm"] = {key: t.to(accelerator.device) for key, t in mlm_parts[k].items()}
+                    batch["mlm_head_only"] = progress.step < config.aux_mlm.head_warmup_steps
                 # Only the last micro-batch synchronises gradients across processes.
                 sync = k == len(parts) - 1
                 with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():

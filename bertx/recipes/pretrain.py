@@ -107,7 +107,8 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     from accelerate.utils import set_seed
 
     tc, dc, oc = config.train, config.data, config.objective
-    accelerator = make_accelerator(tc.precision)
+    # During a head warm-up the encoder gets no gradient: data parallelism must accept unused weights.
+    accelerator = make_accelerator(tc.precision, find_unused_parameters=tc.head_warmup_steps > 0)
     main = accelerator.is_main_process
     out = Path(config.output)
     run = config.model_dump(mode="json")
@@ -217,7 +218,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
                 batch = {key: t.to(accelerator.device) for key, t in batch.items()}
                 sync = k == len(parts) - 1
                 with (nullcontext() if sync else accelerator.no_sync(objective)), accelerator.autocast():
-                    losses = objective(**batch)
+                    losses = objective(**batch, heads_only=progress.step < tc.head_warmup_steps)
                     # Mean over the global batch: MLM per masked token, NSP/SOP per pair. DDP averages
                     # gradients over processes, hence the factor `world` in the MLM denominator.
                     loss = losses.mlm_sum * (world / global_masked)

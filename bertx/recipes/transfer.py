@@ -190,7 +190,8 @@ class _Runner:
             model=PretrainModelConfig(name_or_path=cfg.model.name_or_path),
             objective=ObjectiveConfig(mlm_probability=d.mlm_probability, whole_word_mask=d.whole_word_mask, sentence_task="none"),
             train=PretrainTrainConfig(epochs=d.epochs, max_steps=d.max_steps, batch_size=d.batch_size, lr=d.lr,
-                                      precision=cfg.train.precision, seed=cfg.train.seed, eval_steps=None, save_steps=100),
+                                      precision=cfg.train.precision, seed=cfg.train.seed, eval_steps=None, save_steps=100,
+                                      head_warmup_steps=d.head_warmup_steps),
         )
         print(f"[transfer] dapt-encoders/{target.name} ...", flush=True)
         resume = (folder / "checkpoints").is_dir()

@@ -44,13 +44,15 @@ class TaskWithAuxMLM(nn.Module):
         shared = {id(p) for p in self.task_model.parameters()}
         return [p for p in self.mlm_head.parameters() if id(p) not in shared]
 
-    def forward(self, mlm: dict | None = None, **batch):
+    def forward(self, mlm: dict | None = None, mlm_head_only: bool = False, **batch):
+        """`mlm_head_only`: the MLM loss trains the new head alone (its input is detached) during its warm-up."""
         out = self.task_model(**batch)
         if mlm is not None:
             hidden = self.encoder(input_ids=mlm["input_ids"], attention_mask=mlm["attention_mask"],
                                   token_type_ids=mlm["token_type_ids"]).last_hidden_state  # (B, T, H)
             picked = mlm["labels"] != -100
-            scores = self.mlm_head(hidden[picked])  # (M, V): masked positions only
+            masked = hidden[picked].detach() if mlm_head_only else hidden[picked]
+            scores = self.mlm_head(masked)  # (M, V): masked positions only
             out["mlm_loss"] = F.cross_entropy(scores.float(), mlm["labels"][picked])
             out.loss = out.loss + self.weight * out["mlm_loss"]
         return out

@@ -162,3 +162,20 @@ def test_long_sentences_are_cut_and_counted_and_eval_file_is_used(tiny_bert, tex
     start = json.loads((tmp_path / "o" / "log.jsonl").read_text().splitlines()[0])
     assert start["train_documents"] == 30 and start["eval_sequences"] > 0
     assert "sentence_accuracy" in json.loads((tmp_path / "o" / "metrics.json").read_text())
+
+
+def test_head_warmup_leaves_the_encoder_layers_alone(tiny_bert, text, tmp_path):
+    """During the warm-up only the new MLM head (and the word embeddings it shares) learn."""
+    from safetensors.torch import load_file
+
+    config = tiny_pretrain_config(tiny_bert, text, str(tmp_path / "warm"), max_steps=4, head_warmup_steps=4)
+    config["model"] = {"name_or_path": tiny_bert}
+    config["objective"]["sentence_task"] = "none"
+    recipe.pretrain(PretrainConfig.model_validate(config), show_progress=False)
+    before = load_file(f"{tiny_bert}/model.safetensors")
+    after = load_file(str(tmp_path / "warm" / "model.safetensors"))
+    layer = "encoder.layer.1.output.dense.weight"
+    assert torch.equal(before[layer], after[f"bert.{layer}"])
+    config["output"], config["train"]["head_warmup_steps"] = str(tmp_path / "cold"), 2  # then the encoder learns too
+    recipe.pretrain(PretrainConfig.model_validate(config), show_progress=False)
+    assert not torch.equal(before[layer], load_file(str(tmp_path / "cold" / "model.safetensors"))[f"bert.{layer}"])

@@ -40,3 +40,26 @@ def test_aux_mlm_text_must_exist(tiny_bert, toy_data, tmp_path):
     config["aux_mlm"] = {"text": [str(tmp_path / "nope.txt")]}
     with pytest.raises(BertxError, match="nope.txt: text file not found"):
         bertx.finetune(config, show_progress=False)
+
+
+def test_mlm_head_warmup_keeps_the_mlm_gradient_out_of_the_encoder(tiny_bert):
+    """During the warm-up the MLM loss trains its head only; afterwards it reaches the encoder too."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from bertx.training.aux_mlm import TaskWithAuxMLM
+
+    torch.manual_seed(0)
+    model = TaskWithAuxMLM(AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2), weight=1.0)
+    ids = torch.randint(5, 30, (2, 8))
+    labels = torch.full_like(ids, -100)
+    labels[:, 2] = ids[:, 2]
+    mlm = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids), "labels": labels}
+    layer = model.encoder.encoder.layer[0].output.dense.weight
+    for head_only, reaches_encoder in ((True, False), (False, True)):
+        model.zero_grad()
+        out = model(mlm=mlm, mlm_head_only=head_only, input_ids=ids[:, :4], attention_mask=torch.ones(2, 4, dtype=torch.long),
+                    labels=torch.tensor([0, 1]))
+        out["mlm_loss"].backward()  # the MLM loss alone
+        assert (layer.grad is not None and layer.grad.abs().sum() > 0) == reaches_encoder
+        assert model.mlm_head.head.transform.dense.weight.grad.abs().sum() > 0
