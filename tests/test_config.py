@@ -97,3 +97,15 @@ def test_distillation_config_refuses_nonsense():
         load_config(None, ["teacher=/t", "student.hidden=128", "student.keep_layers=[0, 1]"], schema=DistillConfig)
     with pytest.raises(BertxError, match="loss.temperature: Input should be greater than 0"):
         load_config(None, ["teacher=/t", "loss.temperature=0"], schema=DistillConfig)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("transfer/*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_transfer_config_loads(path):
+    from bertx.config import TransferConfig
+
+    config = load_config(path, ["data_dir=/data"], schema=TransferConfig)
+    files = [s.train for s in config.sources] + [t.eval for t in config.targets] + [f for t in config.targets for f in t.unlabelled]
+    assert all(config.resolve(f).startswith("/data/") for f in files)
+    assert {s.name for s in config.sources} <= {t.name for t in config.targets}  # every source has an in-domain column
+    assert "plain" in config.methods and all(t.unlabelled for t in config.targets)

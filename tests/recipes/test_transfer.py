@@ -124,3 +124,17 @@ def test_bad_input_is_one_line_before_training(tiny_bert, tmp_path):
 def test_config_rejects_aux_mlm_on_the_joint_row(tiny_bert, tmp_path):
     result = run_cli(tmp_path, config(tiny_bert, tmp_path, ["aux-mlm"], train_on="all"))
     assert result.exit_code == 2 and "use train_on: each with aux-mlm" in result.output
+
+
+def test_cli_prints_the_matrix_and_the_summary(tiny_bert, tmp_path):
+    cfg = config(tiny_bert, tmp_path, ["plain", "aux-mlm"])
+    cfg["sources"] = cfg["sources"][:1]  # one source, two targets: one in-domain column, one zero-shot
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(cfg))
+    result = CliRunner().invoke(app, ["transfer", str(tmp_path / "t.yaml"), "--methods", "plain", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert "Transfer gap" in result.output and "| plain |" in result.output
+    summary = json.loads((tmp_path / "transfer" / "summary.json").read_text())
+    assert list(summary["methods"]) == ["plain"] and summary["rows"] == ["books"]
+    plain = summary["methods"]["plain"]
+    assert plain["in_domain"] == [plain["values"][0][0]] and plain["off_diagonal_mean"] == plain["values"][0][1]
+    assert plain["gaps"][0] == [None, pytest.approx(plain["values"][0][0] - plain["values"][0][1], abs=0.01)]
