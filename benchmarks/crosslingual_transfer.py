@@ -11,11 +11,16 @@ Steps:
      `wikitext` document mode; the German file has no WikiText titles, so it is one long document, which
      only matters for held-out text: it comes first, so both models hold out the same last English articles.
   3. `bertx transfer`, plain fine-tuning, source `en`, targets `en` and `de`, for each model on
-       - PAWS-X (pawsx/dev-en.tsv, 2,000 pairs, as English training data; German dev-de.tsv),
-       - XNLI (the first 830 pairs of xnli/dev-en.tsv train, the rest is the English dev; German: the
-         415 German pairs of the same held-back premises, so both languages score the same items),
-       - PAN-X NER (panx/train-en.txt; dev-en.txt and dev-de.txt).
-     Matrices and gaps land in --work/<task>-<model>/; the summary compares the two models per language.
+       - PAWS-X: the first 1,600 pairs of pawsx/dev-en.tsv train, the last 400 are the English dev;
+         German: all 1,982 pairs of dev-de.tsv;
+       - XNLI: the first 831 pairs (277 premises x 3 hypotheses) of xnli/dev-en.tsv train, the other
+         414 are the English dev; German: the 414 pairs of the same held-back premises (rows are aligned
+         across languages), so both languages score the same items;
+       - PAN-X NER: panx/train-en.txt (19,763 sentences, 2 epochs); the first 2,000 sentences of
+         dev-en.txt and all 1,837 of dev-de.txt.
+     The English dev picks the checkpoint; German labels are only scored. Fine-tuning keeps the word
+     embeddings frozen (bertx's default), which also keeps the two languages' shared vocabulary where
+     pretraining put it. Matrices and gaps land in --work/<task>-<model>/.
 
 Usage: python benchmarks/crosslingual_transfer.py [--quick] [--steps N] [--data-dir DIR] [--work DIR]
 Finished pretraining runs of the same steps are reused. The last line of stdout is one JSON object;
