@@ -106,18 +106,27 @@ class TrainConfig(_Strict):
     probe_examples: int = Field(1000, ge=2, description="Training examples the probe head is fitted on.")
 
 
-class AuxMLMSettings(_Strict):
+def _head_warmup_field():
+    return Field(
+        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
+        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
+    )
+
+
+class MLMSettings(_Strict):
+    """Masked-LM on unlabelled text next to a trained encoder: sequences, masking, head warm-up."""
+
+    max_length: int = Field(128, ge=8, le=4096, description="Tokens per MLM sequence (packed, no padding).")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
+    whole_word_mask: bool = Field(True, description="Mask all pieces of a word together.")
+    head_warmup_steps: int = _head_warmup_field()
+
+
+class AuxMLMSettings(MLMSettings):
     """How the auxiliary masked-LM loss is weighted and batched (the text comes separately)."""
 
     weight: float = Field(0.5, gt=0, description="Loss = task loss + weight x MLM loss.")
     batch_size: Optional[int] = Field(None, ge=1, description="MLM sequences per step; default: the task's batch size.")
-    max_length: int = Field(128, ge=8, le=4096, description="Tokens per MLM sequence (packed, no padding).")
-    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
-    whole_word_mask: bool = Field(True, description="Mask all pieces of a word together.")
-    head_warmup_steps: int = Field(
-        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
-        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
-    )
 
 
 class AuxMLMConfig(AuxMLMSettings):
@@ -385,10 +394,7 @@ class PretrainTrainConfig(_Strict):
     save_steps: Optional[int] = Field(500, ge=1, description="Write a resumable checkpoint every N steps.")
     logging_steps: int = Field(20, ge=1, description="Append a training-loss line to the log every N steps.")
     seed: int = Field(42, description="Seed for initialisation, instances, masking and dropout.")
-    head_warmup_steps: int = Field(
-        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
-        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
-    )
+    head_warmup_steps: int = _head_warmup_field()
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="Mixed precision: bf16 on GPUs and on CPUs with AVX512-BF16/AMX (~1.5x here), fp16 on GPUs."
     )
@@ -429,23 +435,13 @@ class TransferTarget(_Strict):
     )
 
 
-class DAPTSettings(_Strict):
+class DAPTSettings(MLMSettings):
     """Domain-adaptive pretraining: continue the encoder's masked-LM training on the target's unlabelled text."""
 
     epochs: float = Field(3.0, gt=0, description="Passes over the target's text.")
     max_steps: Optional[int] = Field(None, ge=1, description="Stop after N steps (overrides epochs).")
     batch_size: int = Field(32, ge=1, description="Sequences per step.")
     lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
-    max_length: int = Field(128, ge=8, le=4096, description="Tokens per packed sequence.")
-    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked.")
-    whole_word_mask: bool = Field(True, description="Mask all pieces of a word together.")
-    head_warmup_steps: int = Field(
-        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
-        "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
-    )
-
-
-TRANSFER_METHODS = ("plain", "dapt", "aux-mlm", "dapt+aux-mlm")
 
 
 class TransferConfig(_Strict):
