@@ -23,9 +23,9 @@ Steps:
      pretraining put it. Matrices and gaps land in --work/<task>-<model>/.
 
 With `--start minilm`, step 1 is skipped and step 2 continues the packaged MiniLM (English) instead:
-200 steps of batch 32, lr 1e-4, the new MLM head warmed up alone for 30 steps, once on English + German
-text and once on English alone; step 3 then fine-tunes at lr 1e-4 and reads 5,000 PAN-X training
-sentences (MiniLM is about 3 times slower than mini).
+the same number of steps (default 200; batch 32, lr 1e-4, the new MLM head warmed up alone for 30
+steps), once on English + German text and once on English alone; step 3 then fine-tunes at lr 1e-4
+and reads 3,000 PAN-X training sentences (MiniLM is about 3 times slower than mini).
 
 Usage: python benchmarks/crosslingual_transfer.py [--quick] [--start scratch|minilm] [--steps N] [--data-dir DIR] [--work DIR]
 Finished pretraining runs of the same steps are reused. The last line of stdout is one JSON object;
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-crosslingual", help="Folder for tokenizers, models and matrices.")
     parser.add_argument("--pretrain-only", action="store_true", help="Stop after pretraining both models.")
+    parser.add_argument("--tasks", default="pawsx,xnli,panx", help="Comma-separated subset of pawsx, xnli, panx.")
     args = parser.parse_args()
     steps = args.steps or (40 if args.quick else 800 if args.start == "scratch" else 200)
     data = Path(args.data_dir)
@@ -118,7 +119,8 @@ def main() -> None:
     from bertx.config import TransferConfig
     from bertx.recipes.transfer import transfer
 
-    tasks = task_files(data, work / "splits", args.quick, panx_train=None if args.start == "scratch" else 5000)
+    tasks = task_files(data, work / "splits", args.quick, panx_train=None if args.start == "scratch" else 3000)
+    tasks = {name: spec for name, spec in tasks.items() if name in args.tasks.split(",")}
     matrices: dict[str, dict] = {}
     for task, spec in tasks.items():
         for name in pretrained:

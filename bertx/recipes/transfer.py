@@ -68,17 +68,15 @@ def transfer(config: TransferConfig, overwrite: bool = False, show_progress: boo
         values: list[list[Optional[float]]] = []
         source_dev: list[Optional[float]] = []
         for row, sources in rows.items():
-            if method == "plain":
-                scores = runner.scores(out / "plain" / row, sources, config.targets)
-                cells = [scores[t.name] for t in config.targets]
-                source_dev.append(scores.get("source_dev"))
-            else:
-                cells = []
-                for target in config.targets:
-                    scores = runner.scores(out / method / f"{row}-to-{target.name}", sources, [target], method, target)
-                    cells.append(scores[target.name])
-                source_dev.append(scores.get("source_dev"))
-            values.append(cells)
+            if method == "plain":  # one model per row, scored on every target
+                runs = [(out / "plain" / row, config.targets, None)]
+            else:  # adapted to the target: one model per (row, target)
+                runs = [(out / method / f"{row}-to-{t.name}", [t], t) for t in config.targets]
+            scores: dict = {}
+            for folder, targets, adapted_to in runs:
+                scores.update(runner.scores(folder, sources, targets, method, adapted_to))
+            values.append([scores[t.name] for t in config.targets])
+            source_dev.append(scores.get("source_dev"))
         methods[method] = describe(rows, config.targets, values, source_dev)
 
     plain = methods.get("plain")
@@ -89,11 +87,10 @@ def transfer(config: TransferConfig, overwrite: bool = False, show_progress: boo
         "task": config.task, "metric": metric, "rows": list(rows), "columns": [t.name for t in config.targets],
         "methods": methods, "wall_s": round(time.perf_counter() - started, 1),
     }
-    if plain:
+    if plain and plain["off_diagonal_mean"] is not None:
         for result in methods.values():
-            ref = plain["off_diagonal_mean"]
-            result["off_diagonal_vs_plain"] = None if ref is None or result["off_diagonal_mean"] is None \
-                else round(result["off_diagonal_mean"] - ref, 2)
+            mean_off = result["off_diagonal_mean"]
+            result["off_diagonal_vs_plain"] = None if mean_off is None else round(mean_off - plain["off_diagonal_mean"], 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
     return summary
@@ -116,6 +113,8 @@ class _Runner:
     def scores(self, folder: Path, sources: list[TransferSource], targets: list[TransferTarget],
                method: str = "plain", target: Optional[TransferTarget] = None) -> dict:
         """{target name: main metric in points, "source_dev": the source's dev score} of one trained model."""
+        from bertx.recipes.finetune import finetune  # looked up at call time: tests replace it to prove reuse
+
         done = folder / "scores.json"
         if done.is_file():
             return json.loads(done.read_text(encoding="utf-8"))
@@ -128,8 +127,6 @@ class _Runner:
             if not (folder / "metrics.json").is_file():
                 run = cfg.source_config(sources[0], str(folder), start_from, aux_text)
                 resume = (folder / "checkpoints").is_dir()
-                from bertx.recipes.finetune import finetune
-
                 finetune(run, resume=resume, overwrite=not resume, show_progress=self.show_progress)
             metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         else:
