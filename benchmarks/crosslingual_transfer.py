@@ -22,12 +22,7 @@ Steps:
      embeddings frozen (bertx's default), which also keeps the two languages' shared vocabulary where
      pretraining put it. Matrices and gaps land in --work/<task>-<model>/.
 
-With `--start minilm`, step 1 is skipped and step 2 continues the packaged MiniLM (English) instead:
-the same number of steps (default 200; batch 32, lr 1e-4, the new MLM head warmed up alone for 30
-steps), once on English + German text and once on English alone; step 3 then fine-tunes at lr 1e-4
-and reads 3,000 PAN-X training sentences (MiniLM is about 3 times slower than mini).
-
-Usage: python benchmarks/crosslingual_transfer.py [--quick] [--start scratch|minilm] [--steps N] [--data-dir DIR] [--work DIR]
+Usage: python benchmarks/crosslingual_transfer.py [--quick] [--steps N] [--data-dir DIR] [--work DIR]
 Finished pretraining runs of the same steps are reused. The last line of stdout is one JSON object;
 it is also saved in benchmarks/results/.
 """
@@ -44,17 +39,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, save  # noqa: E402
 
-PRETRAIN = {
-    "scratch": {"preset": "mini", "vocab_size": 20000, "batch_size": 64, "max_length": 128, "lr": 1e-3},
-    # Continued: the packaged MiniLM (English, uncased 30,522-piece vocabulary) keeps its tokenizer; its
-    # new MLM head learns alone for the first 30 steps.
-    "minilm": {"batch_size": 32, "max_length": 128, "lr": 1e-4, "head_warmup_steps": 30},
-}
+PRETRAIN = {"preset": "mini", "vocab_size": 20000, "batch_size": 64, "max_length": 128, "lr": 1e-3}
 
 
-def pretrain_model(name: str, files: list[str], work: Path, steps: int, start: str) -> dict:
-    """From scratch: a tokenizer, then masked-LM pretraining. From MiniLM: continued masked-LM training.
-    A finished run of the same steps is reused."""
+def pretrain_model(name: str, files: list[str], work: Path, steps: int) -> dict:
+    """Tokenizer, then masked-LM pretraining from scratch; a finished run of the same steps is reused."""
     from bertx.config import PretrainConfig
     from bertx.data.wordpiece import train_wordpiece
     from bertx.recipes.pretrain import pretrain
@@ -63,21 +52,15 @@ def pretrain_model(name: str, files: list[str], work: Path, steps: int, start: s
     if done.is_file() and json.loads(done.read_text())["steps"] == steps:
         print(f"  {name}: reusing the finished pretraining run", file=sys.stderr, flush=True)
         return json.loads(done.read_text())
-    settings = PRETRAIN[start]
-    if start == "scratch":
-        tokenizer_dir = work / f"tokenizer-{name}"
-        train_wordpiece(files, tokenizer_dir, vocab_size=settings["vocab_size"], lowercase=False, documents="wikitext",
-                        show_progress=False)
-        model = {"preset": settings["preset"], "tokenizer": str(tokenizer_dir), "dropout": 0.0}
-    else:
-        model = {}  # the packaged MiniLM
+    tokenizer_dir = work / f"tokenizer-{name}"
+    train_wordpiece(files, tokenizer_dir, vocab_size=PRETRAIN["vocab_size"], lowercase=False, documents="wikitext",
+                    show_progress=False)
     config = PretrainConfig.model_validate({
         "output": str(work / name),
-        "data": {"train": files, "documents": "wikitext", "max_length": settings["max_length"], "max_eval_sequences": 500},
-        "model": model,
+        "data": {"train": files, "documents": "wikitext", "max_length": PRETRAIN["max_length"], "max_eval_sequences": 500},
+        "model": {"preset": PRETRAIN["preset"], "tokenizer": str(tokenizer_dir), "dropout": 0.0},
         "objective": {"whole_word_mask": True, "sentence_task": "none"},
-        "train": {"max_steps": steps, "batch_size": settings["batch_size"], "lr": settings["lr"],
-                  "head_warmup_steps": settings.get("head_warmup_steps", 0),
+        "train": {"max_steps": steps, "batch_size": PRETRAIN["batch_size"], "lr": PRETRAIN["lr"],
                   "eval_steps": max(steps // 4, 10), "save_steps": 100, "precision": "bf16"},
     })
     print(f"  {name}: pretraining {steps} steps ...", file=sys.stderr, flush=True)
@@ -88,16 +71,12 @@ def pretrain_model(name: str, files: list[str], work: Path, steps: int, start: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 pretraining steps and small slices: a few minutes.")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="Pretraining steps of each model (default 800 from scratch, 200 from MiniLM; quick 40).")
-    parser.add_argument("--start", choices=sorted(PRETRAIN), default="scratch",
-                        help="scratch: two new mini BERTs; minilm: continue the packaged MiniLM on each corpus.")
+    parser.add_argument("--steps", type=int, default=None, help="Pretraining steps of each model (default 800, quick 40).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-crosslingual", help="Folder for tokenizers, models and matrices.")
     parser.add_argument("--pretrain-only", action="store_true", help="Stop after pretraining both models.")
-    parser.add_argument("--tasks", default="pawsx,xnli,panx", help="Comma-separated subset of pawsx, xnli, panx.")
     args = parser.parse_args()
-    steps = args.steps or (40 if args.quick else 800 if args.start == "scratch" else 200)
+    steps = args.steps or (40 if args.quick else 800)
     data = Path(args.data_dir)
     wiki, german = data / "wikitext2" / "wiki.train.tokens", data / "de-text" / "mlqa_de_contexts.txt"
     for path in (wiki, german, data / "pawsx" / "dev-de.tsv", data / "xnli" / "dev-de.tsv", data / "panx" / "dev-de.txt"):
@@ -108,8 +87,8 @@ def main() -> None:
 
     print("1-2/3 tokenizers and pretraining ...", file=sys.stderr, flush=True)
     pretrained = {
-        "bilingual": pretrain_model("bilingual", [str(german), str(wiki)], work, steps, args.start),
-        "english": pretrain_model("english", [str(wiki)], work, steps, args.start),
+        "bilingual": pretrain_model("bilingual", [str(german), str(wiki)], work, steps),
+        "english": pretrain_model("english", [str(wiki)], work, steps),
     }
     if args.pretrain_only:
         print(json.dumps({name: {k: m.get(k) for k in ("steps", "mlm_accuracy", "wall_s")} for name, m in pretrained.items()}))
@@ -119,8 +98,7 @@ def main() -> None:
     from bertx.config import TransferConfig
     from bertx.recipes.transfer import transfer
 
-    tasks = task_files(data, work / "splits", args.quick, panx_train=None if args.start == "scratch" else 3000)
-    tasks = {name: spec for name, spec in tasks.items() if name in args.tasks.split(",")}
+    tasks = task_files(data, work / "splits", args.quick)
     matrices: dict[str, dict] = {}
     for task, spec in tasks.items():
         for name in pretrained:
@@ -130,8 +108,7 @@ def main() -> None:
                 "targets": [{"name": "en", "eval": spec["en"]}, {"name": "de", "eval": spec["de"]}],
                 "model": {"name_or_path": str(work / name)},
                 "data": {"max_length": 128, **spec.get("data", {})},
-                "train": {**FINETUNE, "lr": 3e-4 if args.start == "scratch" else 1e-4, **spec["train_settings"],
-                          **({"epochs": 1} if args.quick else {})},
+                "train": {**FINETUNE, **spec["train_settings"], **({"epochs": 1} if args.quick else {})},
             })
             result = transfer(config, show_progress=False)["methods"]["plain"]
             en, de = result["values"][0]
@@ -140,25 +117,23 @@ def main() -> None:
         matrices[task]["de_gain_bilingual_pts"] = round(matrices[task]["bilingual"]["de"] - matrices[task]["english"]["de"], 2)
 
     result = {
-        "benchmark": "crosslingual_transfer", "quick": args.quick, "start": args.start,
-        "pretraining": {**PRETRAIN[args.start], "steps": steps, "objective": "MLM alone (whole-word), packed blocks", "precision": "bf16",
+        "benchmark": "crosslingual_transfer", "quick": args.quick,
+        "pretraining": {**PRETRAIN, "steps": steps, "objective": "MLM alone (whole-word), packed blocks", "precision": "bf16",
                         **{name: {"held_out_mlm_accuracy": round(m["mlm_accuracy"], 4), "minutes": round(m["wall_s"] / 60, 1),
                                   "tokens_seen": m.get("train_tokens_seen")} for name, m in pretrained.items()}},
-        "finetune": {**FINETUNE, "lr": 3e-4 if args.start == "scratch" else 1e-4,
-                     "per_task": {t: {**spec["train_settings"], **spec.get("data", {})} for t, spec in tasks.items()}},
+        "finetune": {**FINETUNE, "per_task": {t: spec["train_settings"] for t, spec in tasks.items()}},
         "metrics": {t: spec["metric"] for t, spec in tasks.items()},
         "scores": matrices,
         "machine": machine(),
     }
-    name = "crosslingual_transfer" + ("_minilm" if args.start == "minilm" else "") + ("_quick" if args.quick else "")
-    save(name, result)
+    save("crosslingual_transfer_quick" if args.quick else "crosslingual_transfer", result)
     print(json.dumps(result))
 
 
-FINETUNE = {"batch_size": 32, "precision": "bf16", "save_steps": None}
+FINETUNE = {"batch_size": 32, "lr": 3e-4, "precision": "bf16", "save_steps": None}
 
 
-def task_files(data: Path, splits: Path, quick: bool, panx_train: int | None = None) -> dict[str, dict]:
+def task_files(data: Path, splits: Path, quick: bool) -> dict[str, dict]:
     """English training and held-out files, and the German evaluation file, per task. PAWS-X and XNLI have
     no English training set here, so their English dev files are split (written under --work, not the repo)."""
     splits.mkdir(parents=True, exist_ok=True)
@@ -175,8 +150,7 @@ def task_files(data: Path, splits: Path, quick: bool, panx_train: int | None = N
     # XNLI rows come in premise triples, aligned across languages: 277 premises train, 138 are held out in both languages.
     xnli_train, xnli_en = split(data / "xnli" / "dev-en.tsv", "xnli-en", 831)
     _, xnli_de = split(data / "xnli" / "dev-de.tsv", "xnli-de", 831)
-    panx_limit = {"max_train_examples": 2000, "max_dev_examples": 300} if quick else {"max_train_examples": panx_train,
-                                                                                       "max_dev_examples": 2000}
+    panx_limit = {"max_train_examples": 2000, "max_dev_examples": 300} if quick else {"max_dev_examples": 2000}
     return {
         "pawsx": {"kind": "pair-classification", "metric": "accuracy", "train": paws_train, "en": paws_en,
                   "de": str(data / "pawsx" / "dev-de.tsv"), "train_settings": {"epochs": 5}},
