@@ -46,17 +46,16 @@ def main() -> None:
     from bertx.config import TransferConfig, load_config
     from bertx.recipes.transfer import transfer
 
-    overrides = [f"data_dir={args.data_dir}", f"output={work}"] + (QUICK if args.quick else []) + list(args.overrides)
-    if args.model:
-        overrides.append(f"model.name_or_path={args.model}")
-    config = load_config(args.config, overrides, schema=TransferConfig)
+    chosen = (QUICK if args.quick else []) + list(args.overrides) + ([f"model.name_or_path={args.model}"] if args.model else [])
+    config = load_config(args.config, [f"data_dir={args.data_dir}", f"output={work}", *chosen], schema=TransferConfig)
     summary = transfer(config, show_progress=False)
     for method in config.methods:
         for suffix in ("json", "md", "png"):
             shutil.copy(Path(work) / f"matrix-{method}.{suffix}", RESULTS / f"{name}-matrix-{method}.{suffix}")
+    config_path = Path(args.config).resolve()
     result = {
-        "benchmark": "transfer_matrix", "name": name, "quick": args.quick, "config": str(Path(args.config).relative_to(ROOT))
-        if Path(args.config).resolve().is_relative_to(ROOT) else args.config, "overrides": overrides[2:],
+        "benchmark": "transfer_matrix", "name": name, "quick": args.quick,
+        "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else args.config, "overrides": chosen,
         "model": config.model.name_or_path or "packaged all-MiniLM-L6-v2",
         "summary": {m: {k: r[k] for k in ("in_domain", "off_diagonal_mean", "mean_gap", "off_diagonal_vs_plain") if k in r}
                     for m, r in summary["methods"].items()},
