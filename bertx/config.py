@@ -198,11 +198,11 @@ class SamplingConfig(_Strict):
     )
 
 
-def _unique_task_names(tasks: list[TaskEntry]) -> None:
+def _unique_names(entries: list, what: str = "task") -> None:
     seen: set[str] = set()
-    for entry in tasks:
+    for entry in entries:
         if entry.name in seen:
-            raise ValueError(f"task name {entry.name!r} appears twice; task names must be unique")
+            raise ValueError(f"{what} name {entry.name!r} appears twice; {what} names must be unique")
         seen.add(entry.name)
 
 
@@ -220,7 +220,7 @@ class MultitaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "MultitaskConfig":
-        _unique_task_names(self.tasks)
+        _unique_names(self.tasks)
         heads: dict[str, TaskEntry] = {}
         for entry in self.tasks:
             other = heads.setdefault(entry.head_name, entry)
@@ -251,7 +251,7 @@ class IntermediateConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "IntermediateConfig":
-        _unique_task_names(self.tasks)
+        _unique_names(self.tasks)
         names = [entry.name for entry in self.tasks]
         for name in self.targets or []:
             if name not in names:
@@ -476,11 +476,8 @@ class TransferConfig(_Strict):
 
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        for role, entries in (("source", self.sources), ("target", self.targets)):
-            names = [e.name for e in entries]
-            for name in names:
-                if names.count(name) > 1:
-                    raise ValueError(f"{role} name {name!r} appears twice")
+        _unique_names(self.sources, "source")
+        _unique_names(self.targets, "target")
         if "all" in [s.name for s in self.sources] and self.train_on != "each":
             raise ValueError("a source may not be named 'all' when train_on includes the joint row `all`")
         if self.data.train or self.data.dev:
