@@ -40,8 +40,12 @@ def resolve_model_path(name_or_path: Optional[str]) -> str:
     return str(Path(name_or_path).expanduser()) if name_or_path else default_model_path()
 
 
-def check_encoder_folder(path: str) -> dict:
+def check_encoder_folder(path: str, max_length: int | None = None) -> dict:
     """Check that `path` is a local BERT-family model folder and return its config.
+
+    Args:
+        path: the folder.
+        max_length: the longest input the run will feed; checked against the model's positions.
 
     Raises:
         BertxError: naming the folder and what is wrong with it.
@@ -64,9 +68,59 @@ def check_encoder_folder(path: str) -> dict:
         )
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise BertxError(f"{path}: no weights ({' / '.join(WEIGHT_FILES)})")
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-        raise BertxError(f"{path}: no tokenizer files (tokenizer.json or vocab.txt)")
+    check_weights_readable(folder)
+    check_vocabulary_files(folder)
+    if max_length is not None:
+        positions = usable_positions(config)
+        if positions is not None and max_length > positions:
+            raise BertxError(f"data.max_length {max_length} exceeds the {positions} positions of {path}; "
+                             f"set data.max_length to at most {positions}")
     return config
+
+
+def usable_positions(config: dict) -> int | None:
+    """How many tokens one input may hold: the position table, less RoBERTa's two reserved rows."""
+    positions = config.get("max_position_embeddings")
+    if not isinstance(positions, int):
+        return None
+    return positions - 2 if config.get("model_type") in ("roberta", "xlm-roberta", "camembert") else positions
+
+
+def check_weights_readable(folder: Path) -> None:
+    """An empty, cut or corrupt `model.safetensors` stops here, before any output folder is claimed.
+
+    Reads the header only (8 bytes of length, then JSON with each tensor's byte range), so it costs
+    nothing on a large model."""
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return
+    size = weights.stat().st_size
+    problem = None
+    try:
+        with open(weights, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length <= 0 or 8 + length > size:
+                problem = f"truncated or not safetensors ({size} bytes)"
+            else:
+                header = json.loads(handle.read(length))
+                end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+                if 8 + length + end > size:
+                    problem = f"truncated: {size} bytes, the tensors it lists need {8 + length + end}"
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, AttributeError):
+        problem = "not a readable safetensors file (its header is not valid)"
+    if problem:
+        raise BertxError(f"{weights}: {problem}")
+
+
+def check_vocabulary_files(folder: Path) -> None:
+    """A tokenizer needs a vocabulary: `tokenizer.json`, `vocab.txt` or a SentencePiece model.
+
+    `tokenizer_config.json` alone is not enough: transformers would build an empty vocabulary and turn
+    every word into [UNK] without a word of warning."""
+    vocab_files = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "sentencepiece.bpe.model", "spiece.model")
+    if not any((folder / name).is_file() for name in vocab_files):
+        raise BertxError(f"{folder}: no tokenizer vocabulary (tokenizer.json or vocab.txt); "
+                         "tokenizer_config.json alone would read every word as [UNK]")
 
 
 def quiet_transformers() -> None:
@@ -82,9 +136,16 @@ def load_tokenizer(path: str):
 
     quiet_transformers()
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    if Path(path).is_dir():
+        check_vocabulary_files(Path(path))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise BertxError(f"{path}: cannot load the tokenizer ({str(err).strip().splitlines()[0][:200]})") from None
     if not getattr(tokenizer, "is_fast", False):
         raise BertxError(f"{path}: bertx needs a fast (Rust) tokenizer; this folder only has a slow one")
+    if len(tokenizer) <= len(tokenizer.all_special_tokens) + 1:
+        raise BertxError(f"{path}: the tokenizer's vocabulary holds only {len(tokenizer)} tokens; every word would be [UNK]")
     return tokenizer
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,33 +32,17 @@ from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
-from bertx.training.best import record_evaluation
-from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
-from bertx.training.runlog import RunLog
+from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
 
 
-@dataclass
-class Progress:
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    examples_seen: int = 0
-    best_metric: float | None = None
-    best_step: int | None = None
-    best_metrics: dict = field(default_factory=dict)
-    evals_since_best: int = 0
-    last_eval_step: int = -1
-    stopped_early: bool = False
-
-
-def load_teacher(path: str, task_name: str | None):
+def load_teacher(path: str, task_name: str | None, max_length: int | None = None):
     """The teacher as a `TrainedModel`, checked to be fine-tuned for the requested task kind."""
     from bertx.inference.loading import load_trained
 
-    check_encoder_folder(path)
+    check_encoder_folder(path, max_length=max_length)
     teacher = load_trained(path, device="cpu")
     disable_cls_only_last_layer(teacher.model)  # the student is copied from it, and internal losses read every position
     if task_name:
@@ -164,25 +147,30 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     """One distillation run (the loop). A loss config with only `hard` trains the student without a teacher."""
     from accelerate.utils import set_seed
 
-    tc, dc, lc = config.train, config.data, config.loss
+    tc, dc = config.train, config.data
     train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
     if not train_path:
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
-    teacher = load_teacher(config.teacher, config.task)
-    task, kind = teacher.task, teacher.kind
-    labels = teacher.labels if task.label_kind != "score" else []
-    label2id = {name: i for i, name in enumerate(labels)}
-
+    teacher = load_teacher(config.teacher, config.task, max_length=dc.max_length)
+    if config.student.init == "encoder":
+        check_encoder_folder(config.student.name_or_path, max_length=dc.max_length)
+    task = teacher.task
     accelerator = make_accelerator(tc.precision)
-    main = accelerator.is_main_process
-    out = Path(config.output)
     run = config.model_dump(mode="json")
     run["task"] = task.name
     run["data"]["train"], run["data"]["dev"] = train_path, dev_path
-    if main:
-        outputs.prepare_output(out, run, resume, overwrite)
-    accelerator.wait_for_everyone()
-    set_seed(tc.seed)
+    reads = [config.teacher, config.student.name_or_path, train_path, dev_path, *[dc.resolve(p) for p in config.unlabelled]]
+    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+        set_seed(tc.seed)
+        return _train(config, life, run, teacher, train_path, dev_path, show_progress and life.main)
+
+
+def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
+    tc, dc, lc = config.train, config.data, config.loss
+    task, kind = teacher.task, teacher.kind
+    labels = teacher.labels if task.label_kind != "score" else []
+    label2id = {name: i for i, name in enumerate(labels)}
+    accelerator, main = life.accelerator, life.main
 
     # ---- the student, and the tokenizers of both sides ---------------------------------------
     student, kept = build_student(config, teacher.model, None)
@@ -240,11 +228,10 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     run.update(train.info)
     run["labels"] = labels
     run["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}
+    life.write_config(run)
     if main:
-        outputs.write_run_config(out, run)
         for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
             tqdm.write(f"note: {line}")
-    log = RunLog(out / "log.jsonl", enabled=main)
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     distiller = Distiller(student, teacher.model.config, lc, task.label_kind, layer_map)
@@ -252,8 +239,6 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
         enable_cls_only_last_layer(student)  # the head reads [CLS] only and no loss reads the last layer
     # No probe initialisation: a student copied from the teacher keeps the teacher's head already.
     world, rank = accelerator.num_processes, accelerator.process_index
-    if tc.batch_size < world * tc.grad_accum:
-        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
     n_train = len(train.features.lengths)
     steps_per_epoch = math.ceil(n_train / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
@@ -266,44 +251,33 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     def student_model():
         return accelerator.unwrap_model(distiller).student
 
-    progress = Progress()
-    checkpoints = out / "checkpoints"
     started = time.perf_counter()
-    if resume:
-        saved, folder = restore_training_state(checkpoints, accelerator.unwrap_model(distiller), optimizer, scheduler, rank)
-        progress = Progress(**saved)
-        log.truncate_after(progress.step)
-        log.write(event="resume", step=progress.step, checkpoint=folder.name)
-    else:
-        log.write(event="start", step=0, train_examples=n_labelled, unlabelled_examples=n_train - n_labelled,
-                  dev_examples=dev.size if dev else 0, total_steps=total_steps, labels=labels, processes=world,
-                  teacher=str(config.teacher), student_init=config.student.init, kept_layers=kept,
-                  student_layers=student.config.num_hidden_layers, student_hidden=student.config.hidden_size,
-                  layer_map=layer_map, teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
-                  losses={k: v for k, v in lc.model_dump().items() if isinstance(v, float) and v})
+    progress = life.start(
+        accelerator.unwrap_model(distiller), optimizer, scheduler,
+        lambda folder: outputs.save_model_atomic(student_model(), tokenizer, folder),
+        train_examples=n_labelled, unlabelled_examples=n_train - n_labelled,
+        dev_examples=dev.size if dev else 0, total_steps=total_steps, labels=labels, processes=world,
+        teacher=str(config.teacher), student_init=config.student.init, kept_layers=kept,
+        student_layers=student.config.num_hidden_layers, student_hidden=student.config.hidden_size,
+        layer_map=layer_map, teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
+        losses={k: v for k, v in lc.model_dump().items() if isinstance(v, float) and v},
+    )
 
     metric_name = tc.metric_for_best or task.main_metric
 
     def after_eval(metrics: dict) -> None:
         if not isinstance(metrics.get(metric_name, ""), float):
             raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        improved = record_evaluation(progress, metrics[metric_name], dict(metrics), tc.early_stopping_patience)
-        if improved and main:
-            outputs.save_model_atomic(student_model(), tokenizer, out / "best")
-        log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
-        if main and show_progress:
+        improved = life.keep_best(metrics[metric_name], dict(metrics))
+        life.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        if show_progress:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
 
     def evaluate_dev() -> dict:
         return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, dc, device=device)
 
-    def checkpoint() -> None:
-        payload = {"model": accelerator.unwrap_model(distiller).state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "progress": asdict(progress)}
-        save_checkpoint(checkpoints, progress.step, accelerator, payload)
-
     # ---- the loop ----------------------------------------------------------------------------
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     start_examples = progress.examples_seen
     sums: dict[str, float] = {}
     distiller.train()
@@ -341,13 +315,12 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
             if progress.step % tc.logging_steps == 0:
-                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate,
+                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate,
                           **{f"loss/{name}": value / tc.logging_steps for name, value in sums.items()})
                 sums = {}
             if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
                 after_eval(evaluate_dev())
-            if tc.save_steps and progress.step % tc.save_steps == 0:
-                checkpoint()
+            life.after_step()
         if progress.batch_in_epoch >= len(batches):
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -359,16 +332,9 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
-    if main:
-        if not dev:
-            outputs.save_model_atomic(student_model(), tokenizer, out / "best")
-        outputs.publish(out / "best", out)
-    accelerator.wait_for_everyone()
+    life.publish()
     final = dict(progress.best_metrics)
     final.update(steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name, wall_s=round(wall, 2),
                  train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
                  train_examples=n_labelled, unlabelled_examples=n_train - n_labelled)
-    if main:
-        outputs.write_metrics(out, final)
-        log.write(event="end", **final)
-    return final
+    return life.finish(final)

@@ -1,8 +1,9 @@
 """Fine-tuning recipe: one encoder + one task head, trained on one task. One loop, top to bottom.
 
-    config -> task kind (sequence / ner / qa) reads and encodes the data -> model + optimiser ->
-    [resume] -> for each global batch: forward, backward (accumulated), clip, step, log, evaluate
-    (through the task kind), checkpoint -> publish the best model into the output folder -> final metrics
+    config -> claim the output folder (`training/run.py`) -> task kind (sequence / ner / qa) reads and
+    encodes the data -> model + optimiser -> [resume] -> for each global batch: forward, backward
+    (accumulated), clip, step, log, evaluate (through the task kind), checkpoint -> publish the best
+    model into the output folder -> final metrics
 
 Everything task-specific (readers, label spaces, windows, heads, decoding, metrics) sits behind the
 `TaskKind` of `bertx.tasks`; this loop only sees `model(**batch).loss`.
@@ -17,8 +18,6 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -31,26 +30,8 @@ from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
-from bertx.training.best import record_evaluation
-from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
-from bertx.training.runlog import RunLog
-
-
-@dataclass
-class Progress:
-    """Where the run is: everything besides tensors that a resumed run needs."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0  # current epoch (0-based)
-    batch_in_epoch: int = 0  # global batches of this epoch already consumed
-    examples_seen: int = 0
-    best_metric: float | None = None
-    best_step: int | None = None
-    best_metrics: dict = field(default_factory=dict)
-    evals_since_best: int = 0
-    last_eval_step: int = -1
-    stopped_early: bool = False
+from bertx.training.run import Run
 
 
 def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
@@ -59,12 +40,15 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     Args:
         config: the validated run config.
         resume: continue the run in `config.output` from its last checkpoint.
-        overwrite: replace whatever run `config.output` holds.
+        overwrite: replace the bertx run `config.output` holds.
         show_progress: draw a progress bar on the main process.
 
     Returns:
         Final metrics: the dev metrics of the best evaluation (none without a dev file), plus run
         figures (steps, best step, wall time, samples/s, truncated examples).
+
+    Raises:
+        RunStopped: SIGTERM or Ctrl-C; the step reached is checkpointed.
     """
     from accelerate.utils import set_seed
 
@@ -74,18 +58,23 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     if not train_path:
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
     model_path = resolve_model_path(config.model.name_or_path)
-    check_encoder_folder(model_path)
+    check_encoder_folder(model_path, max_length=dc.max_length)
 
     accelerator = make_accelerator(tc.precision)
     main = accelerator.is_main_process
-    out = Path(config.output)
     run = config.model_dump(mode="json")
     run["model"]["name_or_path"] = model_path
     run["data"]["train"], run["data"]["dev"] = train_path, dev_path
-    if main:
-        outputs.prepare_output(out, run, resume, overwrite)
-    accelerator.wait_for_everyone()
-    set_seed(tc.seed)
+    reads = [model_path, train_path, dev_path] + [dc.resolve(p) for p in (config.aux_mlm.text if config.aux_mlm else [])]
+    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+        set_seed(tc.seed)
+        return _train(config, task, life, run, model_path, train_path, dev_path, show_progress and main)
+
+
+def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, train_path: str, dev_path: str | None,
+           show_progress: bool) -> dict:
+    tc, dc = config.train, config.data
+    accelerator, main = life.accelerator, life.main
 
     # ---- data: read, build the label space from training labels, tokenise --------------------------
     kind = get_kind(task)
@@ -99,9 +88,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     dev = None
     if dev_path:
         dev = kind.load_eval(dev_path, dc, tokenizer, label2id, run, limit=dc.max_dev_examples, articles=dc.dev_articles)
-    if main:
-        outputs.write_run_config(out, run)
-    log = RunLog(out / "log.jsonl", enabled=main)
+    life.write_config(run)
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     model = kind.build_model(model_path, labels, config.model.dropout)
@@ -109,10 +96,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         word_embeddings(model).requires_grad_(False)
     started = time.perf_counter()  # training time includes fitting the probe head
     # Kind-specific speed-ups and head initialisation ([CLS]-only last layer, linear probe).
-    head_report = kind.prepare_model(model, train, config, tokenizer, resume)
+    head_report = kind.prepare_model(model, train, config, tokenizer, life.resume)
     world, rank = accelerator.num_processes, accelerator.process_index
-    if tc.batch_size < world * tc.grad_accum:
-        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
     steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay)
@@ -128,28 +113,21 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     label_dtype = kind.label_dtype
     metric_name = tc.metric_for_best or task.main_metric
 
-    # ---- resume ------------------------------------------------------------------------------
-    progress = Progress()
-    checkpoints = out / "checkpoints"
-    if resume:
-        saved, folder = restore_training_state(checkpoints, accelerator.unwrap_model(model), optimizer, scheduler, rank)
-        progress = Progress(**saved)
-        log.truncate_after(progress.step)
-        log.write(event="resume", step=progress.step, checkpoint=folder.name)
-    else:
-        log.write(
-            event="start", step=0, train_examples=len(train_features.lengths), dev_examples=dev.size if dev else 0,
-            total_steps=total_steps, train_counts=train.counts, dev_counts=dev.counts if dev else {},
-            labels=labels, processes=world, model=model_path, **head_report,
-        )
-    if main:
-        for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
-            tqdm.write(f"note: {line}")
-
     def task_model():
         """The task model alone (without the auxiliary MLM head, if any): what is evaluated and saved."""
         unwrapped = accelerator.unwrap_model(model)
         return getattr(unwrapped, "task_model", unwrapped)
+
+    # ---- start or resume ---------------------------------------------------------------------
+    progress = life.start(
+        accelerator.unwrap_model(model), optimizer, scheduler, lambda folder: outputs.save_model_atomic(task_model(), tokenizer, folder),
+        train_examples=len(train_features.lengths), dev_examples=dev.size if dev else 0, total_steps=total_steps,
+        train_counts=train.counts, dev_counts=dev.counts if dev else {}, labels=labels, processes=world, model=model_path,
+        **head_report,
+    )
+    if main:
+        for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+            tqdm.write(f"note: {line}")
 
     def evaluate_dev() -> dict[str, float]:
         return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, dc, device=accelerator.device)
@@ -157,24 +135,13 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     def after_eval(metrics: dict[str, float]) -> None:
         if not isinstance(metrics.get(metric_name, ""), float):
             raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        improved = record_evaluation(progress, metrics[metric_name], dict(metrics), tc.early_stopping_patience)
-        if improved and main:
-            outputs.save_model_atomic(task_model(), tokenizer, out / "best")
-        log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
-        if main and show_progress:
+        improved = life.keep_best(metrics[metric_name], dict(metrics))
+        life.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        if show_progress:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
 
-    def checkpoint() -> None:
-        payload = {
-            "model": accelerator.unwrap_model(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "progress": asdict(progress),
-        }
-        save_checkpoint(checkpoints, progress.step, accelerator, payload)
-
     # ---- the loop ----------------------------------------------------------------------------
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     start_examples = progress.examples_seen
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
@@ -213,11 +180,10 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
             if progress.step % tc.logging_steps == 0:
                 extra = {"aux_mlm_loss": step_mlm} if aux else {}
-                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate, **extra)
+                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate, **extra)
             if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
                 after_eval(evaluate_dev())
-            if tc.save_steps and progress.step % tc.save_steps == 0:
-                checkpoint()
+            life.after_step()
         if progress.batch_in_epoch >= len(batches):  # a whole epoch is done
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -229,11 +195,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
-    if main:
-        if not dev:
-            outputs.save_model_atomic(task_model(), tokenizer, out / "best")
-        outputs.publish(out / "best", out)
-    accelerator.wait_for_everyone()
+    life.publish()
     final = dict(progress.best_metrics)
     final.update(
         steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name,
@@ -241,11 +203,7 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         truncated_train=train.counts.get("truncated", 0), wall_s=round(wall, 2),
         train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
     )
-    if main:
-        outputs.write_metrics(out, final)
-        log.write(event="end", **final)
-    return final
-
+    return life.finish(final)
 
 
 def data_notes(train_counts: dict, dev_counts: dict, max_length: int) -> list[str]:

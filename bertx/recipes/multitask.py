@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -36,26 +36,8 @@ from bertx.tasks import get_kind, get_task
 from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
-from bertx.training.best import record_evaluation
-from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
-from bertx.training.runlog import RunLog
-
-
-@dataclass
-class Progress:
-    """Where the run is: everything besides tensors that a resumed run needs."""
-
-    step: int = 0  # optimizer steps done
-    draws: int = 0  # task batches drawn so far (the sampler's draw counter)
-    examples_seen: int = 0
-    cursors: dict = field(default_factory=dict)  # task -> [epoch, batches of that epoch consumed]
-    best_metric: float | None = None  # best mean of the main metrics
-    best_step: int | None = None
-    best_metrics: dict = field(default_factory=dict)  # task -> its dev metrics at the best step
-    evals_since_best: int = 0
-    last_eval_step: int = -1
-    stopped_early: bool = False
+from bertx.training.run import Run, RunState
 
 
 @dataclass
@@ -136,36 +118,40 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     Args:
         config: the validated multi-task config.
         resume: continue the run in `config.output` from its last checkpoint.
-        overwrite: replace whatever run `config.output` holds.
+        overwrite: replace the bertx run `config.output` holds.
         show_progress: draw a progress bar on the main process.
 
     Returns:
         `{"mean": ..., "tasks": {task: dev metrics at the best step}, ...run figures}`.
+
+    Raises:
+        RunStopped: SIGTERM or Ctrl-C; the step reached is checkpointed.
     """
     from accelerate.utils import set_seed
 
-    tc, sc = config.train, config.sampling
+    tc = config.train
     check_task_files(config)
     model_path = resolve_model_path(config.model.name_or_path)
-    check_encoder_folder(model_path)
+    check_encoder_folder(model_path, max_length=max(t.data.max_length for t in config.tasks))
     accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1)
-    main = accelerator.is_main_process
-    out = Path(config.output)
     run = config.model_dump(mode="json")
     run["model"]["name_or_path"] = model_path
-    if main:
-        outputs.prepare_output(out, run, resume, overwrite)
-    accelerator.wait_for_everyone()
-    set_seed(tc.seed)
+    reads = [model_path] + [p.replace("{data_dir}", config.data_dir) for t in config.tasks for p in (t.train, t.dev) if p]
+    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+        set_seed(tc.seed)
+        return _train(config, life, run, model_path, show_progress and life.main)
+
+
+def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_progress: bool) -> dict:
+    tc, sc = config.train, config.sampling
+    accelerator, main = life.accelerator, life.main
 
     # ---- data ----------------------------------------------------------------------------------
     tokenizer = load_tokenizer(model_path)
     tasks = load_tasks(config, tokenizer, show_notes=main)
     by_name = {task.name: task for task in tasks}
     run["multitask"] = {task.name: task_run_info(task, model_path) for task in tasks}
-    if main:
-        outputs.write_run_config(out, run)
-    log = RunLog(out / "log.jsonl", enabled=main)
+    life.write_config(run)
 
     # ---- model: one task model per head, all on one encoder ------------------------------------
     heads: dict[str, Task] = {}
@@ -183,11 +169,9 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     head_reports = {}
     for head, task in heads.items():
         view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
-        head_reports[head] = task.kind.prepare_model(model.task_model(task.name), task.train, view, tokenizer, resume)
+        head_reports[head] = task.kind.prepare_model(model.task_model(task.name), task.train, view, tokenizer, life.resume)
 
     world, rank = accelerator.num_processes, accelerator.process_index
-    if tc.batch_size < world * tc.grad_accum:
-        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
     batches_per_epoch = sum(math.ceil(task.size / tc.batch_size) for task in tasks)
     steps_per_epoch = math.ceil(batches_per_epoch / sc.tasks_per_step)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
@@ -199,28 +183,23 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     def shared() -> MultiTaskModel:
         return accelerator.unwrap_model(model)
 
-    # ---- resume ------------------------------------------------------------------------------
-    progress = Progress(cursors={task.name: [0, 0] for task in tasks})
-    checkpoints = out / "checkpoints"
-    if resume:
-        saved, folder = restore_training_state(checkpoints, shared(), optimizer, scheduler, rank)
-        progress = Progress(**saved)
-        log.truncate_after(progress.step)
-        log.write(event="resume", step=progress.step, checkpoint=folder.name)
-    else:
-        log.write(
-            event="start", step=0, total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
-            model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
-            tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
-                            "labels": t.train.labels, "weight": t.entry.weight, "head": t.entry.head_name} for t in tasks},
-            heads=head_reports,
-        )
+    # ---- start or resume: the run's own counters are the sampler's draws and each task's cursor ----
+    fresh = RunState(extra={"draws": 0, "cursors": {task.name: [0, 0] for task in tasks}})
+    progress = life.start(
+        shared(), optimizer, scheduler, lambda folder: shared().save(folder, tokenizer), state=fresh,
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
+        model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
+        tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
+                        "labels": t.train.labels, "weight": t.entry.weight, "head": t.entry.head_name} for t in tasks},
+        heads=head_reports,
+    )
+    cursors = progress.extra["cursors"]  # task -> [epoch, batches of that epoch consumed]
 
     epoch_batches: dict[str, tuple[int, list]] = {}
 
     def next_batch(task: Task) -> list[int]:
         """The task's next global batch; a task that runs out starts its next epoch, reshuffled."""
-        cursor = progress.cursors[task.name]
+        cursor = cursors[task.name]
         seed = tc.seed + 7_919 * list(by_name).index(task.name)  # each task its own order
         cached = epoch_batches.get(task.name)
         if cached is None or cached[0] != cursor[0]:
@@ -242,31 +221,24 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
             if not isinstance(metrics.get(metric, ""), float):
                 raise BertxError(f"task {name!r}: metric {metric!r} is not one of its dev metrics ({', '.join(metrics)})")
         value = mean_main_metric(results, {t.name: t.metric for t in tasks})
-        improved = record_evaluation(progress, value, {name: dict(m) for name, m in results.items()}, tc.early_stopping_patience)
-        if improved and main:
-            shared().save(out / "best", tokenizer)
+        improved = life.keep_best(value, {name: dict(m) for name, m in results.items()})
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
-        log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
-        if main and show_progress:
+        life.log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
+        if show_progress:
             tqdm.write(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
                 f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items()))
 
-    def checkpoint() -> None:
-        payload = {"model": shared().state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "progress": asdict(progress)}
-        save_checkpoint(checkpoints, progress.step, accelerator, payload)
-
     # ---- the loop ----------------------------------------------------------------------------
     has_dev = any(t.dev for t in tasks)
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     start_examples = progress.examples_seen
     loss_sums = {t.name: [0.0, 0] for t in tasks}  # since the last log line: summed loss, batches
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
         step_loss = 0.0
         for j in range(sc.tasks_per_step):
-            task = tasks[sampler.pick(progress.draws, progress.step / total_steps)]
-            progress.draws += 1
+            task = tasks[sampler.pick(progress.extra["draws"], progress.step / total_steps)]
+            progress.extra["draws"] += 1
             indices = next_batch(task)
             local = shard(indices, rank, world)
             parts = list(micro_batches(local, tc.grad_accum))
@@ -294,36 +266,29 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
         bar.set_postfix(loss=f"{step_loss:.4f}", task=task.name, lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
         if progress.step % tc.logging_steps == 0:
             per_task = {f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}
-            log.write(event="train", step=progress.step, loss=step_loss, lr=lr, samples_per_s=rate,
-                      batches={name: n for name, (_, n) in loss_sums.items()}, **per_task)
+            life.log.write(event="train", step=progress.step, loss=step_loss, lr=lr, samples_per_s=rate,
+                           batches={name: n for name, (_, n) in loss_sums.items()}, **per_task)
             loss_sums = {t.name: [0.0, 0] for t in tasks}
         at_epoch_end = progress.step % steps_per_epoch == 0
         if has_dev and ((tc.eval_steps and progress.step % tc.eval_steps == 0) or at_epoch_end):
             after_eval(evaluate_all())
-        if tc.save_steps and progress.step % tc.save_steps == 0:
-            checkpoint()
+        life.after_step()
     if has_dev and progress.last_eval_step != progress.step and not progress.stopped_early:
         after_eval(evaluate_all())
     bar.close()
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
-    if main:
-        if not has_dev:
-            shared().save(out / "best", tokenizer)
-        shutil.copytree(out / "best", out, dirs_exist_ok=True)
-    accelerator.wait_for_everyone()
+    life.publish()
     final = {
         "mean": progress.best_metric, "tasks": progress.best_metrics, "main_metrics": {t.name: t.metric for t in tasks},
         "steps": progress.step, "best_step": progress.best_step, "stopped_early": progress.stopped_early,
         "wall_s": round(wall, 2), "train_samples_per_s": round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
-        "batches_per_task": batches_drawn(sampler, progress.draws, total_steps, sc.tasks_per_step, list(by_name)),
+        "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sc.tasks_per_step, list(by_name)),
     }
     if main:
-        outputs.write_metrics(out, final)
-        (out / "report.md").write_text(task_table(final), encoding="utf-8")
-        log.write(event="end", **{k: v for k, v in final.items() if k != "tasks"})
-    return final
+        (life.out / "report.md").write_text(task_table(final), encoding="utf-8")
+    return life.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
 
 
 def mean_main_metric(results: dict[str, dict], main_metrics: dict[str, str]) -> float:
@@ -365,9 +330,11 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
     if task not in run["multitask"]:
         raise BertxError(f"{mt_dir}: no task {task!r} (tasks: {', '.join(run['multitask'])})")
     info = dict(run["multitask"][task])
+    outputs.check_writable_target(output)
     if output.exists() and any(output.iterdir()):
         if not overwrite:
             raise BertxError(f"{output}: output folder is not empty; choose another or pass --overwrite")
+        outputs.check_deletable(output, [mt_dir])
         shutil.rmtree(output)
     model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
     tmp = output.with_name(output.name + ".tmp")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,19 +32,8 @@ from bertx.models.encoder import load_tokenizer, quiet_transformers, resolve_mod
 from bertx.models.pretraining import PretrainingObjective, architecture, check_vocabulary, continued_model, new_model
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
-from bertx.training.checkpoint import restore_training_state, save_checkpoint
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
-from bertx.training.runlog import RunLog
-
-
-@dataclass
-class Progress:
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    sequences_seen: int = 0
-    tokens_seen: int = 0
-    last_eval_step: int = -1
+from bertx.training.run import Run
 
 
 @dataclass
@@ -98,27 +86,24 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     Args:
         config: the validated run config.
         resume: continue the run in `config.output` from its last checkpoint.
-        overwrite: replace whatever run `config.output` holds.
+        overwrite: replace the bertx run `config.output` holds.
         show_progress: draw a progress bar on the main process.
 
     Returns:
         Final held-out metrics (MLM accuracy and perplexity, NSP/SOP accuracy) and run figures.
+
+    Raises:
+        RunStopped: SIGTERM or Ctrl-C; the step reached is checkpointed.
     """
     from accelerate.utils import set_seed
 
     tc, dc, oc = config.train, config.data, config.objective
     # During a head warm-up the encoder gets no gradient: data parallelism must accept unused weights.
     accelerator = make_accelerator(tc.precision, find_unused_parameters=tc.head_warmup_steps > 0)
-    main = accelerator.is_main_process
-    out = Path(config.output)
-    run = config.model_dump(mode="json")
-    if main:
-        outputs.prepare_output(out, run, resume, overwrite)
-    accelerator.wait_for_everyone()
     set_seed(tc.seed)
     quiet_transformers()
 
-    # ---- tokenizer, model, text ----------------------------------------------------------------
+    # ---- tokenizer and model: checked before the output folder is claimed ----------------------
     tokenizer_source = config.model.tokenizer or resolve_model_path(config.model.name_or_path)
     tokenizer = load_tokenizer(tokenizer_source)
     spec = MaskingSpec.from_tokenizer(tokenizer, oc.mlm_probability, oc.whole_word_mask, source=tokenizer_source)
@@ -126,7 +111,17 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     check_vocabulary(model, tokenizer, tokenizer_source)
     if dc.max_length > model.config.max_position_embeddings:
         raise BertxError(f"data.max_length {dc.max_length} exceeds the model's {model.config.max_position_embeddings} positions")
-    corpus = load_corpus(config, tokenizer, show_progress and main)
+    run = config.model_dump(mode="json")
+    reads = [config.model.name_or_path, config.model.tokenizer, *dc.resolve(dc.train), *dc.resolve(dc.eval)]
+    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+        return _train(config, life, run, tokenizer, spec, model, origin, show_progress and life.main)
+
+
+def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: MaskingSpec, model, origin: dict,
+           show_progress: bool) -> dict:
+    tc, dc, oc = config.train, config.data, config.objective
+    accelerator, main = life.accelerator, life.main
+    corpus = load_corpus(config, tokenizer, show_progress)
     first_doc, end_doc = corpus.train_docs
 
     def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
@@ -142,13 +137,9 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     if corpus.eval is not None:
         eval_rows, _ = build_instances(corpus.eval, *corpus.eval_docs, dc.max_length, oc.sentence_task, tc.seed + 1, 0, dc.short_seq_prob)
         eval_rows = eval_rows[: dc.max_eval_sequences]
-    if main:
-        outputs.write_run_config(out, run)
-    log = RunLog(out / "log.jsonl", enabled=main)
+    life.write_config(run)
 
     world, rank = accelerator.num_processes, accelerator.process_index
-    if tc.batch_size < world * tc.grad_accum:
-        raise BertxError(f"train.batch_size {tc.batch_size} is smaller than processes x grad_accum ({world} x {tc.grad_accum})")
     steps_per_epoch = math.ceil(len(instances) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, tc.lr, tc.weight_decay)
@@ -156,46 +147,33 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     objective = PretrainingObjective(model)
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
-    # ---- resume ------------------------------------------------------------------------------
-    progress = Progress()
-    checkpoints = out / "checkpoints"
-    if resume:
-        saved, folder = restore_training_state(checkpoints, model, optimizer, scheduler, rank)
-        progress = Progress(**saved)
-        log.truncate_after(progress.step)
-        log.write(event="resume", step=progress.step, checkpoint=folder.name)
-        if progress.epoch:
-            instances, long_sentences = epoch_instances(progress.epoch)
-    else:
-        log.write(
-            event="start", step=0, total_steps=total_steps, train_tokens=token_count(corpus.train, *corpus.train_docs),
-            train_documents=end_doc - first_doc, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
-            parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
-        )
+    # ---- start or resume ---------------------------------------------------------------------
+    progress = life.start(
+        model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
+        total_steps=total_steps, train_tokens=token_count(corpus.train, *corpus.train_docs),
+        train_documents=end_doc - first_doc, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
+        parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
+    )
+    if life.resume and progress.epoch:
+        instances, long_sentences = epoch_instances(progress.epoch)
     if main and long_sentences:
         tqdm.write(f"note: {long_sentences} sentences are longer than max_length={dc.max_length} tokens and were cut into pieces")
     if main and origin.get("new_weights"):
         tqdm.write(f"note: {origin['start']} has no pretraining heads; {len(origin['new_weights'])} head weights start fresh")
 
-    def evaluate_held_out() -> dict[str, float]:
-        return evaluate_pretraining(accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec, tc.batch_size,
-                                    accelerator.device, tc.seed)
-
     def after_eval() -> dict[str, float]:
-        metrics = evaluate_held_out() if len(eval_rows) else {}
+        metrics = {}
+        if len(eval_rows):
+            metrics = evaluate_pretraining(accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec,
+                                           tc.batch_size, accelerator.device, tc.seed)
         progress.last_eval_step = progress.step
-        log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
-        if main and show_progress and metrics:
+        life.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
+        if show_progress and metrics:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return metrics
 
-    def checkpoint() -> None:
-        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "progress": asdict(progress)}
-        save_checkpoint(checkpoints, progress.step, accelerator, payload)
-
     # ---- the loop ----------------------------------------------------------------------------
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not (main and show_progress), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     started, start_tokens = time.perf_counter(), progress.tokens_seen
     metrics: dict[str, float] = {}
     objective.train()
@@ -231,7 +209,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
             optimizer_step(accelerator, objective, optimizer, scheduler, tc.max_grad_norm)
             progress.step += 1
             progress.batch_in_epoch += 1
-            progress.sequences_seen += len(rows)
+            progress.examples_seen += len(rows)
             progress.tokens_seen += int(full["attention_mask"].sum())
 
             rate = (progress.tokens_seen - start_tokens) / max(1e-9, time.perf_counter() - started)
@@ -240,12 +218,11 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.3f}", mlm_acc=f"{accuracy:.3f}", lr=f"{lr:.1e}", tokens_s=f"{rate:.0f}", refresh=False)
             if progress.step % tc.logging_steps == 0:
-                log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, mlm_accuracy=accuracy,
-                          lr=lr, tokens_per_s=rate)
+                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, mlm_accuracy=accuracy,
+                               lr=lr, tokens_per_s=rate)
             if tc.eval_steps and progress.step % tc.eval_steps == 0:
                 metrics = after_eval()
-            if tc.save_steps and progress.step % tc.save_steps == 0:
-                checkpoint()
+            life.after_step()
         if progress.batch_in_epoch >= len(batches):
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -255,19 +232,13 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     bar.close()
     wall = time.perf_counter() - started
 
-    # ---- publish -----------------------------------------------------------------------------
-    if main:
-        outputs.save_model_atomic(model, tokenizer, out / "final")
-        outputs.publish(out / "final", out)
-    accelerator.wait_for_everyone()
+    # ---- publish: the final model (pretraining keeps no "best") ------------------------------------
+    life.publish(from_best=False)
     final = dict(metrics)
     final.update(steps=progress.step, epochs=round(progress.step / steps_per_epoch, 3), wall_s=round(wall, 2),
                  tokens_per_s=round((progress.tokens_seen - start_tokens) / max(wall, 1e-9), 1),
                  train_tokens_seen=progress.tokens_seen)
-    if main:
-        outputs.write_metrics(out, final)
-        log.write(event="end", **final)
-    return final
+    return life.finish(final)
 
 
 @torch.no_grad()

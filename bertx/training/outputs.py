@@ -1,4 +1,4 @@
-"""The output folder: refuse to mix two runs, save the run config, publish the best model.
+"""The output folder: claim it safely, lock it, save the run config, publish the best model.
 
 Layout of a finished run:
     OUTPUT/config.json, model.safetensors, tokenizer files   the best model, HF-compatible
@@ -7,6 +7,11 @@ Layout of a finished run:
     OUTPUT/log.jsonl                                         training and evaluation log
     OUTPUT/best/                                             the best model while training runs
     OUTPUT/checkpoints/                                      resumable state
+    OUTPUT/.bertx.lock                                       while a run is using the folder
+
+bertx deletes only what it wrote: `--overwrite` empties a folder only when it holds a bertx run (its
+`bertx_run.yaml`) or nothing, never the working directory or a folder above it, and never a folder
+that holds the model or data the run reads.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import yaml
@@ -21,18 +28,73 @@ import yaml
 from bertx.errors import BertxError
 
 RUN_FILE = "bertx_run.yaml"
+LOCK_FILE = ".bertx.lock"
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps"}
+RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps",
+                     "keep_checkpoints"}
 # Keys the run adds after reading its data (found columns, label names): not settings.
 DERIVED = {"columns", "labels", "multitask", "distilled_from"}
 
 
-def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> None:
-    """Check the output folder suits this run; create it.
+def check_writable_target(out: Path, what: str = "--output") -> None:
+    """One clear line when `out` cannot be a folder: an existing file, or a parent that is a file."""
+    if out.exists() and not out.is_dir():
+        raise BertxError(f"{out}: {what} is an existing file, not a folder; choose a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BertxError(f"{parent}: is a file, so {what} {out} cannot be created inside it")
+            break
+
+
+def make_folder(out: Path, what: str = "--output") -> None:
+    check_writable_target(out, what)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BertxError(f"{out}: cannot create the {what} folder ({(err.strerror or str(err)).lower()})") from None
+    if not os.access(out, os.W_OK):
+        raise BertxError(f"{out}: the {what} folder is not writable")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_deletable(out: Path, protected: list[str | Path] = ()) -> None:
+    """Refuse to empty `out` when it is not bertx's to delete.
+
+    Raises:
+        BertxError: `out` is the working directory or above it, holds no bertx run while not empty,
+            or holds a file or folder the run reads (`protected`: its model, data, teacher).
+    """
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if _inside(cwd, resolved):
+        raise BertxError(f"{out}: --overwrite would delete the working directory (or a folder above it); choose another --output")
+    for item in protected:
+        if item and _inside(Path(item).resolve(), resolved):
+            raise BertxError(f"{out}: --overwrite would delete {item}, which this run reads; choose another --output")
+    contents = [p for p in out.iterdir() if p.name != LOCK_FILE] if out.is_dir() else []
+    if contents and not (out / RUN_FILE).is_file():
+        raise BertxError(f"{out}: not a bertx run folder (no {RUN_FILE}) and not empty; --overwrite deletes only bertx runs; "
+                         "choose another --output")
+
+
+def empty_folder(out: Path) -> None:
+    """Delete everything in `out` but the lock (checked by `check_deletable` first)."""
+    for item in out.iterdir():
+        if item.name == LOCK_FILE:
+            continue
+        shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+
+
+def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, protected: list[str | Path] = ()) -> None:
+    """Check the output folder suits this run (create it; empty it on --overwrite). Call with the lock held.
 
     Raises:
         BertxError: the folder holds another run (and neither --resume nor --overwrite was given),
-            or --resume was given for a run with different settings.
+            --resume was given for a run with different settings, or --overwrite may not delete it.
     """
     run_file = out / RUN_FILE
     if resume:
@@ -43,9 +105,11 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> None:
         if differences:
             raise BertxError(f"{run_file}: --resume with other settings than the saved run: {'; '.join(differences)}")
         return
-    if out.exists() and any(out.iterdir()):
+    contents = [p for p in out.iterdir() if p.name != LOCK_FILE]
+    if contents:
         if overwrite:
-            shutil.rmtree(out)
+            check_deletable(out, protected)
+            empty_folder(out)
         elif run_file.is_file():
             raise BertxError(
                 f"{out}: holds another run ({RUN_FILE}); pass --resume to continue it, --overwrite to replace it, "
@@ -53,7 +117,68 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool) -> None:
             )
         else:
             raise BertxError(f"{out}: output folder is not empty and holds no bertx run; choose another --output")
-    out.mkdir(parents=True, exist_ok=True)
+
+
+class FolderLock:
+    """One run per output folder: `OUTPUT/.bertx.lock` holds the owner's PID, host and start time.
+
+    A lock whose process is gone (same host, PID no longer alive) is stale: it is taken over and the
+    run says so. A live owner's lock refuses the second run.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+        self.held = False
+        self.took_over: dict | None = None
+
+    def acquire(self) -> "FolderLock":
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and _alive(owner):
+                    raise BertxError(
+                        f"{self.path.parent}: another bertx run (pid {owner.get('pid')} on {owner.get('host')}, since "
+                        f"{owner.get('started')}) is using this folder; wait for it or choose another --output"
+                    ) from None
+                self.took_over = owner or {}
+                self.path.unlink(missing_ok=True)
+                continue
+            except OSError as err:
+                raise BertxError(f"{self.path.parent}: cannot write in the output folder ({(err.strerror or str(err)).lower()})") from None
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(mine, handle)
+            self.held = True
+            return self
+        raise BertxError(f"{self.path}: another run took the folder at the same moment; choose another --output")
+
+    def _owner(self) -> dict | None:
+        try:
+            owner = json.loads(self.path.read_text(encoding="utf-8"))
+            return owner if isinstance(owner, dict) else None
+        except (OSError, ValueError):
+            return None  # unreadable or half-written: its writer died before finishing it
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _alive(owner: dict) -> bool:
+    if owner.get("host") != socket.gethostname():
+        return True  # another machine's process cannot be checked from here: assume it runs
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except (KeyError, ValueError, TypeError):
+        return False  # a malformed lock: no owner can be named, so none is waited for
+    return True
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -68,20 +193,37 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def write_run_config(out: Path, run: dict) -> None:
-    (out / RUN_FILE).write_text(yaml.safe_dump(run, sort_keys=False), encoding="utf-8")
+    tmp = out / (RUN_FILE + ".tmp")
+    tmp.write_text(yaml.safe_dump(run, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, out / RUN_FILE)
 
 
 def read_run_config(model_dir: Path) -> dict | None:
-    path = model_dir / RUN_FILE
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    path = Path(model_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        run = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise BertxError(f"{path}: unreadable run config ({str(err).splitlines()[0]})") from None
+    return run if isinstance(run, dict) else None
 
 
 def save_model_atomic(model, tokenizer, target: Path) -> None:
-    """save_pretrained into a temporary folder, then swap it in: never a half-written model."""
+    """save_pretrained into a temporary folder, then swap it in: never a half-written model.
+
+    `model` is anything with `save_pretrained` (an HF model, or bertx's multi-task model)."""
     tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        from bertx.training.checkpoint import describe_os_error
+
+        raise BertxError(f"{target}: could not save the model ({describe_os_error(err)}); the model saved before is "
+                         "intact; free space and resume with --resume") from None
     old = target.with_name(target.name + ".old")
     if target.exists():
         os.replace(target, old)
@@ -90,9 +232,16 @@ def save_model_atomic(model, tokenizer, target: Path) -> None:
 
 
 def publish(best: Path, out: Path) -> None:
-    """Copy the best model's files into the output root, where `from_pretrained(OUTPUT)` finds them."""
-    for file in best.iterdir():
-        shutil.copy2(file, out / file.name)
+    """Copy the best model's files (and sub-folders, such as multi-task heads) into the output root,
+    where `from_pretrained(OUTPUT)` finds them; each file lands under a temporary name first."""
+    for item in best.iterdir():
+        target = out / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+            continue
+        tmp = out / (item.name + ".tmp")
+        shutil.copy2(item, tmp)
+        os.replace(tmp, target)
 
 
 def write_metrics(out: Path, metrics: dict) -> None:

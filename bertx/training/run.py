@@ -1,0 +1,274 @@
+"""The life of a training run: one piece of code that every recipe uses, so each fault is handled once.
+
+    with Run.open(out, run_config, accelerator, train_settings, resume, overwrite, reads) as run:
+        ... read data ...
+        run.write_config(run_config)                      # the resolved config, once the data is read
+        state = run.start(model, optimizer, scheduler, save_model, **start_log)   # resume, or log the start
+        while training:
+            ... the recipe's step body: forward, backward, optimizer step, state counters ...
+            run.after_step()                              # periodic checkpoint; a stop signal checkpoints and stops
+            improved = run.keep_best(value, metrics)      # after an evaluation: the best model, saved atomically
+        run.publish()                                     # the best (or final) model into the output root
+        run.finish(final)                                 # metrics.json and the log's end line
+
+What the run guarantees, whatever the recipe:
+- one run per output folder (a lock with the owner's PID and host; a dead owner's lock is taken over);
+- `--overwrite` deletes only a bertx run folder (or an empty one), never what the run reads;
+- SIGTERM and Ctrl-C write a checkpoint at the next step boundary and stop with 143 / 130
+  (`RunStopped`); a second Ctrl-C stops at once;
+- checkpoints carry a manifest and `--resume` takes the newest intact one;
+- a run that fails before its first checkpoint removes what it wrote, so the folder is free again.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from bertx.errors import BertxError
+from bertx.training import outputs
+from bertx.training.best import record_evaluation
+from bertx.training.checkpoint import checkpoints_in, restore_training_state, save_checkpoint
+from bertx.training.runlog import RunLog
+
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+@dataclass
+class RunState:
+    """Where the run is: everything besides tensors that a resumed run needs."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # global batches of this epoch already consumed
+    examples_seen: int = 0  # examples (pretraining: sequences) consumed
+    tokens_seen: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_metrics: dict = field(default_factory=dict)
+    evals_since_best: int = 0
+    last_eval_step: int = -1
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)  # a recipe's own counters (multi-task: task draws and cursors)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "RunState":
+        known = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in saved.items() if k in known})
+        state.extra.update({k: v for k, v in saved.items() if k not in known})
+        return state
+
+
+class RunStopped(Exception):
+    """A stop signal ended the run; `step` is the checkpointed step (None: before training began)."""
+
+    def __init__(self, signum: int, step: int | None, output: Path):
+        self.signum, self.step, self.output = signum, step, output
+        self.exit_code = EXIT_CODES.get(signum, 128 + int(signum))
+        where = f"stopped at step {step}; resume with --resume" if step is not None else "stopped before training began"
+        super().__init__(where)
+
+
+class _StopSignals:
+    """SIGTERM / SIGINT handlers. Before training they stop at once; during it they only raise a flag,
+    which the loop reads at the next step boundary. A second Ctrl-C always stops at once."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.received: int | None = None
+        self.deferred = False
+        self.previous: dict = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only; a run in a worker thread keeps the defaults
+        for signum in EXIT_CODES:
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.deferred and self.received is None:
+            self.received = signum
+            tqdm.write(f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this step"
+                       + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""))
+            return
+        if signum == signal.SIGINT and self.deferred:
+            raise KeyboardInterrupt
+        raise RunStopped(signum, None, self.output)
+
+
+class Run:
+    """One training run in one output folder (see the module docstring for the call order)."""
+
+    def __init__(self, out: Path, accelerator, settings, resume: bool):
+        self.out = Path(out)
+        self.accelerator = accelerator
+        self.main = accelerator.is_main_process
+        self.settings = settings
+        self.resume = resume
+        self.lock = outputs.FolderLock(self.out)
+        self.signals = _StopSignals(self.out)
+        self.log = RunLog(self.out / "log.jsonl", enabled=self.main)
+        self.state = RunState()
+        self.started = False
+        self._modules: tuple = ()
+        self._save_model: Callable[[Path], None] | None = None
+        self._created = False
+
+    # ---- claiming the folder ----------------------------------------------------------------------
+    @classmethod
+    def open(cls, out: str | Path, run_config: dict, accelerator, settings, resume: bool = False, overwrite: bool = False,
+             reads: list[str | Path | None] = ()) -> "Run":
+        """Lock and prepare the output folder (main process); every process gets the `Run`.
+
+        Args:
+            out: the output folder.
+            run_config: the resolved config, compared with the saved one on --resume.
+            accelerator: the run's Accelerator (rank, barriers, reductions).
+            settings: the train block (batch_size, grad_accum, save_steps, keep_checkpoints, ...).
+            resume, overwrite: the command's flags.
+            reads: the files and folders the run reads (model, data, teacher): never deleted by --overwrite.
+        """
+        world = accelerator.num_processes
+        if settings.batch_size < world * settings.grad_accum:
+            raise BertxError(f"train.batch_size {settings.batch_size} is smaller than processes x grad_accum "
+                             f"({world} x {settings.grad_accum})")
+        run = cls(Path(out), accelerator, settings, resume)
+        if run.main:
+            run._created = not run.out.exists()
+            outputs.make_folder(run.out)
+            run.lock.acquire()
+            try:
+                outputs.prepare_output(run.out, run_config, resume, overwrite, [r for r in reads if r])
+            except BaseException:
+                run._close(failed=True)
+                raise
+            if run.lock.took_over is not None:
+                owner = run.lock.took_over
+                tqdm.write(f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on "
+                           f"{owner.get('host')}); taking it over")
+        accelerator.wait_for_everyone()
+        run.signals.install()
+        return run
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        checkpointed_stop = isinstance(error, RunStopped) and error.step is not None
+        self._close(failed=kind is not None and not checkpointed_stop)
+
+    def _close(self, failed: bool) -> None:
+        self.signals.restore()
+        if self.main and failed and not self.resume and not checkpoints_in(self.out / "checkpoints"):
+            self._remove_own_files()
+        self.lock.release()
+        if self.main and self._created and self.out.is_dir() and not any(self.out.iterdir()):
+            self.out.rmdir()
+
+    def _remove_own_files(self) -> None:
+        """A run that failed before its first checkpoint leaves the folder as it found it (bertx's files only)."""
+        import shutil
+
+        for name in (outputs.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints"):
+            path = self.out / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+
+    def write_config(self, run_config: dict) -> None:
+        if self.main:
+            outputs.write_run_config(self.out, run_config)
+
+    # ---- training ---------------------------------------------------------------------------------
+    def start(self, model, optimizer, scheduler, save_model: Callable[[Path], None], /, state: RunState | None = None,
+              **start_log: Any) -> RunState:
+        """Attach what a checkpoint holds; resume from the newest intact checkpoint or log the start.
+
+        Args:
+            model: the unwrapped module whose `state_dict` is checkpointed.
+            optimizer, scheduler: their states are checkpointed too.
+            save_model: writes the model to be published into a folder (atomically).
+            state: a fresh state with the recipe's own counters filled in (default: `RunState()`).
+            start_log: fields of the log's `start` line (a fresh run only).
+        """
+        self._modules = (model, optimizer, scheduler)
+        self._save_model = save_model
+        self.state = state or RunState()
+        if self.resume:
+            saved, folder = restore_training_state(self.out / "checkpoints", model, optimizer, scheduler,
+                                                   self.accelerator.process_index)
+            fresh_extra = self.state.extra
+            self.state = RunState.from_dict(saved)
+            self.state.extra = {**fresh_extra, **self.state.extra}
+            self.log.truncate_after(self.state.step)
+            self.log.write(event="resume", step=self.state.step, checkpoint=folder.name)
+        else:
+            self.log.write(event="start", step=0, **start_log)
+        self.started = True
+        self.signals.deferred = True
+        return self.state
+
+    def checkpoint(self) -> Path:
+        model, optimizer, scheduler = self._modules
+        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "progress": asdict(self.state)}
+        keep = getattr(self.settings, "keep_checkpoints", 1) or 1
+        return save_checkpoint(self.out / "checkpoints", self.state.step, self.accelerator, payload, keep=keep)
+
+    def stop_requested(self) -> int | None:
+        """The stop signal received by any process (all processes agree), or None."""
+        received = self.signals.received
+        if self.accelerator.num_processes > 1:
+            import torch
+
+            flag = torch.tensor([received or 0], device=self.accelerator.device)
+            received = int(self.accelerator.reduce(flag, reduction="sum").item()) or None
+            if received and received not in EXIT_CODES:
+                received = signal.SIGTERM  # several processes, different signals: report it as a termination
+        return received
+
+    def after_step(self) -> None:
+        """Call once per optimizer step, after the state's counters moved: periodic checkpoint, and on a
+        stop signal a checkpoint of this step, then `RunStopped`."""
+        save_steps = self.settings.save_steps
+        signum = self.stop_requested()
+        if signum is not None or (save_steps and self.state.step % save_steps == 0):
+            self.checkpoint()
+        if signum is not None:
+            self.log.write(event="stopped", step=self.state.step, signal=signal.Signals(signum).name)
+            raise RunStopped(signum, self.state.step, self.out)
+
+    def keep_best(self, value: float, metrics: dict) -> bool:
+        """Record an evaluation (higher `value` is better); save the model when it is the best so far."""
+        improved = record_evaluation(self.state, value, metrics, getattr(self.settings, "early_stopping_patience", None))
+        if improved and self.main:
+            self._save_model(self.out / "best")
+        return improved
+
+    # ---- the end ----------------------------------------------------------------------------------
+    def publish(self, from_best: bool = True) -> None:
+        """Put the model into the output root: the best evaluated one, or (no evaluation, or
+        `from_best=False`) the model as it is now."""
+        if self.main:
+            folder = self.out / ("best" if from_best else "final")
+            if not from_best or self.state.best_step is None:
+                self._save_model(folder)
+            outputs.publish(folder, self.out)
+        self.accelerator.wait_for_everyone()
+
+    def finish(self, final: dict, log_fields: dict | None = None) -> dict:
+        if self.main:
+            outputs.write_metrics(self.out, final)
+            self.log.write(event="end", **(final if log_fields is None else log_fields))
+        return final
