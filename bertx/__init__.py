@@ -21,28 +21,38 @@ import os as _os
 
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local folders; never reach for a hub
 
-from bertx.config import FinetuneConfig, IntermediateConfig, MultitaskConfig, TransferConfig, load_config  # noqa: E402
+from bertx.config import (  # noqa: E402
+    DistillConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig, load_config,
+)
 from bertx.errors import BertxError, DataError  # noqa: E402
+
+
+def _validated(config, schema):
+    """A config object as given, or a dict of its fields validated against `schema`."""
+    from bertx.config import validate_config
+
+    return validate_config(config, schema=schema) if isinstance(config, dict) else config
 
 
 def finetune(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Fine-tune from a `FinetuneConfig` (or a dict of its fields); see `bertx.recipes.finetune`."""
-    from bertx.config import validate_config
     from bertx.recipes.finetune import finetune as _finetune
 
-    if isinstance(config, dict):
-        config = validate_config(config)
-    return _finetune(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+    return _finetune(_validated(config, FinetuneConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
+def pretrain(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Pretrain (or continue pretraining) from a `PretrainConfig` (or a dict of its fields); see `bertx.recipes.pretrain`."""
+    from bertx.recipes.pretrain import pretrain as _pretrain
+
+    return _pretrain(_validated(config, PretrainConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
 def multitask(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Multi-task training from a `MultitaskConfig` (or a dict of its fields); see `bertx.recipes.multitask`."""
-    from bertx.config import validate_config
     from bertx.recipes.multitask import multitask as _multitask
 
-    if isinstance(config, dict):
-        config = validate_config(config, schema=MultitaskConfig)
-    return _multitask(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+    return _multitask(_validated(config, MultitaskConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
 def export_task(mt_dir, task: str, output, overwrite: bool = False):
@@ -52,24 +62,25 @@ def export_task(mt_dir, task: str, output, overwrite: bool = False):
     return _export(mt_dir, task, output, overwrite=overwrite)
 
 
+def intermediate(config, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """The intermediate-task matrix from an `IntermediateConfig` (or a dict of its fields); see `bertx.recipes.intermediate`."""
+    from bertx.recipes.intermediate import intermediate as _intermediate
+
+    return _intermediate(_validated(config, IntermediateConfig), overwrite=overwrite, show_progress=show_progress)
+
+
 def transfer(config, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Cross-domain / cross-lingual transfer matrices from a `TransferConfig` (or a dict of its fields); see `bertx.recipes.transfer`."""
-    from bertx.config import TransferConfig, validate_config
     from bertx.recipes.transfer import transfer as _transfer
 
-    if isinstance(config, dict):
-        config = validate_config(config, schema=TransferConfig)
-    return _transfer(config, overwrite=overwrite, show_progress=show_progress)
+    return _transfer(_validated(config, TransferConfig), overwrite=overwrite, show_progress=show_progress)
 
 
 def distill(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Distil a teacher into a student from a `DistillConfig` (or a dict of its fields); see `bertx.recipes.distill`."""
-    from bertx.config import DistillConfig, validate_config
     from bertx.recipes.distill import distill as _distill
 
-    if isinstance(config, dict):
-        config = validate_config(config, schema=DistillConfig)
-    return _distill(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
+    return _distill(_validated(config, DistillConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
 def evaluate(model_dir, data, **kwargs) -> dict:
@@ -94,7 +105,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["FinetuneConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "load_config", "finetune", "multitask",
-           "export_task", "distill", "transfer", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
+__all__ = ["FinetuneConfig", "PretrainConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "DistillConfig",
+           "load_config", "finetune", "pretrain", "multitask", "export_task", "intermediate", "distill", "transfer", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
            "BertxError", "DataError"]
 __version__ = "0.1.0"

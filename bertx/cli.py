@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from bertx.errors import BertxError
+from bertx.errors import BertxError, RunStopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
 
@@ -30,6 +30,9 @@ def _friendly(fn):
         except BertxError as err:
             typer.secho(f"error: {err}", fg="red", err=True)
             raise typer.Exit(2) from None
+        except RunStopped as stop:
+            typer.secho(f"{stop} ({stop.output})", err=True)
+            raise typer.Exit(stop.exit_code) from None
         except KeyboardInterrupt:
             typer.secho("interrupted; a run continues from its last checkpoint with --resume", err=True)
             raise typer.Exit(130) from None
@@ -402,13 +405,14 @@ def tokenizer_train(
     lowercase: bool = typer.Option(False, "--lowercase", help="Lower-case and strip accents (an uncased model)."),
     min_frequency: int = typer.Option(2, help="Pieces seen fewer times are not added."),
     documents: str = typer.Option("blank", help="blank, line or wikitext (wikitext undoes WikiText's markup)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a tokenizer already in --output (never a model folder)."),
 ):
     """Train a WordPiece tokenizer with BERT's special tokens; writes an HF tokenizer folder."""
     from bertx.data.wordpiece import train_wordpiece
 
     if documents not in ("blank", "line", "wikitext"):
         raise BertxError(f"--documents {documents!r}: choose blank, line or wikitext")
-    result = train_wordpiece(list(input), output, vocab_size, lowercase, min_frequency, documents)  # type: ignore[arg-type]
+    result = train_wordpiece(list(input), output, vocab_size, lowercase, min_frequency, documents, overwrite=overwrite)  # type: ignore[arg-type]
     typer.echo(f"wrote a {result['vocab_size']}-piece WordPiece tokenizer ({'uncased' if lowercase else 'cased'}) "
                f"from {result['sentences']:,} sentences to {output}")
 

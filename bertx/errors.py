@@ -6,7 +6,10 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}  # 128 + the signal, as shells report them
 
 
 class BertxError(Exception):
@@ -27,3 +30,13 @@ class DataError(BertxError):
         else:
             where = f"{path} ({line})"
         super().__init__(f"{where}: {problem}")
+
+
+class RunStopped(Exception):
+    """A stop signal ended the run; `step` is the checkpointed step (None: before training began)."""
+
+    def __init__(self, signum: int, step: int | None, output: Path):
+        self.signum, self.step, self.output = signum, step, output
+        self.exit_code = EXIT_CODES.get(signum, 128 + int(signum))
+        where = f"stopped at step {step}; resume with --resume" if step is not None else "stopped before training began"
+        super().__init__(where)

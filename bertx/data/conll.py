@@ -9,6 +9,7 @@ Each word keeps the line it came from, so a bad tag is reported at its own line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -44,6 +45,12 @@ def read_tagged(path: str | Path, require_tags: bool = True, limit: Optional[int
     return sentences[:limit] if limit else sentences
 
 
+def conll_fields(line: str) -> list[str]:
+    """A CoNLL line's columns: separated by spaces and tabs only (`str.split()` would also cut a word at
+    a no-break space, U+2028 or a control character that belongs to the word)."""
+    return [field for field in re.split(r"[ \t]+", line.strip(" \t\r")) if field]
+
+
 def is_docstart(line: str) -> bool:
     return line.startswith("-DOCSTART-")
 
@@ -59,8 +66,9 @@ def _read_conll(path, require_tags: bool) -> list[TaggedSentence]:
             sentences.append(TaggedSentence(list(words), list(tags) if require_tags else None, list(lines)))
             words.clear(), tags.clear(), lines.clear()
 
+    width = None  # columns of the file's first word line: every word line must have as many
     for number, line in enumerate(read_lines(Path(path)), start=1):
-        fields = line.split()
+        fields = conll_fields(line)
         if not fields:
             close()
             continue
@@ -70,6 +78,12 @@ def _read_conll(path, require_tags: bool) -> list[TaggedSentence]:
         if require_tags:
             if len(fields) < 2:
                 raise DataError(path, number, f"word {fields[0]!r} has no tag (expected `word ... tag` columns)")
+            width = width or len(fields)
+            if len(fields) != width:
+                # e.g. a CoNLL-2003 line (word POS chunk NER) that lost its NER tag would otherwise be read
+                # with its chunk tag (B-NP) as an entity type
+                raise DataError(path, number, f"{len(fields)} columns, but the file's word lines have {width}; "
+                                              "is a tag missing?")
             tags.append(fields[-1])
         words.append(fields[0])
         lines.append(number)

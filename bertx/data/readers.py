@@ -23,25 +23,45 @@ class Row:
     fields: dict[str, Any]
 
 
-def read_lines(path: Path) -> list[str]:
-    """The file's lines, decoded as UTF-8 (a BOM is dropped); errors name the offending line."""
+def read_text(path: Path) -> str:
+    """The whole file decoded as UTF-8 (a BOM is dropped); errors name the offending line."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(path, None, "file not found") from None
     except IsADirectoryError:
         raise DataError(path, None, "is a folder, not a data file") from None
+    except PermissionError:
+        raise DataError(path, None, "cannot be read (permission denied)") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(path, raw[:nul].count(b"\n") + 1, "NUL byte: this is a binary file, not text")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise DataError(path, line, f"not valid UTF-8 (byte {raw[err.start]:#04x} at offset {err.start})") from None
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
+    if not text.strip():
         raise DataError(path, None, "file is empty")
-    return lines
+    return text
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines end at \\n (a \\r before it is dropped) and nowhere else.
+
+    `str.splitlines()` also breaks at \\x0b, \\x0c, \\x1c-\\x1e, U+0085, U+2028 and U+2029, which occur inside
+    real-world text; splitting there would shift every later line out of step with the file."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines, decoded as UTF-8 (a BOM is dropped); errors name the offending line."""
+    return split_lines(read_text(path))
 
 
 def file_format(path: str | Path) -> str:
@@ -64,36 +84,41 @@ def read_rows(path: str | Path) -> tuple[list[str], list[Row]]:
         The column names (for JSONL: the keys of the first object) and the rows.
     """
     path = Path(path)
-    lines = read_lines(path)
+    text = read_text(path)
     fmt = file_format(path)
     if fmt == "jsonl":
-        return _read_jsonl(path, lines)
-    return _read_delimited(path, lines, fmt)
+        return _read_jsonl(path, split_lines(text))
+    if fmt == "csv":
+        return _check_rows(path, _csv_records(path, text))
+    return _check_rows(path, [(i + 1, line.split("\t")) for i, line in enumerate(split_lines(text)) if line.strip()])
 
 
-def _read_delimited(path: Path, lines: list[str], fmt: str) -> tuple[list[str], list[Row]]:
-    if fmt == "tsv":
-        parse = lambda line: line.split("\t")  # noqa: E731  quoting disabled on purpose
-    else:
-        parse = lambda line: next(csv.reader(io.StringIO(line)))  # noqa: E731
-    header_at = next(i for i, line in enumerate(lines) if line.strip())
-    header = [name.strip() for name in parse(lines[header_at])]
+def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """CSV records with the line each starts on; a quoted field may hold newlines (RFC 4180)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records = []
+    start = 1
+    try:
+        for values in reader:
+            if any(v.strip() for v in values):
+                records.append((start, values))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(path, start, f"cannot parse row: {err}") from None
+    return records
+
+
+def _check_rows(path: Path, records: list[tuple[int, list[str]]]) -> tuple[list[str], list[Row]]:
+    """The first record is the header; every other must have as many fields (blank lines are skipped)."""
+    header_line, header = records[0]
+    header = [name.strip() for name in header]
     if len(set(header)) != len(header):
-        raise DataError(path, header_at + 1, f"header has repeated column names: {header}")
+        raise DataError(path, header_line, f"header has repeated column names: {header}")
     rows = []
-    for index in range(header_at + 1, len(lines)):
-        line = lines[index]
-        if not line.strip():
-            continue  # blank lines (often a trailing one) carry no example
-        try:
-            values = parse(line)
-        except (csv.Error, StopIteration) as err:
-            raise DataError(path, index + 1, f"cannot parse row: {err}") from None
+    for line, values in records[1:]:
         if len(values) != len(header):
-            raise DataError(
-                path, index + 1, f"row has {len(values)} columns, the header has {len(header)} ({', '.join(header)})"
-            )
-        rows.append(Row(index + 1, dict(zip(header, values))))
+            raise DataError(path, line, f"row has {len(values)} columns, the header has {len(header)} ({', '.join(header)})")
+        rows.append(Row(line, dict(zip(header, values))))
     if not rows:
         raise DataError(path, None, "file has a header but no rows")
     return header, rows

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from bertx.data.readers import file_format, read_lines, read_rows
+from bertx.data.readers import file_format, read_rows, read_text
 from bertx.errors import DataError
 
 
@@ -59,7 +59,7 @@ def read_qa(path: str | Path, require_answers: bool = True, articles: Optional[s
     path = Path(path)
     squad = None
     if path.suffix.lower() == ".json":
-        text = "\n".join(read_lines(path))
+        text = read_text(path)
         try:
             squad = json.loads(text)
         except json.JSONDecodeError as err:

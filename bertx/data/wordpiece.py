@@ -8,6 +8,8 @@ built on the learnt vocabulary, so `AutoTokenizer.from_pretrained(DIR)` loads it
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from bertx.data.text_corpus import DocumentMode, iter_text
@@ -16,8 +18,32 @@ from bertx.errors import BertxError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+TOKENIZER_FILES = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}
+MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "bertx_run.yaml")
+
+
+def check_tokenizer_output(output: Path, overwrite: bool) -> None:
+    """A tokenizer is written only into a new or empty folder, or over another tokenizer with --overwrite;
+    never into a model folder, whose weights would no longer match its vocabulary."""
+    if output.exists() and not output.is_dir():
+        raise BertxError(f"{output}: --output is an existing file, not a folder")
+    if not output.is_dir() or not any(output.iterdir()):
+        return
+    names = {p.name for p in output.iterdir()}
+    model = [name for name in MODEL_FILES if name in names]
+    if model:
+        raise BertxError(f"{output}: holds a model ({', '.join(model)}); a new tokenizer there would no longer match its "
+                         "weights; choose another --output")
+    if not names <= TOKENIZER_FILES:
+        raise BertxError(f"{output}: folder is not empty ({', '.join(sorted(names - TOKENIZER_FILES)[:3])} ...); "
+                         "choose another --output")
+    if not overwrite:
+        raise BertxError(f"{output}: holds a tokenizer already; pass --overwrite to replace it or choose another --output")
+
+
 def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 30522, lowercase: bool = True,
-                    min_frequency: int = 2, documents: DocumentMode = "blank", show_progress: bool = True) -> dict:
+                    min_frequency: int = 2, documents: DocumentMode = "blank", show_progress: bool = True,
+                    overwrite: bool = False) -> dict:
     """Learn a WordPiece vocabulary from text files.
 
     Args:
@@ -28,6 +54,7 @@ def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 3052
         min_frequency: pieces seen fewer times are not added.
         documents: how documents are laid out (only `wikitext` changes the text read).
         show_progress: show the tokenizers library's progress bar.
+        overwrite: replace a tokenizer already in `output` (never a model folder).
 
     Returns:
         Figures of the result: vocabulary size, lines read.
@@ -40,6 +67,8 @@ def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 3052
     for path in paths:
         if not Path(path).is_file():
             raise BertxError(f"{path}: text file not found")
+    output = Path(output)
+    check_tokenizer_output(output, overwrite)
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -58,7 +87,11 @@ def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 3052
     backend.train_from_iterator(counted(), trainer=trainer)
     vocab = backend.get_vocab()
     tokenizer = BertTokenizer(vocab=vocab, do_lower_case=lowercase, strip_accents=lowercase)
-    output = Path(output)
+    tmp = output.with_name(output.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer.save_pretrained(tmp)
     output.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(output)
+    for file in tmp.iterdir():
+        os.replace(file, output / file.name)
+    tmp.rmdir()
     return {"vocab_size": len(vocab), "sentences": lines, "lowercase": lowercase, "output": str(output)}

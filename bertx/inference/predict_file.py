@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
-from bertx.data.conll import is_docstart
+from bertx.data.conll import conll_fields, is_docstart
 from bertx.data.examples import read_examples
 from bertx.data.readers import file_format, read_lines, read_rows
 from bertx.data.squad import read_qa
@@ -32,12 +33,35 @@ FORMATS = ("auto", "text", "conll", "jsonl")
 
 @contextmanager
 def _sink(output_path: Optional[str]):
-    handle = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout
+    """stdout, or the output file written under a temporary name and renamed when complete: an
+    interrupted prediction never leaves a half-written file where a whole one was expected."""
+    if not output_path:
+        yield sys.stdout
+        return
+    tmp = Path(output_path).with_name(Path(output_path).name + ".tmp")
     try:
-        yield handle
+        with open(tmp, "w", encoding="utf-8") as handle:
+            yield handle
+        os.replace(tmp, output_path)
+    except OSError as err:
+        raise BertxError(f"{output_path}: cannot write predictions ({(err.strerror or str(err)).lower()})") from None
     finally:
-        if output_path:
-            handle.close()
+        tmp.unlink(missing_ok=True)
+
+
+def check_output_file(output_path: Optional[str], input_path: str) -> None:
+    """Before any prediction is computed: the output can be written, and is not the input."""
+    if not output_path:
+        return
+    out = Path(output_path)
+    if out.is_dir():
+        raise BertxError(f"{out}: --output is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise BertxError(f"{out}: --output folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise BertxError(f"{out}: --output folder {out.parent} is not writable")
+    if out.exists() and Path(input_path).exists() and out.resolve() == Path(input_path).resolve():
+        raise BertxError(f"{out}: --output is the input file; predictions would replace the data")
 
 
 def _write_jsonl(records: Iterable[dict], output_path: Optional[str]) -> int:
@@ -67,6 +91,7 @@ def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = N
     """
     if input_format not in FORMATS:
         raise BertxError(f"--format {input_format!r}: choose one of {', '.join(FORMATS)}")
+    check_output_file(output_path, input_path)
     trained = load_trained(model_dir, bf16=bf16)
     if trained.task.name == "ner":
         return _predict_entities(EntityPredictor(trained), input_path, output_path, batch_size, input_format)
@@ -137,7 +162,7 @@ def _tag_conll(predictor: EntityPredictor, input_path: str, output_path: Optiona
     sentences: list[list[int]] = []  # line indices of each sentence's words
     current: list[int] = []
     for index, line in enumerate(lines + [""]):
-        fields = line.split()
+        fields = conll_fields(line)
         if fields and not is_docstart(fields[0]):
             current.append(index)
         elif current:
@@ -145,7 +170,7 @@ def _tag_conll(predictor: EntityPredictor, input_path: str, output_path: Optiona
             current = []
     if not sentences:
         raise DataError(input_path, None, "no sentences found")
-    tagged = predictor.tag([[lines[i].split()[0] for i in s] for s in sentences], batch_size)
+    tagged = predictor.tag([[conll_fields(lines[i])[0] for i in s] for s in sentences], batch_size)
     tag_of = {i: tag for s, (tags, _) in zip(sentences, tagged) for i, tag in zip(s, tags)}
     with _sink(output_path) as handle:
         for index, line in enumerate(lines):

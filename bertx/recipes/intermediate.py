@@ -42,9 +42,12 @@ def intermediate(config: IntermediateConfig, overwrite: bool = False, show_progr
     """
     check_task_files(config)
     out = Path(config.output)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    reads = [config.model.name_or_path] + [p.replace("{data_dir}", config.data_dir) for t in config.tasks for p in (t.train, t.dev) if p]
+    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
+        return _matrix(config, out, show_progress)
+
+
+def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
     tasks = {entry.name: entry for entry in config.tasks}
     targets = [tasks[name] for name in (config.targets or list(tasks))]
     started = time.perf_counter()

@@ -55,9 +55,13 @@ def transfer(config: TransferConfig, overwrite: bool = False, show_progress: boo
     """
     check_inputs(config)
     out = Path(config.output)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    reads = [config.model.name_or_path] + [config.resolve(p) for s in config.sources for p in (s.train, s.dev) if p]
+    reads += [config.resolve(p) for t in config.targets for p in (t.eval, *t.unlabelled)]
+    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
+        return _matrices(config, out, show_progress)
+
+
+def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:
     started = time.perf_counter()
     rows = row_sources(config)
     metric = config.train.metric_for_best or get_task(config.task).main_metric

@@ -32,6 +32,10 @@ def build_label_space(task: TaskSpec, labels: Sequence[Any]) -> list[str]:
 
 def parse_label(task: TaskSpec, raw: Any, separator: str, path: str, line: int):
     """Turn a label as read from a file into the task's label kind (str, float or list of str)."""
+    if task.label_kind != "classes" and isinstance(raw, (list, dict)):
+        what = "a list" if isinstance(raw, list) else "an object"
+        hint = "; several labels per example: --task multilabel" if isinstance(raw, list) and task.label_kind == "class" else ""
+        raise DataError(path, line, f"label {raw!r} is {what}, not one {'number' if task.label_kind == 'score' else 'class'}{hint}")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if task.label_kind == "classes":
             return []  # a multi-label example may have no label at all

@@ -38,6 +38,8 @@ class SequenceTask:
         labels = build_label_space(self.spec, [ex.label for ex in examples])
         if self.spec.label_kind == "class" and len(labels) < 2:
             raise DataError(path, None, f"needs at least two classes to learn, found {labels}")
+        if self.spec.label_kind == "classes" and not labels:
+            raise DataError(path, None, "every example's label list is empty: there is no label to learn")
         attach_targets(features, examples, self.spec, {name: i for i, name in enumerate(labels)}, path)
         info = {"columns": {"text": columns.text, "text_pair": columns.text_pair, "label": columns.label}}
         return TrainData(features, labels, info, {"truncated": features.truncated})

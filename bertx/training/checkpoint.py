@@ -18,7 +18,7 @@ import json
 import os
 import random
 import shutil
-import warnings
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,16 +118,25 @@ def save_checkpoint(root: Path, step: int, accelerator, payload: dict[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoints_in(root)
         kept = f"the previous checkpoint ({previous[-1].name}) is intact" if previous else "no earlier checkpoint exists"
-        raise BertxError(f"{tmp}: could not write the checkpoint of step {step} ({describe_os_error(err)}); {kept}; "
+        raise BertxError(f"{tmp}: could not write the checkpoint of step {step} ({describe_os_error(err, root)}); {kept}; "
                          "free space and resume with --resume") from None
     accelerator.wait_for_everyone()
     return final
 
 
-def describe_os_error(err: BaseException) -> str:
-    """A short reason for a failed write: the errno's words when there is one."""
+def describe_os_error(err: BaseException, folder: Path | None = None) -> str:
+    """A short reason for a failed write. torch reports a full disk as an opaque RuntimeError
+    ("unexpected pos 64 vs 0"), so the disk and the file-size limit are checked to name the cause."""
     if isinstance(err, OSError) and err.strerror:
         return err.strerror.lower()
+    if folder is not None:
+        probe = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        if probe is not None and shutil.disk_usage(probe).free < 1 << 20:
+            return "no space left on device"
+        import resource
+
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return "file size limit exceeded"
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text[:200]
 
@@ -179,8 +188,8 @@ def intact_checkpoint(root: Path) -> Path:
         problem = verify(folder)
         if problem is None:
             if damaged:
-                warnings.warn(f"checkpoint {damaged[0][0]} is damaged ({damaged[0][1]}); resuming from {folder.name} instead",
-                              stacklevel=2)
+                print(f"warning: checkpoint {damaged[0][0]} is damaged ({damaged[0][1]}); resuming from {folder.name} instead",
+                      file=sys.stderr, flush=True)
             return folder
         damaged.append((folder.name, problem))
     listed = "; ".join(f"{name}: {problem}" for name, problem in damaged)

@@ -21,7 +21,9 @@ import os
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -117,6 +119,25 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, protecte
             )
         else:
             raise BertxError(f"{out}: output folder is not empty and holds no bertx run; choose another --output")
+
+
+@contextmanager
+def claimed_folder(out: Path, run_config: dict, overwrite: bool, protected: list[str | Path] = ()) -> Iterator[Path]:
+    """A folder of many runs (a matrix): locked while in use, emptied on --overwrite only when it is
+    bertx's, and marked with its run config so that a later --overwrite knows it is bertx's."""
+    make_folder(out)
+    lock = FolderLock(out).acquire()
+    try:
+        if any(p.name != LOCK_FILE for p in out.iterdir()):
+            if overwrite:
+                check_deletable(out, protected)
+                empty_folder(out)
+            elif not (out / RUN_FILE).is_file():
+                raise BertxError(f"{out}: output folder is not empty and holds no bertx run; choose another --output")
+        write_run_config(out, run_config)
+        yield out
+    finally:
+        lock.release()
 
 
 class FolderLock:
@@ -222,7 +243,7 @@ def save_model_atomic(model, tokenizer, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         from bertx.training.checkpoint import describe_os_error
 
-        raise BertxError(f"{target}: could not save the model ({describe_os_error(err)}); the model saved before is "
+        raise BertxError(f"{target}: could not save the model ({describe_os_error(err, target.parent)}); the model saved before is "
                          "intact; free space and resume with --resume") from None
     old = target.with_name(target.name + ".old")
     if target.exists():

@@ -23,6 +23,7 @@ What the run guarantees, whatever the recipe:
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,13 +31,12 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from bertx.errors import BertxError
+from bertx.errors import EXIT_CODES, BertxError, RunStopped
 from bertx.training import outputs
 from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import checkpoints_in, restore_training_state, save_checkpoint
 from bertx.training.runlog import RunLog
 
-EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
 @dataclass
@@ -64,16 +64,6 @@ class RunState:
         return state
 
 
-class RunStopped(Exception):
-    """A stop signal ended the run; `step` is the checkpointed step (None: before training began)."""
-
-    def __init__(self, signum: int, step: int | None, output: Path):
-        self.signum, self.step, self.output = signum, step, output
-        self.exit_code = EXIT_CODES.get(signum, 128 + int(signum))
-        where = f"stopped at step {step}; resume with --resume" if step is not None else "stopped before training began"
-        super().__init__(where)
-
-
 class _StopSignals:
     """SIGTERM / SIGINT handlers. Before training they stop at once; during it they only raise a flag,
     which the loop reads at the next step boundary. A second Ctrl-C always stops at once."""
@@ -99,7 +89,7 @@ class _StopSignals:
         if self.deferred and self.received is None:
             self.received = signum
             tqdm.write(f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this step"
-                       + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""))
+                       + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr)
             return
         if signum == signal.SIGINT and self.deferred:
             raise KeyboardInterrupt
@@ -155,7 +145,7 @@ class Run:
             if run.lock.took_over is not None:
                 owner = run.lock.took_over
                 tqdm.write(f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on "
-                           f"{owner.get('host')}); taking it over")
+                           f"{owner.get('host')}); taking it over", file=sys.stderr)
         accelerator.wait_for_everyone()
         run.signals.install()
         return run
