@@ -42,7 +42,7 @@ def intermediate(config: IntermediateConfig, overwrite: bool = False, show_progr
     """
     check_task_files(config)
     out = Path(config.output)
-    reads = [config.model.name_or_path] + [p.replace("{data_dir}", config.data_dir) for t in config.tasks for p in (t.train, t.dev) if p]
+    reads = [config.model.name_or_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
     with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
         return _matrix(config, out, show_progress)
 

@@ -64,10 +64,9 @@ class Task:
 def check_task_files(config) -> None:
     """Every task's files exist (of a multi-task or an intermediate-task config): one line naming the task and the file, before anything is read."""
     for entry in config.tasks:
-        for role, path in (("train", entry.train), ("dev", entry.dev)):
-            resolved = path and path.replace("{data_dir}", config.data_dir)
-            if resolved and not Path(resolved).is_file():
-                raise BertxError(f"task {entry.name!r}: {role} file {resolved}: file not found")
+        for role, path in entry.files(config.data_dir):
+            if not Path(path).is_file():
+                raise BertxError(f"task {entry.name!r}: {role} file {path}: file not found")
 
 
 def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> list[Task]:
@@ -136,7 +135,7 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1)
     run = config.model_dump(mode="json")
     run["model"]["name_or_path"] = model_path
-    reads = [model_path] + [p.replace("{data_dir}", config.data_dir) for t in config.tasks for p in (t.train, t.dev) if p]
+    reads = [model_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
     with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
         set_seed(tc.seed)
         return _train(config, life, run, model_path, show_progress and life.main)

@@ -1,0 +1,29 @@
+"""Typed run configs: what each recipe's run needs, validated before any work starts.
+
+    base.py       strict models, `{data_dir}` paths, the model block, the shared training block
+    finetune.py   fine-tuning (+ auxiliary masked LM)
+    multitask.py  multi-task and intermediate-task matrices
+    distill.py    distillation
+    pretrain.py   pretraining
+    transfer.py   cross-domain / cross-lingual matrices
+    loading.py    YAML + dotted overrides -> a validated config, errors in one line
+"""
+
+from bertx.config.base import (
+    DEFAULT_DATA_DIR, DataConfig, MLMSettings, ModelConfig, StrictModel, TrainConfig, TrainingBlock, default_data_dir,
+    resolve_data_path,
+)
+from bertx.config.distill import DistillConfig, DistillLossConfig, StudentConfig
+from bertx.config.finetune import AuxMLMConfig, AuxMLMSettings, FinetuneConfig
+from bertx.config.loading import apply_overrides, load_config, validate_config
+from bertx.config.multitask import IntermediateConfig, MultitaskConfig, SamplingConfig, TaskEntry
+from bertx.config.pretrain import ObjectiveConfig, PretrainConfig, PretrainDataConfig, PretrainModelConfig, PretrainTrainConfig
+from bertx.config.transfer import DAPTSettings, TransferConfig, TransferSource, TransferTarget
+
+__all__ = [
+    "DEFAULT_DATA_DIR", "DataConfig", "MLMSettings", "ModelConfig", "StrictModel", "TrainConfig", "TrainingBlock",
+    "default_data_dir", "resolve_data_path", "DistillConfig", "DistillLossConfig", "StudentConfig", "AuxMLMConfig",
+    "AuxMLMSettings", "FinetuneConfig", "apply_overrides", "load_config", "validate_config", "IntermediateConfig",
+    "MultitaskConfig", "SamplingConfig", "TaskEntry", "ObjectiveConfig", "PretrainConfig", "PretrainDataConfig",
+    "PretrainModelConfig", "PretrainTrainConfig", "DAPTSettings", "TransferConfig", "TransferSource", "TransferTarget",
+]

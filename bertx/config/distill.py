@@ -1,0 +1,79 @@
+"""The distillation run config: teacher, student, losses."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field, model_validator
+
+from bertx.config.base import DataConfig, StrictModel, TrainConfig, check_task_name
+
+
+class StudentConfig(StrictModel):
+    """The student: the teacher's layers, a smaller random model, or another encoder folder."""
+
+    layers: Optional[int] = Field(None, ge=1, description="Student layers; alone: that many teacher layers, copied (default 3).")
+    keep_layers: Optional[list[int]] = Field(None, description="Teacher layers (0-based) the student starts from; default: evenly spread, ending at the top.")
+    hidden: Optional[int] = Field(None, ge=8, description="Narrower student: hidden size (randomly initialised).")
+    heads: Optional[int] = Field(None, ge=1, description="Attention heads of a narrower student (default hidden / 64).")
+    intermediate: Optional[int] = Field(None, ge=8, description="Feed-forward size of a narrower student (default 4 x hidden).")
+    name_or_path: Optional[str] = Field(None, description="Another pretrained encoder folder as the student (new head).")
+    allow_other_tokenizer: bool = Field(
+        False, description="Accept a student whose tokenizer differs from the teacher's (sequence tasks, logit loss only)."
+    )
+
+    @property
+    def init(self) -> str:
+        if self.name_or_path:
+            return "encoder"
+        return "random" if (self.hidden or self.heads or self.intermediate) else "teacher"
+
+
+class DistillLossConfig(StrictModel):
+    """Weights of the distillation losses (0 turns one off) and their settings."""
+
+    temperature: float = Field(2.0, gt=0, description="Softening temperature of the soft-target loss.")
+    soft: float = Field(1.0, ge=0, description="Soft targets: KL to the teacher's softened outputs (MSE for regression).")
+    hard: float = Field(0.5, ge=0, description="Hard labels: the task's own loss on the gold labels.")
+    hidden: float = Field(0.0, ge=0, description="MSE between mapped hidden states (learned projection if widths differ).")
+    attention: float = Field(0.0, ge=0, description="KL between mapped layers' attention distributions.")
+    embedding: float = Field(0.0, ge=0, description="MSE between the embedding layers' outputs.")
+    value_relation: float = Field(0.0, ge=0, description="MiniLM: KL between the last layers' value-value relations.")
+    layer_map: Optional[list[tuple[int, int]]] = Field(
+        None, description="(student layer, teacher layer) pairs, 1-based (0 = embeddings) for the hidden and "
+        "attention losses; default: each student layer to the teacher layer it was copied from, or spread evenly."
+    )
+    relation_heads: Optional[int] = Field(None, ge=1, description="Relation heads of the value-relation loss (default: the teacher's heads).")
+
+    @property
+    def needs_internals(self) -> bool:
+        """Whether the loss reads hidden states, attentions or values (not just the outputs)."""
+        return bool(self.hidden or self.attention or self.embedding or self.value_relation)
+
+
+class DistillConfig(StrictModel):
+    teacher: str = Field(..., description="Fine-tuned teacher folder (`bertx finetune` output or any HF task model).")
+    task: Optional[str] = Field(None, description="Task kind; default: the teacher's. Must match the teacher's head.")
+    output: str = Field("runs/distill", description="Output folder: the student (HF folder), report, log, checkpoints.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    loss: DistillLossConfig = Field(default_factory=DistillLossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    cache_teacher: bool = Field(
+        True, description="Compute the teacher's outputs once, before training (when only output losses are on)."
+    )
+    unlabelled: list[str] = Field(
+        default_factory=list, description="Extra files of unlabelled text (one per line, or TSV/CSV/JSONL text columns); the "
+        "teacher labels them and they join the training data (sequence tasks)."
+    )
+    baseline: bool = Field(True, description="Also train the same student without a teacher, for the report.")
+
+    @model_validator(mode="after")
+    def _sensible(self) -> "DistillConfig":
+        if self.task is not None:
+            check_task_name(self.task)
+        if not (self.loss.soft or self.loss.hard or self.loss.needs_internals):
+            raise ValueError("every loss weight is 0: nothing to learn from")
+        if self.student.keep_layers and self.student.init != "teacher":
+            raise ValueError("student.keep_layers applies to students made from the teacher's layers only")
+        return self

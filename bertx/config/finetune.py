@@ -1,0 +1,37 @@
+"""The fine-tuning run config, with its optional auxiliary masked-LM loss."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from bertx.config.base import DataConfig, MLMSettings, ModelConfig, StrictModel, TrainConfig, check_task_name
+
+
+class AuxMLMSettings(MLMSettings):
+    """How the auxiliary masked-LM loss is weighted and batched (the text comes separately)."""
+
+    weight: float = Field(0.5, gt=0, description="Loss = task loss + weight x MLM loss.")
+    batch_size: Optional[int] = Field(None, ge=1, description="MLM sequences per step; default: the task's batch size.")
+
+
+class AuxMLMConfig(AuxMLMSettings):
+    """An auxiliary masked-LM loss on unlabelled text during fine-tuning (UDALM-style mixed objective)."""
+
+    text: list[str] = Field(..., min_length=1, description="Plain-text files (`{data_dir}` expands).")
+    documents: Literal["blank", "line", "wikitext"] = Field("line", description="How documents are delimited in the text files.")
+
+
+class FinetuneConfig(StrictModel):
+    task: str = Field("classification", description="classification, pair-classification, regression, multilabel, ner or qa.")
+    output: str = Field("runs/finetune", description="Output folder: the HF model, run config, log and checkpoints.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    aux_mlm: Optional[AuxMLMConfig] = Field(None, description="Auxiliary masked-LM loss on unlabelled text.")
+
+    @model_validator(mode="after")
+    def _known_task(self) -> "FinetuneConfig":
+        check_task_name(self.task)
+        return self
