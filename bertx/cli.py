@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import typer
 
+from bertx.cli_options import COMMON, config_command
+from bertx.config import DistillConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig
 from bertx.errors import BertxError, RunStopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
@@ -40,63 +42,18 @@ def _friendly(fn):
     return wrapper
 
 
-def _config_and_overrides(config: Optional[str], overrides: Optional[List[str]], flags: dict) -> tuple[Optional[str], list[str]]:
-    """The YAML file (if any) and the dotted overrides: positional `key=value` items, then the options given."""
-    overrides = list(overrides or [])
-    if config and "=" in config and not Path(config).exists():
-        overrides.insert(0, config)  # `bertx finetune train.lr=1e-4` with no YAML file
-        config = None
-    return config, overrides + [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
-
-
-@app.command()
-@_friendly
+@config_command(app, "finetune", FinetuneConfig, COMMON + (
+    "task", "text_column", "text_pair_column", "label_column", "doc_stride", "max_query_length", "tag_scheme",
+    "aux_mlm_text", "aux_mlm_weight"), _friendly)
 def finetune(
-    config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=5e-5."),
-    task: Optional[str] = typer.Option(None, help="classification, pair-classification, regression, multilabel, ner, qa."),
-    train: Optional[str] = typer.Option(None, help="Training file (TSV/CSV with header, or JSONL)."),
-    dev: Optional[str] = typer.Option(None, help="Dev file, evaluated during training."),
-    model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
-    output: Optional[str] = typer.Option(None, help="Output folder."),
-    epochs: Optional[float] = typer.Option(None, help="Epochs."),
-    batch_size: Optional[int] = typer.Option(None, help="Global batch size per optimizer step."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    max_length: Optional[int] = typer.Option(None, help="Max tokens per input; longer ones are truncated."),
-    max_train_examples: Optional[int] = typer.Option(None, help="Use the first N training examples."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    eval_steps: Optional[int] = typer.Option(None, help="Evaluate every N steps (and at each epoch end)."),
-    grad_accum: Optional[int] = typer.Option(None, help="Gradient-accumulation micro-batches per step."),
-    early_stopping_patience: Optional[int] = typer.Option(None, help="Stop after N evaluations without improvement."),
-    text_column: Optional[str] = typer.Option(None, help="Name of the text column."),
-    text_pair_column: Optional[str] = typer.Option(None, help="Name of the second-text column."),
-    label_column: Optional[str] = typer.Option(None, help="Name of the label column."),
-    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
-    doc_stride: Optional[int] = typer.Option(None, help="NER/QA: tokens shared by consecutive windows of a long input."),
-    max_query_length: Optional[int] = typer.Option(None, help="QA: longest question in tokens."),
-    tag_scheme: Optional[str] = typer.Option(None, help="NER: bio or iob1 (converted to BIO)."),
-    aux_mlm_text: Optional[List[str]] = typer.Option(None, help="Unlabelled text for an auxiliary masked-LM loss (repeatable)."),
-    aux_mlm_weight: Optional[float] = typer.Option(None, help="Weight of the auxiliary MLM loss (default 0.5)."),
+    cfg,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
     show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
 ):
-    """Fine-tune an encoder with a sequence head; write an HF-compatible model folder."""
-    from bertx.config import load_config
+    """Fine-tune an encoder with a task head (any kind); write an HF-compatible model folder."""
     from bertx.recipes.finetune import finetune as run_finetune
 
-    flags = {
-        "task": task, "output": output, "data.train": train, "data.dev": dev, "model.name_or_path": model,
-        "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "data.max_length": max_length,
-        "data.max_train_examples": max_train_examples, "train.seed": seed, "train.eval_steps": eval_steps,
-        "train.grad_accum": grad_accum, "train.early_stopping_patience": early_stopping_patience,
-        "data.text_column": text_column, "data.text_pair_column": text_pair_column,
-        "data.label_column": label_column, "data.data_dir": data_dir, "data.doc_stride": doc_stride,
-        "data.max_query_length": max_query_length, "data.tag_scheme": tag_scheme,
-        "aux_mlm.text": list(aux_mlm_text) if aux_mlm_text else None, "aux_mlm.weight": aux_mlm_weight,
-    }
-    config, overrides = _config_and_overrides(config, overrides, flags)
-    cfg = load_config(config, overrides)
     metrics = run_finetune(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun / accelerate launch only the main process reports
@@ -197,47 +154,16 @@ def predict(
         typer.echo(f"wrote {count} predictions to {output}", err=True)
 
 
-@app.command()
-@_friendly
+@config_command(app, "pretrain", PretrainConfig, COMMON + (
+    "eval", "documents", "preset", "layers", "hidden", "heads", "tokenizer", "sentence_task", "whole_word_mask"), _friendly)
 def pretrain(
-    config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/pretrain-*.yaml)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=1e-4."),
-    train: Optional[List[str]] = typer.Option(None, help="Plain-text training file (repeat for several)."),
-    eval_file: Optional[List[str]] = typer.Option(None, "--eval", help="Held-out text file (default: the last documents of the training text)."),
-    model: Optional[str] = typer.Option(None, help="Continue pretraining this local HF folder (domain-adaptive)."),
-    preset: Optional[str] = typer.Option(None, help="From scratch: tiny, mini, small, medium or base."),
-    layers: Optional[int] = typer.Option(None, help="From scratch: transformer layers."),
-    hidden: Optional[int] = typer.Option(None, help="From scratch: hidden size."),
-    heads: Optional[int] = typer.Option(None, help="From scratch: attention heads."),
-    tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder (from `bertx tokenizer train`); default: the model's."),
-    documents: Optional[str] = typer.Option(None, help="blank (blank-line separated), line (one per line) or wikitext."),
-    sentence_task: Optional[str] = typer.Option(None, help="none (MLM alone), nsp or sop."),
-    whole_word_mask: Optional[bool] = typer.Option(None, "--whole-word-mask/--no-whole-word-mask", help="Mask whole words."),
-    output: Optional[str] = typer.Option(None, help="Output folder."),
-    max_length: Optional[int] = typer.Option(None, help="Tokens per sequence."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
-    epochs: Optional[float] = typer.Option(None, help="Passes over the text."),
-    batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    cfg,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
 ):
     """Pretrain a BERT with masked LM (+ NSP or SOP) from scratch, or continue an encoder on your text."""
-    from bertx.config import PretrainConfig, load_config
     from bertx.recipes.pretrain import pretrain as run_pretrain
 
-    flags = {
-        "data.train": list(train) if train else None, "data.eval": list(eval_file) if eval_file else None,
-        "model.name_or_path": model, "model.preset": preset, "model.layers": layers, "model.hidden": hidden,
-        "model.heads": heads, "model.tokenizer": tokenizer, "data.documents": documents,
-        "objective.sentence_task": sentence_task, "objective.whole_word_mask": whole_word_mask, "output": output,
-        "data.max_length": max_length, "train.max_steps": max_steps, "train.epochs": epochs,
-        "train.batch_size": batch_size, "train.lr": lr, "train.seed": seed, "data.data_dir": data_dir,
-    }
-    config, overrides = _config_and_overrides(config, overrides, flags)
-    cfg = load_config(config, overrides, schema=PretrainConfig)
     metrics = run_pretrain(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -247,31 +173,17 @@ def pretrain(
                f"{metrics['tokens_per_s']:.0f} tokens/s)")
 
 
-@app.command()
-@_friendly
+@config_command(app, "multitask", MultitaskConfig, COMMON + ("sampling", "sampling_temperature"), _friendly,
+                config_required=True, config_help="YAML config with a `tasks:` list (see configs/multitask/).")
 def multitask(
-    config: str = typer.Argument(..., help="YAML config with a `tasks:` list (see configs/multitask/)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. sampling.strategy=annealed."),
-    output: Optional[str] = typer.Option(None, help="Output folder."),
-    model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
-    sampling: Optional[str] = typer.Option(None, help="proportional, temperature, uniform, round-robin or annealed."),
-    temperature: Optional[float] = typer.Option(None, help="T of temperature sampling (p ~ size^(1/T))."),
-    epochs: Optional[float] = typer.Option(None, help="Epochs (one epoch = as many batches as all tasks hold)."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    cfg,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
 ):
     """Train one shared encoder with a head per task; write encoder + heads into one folder."""
-    from bertx.config import MultitaskConfig, load_config
     from bertx.recipes.multitask import multitask as run_multitask
     from bertx.recipes.multitask import task_table
 
-    flags = {"output": output, "model.name_or_path": model, "sampling.strategy": sampling, "sampling.temperature": temperature,
-             "train.epochs": epochs, "train.max_steps": max_steps, "train.lr": lr, "train.seed": seed, "data_dir": data_dir}
-    cfg = load_config(*_config_and_overrides(config, overrides, flags), schema=MultitaskConfig)
     final = run_multitask(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -297,46 +209,30 @@ def multitask_export(
     typer.echo(f"wrote task {task!r} to {output}")
 
 
-@app.command()
-@_friendly
+@config_command(app, "intermediate", IntermediateConfig, COMMON, _friendly, config_required=True,
+                config_help="YAML config with a `tasks:` list (see configs/intermediate/).")
 def intermediate(
-    config: str = typer.Argument(..., help="YAML config with a `tasks:` list (see configs/intermediate/)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.epochs=2."),
-    output: Optional[str] = typer.Option(None, help="Output folder."),
-    model: Optional[str] = typer.Option(None, help="Local HF model folder (default: packaged all-MiniLM-L6-v2)."),
-    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    cfg,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
 ):
     """Intermediate-task transfer: train on each source, fine-tune on each target; write the matrix (JSON, MD, PNG)."""
-    from bertx.config import IntermediateConfig, load_config
     from bertx.evaluation.matrix_report import markdown
     from bertx.recipes.intermediate import intermediate as run_intermediate
 
-    flags = {"output": output, "model.name_or_path": model, "data_dir": data_dir}
-    cfg = load_config(*_config_and_overrides(config, overrides, flags), schema=IntermediateConfig)
     result = run_intermediate(cfg, overwrite=overwrite, show_progress=False)
     typer.echo("\n" + markdown(result))
     typer.echo(f"matrix written to {cfg.output}/matrix.json, .md and .png")
 
 
-@app.command()
-@_friendly
+@config_command(app, "transfer", TransferConfig, COMMON + ("methods",), _friendly, config_required=True,
+                config_help="YAML config with `sources:` and `targets:` (see configs/transfer/).")
 def transfer(
-    config: str = typer.Argument(..., help="YAML config with `sources:` and `targets:` (see configs/transfer/)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. train.epochs=2."),
-    output: Optional[str] = typer.Option(None, help="Output folder."),
-    model: Optional[str] = typer.Option(None, help="Local HF model folder, e.g. a multilingual encoder (default: packaged all-MiniLM-L6-v2)."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated: plain, dapt, aux-mlm, dapt+aux-mlm."),
-    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
+    cfg,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
 ):
     """Cross-domain / cross-lingual transfer: train on sources, score zero-shot on targets; matrices (JSON, MD, PNG) per method."""
-    from bertx.config import TransferConfig, load_config
     from bertx.recipes.transfer import summary_markdown, transfer as run_transfer
 
-    flags = {"output": output, "model.name_or_path": model, "data_dir": data_dir,
-             "methods": [m.strip() for m in methods.split(",")] if methods else None}
-    cfg = load_config(*_config_and_overrides(config, overrides, flags), schema=TransferConfig)
     summary = run_transfer(cfg, overwrite=overwrite, show_progress=False)
     for method in summary["methods"]:
         typer.echo("\n" + (Path(cfg.output) / f"matrix-{method}.md").read_text(encoding="utf-8"))
@@ -344,43 +240,16 @@ def transfer(
     typer.echo(f"matrices written to {cfg.output}/matrix-<method>.json, .md and .png; summary in {cfg.output}/summary.json")
 
 
-@app.command()
-@_friendly
+@config_command(app, "distill", DistillConfig, COMMON + (
+    "teacher", "student", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "baseline"), _friendly)
 def distill(
-    config: Optional[str] = typer.Argument(None, help="YAML run config (see configs/distill/)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides, e.g. loss.hidden=1.0."),
-    teacher: Optional[str] = typer.Option(None, help="Fine-tuned teacher folder."),
-    train: Optional[str] = typer.Option(None, help="Training file (labelled, as for fine-tuning)."),
-    dev: Optional[str] = typer.Option(None, help="Dev file the student is evaluated on."),
-    student_layers: Optional[int] = typer.Option(None, help="Student layers (copied from the teacher unless narrower)."),
-    student_hidden: Optional[int] = typer.Option(None, help="Narrower student: hidden size (random init)."),
-    student: Optional[str] = typer.Option(None, help="Another pretrained encoder folder as the student."),
-    temperature: Optional[float] = typer.Option(None, help="Soft-target temperature."),
-    unlabelled: Optional[List[str]] = typer.Option(None, help="Unlabelled text the teacher labels (repeatable)."),
-    output: Optional[str] = typer.Option(None, help="Output folder."),
-    epochs: Optional[float] = typer.Option(None, help="Epochs."),
-    batch_size: Optional[int] = typer.Option(None, help="Global batch size per optimizer step."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    max_length: Optional[int] = typer.Option(None, help="Max tokens per input."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    data_dir: Optional[str] = typer.Option(None, help="Root of the shared datasets ({data_dir} in configs)."),
-    baseline: Optional[bool] = typer.Option(None, "--baseline/--no-baseline", help="Also train the student without a teacher and write the report."),
+    cfg,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
 ):
     """Distil a fine-tuned teacher into a smaller, faster student (any task kind); write the student and a report."""
-    from bertx.config import DistillConfig, load_config
     from bertx.recipes.distill import distill as run_distill
 
-    flags = {
-        "teacher": teacher, "data.train": train, "data.dev": dev, "student.layers": student_layers,
-        "student.hidden": student_hidden, "student.name_or_path": student, "loss.temperature": temperature,
-        "unlabelled": list(unlabelled) if unlabelled else None, "output": output, "train.epochs": epochs,
-        "train.batch_size": batch_size, "train.lr": lr, "data.max_length": max_length, "train.seed": seed,
-        "data.data_dir": data_dir, "baseline": baseline,
-    }
-    config, overrides = _config_and_overrides(config, overrides, flags)
-    cfg = load_config(config, overrides, schema=DistillConfig)
     final = run_distill(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -417,9 +286,38 @@ def tokenizer_train(
                f"from {result['sentences']:,} sentences to {output}")
 
 
-def main() -> None:  # pragma: no cover - entry point
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Run the `bertx` command; every error the user can fix is one line on stderr, exit code 2.
+
+    Click's own usage errors (an unknown option, a value of the wrong type) are printed the same way,
+    instead of a usage box, so scripts and people see one line whatever was wrong."""
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="bertx", standalone_mode=False)
+    except NoArgsIsHelpError as err:  # `bertx` or `bertx tokenizer` alone: the help, as usual
+        typer.echo(err.ctx.get_help())
+        return 0
+    except UsageError as err:
+        where = f" (see bertx {err.ctx.info_name} --help)" if err.ctx is not None and err.ctx.info_name != "bertx" else ""
+        typer.secho(f"error: {err.format_message()}{where}", fg="red", err=True)
+        return 2
+    except typer.Abort:
+        typer.secho("interrupted", err=True)
+        return 130
+    except ClickException as err:
+        typer.secho(f"error: {err.format_message()}", fg="red", err=True)
+        return err.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:  # pragma: no cover - the console script
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    entry()

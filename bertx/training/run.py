@@ -113,6 +113,7 @@ class Run:
         self._modules: tuple = ()
         self._save_model: Callable[[Path], None] | None = None
         self._created = False
+        self._claimed = False
 
     # ---- claiming the folder ----------------------------------------------------------------------
     @classmethod
@@ -140,8 +141,9 @@ class Run:
             try:
                 outputs.prepare_output(run.out, run_config, resume, overwrite, [r for r in reads if r])
             except BaseException:
-                run._close(failed=True)
+                run._close(failed=True)  # nothing claimed: the folder is left exactly as it was
                 raise
+            run._claimed = True  # new, empty or emptied by --overwrite: what appears in it now is this run's
             if run.lock.took_over is not None:
                 owner = run.lock.took_over
                 tqdm.write(f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on "
@@ -159,7 +161,7 @@ class Run:
 
     def _close(self, failed: bool) -> None:
         self.signals.restore()
-        if self.main and failed and not self.resume and not checkpoints_in(self.out / "checkpoints"):
+        if self.main and failed and self._claimed and not self.resume and not checkpoints_in(self.out / "checkpoints"):
             self._remove_own_files()
         self.lock.release()
         if self.main and self._created and self.out.is_dir() and not any(self.out.iterdir()):

@@ -1,0 +1,202 @@
+"""Command-line options derived from the config schemas, so no config field is declared twice.
+
+`OPTION_KEYS` is the one table of what each option sets; an option exists on a command when the
+command's config has that field, so `--max-train-examples` means `data.max_train_examples` on every
+command that reads a labelled training file. The option's type comes from the field's annotation and
+its help from the field's description. A command body receives the validated config.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import types
+import typing
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable, List, Literal, Optional
+
+import typer
+from pydantic import BaseModel
+
+from bertx.errors import BertxError
+
+# option name -> the config key it sets (the first that the command's schema has).
+OPTION_KEYS: dict[str, tuple[str, ...]] = {
+    "output": ("output",),
+    "model": ("model.name_or_path",),
+    "train": ("data.train",),
+    "dev": ("data.dev",),
+    "data_dir": ("data.data_dir", "data_dir"),
+    "epochs": ("train.epochs",),
+    "max_steps": ("train.max_steps",),
+    "batch_size": ("train.batch_size",),
+    "grad_accum": ("train.grad_accum",),
+    "lr": ("train.lr",),
+    "seed": ("train.seed",),
+    "precision": ("train.precision",),
+    "eval_steps": ("train.eval_steps",),
+    "save_steps": ("train.save_steps",),
+    "keep_checkpoints": ("train.keep_checkpoints",),
+    "early_stopping_patience": ("train.early_stopping_patience",),
+    "max_length": ("data.max_length",),
+    "max_train_examples": ("data.max_train_examples",),
+    "max_dev_examples": ("data.max_dev_examples",),
+    # reading labelled files
+    "task": ("task",),
+    "text_column": ("data.text_column",),
+    "text_pair_column": ("data.text_pair_column",),
+    "label_column": ("data.label_column",),
+    "doc_stride": ("data.doc_stride",),
+    "max_query_length": ("data.max_query_length",),
+    "tag_scheme": ("data.tag_scheme",),
+    "aux_mlm_text": ("aux_mlm.text",),
+    "aux_mlm_weight": ("aux_mlm.weight",),
+    # pretraining
+    "eval": ("data.eval",),
+    "documents": ("data.documents",),
+    "preset": ("model.preset",),
+    "layers": ("model.layers",),
+    "hidden": ("model.hidden",),
+    "heads": ("model.heads",),
+    "tokenizer": ("model.tokenizer",),
+    "sentence_task": ("objective.sentence_task",),
+    "whole_word_mask": ("objective.whole_word_mask",),
+    # multi-task
+    "sampling": ("sampling.strategy",),
+    "sampling_temperature": ("sampling.temperature",),
+    # distillation
+    "teacher": ("teacher",),
+    "student": ("student.name_or_path",),
+    "student_layers": ("student.layers",),
+    "student_hidden": ("student.hidden",),
+    "kd_temperature": ("loss.temperature",),
+    "unlabelled": ("unlabelled",),
+    "baseline": ("baseline",),
+    # transfer
+    "methods": ("methods",),
+}
+
+# Offered on every training command whose config has the field.
+COMMON = ("output", "model", "train", "dev", "data_dir", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "seed",
+          "precision", "eval_steps", "save_steps", "keep_checkpoints", "early_stopping_patience", "max_length",
+          "max_train_examples", "max_dev_examples")
+
+
+def _unwrap_optional(annotation):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def field_at(schema: type[BaseModel], dotted: str):
+    """The pydantic field behind a dotted key, or None when the schema has no such field."""
+    model: Any = schema
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _unwrap_optional(field.annotation)
+        if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+            return None
+    return model.model_fields.get(parts[-1])
+
+
+def _cli_type(annotation) -> tuple[Any, str]:
+    """(the type typer parses, a note on the accepted values) for a field annotation."""
+    inner = _unwrap_optional(annotation)
+    origin = typing.get_origin(inner)
+    if origin is Literal:
+        return str, "One of: " + ", ".join(map(str, typing.get_args(inner))) + "."
+    if origin in (list, List):
+        (item,) = typing.get_args(inner) or (str,)
+        if typing.get_origin(item) is Literal:
+            return List[str], "Repeat, or separate with commas; choices: " + ", ".join(map(str, typing.get_args(item))) + "."
+        return List[item], "Repeatable."
+    return inner, ""
+
+
+def _is_choice_list(annotation) -> bool:
+    """A list of fixed choices (e.g. transfer methods): given on the command line as `a,b`."""
+    inner = _unwrap_optional(annotation)
+    return typing.get_origin(inner) is list and typing.get_origin((typing.get_args(inner) or (None,))[0]) is Literal
+
+
+def derived_options(schema: type[BaseModel], names: tuple[str, ...]) -> list[tuple[str, str, Any, Any]]:
+    """(parameter name, config key, annotation, typer option) for each named option the schema has."""
+    found = []
+    for name in names:
+        key = next((k for k in OPTION_KEYS[name] if field_at(schema, k) is not None), None)
+        if key is None:
+            continue
+        field = field_at(schema, key)
+        kind, note = _cli_type(field.annotation)
+        flag = "--" + name.replace("_", "-")
+        declarations = [f"{flag}/--no-{name.replace('_', '-')}"] if kind is bool else [flag]
+        help_text = " ".join(part for part in ((field.description or "").strip(), note, f"(config: {key})") if part)
+        found.append((name, key, Optional[kind], typer.Option(None, *declarations, help=help_text, show_default=False)))
+    return found
+
+
+def config_and_overrides(config: Optional[str], overrides: Optional[List[str]], values: dict) -> tuple[Optional[str], list[str]]:
+    """The YAML file (if any) and the dotted overrides: positional `key=value` items, then the options given."""
+    overrides = list(overrides or [])
+    if config and "=" in config and not Path(config).exists():
+        overrides.insert(0, config)  # `bertx finetune train.lr=1e-4` with no YAML file
+        config = None
+    return config, overrides + [f"{key}={json.dumps(value)}" for key, value in values.items() if value is not None]
+
+
+def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options: tuple[str, ...], friendly: Callable,
+                   config_required: bool = False, config_help: str = "YAML run config (see configs/).") -> Callable:
+    """Register `body(cfg, **its own parameters)` as a command whose options set config fields.
+
+    The command takes a YAML config, dotted `key=value` overrides, the derived options, and the
+    parameters `body` declares itself after `cfg` (flags such as --resume that are not config fields).
+    """
+
+    def decorator(body: Callable) -> Callable:
+        from bertx.config import load_config
+
+        own = list(inspect.signature(body).parameters.values())[1:]
+        derived = derived_options(schema, options)
+        config_param = inspect.Parameter(
+            "config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str if config_required else Optional[str],
+            default=typer.Argument(... if config_required else None, help=config_help))
+        overrides_param = inspect.Parameter(
+            "overrides", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[List[str]],
+            default=typer.Argument(None, help="Dotted overrides of any config field, e.g. train.lr=5e-5."))
+        params = [config_param, overrides_param]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=o) for n, _, a, o in derived]
+        params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        keys = {n: key for n, key, _, _ in derived}
+        list_of_choices = {n for n, key, _, _ in derived if _is_choice_list(field_at(schema, key).annotation)}
+
+        @wraps(body)
+        def command(**kwargs):
+            values = {}
+            for option, key in keys.items():
+                value = kwargs.pop(option)
+                if isinstance(value, (list, tuple)):
+                    value = [part.strip() for item in value for part in (item.split(",") if option in list_of_choices else [item])]
+                    value = value or None
+                values[key] = value
+            config, overrides = config_and_overrides(kwargs.pop("config"), kwargs.pop("overrides"), values)
+            cfg = load_config(config, overrides, schema=schema)
+            return body(cfg, **kwargs)
+
+        command.__signature__ = inspect.Signature(params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__  # typer must read the derived signature, not the body's
+        app.command(name)(friendly(command))
+        return body
+
+    return decorator
+
+
+def check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
+    if value not in choices:
+        raise BertxError(f"{option} {value!r}: choose one of {', '.join(choices)}")
