@@ -34,7 +34,7 @@ def trainer_worker(args) -> dict:
     from transformers.utils import logging as hf_logging
 
     from bertx.data.conll import read_tagged
-    from bertx.evaluation.tagging_metrics import tagging_metrics
+    from bertx.metrics.tagging import tagging_metrics
     from bertx.tasks.bio import build_tag_space, repair
 
     hf_logging.set_verbosity_error()

@@ -22,6 +22,11 @@ from bertx.errors import BertxError, RunStopped
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
 
 
+# The same two flags on every training command.
+RESUME = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder).")
+
+
 def _friendly(fn):
     """Turn user-input errors and Ctrl-C into one clear line instead of a traceback."""
 
@@ -47,8 +52,8 @@ def _friendly(fn):
     "aux_mlm_text", "aux_mlm_weight"), _friendly)
 def finetune(
     cfg,
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
     show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
 ):
     """Fine-tune an encoder with a task head (any kind); write an HF-compatible model folder."""
@@ -158,8 +163,8 @@ def predict(
     "eval", "documents", "preset", "layers", "hidden", "heads", "tokenizer", "sentence_task", "whole_word_mask"), _friendly)
 def pretrain(
     cfg,
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
 ):
     """Pretrain a BERT with masked LM (+ NSP or SOP) from scratch, or continue an encoder on your text."""
     from bertx.recipes.pretrain import pretrain as run_pretrain
@@ -177,8 +182,8 @@ def pretrain(
                 config_required=True, config_help="YAML config with a `tasks:` list (see configs/multitask/).")
 def multitask(
     cfg,
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
 ):
     """Train one shared encoder with a head per task; write encoder + heads into one folder."""
     from bertx.recipes.multitask import multitask as run_multitask
@@ -244,8 +249,8 @@ def transfer(
     "teacher", "student", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "baseline"), _friendly)
 def distill(
     cfg,
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bertx run in --output (never another folder)."),
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
 ):
     """Distil a fine-tuned teacher into a smaller, faster student (any task kind); write the student and a report."""
     from bertx.recipes.distill import distill as run_distill

@@ -58,8 +58,7 @@ def _call_name(node: ast.Call) -> str:
     while isinstance(func, ast.Attribute):
         parts.append(func.attr)
         func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
+    parts.append(func.id if isinstance(func, ast.Name) else "<expr>")  # `model.to(d).eval()` is no call of eval
     return ".".join(reversed(parts))
 
 
@@ -101,4 +100,5 @@ def test_the_scan_would_catch_a_forbidden_call():
     sample = ast.parse("import torch, yaml\ntorch.load('x.pt')\nyaml.load(text)\nAutoModel.from_pretrained(p, trust_remote_code=True)\n")
     calls = [n for n in ast.walk(sample) if isinstance(n, ast.Call)]
     assert [_call_name(c) for c in calls] == ["torch.load", "yaml.load", "AutoModel.from_pretrained"]
+    assert _call_name(ast.parse("model.to(d).eval()").body[0].value) == "<expr>.eval"
     assert _keyword(calls[0], "weights_only") is None and _keyword(calls[2], "trust_remote_code") is True

@@ -13,8 +13,8 @@ from typing import Any, Optional
 
 from bertx.data.readers import read_rows
 from bertx.errors import DataError
-from bertx.tasks.labels import parse_label
-from bertx.tasks.spec import TaskSpec
+from bertx.data.labels import parse_label
+from bertx.data.task_spec import TaskSpec
 
 TEXT_COLUMNS = ("sentence", "text", "sentence1", "question", "premise")
 PAIR_COLUMNS = ("sentence2", "text_pair", "text2", "hypothesis")

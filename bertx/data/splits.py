@@ -7,8 +7,8 @@ from typing import Optional
 from bertx.data.examples import Columns, Example, read_examples
 from bertx.data.features import Features, tokenize
 from bertx.errors import DataError
-from bertx.tasks.labels import encode_label
-from bertx.tasks.spec import TaskSpec
+from bertx.data.labels import encode_label
+from bertx.data.task_spec import TaskSpec
 
 
 def encode_split(

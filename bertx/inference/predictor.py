@@ -17,7 +17,7 @@ import torch
 from bertx.data.examples import Example
 from bertx.data.features import Features, tokenize
 from bertx.errors import BertxError
-from bertx.evaluation.runner import model_outputs
+from bertx.models.batched_outputs import model_outputs
 from bertx.inference.loading import load_trained
 from bertx.tasks import TaskSpec
 

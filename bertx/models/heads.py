@@ -10,7 +10,7 @@ function, softmax / sigmoid / identity, when predicting).
 from __future__ import annotations
 
 from bertx.models.encoder import check_encoder_folder
-from bertx.tasks.spec import TaskSpec
+from bertx.data.task_spec import TaskSpec
 
 
 def load_with_new_head(path: str, auto_class: str, labels: list[str] | None, dropout: float | None = None, **config_updates):

@@ -307,10 +307,8 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
                 for name, value in loss_parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * share
             optimizer_step(accelerator, distiller, optimizer, scheduler, tc.max_grad_norm)
-            progress.step += 1
-            progress.batch_in_epoch += 1
-            progress.examples_seen += len(batches[progress.batch_in_epoch - 1])
-            rate = (progress.examples_seen - start_examples) / max(1e-9, time.perf_counter() - started)
+            life.count_step(len(batches[progress.batch_in_epoch]))
+            rate, _ = life.throughput()
             lr = scheduler.get_last_lr()[0]
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)

@@ -33,7 +33,7 @@ from bertx.models.heads import word_embeddings
 from bertx.models.multitask import MultiTaskModel, load_task_model
 from bertx.recipes.finetune import data_notes
 from bertx.tasks import get_kind, get_task
-from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
+from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
@@ -234,7 +234,7 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     loss_sums = {t.name: [0.0, 0] for t in tasks}  # since the last log line: summed loss, batches
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
-        step_loss = 0.0
+        step_loss, step_examples = 0.0, 0
         for j in range(sc.tasks_per_step):
             task = tasks[sampler.pick(progress.extra["draws"], progress.step / total_steps)]
             progress.extra["draws"] += 1
@@ -255,11 +255,10 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
                 step_loss += weighted.item()
             loss_sums[task.name][0] += task_loss
             loss_sums[task.name][1] += 1
-            progress.examples_seen += len(indices)
+            step_examples += len(indices)
         optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-        progress.step += 1
-
-        rate = (progress.examples_seen - start_examples) / max(1e-9, time.perf_counter() - started)
+        life.count_step(step_examples, batch=False)
+        rate, _ = life.throughput()
         lr = scheduler.get_last_lr()[0]
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", task=task.name, lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)

@@ -207,12 +207,8 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
                 step_correct += int(losses.mlm_correct)
                 step_masked += int(losses.mlm_count)
             optimizer_step(accelerator, objective, optimizer, scheduler, tc.max_grad_norm)
-            progress.step += 1
-            progress.batch_in_epoch += 1
-            progress.examples_seen += len(rows)
-            progress.tokens_seen += int(full["attention_mask"].sum())
-
-            rate = (progress.tokens_seen - start_tokens) / max(1e-9, time.perf_counter() - started)
+            life.count_step(len(rows), tokens=int(full["attention_mask"].sum()))
+            _, rate = life.throughput()
             lr = scheduler.get_last_lr()[0]
             accuracy = step_correct / max(1, step_masked)
             bar.update(1)

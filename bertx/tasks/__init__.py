@@ -4,7 +4,7 @@ Adding a sequence task is one `TaskSpec` line here; a new kind of task (another 
 beside `sequence.py`, `ner.py` and `qa.py` implementing `TaskKind`, and one line in `KINDS`.
 """
 
-from bertx.tasks.spec import EvalSet, TaskKind, TaskSpec, TrainData
+from bertx.data.task_spec import EvalSet, TaskKind, TaskSpec, TrainData
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec

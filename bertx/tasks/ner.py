@@ -3,7 +3,7 @@
 Reads CoNLL columns or JSONL (`bertx.data.conll`), checks and normalises the tag scheme
 (`bertx.tasks.bio`), aligns tags to word pieces in overlapping windows (`bertx.data.word_windows`),
 puts an HF `*ForTokenClassification` head on the encoder, decodes valid BIO per sentence and scores
-entities with seqeval (`bertx.evaluation.tagging_metrics`).
+entities with seqeval (`bertx.metrics.tagging`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import torch
 from bertx.data.conll import read_tagged
 from bertx.data.word_windows import merge_word_logits, word_features
 from bertx.errors import DataError
-from bertx.evaluation.runner import token_outputs
-from bertx.evaluation.tagging_metrics import tagging_metrics
+from bertx.models.batched_outputs import token_outputs
+from bertx.metrics.tagging import tagging_metrics
 from bertx.models.heads import load_with_new_head
 from bertx.tasks.bio import build_tag_space, decode_tags, encode_tags, normalise_tags
-from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
-from bertx.training.head_init import token_probe_init_head
+from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
+from bertx.models.head_init import token_probe_init_head
 
 
 def window_overlap(data) -> int:

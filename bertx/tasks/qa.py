@@ -14,11 +14,11 @@ import torch
 from bertx.data.qa_features import qa_features
 from bertx.data.squad import read_qa
 from bertx.errors import BertxError
-from bertx.evaluation.runner import token_outputs
-from bertx.evaluation.squad_metrics import squad_metrics
+from bertx.models.batched_outputs import token_outputs
+from bertx.metrics.squad import squad_metrics
 from bertx.models.heads import load_with_new_head
 from bertx.tasks.answers import best_answers
-from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
+from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 
 
 def doc_stride(data) -> int:

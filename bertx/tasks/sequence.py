@@ -15,13 +15,13 @@ import torch
 from bertx.data.examples import Columns
 from bertx.data.splits import attach_targets, encode_split
 from bertx.errors import DataError
-from bertx.evaluation.metrics import task_metrics
-from bertx.evaluation.runner import model_outputs
+from bertx.metrics.sequence import task_metrics
+from bertx.models.batched_outputs import model_outputs
 from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.models.heads import build_classifier
-from bertx.tasks.labels import build_label_space
-from bertx.tasks.spec import EvalSet, TaskSpec, TrainData
-from bertx.training.head_init import probe_init_head
+from bertx.data.labels import build_label_space
+from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
+from bertx.models.head_init import probe_init_head
 
 
 class SequenceTask:

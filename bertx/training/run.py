@@ -25,6 +25,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -114,6 +115,7 @@ class Run:
         self._save_model: Callable[[Path], None] | None = None
         self._created = False
         self._claimed = False
+        self._clock = (time.perf_counter(), 0, 0)
 
     # ---- claiming the folder ----------------------------------------------------------------------
     @classmethod
@@ -209,7 +211,21 @@ class Run:
             self.log.write(event="start", step=0, **start_log)
         self.started = True
         self.signals.deferred = True
+        self._clock = (time.perf_counter(), self.state.examples_seen, self.state.tokens_seen)
         return self.state
+
+    def count_step(self, examples: int, tokens: int = 0, batch: bool = True) -> None:
+        """Advance the state by one optimizer step that consumed `examples` examples (`tokens` tokens);
+        `batch=False` for loops that keep their own place in the data (multi-task cursors)."""
+        self.state.step += 1
+        self.state.batch_in_epoch += int(batch)
+        self.state.examples_seen += examples
+        self.state.tokens_seen += tokens
+
+    def throughput(self) -> tuple[float, float]:
+        """(examples/s, tokens/s) since this process started training (a resumed run counts from its resume)."""
+        elapsed = max(1e-9, time.perf_counter() - self._clock[0])
+        return (self.state.examples_seen - self._clock[1]) / elapsed, (self.state.tokens_seen - self._clock[2]) / elapsed
 
     def checkpoint(self) -> Path:
         model, optimizer, scheduler = self._modules

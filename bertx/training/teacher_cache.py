@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bertx.data.features import Features
-from bertx.evaluation.runner import model_outputs, token_outputs
+from bertx.models.batched_outputs import model_outputs, token_outputs
 from bertx.training.distiller import output_keys
 
 

@@ -6,7 +6,7 @@ from bertx.data.examples import Example
 from bertx.data.features import tokenize
 from bertx.errors import DataError
 from bertx.tasks import TASKS
-from bertx.tasks.labels import build_label_space, encode_label
+from bertx.data.labels import build_label_space, encode_label
 
 
 def test_label_space_sorts_numbers_numerically():

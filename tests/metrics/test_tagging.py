@@ -2,7 +2,7 @@
 
 import pytest
 
-from bertx.evaluation.tagging_metrics import tagging_metrics
+from bertx.metrics.tagging import tagging_metrics
 
 
 def test_strict_entity_precision_recall_f1_and_per_type():

@@ -7,11 +7,11 @@ import pytest
 
 from bertx.data.examples import Example
 from bertx.data.features import tokenize
-from bertx.evaluation.runner import model_outputs
+from bertx.models.batched_outputs import model_outputs
 from bertx.models.heads import build_classifier
 from bertx.models.encoder import load_tokenizer
 from bertx.tasks import TASKS
-from bertx.training.head_init import head_features, output_layer, probe_init_head
+from bertx.models.head_init import head_features, output_layer, probe_init_head
 from tests.conftest import toy_sentence
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bertx.evaluation.metrics import classification_metrics, multilabel_metrics, regression_metrics, task_metrics
+from bertx.metrics.sequence import classification_metrics, multilabel_metrics, regression_metrics, task_metrics
 
 
 def test_binary_classification_by_hand():

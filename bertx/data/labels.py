@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from bertx.errors import DataError
-from bertx.tasks.spec import TaskSpec
+from bertx.data.task_spec import TaskSpec
 
 
 def _sort_key(label: str):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bertx.evaluation.squad_metrics import exact_match, f1, normalize_answer, squad_metrics
+from bertx.metrics.squad import exact_match, f1, normalize_answer, squad_metrics
 
 
 def test_normalisation_drops_case_punctuation_articles_and_spaces():
