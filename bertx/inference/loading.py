@@ -16,6 +16,7 @@ import torch
 from bertx.config import DataConfig
 from bertx.errors import BertxError
 from bertx.models.cls_only import enable_cls_only_last_layer
+from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel, is_export
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
 from bertx.tasks import TASKS, TaskKind, TaskSpec, get_kind
 from bertx.training.outputs import read_run_config
@@ -68,6 +69,34 @@ def task_of(model_dir: Path, run: dict | None, config: dict) -> TaskSpec:
                      "fine-tune it first with `bertx finetune`")
 
 
+def data_options(run: dict, max_length: int | None = None) -> DataConfig:
+    """The training run's data options (how its files were read), or defaults for a foreign folder."""
+    options = {k: v for k, v in (run.get("data") or {}).items() if k in DataConfig.model_fields}
+    data = DataConfig.model_validate(options) if options else DataConfig(max_length=512)
+    if max_length:
+        data.max_length = max_length
+    return data
+
+
+def load_export(folder: Path, max_length: int | None = None) -> TrainedModel:
+    """An export folder (`bertx export`): the ONNX graph behind the same interface as a PyTorch model."""
+    import json
+
+    from transformers import AutoConfig
+
+    for name in ("config.json", "bertx_run.yaml"):
+        if not (folder / name).is_file():
+            raise BertxError(f"{folder}: an export folder needs {name} (write it with `bertx export`)")
+    try:
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BertxError(f"{folder / 'config.json'}: not valid JSON ({err})") from None
+    run = read_run_config(folder) or {}
+    task = task_of(folder, run, {})
+    model = OnnxTaskModel(folder / ONNX_FILE, AutoConfig.from_pretrained(folder))
+    return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
+
+
 def load_trained(model_dir: str | Path, device: str | None = None, max_length: int | None = None,
                  bf16: bool = False) -> TrainedModel:
     """Load a fine-tuned folder for evaluation or prediction.
@@ -81,13 +110,12 @@ def load_trained(model_dir: str | Path, device: str | None = None, max_length: i
     import transformers
 
     model_dir = Path(model_dir)
+    if is_export(model_dir):
+        return load_export(model_dir, max_length)
     config = check_encoder_folder(str(model_dir))
     run = read_run_config(model_dir) or {}
     task = task_of(model_dir, run, config)
-    data_options = {k: v for k, v in (run.get("data") or {}).items() if k in DataConfig.model_fields}
-    data = DataConfig.model_validate(data_options) if data_options else DataConfig(max_length=512)
-    if max_length:
-        data.max_length = max_length
+    data = data_options(run, max_length)
     model = getattr(transformers, task.auto_class).from_pretrained(model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     if task.auto_class == "AutoModelForSequenceClassification":

@@ -1,0 +1,68 @@
+"""An exported ONNX graph that stands in for the HF task model it was exported from.
+
+`OnnxTaskModel(**batch)` takes the same tensors as the PyTorch model and returns the same output type
+(`SequenceClassifierOutput`, `TokenClassifierOutput`, `QuestionAnsweringModelOutput`), so every bertx
+predictor, decoder and metric runs an export unchanged: length-sorted batching, Viterbi tags for NER,
+n-best spans for QA. ONNX Runtime runs the graph on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bertx.errors import BertxError
+
+ONNX_FILE = "model.onnx"
+
+
+class OnnxTaskModel(torch.nn.Module):
+    """A read-only task model backed by an ONNX Runtime session."""
+
+    def __init__(self, graph: str | Path, config, threads: int | None = None):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BertxError("running an ONNX export needs onnxruntime: pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or int(os.environ.get("BERTX_ONNX_THREADS", "0"))  # 0: all cores
+        try:
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own types for a broken or foreign graph
+            raise BertxError(f"{graph}: not a loadable ONNX graph ({str(err).strip().splitlines()[0][:200]})") from None
+        self.config = config
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        # The predictors ask a model for its device through its parameters: an empty one says "cpu".
+        self.anchor = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+        self.eval()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_ignored):
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        feed = {}
+        for name in self.input_names:
+            value = given.get(name)
+            if value is None:
+                value = torch.ones_like(input_ids) if name == "attention_mask" else torch.zeros_like(input_ids)
+            feed[name] = value.detach().cpu().numpy().astype(np.int64)
+        values = dict(zip(self.output_names, self.session.run(None, feed)))
+        return wrap_outputs({name: torch.from_numpy(v) for name, v in values.items()})
+
+
+def wrap_outputs(values: dict[str, torch.Tensor]):
+    """The HF output type the PyTorch model would have returned."""
+    from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput
+
+    if "start_logits" in values:
+        return QuestionAnsweringModelOutput(start_logits=values["start_logits"], end_logits=values["end_logits"])
+    logits = values["logits"]
+    return (TokenClassifierOutput if logits.dim() == 3 else SequenceClassifierOutput)(logits=logits)
+
+
+def is_export(folder: str | Path) -> bool:
+    return (Path(folder) / ONNX_FILE).is_file()
