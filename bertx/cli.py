@@ -266,6 +266,49 @@ def distill(
         typer.echo(f"report written to {cfg.output}/report.md, .json and .png")
 
 
+@app.command()
+@_friendly
+def export(
+    run_dir: str = typer.Argument(..., help="A trained folder: fine-tuned, multi-task export or distilled student."),
+    output: str = typer.Option(..., help="Folder for the ONNX export."),
+    quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; head kept in fp32)."),
+    opset: int = typer.Option(17, help="ONNX opset."),
+    min_agreement: float = typer.Option(0.99, help="Fail when a smaller share of sample predictions agree with PyTorch."),
+    sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
+    sample_size: int = typer.Option(256, help="Examples in the parity check."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
+):
+    """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels."""
+    from bertx.deploy.export import describe, export as run_export
+
+    report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
+                        sample_file=sample, overwrite=overwrite)
+    typer.echo(describe(report))
+    typer.echo(f"written to {output} (report: {output}/export_report.json)")
+
+
+@app.command()
+@_friendly
+def serve(
+    models: List[str] = typer.Argument(..., help="Model folders (run or export), as DIR or name=DIR."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
+    port: int = typer.Option(8000, help="Port."),
+    max_batch_size: int = typer.Option(32, help="Most inputs per model call (micro-batching)."),
+    max_wait_ms: float = typer.Option(5.0, help="How long a lone input waits for others to batch with."),
+    max_queue: int = typer.Option(1024, help="Most inputs waiting per model; beyond it requests get 503 + Retry-After."),
+    max_inputs: int = typer.Option(64, help="Most inputs in one request (413 beyond)."),
+    max_chars: int = typer.Option(10_000, help="Most characters in one text (413 beyond)."),
+):
+    """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs."""
+    from bertx.deploy.server import Limits, serve as run_serve
+
+    for name, value in (("--max-batch-size", max_batch_size), ("--max-queue", max_queue), ("--max-inputs", max_inputs),
+                        ("--max-chars", max_chars), ("--port", port)):
+        if value < 1:
+            raise BertxError(f"{name} {value}: must be at least 1")
+    run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, max_chars))
+
+
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Tokenizers: train a WordPiece vocabulary.")
 app.add_typer(tokenizer_app, name="tokenizer")
 

@@ -118,7 +118,7 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
     """
     if quantize not in QUANTIZE:
         raise BertxError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE)}")
-    if not 0 < min_agreement <= 1:
+    if not 0 <= min_agreement <= 1:
         raise BertxError(f"--min-agreement {min_agreement}: give a share between 0 and 1 (0.99 = 99%)")
     run_dir, output = Path(run_dir), Path(output)
     trained = load_trained(run_dir, device="cpu")

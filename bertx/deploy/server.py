@@ -1,0 +1,252 @@
+"""`bertx serve`: trained folders (PyTorch or ONNX exports) behind an HTTP API, with dynamic micro-batching.
+
+    POST /v1/models/{name}/predict   {"inputs": [...]} -> {"model": name, "outputs": [records]}: the records
+                                     `bertx predict` writes (texts, text pairs, or question + context)
+    GET  /v1/models                  names, task kinds, labels
+    GET  /health                     the process is alive
+    GET  /ready                      every model is loaded and warmed up (503 until then)
+    GET  /metrics                    Prometheus text: requests by status, latency, batch sizes, queue depth
+    GET  /docs                       OpenAPI
+
+Every refusal is a JSON `{"error": "..."}` with a 4xx status (404 for an unknown model, 413 beyond
+the size limits, 503 with `Retry-After` when the queue is full); the server stays up through all of it.
+Uvicorn handles SIGTERM: it stops accepting, lets requests in flight finish, and exits 0.
+"""
+
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertx.deploy.batcher import MicroBatcher, QueueFull
+from bertx.deploy.server_metrics import ServerMetrics
+from bertx.errors import BertxError
+
+
+@dataclass
+class Limits:
+    max_batch_size: int = 32  # inputs per model call
+    max_wait_ms: float = 5.0  # how long a lone input waits for company
+    max_queue: int = 1024  # inputs waiting per model; beyond: 503
+    max_inputs: int = 64  # inputs per request
+    max_chars: int = 10_000  # characters per text
+
+
+@dataclass
+class ServedModel:
+    """One model of the server: how to check a request's inputs and how to predict a batch of them."""
+
+    name: str
+    folder: str
+    trained: Any  # bertx.inference.loading.TrainedModel
+    batcher: MicroBatcher | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.trained.task.name
+
+    def check(self, inputs: Any, limits: Limits) -> list:
+        """The request's inputs in one canonical form, or a `BadRequest` saying what is wrong."""
+        if not isinstance(inputs, list):
+            raise BadRequest(422, f"`inputs` must be a list, got {type(inputs).__name__}")
+        if not inputs:
+            raise BadRequest(422, "`inputs` is empty: send at least one input")
+        if len(inputs) > limits.max_inputs:
+            raise BadRequest(413, f"{len(inputs)} inputs in one request; the limit is {limits.max_inputs}")
+        return [self._one(i, item, limits) for i, item in enumerate(inputs)]
+
+    def _one(self, i: int, item: Any, limits: Limits):
+        def text(value: Any, what: str) -> str:
+            if not isinstance(value, str):
+                raise BadRequest(422, f"inputs[{i}]: {what} must be a string, got {type(value).__name__}")
+            if not value.strip():
+                raise BadRequest(422, f"inputs[{i}]: {what} is empty")
+            if len(value) > limits.max_chars:
+                raise BadRequest(413, f"inputs[{i}]: {what} has {len(value)} characters; the limit is {limits.max_chars}")
+            return value
+
+        if self.kind == "qa":
+            if not isinstance(item, dict) or not {"question", "context"} <= set(item):
+                raise BadRequest(422, f"inputs[{i}]: a QA input is an object with `question` and `context`")
+            return (text(item["question"], "question"), text(item["context"], "context"))
+        if isinstance(item, dict) and self.kind != "ner":
+            if "text" not in item:
+                raise BadRequest(422, f"inputs[{i}]: an object input needs `text` (and `text_pair` for pairs)")
+            pair = item.get("text_pair")
+            return (text(item["text"], "text"), None if pair is None else text(pair, "text_pair"))
+        if isinstance(item, list) and self.kind != "ner":
+            if len(item) != 2:
+                raise BadRequest(422, f"inputs[{i}]: a text pair is a list of two strings")
+            return (text(item[0], "text"), text(item[1], "text_pair"))
+        return (text(item, "input"), None)
+
+    def predict(self, inputs: list) -> list[dict]:
+        """One batch through the model: the records `bertx predict` writes, in input order."""
+        from bertx.inference.answers import AnswerPredictor
+        from bertx.inference.entities import EntityPredictor
+        from bertx.inference.predictor import Predictor
+
+        if self.kind == "qa":
+            answers = AnswerPredictor(self.trained).predict([q for q, _ in inputs], [c for _, c in inputs])
+            return [{"question": q, **answer} for (q, _), answer in zip(inputs, answers)]
+        if self.kind == "ner":
+            texts = [t for t, _ in inputs]
+            return [{"text": t, "entities": e} for t, e in zip(texts, EntityPredictor(self.trained).predict(texts))]
+        texts = [t for t, _ in inputs]
+        with_pairs = any(p is not None for _, p in inputs)
+        pairs = [p or "" for _, p in inputs] if with_pairs else None
+        results = Predictor.from_trained(self.trained).predict(texts, pairs)
+        return [{"text": t, **({"text_pair": p} if p is not None else {}), **r} for (t, p), r in zip(inputs, results)]
+
+    def warm_up(self) -> None:
+        sample = ("a warm-up question?", "a warm-up context.") if self.kind == "qa" else ("a warm-up sentence.", None)
+        self.predict([sample] * 2)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def parse_model_args(models: list[str]) -> dict[str, str]:
+    """`DIR` or `name=DIR` per model; names default to the folder's name and must be unique."""
+    named: dict[str, str] = {}
+    for spec in models:
+        name, _, folder = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        name = name or Path(folder).name
+        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise BertxError(f"model name {name!r}: use letters, digits, '-', '_' or '.' (give it as name=DIR)")
+        if name in named:
+            raise BertxError(f"two models are named {name!r}; name them: bertx serve a=DIR1 b=DIR2")
+        named[name] = folder
+    if not named:
+        raise BertxError("give at least one model folder to serve")
+    return named
+
+
+def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
+    from bertx.inference.loading import load_trained
+
+    served = {}
+    for name, folder in named.items():
+        trained = load_trained(folder, device="cpu")
+        labels = trained.labels if trained.task.label_kind not in ("score", "span") else []
+        info = {"name": name, "task": trained.task.name, "labels": labels,
+                "runtime": "onnx" if type(trained.model).__name__ == "OnnxTaskModel" else "pytorch", "folder": str(folder)}
+        served[name] = ServedModel(name, str(folder), trained, info=info)
+    return served
+
+
+def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
+    """The FastAPI app for already-loaded models (warmed up and batched when the app starts)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    limits = limits or Limits()
+    metrics = ServerMetrics()
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        loop = asyncio.get_running_loop()
+        for model in models.values():
+            await loop.run_in_executor(None, model.warm_up)
+            model.batcher = MicroBatcher(model.predict, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
+                                         on_batch=lambda size, name=model.name: metrics.batch(name, size))
+            model.batcher.start()
+        state["ready"] = True
+        yield
+        state["ready"] = False
+        for model in models.values():
+            await model.batcher.close()
+
+    app = FastAPI(title="bertx serve", description="Predictions of bertx models, micro-batched.", lifespan=lifespan)
+
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):  # unknown routes and methods: JSON like every other refusal
+        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready():
+        if not state["ready"]:
+            return error(503, "models are loading")
+        return {"ready": True, "models": list(models)}
+
+    @app.get("/metrics")
+    async def prometheus():
+        for name, model in models.items():
+            metrics.queue(name, model.batcher.depth() if model.batcher else 0)
+        return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"models": [model.info for model in models.values()]}
+
+    @app.post("/v1/models/{name}/predict")
+    async def predict(name: str, request: Request):
+        started = time.perf_counter()
+        status = 200
+        try:
+            model = models.get(name)
+            if model is None:
+                raise BadRequest(404, f"no model {name!r}; models: {', '.join(models)}")
+            try:
+                body = json.loads(await request.body())
+            except (ValueError, UnicodeDecodeError) as err:
+                raise BadRequest(400, f"the body is not valid JSON ({err})") from None
+            if not isinstance(body, dict) or "inputs" not in body:
+                raise BadRequest(422, 'the body must be a JSON object with an `inputs` list: {"inputs": [...]}')
+            unknown = set(body) - {"inputs"}
+            if unknown:
+                raise BadRequest(422, f"unknown fields {sorted(unknown)}; the body has `inputs` only")
+            inputs = model.check(body["inputs"], limits)
+            if not state["ready"]:
+                raise BadRequest(503, "models are loading")
+            try:
+                outputs = await model.batcher.submit(inputs)
+            except QueueFull as full:
+                status = 503
+                return error(503, f"model {name!r} is busy: {full}; retry shortly", headers={"Retry-After": "1"})
+            return {"model": name, "outputs": outputs}
+        except BadRequest as bad:
+            status = bad.status
+            return error(bad.status, bad.message)
+        except Exception as err:  # a bug or a model failure: a 500 with its reason, and the server stays up
+            status = 500
+            return error(500, f"prediction failed: {type(err).__name__}: {err}")
+        finally:
+            metrics.request(name if name in models else "(unknown)", status, time.perf_counter() - started)
+
+    return app
+
+
+def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
+          log_level: str = "warning") -> None:
+    """Load the models and run the server until SIGTERM or Ctrl-C (then finish in-flight requests, exit 0)."""
+    import uvicorn
+
+    models = load_models(parse_model_args(model_args))
+    app = create_app(models, limits)
+    # Uvicorn shuts down gracefully on SIGTERM / Ctrl-C, then re-raises the signal to the handler that was
+    # there before it: a no-op here, so a clean shutdown exits 0 as service managers expect.
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    listed = ", ".join(f"{name} ({model.kind}, {model.info['runtime']})" for name, model in models.items())
+    print(f"serving {listed} on http://{host}:{port}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)

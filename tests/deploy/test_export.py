@@ -1,0 +1,129 @@
+"""ONNX export of every task kind on tiny models: the export checks itself, predicts and evaluates like the
+PyTorch folder, fails loudly below the agreement threshold, and never overwrites what it should not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bertx
+from bertx.cli import main
+from bertx.deploy.export import export
+from bertx.errors import BertxError
+from tests.conftest import tiny_config, write_toy_classification
+from tests.recipes.test_token_tasks import config as token_config, write_conll, write_qa
+
+pytest.importorskip("onnxruntime")
+
+
+def _train(tiny_bert, root: Path, task: str) -> Path:
+    out = root / f"run-{task}"
+    if task in ("ner", "qa"):
+        writer, suffix = (write_conll, "txt") if task == "ner" else (write_qa, "jsonl")
+        train, dev = writer(root / f"train.{suffix}", 120, 1), writer(root / f"dev.{suffix}", 30, 2)
+        extra = {"max_query_length": 8, "doc_stride": 8} if task == "qa" else {}
+        config = token_config(tiny_bert, task, train, dev, out, **extra)
+        config["train"]["epochs"] = 4
+    else:
+        train = write_toy_classification(root / f"train-{task}.tsv", 160, seed=1, pair=task == "pair-classification")
+        dev = write_toy_classification(root / f"dev-{task}.tsv", 40, seed=2, pair=task == "pair-classification")
+        if task in ("regression", "multilabel"):  # labels of the right kind from the toy sentiment
+            for path in (train, dev):
+                text = path.read_text().replace("\tpos\n", "\t0.9\n" if task == "regression" else "\tpos,good\n")
+                path.write_text(text.replace("\tneg\n", "\t0.1\n" if task == "regression" else "\tneg\n"))
+        config = tiny_config(tiny_bert, str(train), str(dev), str(out), epochs=2)
+        config["task"] = task
+    bertx.finetune(config, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export-runs")
+    return root, {task: _train(tiny_bert, root, task)
+                  for task in ("classification", "pair-classification", "regression", "multilabel", "ner", "qa")}
+
+
+@pytest.mark.parametrize("task", ["classification", "pair-classification", "regression", "multilabel", "ner", "qa"])
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_every_kind_exports_and_predicts_like_pytorch(runs, tmp_path, task, quantize):
+    _, folders = runs
+    run = folders[task]
+    target = tmp_path / "export"
+    report = export(run, target, quantize=quantize, min_agreement=0.0)
+    assert {p.name for p in target.iterdir()} >= {"model.onnx", "config.json", "bertx_run.yaml", "export_report.json"}
+    assert json.loads((target / "export_report.json").read_text()) == report
+    assert report["sample"]["examples"] > 0 and report["metrics"]["pytorch"] and report["metrics"]["onnx"]
+    if quantize == "none":  # fp32: the same function up to float rounding
+        assert report["agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-4, report
+    dev = json.loads(json.dumps(report["sample"]["source"]))
+    torch_metrics = bertx.evaluate(run, dev)
+    onnx_metrics = bertx.evaluate(target, dev)
+    main_metric = {"regression": "pearson", "multilabel": "micro_f1", "ner": "f1", "qa": "f1"}.get(task, "accuracy")
+    tolerance = 1e-4 if quantize == "none" else 0.15  # int8 on a random-ish 32-wide model is coarse
+    assert onnx_metrics[main_metric] == pytest.approx(torch_metrics[main_metric], abs=tolerance)
+
+
+def test_export_predicts_through_the_cli_and_api_with_the_same_records(runs, tmp_path, capsys):
+    root, folders = runs
+    run, target = folders["classification"], tmp_path / "export"
+    assert main(["export", str(run), "--output", str(target)]) == 0
+    assert "agreement with PyTorch: 100.00%" in capsys.readouterr().out
+    texts = ["a good film", "a bad dull story", "great"]
+    a = bertx.Predictor.load(run).predict(texts)
+    b = bertx.Predictor.load(target).predict(texts)
+    assert [x["label"] for x in a] == [x["label"] for x in b]
+    assert np.allclose([x["probs"]["pos"] for x in a], [x["probs"]["pos"] for x in b], atol=1e-5)
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(texts) + "\n")
+    for folder, name in ((run, "torch.jsonl"), (target, "onnx.jsonl")):
+        assert main(["predict", str(folder), "--input", str(source), "--output", str(tmp_path / name)]) == 0
+    read = lambda name: [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]  # noqa: E731
+    assert [r["label"] for r in read("torch.jsonl")] == [r["label"] for r in read("onnx.jsonl")]
+    # entities and answers through their own predictors
+    ner_export = tmp_path / "ner-export"
+    export(folders["ner"], ner_export)
+    sentence = ["Anna was good and the film great"]
+    got, expected = (bertx.EntityPredictor.load(folder).predict(sentence)[0] for folder in (ner_export, folders["ner"]))
+    assert [{k: e[k] for k in ("type", "start", "end")} for e in got] == [{k: e[k] for k in ("type", "start", "end")} for e in expected]
+    assert [e["score"] for e in got] == pytest.approx([e["score"] for e in expected], abs=1e-5)
+    qa_export = tmp_path / "qa-export"
+    export(folders["qa"], qa_export)
+    question, context = ["which is good"], ["the film was superb and dark"]
+    got, expected = (bertx.AnswerPredictor.load(folder).predict(question, context)[0] for folder in (qa_export, folders["qa"]))
+    assert (got["answer"], got["start"]) == (expected["answer"], expected["start"])
+
+
+def test_an_export_below_the_agreement_threshold_fails_and_writes_nothing(runs, tmp_path, monkeypatch):
+    _, folders = runs
+    import bertx.deploy.parity as parity_module
+
+    real = parity_module.parity
+
+    def worse(*args, **kwargs):
+        found = real(*args, **kwargs)
+        return {**found, "agreement": 0.9}
+
+    monkeypatch.setattr(parity_module, "parity", worse)
+    with pytest.raises(BertxError, match=r"agrees with PyTorch on 90.00% .* 9.00 points below --min-agreement 99%"):
+        export(folders["classification"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob("bad*"))
+
+
+def test_export_refuses_to_overwrite_what_is_not_an_export(runs, tmp_path):
+    _, folders = runs
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(BertxError, match="not empty"):
+        export(folders["classification"], mine)
+    with pytest.raises(BertxError, match="not a bertx run folder"):
+        export(folders["classification"], mine, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    with pytest.raises(BertxError, match="already an ONNX export"):
+        target = tmp_path / "e"
+        export(folders["classification"], target)
+        export(target, tmp_path / "e2")

@@ -1,0 +1,196 @@
+"""`bertx serve` on tiny models: every endpoint, every bad request, the full queue, two models in one
+server, micro-batching of concurrent requests, and a real server process that finishes a slow request
+after SIGTERM and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bertx
+from bertx.deploy.batcher import MicroBatcher, QueueFull
+from bertx.deploy.server import Limits, create_app, load_models, parse_model_args
+from bertx.errors import BertxError
+from tests.deploy.test_export import _train
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def folders(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    return {task: _train(tiny_bert, root, task) for task in ("classification", "ner", "qa", "pair-classification")}
+
+
+@pytest.fixture(scope="module")
+def client(folders):
+    from fastapi.testclient import TestClient
+
+    models = load_models({"sentiment": str(folders["classification"]), "entities": str(folders["ner"]),
+                          "answers": str(folders["qa"]), "pairs": str(folders["pair-classification"])})
+    with TestClient(create_app(models, Limits(max_inputs=4, max_chars=200))) as test_client:
+        yield test_client
+
+
+def test_health_ready_models_and_docs(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["ready"] is True
+    listed = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert listed["sentiment"]["task"] == "classification" and listed["sentiment"]["labels"] == ["neg", "pos"]
+    assert listed["entities"]["task"] == "ner" and listed["answers"]["task"] == "qa"
+    assert client.get("/docs").status_code == 200 and "/v1/models/{name}/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_predictions_are_the_records_bertx_predict_writes(client, folders):
+    texts = ["a good film", "a bad dull story"]
+    got = client.post("/v1/models/sentiment/predict", json={"inputs": texts}).json()
+    expected = bertx.Predictor.load(folders["classification"]).predict(texts)
+    assert got["model"] == "sentiment" and [o["text"] for o in got["outputs"]] == texts
+    assert [o["label"] for o in got["outputs"]] == [e["label"] for e in expected]
+    pairs = client.post("/v1/models/pairs/predict", json={"inputs": [["good film", "great story"],
+                                                                      {"text": "bad", "text_pair": "dull"}]}).json()
+    assert [o["text_pair"] for o in pairs["outputs"]] == ["great story", "dull"]
+    entities = client.post("/v1/models/entities/predict", json={"inputs": ["the film was good and great"]}).json()
+    assert set(entities["outputs"][0]) == {"text", "entities"}
+    answers = client.post("/v1/models/answers/predict",
+                          json={"inputs": [{"question": "which is good", "context": "the film was superb and dark"}]}).json()
+    assert {"question", "answer", "start", "end", "score"} <= set(answers["outputs"][0])
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (b"{not json", 400, "not valid JSON"),
+    (b'["a list"]', 422, "JSON object with an `inputs` list"),
+    (b'{"texts": ["a"]}', 422, "`inputs` list"),
+    (b'{"inputs": "a good film"}', 422, "`inputs` must be a list"),
+    (b'{"inputs": []}', 422, "`inputs` is empty"),
+    (b'{"inputs": [42]}', 422, "inputs[0]: input must be a string, got int"),
+    (b'{"inputs": ["ok", ""]}', 422, "inputs[1]: input is empty"),
+    (b'{"inputs": ["a", "b", "c", "d", "e"]}', 413, "5 inputs in one request; the limit is 4"),
+    (json.dumps({"inputs": ["x" * 201]}).encode(), 413, "201 characters; the limit is 200"),
+    (b'{"inputs": ["a"], "extra": 1}', 422, "unknown fields ['extra']"),
+    (b'{"inputs": [["only one"]]}', 422, "a text pair is a list of two strings"),
+])
+def test_bad_requests_get_a_4xx_json_error_and_the_server_stays_up(client, body, status, message):
+    response = client.post("/v1/models/sentiment/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status and message in response.json()["error"], response.text
+    assert client.get("/health").status_code == 200
+
+
+def test_unknown_models_routes_and_qa_shape(client):
+    response = client.post("/v1/models/nope/predict", json={"inputs": ["a"]})
+    assert response.status_code == 404 and "no model 'nope'" in response.json()["error"]
+    assert client.get("/v2/anything").status_code == 404 and "error" in client.get("/v2/anything").json()
+    bad_qa = client.post("/v1/models/answers/predict", json={"inputs": ["just a text"]})
+    assert bad_qa.status_code == 422 and "`question` and `context`" in bad_qa.json()["error"]
+
+
+def test_metrics_count_requests_latency_and_batches(client):
+    client.post("/v1/models/sentiment/predict", json={"inputs": ["fine"]})
+    text = client.get("/metrics").text
+    assert 'bertx_requests_total{model="sentiment",status="200"}' in text
+    assert 'bertx_requests_total{model="sentiment",status="422"}' in text
+    assert "bertx_request_seconds_bucket" in text and "bertx_batch_size_bucket" in text and "bertx_queue_depth" in text
+
+
+def test_the_batcher_gathers_concurrent_requests_and_refuses_when_full():
+    calls = []
+
+    def run(inputs):
+        calls.append(len(inputs))
+        time.sleep(0.02)
+        return [x * 2 for x in inputs]
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch_size=8, max_wait_ms=20, max_queue=10)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit([i]) for i in range(6)))
+        assert results == [[2 * i] for i in range(6)]
+        assert calls == [6]  # six concurrent requests, one model call
+        first = asyncio.ensure_future(batcher.submit(list(range(8))))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):
+            await batcher.submit([1, 2, 3])  # 8 waiting + 3 > 10
+        assert await first == [2 * i for i in range(8)]
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_queue_is_503_with_retry_after(folders):
+    from fastapi.testclient import TestClient
+
+    models = load_models({"m": str(folders["classification"])})
+    with TestClient(create_app(models, Limits(max_queue=2))) as test_client:
+        response = test_client.post("/v1/models/m/predict", json={"inputs": ["a", "b", "c"]})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "busy" in response.json()["error"]
+        assert test_client.post("/v1/models/m/predict", json={"inputs": ["a"]}).status_code == 200
+
+
+def test_model_arguments():
+    assert parse_model_args(["runs/sst2", "ner=runs/conll"]) == {"sst2": "runs/sst2", "ner": "runs/conll"}
+    with pytest.raises(BertxError, match="two models are named 'x'"):
+        parse_model_args(["a/x", "b/x"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SLOW_SERVER = r"""
+import sys, time
+from bertx.deploy import server
+original = server.ServedModel.predict
+def slow(self, inputs):
+    if any(t == "slow request" for t, _ in inputs):
+        time.sleep(2.0)
+    return original(self, inputs)
+server.ServedModel.predict = slow
+server.serve([sys.argv[1]], port=int(sys.argv[2]))
+"""
+
+
+def test_a_real_server_finishes_a_slow_request_after_sigterm_and_exits_0(folders):
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, f"m={folders['classification']}", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert httpx.post(f"{base}/v1/models/m/predict", json={"inputs": ["good"]}).status_code == 200
+
+        async def slow_then_term():
+            async with httpx.AsyncClient(timeout=30) as http:
+                slow = asyncio.ensure_future(http.post(f"{base}/v1/models/m/predict", json={"inputs": ["slow request"]}))
+                await asyncio.sleep(0.5)  # the request is in flight
+                proc.send_signal(signal.SIGTERM)
+                return await slow
+
+        response = asyncio.run(slow_then_term())
+        assert response.status_code == 200 and response.json()["outputs"][0]["text"] == "slow request"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
