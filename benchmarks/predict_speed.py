@@ -5,8 +5,11 @@ predicts all dev sentences in the same process, timed end to end from raw texts 
   bertx            Predictor.predict (one tokenizer call, length-sorted batches of 128)
   bertx_bf16       the same with bf16 matrix products (`--bf16`; AVX512-BF16 / AMX CPUs, GPUs)
   bertx_cli        `bertx predict` as a subprocess, file in, JSONL out (includes start-up)
+  onnx_fp32        `bertx export` (fp32) run by the same Predictor through ONNX Runtime, batches of 32
+  onnx_int8        `bertx export --quantize int8` (bertx's default int8 recipe), batches of 32
   pipeline_bs1     pipeline("text-classification", batch_size=1)
   pipeline_bs32    pipeline("text-classification", batch_size=32)
+Accuracy on the dev labels is reported for the PyTorch model and both exports.
 
 Usage: python benchmarks/predict_speed.py [--quick] [--model-dir DIR] [--data-dir DIR]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
@@ -58,7 +61,9 @@ def main() -> None:
         raise SystemExit(f"SST-2 dev not found at {dev} (pass --data-dir)")
     repeats = 1 if args.quick else 3
     model_dir = args.model_dir or make_model(args.data_dir)
-    texts = [line.split("\t")[0] for line in dev.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    rows = [line.split("\t") for line in dev.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    texts, gold = [r[0] for r in rows], [r[1] for r in rows]
+    accuracy = lambda predicted: round(100 * sum(p["label"] == g for p, g in zip(predicted, gold)) / len(gold), 2)  # noqa: E731
 
     from transformers import pipeline
 
@@ -74,6 +79,20 @@ def main() -> None:
     wall, ours_bf16 = timed(lambda: fast.predict(texts), repeats)
     results["bertx_bf16"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1),
                              "label_agreement_with_fp32": sum(a["label"] == b["label"] for a, b in zip(ours, ours_bf16)) / len(texts)}
+
+    results["bertx"]["accuracy"] = accuracy(ours)
+    from bertx.deploy.export import export
+
+    for quantize in ("none", "int8"):
+        name = "onnx_fp32" if quantize == "none" else "onnx_int8"
+        folder = Path(tempfile.mkdtemp()) / name
+        report = export(model_dir, folder, quantize=quantize, min_agreement=0.0)
+        onnx_predictor = Predictor.load(folder)
+        onnx_predictor.predict(texts[:64], batch_size=32)
+        wall, predicted = timed(lambda: onnx_predictor.predict(texts, batch_size=32), repeats)
+        results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1), "accuracy": accuracy(predicted),
+                         "label_agreement_with_pytorch": round(sum(a["label"] == b["label"] for a, b in zip(ours, predicted)) / len(texts), 4),
+                         "onnx_mb": round(report["size_bytes"]["onnx"] / 1e6, 1)}
 
     inputs = Path(tempfile.mkdtemp()) / "dev.tsv"
     inputs.write_text(dev.read_text(encoding="utf-8"), encoding="utf-8")
@@ -96,6 +115,10 @@ def main() -> None:
         "speedup_bf16_vs_pipeline_bs1": round(results["bertx_bf16"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
         "speedup_bf16_vs_pipeline_bs32": round(results["bertx_bf16"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
         "label_agreement_with_pipeline": round(agree, 4),
+        "speedup_onnx_fp32_vs_pipeline_b1": round(results["onnx_fp32"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
+        "speedup_onnx_int8_vs_pipeline_b1": round(results["onnx_int8"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
+        "speedup_onnx_int8_vs_pipeline_b32": round(results["onnx_int8"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
+        "accuracy_drop_int8": round(results["bertx"]["accuracy"] - results["onnx_int8"]["accuracy"], 2),
         "machine": machine(),
     }
     save("predict_speed_quick" if args.quick else "predict_speed", result)

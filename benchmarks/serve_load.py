@@ -1,0 +1,188 @@
+"""Load test: `bertx serve` (an int8 ONNX export, micro-batched) against a plain FastAPI + pipeline server.
+
+Each server runs in its own process on a loopback port. An asynchronous httpx client sends single-sentence
+requests drawn from the SST-2 dev set at concurrency 1, 8, 32 and 64, a fixed number of requests per
+level, and records throughput (sentences/s), p50/p95/p99 latency, errors and the server's peak RSS.
+The baseline is what people write first: one `pipeline(...)` call per request in a sync FastAPI route.
+
+The client shares the machine's 2 cores with the server: at high rates it takes CPU from the server
+under test, for both servers alike.
+
+Usage: python benchmarks/serve_load.py --model-dir RUN [--export-dir EXPORT] [--quick] [--requests N]
+The last line of stdout is one JSON object (throughput_ratio_c32, p50_ms_c1, ...); also saved in results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+LEVELS = (1, 8, 32, 64)
+
+NAIVE_SERVER = r"""
+import sys
+import uvicorn
+from fastapi import FastAPI
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model=sys.argv[1], device=-1)
+app = FastAPI()
+
+@app.get("/ready")
+def ready():
+    return {"ready": True}
+
+@app.post("/predict")
+def predict(body: dict):
+    return {"outputs": classifier(body["inputs"])}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server process, its readiness, and its peak resident memory (sampled every 50 ms)."""
+
+    def __init__(self, command: list[str], port: int):
+        import psutil
+
+        self.port = port
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        self.ps = psutil.Process(self.proc.pid)
+        self.peak_rss = 0
+        self._sampling = True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while self._sampling and self.proc.poll() is None:
+            try:
+                self.peak_rss = max(self.peak_rss, self.ps.memory_info().rss)
+            except Exception:
+                return
+            time.sleep(0.05)
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        import httpx
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited early: {self.proc.stderr.read()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("server did not become ready")
+
+    def stop(self) -> int:
+        self._sampling = False
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+async def drive(url: str, texts: list[str], concurrency: int, requests: int) -> dict:
+    """`requests` single-sentence requests, `concurrency` in flight at a time; latency per request."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        async def worker():
+            nonlocal errors
+            for i in counter:
+                start = time.perf_counter()
+                try:
+                    response = await client.post(url, json={"inputs": [texts[i % len(texts)]]})
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    latencies.sort()
+    pick = lambda q: round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)  # noqa: E731
+    return {"concurrency": concurrency, "requests": requests, "errors": errors, "sentences_per_s": round(requests / wall, 1),
+            "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
+
+
+def load_test(name: str, server: Server, path: str, texts: list[str], requests: int) -> dict:
+    server.wait_ready()
+    url = f"http://127.0.0.1:{server.port}{path}"
+    asyncio.run(drive(url, texts, 4, 50))  # warm-up
+    levels = {}
+    for concurrency in LEVELS:
+        levels[f"c{concurrency}"] = asyncio.run(drive(url, texts, concurrency, requests))
+        print(f"{name} {levels[f'c{concurrency}']}", file=sys.stderr, flush=True)
+    exit_code = server.stop()
+    return {"levels": levels, "peak_rss_mb": round(server.peak_rss / 2**20, 1), "exit_code_after_sigterm": exit_code}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", required=True, help="A fine-tuned SST-2 run folder (the baseline serves it).")
+    parser.add_argument("--export-dir", default=None, help="Its int8 export (default: made with `bertx export --quantize int8`).")
+    parser.add_argument("--quick", action="store_true", help="500 requests per level instead of 5,000.")
+    parser.add_argument("--requests", type=int, default=None)
+    parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    args = parser.parse_args()
+    requests = args.requests or (500 if args.quick else 5000)
+    dev = Path(args.data_dir) / "sst2/dev.tsv"
+    texts = [line.split("\t")[0] for line in dev.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    export_dir = args.export_dir
+    if export_dir is None:
+        export_dir = str(Path(tempfile.mkdtemp()) / "int8")
+        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir,
+                        "--quantize", "int8"], check=True)
+
+    port = free_port()
+    ours = load_test("bertx", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port)], port),
+                     "/v1/models/sst2/predict", texts, requests)
+    port = free_port()
+    naive = load_test("naive", Server([sys.executable, "-c", NAIVE_SERVER, args.model_dir, str(port)], port), "/predict",
+                      texts, requests)
+    c32, c1, c64 = ours["levels"]["c32"], ours["levels"]["c1"], ours["levels"]["c64"]
+    result = {
+        "benchmark": "serve_load", "requests_per_level": requests, "quick": args.quick, "model": args.model_dir,
+        "bertx": ours, "naive_pipeline_server": naive,
+        "throughput_ratio_c32": round(c32["sentences_per_s"] / naive["levels"]["c32"]["sentences_per_s"], 2),
+        "p50_ms_c1": c1["p50_ms"], "p99_over_p50_c64": round(c64["p99_ms"] / c64["p50_ms"], 2),
+        "bertx_errors": sum(level["errors"] for level in ours["levels"].values()),
+        "machine": machine(),
+    }
+    save("serve_load_quick" if args.quick else "serve_load", result)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
