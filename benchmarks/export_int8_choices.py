@@ -9,6 +9,7 @@ onnxruntime.quantization; each variant predicts the 872 SST-2 dev sentences thro
   weights_only         only MatMuls with a weight operand (attention scores QK^T and PV stay fp32), per-channel
   weights_only_head    weights_only, and the classifier and pooler kept in fp32  (bertx's default)
   fused_*              the same after onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm, Gelu)
+  preprocessed_*       the same after onnxruntime's recommended quantisation pre-processing (shape inference)
   static_qdq           static QDQ quantisation calibrated on 512 training sentences (per-channel weights)
 
 Usage: python benchmarks/export_int8_choices.py --model-dir RUN [--quick] [--data-dir DIR]
@@ -71,7 +72,18 @@ def variants(fp32: Path, work: Path, train_texts: list[str], trained) -> dict[st
     made["fused_fp32"] = fused_path
     fused_weight, fused_act = weight_matmuls(fused_path)
     fused_head = [n for n in fused_weight if "classifier" in n or "pooler" in n]
-    dynamic("fused_weights_only_head", fused_path, per_channel=True, nodes_to_exclude=fused_act + fused_head)
+    import onnx
+
+    dynamic("fused_weights_only_head", fused_path, per_channel=True, nodes_to_exclude=fused_act + fused_head,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = work / "preprocessed_fp32.onnx"
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # symbolic inference fails on the traced graph
+    pre_weight, pre_act = weight_matmuls(prepared)
+    dynamic("preprocessed_weights_only_head", prepared, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"],
+            nodes_to_exclude=pre_act + [n for n in pre_weight if "classifier" in n or "pooler" in n])
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -271,18 +271,19 @@ def distill(
 def export(
     run_dir: str = typer.Argument(..., help="A trained folder: fine-tuned, multi-task export or distilled student."),
     output: str = typer.Option(..., help="Folder for the ONNX export."),
-    quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; head kept in fp32)."),
+    quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; sensitive layers kept in fp32)."),
     opset: int = typer.Option(17, help="ONNX opset."),
     min_agreement: float = typer.Option(0.99, help="Fail when a smaller share of sample predictions agree with PyTorch."),
     sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
-    sample_size: int = typer.Option(256, help="Examples in the parity check."),
+    sample_size: int = typer.Option(1000, help="Examples in the parity check."),
+    fp32_layers: int = typer.Option(2, help="int8: most encoder layers kept in fp32, chosen by calibration on training text."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
 ):
     """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels."""
     from bertx.deploy.export import describe, export as run_export
 
     report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
-                        sample_file=sample, overwrite=overwrite)
+                        sample_file=sample, fp32_layers=fp32_layers, overwrite=overwrite, log=lambda line: typer.echo(line, err=True))
     typer.echo(describe(report))
     typer.echo(f"written to {output} (report: {output}/export_report.json)")
 

@@ -2,7 +2,8 @@
 
     run folder (fine-tuned, multi-task export, distilled student; any task kind)
     -> torch.onnx.export (dynamic batch and sequence axes, eager attention, the [CLS]-only last layer kept)
-    -> [int8] onnxruntime.quantization: dynamic, per-channel weights, chosen layers kept in fp32
+    -> [int8] onnxruntime.quantization: dynamic, per-channel weights; the layers calibration on training
+       text finds most sensitive kept in fp32 (`deploy/quantize.py`)
     -> parity on a sample (the run's dev file when it has one): largest logit difference, label /
        entity / answer agreement, the task metric of both, file sizes -> export_report.json
     -> the folder: model.onnx, config.json (labels), tokenizer, bertx_run.yaml, export_report.json
@@ -76,30 +77,10 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
     model.eval()
 
 
-def quantize_int8(source: Path, target: Path, keep_fp32: list[str]) -> dict:
-    """Dynamic int8 with per-channel weight scales; MatMuls whose names contain a `keep_fp32` part stay fp32.
-
-    Returns what was quantized and kept, for the report."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    graph = onnx.load(str(source), load_external_data=False).graph
-    matmuls = [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm")]
-    excluded = [name for name in matmuls if any(part in name for part in keep_fp32)]
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=excluded)
-    return {"matmuls": len(matmuls), "kept_fp32": excluded, "per_channel": True, "weights": "int8 (symmetric)",
-            "activations": "uint8, dynamic per tensor"}
-
-
-# Which MatMuls stay fp32 under int8 by default: the task head (its few weights decide the label) and the
-# pooler. Measured on SST-2 MiniLM in benchmarks/predict_speed.py (see docs/deploy.md for each choice).
-DEFAULT_KEEP_FP32 = ["classifier", "qa_outputs", "pooler"]
-
-
 def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "int8"] = "none", opset: int = 17,
-           min_agreement: float = 0.99, sample_size: int = 256, sample_file: Optional[str] = None,
-           keep_fp32: Optional[list[str]] = None, overwrite: bool = False) -> dict:
+           min_agreement: float = 0.99, sample_size: int = 1000, sample_file: Optional[str] = None,
+           fp32_layers: int = 2, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
+           log=lambda line: None) -> dict:
     """Export a trained folder to ONNX, check it against the PyTorch model, write the folder.
 
     Args:
@@ -110,8 +91,11 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
         min_agreement: fail when fewer than this share of the sample's predictions agree.
         sample_size: examples of the sample the parity check runs.
         sample_file: labelled file for the check; default: the run's dev file, else its training file.
-        keep_fp32: name parts of MatMuls to keep in fp32 under int8 (default: the head and the pooler).
+        fp32_layers: int8: most encoder layers kept in fp32, picked by calibration on training text
+            (0: every layer in int8).
+        keep_fp32: int8: name parts of MatMuls always kept in fp32 (default: the head and the pooler).
         overwrite: replace an earlier export in `output`.
+        log: receives progress lines (the int8 calibration steps).
 
     Returns:
         The export report (also written to `output/export_report.json`).
@@ -130,7 +114,7 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
     tmp.mkdir(parents=True)
     try:
         report = _export_into(trained, run_dir, tmp, quantize, opset, min_agreement, sample_size, sample_file,
-                              DEFAULT_KEEP_FP32 if keep_fp32 is None else keep_fp32)
+                              fp32_layers, keep_fp32, log)
         if output.exists():
             outputs.empty_folder(output)
             output.rmdir()
@@ -150,16 +134,22 @@ def _check_output(output: Path, overwrite: bool, reads: list) -> None:
 
 
 def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: str, opset: int, min_agreement: float,
-                 sample_size: int, sample_file: Optional[str], keep_fp32: list[str]) -> dict:
+                 sample_size: int, sample_file: Optional[str], fp32_layers: int, keep_fp32: Optional[list[str]], log) -> dict:
     started = time.perf_counter()
     fp32 = folder / ("model.fp32.onnx" if quantize != "none" else ONNX_FILE)
     to_onnx(trained, fp32, opset)
+    from bertx.deploy.parity import calibration_features, output_arrays, parity
+
     quantization = None
     if quantize == "int8":
-        quantization = quantize_int8(fp32, folder / ONNX_FILE, keep_fp32)
+        from bertx.deploy.quantize import calibrated_int8
+
+        features = calibration_features(trained)
+        outputs_of = lambda graph: output_arrays(trained, OnnxTaskModel(graph, trained.model.config), features)  # noqa: E731
+        quantization = calibrated_int8(fp32, folder / ONNX_FILE, outputs_of, fp32_layers, keep_fp32=keep_fp32, log=log)
+        quantization["calibration_examples"] = len(features.lengths)
         fp32.unlink()
     onnx_model = OnnxTaskModel(folder / ONNX_FILE, trained.model.config)
-    from bertx.deploy.parity import parity
 
     check = parity(trained, replace(trained, model=onnx_model), sample_file, sample_size)
     report = {
@@ -204,6 +194,10 @@ def describe(report: dict) -> str:
         torch_m, onnx_m = report["metrics"]["pytorch"], report["metrics"]["onnx"]
         shown = [k for k, v in torch_m.items() if isinstance(v, float)][:3]
         lines.append("metrics on the sample (pytorch -> onnx): " + ", ".join(f"{k} {torch_m[k]:.4f} -> {onnx_m[k]:.4f}" for k in shown))
+    if report.get("quantization"):
+        q = report["quantization"]
+        lines.append(f"int8: {q['quantized_matmuls']} MatMuls quantized; layers kept in fp32 by calibration: "
+                     f"{q['fp32_layers'] or 'none'} (output MSE {q['calibration'][0]['mse']:.3g} -> {q['calibration'][-1]['mse']:.3g})")
     size = report["size_bytes"]
     lines.append(f"size: {size['onnx'] / 1e6:.1f} MB (PyTorch weights {size['pytorch'] / 1e6:.1f} MB)")
     return "\n".join(lines)

@@ -139,3 +139,41 @@ def _token_diff(reference: TrainedModel, candidate: TrainedModel, features, keys
     a = token_outputs(reference.model, features, reference.pad_id, keys)
     b = token_outputs(candidate.model, features, candidate.pad_id, keys)
     return float(max(np.abs(x - y).max() for key in keys for x, y in zip(a[key], b[key]) if len(x)))
+
+
+def calibration_features(trained: TrainedModel, size: int = 512):
+    """Tokenised calibration inputs for int8: up to `size` examples spread over the run's training file
+    (never its dev file, which judges the result), else sentences made from the vocabulary."""
+    data = trained.run.get("data") or {}
+    path = data.get("train")
+    texts: list[tuple[str, Optional[str]]] = []
+    if isinstance(path, str) and Path(path).is_file():
+        if trained.task.name == "ner":
+            from bertx.data.conll import read_tagged
+
+            texts = [(" ".join(s.words), None) for s in read_tagged(path, require_tags=False)]
+        elif trained.task.name == "qa":
+            from bertx.data.squad import read_qa
+
+            texts = [(e.question, e.context) for e in read_qa(path, require_answers=False, articles=data.get("train_articles"))]
+        else:
+            from bertx.inference.predictor import Predictor
+
+            options = Predictor.from_trained(trained).reading_options()
+            examples, _ = read_examples(path, trained.task, **{**options, "label_column": None}, require_label=False)
+            texts = [(e.text, e.text_pair) for e in examples]
+    if not texts:
+        texts = [(" ".join(words), None) for words in synthetic_words(trained.tokenizer, size)]
+    step = max(1, len(texts) // size)
+    chosen = texts[::step][:size]
+    return tokenize(trained.tokenizer, [Example(t, p, None, i) for i, (t, p) in enumerate(chosen)], trained.data.max_length)
+
+
+def output_arrays(trained: TrainedModel, model, features) -> list[np.ndarray]:
+    """A model's outputs on features, flattened to arrays (sequence logits; per-token logits concatenated)."""
+    if trained.task.name == "ner":
+        return [np.concatenate(token_outputs(model, features, trained.pad_id, ("logits",))["logits"])]
+    if trained.task.name == "qa":
+        found = token_outputs(model, features, trained.pad_id, ("start_logits", "end_logits"))
+        return [np.concatenate(found["start_logits"]), np.concatenate(found["end_logits"])]
+    return [model_outputs(model, features, trained.pad_id)]
