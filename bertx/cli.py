@@ -276,14 +276,15 @@ def export(
     min_agreement: float = typer.Option(0.99, help="Fail when a smaller share of sample predictions agree with PyTorch."),
     sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
     sample_size: int = typer.Option(1000, help="Examples in the parity check."),
-    fp32_layers: int = typer.Option(2, help="int8: most encoder layers kept in fp32, chosen by calibration on training text."),
+    fp32_groups: int = typer.Option(3, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
+                                    "kept in fp32, chosen by calibration on training text; 0: all int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
 ):
     """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels."""
     from bertx.deploy.export import describe, export as run_export
 
     report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
-                        sample_file=sample, fp32_layers=fp32_layers, overwrite=overwrite, log=lambda line: typer.echo(line, err=True))
+                        sample_file=sample, fp32_groups=fp32_groups, overwrite=overwrite, log=lambda line: typer.echo(line, err=True))
     typer.echo(describe(report))
     typer.echo(f"written to {output} (report: {output}/export_report.json)")
 

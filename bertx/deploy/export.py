@@ -79,7 +79,7 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
 
 def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "int8"] = "none", opset: int = 17,
            min_agreement: float = 0.99, sample_size: int = 1000, sample_file: Optional[str] = None,
-           fp32_layers: int = 2, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
+           fp32_groups: int = 3, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
            log=lambda line: None) -> dict:
     """Export a trained folder to ONNX, check it against the PyTorch model, write the folder.
 
@@ -91,8 +91,8 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
         min_agreement: fail when fewer than this share of the sample's predictions agree.
         sample_size: examples of the sample the parity check runs.
         sample_file: labelled file for the check; default: the run's dev file, else its training file.
-        fp32_layers: int8: most encoder layers kept in fp32, picked by calibration on training text
-            (0: every layer in int8).
+        fp32_groups: int8: most groups of MatMuls (a layer's attention, feed-forward input or output)
+            kept in fp32, picked by calibration on training text (0: everything in int8).
         keep_fp32: int8: name parts of MatMuls always kept in fp32 (default: the head and the pooler).
         overwrite: replace an earlier export in `output`.
         log: receives progress lines (the int8 calibration steps).
@@ -114,7 +114,7 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
     tmp.mkdir(parents=True)
     try:
         report = _export_into(trained, run_dir, tmp, quantize, opset, min_agreement, sample_size, sample_file,
-                              fp32_layers, keep_fp32, log)
+                              fp32_groups, keep_fp32, log)
         if output.exists():
             outputs.empty_folder(output)
             output.rmdir()
@@ -134,7 +134,7 @@ def _check_output(output: Path, overwrite: bool, reads: list) -> None:
 
 
 def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: str, opset: int, min_agreement: float,
-                 sample_size: int, sample_file: Optional[str], fp32_layers: int, keep_fp32: Optional[list[str]], log) -> dict:
+                 sample_size: int, sample_file: Optional[str], fp32_groups: int, keep_fp32: Optional[list[str]], log) -> dict:
     started = time.perf_counter()
     fp32 = folder / ("model.fp32.onnx" if quantize != "none" else ONNX_FILE)
     to_onnx(trained, fp32, opset)
@@ -146,7 +146,7 @@ def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: s
 
         features = calibration_features(trained)
         outputs_of = lambda graph: output_arrays(trained, OnnxTaskModel(graph, trained.model.config), features)  # noqa: E731
-        quantization = calibrated_int8(fp32, folder / ONNX_FILE, outputs_of, fp32_layers, keep_fp32=keep_fp32, log=log)
+        quantization = calibrated_int8(fp32, folder / ONNX_FILE, outputs_of, fp32_groups, keep_fp32=keep_fp32, log=log)
         quantization["calibration_examples"] = len(features.lengths)
         fp32.unlink()
     onnx_model = OnnxTaskModel(folder / ONNX_FILE, trained.model.config)
@@ -196,8 +196,9 @@ def describe(report: dict) -> str:
         lines.append("metrics on the sample (pytorch -> onnx): " + ", ".join(f"{k} {torch_m[k]:.4f} -> {onnx_m[k]:.4f}" for k in shown))
     if report.get("quantization"):
         q = report["quantization"]
-        lines.append(f"int8: {q['quantized_matmuls']} MatMuls quantized; layers kept in fp32 by calibration: "
-                     f"{q['fp32_layers'] or 'none'} (output MSE {q['calibration'][0]['mse']:.3g} -> {q['calibration'][-1]['mse']:.3g})")
+        lines.append(f"int8: {q['quantized_matmuls']} MatMuls quantized; kept in fp32 by calibration: "
+                     f"{', '.join(q['fp32_groups']) or 'nothing'} (output MSE {q['calibration'][0]['mse']:.3g} -> "
+                     f"{q['calibration'][-1]['mse']:.3g})")
     size = report["size_bytes"]
     lines.append(f"size: {size['onnx'] / 1e6:.1f} MB (PyTorch weights {size['pytorch'] / 1e6:.1f} MB)")
     return "\n".join(lines)
