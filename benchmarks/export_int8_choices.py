@@ -7,9 +7,11 @@ onnxruntime.quantization; each variant predicts the 872 SST-2 dev sentences thro
   naive                quantize_dynamic defaults: every MatMul (activation x activation ones too), per-tensor
   per_channel          the same with per-channel weight scales
   weights_only         only MatMuls with a weight operand (attention scores QK^T and PV stay fp32), per-channel
-  weights_only_head    weights_only, and the classifier and pooler kept in fp32  (bertx's default)
+  weights_only_head    weights_only, and the classifier and pooler kept in fp32
   fused_*              the same after onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm, Gelu)
   preprocessed_*       the same after onnxruntime's recommended quantisation pre-processing (shape inference)
+  calibrated_fallback  weights_only_head, and the MatMul groups calibration on training text finds most
+                       sensitive kept in fp32 (bertx's default, `bertx export --quantize int8`)
   static_qdq           static QDQ quantisation calibrated on 512 training sentences (per-channel weights)
 
 Usage: python benchmarks/export_int8_choices.py --model-dir RUN [--quick] [--data-dir DIR]
@@ -93,6 +95,16 @@ def variants(fp32: Path, work: Path, train_texts: list[str], trained) -> dict[st
 
         def get_next(self):
             return next(self.items, None)
+
+    # bertx's default: the groups calibration on training text finds most sensitive stay fp32.
+    from bertx.deploy.parity import calibration_features, output_arrays
+    from bertx.deploy.quantize import calibrated_int8
+    from bertx.inference.onnx_model import OnnxTaskModel
+
+    features = calibration_features(trained)
+    target = work / "calibrated_fallback.onnx"
+    calibrated_int8(fp32, target, lambda graph: output_arrays(trained, OnnxTaskModel(graph, trained.model.config), features))
+    made["calibrated_fallback"] = target
 
     target = work / "static_qdq.onnx"
     quantize_static(str(fp32), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,

@@ -36,11 +36,17 @@ class MicroBatcher:
         max_wait_ms: how long the first input of a batch waits for others.
         max_queue: most inputs waiting; beyond it `submit` raises `QueueFull`.
         on_batch: called with each batch's size (for metrics).
+        arriving: how many requests are received but not yet queued; when none are, a batch runs at once
+            instead of waiting (a lone request pays no wait).
     """
 
     def __init__(self, run_batch: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 1024, on_batch: Optional[Callable[[int], None]] = None):
+                 max_queue: int = 1024, on_batch: Optional[Callable[[int], None]] = None,
+                 arriving: Optional[Callable[[], int]] = None):
         self.run_batch = run_batch
+        # How many requests are on their way to this batcher (received, not yet queued): waiting for
+        # company only makes sense when some are. Without it, the first input always waits max_wait_ms.
+        self.arriving = arriving
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_batch = on_batch or (lambda size: None)
@@ -77,7 +83,7 @@ class MicroBatcher:
                 # Wait for company only while the batch has room and the first input's wait allows it.
                 while sum(len(j.inputs) for j in self.waiting) < self.max_batch_size:
                     remaining = self.max_wait - (time.perf_counter() - first.queued_at)
-                    if remaining <= 0:
+                    if remaining <= 0 or (self.arriving is not None and self.arriving() <= 0):
                         break
                     self._wake.clear()
                     try:

@@ -152,6 +152,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
     limits = limits or Limits()
     metrics = ServerMetrics()
     state = {"ready": False}
+    arriving = {name: 0 for name in models}  # requests received for a model and not yet in its queue
 
     @asynccontextmanager
     async def lifespan(app):
@@ -159,7 +160,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
         for model in models.values():
             await loop.run_in_executor(None, model.warm_up)
             model.batcher = MicroBatcher(model.predict, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
-                                         on_batch=lambda size, name=model.name: metrics.batch(name, size))
+                                         on_batch=lambda size, name=model.name: metrics.batch(name, size),
+                                         arriving=lambda name=model.name: arriving[name])
             model.batcher.start()
         state["ready"] = True
         yield
@@ -200,6 +202,9 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
     async def predict(name: str, request: Request):
         started = time.perf_counter()
         status = 200
+        counted = name in arriving
+        if counted:
+            arriving[name] += 1
         try:
             model = models.get(name)
             if model is None:
@@ -216,6 +221,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
             inputs = model.check(body["inputs"], limits)
             if not state["ready"]:
                 raise BadRequest(503, "models are loading")
+            arriving[name] -= 1
+            counted = False
             try:
                 outputs = await model.batcher.submit(inputs)
             except QueueFull as full:
@@ -229,6 +236,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
             status = 500
             return error(500, f"prediction failed: {type(err).__name__}: {err}")
         finally:
+            if counted:
+                arriving[name] -= 1
             metrics.request(name if name in models else "(unknown)", status, time.perf_counter() - started)
 
     return app
@@ -237,8 +246,11 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
 def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           log_level: str = "warning") -> None:
     """Load the models and run the server until SIGTERM or Ctrl-C (then finish in-flight requests, exit 0)."""
+    import os
+
     import uvicorn
 
+    os.environ.setdefault("BERTX_ONNX_SPIN", "0")  # see OnnxTaskModel: spinning threads starve the event loop
     models = load_models(parse_model_args(model_args))
     app = create_app(models, limits)
     # Uvicorn shuts down gracefully on SIGTERM / Ctrl-C, then re-raises the signal to the handler that was

@@ -31,6 +31,10 @@ class OnnxTaskModel(torch.nn.Module):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or int(os.environ.get("BERTX_ONNX_THREADS", "0"))  # 0: all cores
+        if os.environ.get("BERTX_ONNX_SPIN", "1") == "0":
+            # Idle worker threads spin for a while after each run by default: fast for back-to-back batches,
+            # but in a server they take the CPU the event loop needs to parse and answer requests.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own types for a broken or foreign graph

@@ -127,6 +127,17 @@ def test_the_batcher_gathers_concurrent_requests_and_refuses_when_full():
     asyncio.run(scenario())
 
 
+def test_a_lone_request_does_not_wait_for_company():
+    """With nobody else arriving, the batch runs at once: a 60-second max_wait is never waited out."""
+    async def scenario():
+        batcher = MicroBatcher(lambda inputs: inputs, max_batch_size=8, max_wait_ms=60_000, arriving=lambda: 0)
+        batcher.start()
+        assert await asyncio.wait_for(batcher.submit(["x"]), timeout=20) == ["x"]
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_full_queue_is_503_with_retry_after(folders):
     from fastapi.testclient import TestClient
 
