@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--qa-dir", default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
-    train_examples, limit, repeats = (1000, 300, 1) if args.quick else (4000, 1000, 3)
+    train_examples, limit, repeats = (1000, 300, 1) if args.quick else (8000, 1000, 3)
     ner_dir = args.ner_dir or train("ner", args.data_dir, train_examples)
     qa_dir = args.qa_dir or train("qa", args.data_dir, train_examples)
     squad = f"{args.data_dir}/squad/train-v1.1.reconstructed.json"
