@@ -276,7 +276,7 @@ def export(
     min_agreement: float = typer.Option(0.99, help="Fail when a smaller share of sample predictions agree with PyTorch."),
     sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
     sample_size: int = typer.Option(1000, help="Examples in the parity check."),
-    fp32_groups: int = typer.Option(3, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
+    fp32_groups: int = typer.Option(5, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
                                     "kept in fp32, chosen by calibration on training text; 0: all int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
 ):

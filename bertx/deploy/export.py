@@ -79,7 +79,7 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
 
 def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "int8"] = "none", opset: int = 17,
            min_agreement: float = 0.99, sample_size: int = 1000, sample_file: Optional[str] = None,
-           fp32_groups: int = 3, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
+           fp32_groups: int = 5, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
            log=lambda line: None) -> dict:
     """Export a trained folder to ONNX, check it against the PyTorch model, write the folder.
 

@@ -60,7 +60,7 @@ def quantize(source: Path, target: Path, exclude: list[str]) -> None:
 
 
 def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], list[np.ndarray]],
-                    max_fp32_groups: int = 3, target_ratio: float = 0.5, keep_fp32: Optional[list[str]] = None,
+                    max_fp32_groups: int = 5, target_ratio: float = 0.5, keep_fp32: Optional[list[str]] = None,
                     log: Callable[[str], None] = lambda line: None) -> dict:
     """Quantise `source` into `target`, keeping the calibrated most sensitive groups of MatMuls in fp32.
 
