@@ -127,3 +127,21 @@ def test_export_refuses_to_overwrite_what_is_not_an_export(runs, tmp_path):
         target = tmp_path / "e"
         export(folders["classification"], target)
         export(target, tmp_path / "e2")
+
+
+def test_a_distilled_student_and_a_multitask_export_export_too(runs, tiny_bert, tmp_path):
+    """Any bertx output: a student from `bertx distill` and a task written by `bertx multitask-export`."""
+    root, folders = runs
+    train, dev = str(root / "train-classification.tsv"), str(root / "dev-classification.tsv")
+    student = tmp_path / "student"
+    bertx.distill({"teacher": str(folders["classification"]), "output": str(student), "baseline": False,
+                   "data": {"train": train, "dev": dev, "max_length": 32}, "student": {"layers": 1},
+                   "train": {"epochs": 1, "batch_size": 16, "save_steps": None}}, show_progress=False)
+    bertx.multitask({"output": str(tmp_path / "mt"), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+                     "tasks": [{"name": "sent", "kind": "classification", "train": train, "dev": dev, "data": {"max_length": 32}}],
+                     "train": {"epochs": 1, "batch_size": 16, "save_steps": None}}, show_progress=False)
+    task = bertx.export_task(tmp_path / "mt", "sent", tmp_path / "mt-sent")
+    for source in (student, task):
+        report = export(source, tmp_path / f"{source.name}-onnx")
+        assert report["agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-4
+        assert report["metrics"]["onnx"]["accuracy"] == pytest.approx(report["metrics"]["pytorch"]["accuracy"])
