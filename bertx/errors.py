@@ -35,8 +35,12 @@ class DataError(BertxError):
 class RunStopped(Exception):
     """A stop signal ended the run; `step` is the checkpointed step (None: before training began)."""
 
-    def __init__(self, signum: int, step: int | None, output: Path):
-        self.signum, self.step, self.output = signum, step, output
+    def __init__(self, signum: int, step: int | None, output: Path, hint: str = "resume with --resume"):
+        self.signum, self.step, self.output, self.hint = signum, step, output, hint
         self.exit_code = EXIT_CODES.get(signum, 128 + int(signum))
-        where = f"stopped at step {step}; resume with --resume" if step is not None else "stopped before training began"
+        where = f"stopped at step {step}; {hint}" if step is not None else "stopped before training began"
         super().__init__(where)
+
+    def in_matrix(self, folder: Path) -> "RunStopped":
+        """The same stop, as a matrix command (intermediate, transfer) reports it: rerunning continues it."""
+        return RunStopped(self.signum, self.step, folder, "run the same command again to continue (finished runs are reused)")

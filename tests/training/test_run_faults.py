@@ -256,3 +256,11 @@ def test_a_read_only_output_is_one_line(finetune_setup, tmp_path):
             bertx.finetune(config, show_progress=False)
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_stop_inside_a_matrix_says_how_to_continue(tmp_path):
+    from bertx.errors import RunStopped
+
+    stop = RunStopped(signal.SIGTERM, 12, tmp_path / "inner").in_matrix(tmp_path)
+    assert str(stop) == "stopped at step 12; run the same command again to continue (finished runs are reused)"
+    assert stop.exit_code == 143 and stop.output == tmp_path
