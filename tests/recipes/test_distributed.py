@@ -86,3 +86,37 @@ def test_multitask_on_two_processes_matches_one(tiny_bert, tmp_path):
         w1, w2 = load_file(tmp_path / "one" / file), load_file(tmp_path / "two" / file)
         worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
         assert worst < 1e-3, f"{file}: weights differ by {worst}"
+
+
+STOP_ONE_PROCESS = r"""
+import os, signal, sys
+from bertx.training import run as lifecycle
+original = lifecycle.Run.after_step
+def after_step(self):
+    # SIGTERM reaches process 1 only (a preempted worker): every process must checkpoint the same step and stop.
+    if self.accelerator.process_index == 1 and self.state.step == 5:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return original(self)
+lifecycle.Run.after_step = after_step
+from bertx.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_to_one_process_stops_all_at_the_same_step_and_resumes(tiny_bert, toy_data, tmp_path):
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
+    train, dev = toy_data
+    common = ["finetune", "--task", "classification", "--train", train, "--dev", dev, "--model", tiny_bert, "--epochs", "1",
+              "--batch-size", "16", "--lr", "3e-3", "--seed", "7", "--show-examples", "0", "--save-steps", "100",
+              "model.dropout=0.0", "model.freeze_word_embeddings=false"]
+    cli([*common, "--output", str(tmp_path / "whole")], 2)
+    script = tmp_path / "stop_one.py"
+    script.write_text(STOP_ONE_PROCESS)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    stopped = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29534", str(script), *common,
+                              "--output", str(tmp_path / "stopped")], env=env, capture_output=True, text=True, timeout=600)
+    assert stopped.returncode != 0 and "stopped at step 5; resume with --resume" in stopped.stderr, stopped.stderr[-3000:]
+    checkpoint = tmp_path / "stopped/checkpoints/step-5"
+    assert (checkpoint / "rng-0.pt").is_file() and (checkpoint / "rng-1.pt").is_file()
+    cli([*common, "--output", str(tmp_path / "stopped"), "--resume"], 2)
+    assert (tmp_path / "stopped/model.safetensors").read_bytes() == (tmp_path / "whole/model.safetensors").read_bytes()
