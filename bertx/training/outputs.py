@@ -153,7 +153,8 @@ class FolderLock:
         self.took_over: dict | None = None
 
     def acquire(self) -> "FolderLock":
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "process_start": process_start(os.getpid())}
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -188,9 +189,23 @@ class FolderLock:
             self.held = False
 
 
+def process_start(pid: int) -> int | None:
+    """When a process started (clock ticks since boot, Linux), to tell it from a later one with its PID."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])  # field 22 of stat; the split starts at field 3
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _alive(owner: dict) -> bool:
     if owner.get("host") != socket.gethostname():
         return True  # another machine's process cannot be checked from here: assume it runs
+    recorded = owner.get("process_start")
+    if recorded is not None and isinstance(owner.get("pid"), int):
+        current = process_start(owner["pid"])
+        if current is not None and current != recorded:
+            return False  # the PID now belongs to another process: the owner is gone
     try:
         os.kill(int(owner["pid"]), 0)
     except ProcessLookupError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,6 +190,13 @@ def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_owners_lock_is_ta
         run(config, show_progress=False)
     assert [p.name for p in out.iterdir()] == [outputs.LOCK_FILE]  # the first run's folder is untouched
 
+    # A live PID that now belongs to another process than the one that took the lock (PID reuse) is stale too.
+    (out / outputs.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "before",
+                                                     "process_start": outputs.process_start(os.getpid()) + 1}))
+    run(config, show_progress=False)
+    assert "no longer alive" in capsys.readouterr().err
+    for item in list(out.iterdir()):
+        shutil.rmtree(item) if item.is_dir() else item.unlink()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (out / outputs.LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename, "started": "then"}))
     run(config, show_progress=False)
