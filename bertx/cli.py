@@ -246,7 +246,8 @@ def transfer(
 
 
 @config_command(app, "distill", DistillConfig, COMMON + (
-    "teacher", "student", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "baseline"), _friendly)
+    "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "baseline"),
+    _friendly)
 def distill(
     cfg,
     resume: bool = RESUME,

@@ -67,7 +67,8 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "sampling_temperature": ("sampling.temperature",),
     # distillation
     "teacher": ("teacher",),
-    "student": ("student.name_or_path",),
+    "student": ("student.name_or_path",),  # a folder, or bilstm / cnn / bag (config/distill.py)
+    "student_kind": ("student.kind",),
     "student_layers": ("student.layers",),
     "student_hidden": ("student.hidden",),
     "kd_temperature": ("loss.temperature",),

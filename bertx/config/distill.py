@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -10,8 +10,17 @@ from bertx.config.base import DataConfig, StrictModel, TrainConfig, check_task_n
 
 
 class StudentConfig(StrictModel):
-    """The student: the teacher's layers, a smaller random model, or another encoder folder."""
+    """The student: the teacher's layers, a smaller random model, another encoder folder, or a network that
+    is not a transformer (BiLSTM, CNN, bag of embeddings)."""
 
+    kind: Literal["transformer", "bilstm", "cnn", "bag"] = Field(
+        "transformer", description="transformer (BERT layers), or bilstm, cnn, bag: non-transformer sequence students "
+        "on the teacher's WordPiece ids.")
+    embedding_dim: Optional[int] = Field(None, ge=8, description="bilstm/cnn/bag: embedding width (default: the teacher's).")
+    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5], description="cnn: convolution widths.")
+    init_embeddings: bool = Field(True, description="bilstm/cnn/bag: start the embeddings from the teacher's word "
+                                  "embeddings (projected onto the top principal directions when narrower).")
+    dropout: float = Field(0.2, ge=0, lt=1, description="bilstm/cnn/bag: dropout on embeddings and the head.")
     layers: Optional[int] = Field(None, ge=1, description="Student layers; alone: that many teacher layers, copied (default 3).")
     keep_layers: Optional[list[int]] = Field(None, description="Teacher layers (0-based) the student starts from; default: evenly spread, ending at the top.")
     hidden: Optional[int] = Field(None, ge=8, description="Narrower student: hidden size (randomly initialised).")
@@ -22,8 +31,21 @@ class StudentConfig(StrictModel):
         False, description="Accept a student whose tokenizer differs from the teacher's (sequence tasks, logit loss only)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_by_name(cls, values):
+        """`--student bilstm|cnn|bag` names a kind of student (unless a folder of that name exists)."""
+        import os
+
+        if isinstance(values, dict) and values.get("name_or_path") in ("bilstm", "cnn", "bag") \
+                and not os.path.isdir(values["name_or_path"]):
+            values = {**values, "kind": values["name_or_path"], "name_or_path": None}
+        return values
+
     @property
     def init(self) -> str:
+        if self.kind != "transformer":
+            return self.kind
         if self.name_or_path:
             return "encoder"
         return "random" if (self.hidden or self.heads or self.intermediate) else "teacher"

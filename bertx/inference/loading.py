@@ -18,6 +18,7 @@ from bertx.errors import BertxError
 from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel, is_export
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.models.small_students import is_small_student, load_small_student
 from bertx.tasks import TASKS, TaskKind, TaskSpec, get_kind
 from bertx.training.outputs import read_run_config
 
@@ -84,16 +85,33 @@ def load_export(folder: Path, max_length: int | None = None) -> TrainedModel:
 
     from transformers import AutoConfig
 
-    for name in ("config.json", "bertx_run.yaml"):
-        if not (folder / name).is_file():
-            raise BertxError(f"{folder}: an export folder needs {name} (write it with `bertx export`)")
-    try:
-        json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BertxError(f"{folder / 'config.json'}: not valid JSON ({err})") from None
+    from bertx.models.small_students import SmallStudentConfig
+
+    if not (folder / "bertx_run.yaml").is_file():
+        raise BertxError(f"{folder}: an export folder needs bertx_run.yaml (write it with `bertx export`)")
+    if is_small_student(folder):  # an exported BiLSTM / CNN / bag student: its labels are in student.json
+        config = SmallStudentConfig.from_folder(folder)
+    else:
+        if not (folder / "config.json").is_file():
+            raise BertxError(f"{folder}: an export folder needs config.json (write it with `bertx export`)")
+        try:
+            json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise BertxError(f"{folder / 'config.json'}: not valid JSON ({err})") from None
+        config = AutoConfig.from_pretrained(folder)
     run = read_run_config(folder) or {}
     task = task_of(folder, run, {})
-    model = OnnxTaskModel(folder / ONNX_FILE, AutoConfig.from_pretrained(folder))
+    model = OnnxTaskModel(folder / ONNX_FILE, config)
+    return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
+
+
+def load_small(folder: Path, device: str | None = None, max_length: int | None = None) -> TrainedModel:
+    """A BiLSTM / CNN / bag student written by `bertx distill --student ...` (not an HF folder)."""
+    run = read_run_config(folder) or {}
+    if not (folder / "model.safetensors").is_file():
+        raise BertxError(f"{folder}: a student folder without model.safetensors")
+    task = task_of(folder, run, {})
+    model = load_small_student(folder).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
 
 
@@ -112,6 +130,8 @@ def load_trained(model_dir: str | Path, device: str | None = None, max_length: i
     model_dir = Path(model_dir)
     if is_export(model_dir):
         return load_export(model_dir, max_length)
+    if is_small_student(model_dir):
+        return load_small(model_dir, device, max_length)
     config = check_encoder_folder(str(model_dir))
     run = read_run_config(model_dir) or {}
     task = task_of(model_dir, run, config)

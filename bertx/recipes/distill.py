@@ -27,6 +27,8 @@ from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.errors import BertxError
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.models.small_students import KINDS as SMALL_KINDS
+from bertx.models.small_students import build_small_student
 from bertx.models.student import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
@@ -80,6 +82,9 @@ def build_student(config: DistillConfig, teacher, dropout: float | None):
     """The student model and the teacher layers it was copied from (None when not copied)."""
     sc = config.student
     teacher_layers = teacher.config.num_hidden_layers
+    if sc.kind in SMALL_KINDS:
+        return build_small_student(sc.kind, teacher, sc.embedding_dim, sc.hidden, sc.layers, sc.kernel_sizes, sc.dropout,
+                                   sc.init_embeddings, teacher.config.pad_token_id or 0), None
     if sc.init == "encoder":
         return student_from_encoder(sc.name_or_path, teacher, dropout), None
     if sc.init == "random":
@@ -88,6 +93,22 @@ def build_student(config: DistillConfig, teacher, dropout: float | None):
     if sc.layers and len(kept) != sc.layers:
         raise BertxError(f"student.layers is {sc.layers} but student.keep_layers lists {len(kept)} layers")
     return student_from_teacher_layers(teacher, kept), kept
+
+
+def check_small_student(config: DistillConfig, task) -> None:
+    """The combinations a BiLSTM, CNN or bag student cannot take, refused before any work."""
+    kind = config.student.kind
+    if kind not in SMALL_KINDS:
+        return
+    if task.label_kind not in ("class", "score", "classes"):
+        raise BertxError(f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label); "
+                         f"the teacher is a {task.name} model")
+    if config.loss.needs_internals:
+        raise BertxError(f"student.kind {kind}: has no transformer layers to match; use the output losses only "
+                         "(loss.soft, loss.hard), not loss.hidden, attention, embedding or value_relation")
+    if config.student.keep_layers or config.student.name_or_path or config.student.heads or config.student.intermediate:
+        raise BertxError(f"student.kind {kind}: student.keep_layers, name_or_path, heads and intermediate apply to "
+                         "transformer students only")
 
 
 def read_unlabelled(paths: list[str], data, kind, tokenizer, reading: dict):
@@ -152,6 +173,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     if not train_path:
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
     teacher = load_teacher(config.teacher, config.task, max_length=dc.max_length)
+    check_small_student(config, teacher.task)
     if config.student.init == "encoder":
         check_encoder_folder(config.student.name_or_path, max_length=dc.max_length)
     task = teacher.task
@@ -235,7 +257,7 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     distiller = Distiller(student, teacher.model.config, lc, task.label_kind, layer_map)
-    if not lc.needs_internals and task.auto_class == "AutoModelForSequenceClassification":
+    if not lc.needs_internals and task.auto_class == "AutoModelForSequenceClassification" and config.student.kind == "transformer":
         enable_cls_only_last_layer(student)  # the head reads [CLS] only and no loss reads the last layer
     # No probe initialisation: a student copied from the teacher keeps the teacher's head already.
     world, rank = accelerator.num_processes, accelerator.process_index

@@ -1,0 +1,190 @@
+"""Students that are not transformers: a BiLSTM, a Kim-style CNN and a bag of embeddings, for sequence tasks.
+
+All three read the teacher's own WordPiece ids, so nothing new is needed to read text, and may start
+their embedding table from the teacher's word embeddings (projected onto their top principal
+directions when the student's width is smaller): a second route for BERT's knowledge, besides the
+teacher's outputs.
+
+    ids (B, T) -> embedding (+ segment embedding) (B, T, E) -> encoder -> pooled (B, F) -> MLP head -> logits (B, C)
+        bilstm  bidirectional LSTM, then [max; mean] over the tokens       F = 4 x hidden
+        cnn     convolutions of several widths, ReLU, max over the tokens  F = widths x hidden
+        bag     mean of the embeddings                                     F = E
+
+Sentence pairs are read as the teacher packs them ([CLS] a [SEP] b [SEP]) with a learnt segment
+embedding: the student reuses the teacher's tokenisation and its cached outputs example for example.
+
+A student folder holds `student.json` (the architecture and labels), `model.safetensors` and the
+tokenizer. It is not a Hugging Face `from_pretrained` folder; bertx's loaders read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+STUDENT_FILE = "student.json"
+KINDS = ("bilstm", "cnn", "bag")
+
+
+@dataclass
+class SmallStudentConfig:
+    """Everything needed to rebuild a student; saved as `student.json`."""
+
+    kind: str
+    vocab_size: int
+    embedding_dim: int
+    hidden: int
+    layers: int
+    kernel_sizes: list[int]
+    dropout: float
+    pad_id: int
+    id2label: dict = field(default_factory=dict)  # int -> label name (empty for regression)
+    problem_type: Optional[str] = None
+    num_labels: int = 2
+
+    @property
+    def label2id(self) -> dict:
+        return {name: i for i, name in self.id2label.items()}
+
+    @property
+    def hidden_size(self) -> int:  # what the distillation code asks of any student
+        return self.hidden
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.layers
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        data = asdict(self)
+        data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        (Path(folder) / STUDENT_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "SmallStudentConfig":
+        data = json.loads((Path(folder) / STUDENT_FILE).read_text(encoding="utf-8"))
+        data["id2label"] = {int(k): v for k, v in data.get("id2label", {}).items()}
+        return cls(**data)
+
+
+class SequenceStudent(nn.Module):
+    """A BiLSTM, CNN or bag-of-embeddings sequence classifier/regressor with HF-style inputs and outputs."""
+
+    def __init__(self, config: SmallStudentConfig):
+        super().__init__()
+        c = self.config = config
+        self.embeddings = nn.Embedding(c.vocab_size, c.embedding_dim, padding_idx=c.pad_id)
+        self.segments = nn.Embedding(2, c.embedding_dim)
+        nn.init.zeros_(self.segments.weight)
+        if c.kind == "bilstm":
+            self.encoder = nn.LSTM(c.embedding_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True,
+                                   dropout=c.dropout if c.layers > 1 else 0.0)
+            features = 4 * c.hidden
+        elif c.kind == "cnn":
+            self.encoder = nn.ModuleList(nn.Conv1d(c.embedding_dim, c.hidden, k, padding=k // 2) for k in c.kernel_sizes)
+            features = len(c.kernel_sizes) * c.hidden
+        else:
+            self.encoder = None
+            features = c.embedding_dim
+        self.dropout = nn.Dropout(c.dropout)
+        self.classifier = nn.Sequential(nn.Linear(features, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
+                                        nn.Linear(c.hidden, c.num_labels))
+
+    def set_attn_implementation(self, _name: str) -> None:
+        """No attention here; the exporter asks every model for eager attention."""
+
+    def pooled(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
+        x = self.embeddings(input_ids)  # (B, T, E)
+        if token_type_ids is not None:
+            x = x + self.segments(token_type_ids.clamp(max=1))
+        x = self.dropout(x)
+        if self.config.kind == "bag":
+            return (x * mask).sum(1) / mask.sum(1).clamp(min=1)
+        if self.config.kind == "bilstm":
+            # Packed, so the backward direction starts at each sentence's last real token, not at its padding.
+            lengths = attention_mask.sum(1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            h, _ = nn.utils.rnn.pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=x.shape[1])  # (B, T, 2H)
+            mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
+            top = h.masked_fill(mask == 0, -1e4).amax(1)
+            return torch.cat([top, mean], dim=-1)  # (B, 4H)
+        x = x.transpose(1, 2)  # (B, E, T)
+        pooled = []
+        for conv in self.encoder:
+            h = torch.relu(conv(x))[..., : input_ids.shape[1]]  # (B, H, T): even widths pad one extra step
+            pooled.append(h.masked_fill(mask.transpose(1, 2) == 0, -1e4).amax(-1))
+        return torch.cat(pooled, dim=-1)  # (B, widths x H)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, **_unused):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_id).long()
+        logits = self.classifier(self.dropout(self.pooled(input_ids, attention_mask, token_type_ids)))  # (B, C)
+        loss = None
+        if labels is not None:
+            if self.config.problem_type == "regression":
+                loss = nn.functional.mse_loss(logits.squeeze(-1), labels.float())
+            elif self.config.problem_type == "multi_label_classification":
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+            else:
+                loss = nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def save_pretrained(self, folder: str | Path, safe_serialization: bool = True) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
+        self.config.save_pretrained(folder)
+
+
+def build_small_student(kind: str, teacher, embedding_dim: Optional[int], hidden: Optional[int], layers: Optional[int],
+                        kernel_sizes: list[int], dropout: float, init_embeddings: bool, pad_id: int) -> SequenceStudent:
+    """A new student for the teacher's task and vocabulary; its embeddings optionally from the teacher's."""
+    t = teacher.config
+    width = embedding_dim or t.hidden_size
+    config = SmallStudentConfig(
+        kind=kind, vocab_size=t.vocab_size, embedding_dim=width, hidden=hidden or (300 if kind == "bilstm" else 256),
+        layers=layers or 1, kernel_sizes=list(kernel_sizes), dropout=dropout, pad_id=pad_id,
+        id2label={int(k): v for k, v in t.id2label.items()} if t.problem_type != "regression" else {},
+        problem_type=t.problem_type or "single_label_classification", num_labels=t.num_labels,
+    )
+    student = SequenceStudent(config)
+    if init_embeddings:
+        with torch.no_grad():
+            student.embeddings.weight.copy_(project(teacher.get_input_embeddings().weight.detach(), width))
+    return student
+
+
+def project(table: torch.Tensor, width: int) -> torch.Tensor:
+    """The embedding table itself, or its projection onto its `width` top principal directions (scaled
+    to the original norm), when the student is narrower."""
+    if width >= table.shape[1]:
+        return table[:, :width] if width == table.shape[1] else nn.functional.pad(table, (0, width - table.shape[1]))
+    centred = table - table.mean(0, keepdim=True)
+    _, _, v = torch.pca_lowrank(centred, q=width, center=False)
+    reduced = centred @ v[:, :width]  # (V, width)
+    return reduced * (table.norm(dim=1).mean() / reduced.norm(dim=1).mean().clamp(min=1e-8))
+
+
+def is_small_student(folder: str | Path) -> bool:
+    return (Path(folder) / STUDENT_FILE).is_file()
+
+
+def load_small_student(folder: str | Path) -> SequenceStudent:
+    from safetensors.torch import load_file
+
+    student = SequenceStudent(SmallStudentConfig.from_folder(folder))
+    student.load_state_dict(load_file(str(Path(folder) / "model.safetensors")))
+    return student.eval()
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,106 @@
+"""Non-transformer students (BiLSTM, CNN, bag of embeddings) distilled from a tiny teacher: they learn the
+toy task, reload to identical predictions, evaluate and predict like any bertx model, and the combinations
+they cannot take are refused with one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import bertx
+from bertx.cli import main
+from bertx.errors import BertxError
+from bertx.models.small_students import load_small_student, project
+from tests.recipes.test_distill import kd_config, teacher  # noqa: F401  (the module-scoped tiny teacher)
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "cnn", "bag"])
+def test_each_kind_learns_reloads_and_predicts(teacher, tmp_path, kind):  # noqa: F811
+    tmp, train, dev = teacher
+    out = tmp_path / kind
+    config = kd_config(tmp, train, dev, out, student={"kind": kind, "hidden": 32}, baseline=True)
+    config["train"]["epochs"] = 6
+    final = bertx.distill(config, show_progress=False)
+    assert final["accuracy"] > 0.85, final  # the toy sentiment is separable by its words
+    assert json.loads((out / "student.json").read_text())["kind"] == kind
+    assert "student without teacher" in final["report"]["models"]
+    texts = ["a good film", "the story was dull and sad"]
+    a = bertx.Predictor.load(out).predict(texts)
+    b = bertx.Predictor.load(out).predict(texts)
+    assert a == b and [x["label"] for x in a] == ["pos", "neg"]
+    again = bertx.evaluate(out, dev)
+    assert again["accuracy"] == pytest.approx(final["accuracy"])
+    assert main(["evaluate", str(out), "--data", dev, "--json"]) == 0
+
+
+def test_pairs_regression_and_the_state_round_trip(teacher, tmp_path):  # noqa: F811
+    tmp, train, dev = teacher
+    out = tmp_path / "s"
+    bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "bilstm", "hidden": 16, "layers": 2}), show_progress=False)
+    student = load_small_student(out)
+    ids = torch.tensor([[2, 8, 9, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    same = load_small_student(out)
+    assert torch.equal(student(ids, mask).logits, same(ids, mask).logits)
+    # padding is ignored: the same sentence without its padding gives the same logits
+    assert torch.allclose(student(ids[:, :4], mask[:, :4]).logits, student(ids, mask).logits, atol=1e-6)
+
+
+def test_embedding_projection_keeps_the_largest_directions():
+    table = torch.randn(50, 8) @ torch.diag(torch.tensor([10.0, 5, 1, 1, 1, 1, 1, 1]))
+    reduced = project(table, 2)
+    assert reduced.shape == (50, 2)
+    assert torch.equal(project(table, 8), table)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"loss": {"hidden": 1.0}}, "has no transformer layers to match"),
+    ({"student": {"kind": "cnn", "heads": 2}}, "apply to transformer students only"),
+])
+def test_refused_combinations(teacher, tmp_path, change, message):  # noqa: F811
+    tmp, train, dev = teacher
+    config = kd_config(tmp, train, dev, tmp_path / "x", student={"kind": "bilstm"})
+    for key, value in change.items():
+        config[key] = {**config.get(key, {}), **value}
+    with pytest.raises(BertxError, match=message):
+        bertx.distill(config, show_progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_ner_teacher_is_refused_for_now(tiny_bert, tmp_path):
+    from tests.recipes.test_token_tasks import config as token_config, write_conll
+
+    train = write_conll(tmp_path / "t.txt", 40, 1)
+    run = token_config(tiny_bert, "ner", train, None, tmp_path / "ner")
+    run["train"]["epochs"] = 1
+    bertx.finetune(run, show_progress=False)
+    with pytest.raises(BertxError, match="trains sequence tasks"):
+        bertx.distill({"teacher": str(tmp_path / "ner"), "output": str(tmp_path / "s"), "data": {"train": train},
+                       "student": {"kind": "bilstm"}}, show_progress=False)
+    assert Path(tmp_path / "ner").is_dir()
+
+
+def test_the_cli_names_a_student_kind(teacher, tmp_path):  # noqa: F811
+    tmp, train, dev = teacher
+    out = tmp_path / "cli-cnn"
+    code = main(["distill", "--teacher", str(tmp / "model"), "--train", train, "--dev", dev, "--student", "cnn",
+                 "--student-hidden", "16", "--epochs", "2", "--no-baseline", "--output", str(out), "--max-length", "32"])
+    assert code == 0 and json.loads((out / "student.json").read_text())["kind"] == "cnn"
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "cnn", "bag"])
+def test_students_export_to_onnx(teacher, tmp_path, kind):  # noqa: F811
+    pytest.importorskip("onnxruntime")
+    from bertx.deploy.export import export
+
+    tmp, train, dev = teacher
+    out = tmp_path / kind
+    bertx.distill(kd_config(tmp, train, dev, out, student={"kind": kind, "hidden": 16}), show_progress=False)
+    report = export(out, tmp_path / f"{kind}-onnx")
+    assert report["agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-4, report
+    texts = ["a good film", "the story was dull and sad", "fine"]
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / f"{kind}-onnx").predict(texts)] == \
+        [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
