@@ -246,7 +246,7 @@ def transfer(
 
 
 @config_command(app, "distill", DistillConfig, COMMON + (
-    "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "baseline"),
+    "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "augment", "baseline"),
     _friendly)
 def distill(
     cfg,

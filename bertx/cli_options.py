@@ -73,6 +73,7 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "student_hidden": ("student.hidden",),
     "kd_temperature": ("loss.temperature",),
     "unlabelled": ("unlabelled",),
+    "augment": ("augment",),
     "baseline": ("baseline",),
     # transfer
     "methods": ("methods",),

@@ -88,6 +88,8 @@ class DistillConfig(StrictModel):
         default_factory=list, description="Extra files of unlabelled text (one per line, or TSV/CSV/JSONL text columns); the "
         "teacher labels them and they join the training data (sequence tasks)."
     )
+    augment: int = Field(0, ge=0, description="Sequence tasks: N teacher-labelled variants of every training text (Tang et "
+                         "al.: masking, same-class word replacement, n-gram sampling), deterministic from the seed.")
     baseline: bool = Field(True, description="Also train the same student without a teacher, for the report.")
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from bertx.config import DistillConfig
@@ -132,6 +133,20 @@ def read_unlabelled(paths: list[str], data, kind, tokenizer, reading: dict):
     return tokenize(tokenizer, examples, data.max_length)
 
 
+def augmented_features(train_path: str, data, kind, tokenizer, reading: dict, n: int, seed: int):
+    """`n` augmented variants of every training text (`data/augment.py`), tokenised, unlabelled."""
+    from bertx.data.augment import augment
+    from bertx.data.examples import Example, read_examples
+    from bertx.data.features import tokenize
+
+    examples, _ = read_examples(train_path, kind.spec, reading.get("text_column"), reading.get("text_pair_column"), None,
+                                require_label=False, limit=data.max_train_examples)
+    pairs = [e.text_pair for e in examples] if any(e.text_pair for e in examples) else None
+    texts, new_pairs = augment([e.text for e in examples], pairs, n, seed, tokenizer.mask_token or "[MASK]")
+    made = [Example(t, new_pairs[i] if new_pairs else None, None, i + 1) for i, t in enumerate(texts)]
+    return tokenize(tokenizer, made, data.max_length)
+
+
 def append_features(features, extra, labels) -> None:
     features.input_ids.extend(extra.input_ids)
     if features.token_type_ids is not None:
@@ -154,7 +169,7 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
 
     out = Path(config.output)
     plain = config.model_copy(update={
-        "output": str(out / "baseline"), "baseline": False, "unlabelled": [],
+        "output": str(out / "baseline"), "baseline": False, "unlabelled": [], "augment": 0,
         "loss": config.loss.model_copy(update={"soft": 0.0, "hidden": 0.0, "attention": 0.0, "embedding": 0.0,
                                                "value_relation": 0.0, "hard": 1.0}),
     })
@@ -237,16 +252,22 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
     if needs_teacher and not live_teacher:
         cache = TeacherCache(teacher.model, teacher_train.features, task.label_kind, teacher.pad_id, device)
     n_labelled = len(train.features.lengths)
-    if config.unlabelled:  # the teacher labels extra text; it joins the training data
+    if config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
         if task.label_kind not in ("class", "score", "classes") or cache is None:
-            raise BertxError("unlabelled distillation text works for sequence tasks with cached teacher outputs "
-                             "(soft-target and hard losses only, cache_teacher: true)")
+            raise BertxError("unlabelled and augmented distillation text works for sequence tasks with cached teacher "
+                             "outputs (soft-target and hard losses only, cache_teacher: true)")
         reading = train.info.get("columns") or {}
         reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
-        extra = read_unlabelled([dc.resolve(p) for p in config.unlabelled], dc, kind, tokenizer, reading)
-        extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device)
-        append_features(train.features, extra, extra_cache.labels().tolist())
-        cache.append(extra_cache)
+        extras = []
+        if config.unlabelled:
+            extras.append(read_unlabelled([dc.resolve(p) for p in config.unlabelled], dc, kind, tokenizer, reading))
+        if config.augment:
+            extras.append(augmented_features(train_path, dc, kind, tokenizer, reading, config.augment, tc.seed))
+        autocast = torch.bfloat16 if tc.precision == "bf16" else None  # labelling many texts: as fast as the run allows
+        for extra in extras:
+            extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
+            append_features(train.features, extra, extra_cache.labels().tolist())
+            cache.append(extra_cache)
     run.update(train.info)
     run["labels"] = labels
     run["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}

@@ -104,3 +104,21 @@ def test_students_export_to_onnx(teacher, tmp_path, kind):  # noqa: F811
     texts = ["a good film", "the story was dull and sad", "fine"]
     assert [p["label"] for p in bertx.Predictor.load(tmp_path / f"{kind}-onnx").predict(texts)] == \
         [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
+
+
+def test_augmented_transfer_set_is_labelled_by_the_teacher_once(teacher, tmp_path, monkeypatch):  # noqa: F811
+    from bertx.training import teacher_cache
+
+    tmp, train, dev = teacher
+    sizes = []
+    real = teacher_cache.TeacherCache.__init__
+
+    def counting(self, model, features, *args, **kwargs):
+        sizes.append(len(features.lengths))
+        return real(self, model, features, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_cache.TeacherCache, "__init__", counting)
+    out = tmp_path / "aug"
+    final = bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "bag", "hidden": 16}, augment=2), show_progress=False)
+    assert sizes == [240, 480]  # the training set, then its 2 x 240 variants: each labelled once
+    assert final["unlabelled_examples"] == 480
