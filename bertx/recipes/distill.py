@@ -96,6 +96,9 @@ def build_student(config: DistillConfig, teacher, dropout: float | None):
     return student_from_teacher_layers(teacher, kept), kept
 
 
+SMALL_STUDENT_LR = 2e-3
+
+
 def check_small_student(config: DistillConfig, task) -> None:
     """The combinations a BiLSTM, CNN or bag student cannot take, refused before any work."""
     kind = config.student.kind
@@ -285,7 +288,10 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
     n_train = len(train.features.lengths)
     steps_per_epoch = math.ceil(n_train / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(distiller, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay,
+    # A BiLSTM / CNN / bag student learns from scratch: unless train.lr was given, it gets a rate that suits
+    # a randomly initialised small network rather than the 1e-4 that suits a pretrained transformer.
+    peak_lr = SMALL_STUDENT_LR if config.student.kind in SMALL_KINDS and "lr" not in tc.model_fields_set else tc.lr
+    optimizer = build_optimizer(distiller, peak_lr, tc.weight_decay, tc.head_lr, tc.layer_decay,
                                 head_prefixes=("student.classifier", "student.qa_outputs"))
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     distiller, optimizer = accelerator.prepare(distiller, optimizer)
