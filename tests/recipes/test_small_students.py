@@ -122,3 +122,17 @@ def test_augmented_transfer_set_is_labelled_by_the_teacher_once(teacher, tmp_pat
     final = bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "bag", "hidden": 16}, augment=2), show_progress=False)
     assert sizes == [240, 480]  # the training set, then its 2 x 240 variants: each labelled once
     assert final["unlabelled_examples"] == 480
+
+
+def test_a_student_is_served(teacher, tmp_path):  # noqa: F811
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from bertx.deploy.server import create_app, load_models
+
+    tmp, train, dev = teacher
+    out = tmp_path / "served"
+    bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "cnn", "hidden": 16}), show_progress=False)
+    with TestClient(create_app(load_models({"cnn": str(out)}))) as client:
+        answer = client.post("/v1/models/cnn/predict", json={"inputs": ["a good film"]})
+        assert answer.status_code == 200 and answer.json()["outputs"][0]["label"] in ("pos", "neg")
