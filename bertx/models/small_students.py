@@ -43,7 +43,7 @@ class SmallStudentConfig:
     kernel_sizes: list[int]
     dropout: float
     pad_id: int
-    id2label: dict = field(default_factory=dict)  # int -> label name (empty for regression)
+    id2label: dict = field(default_factory=dict)  # int -> label name (the teacher's; LABEL_0 for regression)
     problem_type: Optional[str] = None
     num_labels: int = 2
 
@@ -153,7 +153,7 @@ def build_small_student(kind: str, teacher, embedding_dim: Optional[int], hidden
     config = SmallStudentConfig(
         kind=kind, vocab_size=t.vocab_size, embedding_dim=width, hidden=hidden or (300 if kind == "bilstm" else 256),
         layers=layers or 1, kernel_sizes=list(kernel_sizes), dropout=dropout, pad_id=pad_id,
-        id2label={int(k): v for k, v in t.id2label.items()} if t.problem_type != "regression" else {},
+        id2label={int(k): v for k, v in t.id2label.items()},
         problem_type=t.problem_type or "single_label_classification", num_labels=t.num_labels,
     )
     student = SequenceStudent(config)

@@ -36,7 +36,7 @@ def test_each_kind_learns_reloads_and_predicts(teacher, tmp_path, kind):  # noqa
     assert main(["evaluate", str(out), "--data", dev, "--json"]) == 0
 
 
-def test_pairs_regression_and_the_state_round_trip(teacher, tmp_path):  # noqa: F811
+def test_the_state_round_trips_and_padding_is_ignored(teacher, tmp_path):  # noqa: F811
     tmp, train, dev = teacher
     out = tmp_path / "s"
     bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "bilstm", "hidden": 16, "layers": 2}), show_progress=False)
@@ -136,3 +136,21 @@ def test_a_student_is_served(teacher, tmp_path):  # noqa: F811
     with TestClient(create_app(load_models({"cnn": str(out)}))) as client:
         answer = client.post("/v1/models/cnn/predict", json={"inputs": ["a good film"]})
         assert answer.status_code == 200 and answer.json()["outputs"][0]["label"] in ("pos", "neg")
+
+
+@pytest.mark.parametrize("task", ["regression", "pair-classification", "multilabel"])
+def test_other_sequence_kinds(tiny_bert, tmp_path, task):
+    from tests.deploy.test_export import _train
+
+    run = _train(tiny_bert, tmp_path, task)
+    suffix = {"pair-classification": "pair-classification"}.get(task, task)
+    train, dev = tmp_path / f"train-{suffix}.tsv", tmp_path / f"dev-{suffix}.tsv"
+    out = tmp_path / "student"
+    final = bertx.distill({"teacher": str(run), "output": str(out), "baseline": False, "student": {"kind": "bilstm", "hidden": 16},
+                           "data": {"train": str(train), "dev": str(dev), "max_length": 32},
+                           "train": {"epochs": 2, "batch_size": 16, "save_steps": None}}, show_progress=False)
+    key = {"regression": "pearson", "multilabel": "micro_f1"}.get(task, "accuracy")
+    assert key in final
+    pairs = ["a story"] if task == "pair-classification" else None
+    record = bertx.Predictor.load(out).predict(["a good film"], pairs)[0]
+    assert ("score" if task == "regression" else "labels" if task == "multilabel" else "label") in record
