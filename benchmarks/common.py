@@ -61,6 +61,16 @@ def matmul_peak_gflops(size: int = 1024, windows: int = 5, seconds: float = 1.0)
     return best
 
 
+def timed(fn: Callable, repeats: int) -> tuple[float, object]:
+    """The best wall time of `repeats` calls, and the last call's result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -33,18 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, save  # noqa: E402
 
-
-def weight_matmuls(path: Path) -> tuple[list[str], list[str]]:
-    """(MatMul/Gemm nodes with a weight operand, the other MatMuls: activation x activation)."""
-    import onnx
-
-    graph = onnx.load(str(path)).graph
-    weights = {init.name for init in graph.initializer}
-    with_weight, other = [], []
-    for node in graph.node:
-        if node.op_type in ("MatMul", "Gemm"):
-            (with_weight if any(i in weights for i in node.input) else other).append(node.name)
-    return with_weight, other
+from bertx.deploy.quantize import matmul_nodes as weight_matmuls  # noqa: E402
 
 
 def variants(fp32: Path, work: Path, train_texts: list[str], trained) -> dict[str, Path]:

@@ -16,12 +16,11 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
+from common import machine, save, timed  # noqa: E402
 
 
 def train(task: str, data_dir: str, examples: int) -> str:
@@ -36,15 +35,6 @@ def train(task: str, data_dir: str, examples: int) -> str:
     bertx.finetune({"task": task, "output": out, "data": data, "train": {"epochs": 1, "save_steps": None, "precision": "bf16"}},
                    show_progress=False)
     return out
-
-
-def timed(fn, repeats: int):
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def measure(task: str, run_dir: str, dev: str, limit: int, repeats: int, articles: str | None) -> dict:

@@ -23,12 +23,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
+from common import machine, save, timed  # noqa: E402
 
 
 def make_model(data_dir: str) -> str:
@@ -39,15 +38,6 @@ def make_model(data_dir: str) -> str:
                     "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 2000},
                     "train": {"epochs": 1, "save_steps": None}}, show_progress=False)
     return out
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bertx.config import IntermediateConfig, TaskEntry
-from bertx.errors import BertxError, RunStopped
+from bertx.errors import BertxError
 from bertx.evaluation.matrix_report import write_matrix
 from bertx.models.encoder import save_encoder
 from bertx.recipes.finetune import finetune
@@ -44,10 +44,7 @@ def intermediate(config: IntermediateConfig, overwrite: bool = False, show_progr
     out = Path(config.output)
     reads = [config.model.name_or_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
     with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
-        try:
-            return _matrix(config, out, show_progress)
-        except RunStopped as stop:
-            raise stop.in_matrix(out) from None
+        return _matrix(config, out, show_progress)
 
 
 def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:

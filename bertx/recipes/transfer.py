@@ -36,7 +36,7 @@ from bertx.config import (
 from bertx.data.conll import read_tagged
 from bertx.data.examples import read_examples
 from bertx.data.text_corpus import read_documents
-from bertx.errors import BertxError, DataError, RunStopped
+from bertx.errors import BertxError, DataError
 from bertx.evaluation.matrix_report import write_matrix
 from bertx.tasks import get_task
 from bertx.training import outputs
@@ -58,10 +58,7 @@ def transfer(config: TransferConfig, overwrite: bool = False, show_progress: boo
     reads = [config.model.name_or_path] + [config.resolve(p) for s in config.sources for p in (s.train, s.dev) if p]
     reads += [config.resolve(p) for t in config.targets for p in (t.eval, *t.unlabelled)]
     with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
-        try:
-            return _matrices(config, out, show_progress)
-        except RunStopped as stop:
-            raise stop.in_matrix(out) from None
+        return _matrices(config, out, show_progress)
 
 
 def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:

@@ -27,7 +27,7 @@ from typing import Iterator
 
 import yaml
 
-from bertx.errors import BertxError
+from bertx.errors import BertxError, RunStopped
 
 RUN_FILE = "bertx_run.yaml"
 LOCK_FILE = ".bertx.lock"
@@ -135,7 +135,10 @@ def claimed_folder(out: Path, run_config: dict, overwrite: bool, protected: list
             elif not (out / RUN_FILE).is_file():
                 raise BertxError(f"{out}: output folder is not empty and holds no bertx run; choose another --output")
         write_run_config(out, run_config)
-        yield out
+        try:
+            yield out
+        except RunStopped as stop:  # an inner run was stopped: rerunning the matrix command continues it
+            raise stop.in_matrix(out) from None
     finally:
         lock.release()
 

@@ -269,6 +269,10 @@ def test_a_read_only_output_is_one_line(finetune_setup, tmp_path):
 def test_a_stop_inside_a_matrix_says_how_to_continue(tmp_path):
     from bertx.errors import RunStopped
 
-    stop = RunStopped(signal.SIGTERM, 12, tmp_path / "inner").in_matrix(tmp_path)
+    with pytest.raises(RunStopped) as stopped:
+        with outputs.claimed_folder(tmp_path / "matrix", {"matrix": True}, overwrite=False):
+            raise RunStopped(signal.SIGTERM, 12, tmp_path / "matrix" / "inner")
+    stop = stopped.value
     assert str(stop) == "stopped at step 12; run the same command again to continue (finished runs are reused)"
-    assert stop.exit_code == 143 and stop.output == tmp_path
+    assert stop.exit_code == 143 and stop.output == tmp_path / "matrix"
+    assert not (tmp_path / "matrix" / outputs.LOCK_FILE).exists()
