@@ -1,4 +1,5 @@
-"""Students that are not transformers: a BiLSTM, a Kim-style CNN and a bag of embeddings, for sequence tasks.
+"""Students that are not transformers: a BiLSTM, a Kim-style CNN and a bag of embeddings, for sequence
+tasks, and a BiLSTM or CNN tagger for NER.
 
 All three read the teacher's own WordPiece ids, so nothing new is needed to read text, and may start
 their embedding table from the teacher's word embeddings (projected onto their top principal
@@ -9,6 +10,10 @@ teacher's outputs.
         bilstm  bidirectional LSTM, then [max; mean] over the tokens       F = 4 x hidden
         cnn     convolutions of several widths, ReLU, max over the tokens  F = widths x hidden
         bag     mean of the embeddings                                     F = E
+
+A tagger (`per_token`) skips the pooling: the encoder's state at every token goes through the head,
+so its logits are (B, T, C) like a transformer token classifier's, and bertx's constrained Viterbi
+decodes them unchanged. A bag of embeddings sees no context, so it has no tagger.
 
 Sentence pairs are read as the teacher packs them ([CLS] a [SEP] b [SEP]) with a learnt segment
 embedding: the student reuses the teacher's tokenisation and its cached outputs example for example.
@@ -46,6 +51,7 @@ class SmallStudentConfig:
     id2label: dict = field(default_factory=dict)  # int -> label name (the teacher's; LABEL_0 for regression)
     problem_type: Optional[str] = None
     num_labels: int = 2
+    per_token: bool = False  # a tagger: one prediction per token (NER)
 
     @property
     def label2id(self) -> dict:
@@ -80,10 +86,12 @@ class SequenceStudent(nn.Module):
         self.embeddings = nn.Embedding(c.vocab_size, c.embedding_dim, padding_idx=c.pad_id)
         self.segments = nn.Embedding(2, c.embedding_dim)
         nn.init.zeros_(self.segments.weight)
+        if c.per_token and c.kind == "bag":
+            raise ValueError("a bag of embeddings sees no context: it cannot tag tokens")
         if c.kind == "bilstm":
             self.encoder = nn.LSTM(c.embedding_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True,
                                    dropout=c.dropout if c.layers > 1 else 0.0)
-            features = 4 * c.hidden
+            features = (2 if c.per_token else 4) * c.hidden  # a tagger reads the state, not [max; mean]
         elif c.kind == "cnn":
             self.encoder = nn.ModuleList(nn.Conv1d(c.embedding_dim, c.hidden, k, padding=k // 2) for k in c.kernel_sizes)
             features = len(c.kernel_sizes) * c.hidden
@@ -97,34 +105,46 @@ class SequenceStudent(nn.Module):
     def set_attn_implementation(self, _name: str) -> None:
         """No attention here; the exporter asks every model for eager attention."""
 
-    def pooled(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-        mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
+    def states(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """Every token's state after the encoder: (B, T, 2H) BiLSTM, (B, T, widths x H) CNN, (B, T, E) bag."""
         x = self.embeddings(input_ids)  # (B, T, E)
         if token_type_ids is not None:
             x = x + self.segments(token_type_ids.clamp(max=1))
         x = self.dropout(x)
         if self.config.kind == "bag":
-            return (x * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return x
         if self.config.kind == "bilstm":
             # Packed, so the backward direction starts at each sentence's last real token, not at its padding.
             lengths = attention_mask.sum(1).clamp(min=1).cpu()
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            h, _ = nn.utils.rnn.pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=x.shape[1])  # (B, T, 2H)
-            mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
-            top = h.masked_fill(mask == 0, -1e4).amax(1)
-            return torch.cat([top, mean], dim=-1)  # (B, 4H)
+            h, _ = nn.utils.rnn.pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=x.shape[1])
+            return h
         x = x.transpose(1, 2)  # (B, E, T)
-        pooled = []
-        for conv in self.encoder:
-            h = torch.relu(conv(x))[..., : input_ids.shape[1]]  # (B, H, T): even widths pad one extra step
-            pooled.append(h.masked_fill(mask.transpose(1, 2) == 0, -1e4).amax(-1))
-        return torch.cat(pooled, dim=-1)  # (B, widths x H)
+        # even widths pad one extra step, cut here
+        return torch.cat([torch.relu(conv(x))[..., : input_ids.shape[1]] for conv in self.encoder], dim=1).transpose(1, 2)
+
+    def pooled(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
+        h = self.states(input_ids, attention_mask, token_type_ids)
+        mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
+        if self.config.kind == "bag":
+            return mean  # (B, E)
+        top = h.masked_fill(mask == 0, -1e4).amax(1)
+        if self.config.kind == "cnn":
+            return top  # (B, widths x H)
+        return torch.cat([top, mean], dim=-1)  # (B, 4H)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, **_unused):
-        from transformers.modeling_outputs import SequenceClassifierOutput
+        from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_id).long()
+        if self.config.per_token:
+            logits = self.classifier(self.dropout(self.states(input_ids, attention_mask, token_type_ids)))  # (B, T, C)
+            loss = None
+            if labels is not None:  # -100 marks the pieces that carry no tag
+                loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+            return TokenClassifierOutput(loss=loss, logits=logits)
         logits = self.classifier(self.dropout(self.pooled(input_ids, attention_mask, token_type_ids)))  # (B, C)
         loss = None
         if labels is not None:
@@ -146,7 +166,8 @@ class SequenceStudent(nn.Module):
 
 
 def build_small_student(kind: str, teacher, embedding_dim: Optional[int], hidden: Optional[int], layers: Optional[int],
-                        kernel_sizes: list[int], dropout: float, init_embeddings: bool, pad_id: int) -> SequenceStudent:
+                        kernel_sizes: list[int], dropout: float, init_embeddings: bool, pad_id: int,
+                        per_token: bool = False) -> SequenceStudent:
     """A new student for the teacher's task and vocabulary; its embeddings optionally from the teacher's."""
     t = teacher.config
     width = embedding_dim or t.hidden_size
@@ -154,7 +175,8 @@ def build_small_student(kind: str, teacher, embedding_dim: Optional[int], hidden
         kind=kind, vocab_size=t.vocab_size, embedding_dim=width, hidden=hidden or (300 if kind == "bilstm" else 256),
         layers=layers or 1, kernel_sizes=list(kernel_sizes), dropout=dropout, pad_id=pad_id,
         id2label={int(k): v for k, v in t.id2label.items()},
-        problem_type=t.problem_type or "single_label_classification", num_labels=t.num_labels,
+        problem_type=None if per_token else (t.problem_type or "single_label_classification"), num_labels=t.num_labels,
+        per_token=per_token,
     )
     student = SequenceStudent(config)
     if init_embeddings:

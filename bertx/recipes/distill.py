@@ -79,13 +79,14 @@ def remap_targets(features, label_kind: str, old: list[str], new: dict[str, int]
         features.labels = remapped
 
 
-def build_student(config: DistillConfig, teacher, dropout: float | None):
+def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False):
     """The student model and the teacher layers it was copied from (None when not copied)."""
     sc = config.student
     teacher_layers = teacher.config.num_hidden_layers
     if sc.kind in SMALL_KINDS:
         return build_small_student(sc.kind, teacher, sc.embedding_dim, sc.hidden, sc.layers, sc.kernel_sizes, sc.dropout,
-                                   sc.init_embeddings, teacher.config.pad_token_id or 0), None
+                                   sc.init_embeddings, teacher.config.pad_token_id or 0,
+                                   per_token=per_token), None
     if sc.init == "encoder":
         return student_from_encoder(sc.name_or_path, teacher, dropout), None
     if sc.init == "random":
@@ -104,9 +105,12 @@ def check_small_student(config: DistillConfig, task) -> None:
     kind = config.student.kind
     if kind not in SMALL_KINDS:
         return
-    if task.label_kind not in ("class", "score", "classes"):
-        raise BertxError(f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label); "
-                         f"the teacher is a {task.name} model")
+    if task.label_kind == "tags" and kind == "bag":
+        raise BertxError("student.kind bag: a bag of embeddings sees no context, so it cannot tag tokens; "
+                         "use student.kind bilstm (or cnn) for NER")
+    if task.label_kind not in ("class", "score", "classes", "tags"):
+        raise BertxError(f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label) "
+                         f"and, as a tagger, NER; the teacher is a {task.name} model")
     if config.loss.needs_internals:
         raise BertxError(f"student.kind {kind}: has no transformer layers to match; use the output losses only "
                          "(loss.soft, loss.hard), not loss.hidden, attention, embedding or value_relation")
@@ -213,7 +217,7 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
     accelerator, main = life.accelerator, life.main
 
     # ---- the student, and the tokenizers of both sides ---------------------------------------
-    student, kept = build_student(config, teacher.model, None)
+    student, kept = build_student(config, teacher.model, None, per_token=task.label_kind == "tags")
     tokenizer = load_tokenizer(config.student.name_or_path) if config.student.init == "encoder" else teacher.tokenizer
     shared_tokens = same_vocabulary(tokenizer, teacher.tokenizer)
     if not shared_tokens:

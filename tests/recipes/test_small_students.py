@@ -70,17 +70,61 @@ def test_refused_combinations(teacher, tmp_path, change, message):  # noqa: F811
     assert not (tmp_path / "x").exists()
 
 
-def test_a_ner_teacher_is_refused_for_now(tiny_bert, tmp_path):
+@pytest.fixture(scope="module")
+def ner_teacher(tiny_bert, tmp_path_factory):
     from tests.recipes.test_token_tasks import config as token_config, write_conll
 
-    train = write_conll(tmp_path / "t.txt", 40, 1)
-    run = token_config(tiny_bert, "ner", train, None, tmp_path / "ner")
+    tmp = tmp_path_factory.mktemp("ner-teacher")
+    train, dev = write_conll(tmp / "train.txt", 300, 1), write_conll(tmp / "dev.txt", 60, 2)
+    run = token_config(tiny_bert, "ner", train, dev, tmp / "ner")
+    teacher_f1 = bertx.finetune(run, show_progress=False)["f1"]
+    return tmp, train, dev, teacher_f1
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "cnn"])
+def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
+    tmp, train, dev, teacher_f1 = ner_teacher
+    out = tmp_path / kind
+    final = bertx.distill({"teacher": str(tmp / "ner"), "output": str(out), "baseline": True,
+                           "student": {"kind": kind, "hidden": 32},
+                           "data": {"train": train, "dev": dev, "max_length": 32},
+                           "train": {"epochs": 20, "batch_size": 16, "lr": 5e-3, "save_steps": None, "seed": 3}}, show_progress=False)
+    assert final["f1"] > 0.7 * teacher_f1, (final, teacher_f1)
+    student = json.loads((out / "student.json").read_text())
+    assert student["per_token"] and student["kind"] == kind
+    assert bertx.evaluate(out, dev)["f1"] == pytest.approx(final["f1"])
+    assert "student without teacher" in final["report"]["models"]
+    words = next(b for b in Path(dev).read_text().split("\n\n") if "B-" in b and "DOCSTART" not in b)
+    sentence = " ".join(line.split()[0] for line in words.splitlines() if line.strip())
+    tagged = bertx.EntityPredictor.load(out).predict([sentence])
+    assert tagged[0] and tagged == bertx.EntityPredictor.load(out).predict([sentence])  # finds the entities, twice alike
+    if kind == "bilstm":
+        pytest.importorskip("onnxruntime")
+        from bertx.deploy.export import export
+
+        report = export(out, tmp_path / "onnx")
+        assert report["agreement"] >= 0.99, report
+        assert bertx.EntityPredictor.load(tmp_path / "onnx").predict([sentence]) == tagged
+
+
+def test_a_bag_cannot_tag_and_qa_is_refused(ner_teacher, tiny_bert, tmp_path):
+    from tests.recipes.test_token_tasks import config as token_config, write_qa
+
+    tmp, train, dev, _ = ner_teacher
+    with pytest.raises(BertxError, match="cannot tag tokens"):
+        bertx.distill({"teacher": str(tmp / "ner"), "output": str(tmp_path / "s"), "data": {"train": train},
+                       "student": {"kind": "bag"}}, show_progress=False)
+    with pytest.raises(BertxError, match="augmented distillation text works for sequence tasks"):
+        bertx.distill({"teacher": str(tmp / "ner"), "output": str(tmp_path / "s"), "data": {"train": train},
+                       "student": {"kind": "bilstm"}, "augment": 2}, show_progress=False)
+    qa = write_qa(tmp_path / "qa.jsonl", 40, 1)
+    run = token_config(tiny_bert, "qa", qa, None, tmp_path / "qa", max_query_length=8, doc_stride=8)
     run["train"]["epochs"] = 1
     bertx.finetune(run, show_progress=False)
-    with pytest.raises(BertxError, match="trains sequence tasks"):
-        bertx.distill({"teacher": str(tmp_path / "ner"), "output": str(tmp_path / "s"), "data": {"train": train},
+    with pytest.raises(BertxError, match="the teacher is a qa model"):
+        bertx.distill({"teacher": str(tmp_path / "qa"), "output": str(tmp_path / "s"), "data": {"train": qa},
                        "student": {"kind": "bilstm"}}, show_progress=False)
-    assert Path(tmp_path / "ner").is_dir()
+    assert not (tmp_path / "s").exists()
 
 
 def test_the_cli_names_a_student_kind(teacher, tmp_path):  # noqa: F811
