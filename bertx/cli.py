@@ -292,6 +292,20 @@ def export(
 
 @app.command()
 @_friendly
+def merge(
+    run_dir: str = typer.Argument(..., help="A PEFT run folder (`bertx finetune ... peft.method=lora|ia3|bitfit`)."),
+    output: str = typer.Option(..., help="Folder for the merged, plain HF model."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier merge in --output."),
+):
+    """Merge an adapter into its base model: a plain HF folder for pipeline, export and serve."""
+    from bertx.deploy.merge import merge as run_merge
+
+    run_merge(run_dir, output, overwrite=overwrite)
+    typer.echo(f"merged model written to {output}")
+
+
+@app.command()
+@_friendly
 def serve(
     models: List[str] = typer.Argument(..., help="Model folders (run or export), as DIR or name=DIR."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),

@@ -23,6 +23,20 @@ class AuxMLMConfig(AuxMLMSettings):
     documents: Literal["blank", "line", "wikitext"] = Field("line", description="How documents are delimited in the text files.")
 
 
+class PeftOptions(StrictModel):
+    """Parameter-efficient fine-tuning: a frozen encoder, a small trained adapter and the task head."""
+
+    method: Literal["lora", "ia3", "bitfit"] = Field("lora", description="lora (low-rank updates), ia3 (learnt scaling "
+                                                     "vectors) or bitfit (biases only).")
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: float = Field(16.0, gt=0, description="LoRA scale numerator (updates are scaled by alpha / r).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on LoRA's input.")
+    target_modules: Optional[list[str]] = Field(None, description="Linear layers (by name suffix) that get an adapter; "
+                                                "default: every linear map of each layer (LoRA), key/value/output (IA3).")
+    feedforward_modules: Optional[list[str]] = Field(None, description="IA3: which targets scale their input (default: "
+                                                     "output.dense).")
+
+
 class FinetuneConfig(StrictModel):
     task: str = Field("classification", description="classification, pair-classification, regression, multilabel, ner or qa.")
     output: str = Field("runs/finetune", description="Output folder: the HF model, run config, log and checkpoints.")
@@ -30,8 +44,12 @@ class FinetuneConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     aux_mlm: Optional[AuxMLMConfig] = Field(None, description="Auxiliary masked-LM loss on unlabelled text.")
+    peft: Optional[PeftOptions] = Field(None, description="Train an adapter (LoRA, IA3, BitFit) over a frozen encoder.")
 
     @model_validator(mode="after")
     def _known_task(self) -> "FinetuneConfig":
         check_task_name(self.task)
+        if self.peft and self.aux_mlm:
+            raise ValueError("peft and aux_mlm do not combine (the auxiliary MLM head would train the frozen encoder's "
+                             "embeddings); choose one")
         return self

@@ -15,6 +15,7 @@ import torch
 
 from bertx.config import DataConfig
 from bertx.errors import BertxError
+from bertx.models.adapters import is_adapter_folder, load_adapter_model
 from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel, is_export
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
@@ -132,11 +133,16 @@ def load_trained(model_dir: str | Path, device: str | None = None, max_length: i
         return load_export(model_dir, max_length)
     if is_small_student(model_dir):
         return load_small(model_dir, device, max_length)
-    config = check_encoder_folder(str(model_dir))
-    run = read_run_config(model_dir) or {}
-    task = task_of(model_dir, run, config)
+    if is_adapter_folder(model_dir):  # a PEFT run: the base model plus its adapter, merged for speed
+        run = read_run_config(model_dir) or {}
+        task = task_of(model_dir, run, {})
+        model = load_adapter_model(model_dir, task.auto_class, run)
+    else:
+        config = check_encoder_folder(str(model_dir))
+        run = read_run_config(model_dir) or {}
+        task = task_of(model_dir, run, config)
+        model = getattr(transformers, task.auto_class).from_pretrained(model_dir)
     data = data_options(run, max_length)
-    model = getattr(transformers, task.auto_class).from_pretrained(model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     if task.auto_class == "AutoModelForSequenceClassification":
         enable_cls_only_last_layer(model)  # the head reads [CLS] only: skip the rest of the last layer

@@ -40,9 +40,12 @@ def load_with_new_head(path: str, auto_class: str, labels: list[str] | None, dro
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return getattr(transformers, auto_class).from_pretrained(path, config=config)
+        model, info = getattr(transformers, auto_class).from_pretrained(path, config=config, output_loading_info=True)
     finally:
         hf_logging.set_verbosity(previous)
+    # Encoder weights the folder lacked (a pooler, say) start random: a frozen-encoder run must train them.
+    model.bertx_new_weights = sorted(info.get("missing_keys") or [])
+    return model
 
 
 def build_classifier(path: str, task: TaskSpec, labels: list[str], dropout: float | None = None):

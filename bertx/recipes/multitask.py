@@ -14,14 +14,11 @@ collator), so a one-task run here is single-task fine-tuning.
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from tqdm.auto import tqdm
 
 from bertx.config import FinetuneConfig, MultitaskConfig, TaskEntry
@@ -329,21 +326,7 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
         raise BertxError(f"{mt_dir}: no task {task!r} (tasks: {', '.join(run['multitask'])})")
     info = dict(run["multitask"][task])
     outputs.check_writable_target(output)
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise BertxError(f"{output}: output folder is not empty; choose another or pass --overwrite")
-        outputs.check_deletable(output, [mt_dir])
-        shutil.rmtree(output)
     model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
-    tmp = output.with_name(output.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    load_tokenizer(str(mt_dir)).save_pretrained(tmp)
     info["output"] = str(output)
     info["exported_from"] = {"multitask": str(mt_dir), "task": task}
-    (tmp / outputs.RUN_FILE).write_text(yaml.safe_dump(info, sort_keys=False), encoding="utf-8")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.exists():
-        output.rmdir()
-    os.replace(tmp, output)
-    return output
+    return outputs.write_model_folder(output, model, load_tokenizer(str(mt_dir)), info, overwrite, [mt_dir])

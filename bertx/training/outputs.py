@@ -270,6 +270,30 @@ def save_model_atomic(model, tokenizer, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def write_model_folder(output: Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path]) -> Path:
+    """Write a standalone model folder (weights, tokenizer, bertx_run.yaml) derived from other folders
+    (`reads`, never deleted), all at once: a temporary folder swapped in at the end."""
+    import yaml
+
+    output = Path(output)
+    check_writable_target(output)
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise BertxError(f"{output}: output folder is not empty; choose another or pass --overwrite")
+        check_deletable(output, reads)
+        shutil.rmtree(output)
+    tmp = output.with_name(output.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / RUN_FILE).write_text(yaml.safe_dump(run_info, sort_keys=False), encoding="utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.exists():
+        output.rmdir()
+    os.replace(tmp, output)
+    return output
+
+
 def publish(best: Path, out: Path) -> None:
     """Copy the best model's files (and sub-folders, such as multi-task heads) into the output root,
     where `from_pretrained(OUTPUT)` finds them; each file lands under a temporary name first."""
