@@ -22,7 +22,7 @@ import os as _os
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local folders; never reach for a hub
 
 from bertx.config import (  # noqa: E402
-    DistillConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig, load_config,
+    DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig, load_config,
 )
 from bertx.errors import BertxError, DataError  # noqa: E402
 
@@ -81,6 +81,13 @@ def distill(config, resume: bool = False, overwrite: bool = False, show_progress
     from bertx.recipes.distill import distill as _distill
 
     return _distill(_validated(config, DistillConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
+
+
+def fewshot(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Few-shot classification from a `FewshotConfig` (or a dict of its fields); see `bertx.recipes.fewshot`."""
+    from bertx.recipes.fewshot import fewshot as _fewshot
+
+    return _fewshot(_validated(config, FewshotConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
 def evaluate(model_dir, data, **kwargs) -> dict:

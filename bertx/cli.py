@@ -16,7 +16,7 @@ from typing import List, Optional
 import typer
 
 from bertx.cli_options import COMMON, config_command
-from bertx.config import DistillConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig
+from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig
 from bertx.errors import BertxError, RunStopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
@@ -49,7 +49,7 @@ def _friendly(fn):
 
 @config_command(app, "finetune", FinetuneConfig, COMMON + (
     "task", "text_column", "text_pair_column", "label_column", "doc_stride", "max_query_length", "tag_scheme",
-    "aux_mlm_text", "aux_mlm_weight"), _friendly)
+    "aux_mlm_text", "aux_mlm_weight", "peft", "lora_r"), _friendly)
 def finetune(
     cfg,
     resume: bool = RESUME,
@@ -157,6 +157,20 @@ def predict(
     count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+@config_command(app, "fewshot", FewshotConfig, COMMON + ("task", "text_column", "text_pair_column", "label_column", "shots",
+                                                       "rounds"), _friendly)
+def fewshot(
+    cfg,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+):
+    """Classify from a few labelled examples per class: contrastive pairs, then a logistic-regression head."""
+    from bertx.recipes.fewshot import fewshot as run_fewshot
+
+    final = run_fewshot(cfg, resume=resume, overwrite=overwrite)
+    _print_metrics({k: v for k, v in final.items() if isinstance(v, (int, float))}, cfg.output)
 
 
 @config_command(app, "pretrain", PretrainConfig, COMMON + (

@@ -62,6 +62,12 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "tokenizer": ("model.tokenizer",),
     "sentence_task": ("objective.sentence_task",),
     "whole_word_mask": ("objective.whole_word_mask",),
+    # parameter-efficient fine-tuning
+    "peft": ("peft.method",),
+    "lora_r": ("peft.r",),
+    # few-shot
+    "shots": ("shots",),
+    "rounds": ("rounds",),
     # multi-task
     "sampling": ("sampling.strategy",),
     "sampling_temperature": ("sampling.temperature",),

@@ -14,7 +14,8 @@ from bertx.config.base import (
     resolve_data_path,
 )
 from bertx.config.distill import DistillConfig, DistillLossConfig, StudentConfig
-from bertx.config.finetune import AuxMLMConfig, AuxMLMSettings, FinetuneConfig
+from bertx.config.fewshot import FewshotConfig
+from bertx.config.finetune import AuxMLMConfig, AuxMLMSettings, FinetuneConfig, PeftOptions
 from bertx.config.loading import apply_overrides, load_config, validate_config
 from bertx.config.multitask import IntermediateConfig, MultitaskConfig, SamplingConfig, TaskEntry
 from bertx.config.pretrain import ObjectiveConfig, PretrainConfig, PretrainDataConfig, PretrainModelConfig, PretrainTrainConfig
@@ -23,7 +24,7 @@ from bertx.config.transfer import DAPTSettings, TransferConfig, TransferSource, 
 __all__ = [
     "DEFAULT_DATA_DIR", "DataConfig", "MLMSettings", "ModelConfig", "StrictModel", "TrainConfig", "TrainingBlock",
     "default_data_dir", "resolve_data_path", "DistillConfig", "DistillLossConfig", "StudentConfig", "AuxMLMConfig",
-    "AuxMLMSettings", "FinetuneConfig", "apply_overrides", "load_config", "validate_config", "IntermediateConfig",
+    "AuxMLMSettings", "FinetuneConfig", "FewshotConfig", "PeftOptions", "apply_overrides", "load_config", "validate_config", "IntermediateConfig",
     "MultitaskConfig", "SamplingConfig", "TaskEntry", "ObjectiveConfig", "PretrainConfig", "PretrainDataConfig",
     "PretrainModelConfig", "PretrainTrainConfig", "DAPTSettings", "TransferConfig", "TransferSource", "TransferTarget",
 ]

@@ -19,6 +19,7 @@ from bertx.models.adapters import is_adapter_folder, load_adapter_model
 from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel, is_export
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.models.sentence_classifier import is_sentence_classifier, load_sentence_classifier
 from bertx.models.small_students import is_small_student, load_small_student
 from bertx.tasks import TASKS, TaskKind, TaskSpec, get_kind
 from bertx.training.outputs import read_run_config
@@ -137,6 +138,10 @@ def load_trained(model_dir: str | Path, device: str | None = None, max_length: i
         run = read_run_config(model_dir) or {}
         task = task_of(model_dir, run, {})
         model = load_adapter_model(model_dir, task.auto_class, run)
+    elif is_sentence_classifier(model_dir):  # a few-shot run: a sentence encoder and a head on its mean-pooled tokens
+        run = read_run_config(model_dir) or {}
+        task = task_of(model_dir, run, {}) if run.get("task") else TASKS["classification"]
+        model = load_sentence_classifier(model_dir)
     else:
         config = check_encoder_folder(str(model_dir))
         run = read_run_config(model_dir) or {}

@@ -24,7 +24,8 @@ CLS_HEADS = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
 
 
 def _last_layer(model: nn.Module) -> nn.Module | None:
-    base = getattr(model, model.base_model_prefix, None)
+    prefix = getattr(model, "base_model_prefix", None)  # None: not an HF task model (e.g. a mean-pooling classifier)
+    base = getattr(model, prefix, None) if prefix else None
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if not isinstance(layers, nn.ModuleList) or not layers:
         return None

@@ -104,7 +104,8 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     head_report = kind.prepare_model(model, train, config, tokenizer, life.resume)
     if config.peft:  # after the head's probe initialisation: the adapter starts from a fitted head
         model = add_adapters(model, config.peft, task.auto_class)
-        head_report.update(peft=config.peft.method, **trainable_counts(model))
+        head_report["peft"] = config.peft.method
+    head_report.update(trainable_counts(model))
     world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))

@@ -35,7 +35,7 @@ LOCK_FILE = ".bertx.lock"
 RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps",
                      "keep_checkpoints"}
 # Keys the run adds after reading its data (found columns, label names): not settings.
-DERIVED = {"columns", "labels", "multitask", "distilled_from"}
+DERIVED = {"columns", "labels", "multitask", "distilled_from", "fewshot"}
 
 
 def check_writable_target(out: Path, what: str = "--output") -> None:

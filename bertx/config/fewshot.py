@@ -1,0 +1,37 @@
+"""The few-shot run config: K examples per class, a contrastive stage on pairs of them, then a head."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from bertx.config.base import DataConfig, ModelConfig, StrictModel, TrainingBlock
+
+
+class FewshotTrain(TrainingBlock):
+    """SetFit's published defaults: one pass over the pairs, batch 16, lr 2e-5."""
+
+    epochs: float = Field(1.0, gt=0, description="Passes over the contrastive pairs.")
+    batch_size: int = Field(16, ge=1, description="Pairs per optimizer step.")
+    lr: float = Field(2e-5, gt=0, description="Encoder learning rate of the contrastive stage.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warm-up.")
+    save_steps: Optional[int] = Field(100, ge=1, description="Write a resumable checkpoint every N steps.")
+
+
+class FewshotConfig(StrictModel):
+    task: Literal["classification", "pair-classification"] = Field("classification", description="classification or pair-classification.")
+    output: str = Field("runs/fewshot", description="Output folder: the encoder, its head, run config, log.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: FewshotTrain = Field(default_factory=FewshotTrain)
+    shots: Optional[int] = Field(None, ge=2, description="Examples per class drawn from the training file with the seed; "
+                                 "default: the file as it is.")
+    rounds: int = Field(20, ge=1, description="Contrastive rounds: each round pairs every example with one of its class "
+                        "and one of another (2 x rounds x examples pairs).")
+    loss: Literal["cosine", "contrastive"] = Field("cosine", description="cosine: squared error between the pair's cosine "
+                                                   "and 1/0 (SetFit's); contrastive: pull same-class pairs together, push "
+                                                   "others below a margin.")
+    margin: float = Field(0.5, ge=0, le=2, description="contrastive: cosine distance other-class pairs are pushed beyond.")
+    head_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic-regression head.")
+

@@ -1,0 +1,187 @@
+"""Few-shot classification recipe (SetFit's method on bertx's spine). One loop, top to bottom.
+
+    config -> claim the output folder (`training/run.py`) -> read the training file as its task kind
+    reads it -> K examples per class (seeded) -> contrastive pairs of them -> tune the encoder so that
+    the cosine of two mean-pooled sentence vectors says whether they share a class -> fit a logistic
+    regression on the tuned vectors of the K x C examples -> publish encoder + head -> dev metrics
+
+Why not plain fine-tuning: with 8 examples per class a fresh head and a full encoder overfit or stay at
+chance depending on the seed. The pairs multiply the signal (2 x rounds x examples of them) and ask the
+encoder only to move sentences it already embeds well; the head then needs few parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from bertx.config import FewshotConfig
+from bertx.data.batching import collate
+from bertx.data.features import Features
+from bertx.data.fewshot import contrastive_pairs, sample_per_class
+from bertx.errors import BertxError
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
+from bertx.models.sentence_classifier import SentenceClassifier
+from bertx.tasks import get_kind, get_task
+from bertx.training import outputs
+from bertx.training.accelerator import make_accelerator
+from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
+from bertx.training.run import Run
+
+
+def fewshot(config: FewshotConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """Train a classifier from a few labelled examples per class; write encoder + head into `config.output`.
+
+    Returns:
+        Dev metrics (none without a dev file), plus the examples and pairs used, steps and wall time.
+    """
+    from accelerate.utils import set_seed
+
+    task = get_task(config.task)
+    tc, dc = config.train, config.data
+    train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
+    if not train_path:
+        raise BertxError("no training file: pass --train FILE or set data.train in the config")
+    model_path = resolve_model_path(config.model.name_or_path)
+    check_encoder_folder(model_path, max_length=dc.max_length)
+    accelerator = make_accelerator(tc.precision)
+    if accelerator.num_processes > 1:
+        raise BertxError("bertx fewshot runs in one process: a few hundred pairs gain nothing from data parallelism")
+    run = config.model_dump(mode="json")
+    run["model"]["name_or_path"] = model_path
+    run["data"]["train"], run["data"]["dev"] = train_path, dev_path
+    with Run.open(config.output, run, accelerator, tc, resume, overwrite, [model_path, train_path, dev_path]) as life:
+        set_seed(tc.seed)
+        return _train(config, task, life, run, model_path, train_path, dev_path, show_progress)
+
+
+def subset(features: Features, indices: list[int]) -> Features:
+    return Features([features.input_ids[i] for i in indices],
+                    [features.token_type_ids[i] for i in indices] if features.token_type_ids else None,
+                    labels=[features.labels[i] for i in indices], lengths=[features.lengths[i] for i in indices])
+
+
+def pair_loss(u: torch.Tensor, v: torch.Tensor, target: torch.Tensor, kind: str, margin: float) -> torch.Tensor:
+    """cosine: (cos - target)^2 (SetFit); contrastive: same class (1 - cos)^2, other class relu(cos - 1 + margin)^2."""
+    cos = torch.nn.functional.cosine_similarity(u, v, dim=-1)  # (P,)
+    if kind == "cosine":
+        return ((cos - target) ** 2).mean()
+    return (target * (1 - cos) ** 2 + (1 - target) * torch.relu(cos - 1 + margin) ** 2).mean()
+
+
+def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, train_path: str, dev_path: str | None,
+           show_progress: bool) -> dict:
+    from transformers import AutoModel
+
+    tc, dc = config.train, config.data
+    accelerator, device = life.accelerator, life.accelerator.device
+    kind = get_kind(task)
+    tokenizer = load_tokenizer(model_path)
+
+    # ---- data: K per class, then the pairs ----------------------------------------------------
+    train = kind.load_train(train_path, dc, tokenizer)
+    everything = train.features.labels
+    chosen = sample_per_class(everything, config.shots, tc.seed, train.labels, train_path) if config.shots else list(range(len(everything)))
+    features = subset(train.features, chosen)
+    pairs = contrastive_pairs(features.labels, config.rounds, tc.seed, train.labels, train_path)
+    run.update(train.info)
+    run["labels"] = train.labels
+    run["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
+    dev = kind.load_eval(dev_path, dc, tokenizer, {n: i for i, n in enumerate(train.labels)}, run,
+                         limit=dc.max_dev_examples) if dev_path else None
+    life.write_config(run)
+
+    # ---- model, optimiser ---------------------------------------------------------------------
+    model = SentenceClassifier(quiet_load(AutoModel, model_path), train.labels).to(device)
+    steps_per_epoch = math.ceil(len(pairs) / tc.batch_size)
+    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model.encoder, tc.lr, tc.weight_decay)  # the head is fitted afterwards, not trained
+    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    progress = life.start(model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
+                          train_examples=len(chosen), pairs=len(pairs), total_steps=total_steps, labels=train.labels,
+                          model=model_path, loss=config.loss)
+
+    # ---- contrastive stage --------------------------------------------------------------------
+    started = time.perf_counter()
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
+    model.train()
+    while progress.step < total_steps:
+        order = list(pairs)
+        if progress.epoch:
+            random.Random(tc.seed + progress.epoch).shuffle(order)
+        while progress.batch_in_epoch < steps_per_epoch and progress.step < total_steps:
+            batch_pairs = order[progress.batch_in_epoch * tc.batch_size:(progress.batch_in_epoch + 1) * tc.batch_size]
+            needed = sorted({i for i, j, _ in batch_pairs} | {j for i, j, _ in batch_pairs})
+            where = {index: row for row, index in enumerate(needed)}
+            batch = {k: t.to(device) for k, t in collate(features, needed, tokenizer.pad_token_id).items()}
+            with accelerator.autocast():
+                vectors = model.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).float()
+                u = vectors[[where[i] for i, _, _ in batch_pairs]]
+                v = vectors[[where[j] for _, j, _ in batch_pairs]]
+                target = torch.tensor([t for _, _, t in batch_pairs], device=device)
+                loss = pair_loss(u, v, target, config.loss, config.margin)
+            accelerator.backward(loss)
+            optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
+            life.count_step(len(batch_pairs))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            if progress.step % tc.logging_steps == 0:
+                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=loss.item(),
+                               lr=scheduler.get_last_lr()[0])
+            life.after_step()
+        if progress.batch_in_epoch >= steps_per_epoch:
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+    bar.close()
+
+    # ---- the head: logistic regression on the tuned sentence vectors ----------------------------
+    head_score = fit_head(model, features, tokenizer.pad_token_id, config.head_c, tc.seed, device)
+    wall = time.perf_counter() - started
+    life.publish(from_best=False)
+    final = kind.evaluate(model, dev, tokenizer.pad_token_id, dc, device=device) if dev else {}
+    final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, head_train_accuracy=round(head_score, 4),
+                 wall_s=round(wall, 2), train_samples_per_s=round(life.throughput()[0], 2))
+    return life.finish(final)
+
+
+def quiet_load(auto, path: str):
+    """`from_pretrained` without the report of a missing pooler: mean pooling never reads it."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return auto.from_pretrained(path)
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+@torch.no_grad()
+def fit_head(model: SentenceClassifier, features: Features, pad_id: int, c: float, seed: int, device) -> float:
+    """Set `model.head` to a logistic regression fitted on the examples' vectors; its training accuracy."""
+    from sklearn.linear_model import LogisticRegression
+
+    model.eval()
+    vectors = []
+    for start in range(0, len(features.lengths), 64):
+        rows = list(range(start, min(start + 64, len(features.lengths))))
+        batch = {k: t.to(device) for k, t in collate(features, rows, pad_id).items()}
+        vectors.append(model.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).float().cpu())
+    x, y = torch.cat(vectors).numpy(), features.labels
+    probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
+    coef, bias = torch.tensor(probe.coef_, dtype=torch.float32), torch.tensor(probe.intercept_, dtype=torch.float32)
+    weight = torch.zeros_like(model.head.weight)
+    offset = torch.zeros_like(model.head.bias)
+    if coef.shape[0] == 1:  # binary: sigmoid(w.x + b) is softmax over logits (-(w.x + b) / 2, (w.x + b) / 2)
+        weight[probe.classes_[1]], offset[probe.classes_[1]] = coef[0] / 2, bias[0] / 2
+        weight[probe.classes_[0]], offset[probe.classes_[0]] = -coef[0] / 2, -bias[0] / 2
+    else:
+        for row, label in enumerate(probe.classes_):
+            weight[label], offset[label] = coef[row], bias[row]
+    model.head.weight.copy_(weight)
+    model.head.bias.copy_(offset)
+    return float(probe.score(x, y))
