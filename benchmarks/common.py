@@ -28,7 +28,7 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {}
-    for name in ("torch", "transformers", "accelerate", "tokenizers", "bertx"):
+    for name in ("torch", "transformers", "accelerate", "tokenizers", "peft", "setfit", "sentence-transformers", "onnxruntime", "bertx"):
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:

@@ -33,5 +33,7 @@ class FewshotConfig(StrictModel):
                                                    "and 1/0 (SetFit's); contrastive: pull same-class pairs together, push "
                                                    "others below a margin.")
     margin: float = Field(0.5, ge=0, le=2, description="contrastive: cosine distance other-class pairs are pushed beyond.")
+    normalize: bool = Field(True, description="Scale sentence vectors to unit length before the head (as "
+                            "sentence-transformers encoders are used).")
     head_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic-regression head.")
 

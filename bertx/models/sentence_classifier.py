@@ -3,7 +3,8 @@
 SetFit-style training tunes the encoder so that mean-pooled sentence vectors of the same class lie close
 together, then fits a logistic regression on those vectors. The model keeps that shape: the encoder (any
 HF encoder, saved as an ordinary encoder folder, so `AutoModel` and sentence-transformers read it as a
-sentence embedder) and `sentence_head.safetensors` + `sentence_head.json` (weights, labels, pooling).
+sentence embedder) and `sentence_head.safetensors` + `sentence_head.json` (weights, labels, pooling,
+normalisation).
 bertx's loaders read the pair, so evaluate, predict, export and serve treat it like any classifier.
 """
 
@@ -25,9 +26,9 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 class SentenceClassifier(nn.Module):
-    def __init__(self, encoder: nn.Module, labels: list[str]):
+    def __init__(self, encoder: nn.Module, labels: list[str], normalize: bool = True):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.normalize = encoder, normalize
         self.head = nn.Linear(encoder.config.hidden_size, len(labels))
         config = self.config = encoder.config
         config.id2label = dict(enumerate(labels))
@@ -42,7 +43,9 @@ class SentenceClassifier(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
-        return mean_pool(hidden, attention_mask)
+        pooled = mean_pool(hidden, attention_mask)  # (B, H)
+        # Unit length, as sentence-transformers encoders such as all-MiniLM-L6-v2 are trained to be compared.
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, **_unused):
         from transformers.modeling_outputs import SequenceClassifierOutput
@@ -59,7 +62,7 @@ class SentenceClassifier(nn.Module):
         self.encoder.save_pretrained(folder, safe_serialization=True)
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
         labels = [self.config.id2label[i] for i in range(self.config.num_labels)]
-        (folder / HEAD_CONFIG).write_text(json.dumps({"pooling": "mean", "labels": labels}, indent=2) + "\n", encoding="utf-8")
+        (folder / HEAD_CONFIG).write_text(json.dumps({"pooling": "mean", "normalize": self.normalize, "labels": labels}, indent=2) + "\n", encoding="utf-8")
 
 
 def is_sentence_classifier(folder: str | Path) -> bool:
@@ -71,7 +74,7 @@ def load_sentence_classifier(folder: str | Path) -> SentenceClassifier:
     from transformers import AutoModel
 
     folder = Path(folder)
-    labels = json.loads((folder / HEAD_CONFIG).read_text(encoding="utf-8"))["labels"]
-    model = SentenceClassifier(AutoModel.from_pretrained(folder), labels)
+    head = json.loads((folder / HEAD_CONFIG).read_text(encoding="utf-8"))
+    model = SentenceClassifier(AutoModel.from_pretrained(folder), head["labels"], head.get("normalize", False))
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     return model.eval()

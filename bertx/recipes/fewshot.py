@@ -96,7 +96,7 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     life.write_config(run)
 
     # ---- model, optimiser ---------------------------------------------------------------------
-    model = SentenceClassifier(quiet_load(AutoModel, model_path), train.labels).to(device)
+    model = SentenceClassifier(quiet_load(AutoModel, model_path), train.labels, config.normalize).to(device)
     steps_per_epoch = math.ceil(len(pairs) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = build_optimizer(model.encoder, tc.lr, tc.weight_decay)  # the head is fitted afterwards, not trained
