@@ -131,14 +131,24 @@ def parse_model_args(models: list[str]) -> dict[str, str]:
 
 
 def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
-    from bertx.inference.loading import load_trained
+    """Load each served folder; adapters of one base model share one copy of it (`shared_adapters.py`)."""
+    from bertx.deploy.shared_adapters import load_shared, shared_groups
+    from bertx.inference.loading import load_trained, trained_with
+    from bertx.tasks import TASKS
+    from bertx.training.outputs import read_run_config
 
+    loaded = {}
+    for members in shared_groups(named, read_run_config):
+        task = TASKS[read_run_config(Path(members[0][1]))["task"]]
+        views = load_shared(members, task.auto_class, lambda folder: read_run_config(Path(folder)) or {})
+        loaded.update({name: trained_with(views[name][0], folder) for name, folder in members})
     served = {}
     for name, folder in named.items():
-        trained = load_trained(folder, device="cpu")
+        trained = loaded.get(name) or load_trained(folder, device="cpu")
         labels = trained.labels if trained.task.label_kind not in ("score", "span") else []
         info = {"name": name, "task": trained.task.name, "labels": labels,
-                "runtime": "onnx" if type(trained.model).__name__ == "OnnxTaskModel" else "pytorch", "folder": str(folder)}
+                "runtime": "onnx" if type(trained.model).__name__ == "OnnxTaskModel" else "pytorch", "folder": str(folder),
+                "shared_base": name in loaded}
         served[name] = ServedModel(name, str(folder), trained, info=info)
     return served
 

@@ -139,3 +139,25 @@ def test_bad_peft_options_are_one_line(tiny_bert, toy_data, tmp_path, change, me
         bertx.finetune(peft_config(tiny_bert, toy_data, tmp_path / "x", **{"method": "lora", **change}), show_progress=False)
     assert main(["finetune", "--model", tiny_bert, "--train", toy_data[0], "--output", str(tmp_path / "y"),
                  *[f"peft.{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in change.items()]]) == 2
+
+
+def test_two_adapters_are_served_from_one_base(tiny_bert, toy_data, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from bertx.deploy.server import create_app, load_models
+
+    for name, seed in (("a", 1), ("b", 2)):
+        config = peft_config(tiny_bert, toy_data, tmp_path / name, "lora", r=4)
+        config["train"]["seed"] = seed
+        bertx.finetune(config, show_progress=False)
+    models = load_models({"a": str(tmp_path / "a"), "b": str(tmp_path / "b")})
+    view_a, view_b = models["a"].trained.model, models["b"].trained.model
+    assert view_a.shared is view_b.shared and models["a"].info["shared_base"]  # one encoder in memory
+    with TestClient(create_app(models)) as client:
+        for name in ("a", "b"):
+            served = client.post(f"/v1/models/{name}/predict", json={"inputs": TEXTS}).json()["outputs"]
+            alone = bertx.Predictor.load(tmp_path / name).predict(TEXTS)  # loaded on its own, merged
+            assert [o["label"] for o in served] == [o["label"] for o in alone]
+            for o, p in zip(served, alone):
+                assert o["probs"] == pytest.approx(p["probs"], abs=1e-4)
