@@ -50,6 +50,7 @@ def run_one(config: dict) -> dict:
     result["checkpoint_mb"] = round(checkpoint.stat().st_size / 2**20, 3)
     start = json.loads((out / "log.jsonl").read_text(encoding="utf-8").splitlines()[0])
     result["trainable_parameters"] = start.get("trainable_parameters")
+    result["total_parameters"] = start.get("total_parameters")
     return result
 
 
@@ -82,7 +83,7 @@ def main() -> None:
                 config["peft"] = {"method": method}
             print(f"[{method}] {name} ...", file=sys.stderr, flush=True)
             result = run_one(config)
-            total_parameters = total_parameters or (result["trainable_parameters"] if method == "full" else None)
+            total_parameters = total_parameters or (result["total_parameters"] if method == "full" else None)
             rows[method][name] = {"score": round(100 * result[metric], 2), "metric": metric,
                                   "trainable_parameters": result["trainable_parameters"], "checkpoint_mb": result["checkpoint_mb"],
                                   "train_samples_per_s": result["train_samples_per_s"], "peak_rss_mb": round(result["peak_rss_mb"]),
