@@ -306,6 +306,32 @@ def export(
 
 @app.command()
 @_friendly
+def rank(
+    candidates: List[str] = typer.Argument(..., help="Encoder folders to score (pretrained, DAPT, fine-tuned, students)."),
+    train: str = typer.Option(..., help="The target task's labelled training file."),
+    task: str = typer.Option("classification", help="classification, pair-classification or regression."),
+    estimators: str = typer.Option("logme,hscore,knn,probe", help="Comma-separated; the first one ranks."),
+    max_examples: int = typer.Option(2000, help="Training examples drawn (with the seed) for the features."),
+    max_length: int = typer.Option(128, help="Longest tokenised input."),
+    seed: int = typer.Option(42, help="Seed of the example draw and the probe's split."),
+    output: Optional[str] = typer.Option(None, help="Folder for rank.json, rank.md and rank.png."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier rank output in --output."),
+):
+    """Rank encoders for a target task from frozen features (LogME, H-score, kNN, linear probe), in seconds.
+
+    Example: bertx rank runs/dapt-books runs/sst2 --train ../shared/data/multidomain/books/train.tsv --output runs/rank-books
+    """
+    from bertx.evaluation.rank import markdown, rank as run_rank
+
+    report = run_rank(train, list(candidates), task, tuple(e.strip() for e in estimators.split(",") if e.strip()),
+                      max_examples, max_length, seed, output, overwrite, log=lambda line: typer.echo(line, err=True))
+    typer.echo(markdown(report))
+    if output:
+        typer.echo(f"written to {output}/rank.json, rank.md and rank.png")
+
+
+@app.command()
+@_friendly
 def merge(
     run_dir: str = typer.Argument(..., help="A PEFT run folder (`bertx finetune ... peft.method=lora|ia3|bitfit`)."),
     output: str = typer.Option(..., help="Folder for the merged, plain HF model."),

@@ -1,0 +1,132 @@
+"""`bertx rank`: score candidate encoders for a target task from their frozen features, in seconds.
+
+    training file -> (per candidate) its tokenizer reads the file -> frozen encoder -> mean-pooled
+    sentence vectors of up to N examples (drawn with the seed) -> every estimator
+    (`bertx/metrics/transferability.py`) -> a table ranked by the first estimator -> rank.json, .md, .png
+
+A candidate is any local encoder folder: a pretrained encoder, a DAPT output, a fine-tuned run (its head
+is ignored), a distilled BERT student, a multi-task export. Sequence tasks (classification, pairs,
+regression; multi-label and NER are not supported yet).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bertx.config import DataConfig
+from bertx.data.batching import collate, sorted_batches
+from bertx.errors import BertxError
+from bertx.metrics.transferability import ESTIMATORS, estimate
+from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.tasks import get_kind, get_task
+from bertx.training import outputs
+
+RANKABLE = ("classification", "pair-classification", "regression")
+
+
+@torch.no_grad()
+def sentence_vectors(folder: str, features, rows: list[int], pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """Mean-pooled last-layer vectors of the chosen rows, shape (len(rows), hidden)."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a task folder's head, or a missing pooler, is not read here
+    try:
+        encoder = AutoModel.from_pretrained(folder).eval()
+    finally:
+        hf_logging.set_verbosity(previous)
+    lengths = [features.lengths[i] for i in rows]
+    out = np.zeros((len(rows), encoder.config.hidden_size), dtype=np.float32)
+    for batch_rows in sorted_batches(lengths, batch_size):
+        batch = collate(features, [rows[i] for i in batch_rows], pad_id)
+        hidden = encoder(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        out[batch_rows] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy()
+    return out
+
+
+def rank(train: str, candidates: list[str], task: str = "classification", estimators: tuple[str, ...] = ESTIMATORS,
+         max_examples: int = 2000, max_length: int = 128, seed: int = 42, output: str | None = None,
+         overwrite: bool = False, log=lambda line: None) -> dict:
+    """Score each candidate encoder for the task in `train`; write rank.json/.md/.png to `output` when given."""
+    if not candidates:
+        raise BertxError("rank: no candidate encoders; name at least one model folder")
+    if task not in RANKABLE:
+        raise BertxError(f"rank: --task {task} is not supported yet; rank sequence tasks ({', '.join(RANKABLE)})")
+    unknown = [name for name in estimators if name not in ESTIMATORS]
+    if unknown:
+        raise BertxError(f"rank: unknown estimator {unknown[0]!r}; choose from {', '.join(ESTIMATORS)}")
+    if not Path(train).is_file():
+        raise BertxError(f"{train}: file not found")
+    for folder in candidates:
+        check_encoder_folder(folder)
+    out = Path(output) if output else None
+    if out:
+        outputs.check_writable_target(out)
+        if out.exists() and any(out.iterdir()) and not (overwrite and (out / "rank.json").is_file()):
+            raise BertxError(f"{out}: output folder is not empty; choose another (or --overwrite an earlier rank output)")
+    spec = get_task(task)
+    kind = get_kind(spec)
+    regression = spec.label_kind == "score"
+    results = []
+    for folder in candidates:
+        started = time.perf_counter()
+        tokenizer = load_tokenizer(folder)
+        data = kind.load_train(train, DataConfig(max_length=max_length), tokenizer)
+        labels = np.asarray(data.features.labels)  # the reader refuses a file with a single class
+        rows = list(range(len(labels)))
+        random.Random(seed).shuffle(rows)
+        rows = sorted(rows[:max_examples])
+        f = sentence_vectors(folder, data.features, rows, tokenizer.pad_token_id)
+        y = labels[rows]
+        featured = time.perf_counter()
+        scores = {name: estimate(name, f, y, regression, seed) for name in estimators}
+        results.append({"candidate": folder, "scores": scores, "examples": len(rows), "features_s": round(featured - started, 2),
+                        "estimators_s": round(time.perf_counter() - featured, 2), "seconds": round(time.perf_counter() - started, 2)})
+        log(f"{folder}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if v is not None) + f"  ({results[-1]['seconds']:.1f}s)")
+    first = estimators[0]
+    results.sort(key=lambda r: -(r["scores"][first] if r["scores"][first] is not None else -np.inf))
+    for place, result in enumerate(results, 1):
+        result["rank"] = place
+    report = {"train": train, "task": task, "estimators": list(estimators), "ranked_by": first, "candidates": results}
+    if out:
+        write_report(report, out)
+    return report
+
+
+def markdown(report: dict) -> str:
+    names = report["estimators"]
+    lines = [f"| rank | candidate | {' | '.join(names)} | seconds |", "|---|---|" + "---:|" * (len(names) + 1)]
+    for r in report["candidates"]:
+        cells = " | ".join("n/a" if r["scores"][n] is None else f"{r['scores'][n]:.4f}" for n in names)
+        lines.append(f"| {r['rank']} | {r['candidate']} | {cells} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outputs.make_folder(out)
+    (out / "rank.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "rank.md").write_text(f"Candidates for `{report['train']}` ({report['task']}), ranked by {report['ranked_by']}.\n\n"
+                                 + markdown(report) + "\n", encoding="utf-8")
+    names = report["estimators"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.5 * len(report["candidates"]) + 1.5), squeeze=False)
+    labels = [Path(r["candidate"]).name or r["candidate"] for r in report["candidates"]]
+    for axis, name in zip(axes[0], names):
+        values = [r["scores"][name] if r["scores"][name] is not None else 0.0 for r in report["candidates"]]
+        axis.barh(labels[::-1], values[::-1])
+        axis.set_title(name)
+    fig.tight_layout()
+    fig.savefig(out / "rank.png", dpi=110)
+    plt.close(fig)
