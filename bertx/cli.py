@@ -143,18 +143,36 @@ def evaluate(
 @_friendly
 def predict(
     model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
-    input: str = typer.Option(..., "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line; "
-                              "NER: also CoNLL columns; QA: SQuAD JSON or JSONL with question and context."),
+    input: Optional[str] = typer.Option(None, "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line, "
+                                        "or - for standard input (one text per line); NER: also CoNLL columns; QA: SQuAD JSON "
+                                        "or JSONL with question and context."),
+    text: Optional[List[str]] = typer.Option(None, "--text", help="A text to predict (repeatable), instead of --input."),
     output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
     batch_size: int = typer.Option(128, help="Examples per forward pass."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
     input_format: str = typer.Option("auto", "--format", help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."),
 ):
-    """Predict a file. Sequence tasks: label and probabilities per text; NER: entity spans per text, or a
-    predicted-tag column added to a CoNLL file; QA: answer, character start/end and score per question."""
+    """Predict a file, standard input or texts given with --text. Sequence tasks: label and probabilities per
+    text; NER: entity spans per text, or a predicted-tag column added to a CoNLL file; QA: answer, character
+    start/end and score per question.
+
+    Example: bertx predict runs/sst2 --text "a gripping , funny film ." --text "dull"
+    """
+    import tempfile
+
     from bertx.inference.predict_file import predict_file
 
-    count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
+    if (input is None) == (not text):
+        raise BertxError("predict: give either --input FILE (or - for standard input) or one or more --text")
+    with tempfile.TemporaryDirectory() as scratch:
+        if text or input == "-":
+            lines = list(text) if text else sys.stdin.read().splitlines()
+            if any("\n" in line or "\r" in line for line in lines):
+                raise BertxError("--text: a text holds a line break; give each text as one line")
+            suffix = {"conll": ".conll", "jsonl": ".jsonl"}.get(input_format, ".txt")
+            input = str(Path(scratch) / f"stdin{suffix}")
+            Path(input).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
 

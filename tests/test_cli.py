@@ -66,6 +66,12 @@ def test_predict_writes_jsonl(trained, tmp_path):
     result = invoke("predict", out, "--input", texts)
     rows = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [r["label"] for r in rows] == ["pos", "neg"]
+    # the same texts on the command line, and on standard input
+    given = invoke("predict", out, "--text", "great superb film", "--text", "awful dull plot")
+    assert [json.loads(line) for line in given.output.strip().splitlines()] == rows
+    piped = CliRunner().invoke(app, ["predict", str(out), "--input", "-"], input="great superb film\nawful dull plot\n")
+    assert [json.loads(line) for line in piped.output.strip().splitlines()] == rows
+    assert invoke("predict", out).exit_code == 2  # neither --input nor --text
 
 
 @pytest.mark.parametrize(
