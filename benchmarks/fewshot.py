@@ -4,7 +4,7 @@ For each dataset, K examples per class and seed, one K-shot training file is dra
 sampler) and every method trains on that same file, with the same backbone (the packaged
 all-MiniLM-L6-v2), in the same process, and is scored on the full dev set:
 
-  bertx      `bertx fewshot` defaults (20 rounds of pairs, cosine loss, lr 2e-5, batch 16, 1 epoch,
+  bertx      `bertx fewshot` defaults (10 rounds of pairs, cosine loss, lr 2e-5, batch 16, 1 epoch,
              logistic-regression head on normalised mean-pooled vectors)
   setfit     setfit's SetFitModel + Trainer with its documented defaults (TrainingArguments())
   finetune   `bertx finetune` with its default recipe (3 epochs, lr 1e-4, probe-initialised head)
@@ -52,12 +52,13 @@ def accuracy(predicted, gold) -> float:
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold)
 
 
-def run_bertx(train: Path, dev: Path, out: Path, max_length: int, seed: int) -> tuple[float, float]:
+def run_bertx(train: Path, dev: Path, out: Path, max_length: int, seed: int, rounds: int | None) -> tuple[float, float]:
     import bertx
 
     started = time.perf_counter()
     final = bertx.fewshot({"output": str(out), "data": {"train": str(train), "max_length": max_length},
-                           "train": {"seed": seed, "save_steps": None}}, show_progress=False)
+                           "train": {"seed": seed, "save_steps": None}, **({"rounds": rounds} if rounds else {})},
+                          show_progress=False)
     wall = time.perf_counter() - started
     del final
     return bertx.evaluate(out, str(dev))["accuracy"], wall
@@ -108,6 +109,8 @@ def main() -> None:
     parser.add_argument("--shots", default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--rounds", type=int, default=None, help="bertx fewshot's pair rounds (default: its own default).")
+    parser.add_argument("--name", default=None, help="Result file name (default fewshot / fewshot_quick).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     datasets = (args.datasets or ("sst2" if args.quick else "sst2,books,kitchen")).split(",")
@@ -136,7 +139,7 @@ def main() -> None:
                 for method in methods:
                     out = work / f"{name}-{k}-{seed}-{method}"
                     if method == "bertx":
-                        score, wall = run_bertx(train, data / "dev.tsv", out, max_length, seed)
+                        score, wall = run_bertx(train, data / "dev.tsv", out, max_length, seed, args.rounds)
                     elif method == "finetune":
                         score, wall = run_finetune(train, data / "dev.tsv", out, max_length, seed)
                     elif method == "setfit":
@@ -163,7 +166,8 @@ def main() -> None:
             summary.setdefault(name, {})[k] = row
     result = {"benchmark": "fewshot", "quick": args.quick, "datasets": datasets, "shots": shots, "seeds": seeds,
               "summary": summary, "runs": cells, "machine": machine()}
-    save("fewshot_quick" if args.quick else "fewshot", result)
+    result["bertx_rounds"] = args.rounds
+    save(args.name or ("fewshot_quick" if args.quick else "fewshot"), result)
     print(json.dumps(result))
 
 

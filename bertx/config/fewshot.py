@@ -27,7 +27,7 @@ class FewshotConfig(StrictModel):
     train: FewshotTrain = Field(default_factory=FewshotTrain)
     shots: Optional[int] = Field(None, ge=2, description="Examples per class drawn from the training file with the seed; "
                                  "default: the file as it is.")
-    rounds: int = Field(20, ge=1, description="Contrastive rounds: each round pairs every example with one of its class "
+    rounds: int = Field(10, ge=1, description="Contrastive rounds: each round pairs every example with one of its class "
                         "and one of another (2 x rounds x examples pairs).")
     loss: Literal["cosine", "contrastive"] = Field("cosine", description="cosine: squared error between the pair's cosine "
                                                    "and 1/0 (SetFit's); contrastive: pull same-class pairs together, push "
