@@ -60,6 +60,10 @@ def main() -> None:
     parser.add_argument("--methods", default="full,lora,ia3,bitfit")
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--tasks", default=",".join(t[0] for t in TASKS), help="Comma-separated subset of rte,mrpc,stsb,cola,sst2.")
+    parser.add_argument("--peft", default="{}", help='Extra peft options as JSON, e.g. \'{"r": 16, "dropout": 0}\'.')
+    parser.add_argument("--lr", type=float, default=None, help="Learning rate of the PEFT runs (default: bertx's per method).")
+    parser.add_argument("--name", default=None, help="Result file name (default peft_glue / peft_glue_quick).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     epochs = args.epochs or (1 if args.quick else 3)
@@ -70,17 +74,17 @@ def main() -> None:
     methods = args.methods.split(",")
     rows: dict = {method: {} for method in methods}
     total_parameters = None
-    for name, kind, folder, metric, max_length in TASKS:
+    for name, kind, folder, metric, max_length in [t for t in TASKS if t[0] in args.tasks.split(",")]:
         data = {"train": str(data_dir / folder / "train.tsv"), "dev": str(data_dir / folder / "dev.tsv"), "max_length": max_length,
                 "max_train_examples": 400 if args.quick else (4000 if name == "sst2" else None)}
         if args.quick:
             data["max_dev_examples"] = 200
         for method in methods:
             train = {"epochs": epochs, "batch_size": 32, "warmup_ratio": 0.06, "save_steps": None, "seed": args.seed,
-                     "precision": "bf16", **({"lr": 1e-4} if method == "full" else {})}
+                     "precision": "bf16", **({"lr": 1e-4} if method == "full" else {"lr": args.lr} if args.lr else {})}
             config = {"task": kind, "output": str(work / method / name), "data": data, "train": train}
             if method != "full":
-                config["peft"] = {"method": method}
+                config["peft"] = {"method": method, **json.loads(args.peft)}
             print(f"[{method}] {name} ...", file=sys.stderr, flush=True)
             result = run_one(config)
             total_parameters = total_parameters or (result["total_parameters"] if method == "full" else None)
@@ -105,13 +109,13 @@ def main() -> None:
             row["gap_to_full_pts"] = round(row["mean"] - summary["full"]["mean"], 2)
             row["speed_vs_full"] = round(row["train_samples_per_s"] / summary["full"]["train_samples_per_s"], 2)
     lora = summary.get("lora", {})
-    result = {"benchmark": "peft_glue", "quick": args.quick, "epochs": epochs, "seed": args.seed, "tasks": rows,
+    result = {"benchmark": "peft_glue", "quick": args.quick, "peft_options": json.loads(args.peft), "peft_lr": args.lr, "epochs": epochs, "seed": args.seed, "tasks": rows,
               "summary": summary,
               "target": {"lora_within_1pt": lora.get("gap_to_full_pts", -99) >= -1.0,
                          "lora_trainable_le_2pct": (lora.get("trainable_pct") or 99) <= 2.0,
                          "lora_checkpoint_le_2mb": lora.get("checkpoint_mb", 99) <= 2.0},
               "machine": machine()}
-    save("peft_glue_quick" if args.quick else "peft_glue", result)
+    save(args.name or ("peft_glue_quick" if args.quick else "peft_glue"), result)
     print(json.dumps(result))
 
 
