@@ -92,6 +92,13 @@ def test_peft_reads_the_folder_and_the_merged_folder_matches(tiny_bert, toy_data
     assert merged.config.id2label == {0: "neg", 1: "pos"}
     assert bertx.evaluate(tmp_path / "merged", toy_data[1])["accuracy"] == pytest.approx(
         bertx.evaluate(out, toy_data[1])["accuracy"])
+    pytest.importorskip("onnxruntime")
+    from bertx.deploy.export import export
+
+    report = export(out, tmp_path / "onnx")  # the adapter folder itself exports (merged on load)
+    assert report["agreement"] == 1.0, report
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "onnx").predict(TEXTS)] == \
+        [p["label"] for p in bertx.Predictor.load(out).predict(TEXTS)]
 
 
 @pytest.mark.parametrize("task", ["ner", "qa"])
