@@ -6,7 +6,8 @@ all-MiniLM-L6-v2), in the same process, and is scored on the full dev set:
 
   bertx      `bertx fewshot` defaults (10 rounds of pairs, cosine loss, lr 2e-5, batch 16, 1 epoch,
              logistic-regression head on normalised mean-pooled vectors)
-  setfit     setfit's SetFitModel + Trainer with its documented defaults (TrainingArguments())
+  setfit     setfit's SetFitModel + Trainer with its documented defaults (TrainingArguments(), its
+             checkpoints written under the benchmark's temporary folder, not the working directory)
   finetune   `bertx finetune` with its default recipe (3 epochs, lr 1e-4, probe-initialised head)
   probe      logistic regression on the frozen encoder's normalised mean-pooled vectors
 
@@ -74,7 +75,8 @@ def run_finetune(train: Path, dev: Path, out: Path, max_length: int, seed: int) 
     return bertx.evaluate(out, str(dev))["accuracy"], wall
 
 
-def run_setfit(texts, labels, dev_texts, dev_labels, model_path: str, max_length: int, seed: int) -> tuple[float, float]:
+def run_setfit(texts, labels, dev_texts, dev_labels, model_path: str, max_length: int, seed: int,
+               out: Path) -> tuple[float, float]:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -82,7 +84,7 @@ def run_setfit(texts, labels, dev_texts, dev_labels, model_path: str, max_length
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(model_path)
     model.model_body.max_seq_length = max_length
-    trainer = Trainer(model=model, args=TrainingArguments(seed=seed, show_progress_bar=False),
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(out), seed=seed, show_progress_bar=False),
                       train_dataset=Dataset.from_dict({"text": texts, "label": [names.index(y) for y in labels]}))
     trainer.train()
     wall = time.perf_counter() - started
@@ -143,7 +145,7 @@ def main() -> None:
                     elif method == "finetune":
                         score, wall = run_finetune(train, data / "dev.tsv", out, max_length, seed)
                     elif method == "setfit":
-                        score, wall = run_setfit(kt, ky, dev_texts, dev_labels, model_path, max_length, seed)
+                        score, wall = run_setfit(kt, ky, dev_texts, dev_labels, model_path, max_length, seed, out)
                     else:
                         score, wall = run_probe(kt, ky, dev_texts, dev_labels, model_path, max_length, seed)
                     cells.setdefault(name, {}).setdefault(str(k), {}).setdefault(method, []).append(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
-from bertx.models.adapters import ADAPTER_CONFIG, base_model_path
+from bertx.models.adapters import ADAPTER_CONFIG, base_model_path, base_with_head
 
 
 class AdapterView(nn.Module):
@@ -53,18 +53,11 @@ def shared_groups(named: dict[str, str], read_run) -> list[list[tuple[str, str]]
 
 def load_shared(members: list[tuple[str, str]], auto_class: str, run_of) -> dict[str, tuple[nn.Module, object]]:
     """{served name: (view, its config)} for adapters of one base, loaded into one PeftModel."""
-    import transformers
     from peft import PeftModel
     from transformers import AutoConfig
 
     first_name, first_folder = members[0]
-    base = base_model_path(Path(first_folder), run_of(first_folder))
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # heads are "newly initialised" here and loaded from each adapter
-    try:
-        model = getattr(transformers, auto_class).from_pretrained(base, config=AutoConfig.from_pretrained(first_folder))
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    model = base_with_head(Path(first_folder), auto_class, run_of(first_folder))
     shared = PeftModel.from_pretrained(model, first_folder, adapter_name=first_name)
     for name, folder in members[1:]:
         shared.load_adapter(folder, adapter_name=name)

@@ -23,7 +23,8 @@ from bertx.config import DataConfig
 from bertx.data.batching import collate, sorted_batches
 from bertx.errors import BertxError
 from bertx.metrics.transferability import ESTIMATORS, estimate
-from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, without_load_report
+from bertx.models.sentence_classifier import mean_pool
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 
@@ -34,21 +35,15 @@ RANKABLE = ("classification", "pair-classification", "regression")
 def sentence_vectors(folder: str, features, rows: list[int], pad_id: int, batch_size: int = 64) -> np.ndarray:
     """Mean-pooled last-layer vectors of the chosen rows, shape (len(rows), hidden)."""
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
 
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # a task folder's head, or a missing pooler, is not read here
-    try:
+    with without_load_report():  # a task folder's head, or a missing pooler, is not read here
         encoder = AutoModel.from_pretrained(folder).eval()
-    finally:
-        hf_logging.set_verbosity(previous)
     lengths = [features.lengths[i] for i in rows]
     out = np.zeros((len(rows), encoder.config.hidden_size), dtype=np.float32)
     for batch_rows in sorted_batches(lengths, batch_size):
         batch = collate(features, [rows[i] for i in batch_rows], pad_id)
         hidden = encoder(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        out[batch_rows] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy()
+        out[batch_rows] = mean_pool(hidden, batch["attention_mask"]).numpy()
     return out
 
 
@@ -76,10 +71,14 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     kind = get_kind(spec)
     regression = spec.label_kind == "score"
     results = []
+    read: dict[str, object] = {}  # the file tokenised once per distinct tokenizer (candidates often share one)
     for folder in candidates:
         started = time.perf_counter()
         tokenizer = load_tokenizer(folder)
-        data = kind.load_train(train, DataConfig(max_length=max_length), tokenizer)
+        key = tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else folder
+        if key not in read:
+            read[key] = kind.load_train(train, DataConfig(max_length=max_length), tokenizer)
+        data = read[key]
         labels = np.asarray(data.features.labels)  # the reader refuses a file with a single class
         rows = list(range(len(labels)))
         random.Random(seed).shuffle(rows)

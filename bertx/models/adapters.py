@@ -13,18 +13,18 @@ A PEFT run folder holds:
     tokenizer files, bertx_run.yaml                   (the base model's path is in both configs)
 
 Loading puts the adapter back on the base model and, for LoRA and IA3, merges it into the weights, so
-prediction costs what a fully fine-tuned model costs. `merge_into_folder` writes that merged model as a
-plain HF folder (for `pipeline`, `bertx export`, anything that reads HF folders).
+prediction costs what a fully fine-tuned model costs (`bertx merge`, in deploy/merge.py, writes that merged
+model as a plain HF folder).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from bertx.errors import BertxError
+from bertx.models.encoder import without_load_report
 
 METHODS = ("lora", "ia3", "bitfit")
 BITFIT_FILE = "bitfit_model.safetensors"
@@ -135,37 +135,31 @@ def base_model_path(folder: Path, run: dict) -> str:
     return str(path)
 
 
-def load_adapter_model(folder: str | Path, auto_class: str, run: dict, merge: bool = True) -> nn.Module:
-    """The base model with the adapter (or BitFit tensors) of `folder` on it; LoRA/IA3 merged when `merge`."""
+def base_with_head(folder: Path, auto_class: str, run: dict) -> nn.Module:
+    """The adapter's base model under a head shaped by `folder`'s config (labels); the head's weights
+    come from the adapter, so transformers' "newly initialised" report is not shown."""
     import transformers
     from transformers import AutoConfig
 
+    with without_load_report():
+        return getattr(transformers, auto_class).from_pretrained(base_model_path(folder, run),
+                                                                 config=AutoConfig.from_pretrained(folder))
+
+
+def load_adapter_model(folder: str | Path, auto_class: str, run: dict, merge: bool = True) -> nn.Module:
+    """The base model with the adapter (or BitFit tensors) of `folder` on it; LoRA/IA3 merged when `merge`."""
     folder = Path(folder)
-    base = base_model_path(folder, run)
-    config = AutoConfig.from_pretrained(folder)  # the task's labels and head size
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # the head is "newly initialised" here and loaded just below
-    try:
-        model = getattr(transformers, auto_class).from_pretrained(base, config=config)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    model = base_with_head(folder, auto_class, run)
     if (folder / BITFIT_FILE).is_file():
         from safetensors.torch import load_file
 
-        missing = set(load_file(str(folder / BITFIT_FILE))) - {name for name, _ in model.named_parameters()}
+        tensors = load_file(str(folder / BITFIT_FILE))
+        missing = set(tensors) - {name for name, _ in model.named_parameters()}
         if missing:
             raise BertxError(f"{folder / BITFIT_FILE}: tensors the base model lacks ({', '.join(sorted(missing)[:3])})")
-        model.load_state_dict(load_file(str(folder / BITFIT_FILE)), strict=False)
+        model.load_state_dict(tensors, strict=False)
         return model.eval()
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(model, str(folder))
     return (model.merge_and_unload() if merge else model).eval()
-
-
-def merge_into_folder(folder: str | Path, output: str | Path, auto_class: str, run: dict, tokenizer) -> None:
-    """Write the adapter merged into its base model as a plain HF folder."""
-    model = load_adapter_model(folder, auto_class, run, merge=True)
-    with torch.no_grad():
-        model.save_pretrained(output, safe_serialization=True)
-    tokenizer.save_pretrained(output)

@@ -9,7 +9,7 @@ function, softmax / sigmoid / identity, when predicting).
 
 from __future__ import annotations
 
-from bertx.models.encoder import check_encoder_folder
+from bertx.models.encoder import check_encoder_folder, without_load_report
 from bertx.data.task_spec import TaskSpec
 
 
@@ -25,7 +25,6 @@ def load_with_new_head(path: str, auto_class: str, labels: list[str] | None, dro
     """
     import transformers
     from transformers import AutoConfig
-    from transformers.utils import logging as hf_logging
 
     check_encoder_folder(path)
     if labels is not None:
@@ -36,13 +35,8 @@ def load_with_new_head(path: str, auto_class: str, labels: list[str] | None, dro
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
             if hasattr(config, key):
                 setattr(config, key, dropout)
-    # The "weights newly initialised" report is expected for a new head; keep the console clean.
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with without_load_report():  # expected for a new head
         model, info = getattr(transformers, auto_class).from_pretrained(path, config=config, output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(previous)
     # Encoder weights the folder lacked (a pooler, say) start random: a frozen-encoder run must train them.
     model.bertx_new_weights = sorted(info.get("missing_keys") or [])
     return model

@@ -67,15 +67,11 @@ def continued_model(path: str, tokenizer, tokenizer_source: str) -> tuple[nn.Mod
             f"{tokenizer_source}: the tokenizer has {id_space(tokenizer)} tokens but the model {path} has "
             f"{config['vocab_size']} embeddings; use the tokenizer the model was trained with"
         )
-    from transformers.utils import logging as hf_logging
+    from bertx.models.encoder import without_load_report
 
     # transformers prints a load report of the missing head weights; the recipe says it in one line instead.
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with without_load_report():
         model, info = BertForPreTraining.from_pretrained(path, output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(level)
     return model, sorted(info.get("missing_keys", []))
 
 

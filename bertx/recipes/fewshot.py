@@ -24,8 +24,9 @@ from bertx.data.batching import collate
 from bertx.data.features import Features
 from bertx.data.fewshot import contrastive_pairs, sample_per_class
 from bertx.errors import BertxError
-from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
+from bertx.models.encoder import load_tokenizer, without_load_report
 from bertx.models.sentence_classifier import SentenceClassifier
+from bertx.recipes.inputs import resolved_inputs
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
@@ -42,18 +43,11 @@ def fewshot(config: FewshotConfig, resume: bool = False, overwrite: bool = False
     from accelerate.utils import set_seed
 
     task = get_task(config.task)
-    tc, dc = config.train, config.data
-    train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
-    if not train_path:
-        raise BertxError("no training file: pass --train FILE or set data.train in the config")
-    model_path = resolve_model_path(config.model.name_or_path)
-    check_encoder_folder(model_path, max_length=dc.max_length)
+    tc = config.train
+    train_path, dev_path, model_path, run = resolved_inputs(config)
     accelerator = make_accelerator(tc.precision)
     if accelerator.num_processes > 1:
         raise BertxError("bertx fewshot runs in one process: a few hundred pairs gain nothing from data parallelism")
-    run = config.model_dump(mode="json")
-    run["model"]["name_or_path"] = model_path
-    run["data"]["train"], run["data"]["dev"] = train_path, dev_path
     with Run.open(config.output, run, accelerator, tc, resume, overwrite, [model_path, train_path, dev_path]) as life:
         set_seed(tc.seed)
         return _train(config, task, life, run, model_path, train_path, dev_path, show_progress)
@@ -96,7 +90,9 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     life.write_config(run)
 
     # ---- model, optimiser ---------------------------------------------------------------------
-    model = SentenceClassifier(quiet_load(AutoModel, model_path), train.labels, config.normalize).to(device)
+    with without_load_report():  # a missing pooler: mean pooling never reads it
+        encoder = AutoModel.from_pretrained(model_path)
+    model = SentenceClassifier(encoder, train.labels, config.normalize).to(device)
     steps_per_epoch = math.ceil(len(pairs) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = build_optimizer(model.encoder, tc.lr, tc.weight_decay)  # the head is fitted afterwards, not trained
@@ -146,18 +142,6 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, head_train_accuracy=round(head_score, 4),
                  wall_s=round(wall, 2), train_samples_per_s=round(life.throughput()[0], 2))
     return life.finish(final)
-
-
-def quiet_load(auto, path: str):
-    """`from_pretrained` without the report of a missing pooler: mean pooling never reads it."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        return auto.from_pretrained(path)
-    finally:
-        hf_logging.set_verbosity(previous)
 
 
 @torch.no_grad()

@@ -25,8 +25,9 @@ from bertx.config import FinetuneConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.errors import BertxError
 from bertx.models.adapters import AdapterModel, add_adapters, new_encoder_weights, trainable_counts
-from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
+from bertx.models.encoder import load_tokenizer
 from bertx.models.heads import word_embeddings
+from bertx.recipes.inputs import resolved_inputs
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
@@ -55,17 +56,10 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
 
     task = get_task(config.task)
     tc, dc = config.train, config.data
-    train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
-    if not train_path:
-        raise BertxError("no training file: pass --train FILE or set data.train in the config")
-    model_path = resolve_model_path(config.model.name_or_path)
-    check_encoder_folder(model_path, max_length=dc.max_length)
+    train_path, dev_path, model_path, run = resolved_inputs(config)
 
     accelerator = make_accelerator(tc.precision)
     main = accelerator.is_main_process
-    run = config.model_dump(mode="json")
-    run["model"]["name_or_path"] = model_path
-    run["data"]["train"], run["data"]["dev"] = train_path, dev_path
     reads = [model_path, train_path, dev_path] + [dc.resolve(p) for p in (config.aux_mlm.text if config.aux_mlm else [])]
     with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
         set_seed(tc.seed)

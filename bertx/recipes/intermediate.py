@@ -21,7 +21,7 @@ from pathlib import Path
 from bertx.config import IntermediateConfig, TaskEntry
 from bertx.errors import BertxError
 from bertx.evaluation.matrix_report import write_matrix
-from bertx.models.encoder import save_encoder
+from bertx.models.encoder import save_encoder, without_load_report
 from bertx.recipes.finetune import finetune
 from bertx.recipes.multitask import check_task_files
 from bertx.training import outputs
@@ -88,18 +88,13 @@ def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
 def source_encoder(folder: Path) -> Path:
     """The encoder of a fine-tuned source model, saved alone: targets put their own heads on it."""
     from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     encoder_dir = folder / "encoder"
     if (encoder_dir / "config.json").is_file():
         return encoder_dir
     if not (folder / outputs.RUN_FILE).is_file():
         raise BertxError(f"{folder}: the source run did not finish")
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the source's head is left behind on purpose: no load report
-    try:
+    with without_load_report():  # the source's head is left behind on purpose
         encoder = AutoModel.from_pretrained(folder)
-    finally:
-        hf_logging.set_verbosity(previous)
     save_encoder(encoder, AutoTokenizer.from_pretrained(folder), encoder_dir)
     return encoder_dir

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -273,22 +274,27 @@ def save_model_atomic(model, tokenizer, target: Path) -> None:
 def write_model_folder(output: Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path]) -> Path:
     """Write a standalone model folder (weights, tokenizer, bertx_run.yaml) derived from other folders
     (`reads`, never deleted), all at once: a temporary folder swapped in at the end."""
-    import yaml
-
     output = Path(output)
     check_writable_target(output)
-    if output.exists() and any(output.iterdir()):
+    replacing = output.exists() and any(output.iterdir())
+    if replacing:
         if not overwrite:
             raise BertxError(f"{output}: output folder is not empty; choose another or pass --overwrite")
         check_deletable(output, reads)
-        shutil.rmtree(output)
-    tmp = output.with_name(output.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / RUN_FILE).write_text(yaml.safe_dump(run_info, sort_keys=False), encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
-    if output.exists():
+    # A fresh, uniquely named folder beside the target: removing it can never touch anything else.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / RUN_FILE).write_text(yaml.safe_dump(run_info, sort_keys=False), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # Only now, with the new folder complete, does the one it replaces (checked above) go.
+    if replacing:
+        shutil.rmtree(output)
+    elif output.exists():
         output.rmdir()
     os.replace(tmp, output)
     return output
