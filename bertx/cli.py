@@ -217,10 +217,21 @@ def multitask(
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
 ):
-    """Train one shared encoder with a head per task; write encoder + heads into one folder."""
+    """Train one shared encoder with a head per task; write encoder + heads into one folder.
+
+    With `select: {target: NAME, top_k: 2}` in the config: rank the other tasks as sources for the target,
+    keep the helpful ones, train multi-task on them and the target, then fine-tune on the target.
+    """
     from bertx.recipes.multitask import multitask as run_multitask
     from bertx.recipes.multitask import task_table
 
+    if cfg.select:
+        from bertx.recipes.selected_multitask import selected_multitask
+
+        summary = selected_multitask(cfg, overwrite=overwrite)
+        typer.echo("\n" + (Path(cfg.output) / "summary.md").read_text(encoding="utf-8"))
+        typer.echo(f"model: {summary['model']}; summary in {cfg.output}/summary.json")
+        return
     final = run_multitask(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -325,9 +336,11 @@ def export(
 @app.command()
 @_friendly
 def rank(
-    candidates: List[str] = typer.Argument(..., help="Encoder folders to score (pretrained, DAPT, fine-tuned, students)."),
+    candidates: List[str] = typer.Argument(None, help="Encoder folders to score (pretrained, DAPT, fine-tuned, students)."),
     train: str = typer.Option(..., help="The target task's labelled training file."),
-    task: str = typer.Option("classification", help="classification, pair-classification or regression."),
+    task: str = typer.Option("classification", help="classification, pair-classification, regression or ner."),
+    sources: Optional[str] = typer.Option(None, help="YAML of source tasks (`tasks:`, `model:`, `train:`, `output:` cache): "
+                                          "each is fine-tuned once and its encoder ranked beside the plain one."),
     estimators: str = typer.Option("logme,hscore,knn,probe", help="Comma-separated; the first one ranks."),
     max_examples: int = typer.Option(2000, help="Training examples drawn (with the seed) for the features."),
     max_length: int = typer.Option(128, help="Longest tokenised input."),
@@ -335,15 +348,26 @@ def rank(
     output: Optional[str] = typer.Option(None, help="Folder for rank.json, rank.md and rank.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier rank output in --output."),
 ):
-    """Rank encoders for a target task from frozen features (LogME, H-score, kNN, linear probe), in seconds.
+    """Rank encoders (or source tasks) for a target task from frozen features (LogME, H-score, kNN, linear probe), in seconds.
 
     Example: bertx rank runs/dapt-books runs/sst2 --train ../shared/data/multidomain/books/train.tsv --output runs/rank-books
     """
+    from bertx.config import SourcesConfig, load_config
     from bertx.evaluation.rank import markdown, rank as run_rank
+    from bertx.recipes.sources import rank_sources
 
-    report = run_rank(train, list(candidates), task, tuple(e.strip() for e in estimators.split(",") if e.strip()),
-                      max_examples, max_length, seed, output, overwrite, log=lambda line: typer.echo(line, err=True))
+    chosen = tuple(e.strip() for e in estimators.split(",") if e.strip())
+    echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+    if sources:
+        if candidates:
+            raise BertxError("rank: give either candidate folders or --sources, not both")
+        report = rank_sources(load_config(sources, [], schema=SourcesConfig), train, task, chosen, max_examples, max_length,
+                              seed, output, overwrite, log=echo)
+    else:
+        report = run_rank(train, list(candidates or []), task, chosen, max_examples, max_length, seed, output, overwrite, log=echo)
     typer.echo(markdown(report))
+    if sources:
+        typer.echo("helpful sources (above `none`): " + (", ".join(report["helpful"]) or "none"))
     if output:
         typer.echo(f"written to {output}/rank.json, rank.md and rank.png")
 
@@ -407,6 +431,41 @@ def tokenizer_train(
     result = train_wordpiece(list(input), output, vocab_size, lowercase, min_frequency, documents, overwrite=overwrite)  # type: ignore[arg-type]
     typer.echo(f"wrote a {result['vocab_size']}-piece WordPiece tokenizer ({'uncased' if lowercase else 'cased'}) "
                f"from {result['sentences']:,} sentences to {output}")
+
+
+vocab_app = typer.Typer(no_args_is_help=True, help="Vocabulary transfer: give an encoder the word pieces of a new language.")
+app.add_typer(vocab_app, name="vocab")
+
+
+@vocab_app.command("extend")
+@_friendly
+def vocab_extend(
+    model: str = typer.Option(..., help="Encoder folder whose vocabulary is extended."),
+    text: List[str] = typer.Option(..., "--text", help="Text in the new language (repeat for several files; TSV/CSV/JSONL: text columns)."),
+    add: int = typer.Option(..., help="How many pieces to add at most (the most tokens saved first)."),
+    output: str = typer.Option(..., help="Folder for the extended encoder."),
+    init: str = typer.Option("mean", help="mean: each new piece from the mean of the old pieces spelling it (FVT); random: the control."),
+    reference: List[str] = typer.Option([], "--reference", help="Text in the model's own language: tokens per word reported, must not worsen."),
+    vocab_size: int = typer.Option(30000, help="Size of the retrained vocabulary the candidate pieces come from."),
+    documents: str = typer.Option("blank", help="Plain-text layout: blank, line or wikitext."),
+    seed: int = typer.Option(0, help="Seed of the random initialisation."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier output folder of bertx's."),
+):
+    """Add the new language's most useful word pieces to an encoder, initialised from its own embeddings.
+
+    Example: bertx vocab extend --model runs/minilm --text ../shared/data/sst2-pt/train.tsv --add 5000 --output runs/minilm-pt
+    """
+    from bertx.recipes.vocab import extend_vocab
+
+    if documents not in ("blank", "line", "wikitext"):
+        raise BertxError(f"--documents {documents!r}: choose blank, line or wikitext")
+    report = extend_vocab(model, list(text), add, output, init, vocab_size, list(reference), documents, seed, overwrite,
+                          log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"added {report['added']} pieces ({report['vocab_before']} -> {report['vocab_after']}; "
+               f"{report['initialised_from_old_pieces']} initialised from old pieces, init={report['init']})")
+    for path, figures in report["tokens_per_word"].items():
+        typer.echo(f"  {path}: {figures['before']:.3f} -> {figures['after']:.3f} tokens per word")
+    typer.echo(f"wrote {output} (report: {output}/vocab_report.json)")
 
 
 def main(argv: list[str] | None = None) -> int:

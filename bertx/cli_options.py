@@ -123,6 +123,8 @@ def _cli_type(annotation) -> tuple[Any, str]:
         (item,) = typing.get_args(inner) or (str,)
         if typing.get_origin(item) is Literal:
             return List[str], "Repeat, or separate with commas; choices: " + ", ".join(map(str, typing.get_args(item))) + "."
+        if typing.get_origin(item) in (typing.Union, types.UnionType):  # paths or richer entries: the command line gives paths
+            return List[str], "Repeatable (richer entries in the YAML config)."
         return List[item], "Repeatable."
     return inner, ""
 

@@ -17,7 +17,7 @@ from bertx.config.distill import DistillConfig, DistillLossConfig, StudentConfig
 from bertx.config.fewshot import FewshotConfig
 from bertx.config.finetune import AuxMLMConfig, AuxMLMSettings, FinetuneConfig, PeftOptions
 from bertx.config.loading import apply_overrides, load_config, validate_config
-from bertx.config.multitask import IntermediateConfig, MultitaskConfig, SamplingConfig, TaskEntry
+from bertx.config.multitask import IntermediateConfig, MultitaskConfig, SamplingConfig, SelectConfig, SourcesConfig, TaskEntry
 from bertx.config.pretrain import ObjectiveConfig, PretrainConfig, PretrainDataConfig, PretrainModelConfig, PretrainTrainConfig
 from bertx.config.transfer import DAPTSettings, TransferConfig, TransferSource, TransferTarget
 
@@ -25,6 +25,6 @@ __all__ = [
     "DEFAULT_DATA_DIR", "DataConfig", "MLMSettings", "ModelConfig", "StrictModel", "TrainConfig", "TrainingBlock",
     "default_data_dir", "resolve_data_path", "DistillConfig", "DistillLossConfig", "StudentConfig", "AuxMLMConfig",
     "AuxMLMSettings", "FinetuneConfig", "FewshotConfig", "PeftOptions", "apply_overrides", "load_config", "validate_config", "IntermediateConfig",
-    "MultitaskConfig", "SamplingConfig", "TaskEntry", "ObjectiveConfig", "PretrainConfig", "PretrainDataConfig",
+    "MultitaskConfig", "SamplingConfig", "SelectConfig", "SourcesConfig", "TaskEntry", "ObjectiveConfig", "PretrainConfig", "PretrainDataConfig",
     "PretrainModelConfig", "PretrainTrainConfig", "DAPTSettings", "TransferConfig", "TransferSource", "TransferTarget",
 ]

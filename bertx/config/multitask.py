@@ -59,6 +59,17 @@ class SamplingConfig(StrictModel):
     )
 
 
+class SelectConfig(StrictModel):
+    """`select:` of a multi-task config: rank the other tasks as sources for one target from frozen
+    features, keep the helpful ones, train multi-task on the target and them, then fine-tune on the target."""
+
+    target: str = Field(..., description="The task the run serves; every other task is a candidate source.")
+    top_k: int = Field(2, ge=1, description="Keep at most this many sources (those the estimate ranks above the plain encoder).")
+    estimator: Literal["logme", "hscore", "knn", "probe"] = Field("logme", description="What ranks the sources.")
+    max_examples: int = Field(2000, ge=10, description="Target training examples whose features are scored.")
+    finetune_epochs: float = Field(2.0, ge=0, description="Epochs of the final fine-tuning on the target alone (0: none).")
+
+
 class MultitaskConfig(StrictModel):
     output: str = Field("runs/multitask", description="Output folder: shared encoder, heads, run config, log, checkpoints.")
     data_dir: str = Field(default_factory=default_data_dir, description="Root of the shared datasets (`{data_dir}` in paths).")
@@ -70,6 +81,7 @@ class MultitaskConfig(StrictModel):
         description="Optimisation, shared by all tasks. An epoch is as many batches as all tasks hold together; "
         "batch_size is per task batch (grad_accum splits it into micro-batches, as in fine-tuning).",
     )
+    select: Optional[SelectConfig] = Field(None, description="Source selection for one target task (see SelectConfig).")
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "MultitaskConfig":
@@ -80,6 +92,14 @@ class MultitaskConfig(StrictModel):
             if other.kind != entry.kind:
                 raise ValueError(f"tasks {other.name!r} ({other.kind}) and {entry.name!r} ({entry.kind}) cannot share "
                                  f"head {entry.head_name!r}: their kinds differ")
+        if self.select:
+            target = next((entry for entry in self.tasks if entry.name == self.select.target), None)
+            if target is None:
+                raise ValueError(f"select.target {self.select.target!r} is not one of the tasks ({', '.join(t.name for t in self.tasks)})")
+            if not target.dev:
+                raise ValueError(f"select.target {target.name!r} needs a dev file")
+            if len(self.tasks) < 2:
+                raise ValueError("select: needs at least one task besides the target")
         if self.train.metric_for_best:
             raise ValueError("train.metric_for_best does not apply to multi-task runs: the best checkpoint has the best "
                              "mean of the tasks' main metrics; set a task's `metric:` instead")
@@ -101,6 +121,9 @@ class IntermediateConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation of both stages.")
     source_train: Optional[TrainConfig] = Field(None, description="Optimisation of the source stage, if it differs.")
     keep_models: bool = Field(False, description="Keep every target model (otherwise only metrics and the source encoders).")
+    predict: list[Literal["logme", "hscore", "knn", "probe"]] = Field(
+        default_factory=lambda: ["logme", "hscore", "knn", "probe"],
+        description="Estimators whose source ranking per target is set beside the measured gains ([] = none).")
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "IntermediateConfig":
@@ -118,3 +141,22 @@ class IntermediateConfig(StrictModel):
         """One stage's run config: the task, starting from `model` (default: the config's encoder)."""
         model_config = self.model.model_copy(update={"name_or_path": model}) if model else self.model
         return entry.finetune_config(self.data_dir, model_config, train or self.train, output)
+
+
+class SourcesConfig(StrictModel):
+    """Candidate source tasks for `bertx rank --sources`: each is fine-tuned once from `model` (cached in
+    `output`), and its encoder is scored on the target's training data."""
+
+    output: str = Field("runs/sources", description="Cache of the source runs: a source trained once is reused.")
+    data_dir: str = Field(default_factory=default_data_dir, description="Root of the shared datasets (`{data_dir}` in paths).")
+    tasks: list[TaskEntry] = Field(..., min_length=1, description="The source tasks (dev files optional).")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation of each source's fine-tuning.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "SourcesConfig":
+        check_unique_names(self.tasks)
+        return self
+
+    def task_config(self, entry: TaskEntry, output: str) -> "FinetuneConfig":
+        return entry.finetune_config(self.data_dir, self.model, self.train, output)

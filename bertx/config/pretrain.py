@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
+
+from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from bertx.config.base import StrictModel, TrainingBlock, default_data_dir, head_warmup_field, resolve_data_path
 
 
+class TextFile(StrictModel):
+    """One training text file with its own layout, sampling weight and language (bilingual pretraining)."""
+
+    path: str = Field(..., description="The file (`{data_dir}` expands).")
+    documents: Optional[Literal["blank", "line", "wikitext"]] = Field(None, description="Its document layout; default: data.documents.")
+    weight: float = Field(1.0, gt=0, description="Its instances per epoch are multiplied by this (2: each twice; 0.5: a seeded half).")
+    language: Optional[str] = Field(None, description="Held-out MLM accuracy is also reported per language; default: the file name.")
+
+
 class PretrainDataConfig(StrictModel):
-    train: list[str] = Field(default_factory=list, description="Plain-text training files (`{data_dir}` expands).")
+    train: list[Union[str, TextFile]] = Field(
+        default_factory=list,
+        description="Training text files (`{data_dir}` expands): paths, or {path, documents, weight, language} entries.",
+    )
     eval: list[str] = Field(default_factory=list, description="Held-out text files; default: the last documents of the training text.")
     eval_fraction: float = Field(0.02, ge=0, lt=0.5, description="Share of documents held out when no eval file is given.")
     max_eval_sequences: int = Field(1000, ge=1, description="Held-out sequences scored at each evaluation.")
@@ -24,6 +38,19 @@ class PretrainDataConfig(StrictModel):
 
     def resolve(self, paths: list[str]) -> list[str]:
         return [resolve_data_path(p, self.data_dir) for p in paths]
+
+    def train_files(self) -> list[TextFile]:
+        """Every training file as a full entry: path resolved, layout, weight and language filled in."""
+        files = []
+        for item in self.train:
+            entry = TextFile(path=item) if isinstance(item, str) else item
+            path = resolve_data_path(entry.path, self.data_dir)
+            files.append(TextFile(path=path, documents=entry.documents or self.documents, weight=entry.weight,
+                                  language=entry.language or Path(path).stem))
+        return files
+
+    def train_paths(self) -> list[str]:
+        return [entry.path for entry in self.train_files()]
 
 
 class PretrainModelConfig(StrictModel):

@@ -126,3 +126,34 @@ def build_instances(cache: TokenCache, first_doc: int, end_doc: int, max_length:
         start, end = cache.document_tokens(first_doc, end_doc)
         return packed_blocks(start, end, max_length - 2, rng), 0
     return sentence_pairs(cache, first_doc, end_doc, max_length - 3, task, short_seq_prob, rng)
+
+
+def mixed_instances(cache: TokenCache, ranges: list[tuple[int, int]], weights: list[float], max_length: int,
+                    task: SentenceTask, seed: int, epoch: int, short_seq_prob: float = 0.1) -> tuple[np.ndarray, int, list[int]]:
+    """One epoch's instances from several document ranges (one per file or language), each range's share
+    scaled by its weight: 2 repeats every instance, 0.5 keeps a seeded half. Instances never cross
+    ranges, so a block is one language. One range of weight 1 gives `build_instances` unchanged.
+
+    Returns:
+        (instances shuffled together, sentences cut for length, instances drawn per range).
+    """
+    if len(ranges) == 1 and weights[0] == 1.0:
+        instances, cut = build_instances(cache, *ranges[0], max_length, task, seed, epoch, short_seq_prob)
+        return instances, cut, [len(instances)]
+    rng = np.random.default_rng([seed, epoch, len(ranges)])
+    parts, cut, counts = [], 0, []
+    for index, ((first, end), weight) in enumerate(zip(ranges, weights)):
+        if end <= first:
+            counts.append(0)
+            continue
+        found, long_ = build_instances(cache, first, end, max_length, task, seed + 7919 * index, epoch, short_seq_prob)
+        cut += long_
+        whole, fraction = int(weight), weight - int(weight)
+        chosen = [found] * whole
+        if fraction > 0 and len(found):
+            chosen.append(found[np.sort(rng.choice(len(found), int(round(fraction * len(found))), replace=False))])
+        taken = np.concatenate(chosen) if chosen else found[:0]
+        counts.append(len(taken))
+        parts.append(taken)
+    instances = np.concatenate(parts) if parts else np.zeros((0, 5), dtype=np.int64)
+    return instances[rng.permutation(len(instances))], cut, counts

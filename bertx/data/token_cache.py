@@ -40,8 +40,11 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode("utf-8")).hexdigest()[:16]
 
 
-def cache_key(paths: list[str], mode: str, tokenizer) -> str:
-    parts = [f"format={FORMAT}", f"mode={mode}", f"tokenizer={tokenizer_fingerprint(tokenizer)}"]
+def cache_key(paths: list[str], mode: str | list[str], tokenizer) -> str:
+    modes = [mode] * len(paths) if isinstance(mode, str) else list(mode)
+    # One file, or several read alike, keeps the key caches were built under before per-file modes.
+    shown = modes[0] if len(set(modes)) <= 1 and len(paths) <= 1 else "per-file:" + ",".join(modes)
+    parts = [f"format={FORMAT}", f"mode={shown}", f"tokenizer={tokenizer_fingerprint(tokenizer)}"]
     for path in paths:
         stat = Path(path).stat()
         parts.append(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
@@ -66,6 +69,11 @@ class TokenCache:
     def n_tokens(self) -> int:
         return int(self.sentences[-1])
 
+    def file_ranges(self) -> list[tuple[int, int]]:
+        """[first, end) document range of each source file, in order."""
+        ends = self.meta.get("file_documents", [self.n_documents])
+        return [(start, end) for start, end in zip([0, *ends[:-1]], ends)]
+
     def document_tokens(self, first_doc: int, end_doc: int) -> tuple[int, int]:
         """Token range [start, end) covered by documents first_doc..end_doc-1."""
         return int(self.sentences[self.documents[first_doc]]), int(self.sentences[self.documents[end_doc]])
@@ -84,14 +92,14 @@ def open_cache(folder: Path) -> TokenCache:
     return TokenCache(folder, view("tokens.bin", dtype), view("sentences.bin", np.int64), view("documents.bin", np.int64), meta)
 
 
-def build_cache(paths: list[str], tokenizer, mode: DocumentMode = "blank", root: str | Path | None = None,
+def build_cache(paths: list[str], tokenizer, mode: DocumentMode | list[DocumentMode] = "blank", root: str | Path | None = None,
                 show_progress: bool = True) -> TokenCache:
     """Tokenise text files into a memory-mapped cache, or reuse the one already built for them.
 
     Args:
         paths: plain-text files, read in order.
         tokenizer: a fast HF tokenizer (the model's).
-        mode: how documents are delimited (see `bertx.data.text_corpus`).
+        mode: how documents are delimited (see `bertx.data.text_corpus`), for all files or one per file.
         root: folder that holds caches; default `$BERTX_CACHE/corpus` or `~/.cache/bertx/corpus`.
         show_progress: print a progress line per chunk on big corpora.
 
@@ -144,18 +152,21 @@ def build_cache(paths: list[str], tokenizer, mode: DocumentMode = "blank", root:
                 print(f"tokenising {', '.join(paths)}: {n_tokens:,} tokens so far", flush=True)
                 next_report += REPORT_EVERY
 
-        for document in read_documents(paths, mode):
-            pending.extend(document)
-            pending_docs.append(len(document))
-            if len(pending) >= CHUNK_SENTENCES:
-                flush()
-        flush()
+        file_documents = []  # documents after each file: the files' ranges (bilingual sampling, per-language eval)
+        for path, file_mode in zip(paths, [mode] * len(paths) if isinstance(mode, str) else mode):
+            for document in read_documents([path], file_mode):
+                pending.extend(document)
+                pending_docs.append(len(document))
+                if len(pending) >= CHUNK_SENTENCES:
+                    flush()
+            flush()
+            file_documents.append(n_documents)
         sentences.write(np.asarray([n_tokens], dtype=np.int64).tobytes())
         documents.write(np.asarray([n_sentences], dtype=np.int64).tobytes())
     meta = {
         "format": FORMAT, "sources": [str(Path(p).resolve()) for p in paths], "mode": mode,
         "tokenizer": tokenizer_fingerprint(tokenizer), "dtype": np.dtype(dtype).name,
-        "tokens": n_tokens, "sentences": n_sentences, "documents": n_documents,
+        "tokens": n_tokens, "sentences": n_sentences, "documents": n_documents, "file_documents": file_documents,
     }
     if n_tokens == 0:
         shutil.rmtree(tmp, ignore_errors=True)

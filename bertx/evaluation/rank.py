@@ -6,7 +6,9 @@
 
 A candidate is any local encoder folder: a pretrained encoder, a DAPT output, a fine-tuned run (its head
 is ignored), a distilled BERT student, a multi-task export. Sequence tasks (classification, pairs,
-regression; multi-label and NER are not supported yet).
+regression) get one mean-pooled row per example; NER gets one row per word, the last layer at the
+word's first piece (what a token classifier reads), up to `MAX_WORDS` words. Multi-label and QA are
+not ranked.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from bertx.config import DataConfig
 from bertx.data.batching import collate, sorted_batches
+from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.metrics.transferability import ESTIMATORS, estimate
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, without_load_report
@@ -28,29 +31,44 @@ from bertx.models.sentence_classifier import mean_pool
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 
-RANKABLE = ("classification", "pair-classification", "regression")
+RANKABLE = ("classification", "pair-classification", "regression", "ner")
+MAX_WORDS = 20_000  # NER rows: enough for stable estimates, small enough for kNN's n x n similarities
 
 
 @torch.no_grad()
-def sentence_vectors(folder: str, features, rows: list[int], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """Mean-pooled last-layer vectors of the chosen rows, shape (len(rows), hidden)."""
+def frozen_features(folder: str, features, rows: list[int], pad_id: int, per_word: bool,
+                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(features, targets) of the chosen examples: one mean-pooled row per example, or (per_word) one row
+    per labelled first piece, in the order of `rows`."""
     from transformers import AutoModel
 
     with without_load_report():  # a task folder's head, or a missing pooler, is not read here
         encoder = AutoModel.from_pretrained(folder).eval()
     lengths = [features.lengths[i] for i in rows]
-    out = np.zeros((len(rows), encoder.config.hidden_size), dtype=np.float32)
+    parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for batch_rows in sorted_batches(lengths, batch_size):
-        batch = collate(features, [rows[i] for i in batch_rows], pad_id)
+        batch = collate(features, [rows[i] for i in batch_rows], pad_id, label_dtype=torch.long)
         hidden = encoder(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
-        out[batch_rows] = mean_pool(hidden, batch["attention_mask"]).numpy()
-    return out
+        if per_word:
+            for j, i in enumerate(batch_rows):
+                keep = batch["labels"][j] != IGNORE  # first pieces of the words this window owns
+                parts[i] = (hidden[j][keep].float().numpy(), batch["labels"][j][keep].numpy())
+        else:
+            pooled = mean_pool(hidden, batch["attention_mask"]).float().numpy()
+            for j, i in enumerate(batch_rows):
+                parts[i] = (pooled[j : j + 1], np.asarray([features.labels[rows[i]]]))
+    ordered = [parts[i] for i in range(len(rows))]
+    return np.concatenate([f for f, _ in ordered]), np.concatenate([y for _, y in ordered])
 
 
 def rank(train: str, candidates: list[str], task: str = "classification", estimators: tuple[str, ...] = ESTIMATORS,
          max_examples: int = 2000, max_length: int = 128, seed: int = 42, output: str | None = None,
-         overwrite: bool = False, log=lambda line: None) -> dict:
-    """Score each candidate encoder for the task in `train`; write rank.json/.md/.png to `output` when given."""
+         overwrite: bool = False, log=lambda line: None, names: list[str] | None = None, data: DataConfig | None = None) -> dict:
+    """Score each candidate encoder for the task in `train`; write rank.json/.md/.png to `output` when given.
+
+    `names` label the candidates in the report (default: their folders); `data` gives the reading options
+    (columns, max_length) when the file needs them.
+    """
     if not candidates:
         raise BertxError("rank: no candidate encoders; name at least one model folder")
     if task not in RANKABLE:
@@ -70,26 +88,31 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     spec = get_task(task)
     kind = get_kind(spec)
     regression = spec.label_kind == "score"
+    per_word = spec.label_kind == "tags"
+    data_config = (data or DataConfig()).model_copy(update={"max_length": max_length, "label_all_subtokens": False})
+    names = names or list(candidates)
     results = []
     read: dict[str, object] = {}  # the file tokenised once per distinct tokenizer (candidates often share one)
-    for folder in candidates:
+    for name, folder in zip(names, candidates):
         started = time.perf_counter()
         tokenizer = load_tokenizer(folder)
         key = tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else folder
         if key not in read:
-            read[key] = kind.load_train(train, DataConfig(max_length=max_length), tokenizer)
-        data = read[key]
-        labels = np.asarray(data.features.labels)  # the reader refuses a file with a single class
-        rows = list(range(len(labels)))
+            read[key] = kind.load_train(train, data_config, tokenizer)  # refuses a file with a single class
+        features = read[key].features
+        rows = list(range(len(features.input_ids)))
         random.Random(seed).shuffle(rows)
         rows = sorted(rows[:max_examples])
-        f = sentence_vectors(folder, data.features, rows, tokenizer.pad_token_id)
-        y = labels[rows]
+        f, y = frozen_features(folder, features, rows, tokenizer.pad_token_id, per_word)
+        if len(f) > MAX_WORDS:
+            keep = np.sort(np.random.default_rng(seed).choice(len(f), MAX_WORDS, replace=False))
+            f, y = f[keep], y[keep]
         featured = time.perf_counter()
-        scores = {name: estimate(name, f, y, regression, seed) for name in estimators}
-        results.append({"candidate": folder, "scores": scores, "examples": len(rows), "features_s": round(featured - started, 2),
-                        "estimators_s": round(time.perf_counter() - featured, 2), "seconds": round(time.perf_counter() - started, 2)})
-        log(f"{folder}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if v is not None) + f"  ({results[-1]['seconds']:.1f}s)")
+        scores = {e: estimate(e, f, y, regression, seed) for e in estimators}
+        results.append({"candidate": name, "folder": folder, "scores": scores, "examples": len(rows), "rows": len(f),
+                        "features_s": round(featured - started, 2), "estimators_s": round(time.perf_counter() - featured, 2),
+                        "seconds": round(time.perf_counter() - started, 2)})
+        log(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if v is not None) + f"  ({results[-1]['seconds']:.1f}s)")
     first = estimators[0]
     results.sort(key=lambda r: -(r["scores"][first] if r["scores"][first] is not None else -np.inf))
     for place, result in enumerate(results, 1):

@@ -86,13 +86,16 @@ def hscore(f: np.ndarray, y: np.ndarray, shrinkage: float = 1e-3) -> float:
     return float(np.trace(np.linalg.solve(cov, between)))
 
 
-def knn(f: np.ndarray, y: np.ndarray, regression: bool = False, k: int = 5) -> float:
-    f = np.asarray(f, dtype=np.float64)
+def knn(f: np.ndarray, y: np.ndarray, regression: bool = False, k: int = 5, chunk: int = 2048) -> float:
+    f = np.asarray(f, dtype=np.float32)
     f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
-    similarity = f @ f.T
-    np.fill_diagonal(similarity, -np.inf)  # leave one out: never one's own neighbour
     k = min(k, len(f) - 1)
-    neighbours = np.argpartition(-similarity, k, axis=1)[:, :k]
+    neighbours = np.zeros((len(f), k), dtype=np.int64)
+    for begin in range(0, len(f), chunk):  # row blocks: 20,000 NER words would need 3 GB at once
+        similarity = f[begin : begin + chunk] @ f.T
+        rows = np.arange(similarity.shape[0])
+        similarity[rows, rows + begin] = -np.inf  # leave one out: never one's own neighbour
+        neighbours[begin : begin + chunk] = np.argpartition(-similarity, k, axis=1)[:, :k]
     target = np.asarray(y)
     if regression:
         return _pearson(target[neighbours].astype(np.float64).mean(1), target.astype(np.float64))
@@ -128,3 +131,35 @@ def estimate(name: str, f: np.ndarray, y: np.ndarray, regression: bool, seed: in
     if name == "probe":
         return probe(f, y, regression, seed)
     raise ValueError(name)
+
+
+def kendall_tau(predicted: dict[str, float], measured: dict[str, float]) -> float | None:
+    """Kendall's tau-b between two scorings of the same candidates (None with fewer than two, or no spread)."""
+    from scipy.stats import kendalltau
+
+    names = [n for n in measured if predicted.get(n) is not None]
+    if len(names) < 2:
+        return None
+    tau = kendalltau([predicted[n] for n in names], [measured[n] for n in names]).statistic
+    return None if math.isnan(tau) else float(tau)
+
+
+def regret(predicted: dict[str, float], measured: dict[str, float]) -> float:
+    """What picking the top-scored candidate costs: the best measured value minus the picked one's."""
+    names = [n for n in measured if predicted.get(n) is not None]
+    picked = max(names, key=lambda n: predicted[n])
+    return float(max(measured[n] for n in names) - measured[picked])
+
+
+def agreement(predicted: dict[str, dict[str, float]], measured: dict[str, dict[str, float]]) -> dict:
+    """Per target (and on average): Kendall's tau and top-1 regret of `predicted[target][candidate]` against
+    `measured[target][candidate]` (gains or scores, in points)."""
+    # A target the estimator cannot score (H-score of a regression target) is left out and listed.
+    scored = [t for t in measured if any(predicted[t].get(n) is not None for n in measured[t])]
+    per = {t: {"tau": kendall_tau(predicted[t], measured[t]), "regret": regret(predicted[t], measured[t]),
+               "picked": max((n for n in measured[t] if predicted[t].get(n) is not None), key=lambda n: predicted[t][n]),
+               "best": max(measured[t], key=measured[t].get)} for t in scored}
+    taus = [v["tau"] for v in per.values() if v["tau"] is not None]
+    return {"targets": per, "mean_tau": float(np.mean(taus)) if taus else None,
+            "mean_regret": float(np.mean([v["regret"] for v in per.values()])) if per else None,
+            "not_scored": [t for t in measured if t not in scored]}

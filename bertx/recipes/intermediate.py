@@ -4,6 +4,8 @@
     for each source:  fine-tune the base encoder on it, keep its encoder
         for each target: fine-tune that encoder (new head) on the target   -> cell (source, target)
     -> matrix of the targets' main dev metric, with gains over "none": JSON, Markdown, heatmap PNG
+    with `predict:` estimators, also each target's predicted ranking of the sources (`bertx rank` on the
+    target's training file, seconds per source) beside the measured gains: predicted.json / .md
 
 Every run is plain single-task fine-tuning (`recipes.finetune`) with the config's settings, so a cell
 differs from the baseline by one thing only: the encoder it started from. Runs that finished are
@@ -19,11 +21,12 @@ import time
 from pathlib import Path
 
 from bertx.config import IntermediateConfig, TaskEntry
-from bertx.errors import BertxError
 from bertx.evaluation.matrix_report import write_matrix
-from bertx.models.encoder import save_encoder, without_load_report
+from bertx.metrics.transferability import agreement
+from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
 from bertx.recipes.multitask import check_task_files
+from bertx.recipes.sources import rank_encoders, train_sources
 from bertx.training import outputs
 
 MODEL_FILES = ("model.safetensors", "best", "checkpoints")
@@ -52,15 +55,14 @@ def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
     targets = [tasks[name] for name in (config.targets or list(tasks))]
     started = time.perf_counter()
 
-    def run(entry: TaskEntry, folder: Path, model: str | None, stage: str) -> dict:
-        """One fine-tuning run, or the metrics of the same run finished earlier."""
+    def run(entry: TaskEntry, folder: Path, model: str | None) -> dict:
+        """One target fine-tuning run, or the metrics of the same run finished earlier."""
         done = folder / "metrics.json"
         if done.is_file():
             return json.loads(done.read_text(encoding="utf-8"))
-        train = config.source_train if stage == "source" and config.source_train else config.train
         print(f"[intermediate] {folder.relative_to(out)} ...", flush=True)
-        metrics = finetune(config.task_config(entry, str(folder), train, model), overwrite=True, show_progress=show_progress)
-        if stage == "target" and not config.keep_models:
+        metrics = finetune(config.task_config(entry, str(folder), config.train, model), overwrite=True, show_progress=show_progress)
+        if not config.keep_models:
             for name in MODEL_FILES:  # the scores are the result; 16 copies of the encoder are not
                 path = folder / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -70,31 +72,52 @@ def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
         """The target's main dev metric in points (fine-tuning already checked it is one of its metrics)."""
         return 100 * metrics[metrics["metric_for_best"]]
 
-    baseline = [score(run(t, out / "baseline" / t.name, None, "target")) for t in targets]
-    values = []
-    for source in config.tasks:
-        folder = out / "sources" / source.name
-        run(source, folder, None, "source")
-        encoder = source_encoder(folder)
-        values.append([score(run(t, out / "transfer" / f"{source.name}-to-{t.name}", str(encoder), "target")) for t in targets])
+    baseline = [score(run(t, out / "baseline" / t.name, None)) for t in targets]
+    source_train = config.source_train or config.train
+    encoders = train_sources(config.tasks, out / "sources",
+                             lambda entry, folder: config.task_config(entry, folder, source_train), show_progress)
+    values = [[score(run(t, out / "transfer" / f"{s.name}-to-{t.name}", str(encoders[s.name]))) for t in targets]
+              for s in config.tasks]
     metric_names = {t.name: t.metric or "main" for t in targets}
-    return write_matrix(
+    result = write_matrix(
         out, "matrix", [s.name for s in config.tasks], [t.name for t in targets], values,
         title="Intermediate-task transfer: target dev score after fine-tuning on the source first",
         baseline=baseline, baseline_label="none", extra={"metrics": metric_names, "wall_s": round(time.perf_counter() - started, 1)},
     )
+    if config.predict:
+        result["predicted"] = predicted_ranking(config, targets, encoders, result, out)
+    return result
 
 
-def source_encoder(folder: Path) -> Path:
-    """The encoder of a fine-tuned source model, saved alone: targets put their own heads on it."""
-    from transformers import AutoModel, AutoTokenizer
+def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], encoders: dict[str, Path], result: dict, out: Path) -> dict:
+    """Rank each target's sources (the target itself left out) from frozen features and set the ranking
+    beside the measured gains: Kendall's tau and top-1 regret per estimator -> predicted.json / .md."""
+    base = resolve_model_path(config.model.name_or_path)
+    scores: dict[str, dict[str, dict[str, float]]] = {e: {} for e in config.predict}  # estimator -> target -> source
+    measured, seconds = {}, {}
+    for j, target in enumerate(targets):
+        sources = {name: path for name, path in encoders.items() if name != target.name}
+        train = target.files(config.data_dir)[0][1]
+        report = rank_encoders(base, sources, train, target.kind, config.predict, max_length=target.data.max_length,
+                               data=target.data)
+        for estimator in config.predict:
+            scores[estimator][target.name] = {r["candidate"]: r["scores"][estimator] for r in report["candidates"] if r["candidate"] in sources}
+        seconds[target.name] = round(sum(r["seconds"] for r in report["candidates"]), 1)
+        measured[target.name] = {name: result["gains"][result["rows"].index(name)][j] for name in sources}
+    found = {"scores": scores, "measured_gains": measured, "rank_seconds": seconds,
+             "agreement": {e: agreement(scores[e], measured) for e in config.predict}}
+    (out / "predicted.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+    lines = ["| estimator | " + " | ".join(f"{t.name}: tau, regret" for t in targets) + " | mean tau | mean regret |",
+             "|---|" + "---|" * (len(targets) + 2)]
+    for e, a in found["agreement"].items():
+        cells = [f"{_num(a['targets'][t.name]['tau'])}, {_num(a['targets'][t.name]['regret'])}" if t.name in a["targets"] else "n/a"
+                 for t in targets]
+        lines.append(f"| {e} | " + " | ".join(cells) + f" | {_num(a['mean_tau'])} | {_num(a['mean_regret'])} |")
+    (out / "predicted.md").write_text("Predicted source ranking (frozen features of each source's encoder on the target's "
+                                      "training data) against the measured gains; regret in points.\n\n" + "\n".join(lines) + "\n",
+                                      encoding="utf-8")
+    return found
 
-    encoder_dir = folder / "encoder"
-    if (encoder_dir / "config.json").is_file():
-        return encoder_dir
-    if not (folder / outputs.RUN_FILE).is_file():
-        raise BertxError(f"{folder}: the source run did not finish")
-    with without_load_report():  # the source's head is left behind on purpose
-        encoder = AutoModel.from_pretrained(folder)
-    save_encoder(encoder, AutoTokenizer.from_pretrained(folder), encoder_dir)
-    return encoder_dir
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from bertx.config import PretrainConfig
 from bertx.data.batching import micro_batches, shard
 from bertx.data.masking import MaskingSpec, mlm_batch
-from bertx.data.pretrain_instances import build_instances
+from bertx.data.pretrain_instances import build_instances, mixed_instances
 from bertx.data.token_cache import TokenCache, build_cache
 from bertx.errors import BertxError
 from bertx.models.encoder import load_tokenizer, quiet_transformers, resolve_model_path
@@ -38,12 +38,20 @@ from bertx.training.run import Run
 
 @dataclass
 class Corpus:
-    """Training and held-out text: caches and document ranges."""
+    """Training and held-out text: caches and document ranges (one per training file)."""
 
     train: TokenCache
-    train_docs: tuple[int, int]
+    train_ranges: list[tuple[int, int]]
+    weights: list[float]
     eval: TokenCache | None
-    eval_docs: tuple[int, int]
+    eval_ranges: dict[str, list[tuple[int, int]]]  # language -> held-out document ranges
+
+    @property
+    def train_documents(self) -> int:
+        return sum(end - first for first, end in self.train_ranges)
+
+    def train_tokens(self) -> int:
+        return sum(token_count(self.train, first, end) for first, end in self.train_ranges)
 
 
 def token_count(cache: TokenCache, first_doc: int, end_doc: int) -> int:
@@ -53,19 +61,24 @@ def token_count(cache: TokenCache, first_doc: int, end_doc: int) -> int:
 
 def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpus:
     dc = config.data
-    train_paths = dc.resolve(dc.train)
-    if not train_paths:
+    files = dc.train_files()
+    if not files:
         raise BertxError("no training text: pass --train FILE (plain text) or set data.train in the config")
-    train = build_cache(train_paths, tokenizer, dc.documents, dc.cache_dir, show_progress)
+    train = build_cache([f.path for f in files], tokenizer, [f.documents for f in files], dc.cache_dir, show_progress)
+    weights = [f.weight for f in files]
     if dc.eval:
         held_out = build_cache(dc.resolve(dc.eval), tokenizer, dc.documents, dc.cache_dir, show_progress)
-        return Corpus(train, (0, train.n_documents), held_out, (0, held_out.n_documents))
-    n_eval = min(train.n_documents - 1, math.ceil(train.n_documents * dc.eval_fraction)) if dc.eval_fraction else 0
-    if n_eval <= 0:
-        return Corpus(train, (0, train.n_documents), None, (0, 0))
-    # The last documents are held out: a contiguous range keeps packed blocks simple and the split stable.
-    split = train.n_documents - n_eval
-    return Corpus(train, (0, split), train, (split, train.n_documents))
+        return Corpus(train, train.file_ranges(), weights, held_out, {"all": [(0, held_out.n_documents)]})
+    # The last documents of each file are held out: contiguous ranges keep packed blocks simple, the
+    # split stable, and every language present in the held-out text.
+    train_ranges, eval_ranges = [], {}
+    for entry, (first, end) in zip(files, train.file_ranges()):
+        n_eval = min(end - first - 1, math.ceil((end - first) * dc.eval_fraction)) if dc.eval_fraction else 0
+        split = end - max(n_eval, 0)
+        train_ranges.append((first, split))
+        if split < end:
+            eval_ranges.setdefault(entry.language, []).append((split, end))
+    return Corpus(train, train_ranges, weights, train if eval_ranges else None, eval_ranges)
 
 
 def build_model(config: PretrainConfig, tokenizer, tokenizer_source: str):
@@ -112,7 +125,7 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     if dc.max_length > model.config.max_position_embeddings:
         raise BertxError(f"data.max_length {dc.max_length} exceeds the model's {model.config.max_position_embeddings} positions")
     run = config.model_dump(mode="json")
-    reads = [config.model.name_or_path, config.model.tokenizer, *dc.resolve(dc.train), *dc.resolve(dc.eval)]
+    reads = [config.model.name_or_path, config.model.tokenizer, *dc.train_paths(), *dc.resolve(dc.eval)]
     with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
         return _train(config, life, run, tokenizer, spec, model, origin, show_progress and life.main)
 
@@ -122,21 +135,27 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
     tc, dc, oc = config.train, config.data, config.objective
     accelerator, main = life.accelerator, life.main
     corpus = load_corpus(config, tokenizer, show_progress)
-    first_doc, end_doc = corpus.train_docs
 
     def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
-        return build_instances(corpus.train, first_doc, end_doc, dc.max_length, oc.sentence_task, tc.seed, epoch, dc.short_seq_prob)
+        instances, cut, counts = mixed_instances(corpus.train, corpus.train_ranges, corpus.weights, dc.max_length,
+                                                 oc.sentence_task, tc.seed, epoch, dc.short_seq_prob)
+        per_file[:] = counts
+        return instances, cut
 
+    per_file: list[int] = []
     instances, long_sentences = epoch_instances(0)
     if len(instances) < tc.batch_size:
         raise BertxError(
-            f"{', '.join(dc.resolve(dc.train))}: the text makes {len(instances)} training sequences of up to "
+            f"{', '.join(dc.train_paths())}: the text makes {len(instances)} training sequences of up to "
             f"{dc.max_length} tokens, fewer than one batch ({tc.batch_size}); add text or lower train.batch_size"
         )
-    eval_rows = np.zeros((0, 5), dtype=np.int64)
-    if corpus.eval is not None:
-        eval_rows, _ = build_instances(corpus.eval, *corpus.eval_docs, dc.max_length, oc.sentence_task, tc.seed + 1, 0, dc.short_seq_prob)
-        eval_rows = eval_rows[: dc.max_eval_sequences]
+    # Held-out rows per language (one language when it is one file, or eval files are given).
+    eval_sets: dict[str, np.ndarray] = {}
+    for language, ranges in corpus.eval_ranges.items():
+        rows = [build_instances(corpus.eval, first, end, dc.max_length, oc.sentence_task, tc.seed + 1, 0, dc.short_seq_prob)[0]
+                for first, end in ranges]
+        eval_sets[language] = np.concatenate(rows)[: max(1, dc.max_eval_sequences // len(corpus.eval_ranges))]
+    eval_rows = np.concatenate(list(eval_sets.values())) if eval_sets else np.zeros((0, 5), dtype=np.int64)
     life.write_config(run)
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -150,8 +169,9 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
     # ---- start or resume ---------------------------------------------------------------------
     progress = life.start(
         model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
-        total_steps=total_steps, train_tokens=token_count(corpus.train, *corpus.train_docs),
-        train_documents=end_doc - first_doc, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
+        total_steps=total_steps, train_tokens=corpus.train_tokens(),
+        train_documents=corpus.train_documents, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
+        sequences_per_file=dict(zip(dc.train_paths(), per_file)),
         parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
     )
     if life.resume and progress.epoch:
@@ -166,6 +186,11 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
         if len(eval_rows):
             metrics = evaluate_pretraining(accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec,
                                            tc.batch_size, accelerator.device, tc.seed)
+            if len(eval_sets) > 1:  # each language's own masked-token accuracy: a gain in one can hide a loss in the other
+                for language, rows in eval_sets.items():
+                    metrics[f"mlm_accuracy_{language}"] = evaluate_pretraining(
+                        accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, tc.batch_size, accelerator.device,
+                        tc.seed)["mlm_accuracy"]
         progress.last_eval_step = progress.step
         life.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
         if show_progress and metrics:

@@ -37,3 +37,31 @@ def test_bad_input_is_one_line(tiny_bert, toy_data, tmp_path):
     with pytest.raises(BertxError, match="unknown estimator 'leep'"):
         rank(toy_data[0], [tiny_bert], estimators=("leep",))
     assert main(["rank", str(tmp_path), "--train", toy_data[0]]) == 2  # not an encoder folder
+
+
+def test_ner_is_ranked_per_word(tiny_bert, tmp_path):
+    """One feature row per word (its first piece), whatever the windows; a tagger trained on the task
+    outranks the untrained encoder."""
+    from bertx.evaluation.rank import rank
+    from tests.recipes.test_token_tasks import config as ner_config, write_conll
+
+    train = write_conll(tmp_path / "train.conll", 120, 1)
+    cfg = ner_config(tiny_bert, "ner", train, write_conll(tmp_path / "dev.conll", 30, 2), tmp_path / "tagger")
+    cfg["train"]["epochs"] = 6
+    bertx.finetune(cfg, show_progress=False)
+    report = rank(train, [tiny_bert, str(tmp_path / "tagger")], task="ner", names=["plain", "tagger"], max_length=32)
+    words = sum(1 for line in open(train) if line.strip() and not line.startswith("-DOCSTART-"))
+    assert {r["rows"] for r in report["candidates"]} == {words}
+    assert report["candidates"][0]["candidate"] == "tagger" and report["candidates"][0]["folder"] == str(tmp_path / "tagger")
+    assert report["candidates"][0]["scores"]["knn"] > report["candidates"][1]["scores"]["knn"]
+
+
+def test_agreement_tau_and_regret_by_hand():
+    from bertx.metrics.transferability import agreement, kendall_tau, regret
+
+    measured = {"a": 3.0, "b": 1.0, "c": -2.0}
+    assert kendall_tau({"a": 0.9, "b": 0.5, "c": 0.1}, measured) == 1.0
+    assert kendall_tau({"a": 0.1, "b": 0.5, "c": 0.9}, measured) == -1.0
+    assert regret({"a": 0.1, "b": 0.5, "c": 0.9}, measured) == 5.0 and regret({"a": 1, "b": 0, "c": 0}, measured) == 0.0
+    found = agreement({"t": {"a": 0.2, "b": 0.9, "c": 0.1}}, {"t": measured})
+    assert found["targets"]["t"]["picked"] == "b" and found["mean_regret"] == 2.0 and abs(found["mean_tau"] - 1 / 3) < 1e-9

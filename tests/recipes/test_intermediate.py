@@ -38,6 +38,11 @@ def test_matrix_is_complete_and_reruns_reuse_finished_runs(tiny_bert, tmp_path, 
     assert (out / "matrix.md").is_file() and (out / "matrix.png").stat().st_size > 2000
     assert (out / "sources/sent/encoder/config.json").is_file()
     assert not (out / "transfer/sent-to-pair/model.safetensors").exists()  # scores kept, weights not
+    # The predicted ranking: each target's one other source, scored by every estimator, beside its gain.
+    predicted = json.loads((out / "predicted.json").read_text())
+    assert set(predicted["scores"]) == {"logme", "hscore", "knn", "probe"}
+    assert list(predicted["scores"]["logme"]["pair"]) == ["sent"] and predicted["measured_gains"]["pair"]["sent"] == result["gains"][0][1]
+    assert predicted["agreement"]["logme"]["targets"]["pair"]["regret"] == 0.0 and "| logme |" in (out / "predicted.md").read_text()
 
     calls = []
     monkeypatch.setattr(recipe, "finetune", lambda *a, **k: calls.append(a))

@@ -1,0 +1,117 @@
+"""`bertx vocab extend`: an encoder with word pieces for a new language, ready for continued pretraining.
+
+    model folder + new-language text -> the model's tokenizer retrained on the text (candidates) -> the
+    N most useful pieces it lacks (`models/vocab_transfer.py`) -> tokenizer with them appended ->
+    embeddings (and a tied MLM decoder) grown, new rows from the old pieces' mean or random ->
+    output folder (weights, tokenizer, bertx_run.yaml) + vocab_report.json: tokens per word of every
+    text and reference file before and after
+
+The output is an ordinary encoder folder: `bertx pretrain --model DIR` continues masked-LM training on
+both languages, `bertx finetune --model DIR` fine-tunes it, `from_pretrained` loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import islice
+from pathlib import Path
+
+from bertx.data.text_corpus import iter_text
+from bertx.errors import BertxError
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, without_load_report
+from bertx.models.vocab_transfer import extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces
+from bertx.training import outputs
+
+MAX_SENTENCES = 200_000  # enough text to rank pieces by; more only costs time
+
+
+def has_mlm_head(folder: str) -> bool:
+    """Whether the folder's weights include a masked-LM head (then it is kept, tied and grown)."""
+    from safetensors import safe_open
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        return False
+    with safe_open(str(path), framework="pt") as weights:
+        return any(key.startswith("cls.predictions") for key in weights.keys())
+
+
+def tokens_per_word(tokenizer, paths: list[str], documents: str) -> dict[str, float]:
+    """Per file: pieces per word of its first MAX_SENTENCES sentences."""
+    result = {}
+    for path in paths:
+        words, pieces, _ = words_and_pieces(tokenizer, islice(iter_text([path], documents), MAX_SENTENCES))
+        result[path] = round(pieces / max(words, 1), 4)
+    return result
+
+
+def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str = "mean", vocab_size: int = 30000,
+                 reference: list[str] | None = None, documents: str = "blank", seed: int = 0, overwrite: bool = False,
+                 log=print) -> dict:
+    """Add up to `add` pieces of the language of `texts` to the encoder in `model`; write it to `output`.
+
+    Args:
+        model: encoder folder (its tokenizer must be a fast WordPiece one).
+        texts: text in the new language (plain text, or TSV/CSV/JSONL whose text columns are read).
+        add: how many pieces to add at most.
+        output: the new encoder folder.
+        init: `mean` (each new piece from the mean of the old pieces that spell it) or `random`.
+        vocab_size: size of the retrained vocabulary the candidates come from.
+        reference: text in the model's own language, whose tokenisation must not get worse (reported).
+        documents: document layout of plain-text files (`blank`, `line`, `wikitext`).
+
+    Returns:
+        The report written to `output/vocab_report.json`.
+    """
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    if add <= 0:
+        raise BertxError(f"--add {add}: give a positive number of pieces to add")
+    if init not in ("mean", "random"):
+        raise BertxError(f"--init {init!r}: choose mean or random")
+    for path in [*texts, *(reference or [])]:
+        if not Path(path).is_file():
+            raise BertxError(f"{path}: text file not found")
+    check_encoder_folder(model)
+    outputs.check_writable_target(Path(output))
+    tokenizer = load_tokenizer(model)
+    if not getattr(tokenizer, "is_fast", False):
+        raise BertxError(f"{model}: its tokenizer is not a fast (tokenizers) one; vocab extend needs tokenizer.json")
+    started = time.perf_counter()
+    sentences = list(islice(iter_text(texts, documents), MAX_SENTENCES))
+    if not sentences:
+        raise BertxError(f"{', '.join(texts)}: no text read")
+    log(f"[vocab] retraining the tokenizer on {len(sentences)} sentences for candidates ...")
+    retrained = tokenizer.train_new_from_iterator(sentences, vocab_size)
+    _, _, counts = words_and_pieces(retrained, sentences)
+    old_vocab = tokenizer.get_vocab()
+    chosen = useful_pieces(old_vocab, counts, add, set(tokenizer.all_special_tokens))
+    if not chosen:
+        raise BertxError(f"{', '.join(texts)}: the text adds no new pieces to {model}'s vocabulary (it spells it as well already)")
+    pieces = [piece for piece, _ in chosen]
+
+    from tokenizers import Tokenizer
+
+    special = {name: getattr(tokenizer, name) for name in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+               if getattr(tokenizer, name, None) is not None}
+    extended = type(tokenizer)(tokenizer_object=Tokenizer.from_str(extended_tokenizer_json(tokenizer, pieces)),
+                               model_max_length=tokenizer.model_max_length, **special)
+    mlm = has_mlm_head(model)
+    with without_load_report():
+        encoder = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(model)
+    rows_before = encoder.get_input_embeddings().weight.shape[0]
+    grown = grow_embeddings(encoder, old_vocab, pieces, init, seed)
+    check = [*texts, *(reference or [])]
+    before, after = tokens_per_word(tokenizer, check, documents), tokens_per_word(extended, check, documents)
+    report = {
+        "model": model, "texts": texts, "reference": reference or [], "init": init, "requested": add, **grown,
+        "vocab_before": rows_before, "vocab_after": encoder.get_input_embeddings().weight.shape[0], "mlm_head": mlm, "candidates_vocab_size": vocab_size,
+        "tokens_per_word": {path: {"before": before[path], "after": after[path]} for path in check},
+        "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]], "seconds": round(time.perf_counter() - started, 1),
+    }
+    run_info = {"vocab_extend": {k: v for k, v in report.items() if k not in ("top_pieces", "tokens_per_word")}}
+    folder = outputs.write_model_folder(Path(output), encoder, extended, run_info, overwrite, [Path(model), *map(Path, check)])
+    (folder / "vocab_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "added_pieces.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
+    return report
