@@ -73,6 +73,9 @@ def main() -> None:
     parser.add_argument("--aux", nargs="*", default=[], choices=["qnli"], help="Auxiliary tasks of the multi-task stage.")
     parser.add_argument("--reuse-single", default=None, help="Result JSON whose single-task scores to reuse.")
     parser.add_argument("--name", default=None, help="Result file name (default multitask_glue).")
+    parser.add_argument("--select", choices=["auto"], default=None,
+                        help="Instead of multi/multi+ft: per target, `select:` the helpful sources (LogME), multi-task, fine-tune.")
+    parser.add_argument("--top-k", type=int, default=2, help="Sources kept per target with --select.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-multitask")
     args = parser.parse_args()
@@ -123,6 +126,10 @@ def main() -> None:
         result["single_reused_from"] = args.reuse_single
     else:
         result["single"] = run_single("single", None, epochs)
+    if args.select:
+        result["select"] = run_selected(args, work, entries + aux, train, ft_epochs, metric)
+        finish(result, ("select",), started, args)
+        return
     # The same number of optimizer steps as all single runs (auxiliary tasks take their share of them).
     mt_config.train.max_steps = result["single"]["steps"]
     print("[multi] all tasks ...", file=sys.stderr, flush=True)
@@ -133,19 +140,46 @@ def main() -> None:
     print(f"  multi: {result['multi']['scores']}", file=sys.stderr, flush=True)
     result["multi+ft"] = run_single("multi+ft", str(work / "multi"), ft_epochs)
 
+    finish(result, ("multi", "multi+ft"), started, args)
+
+
+def run_selected(args, work: Path, entries: list[dict], train: dict, ft_epochs: float, metric: dict) -> dict:
+    """Per target: rank the other tasks (their single-task runs are the cached sources), multi-task on the
+    target and its selected sources, fine-tune on the target."""
+    from bertx.config import MultitaskConfig, validate_config
+    from bertx.recipes.selected_multitask import selected_multitask
+
+    scores, selected, wall = {}, {}, 0.0
+    for target in metric:
+        config = validate_config({"output": str(work / "select" / target), "data_dir": args.data_dir, "tasks": entries,
+                                  "sampling": {"strategy": args.sampling}, "train": train,
+                                  "select": {"target": target, "top_k": args.top_k, "finetune_epochs": ft_epochs,
+                                             "sources_cache": str(work / "single")}}, schema=MultitaskConfig)
+        print(f"[select] {target} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        summary = selected_multitask(config, overwrite=True, show_progress=False)
+        wall += time.perf_counter() - started
+        scores[target], selected[target] = summary["final"][metric[target]], summary["selected"]
+        print(f"  {target}: selected {summary['selected']}, {metric[target]}={scores[target]:.4f}", file=sys.stderr, flush=True)
+    return {"scores": scores, "mean": sum(scores.values()) / len(scores), "selected": selected, "wall_s": round(wall, 1),
+            "estimator": "logme", "top_k": args.top_k}
+
+
+def finish(result: dict, settings: tuple[str, ...], started: float, args) -> None:
     single = result["single"]
-    for setting in ("multi", "multi+ft"):
+    for setting in settings:
         scores = result[setting]["scores"]
         result[setting]["gain_pts"] = {name: round(100 * (scores[name] - single["scores"][name]), 2) for name in scores}
         result[setting]["mean_gain_pts"] = round(100 * (result[setting]["mean"] - single["mean"]), 2)
-    best = max(("multi", "multi+ft"), key=lambda s: result[s]["mean"])
+    best = max(settings, key=lambda s: result[s]["mean"])
     result["target"] = {"best_setting": best, "mean_gain_pts": result[best]["mean_gain_pts"],
                         "rte_gain_pts": result[best]["gain_pts"]["rte"],
                         "met": result[best]["mean_gain_pts"] >= 1.0 and result[best]["gain_pts"]["rte"] > 0}
     result["total_wall_s"] = round(time.perf_counter() - started, 1)
     result["machine"] = machine()
     print(table(result), file=sys.stderr)
-    save(args.name or ("multitask_glue_quick" if args.quick else "multitask_glue"), result)
+    default = "multitask_glue" + ("_select" if "select" in result else "") + ("_quick" if args.quick else "")
+    save(args.name or default, result)
     print(json.dumps(result))
 
 
@@ -153,7 +187,7 @@ def table(result: dict) -> str:
     names = list(result["main_metrics"])
     lines = ["| setting | " + " | ".join(f"{n} ({result['main_metrics'][n]})" for n in names) + " | mean |",
              "|---" * (len(names) + 2) + "|"]
-    for setting in ("single", "multi", "multi+ft"):
+    for setting in [s for s in ("single", "multi", "multi+ft", "select") if s in result]:
         scores = result[setting]["scores"]
         lines.append(f"| {setting} | " + " | ".join(f"{100 * scores[n]:.2f}" for n in names) + f" | {100 * result[setting]['mean']:.2f} |")
     return "\n".join(lines)

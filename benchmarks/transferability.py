@@ -55,7 +55,9 @@ def sources_study(args, work: Path) -> dict:
         for entry in config.tasks:
             entry.data.max_train_examples, entry.data.max_dev_examples = 300, 150
         result = intermediate(config, show_progress=False)
-        predicted, finetune_s = result["predicted"], result["wall_s"]
+        # every run's own time (a rerun reuses finished runs, so the matrix's wall time can be ~0)
+        runs = (work / "intermediate").glob("*/*/metrics.json")
+        predicted, finetune_s = result["predicted"], round(sum(json.loads(p.read_text())["wall_s"] for p in runs), 1)
     else:  # the recorded matrix of the same config; the source encoders are trained again (same seed)
         recorded = json.loads((RESULTS / "intermediate_glue.json").read_text())
         out = work / "intermediate"

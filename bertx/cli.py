@@ -433,6 +433,57 @@ def tokenizer_train(
                f"from {result['sentences']:,} sentences to {output}")
 
 
+@app.command()
+@_friendly
+def report(
+    run_dir: str = typer.Argument(..., help="Any bertx run folder (fine-tuning, distillation, multi-task, transfer, rank, ...)."),
+    output: Optional[str] = typer.Option(None, help="HTML file to write (default RUN_DIR/report.html)."),
+    dev: Optional[str] = typer.Option(None, help="Labelled file to analyse predictions on (default: the run's dev file)."),
+    limit: int = typer.Option(2000, help="Analyse at most this many dev examples."),
+):
+    """One self-contained HTML page of a run: config, learning curves, dev metrics, mistakes, figures.
+
+    Example: bertx report runs/sst2 --output sst2-report.html
+    """
+    from bertx.evaluation.report import report as write_report
+
+    typer.echo(f"wrote {write_report(run_dir, output, dev, limit)}")
+
+
+@app.command()
+@_friendly
+def tune(
+    config: str = typer.Argument(..., help="Fine-tuning YAML config every trial starts from (with a dev file)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides of the config (before sampling)."),
+    trials: int = typer.Option(12, help="Finished trials the study should hold (by every worker together)."),
+    output: str = typer.Option("runs/tune", help="Folder for trial runs, tune.json, best.yaml and the default storage."),
+    space: Optional[str] = typer.Option(None, help="YAML search space {key: {type: float|int|categorical, low, high, log, choices}}."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by workers (default sqlite:///OUTPUT/tune.db)."),
+    study_name: str = typer.Option("bertx-tune", help="Study name within the storage."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials below the median at the same step."),
+    seed: int = typer.Option(0, help="Seed of the TPE sampler."),
+):
+    """Hyper-parameter search (Optuna TPE, median pruning); writes best.yaml for `bertx finetune`.
+
+    Example: bertx tune configs/sst2.yaml data.max_train_examples=8000 train.epochs=1 train.eval_steps=50 --trials 12 --output runs/tune-sst2
+    """
+    import yaml
+
+    from bertx.config import FinetuneConfig, load_config
+    from bertx.recipes.tune import tune as run_tune
+
+    cfg = load_config(config, list(overrides or []), schema=FinetuneConfig)
+    searched = None
+    if space:
+        if not Path(space).is_file():
+            raise BertxError(f"{space}: search space file not found")
+        searched = yaml.safe_load(Path(space).read_text(encoding="utf-8"))
+    summary = run_tune(cfg, trials, output, searched, storage, study_name, seed, prune, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"best {summary['metric']}: {summary['best_value']:.4f} (trial {summary['best_trial']}: {summary['best_params']})")
+    typer.echo(f"{summary['complete']} complete, {summary['pruned']} pruned; pruning saved about {summary['wall_saved_by_pruning_s']}s")
+    typer.echo(f"best config: {output}/best.yaml  (bertx finetune {output}/best.yaml)")
+
+
 vocab_app = typer.Typer(no_args_is_help=True, help="Vocabulary transfer: give an encoder the word pieces of a new language.")
 app.add_typer(vocab_app, name="vocab")
 
@@ -444,7 +495,9 @@ def vocab_extend(
     text: List[str] = typer.Option(..., "--text", help="Text in the new language (repeat for several files; TSV/CSV/JSONL: text columns)."),
     add: int = typer.Option(..., help="How many pieces to add at most (the most tokens saved first)."),
     output: str = typer.Option(..., help="Folder for the extended encoder."),
-    init: str = typer.Option("mean", help="mean: each new piece from the mean of the old pieces spelling it (FVT); random: the control."),
+    init: str = typer.Option("mean", help="mean: each new piece from the mean of the old pieces spelling it (FVT); random: the "
+                             "control; aligned: from the old pieces it translates to in --parallel."),
+    parallel: List[str] = typer.Option([], "--parallel", help="With --init aligned: two row-aligned files, the model's language first."),
     reference: List[str] = typer.Option([], "--reference", help="Text in the model's own language: tokens per word reported, must not worsen."),
     vocab_size: int = typer.Option(30000, help="Size of the retrained vocabulary the candidate pieces come from."),
     documents: str = typer.Option("blank", help="Plain-text layout: blank, line or wikitext."),
@@ -459,8 +512,10 @@ def vocab_extend(
 
     if documents not in ("blank", "line", "wikitext"):
         raise BertxError(f"--documents {documents!r}: choose blank, line or wikitext")
+    if parallel and len(parallel) != 2:
+        raise BertxError("--parallel takes two files: the model's language, then the new one (row-aligned)")
     report = extend_vocab(model, list(text), add, output, init, vocab_size, list(reference), documents, seed, overwrite,
-                          log=lambda line: typer.echo(line, err=True))
+                          parallel=tuple(parallel) if parallel else None, log=lambda line: typer.echo(line, err=True))
     typer.echo(f"added {report['added']} pieces ({report['vocab_before']} -> {report['vocab_after']}; "
                f"{report['initialised_from_old_pieces']} initialised from old pieces, init={report['init']})")
     for path, figures in report["tokens_per_word"].items():

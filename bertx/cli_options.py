@@ -35,6 +35,7 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "lr": ("train.lr",),
     "seed": ("train.seed",),
     "precision": ("train.precision",),
+    "report_to": ("train.report_to",),
     "eval_steps": ("train.eval_steps",),
     "save_steps": ("train.save_steps",),
     "keep_checkpoints": ("train.keep_checkpoints",),
@@ -87,7 +88,7 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
 
 # Offered on every training command whose config has the field.
 COMMON = ("output", "model", "train", "dev", "data_dir", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "seed",
-          "precision", "eval_steps", "save_steps", "keep_checkpoints", "early_stopping_patience", "max_length",
+          "precision", "report_to", "eval_steps", "save_steps", "keep_checkpoints", "early_stopping_patience", "max_length",
           "max_train_examples", "max_dev_examples")
 
 

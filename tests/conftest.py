@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# `train.precision: auto` picks bf16 on CPUs with AVX512-BF16/AMX and fp32 elsewhere; the tests pin fp32 so
+# that their thresholds hold on every machine (tests/training/test_precision.py checks the choice itself).
+os.environ.setdefault("BERTX_PRECISION", "fp32")
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "happy", "bright", "warm"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "sad", "dark", "cold", "weak"]

@@ -114,8 +114,13 @@ class TrainingBlock(StrictModel):
     keep_checkpoints: int = Field(1, ge=1, description="How many of the latest checkpoints to keep (a damaged one falls back to the next).")
     logging_steps: int = Field(20, ge=1, description="Append a training-loss line to the log every N steps.")
     seed: int = Field(42, description="Seed for initialisation, data order, masking and dropout.")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="Mixed precision: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, fp16 on GPUs."
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="Trackers that receive the losses, learning rate, throughput, dev metrics and the "
+        "config as hyper-parameters: tensorboard (OUTPUT/tensorboard) and/or mlflow ($MLFLOW_TRACKING_URI, else OUTPUT/mlflow.db).",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Mixed precision. auto: bf16 autocast where the hardware runs it fast (a GPU with bf16, a CPU "
+        "with AVX512-BF16 or AMX), fp32 elsewhere; $BERTX_PRECISION overrides auto. bf16 or fp16 (GPUs) force it."
     )
 
 

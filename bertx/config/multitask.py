@@ -68,6 +68,8 @@ class SelectConfig(StrictModel):
     estimator: Literal["logme", "hscore", "knn", "probe"] = Field("logme", description="What ranks the sources.")
     max_examples: int = Field(2000, ge=10, description="Target training examples whose features are scored.")
     finetune_epochs: float = Field(2.0, ge=0, description="Epochs of the final fine-tuning on the target alone (0: none).")
+    sources_cache: Optional[str] = Field(None, description="Folder of source runs shared by several selected runs "
+                                         "(a finished run SOURCE/metrics.json is reused); default: OUTPUT/sources.")
 
 
 class MultitaskConfig(StrictModel):

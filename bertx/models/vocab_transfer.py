@@ -123,3 +123,49 @@ def grow_embeddings(model, old_vocab: dict[str, int], pieces: list[str], init: s
             if bias is not None and bias.shape[0] > row:
                 bias[row] = 0.0
     return {"added": len(pieces), "initialised_from_old_pieces": spelt}
+
+
+def aligned_rows(source_ids: list[list[int]], target_ids: list[list[int]], new_ids: list[int], old_size: int,
+                 excluded: set[int], top_k: int = 10) -> dict[int, tuple[list[int], list[float]]]:
+    """For each new piece, the old pieces it is translated by, from row-aligned sentence pairs: the `top_k`
+    old ids of the source-language side with the highest Dice coefficient 2 c(new, old) / (c(new) + c(old))
+    over pairs (c: in how many pairs a piece occurs), with the coefficients as weights. New pieces that
+    never occur are left out (they keep the `mean` initialisation)."""
+    import numpy as np
+    from scipy import sparse
+
+    def presence(rows: list[list[int]], keep) -> sparse.csr_matrix:
+        indptr, indices = [0], []
+        for ids in rows:
+            unique = sorted({i for i in ids if keep(i)})
+            indices.extend(unique)
+            indptr.append(len(indices))
+        return sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr))
+
+    width = old_size + len(new_ids)
+    old = presence(source_ids, lambda i: i < old_size and i not in excluded)
+    new = presence(target_ids, lambda i: i >= old_size)
+    old.resize((len(source_ids), width))
+    new.resize((len(target_ids), width))
+    together = (new.T @ old).tocsr()  # (width, width): rows new ids, columns old ids
+    old_count = np.asarray(old.sum(0)).ravel()
+    new_count = np.asarray(new.sum(0)).ravel()
+    found = {}
+    for piece in new_ids:
+        row = together.getrow(piece)
+        if row.nnz == 0:
+            continue
+        dice = 2 * row.data / (new_count[piece] + old_count[row.indices])
+        best = np.argsort(-dice)[:top_k]
+        found[piece] = ([int(row.indices[i]) for i in best], [float(dice[i]) for i in best])
+    return found
+
+
+@torch.no_grad()
+def align_embeddings(model, rows: dict[int, tuple[list[int], list[float]]]) -> int:
+    """Set each new piece's embedding to the Dice-weighted mean of its translations' embeddings."""
+    weight = model.get_input_embeddings().weight
+    for piece, (ids, weights) in rows.items():
+        w = torch.tensor(weights, dtype=weight.dtype)
+        weight[piece] = (weight[ids] * (w / w.sum())[:, None]).sum(0)
+    return len(rows)

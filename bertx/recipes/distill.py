@@ -34,7 +34,7 @@ from bertx.models.student import default_kept_layers, student_from_config, stude
 from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
 from bertx.training import outputs
-from bertx.training.accelerator import make_accelerator
+from bertx.training.accelerator import make_accelerator, resolve_precision
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
 from bertx.training.run import Run
@@ -199,7 +199,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     if config.student.init == "encoder":
         check_encoder_folder(config.student.name_or_path, max_length=dc.max_length)
     task = teacher.task
-    accelerator = make_accelerator(tc.precision)
+    accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
     run = config.model_dump(mode="json")
     run["task"] = task.name
     run["data"]["train"], run["data"]["dev"] = train_path, dev_path
@@ -270,7 +270,7 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
             extras.append(read_unlabelled([dc.resolve(p) for p in config.unlabelled], dc, kind, tokenizer, reading))
         if config.augment:
             extras.append(augmented_features(train_path, dc, kind, tokenizer, reading, config.augment, tc.seed))
-        autocast = torch.bfloat16 if tc.precision == "bf16" else None  # labelling many texts: as fast as the run allows
+        autocast = torch.bfloat16 if resolve_precision(tc.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
         for extra in extras:
             extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
             append_features(train.features, extra, extra_cache.labels().tolist())

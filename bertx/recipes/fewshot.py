@@ -45,7 +45,7 @@ def fewshot(config: FewshotConfig, resume: bool = False, overwrite: bool = False
     task = get_task(config.task)
     tc = config.train
     train_path, dev_path, model_path, run = resolved_inputs(config)
-    accelerator = make_accelerator(tc.precision)
+    accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
     if accelerator.num_processes > 1:
         raise BertxError("bertx fewshot runs in one process: a few hundred pairs gain nothing from data parallelism")
     with Run.open(config.output, run, accelerator, tc, resume, overwrite, [model_path, train_path, dev_path]) as life:

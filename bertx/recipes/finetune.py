@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
+from typing import Callable
 
 from tqdm.auto import tqdm
 
@@ -36,7 +37,8 @@ from bertx.training.optim import build_optimizer, linear_schedule, optimizer_ste
 from bertx.training.run import Run
 
 
-def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True,
+             on_eval: Callable[[int, float, dict], None] | None = None) -> dict:
     """Fine-tune an encoder on one task (any kind: sequence, NER, QA) and write an HF-compatible model folder.
 
     Args:
@@ -44,6 +46,8 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         resume: continue the run in `config.output` from its last checkpoint.
         overwrite: replace the bertx run `config.output` holds.
         show_progress: draw a progress bar on the main process.
+        on_eval: called with (step, main metric, dev metrics) after every evaluation (`bertx tune`
+            reports to Optuna there, and prunes by raising).
 
     Returns:
         Final metrics: the dev metrics of the best evaluation (none without a dev file), plus run
@@ -58,10 +62,11 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     tc, dc = config.train, config.data
     train_path, dev_path, model_path, run = resolved_inputs(config)
 
-    accelerator = make_accelerator(tc.precision)
+    accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
     main = accelerator.is_main_process
     reads = [model_path, train_path, dev_path] + [dc.resolve(p) for p in (config.aux_mlm.text if config.aux_mlm else [])]
     with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+        life.on_eval = on_eval
         set_seed(tc.seed)
         return _train(config, task, life, run, model_path, train_path, dev_path, show_progress and main)
 

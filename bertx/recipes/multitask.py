@@ -129,7 +129,8 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     check_task_files(config)
     model_path = resolve_model_path(config.model.name_or_path)
     check_encoder_folder(model_path, max_length=max(t.data.max_length for t in config.tasks))
-    accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1)
+    accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1, report_to=tc.report_to,
+                                   out=config.output)
     run = config.model_dump(mode="json")
     run["model"]["name_or_path"] = model_path
     reads = [model_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]

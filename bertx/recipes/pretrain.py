@@ -112,7 +112,8 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
 
     tc, dc, oc = config.train, config.data, config.objective
     # During a head warm-up the encoder gets no gradient: data parallelism must accept unused weights.
-    accelerator = make_accelerator(tc.precision, find_unused_parameters=tc.head_warmup_steps > 0)
+    accelerator = make_accelerator(tc.precision, find_unused_parameters=tc.head_warmup_steps > 0, report_to=tc.report_to,
+                                   out=config.output)
     set_seed(tc.seed)
     quiet_transformers()
 

@@ -43,7 +43,8 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
     select = config.select
     target = next(entry for entry in config.tasks if entry.name == select.target)
     others = [entry for entry in config.tasks if entry.name != target.name]
-    encoders = train_sources(others, out / "sources", lambda entry, folder: config.task_config(entry, folder), show_progress)
+    cache = Path(select.sources_cache) if select.sources_cache else out / "sources"
+    encoders = train_sources(others, cache, lambda entry, folder: config.task_config(entry, folder), show_progress)
 
     ranked = out / "selection" / "rank.json"
     if ranked.is_file():

@@ -40,6 +40,7 @@ from bertx.errors import BertxError, DataError
 from bertx.evaluation.matrix_report import write_matrix
 from bertx.tasks import get_task
 from bertx.training import outputs
+from bertx.training.accelerator import resolve_precision
 
 JOINT = "all"
 # Weights, deleted once a model is scored (unless keep_models): the scores are the result. A joint row
@@ -169,7 +170,7 @@ class _Runner:
         from bertx.evaluation.evaluate import evaluate_loaded
         from bertx.inference.loading import load_trained
 
-        trained = load_trained(model_dir, bf16=self.config.train.precision == "bf16")
+        trained = load_trained(model_dir, bf16=resolve_precision(self.config.train.precision) == "bf16")
         scores = {}
         for target in targets:
             metrics, _ = evaluate_loaded(trained, self.config.resolve(target.eval), limit=self.config.data.max_dev_examples)

@@ -20,7 +20,9 @@ from pathlib import Path
 from bertx.data.text_corpus import iter_text
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, without_load_report
-from bertx.models.vocab_transfer import extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces
+from bertx.models.vocab_transfer import (
+    align_embeddings, aligned_rows, extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces,
+)
 from bertx.training import outputs
 
 MAX_SENTENCES = 200_000  # enough text to rank pieces by; more only costs time
@@ -46,9 +48,25 @@ def tokens_per_word(tokenizer, paths: list[str], documents: str) -> dict[str, fl
     return result
 
 
+def align_from_parallel(encoder, tokenizer, extended, parallel: tuple[str, str], old_size: int, log) -> int:
+    """Re-initialise the new pieces seen in the parallel text from the old pieces they translate to."""
+    from bertx.data.text_corpus import read_documents
+
+    source, target = ([" ".join(doc) for doc in read_documents([path], "line")] for path in parallel)
+    if len(source) != len(target):
+        raise BertxError(f"--parallel {parallel[0]} has {len(source)} rows but {parallel[1]} has {len(target)}; "
+                         "give row-aligned translations")
+    log(f"[vocab] aligning new pieces over {len(source)} sentence pairs ...")
+    source_ids = tokenizer(source, add_special_tokens=False)["input_ids"]
+    target_ids = extended(target, add_special_tokens=False)["input_ids"]
+    new_ids = list(range(old_size, encoder.get_input_embeddings().weight.shape[0]))
+    rows = aligned_rows(source_ids, target_ids, new_ids, old_size, set(tokenizer.all_special_ids))
+    return align_embeddings(encoder, rows)
+
+
 def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str = "mean", vocab_size: int = 30000,
                  reference: list[str] | None = None, documents: str = "blank", seed: int = 0, overwrite: bool = False,
-                 log=print) -> dict:
+                 parallel: tuple[str, str] | None = None, log=print) -> dict:
     """Add up to `add` pieces of the language of `texts` to the encoder in `model`; write it to `output`.
 
     Args:
@@ -56,10 +74,13 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
         texts: text in the new language (plain text, or TSV/CSV/JSONL whose text columns are read).
         add: how many pieces to add at most.
         output: the new encoder folder.
-        init: `mean` (each new piece from the mean of the old pieces that spell it) or `random`.
+        init: `mean` (each new piece from the mean of the old pieces that spell it), `random`, or `aligned`
+            (from the old pieces it is translated by in `parallel`; pieces never seen there: `mean`).
         vocab_size: size of the retrained vocabulary the candidates come from.
         reference: text in the model's own language, whose tokenisation must not get worse (reported).
         documents: document layout of plain-text files (`blank`, `line`, `wikitext`).
+        parallel: (model-language file, new-language file), row-aligned translations (one text per line,
+            or TSV/CSV/JSONL rows), for `init="aligned"`.
 
     Returns:
         The report written to `output/vocab_report.json`.
@@ -68,9 +89,11 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
 
     if add <= 0:
         raise BertxError(f"--add {add}: give a positive number of pieces to add")
-    if init not in ("mean", "random"):
-        raise BertxError(f"--init {init!r}: choose mean or random")
-    for path in [*texts, *(reference or [])]:
+    if init not in ("mean", "random", "aligned"):
+        raise BertxError(f"--init {init!r}: choose mean, random or aligned")
+    if (init == "aligned") != bool(parallel):
+        raise BertxError("--init aligned needs --parallel SOURCE_FILE TARGET_FILE (row-aligned translations), and only it uses them")
+    for path in [*texts, *(reference or []), *(parallel or [])]:
         if not Path(path).is_file():
             raise BertxError(f"{path}: text file not found")
     check_encoder_folder(model)
@@ -101,7 +124,9 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     with without_load_report():
         encoder = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(model)
     rows_before = encoder.get_input_embeddings().weight.shape[0]
-    grown = grow_embeddings(encoder, old_vocab, pieces, init, seed)
+    grown = grow_embeddings(encoder, old_vocab, pieces, "random" if init == "random" else "mean", seed)
+    if parallel:
+        grown["initialised_from_translations"] = align_from_parallel(encoder, tokenizer, extended, parallel, rows_before, log)
     check = [*texts, *(reference or [])]
     before, after = tokens_per_word(tokenizer, check, documents), tokens_per_word(extended, check, documents)
     report = {
@@ -111,7 +136,8 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
         "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]], "seconds": round(time.perf_counter() - started, 1),
     }
     run_info = {"vocab_extend": {k: v for k, v in report.items() if k not in ("top_pieces", "tokens_per_word")}}
-    folder = outputs.write_model_folder(Path(output), encoder, extended, run_info, overwrite, [Path(model), *map(Path, check)])
+    reads = [Path(model), *map(Path, check), *map(Path, parallel or [])]
+    folder = outputs.write_model_folder(Path(output), encoder, extended, run_info, overwrite, reads)
     (folder / "vocab_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (folder / "added_pieces.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
     return report

@@ -34,7 +34,7 @@ RUN_FILE = "bertx_run.yaml"
 LOCK_FILE = ".bertx.lock"
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps",
-                     "keep_checkpoints"}
+                     "keep_checkpoints", "report_to"}
 # Keys the run adds after reading its data (found columns, label names): not settings.
 DERIVED = {"columns", "labels", "multitask", "distilled_from", "fewshot"}
 

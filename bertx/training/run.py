@@ -37,6 +37,7 @@ from bertx.training import outputs
 from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import checkpoints_in, restore_training_state, save_checkpoint
 from bertx.training.runlog import RunLog
+from bertx.training.trackers import Trackers
 
 
 
@@ -108,7 +109,10 @@ class Run:
         self.resume = resume
         self.lock = outputs.FolderLock(self.out)
         self.signals = _StopSignals(self.out)
-        self.log = RunLog(self.out / "log.jsonl", enabled=self.main)
+        self.trackers = Trackers(accelerator, getattr(settings, "report_to", []), self.out.name)
+        self.log = RunLog(self.out / "log.jsonl", enabled=self.main, mirror=self.trackers.write)
+        self.run_config: dict = {}
+        self.on_eval: Callable[[int, float, dict], None] | None = None
         self.state = RunState()
         self.started = False
         self._modules: tuple = ()
@@ -136,6 +140,7 @@ class Run:
             raise BertxError(f"train.batch_size {settings.batch_size} is smaller than processes x grad_accum "
                              f"({world} x {settings.grad_accum})")
         run = cls(Path(out), accelerator, settings, resume)
+        run.run_config = run_config
         if run.main:
             run._created = not run.out.exists()
             outputs.make_folder(run.out)
@@ -163,6 +168,7 @@ class Run:
 
     def _close(self, failed: bool) -> None:
         self.signals.restore()
+        self.trackers.close()
         if self.main and failed and self._claimed and not self.resume and not checkpoints_in(self.out / "checkpoints"):
             self._remove_own_files()
         self.lock.release()
@@ -173,7 +179,8 @@ class Run:
         """A run that failed before its first checkpoint leaves the folder as it found it (bertx's files only)."""
         import shutil
 
-        for name in (outputs.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints"):
+        for name in (outputs.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints",
+                     "tensorboard", "mlflow.db", "mlruns"):
             path = self.out / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -181,6 +188,7 @@ class Run:
                 path.unlink()
 
     def write_config(self, run_config: dict) -> None:
+        self.run_config = run_config
         if self.main:
             outputs.write_run_config(self.out, run_config)
 
@@ -198,6 +206,7 @@ class Run:
         """
         self._modules = (model, optimizer, scheduler)
         self._save_model = save_model
+        self.trackers.start(self.run_config)
         self.state = state or RunState()
         if self.resume:
             saved, folder = restore_training_state(self.out / "checkpoints", model, optimizer, scheduler,
@@ -208,7 +217,7 @@ class Run:
             self.log.truncate_after(self.state.step)
             self.log.write(event="resume", step=self.state.step, checkpoint=folder.name)
         else:
-            self.log.write(event="start", step=0, **start_log)
+            self.log.write(event="start", step=0, precision=self.precision, **start_log)
         self.started = True
         self.signals.deferred = True
         self._clock = (time.perf_counter(), self.state.examples_seen, self.state.tokens_seen)
@@ -262,6 +271,8 @@ class Run:
         improved = record_evaluation(self.state, value, metrics, getattr(self.settings, "early_stopping_patience", None))
         if improved and self.main:
             self._save_model(self.out / "best")
+        if self.on_eval is not None:  # a hyper-parameter search watches the run (and may stop it: pruning)
+            self.on_eval(self.state.step, value, metrics)
         return improved
 
     # ---- the end ----------------------------------------------------------------------------------
@@ -275,7 +286,14 @@ class Run:
             outputs.publish(folder, self.out)
         self.accelerator.wait_for_everyone()
 
+    @property
+    def precision(self) -> str:
+        """The precision the run computes in (what `auto` resolved to)."""
+        mixed = self.accelerator.mixed_precision
+        return "fp32" if mixed == "no" else str(mixed)
+
     def finish(self, final: dict, log_fields: dict | None = None) -> dict:
+        final.setdefault("precision", self.precision)
         if self.main:
             outputs.write_metrics(self.out, final)
             self.log.write(event="end", **(final if log_fields is None else log_fields))

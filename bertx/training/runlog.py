@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 class RunLog:
-    def __init__(self, path: Path, enabled: bool = True):
-        self.path, self.enabled = path, enabled
+    def __init__(self, path: Path, enabled: bool = True, mirror=None):
+        self.path, self.enabled, self.mirror = path, enabled, mirror  # mirror: each line also goes there (trackers)
 
     def write(self, **record) -> None:
         if not self.enabled:
@@ -17,6 +17,8 @@ class RunLog:
         record.setdefault("time", round(time.time(), 3))
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=float) + "\n")
+        if self.mirror is not None:
+            self.mirror(record)
 
     def truncate_after(self, step: int) -> None:
         """Drop lines logged after `step`: a resumed run replays those steps and logs them again."""

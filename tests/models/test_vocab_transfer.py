@@ -89,3 +89,35 @@ def test_bad_input_is_one_line(tiny_bert, tmp_path, capsys):
                  "--output", str(tmp_path / "c")]) == 2
     assert "missing.txt: text file not found" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_aligned_init_takes_each_new_piece_from_its_translation(tiny_bert, tmp_path):
+    """Row-aligned pairs in which every English word has one made-up translation: each new piece's
+    embedding comes out closest to the embedding of the word it translates."""
+    from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE
+
+    rng = random.Random(4)
+    english_words = sorted(set(POSITIVE + NEGATIVE + NEUTRAL))
+    translate = {w: "zq" + w[::-1] + "xo" for w in english_words}
+    en, other = [], []
+    for _ in range(600):
+        words = rng.sample(english_words, 4)
+        en.append(" ".join(words))
+        other.append(" ".join(translate[w] for w in words))
+    (tmp_path / "en.txt").write_text("\n".join(en) + "\n")
+    (tmp_path / "xx.txt").write_text("\n".join(other) + "\n")
+    report = extend_vocab(tiny_bert, [str(tmp_path / "xx.txt")], 8, str(tmp_path / "ext"), init="aligned", vocab_size=300,
+                          parallel=(str(tmp_path / "en.txt"), str(tmp_path / "xx.txt")), log=lambda s: None)
+    assert report["initialised_from_translations"] > 0
+    old_vocab = AutoTokenizer.from_pretrained(tiny_bert).get_vocab()
+    new_vocab = AutoTokenizer.from_pretrained(tmp_path / "ext").get_vocab()
+    old_rows = AutoModel.from_pretrained(tiny_bert).get_input_embeddings().weight
+    new_rows = AutoModel.from_pretrained(tmp_path / "ext").get_input_embeddings().weight
+    english_rows = old_rows[[old_vocab[w] for w in english_words]]  # every toy word is a whole piece of the tiny vocabulary
+    added = [w for w in english_words if translate[w] in new_vocab]
+    assert len(added) >= 3
+    for word in added:
+        similarity = torch.nn.functional.cosine_similarity(new_rows[new_vocab[translate[word]]][None], english_rows)
+        assert english_words[int(similarity.argmax())] == word, word
+    with pytest.raises(BertxError, match="--init aligned needs --parallel"):
+        extend_vocab(tiny_bert, [str(tmp_path / "xx.txt")], 8, str(tmp_path / "x"), init="aligned")
