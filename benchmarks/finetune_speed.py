@@ -5,7 +5,11 @@ Set-ups, each in its own process (so peak RSS is its own):
   trainer_dynamic   Trainer with dynamic padding and length-grouped sampling
   bertx             `bertx.finetune` with the same hyper-parameters (lr 2e-5, batch 32, no warm-up/decay)
   bertx_default     `bertx.finetune` with bertx's own default recipe (reports accuracy only)
-  bertx_bf16        `bertx` with bf16 autocast (train.precision=bf16): reported beside, not in the fp32 ratios
+  bertx_bf16        `bertx` with bf16 autocast (train.precision=bf16)
+  bertx_auto        `bertx` at its default precision (train.precision=auto: bf16 on AVX512-BF16/AMX CPUs, else fp32)
+  trainer_dynamic_bf16  the dynamic-padding Trainer with `bf16=True`
+
+Ratios: bertx fp32 / Trainer fp32, and bertx at its default precision / the Trainer at that precision.
 
 Usage: python benchmarks/finetune_speed.py [--quick] [--train-examples N] [--data-dir DIR] [--model DIR]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
@@ -39,7 +43,7 @@ def nonembedding_params(model) -> int:
     return sum(p.numel() for p in model.parameters()) - embed
 
 
-def trainer_worker(args, dynamic: bool) -> dict:
+def trainer_worker(args, dynamic: bool, bf16: bool = False) -> dict:
     import numpy as np
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               Trainer, TrainingArguments, default_data_collator)
@@ -63,7 +67,7 @@ def trainer_worker(args, dynamic: bool) -> dict:
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=SAME["batch_size"], per_device_eval_batch_size=32,
         learning_rate=SAME["lr"], num_train_epochs=SAME["epochs"], seed=SAME["seed"], save_strategy="no",
         eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
-        train_sampling_strategy="group_by_length" if dynamic else "random",
+        train_sampling_strategy="group_by_length" if dynamic else "random", bf16=bf16,
     )
     trainer = Trainer(
         model=model, args=targs, train_dataset=train, eval_dataset=dev,
@@ -120,7 +124,8 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--model", default=None, help="Local HF folder (default: packaged MiniLM).")
-    parser.add_argument("--worker", choices=["bertx", "bertx_default", "bertx_bf16", "trainer_run_glue", "trainer_dynamic"])
+    parser.add_argument("--worker", choices=["bertx", "bertx_default", "bertx_bf16", "bertx_auto", "trainer_run_glue",
+                                             "trainer_dynamic", "trainer_dynamic_bf16"])
     args = parser.parse_args()
     args.train_examples = args.train_examples or (1000 if args.quick else 8000)
     if args.model is None and args.worker and args.worker.startswith("trainer"):
@@ -132,6 +137,8 @@ def main() -> None:
             "bertx": lambda: bertx_worker(args, True),
             "bertx_default": lambda: bertx_worker(args, False),
             "bertx_bf16": lambda: bertx_worker(args, True, "bf16"),
+            "bertx_auto": lambda: bertx_worker(args, True, "auto"),
+            "trainer_dynamic_bf16": lambda: trainer_worker(args, True, bf16=True),
             "trainer_run_glue": lambda: trainer_worker(args, False),
             "trainer_dynamic": lambda: trainer_worker(args, True),
         }[args.worker]
@@ -146,7 +153,7 @@ def main() -> None:
     peak = matmul_peak_gflops()  # fp32, the denominator of bertx's MFU
     result: dict = {"benchmark": "finetune_speed", "train_examples": args.train_examples, "hyperparameters": SAME,
                     "quick": args.quick}
-    for name in ("bertx", "trainer_dynamic", "bertx_default", "bertx_bf16", "trainer_run_glue"):
+    for name in ("bertx", "trainer_dynamic", "bertx_auto", "trainer_dynamic_bf16", "bertx_default", "bertx_bf16", "trainer_run_glue"):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result[name] = run_child(__file__, ["--worker", name, *common])
         print(f"  {name}: {result[name]}", file=sys.stderr, flush=True)
@@ -155,6 +162,16 @@ def main() -> None:
     result["speedup_vs_run_glue"] = round(ours / result["trainer_run_glue"]["samples_per_s"], 2)
     result["speedup_bf16_vs_trainer_dynamic"] = round(
         result["bertx_bf16"]["samples_per_s"] / result["trainer_dynamic"]["samples_per_s"], 2)
+    from bertx.training.accelerator import resolve_precision
+
+    os.environ.pop("BERTX_PRECISION", None)
+    result["default_precision"] = resolve_precision("auto")
+    peer = "trainer_dynamic_bf16" if result["default_precision"] == "bf16" else "trainer_dynamic"
+    result["speedup_default_vs_trainer_same_precision"] = round(result["bertx_auto"]["samples_per_s"] / result[peer]["samples_per_s"], 2)
+    result["speedup_bf16_vs_trainer_bf16"] = round(
+        result["bertx_bf16"]["samples_per_s"] / result["trainer_dynamic_bf16"]["samples_per_s"], 2)
+    result["accuracy_gap_bf16_pts"] = round(
+        100 * (result["bertx_bf16"]["dev_accuracy"] - result["trainer_dynamic_bf16"]["dev_accuracy"]), 2)
     result["matmul_peak_gflops"] = round(peak, 1)
     result["mfu"] = round(result["bertx"]["train_gflops_per_s"] / peak, 3)
     result["accuracy_gap_vs_trainer_dynamic_pts"] = round(

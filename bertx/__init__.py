@@ -17,10 +17,6 @@ Python API (mirrors the CLI):
     transfer(load_config("configs/transfer/amazon.yaml", schema=TransferConfig))  # matrices per method
 """
 
-import os as _os
-
-_os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local folders; never reach for a hub
-
 from bertx.config import (  # noqa: E402
     DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig, load_config,
 )

@@ -105,4 +105,4 @@ def test_errors_have_no_traceback_in_a_real_process(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: model folder not found "
-                                                "(models are never downloaded; pass a local folder)"]
+                                                "(pass a local folder, or a hub id such as bert-base-uncased)"]

