@@ -48,7 +48,7 @@ def test_every_shipped_pretraining_config_loads(path):
     from bertx.config import PretrainConfig
 
     config = load_config(path, ["data.data_dir=/data"], schema=PretrainConfig)
-    assert config.data.resolve(config.data.train)[0].startswith("/data/")
+    assert config.data.train_paths()[0].startswith("/data/")
 
 
 def test_pretraining_config_checks_its_starting_point():
