@@ -15,8 +15,10 @@ Three studies, each a ranking predicted from frozen features (LogME, H-score, kN
             the study is skipped).
   encoders  a pool of six encoders made here: MiniLM; MiniLM after DAPT on books and on kitchen
             reviews; MiniLM's layers 2, 4, 6 and 3, 6 (kept, not distilled); a randomly initialised BERT
-            of MiniLM's shape. Each is fine-tuned on SST-2, CoNLL-2003 and Amazon books in this run
-            (2,000 training examples, 2 epochs, lr 1e-4) and ranked for them.
+            of MiniLM's shape (DAPT: one epoch over the domain's training reviews). Each is fine-tuned on
+            SST-2, CoNLL-2003 and Amazon books in this run (the first 1,000 training examples,
+            `--encoder-examples`; 2 epochs, lr 1e-4; up to 1,000 dev examples) and ranked for them on the
+            same training examples.
 
 For each study and estimator: Kendall's tau per target and its mean, the top-1 regret in points, and
 the seconds of the estimates against those of the fine-tuning runs they stand for.
@@ -131,7 +133,7 @@ def encoder_pool(args, work: Path) -> dict[str, str]:
                 "output": str(folder), "model": {},
                 "data": {"train": [f"{args.data_dir}/multidomain/{domain}/train.tsv"], "max_length": 128, "eval_fraction": 0.05},
                 "objective": {"whole_word_mask": True, "sentence_task": "none"},
-                "train": {"epochs": 1 if args.quick else 2, "batch_size": 32, "lr": 1e-4, "precision": "bf16",
+                "train": {"epochs": 1, "batch_size": 32, "lr": 1e-4, "precision": "bf16",
                           "eval_steps": None, "save_steps": None, **({"max_steps": 10} if args.quick else {})},
             }), overwrite=True, show_progress=False)
         pool[folder.name] = str(folder)
@@ -145,7 +147,7 @@ def encoders_study(args, work: Path) -> dict:
     from bertx.recipes.finetune import finetune
 
     pool = encoder_pool(args, work)
-    n_train, n_dev = (300, 200) if args.quick else (2000, None)
+    n_train, n_dev = (300, 200) if args.quick else (args.encoder_examples, 1000)
     targets = {  # name: (task, train, dev, max_length)
         "sst2": ("classification", "sst2/train.tsv", "sst2/dev.tsv", 66),
         "conll2003": ("ner", "conll2003/train.txt", "conll2003/dev.txt", 128),
@@ -197,6 +199,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-transferability")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--encoder-examples", type=int, default=1000, help="Training examples per encoder fine-tuning.")
     args = parser.parse_args()
     if not (Path(args.data_dir) / "glue/rte/train.tsv").is_file():
         raise SystemExit(f"{args.data_dir}/glue not found (pass --data-dir)")
