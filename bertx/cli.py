@@ -56,7 +56,10 @@ def finetune(
     overwrite: bool = OVERWRITE,
     show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
 ):
-    """Fine-tune an encoder with a task head (any kind); write an HF-compatible model folder."""
+    """Fine-tune an encoder with a task head (any kind); write an HF-compatible model folder.
+
+    Example: bertx finetune configs/sst2.yaml train.epochs=1 data.max_train_examples=8000 --output runs/sst2
+    """
     from bertx.recipes.finetune import finetune as run_finetune
 
     metrics = run_finetune(cfg, resume=resume, overwrite=overwrite)
@@ -198,7 +201,10 @@ def pretrain(
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
 ):
-    """Pretrain a BERT with masked LM (+ NSP or SOP) from scratch, or continue an encoder on your text."""
+    """Pretrain a BERT with masked LM (+ NSP or SOP) from scratch, or continue an encoder on your text.
+
+    Example: bertx pretrain --model runs/minilm-pt --train ../shared/data/sst2-pt/train.tsv --max-steps 400 --output runs/minilm-pt-mlm
+    """
     from bertx.recipes.pretrain import pretrain as run_pretrain
 
     metrics = run_pretrain(cfg, resume=resume, overwrite=overwrite)
@@ -221,6 +227,8 @@ def multitask(
 
     With `select: {target: NAME, top_k: 2}` in the config: rank the other tasks as sources for the target,
     keep the helpful ones, train multi-task on them and the target, then fine-tune on the target.
+
+    Example: bertx multitask configs/multitask/glue.yaml train.epochs=1
     """
     from bertx.recipes.multitask import multitask as run_multitask
     from bertx.recipes.multitask import task_table
@@ -250,7 +258,10 @@ def multitask_export(
     output: str = typer.Option(..., help="Folder for the standalone model."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
 ):
-    """Write one task of a multi-task model as a standalone HF model (for predict, evaluate, pipeline)."""
+    """Write one task of a multi-task model as a standalone HF model (for predict, evaluate, pipeline).
+
+    Example: bertx multitask-export runs/multitask --task rte --output runs/rte-from-mt
+    """
     from bertx.recipes.multitask import export_task
 
     export_task(mt_dir, task, output, overwrite=overwrite)
@@ -263,7 +274,10 @@ def intermediate(
     cfg,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
 ):
-    """Intermediate-task transfer: train on each source, fine-tune on each target; write the matrix (JSON, MD, PNG)."""
+    """Intermediate-task transfer: train on each source, fine-tune on each target; write the matrix (JSON, MD, PNG).
+
+    Example: bertx intermediate configs/intermediate/glue4.yaml train.epochs=1
+    """
     from bertx.evaluation.matrix_report import markdown
     from bertx.recipes.intermediate import intermediate as run_intermediate
 
@@ -278,7 +292,10 @@ def transfer(
     cfg,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
 ):
-    """Cross-domain / cross-lingual transfer: train on sources, score zero-shot on targets; matrices (JSON, MD, PNG) per method."""
+    """Cross-domain / cross-lingual transfer: train on sources, score zero-shot on targets; matrices (JSON, MD, PNG) per method.
+
+    Example: bertx transfer configs/transfer/amazon.yaml --methods plain
+    """
     from bertx.recipes.transfer import summary_markdown, transfer as run_transfer
 
     summary = run_transfer(cfg, overwrite=overwrite, show_progress=False)
@@ -296,7 +313,10 @@ def distill(
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
 ):
-    """Distil a fine-tuned teacher into a smaller, faster student (any task kind); write the student and a report."""
+    """Distil a fine-tuned teacher into a smaller, faster student (any task kind); write the student and a report.
+
+    Example: bertx distill configs/distill/sst2-3layer.yaml teacher=runs/sst2
+    """
     from bertx.recipes.distill import distill as run_distill
 
     final = run_distill(cfg, resume=resume, overwrite=overwrite)
@@ -379,7 +399,10 @@ def merge(
     output: str = typer.Option(..., help="Folder for the merged, plain HF model."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier merge in --output."),
 ):
-    """Merge an adapter into its base model: a plain HF folder for pipeline, export and serve."""
+    """Merge an adapter into its base model: a plain HF folder for pipeline, export and serve.
+
+    Example: bertx merge runs/sst2-lora --output runs/sst2-merged
+    """
     from bertx.deploy.merge import merge as run_merge
 
     run_merge(run_dir, output, overwrite=overwrite)
@@ -398,7 +421,10 @@ def serve(
     max_inputs: int = typer.Option(64, help="Most inputs in one request (413 beyond)."),
     max_chars: int = typer.Option(10_000, help="Most characters in one text (413 beyond)."),
 ):
-    """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs."""
+    """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
+
+    Example: bertx serve sentiment=runs/sst2-int8 ner=runs/conll2003 --port 8000
+    """
     from bertx.deploy.server import Limits, serve as run_serve
 
     for name, value in (("--max-batch-size", max_batch_size), ("--max-queue", max_queue), ("--max-inputs", max_inputs),
@@ -423,7 +449,10 @@ def tokenizer_train(
     documents: str = typer.Option("blank", help="blank, line or wikitext (wikitext undoes WikiText's markup)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a tokenizer already in --output (never a model folder)."),
 ):
-    """Train a WordPiece tokenizer with BERT's special tokens; writes an HF tokenizer folder."""
+    """Train a WordPiece tokenizer with BERT's special tokens; writes an HF tokenizer folder.
+
+    Example: bertx tokenizer train --input ../shared/data/wikitext2/wiki.train.tokens --documents wikitext --vocab-size 16000 --lowercase --output runs/tok
+    """
     from bertx.data.wordpiece import train_wordpiece
 
     if documents not in ("blank", "line", "wikitext"):

@@ -106,3 +106,14 @@ def test_errors_have_no_traceback_in_a_real_process(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: model folder not found "
                                                 "(pass a local folder, or a hub id such as bert-base-uncased)"]
+
+
+def test_every_command_help_shows_a_worked_example():
+    from typer.testing import CliRunner
+
+    from bertx.cli import app
+
+    commands = ["finetune", "evaluate", "predict", "pretrain", "multitask", "multitask-export", "intermediate", "transfer",
+                "distill", "fewshot", "export", "serve", "merge", "rank", "report", "tune", "vocab extend", "tokenizer train"]
+    missing = [c for c in commands if "Example: bertx" not in CliRunner().invoke(app, [*c.split(), "--help"]).output]
+    assert missing == []
