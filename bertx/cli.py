@@ -126,7 +126,10 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, help="Evaluate the first N examples only."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
 ):
-    """Print the task's metrics of a trained model on a labelled file."""
+    """Print the task's metrics of a trained model on a labelled file.
+
+    Example: bertx evaluate runs/sst2 --data ../shared/data/sst2/dev.tsv --json
+    """
     from bertx.evaluation.evaluate import evaluate as run_evaluate
 
     metrics = run_evaluate(model_dir, data, batch_size=batch_size, articles=articles, limit=limit)
@@ -187,7 +190,10 @@ def fewshot(
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
 ):
-    """Classify from a few labelled examples per class: contrastive pairs, then a logistic-regression head."""
+    """Classify from a few labelled examples per class: contrastive pairs, then a logistic-regression head.
+
+    Example: bertx fewshot --train ../shared/data/sst2/train.tsv --shots 8 --dev ../shared/data/sst2/dev.tsv --output runs/fs8
+    """
     from bertx.recipes.fewshot import fewshot as run_fewshot
 
     final = run_fewshot(cfg, resume=resume, overwrite=overwrite)
@@ -344,7 +350,10 @@ def export(
                                     "kept in fp32, chosen by calibration on training text; 0: all int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
 ):
-    """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels."""
+    """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels.
+
+    Example: bertx export runs/sst2 --output runs/sst2-int8 --quantize int8
+    """
     from bertx.deploy.export import describe, export as run_export
 
     report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
