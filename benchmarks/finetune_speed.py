@@ -124,6 +124,9 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--model", default=None, help="Local HF folder (default: packaged MiniLM).")
+    parser.add_argument("--setups", default="bertx,trainer_dynamic,bertx_auto,trainer_dynamic_bf16,bertx_default,bertx_bf16,trainer_run_glue",
+                        help="Which set-ups to run (comma-separated); ratios need their two sides.")
+    parser.add_argument("--name", default=None, help="Result file name.")
     parser.add_argument("--worker", choices=["bertx", "bertx_default", "bertx_bf16", "bertx_auto", "trainer_run_glue",
                                              "trainer_dynamic", "trainer_dynamic_bf16"])
     args = parser.parse_args()
@@ -153,31 +156,31 @@ def main() -> None:
     peak = matmul_peak_gflops()  # fp32, the denominator of bertx's MFU
     result: dict = {"benchmark": "finetune_speed", "train_examples": args.train_examples, "hyperparameters": SAME,
                     "quick": args.quick}
-    for name in ("bertx", "trainer_dynamic", "bertx_auto", "trainer_dynamic_bf16", "bertx_default", "bertx_bf16", "trainer_run_glue"):
+    for name in args.setups.split(","):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result[name] = run_child(__file__, ["--worker", name, *common])
         print(f"  {name}: {result[name]}", file=sys.stderr, flush=True)
-    ours = result["bertx"]["samples_per_s"]
-    result["speedup_vs_trainer_dynamic"] = round(ours / result["trainer_dynamic"]["samples_per_s"], 2)
-    result["speedup_vs_run_glue"] = round(ours / result["trainer_run_glue"]["samples_per_s"], 2)
-    result["speedup_bf16_vs_trainer_dynamic"] = round(
-        result["bertx_bf16"]["samples_per_s"] / result["trainer_dynamic"]["samples_per_s"], 2)
     from bertx.training.accelerator import resolve_precision
 
     os.environ.pop("BERTX_PRECISION", None)
     result["default_precision"] = resolve_precision("auto")
-    peer = "trainer_dynamic_bf16" if result["default_precision"] == "bf16" else "trainer_dynamic"
-    result["speedup_default_vs_trainer_same_precision"] = round(result["bertx_auto"]["samples_per_s"] / result[peer]["samples_per_s"], 2)
-    result["speedup_bf16_vs_trainer_bf16"] = round(
-        result["bertx_bf16"]["samples_per_s"] / result["trainer_dynamic_bf16"]["samples_per_s"], 2)
-    result["accuracy_gap_bf16_pts"] = round(
-        100 * (result["bertx_bf16"]["dev_accuracy"] - result["trainer_dynamic_bf16"]["dev_accuracy"]), 2)
+    default_peer = "trainer_dynamic_bf16" if result["default_precision"] == "bf16" else "trainer_dynamic"
+
+    def ratio(key: str, ours: str, peer: str, field: str = "samples_per_s") -> None:
+        if ours in result and peer in result:
+            result[key] = round(result[ours][field] / result[peer][field], 2)
+            result[key.replace("speedup", "accuracy_gap") + "_pts"] = round(
+                100 * (result[ours]["dev_accuracy"] - result[peer]["dev_accuracy"]), 2)
+
+    ratio("speedup_vs_trainer_dynamic", "bertx", "trainer_dynamic")
+    ratio("speedup_vs_run_glue", "bertx", "trainer_run_glue")
+    ratio("speedup_bf16_vs_trainer_bf16", "bertx_bf16", "trainer_dynamic_bf16")
+    ratio("speedup_default_vs_trainer_same_precision", "bertx_auto", default_peer)
     result["matmul_peak_gflops"] = round(peak, 1)
-    result["mfu"] = round(result["bertx"]["train_gflops_per_s"] / peak, 3)
-    result["accuracy_gap_vs_trainer_dynamic_pts"] = round(
-        100 * (result["bertx"]["dev_accuracy"] - result["trainer_dynamic"]["dev_accuracy"]), 2)
+    if "bertx" in result:
+        result["mfu"] = round(result["bertx"]["train_gflops_per_s"] / peak, 3)
     result["machine"] = machine()
-    save("finetune_speed_quick" if args.quick else "finetune_speed", result)
+    save(args.name or ("finetune_speed_quick" if args.quick else "finetune_speed"), result)
     print(json.dumps(result))
 
 
