@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-tune")
+    parser.add_argument("--space", default=None, help="YAML search space (default: bertx tune's default space).")
+    parser.add_argument("--name", default=None, help="Result file name.")
     args = parser.parse_args()
     trials = args.trials or (4 if args.quick else 12)
     examples, dev = (1000, 400) if args.quick else (8000, None)
@@ -42,7 +44,7 @@ def main() -> None:
     from bertx.recipes.finetune import finetune
     from bertx.recipes.tune import tune
 
-    work = Path(args.work) / ("quick" if args.quick else "full")
+    work = Path(args.work) / ("quick" if args.quick else "full") / (Path(args.space).stem if args.space else "default-space")
     overrides = [f"data.data_dir={args.data_dir}", f"data.max_train_examples={examples}", "train.epochs=1",
                  "train.eval_steps=50", "train.save_steps=null", f"output={work / 'default'}"]
     if dev:
@@ -50,9 +52,12 @@ def main() -> None:
     config = load_config(ROOT / "configs/sst2.yaml", overrides, schema=FinetuneConfig)
     started = time.perf_counter()
     default = finetune(config, overwrite=True, show_progress=False)
-    summary = tune(config, trials, str(work / "search"), log=lambda line: print(line, file=sys.stderr, flush=True))
+    import yaml
+
+    space = yaml.safe_load(Path(args.space).read_text()) if args.space else None
+    summary = tune(config, trials, str(work / "search"), space, log=lambda line: print(line, file=sys.stderr, flush=True))
     result = {
-        "benchmark": "tune_sst2", "quick": args.quick, "train_examples": examples, "trials": trials,
+        "benchmark": "tune_sst2", "quick": args.quick, "train_examples": examples, "trials": trials, "space": args.space or "default",
         "default_recipe": {"accuracy": default["accuracy"], "wall_s": default["wall_s"], "precision": default.get("precision")},
         "best": {"accuracy": summary["best_value"], "trial": summary["best_trial"], "params": summary["best_params"]},
         "gain_pts": round(100 * (summary["best_value"] - default["accuracy"]), 2),
@@ -60,7 +65,7 @@ def main() -> None:
         "wall_saved_by_pruning_s": summary["wall_saved_by_pruning_s"], "table": summary["table"],
         "wall_s": round(time.perf_counter() - started, 1), "machine": machine(),
     }
-    save("tune_sst2_quick" if args.quick else "tune_sst2", result)
+    save(args.name or ("tune_sst2_quick" if args.quick else "tune_sst2"), result)
     print(f"default {100 * default['accuracy']:.2f} | best of {trials} trials {100 * summary['best_value']:.2f} "
           f"({summary['pruned']} pruned, ~{summary['wall_saved_by_pruning_s']}s saved)", file=sys.stderr)
     print(json.dumps(result))
