@@ -25,9 +25,8 @@ from bertx.evaluation.matrix_report import write_matrix
 from bertx.metrics.transferability import agreement
 from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
-from bertx.recipes.multitask import check_task_files
+from bertx.recipes.multitask import claimed_task_folder
 from bertx.recipes.sources import rank_encoders, train_sources
-from bertx.training import outputs
 
 MODEL_FILES = ("model.safetensors", "best", "checkpoints")
 
@@ -43,10 +42,7 @@ def intermediate(config: IntermediateConfig, overwrite: bool = False, show_progr
     Returns:
         The matrix JSON object (rows = sources, columns = targets, values in points, gains over "none").
     """
-    check_task_files(config)
-    out = Path(config.output)
-    reads = [config.model.name_or_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
-    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
+    with claimed_task_folder(config, overwrite) as out:
         return _matrix(config, out, show_progress)
 
 

@@ -66,6 +66,14 @@ def check_task_files(config) -> None:
                 raise BertxError(f"task {entry.name!r}: {role} file {path}: file not found")
 
 
+def claimed_task_folder(config, overwrite: bool):
+    """Check a task-list config's files and claim its output folder for the many runs it will hold
+    (intermediate matrices, selected multi-task); the model and every task file are protected."""
+    check_task_files(config)
+    reads = [config.model.name_or_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
+    return outputs.claimed_folder(Path(config.output), config.model_dump(mode="json"), overwrite, reads)
+
+
 def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> list[Task]:
     """Read and encode every task; check that tasks sharing a head share its labels."""
     tasks = []

@@ -20,7 +20,7 @@ from pathlib import Path
 from bertx.config import MultitaskConfig
 from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
-from bertx.recipes.multitask import check_task_files, export_task, multitask
+from bertx.recipes.multitask import claimed_task_folder, export_task, multitask
 from bertx.recipes.sources import rank_encoders, train_sources, with_helpful
 from bertx.training import outputs
 
@@ -32,10 +32,7 @@ def selected_multitask(config: MultitaskConfig, overwrite: bool = False, show_pr
         The summary (also `summary.json` / `summary.md` in `config.output`): ranking, selected sources,
         the target's dev metrics after the multi-task stage and after the final fine-tuning.
     """
-    check_task_files(config)
-    out = Path(config.output)
-    reads = [config.model.name_or_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
-    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
+    with claimed_task_folder(config, overwrite) as out:
         return _stages(config, out, show_progress)
 
 
