@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from bertx.errors import BertxError
@@ -59,12 +60,18 @@ def load(reference: str):
 
 
 def materialise(reference: str) -> str:
-    """Write the dataset as JSONL (once) and return the file's path."""
+    """Write the dataset as JSONL (once) and return the file's path. A run resolves its data paths several
+    times; the dataset is opened once per process and cache folder."""
+    return _materialised(reference, str(cache_root()))
+
+
+@lru_cache(maxsize=32)
+def _materialised(reference: str, root: str) -> str:
     import datasets
 
     dataset = load(reference)
     key = hashlib.sha256(f"{reference}\n{dataset._fingerprint}".encode("utf-8")).hexdigest()[:20]
-    target = cache_root() / f"{key}.jsonl"
+    target = Path(root) / f"{key}.jsonl"
     if target.is_file():
         return str(target)
     names = {}

@@ -97,12 +97,11 @@ def curves(records: list[dict]) -> str:
 def sequence_section(trained, dev: str, limit: int | None) -> str:
     import matplotlib.pyplot as plt
 
+    from bertx.data.examples import Columns
     from bertx.data.splits import encode_split
     from bertx.models.batched_outputs import model_outputs
 
-    found = (trained.run.get("columns") or {})
-    from bertx.data.examples import Columns
-
+    found = trained.run.get("columns") or {}
     columns = Columns(found["text"], found.get("text_pair"), found.get("label") or trained.data.label_column) if found.get("text") else None
     examples, features, _ = encode_split(dev, trained.task, trained.tokenizer, trained.data.max_length, trained.label2id,
                                          columns=columns, limit=limit)

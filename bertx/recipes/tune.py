@@ -15,7 +15,6 @@ the whole study, whoever ran them.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -169,7 +168,5 @@ def write_summary(study, base: dict, out: Path, config: FinetuneConfig) -> dict:
                    "wall_s": t.user_attrs.get("wall_s"), "steps": t.user_attrs.get("steps")}
                   for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)],
     }
-    if not math.isfinite(summary["wall_saved_by_pruning_s"]):
-        summary["wall_saved_by_pruning_s"] = None
     (out / "tune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

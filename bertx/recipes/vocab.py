@@ -39,12 +39,15 @@ def has_mlm_head(folder: str) -> bool:
         return any(key.startswith("cls.predictions") for key in weights.keys())
 
 
-def tokens_per_word(tokenizer, paths: list[str], documents: str) -> dict[str, float]:
-    """Per file: pieces per word of its first MAX_SENTENCES sentences."""
+def tokens_per_word(tokenizers: dict, paths: list[str], documents: str) -> dict[str, dict[str, float]]:
+    """Per file and tokenizer: pieces per word of its first MAX_SENTENCES sentences (each file read once)."""
     result = {}
     for path in paths:
-        words, pieces, _ = words_and_pieces(tokenizer, islice(iter_text([path], documents), MAX_SENTENCES))
-        result[path] = round(pieces / max(words, 1), 4)
+        sentences = list(islice(iter_text([path], documents), MAX_SENTENCES))
+        result[path] = {}
+        for name, tokenizer in tokenizers.items():
+            words, pieces, _ = words_and_pieces(tokenizer, sentences)
+            result[path][name] = round(pieces / max(words, 1), 4)
     return result
 
 
@@ -129,11 +132,11 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     if parallel:
         grown["initialised_from_translations"] = align_from_parallel(encoder, tokenizer, extended, parallel, rows_before, log)
     check = [*texts, *(reference or [])]
-    before, after = tokens_per_word(tokenizer, check, documents), tokens_per_word(extended, check, documents)
+    figures = tokens_per_word({"before": tokenizer, "after": extended}, check, documents)
     report = {
         "model": model, "texts": texts, "reference": reference or [], "init": init, "requested": add, **grown,
         "vocab_before": rows_before, "vocab_after": encoder.get_input_embeddings().weight.shape[0], "mlm_head": mlm, "candidates_vocab_size": vocab_size,
-        "tokens_per_word": {path: {"before": before[path], "after": after[path]} for path in check},
+        "tokens_per_word": figures,
         "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]], "seconds": round(time.perf_counter() - started, 1),
     }
     run_info = {"vocab_extend": {k: v for k, v in report.items() if k not in ("top_pieces", "tokens_per_word")}}

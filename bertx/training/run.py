@@ -180,7 +180,7 @@ class Run:
         import shutil
 
         for name in (outputs.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints",
-                     "tensorboard", "mlflow.db", "mlruns"):
+                     "tensorboard", "mlflow.db"):
             path = self.out / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
