@@ -10,7 +10,7 @@ from bertx.config.base import (
     DataConfig, ModelConfig, StrictModel, TrainConfig, check_task_name, check_unique_names, default_data_dir,
     resolve_data_path,
 )
-from bertx.config.finetune import FinetuneConfig
+from bertx.config.finetune import FinetuneConfig, PeftOptions
 
 
 class TaskEntry(StrictModel):
@@ -29,10 +29,11 @@ class TaskEntry(StrictModel):
     def head_name(self) -> str:
         return self.head or self.name
 
-    def finetune_config(self, data_dir: str, model: "ModelConfig", train: "TrainConfig", output: str) -> "FinetuneConfig":
+    def finetune_config(self, data_dir: str, model: "ModelConfig", train: "TrainConfig", output: str,
+                        peft: Optional[PeftOptions] = None) -> "FinetuneConfig":
         """This task as a single-task run config: what its kind needs to read, head and score it."""
         data = self.data.model_copy(update={"train": self.train, "dev": self.dev, "data_dir": data_dir})
-        return FinetuneConfig(task=self.kind, output=output, data=data, model=model.model_copy(),
+        return FinetuneConfig(task=self.kind, output=output, data=data, model=model.model_copy(), peft=peft,
                               train=train.model_copy(update={"metric_for_best": self.metric}))
 
     @model_validator(mode="after")
@@ -84,6 +85,8 @@ class MultitaskConfig(StrictModel):
         "batch_size is per task batch (grad_accum splits it into micro-batches, as in fine-tuning).",
     )
     select: Optional[SelectConfig] = Field(None, description="Source selection for one target task (see SelectConfig).")
+    peft: Optional[PeftOptions] = Field(None, description="One adapter (LoRA, IA3, BitFit) and head per task over one frozen "
+                                        "encoder held once in memory; each task exports as a PEFT run folder.")
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "MultitaskConfig":
@@ -102,6 +105,9 @@ class MultitaskConfig(StrictModel):
                 raise ValueError(f"select.target {target.name!r} needs a dev file")
             if len(self.tasks) < 2:
                 raise ValueError("select: needs at least one task besides the target")
+        if self.select and self.peft:
+            raise ValueError("select: and peft: do not combine: with a frozen encoder and one adapter per task, no source "
+                             "can change what the target learns; drop one of them")
         if self.train.metric_for_best:
             raise ValueError("train.metric_for_best does not apply to multi-task runs: the best checkpoint has the best "
                              "mean of the tasks' main metrics; set a task's `metric:` instead")
@@ -109,7 +115,7 @@ class MultitaskConfig(StrictModel):
 
     def task_config(self, entry: TaskEntry, output: str | None = None) -> "FinetuneConfig":
         """The single-task run config of one task (its output defaults to a subfolder of the run's)."""
-        return entry.finetune_config(self.data_dir, self.model, self.train, output or f"{self.output}/{entry.name}")
+        return entry.finetune_config(self.data_dir, self.model, self.train, output or f"{self.output}/{entry.name}", self.peft)
 
 
 class IntermediateConfig(StrictModel):

@@ -14,6 +14,7 @@ collator), so a one-task run here is single-task fine-tuning.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.data.task_sampling import TaskSampler
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
+from bertx.models.adapters import add_adapters, new_encoder_weights, trainable_counts
 from bertx.models.heads import word_embeddings
 from bertx.models.multitask import MultiTaskModel, load_task_model
-from bertx.recipes.finetune import data_notes
+from bertx.models.multitask_adapters import ADAPTERS_DIR, AdapterTaskModels, is_adapter_multitask, share_frozen_weights
+from bertx.recipes.finetune import PEFT_LR, data_notes
 from bertx.tasks import get_kind, get_task
 from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
@@ -162,25 +165,28 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     heads: dict[str, Task] = {}
     for task in tasks:
         heads.setdefault(task.entry.head_name, task)
-    model = MultiTaskModel(
-        {head: task.kind.build_model(model_path, task.train.labels, config.model.dropout) for head, task in heads.items()},
-        {task.name: task.entry.head_name for task in tasks},
-    )
-    if config.model.freeze_word_embeddings:
-        word_embeddings(model.encoder).requires_grad_(False)
+    built = {head: task.kind.build_model(model_path, task.train.labels, config.model.dropout) for head, task in heads.items()}
+    head_of = {task.name: task.entry.head_name for task in tasks}
     started = time.perf_counter()
     # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
     cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
-    head_reports = {}
-    for head, task in heads.items():
-        view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
-        head_reports[head] = task.kind.prepare_model(model.task_model(task.name), task.train, view, tokenizer, life.resume)
+    if config.peft:
+        model, head_reports = adapter_task_models(config, built, heads, head_of, tokenizer, life.resume, cls_only)
+    else:
+        model = MultiTaskModel(built, head_of)
+        if config.model.freeze_word_embeddings:
+            word_embeddings(model.encoder).requires_grad_(False)
+        head_reports = {}
+        for head, task in heads.items():
+            view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
+            head_reports[head] = task.kind.prepare_model(model.task_model(task.name), task.train, view, tokenizer, life.resume)
 
     world, rank = accelerator.num_processes, accelerator.process_index
     batches_per_epoch = sum(math.ceil(task.size / tc.batch_size) for task in tasks)
     steps_per_epoch = math.ceil(batches_per_epoch / sc.tasks_per_step)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",))
+    lr = PEFT_LR[config.peft.method] if config.peft and "lr" not in tc.model_fields_set else tc.lr
+    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",))
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     sampler = TaskSampler([task.size for task in tasks], sc.strategy, sc.temperature, tc.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -196,7 +202,7 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
         model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
         tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
                         "labels": t.train.labels, "weight": t.entry.weight, "head": t.entry.head_name} for t in tasks},
-        heads=head_reports,
+        heads=head_reports, **(trainable_counts(shared()) if config.peft else {}),
     )
     cursors = progress.extra["cursors"]  # task -> [epoch, batches of that epoch consumed]
 
@@ -295,6 +301,24 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     return life.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
 
 
+def adapter_task_models(config: MultitaskConfig, built: dict, heads: dict[str, Task], head_of: dict[str, str], tokenizer,
+                        resume: bool, cls_only: bool) -> tuple[AdapterTaskModels, dict]:
+    """`peft:` in a multi-task config: each head's model gets its own adapter (as a single-task PEFT run
+    would), over frozen encoder weights held once in memory (`models/multitask_adapters.py`)."""
+    reports = {}
+    for head, task in heads.items():
+        view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
+        if new_encoder_weights(built[head]) and view.train.head_init == "probe":  # as in fine-tuning: see recipes/finetune.py
+            view = view.model_copy(update={"train": view.train.model_copy(update={"head_init": "random"})})
+        reports[head] = task.kind.prepare_model(built[head], task.train, view, tokenizer, resume)
+    own_biases = config.peft.method == "bitfit"  # BitFit trains the biases: each task keeps its own
+    share_frozen_weights(list(built.values()), keep_own=lambda name: own_biases and name.endswith(".bias"))
+    adapted = {head: add_adapters(model, config.peft, heads[head].spec.auto_class) for head, model in built.items()}
+    for head, model in adapted.items():
+        reports[head].update(peft=config.peft.method, **trainable_counts(model))
+    return AdapterTaskModels(adapted, head_of, config.peft.method), reports
+
+
 def mean_main_metric(results: dict[str, dict], main_metrics: dict[str, str]) -> float:
     """Mean over tasks of each task's main dev metric (what picks the best multi-task checkpoint)."""
     values = [results[name][main_metrics[name]] for name in results]
@@ -335,7 +359,24 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
         raise BertxError(f"{mt_dir}: no task {task!r} (tasks: {', '.join(run['multitask'])})")
     info = dict(run["multitask"][task])
     outputs.check_writable_target(output)
-    model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
     info["output"] = str(output)
     info["exported_from"] = {"multitask": str(mt_dir), "task": task}
+    if is_adapter_multitask(mt_dir):  # the task's adapter folder is already a PEFT run folder: copy it
+        folder = mt_dir / ADAPTERS_DIR / info["head"]
+        if not folder.is_dir():
+            raise BertxError(f"{folder}: the adapter of task {task!r} is missing from this multi-task folder")
+        return outputs.write_model_folder(output, CopiedFiles(folder), load_tokenizer(str(folder)), info, overwrite, [mt_dir])
+    model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
     return outputs.write_model_folder(output, model, load_tokenizer(str(mt_dir)), info, overwrite, [mt_dir])
+
+
+class CopiedFiles:
+    """A saved model folder that "saves" by copying its files (an exported adapter needs no loading)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def save_pretrained(self, target, safe_serialization: bool = True) -> None:
+        for item in self.folder.iterdir():
+            if item.is_file():
+                shutil.copy2(item, Path(target) / item.name)
