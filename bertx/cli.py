@@ -222,7 +222,8 @@ def pretrain(
                f"{metrics['tokens_per_s']:.0f} tokens/s)")
 
 
-@config_command(app, "multitask", MultitaskConfig, COMMON + ("sampling", "sampling_temperature"), _friendly,
+@config_command(app, "multitask", MultitaskConfig, COMMON + ("sampling", "sampling_temperature", "select", "top_k", "peft", "lora_r"),
+                _friendly,
                 config_required=True, config_help="YAML config with a `tasks:` list (see configs/multitask/).")
 def multitask(
     cfg,
@@ -231,8 +232,9 @@ def multitask(
 ):
     """Train one shared encoder with a head per task; write encoder + heads into one folder.
 
-    With `select: {target: NAME, top_k: 2}` in the config: rank the other tasks as sources for the target,
-    keep the helpful ones, train multi-task on them and the target, then fine-tune on the target.
+    With `select: {target: NAME, top_k: 2}` in the config (or `--select NAME`): rank the other tasks as
+    sources for the target, keep the helpful ones, train multi-task on them and the target, then fine-tune
+    on the target. With `--peft lora` (or `peft:`): one adapter and head per task over one frozen encoder.
 
     Example: bertx multitask configs/multitask/glue.yaml train.epochs=1
     """
@@ -289,7 +291,15 @@ def intermediate(
 
     result = run_intermediate(cfg, overwrite=overwrite, show_progress=False)
     typer.echo("\n" + markdown(result))
+    _echo_predicted(cfg.output)
     typer.echo(f"matrix written to {cfg.output}/matrix.json, .md and .png")
+
+
+def _echo_predicted(output: str) -> None:
+    """The predicted source ranking beside a measured matrix, when the run made one."""
+    predicted = Path(output) / "predicted.md"
+    if predicted.is_file():
+        typer.echo("\n" + predicted.read_text(encoding="utf-8"))
 
 
 @config_command(app, "transfer", TransferConfig, COMMON + ("methods",), _friendly, config_required=True,
@@ -308,6 +318,7 @@ def transfer(
     for method in summary["methods"]:
         typer.echo("\n" + (Path(cfg.output) / f"matrix-{method}.md").read_text(encoding="utf-8"))
     typer.echo(summary_markdown(summary))
+    _echo_predicted(cfg.output)
     typer.echo(f"matrices written to {cfg.output}/matrix-<method>.json, .md and .png; summary in {cfg.output}/summary.json")
 
 

@@ -72,6 +72,8 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     # multi-task
     "sampling": ("sampling.strategy",),
     "sampling_temperature": ("sampling.temperature",),
+    "select": ("select.target",),
+    "top_k": ("select.top_k",),
     # distillation
     "teacher": ("teacher",),
     "student": ("student.name_or_path",),  # a folder, or bilstm / cnn / bag (config/distill.py)

@@ -30,6 +30,11 @@ class TransferTarget(StrictModel):
         default_factory=list, description="The target's unlabelled text for the adaptation methods: plain text files, or "
         "labelled TSV/CSV/JSONL files whose labels are dropped (for example the target's training file).",
     )
+    rank_on: Optional[str] = Field(
+        None, description="A few labelled examples of the target (for example its training file), read only with "
+        "`predict:`: each source's model is scored on them from frozen features, and that predicted ranking is set "
+        "beside the measured row.",
+    )
 
 
 class DAPTSettings(MLMSettings):
@@ -66,6 +71,9 @@ class TransferConfig(StrictModel):
     dapt: DAPTSettings = Field(default_factory=DAPTSettings)
     aux_mlm: AuxMLMSettings = Field(default_factory=AuxMLMSettings)
     keep_models: bool = Field(False, description="Keep every trained model (otherwise only the scores and the DAPT encoders).")
+    predict: list[Literal["logme", "hscore", "knn", "probe"]] = Field(
+        default_factory=list, description="Estimators that rank the sources for each target with `rank_on:` (plain "
+        "method, one model per source), set beside the measured matrix in predicted.json / .md.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "TransferConfig":
@@ -76,6 +84,10 @@ class TransferConfig(StrictModel):
             raise ValueError("a source may not be named 'all' when train_on includes the joint row `all`")
         if self.data.train or self.data.dev:
             raise ValueError("give files as `train:`/`dev:` of a source and `eval:` of a target, not inside `data:`")
+        if self.predict and not any(t.rank_on for t in self.targets):
+            raise ValueError("predict: needs `rank_on:` (a labelled file) on at least one target")
+        if self.predict and ("plain" not in self.methods or self.train_on == "all"):
+            raise ValueError("predict: ranks the plain method's per-source models; add `plain` to methods and train_on: each")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("a method is listed twice")
         if self.train_on != "each" and any("aux-mlm" in m for m in self.methods):

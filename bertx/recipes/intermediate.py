@@ -26,7 +26,7 @@ from bertx.metrics.transferability import agreement
 from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
 from bertx.recipes.multitask import claimed_task_folder
-from bertx.recipes.sources import rank_encoders, train_sources
+from bertx.recipes.sources import rank_encoders, train_sources, write_predicted
 
 MODEL_FILES = ("model.safetensors", "best", "checkpoints")
 
@@ -102,18 +102,8 @@ def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], enco
         measured[target.name] = {name: result["gains"][result["rows"].index(name)][j] for name in sources}
     found = {"scores": scores, "measured_gains": measured, "rank_seconds": seconds,
              "agreement": {e: agreement(scores[e], measured) for e in config.predict}}
-    (out / "predicted.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
-    lines = ["| estimator | " + " | ".join(f"{t.name}: tau, regret" for t in targets) + " | mean tau | mean regret |",
-             "|---|" + "---|" * (len(targets) + 2)]
-    for e, a in found["agreement"].items():
-        cells = [f"{_num(a['targets'][t.name]['tau'])}, {_num(a['targets'][t.name]['regret'])}" if t.name in a["targets"] else "n/a"
-                 for t in targets]
-        lines.append(f"| {e} | " + " | ".join(cells) + f" | {_num(a['mean_tau'])} | {_num(a['mean_regret'])} |")
-    (out / "predicted.md").write_text("Predicted source ranking (frozen features of each source's encoder on the target's "
-                                      "training data) against the measured gains; regret in points.\n\n" + "\n".join(lines) + "\n",
-                                      encoding="utf-8")
+    write_predicted(out, found, [t.name for t in targets], "Predicted source ranking (frozen features of each source's "
+                    "encoder on the target's training data) against the measured gains; regret in points.")
     return found
 
 
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"

@@ -11,6 +11,7 @@ matrix) and by `bertx multitask` with `select:`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -85,3 +86,20 @@ def rank_sources(config: SourcesConfig, train: str, task: str, estimators=ESTIMA
         encoders = train_sources(config.tasks, cache, config.task_config, show_progress, log)
     return rank_encoders(resolve_model_path(config.model.name_or_path), encoders, train, task, estimators, max_examples,
                          max_length, seed, output, overwrite, log=log)
+
+
+def write_predicted(out: Path, found: dict, targets: list[str], caption: str) -> None:
+    """predicted.json and predicted.md of a measured matrix: per estimator and target, Kendall's tau of the
+    predicted source ranking against the measured values and the regret of the top pick."""
+    (out / "predicted.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+    lines = ["| estimator | " + " | ".join(f"{t}: tau, regret" for t in targets) + " | mean tau | mean regret |",
+             "|---|" + "---|" * (len(targets) + 2)]
+    for estimator, a in found["agreement"].items():
+        cells = [f"{_num(a['targets'][t]['tau'])}, {_num(a['targets'][t]['regret'])}" if t in a["targets"] else "n/a"
+                 for t in targets]
+        lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {_num(a['mean_tau'])} | {_num(a['mean_regret'])} |")
+    (out / "predicted.md").write_text(caption + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -38,6 +38,8 @@ from bertx.data.examples import read_examples
 from bertx.data.text_corpus import read_documents
 from bertx.errors import BertxError, DataError
 from bertx.evaluation.matrix_report import write_matrix
+from bertx.metrics.transferability import agreement
+from bertx.recipes.sources import write_predicted
 from bertx.tasks import get_task
 from bertx.training import outputs
 from bertx.training.accelerator import resolve_precision
@@ -57,7 +59,7 @@ def transfer(config: TransferConfig, overwrite: bool = False, show_progress: boo
     check_inputs(config)
     out = Path(config.output)
     reads = [config.model.name_or_path] + [config.resolve(p) for s in config.sources for p in (s.train, s.dev) if p]
-    reads += [config.resolve(p) for t in config.targets for p in (t.eval, *t.unlabelled)]
+    reads += [config.resolve(p) for t in config.targets for p in (t.eval, *t.unlabelled, t.rank_on) if p]
     with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, reads):
         return _matrices(config, out, show_progress)
 
@@ -69,6 +71,7 @@ def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:
     runner = _Runner(config, out, metric, show_progress)
 
     methods: dict[str, dict] = {}
+    predictions: dict[str, dict] = {}  # row -> target -> estimator -> score (plain rows, with `predict:`)
     for method in config.methods:
         values: list[list[Optional[float]]] = []
         source_dev: list[Optional[float]] = []
@@ -82,6 +85,8 @@ def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:
                 scores.update(runner.scores(folder, sources, targets, method, adapted_to))
             values.append([scores[t.name] for t in config.targets])
             source_dev.append(scores.get("source_dev"))
+            if method == "plain" and scores.get("predicted"):
+                predictions[row] = scores["predicted"]
         methods[method] = describe(rows, config.targets, values, source_dev)
 
     plain = methods.get("plain")
@@ -96,9 +101,34 @@ def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:
         for result in methods.values():
             mean_off = result["off_diagonal_mean"]
             result["off_diagonal_vs_plain"] = None if mean_off is None else round(mean_off - plain["off_diagonal_mean"], 2)
+    if config.predict and plain:
+        summary["predicted"] = predicted_ranking(config, plain, predictions, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
     return summary
+
+
+def predicted_ranking(config: TransferConfig, plain: dict, predictions: dict[str, dict], out: Path) -> dict:
+    """Each target's sources (itself left out) ranked by the estimates made on its `rank_on:` examples,
+    against the plain matrix's measured scores: Kendall's tau and top-1 regret -> predicted.json / .md."""
+    rows = list(row_sources(config))
+    targets = [t.name for t in config.targets if t.rank_on]
+    scores = {e: {t: {} for t in targets} for e in config.predict}
+    measured: dict[str, dict[str, float]] = {t: {} for t in targets}
+    for row, by_target in predictions.items():
+        for t in targets:
+            if row == t or t not in by_target or row not in rows:
+                continue
+            measured[t][row] = plain["values"][rows.index(row)][[c.name for c in config.targets].index(t)]
+            for e in config.predict:
+                scores[e][t][row] = by_target[t].get(e)
+    measured = {t: m for t, m in measured.items() if len(m) >= 2}  # a ranking needs two sources
+    scores = {e: {t: s for t, s in by_target.items() if t in measured} for e, by_target in scores.items()}
+    found = {"scores": scores, "measured": measured,
+             "agreement": {e: agreement(scores[e], measured) for e in config.predict} if measured else {}}
+    write_predicted(out, found, list(measured), "Predicted source ranking (frozen features of each source's model on "
+                    "the target's `rank_on:` examples) against the measured zero-shot scores; regret in points.")
+    return found
 
 
 def row_sources(config: TransferConfig) -> dict[str, list[TransferSource]]:
@@ -138,6 +168,8 @@ class _Runner:
             model_dir, metrics = self.joint_model(folder, sources, start_from)
         scores = {"source_dev": round(100 * metrics[self.metric], 2) if self.metric in metrics else None}
         scores.update(self.evaluate(model_dir, targets))
+        if cfg.predict and method == "plain" and len(sources) == 1:  # before the model's weights go
+            scores["predicted"] = self.estimates(model_dir, folder.name)
         done.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
         if not cfg.keep_models:
             for name in MODEL_FILES:
@@ -165,6 +197,19 @@ class _Runner:
         final = json.loads((folder / "multitask" / "metrics.json").read_text(encoding="utf-8"))
         mean_dev = [m[self.metric] for m in final["tasks"].values() if self.metric in m]
         return model_dir, {self.metric: mean(mean_dev)} if mean_dev else {}
+
+    def estimates(self, model_dir: Path, row: str) -> dict[str, dict]:
+        """{target: {estimator: score}} of one source's model on each target's `rank_on:` examples."""
+        from bertx.evaluation.rank import rank
+
+        cfg, found = self.config, {}
+        for target in cfg.targets:
+            if target.rank_on and target.name != row:
+                report = rank(cfg.resolve(target.rank_on), [str(model_dir)], cfg.task, tuple(cfg.predict),
+                              max_length=cfg.data.max_length, seed=cfg.train.seed, names=[row], data=cfg.data)
+                result = report["candidates"][0]
+                found[target.name] = {**result["scores"], "seconds": result["seconds"]}
+        return found
 
     def evaluate(self, model_dir: Path, targets: list[TransferTarget]) -> dict[str, float]:
         from bertx.evaluation.evaluate import evaluate_loaded
@@ -220,6 +265,8 @@ def check_inputs(config: TransferConfig) -> None:
                              "under `unlabelled:` (a labelled file may be given: its labels are dropped)")
         for path in target.unlabelled:
             check_unlabelled(target.name, config.resolve(path), config.unlabelled_documents)
+        if config.predict and target.rank_on and not Path(config.resolve(target.rank_on)).is_file():
+            raise BertxError(f"target {target.name!r}: rank_on file {config.resolve(target.rank_on)}: file not found")
     spec = get_task(config.task)
     if spec.label_kind not in ("class", "classes", "tags"):
         return  # scores and answer spans have no label set to disagree on

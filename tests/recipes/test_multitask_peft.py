@@ -112,15 +112,19 @@ def test_killed_peft_multitask_run_resumes_to_the_same_result(tiny_bert, tmp_pat
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
 
 
-def test_peft_and_select_do_not_combine(tiny_bert, tmp_path):
+@pytest.mark.parametrize("flags,message", [
+    (["--peft", "lora", "--select", "sent"], "select: and peft: do not combine"),
+    (["--select", "nope"], "select.target 'nope' is not one of the tasks"),
+    (["--peft", "adapterdrop"], "peft.method: Input should be"),
+])
+def test_bad_adapter_and_selection_flags_stop_with_one_line(tiny_bert, tmp_path, flags, message):
     import yaml
 
-    config = peft_mt_config(tiny_bert, tmp_path, str(tmp_path / "bad-run"), epochs=1)
-    config["select"] = {"target": "sent"}
+    config = mt_config(tiny_bert, tmp_path, str(tmp_path / "bad-run"), epochs=1)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    result = CliRunner().invoke(app, ["multitask", str(tmp_path / "bad.yaml")])
-    assert result.exit_code == 2 and "select: and peft: do not combine" in result.output, result.output
-    assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["multitask", str(tmp_path / "bad.yaml"), *flags])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "bad-run").exists()
 
 
 def test_cli_override_turns_adapters_on(tiny_bert, tmp_path):

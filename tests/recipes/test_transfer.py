@@ -138,3 +138,40 @@ def test_cli_prints_the_matrix_and_the_summary(tiny_bert, tmp_path):
     plain = summary["methods"]["plain"]
     assert plain["in_domain"] == [plain["values"][0][0]] and plain["off_diagonal_mean"] == plain["values"][0][1]
     assert plain["gaps"][0] == [None, pytest.approx(plain["values"][0][0] - plain["values"][0][1], abs=0.01)]
+
+
+def test_predicted_source_ranking_is_set_beside_the_measured_matrix(tiny_bert, tmp_path):
+    """A source with shuffled labels teaches nothing: for each target, the estimates made on its
+    `rank_on:` examples must rank the learnable source above it, as the measured matrix does."""
+    import random
+
+    cfg = config(tiny_bert, tmp_path, ["plain"])
+    lines = (tmp_path / "books-train.tsv").read_text().splitlines()
+    labels = [line.rsplit("\t", 1)[1] for line in lines[1:]]
+    random.Random(3).shuffle(labels)
+    noise = tmp_path / "noise-train.tsv"
+    noise.write_text("\n".join([lines[0]] + [f"{line.rsplit(chr(9), 1)[0]}\t{y}" for line, y in zip(lines[1:], labels)]) + "\n")
+    cfg["sources"].append({"name": "noise", "train": str(noise)})
+    for target in cfg["targets"]:
+        target["rank_on"] = target["unlabelled"][0]  # the target's own training file: a few target labels
+    cfg["predict"] = ["logme", "knn"]
+    summary = recipe.transfer(validate_config(cfg, schema=TransferConfig), show_progress=False)
+    predicted = json.loads((tmp_path / "transfer/predicted.json").read_text())
+    assert predicted == summary["predicted"]
+    for target, other in (("books", "dvd"), ("dvd", "books")):
+        assert set(predicted["measured"][target]) == {other, "noise"}  # the target itself is not a source
+        assert predicted["measured"][target][other] > predicted["measured"][target]["noise"]
+        for estimator in ("logme", "knn"):
+            assert predicted["scores"][estimator][target][other] > predicted["scores"][estimator][target]["noise"]
+            assert predicted["agreement"][estimator]["targets"][target]["regret"] == 0
+    assert "| logme |" in (tmp_path / "transfer/predicted.md").read_text()
+
+
+def test_predict_needs_a_rank_on_file(tiny_bert, tmp_path):
+    cfg = config(tiny_bert, tmp_path, ["plain"])
+    cfg["predict"] = ["logme"]
+    result = run_cli(tmp_path, cfg)
+    assert result.exit_code == 2 and "predict: needs `rank_on:`" in result.output
+    cfg["targets"][0]["rank_on"] = str(tmp_path / "gone.tsv")
+    result = run_cli(tmp_path, cfg)
+    assert result.exit_code == 2 and f"target 'books': rank_on file {tmp_path / 'gone.tsv'}: file not found" in result.output
