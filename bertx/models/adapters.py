@@ -71,12 +71,22 @@ def add_adapters(model: nn.Module, options, auto_class: str) -> nn.Module:
     task_type = PEFT_TASK_TYPES[auto_class]
     if options.method == "lora":
         settings = peft.LoraConfig(task_type=task_type, r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
-                                   target_modules=targets, modules_to_save=heads)
+                                   target_modules=targets, modules_to_save=heads, use_rslora=options.rslora, bias=options.bias)
     else:
         feedforward = [t for t in (options.feedforward_modules or IA3_FEEDFORWARD) if t in targets]
         settings = peft.IA3Config(task_type=task_type, target_modules=targets, feedforward_modules=feedforward,
                                   modules_to_save=heads)
     return peft.get_peft_model(model, settings)
+
+
+def lr_scales(options) -> dict[str, float]:
+    """Per-parameter learning-rate multipliers of a PEFT run (LoRA+: the B matrices learn faster)."""
+    return {"lora_B": options.b_lr_ratio} if options and options.method == "lora" and options.b_lr_ratio != 1.0 else {}
+
+
+def trains_biases(options) -> bool:
+    """Whether the method trains the encoder's own biases (BitFit; LoRA with bias: all)."""
+    return options.method == "bitfit" or (options.method == "lora" and options.bias != "none")
 
 
 def check_targets(model: nn.Module, targets: list[str]) -> None:

@@ -15,8 +15,8 @@ the shared encoder apart; with a frozen encoder and per-task adapters no task ca
 each task's result is a standalone adapter folder that `bertx serve` can put beside the others over
 one base model. What is shared is the process, the data pipeline and the encoder's memory.
 
-BitFit trains the encoder's own biases, so under BitFit the biases stay per task (tiny) and only the
-weight matrices are shared.
+BitFit (and LoRA with `bias: all`) trains the encoder's own biases, so there the biases stay per task
+(tiny) and only the weight matrices are shared.
 
 The folder:
     DIR/adapters/<head>/   exactly what `bertx finetune --peft METHOD` writes for one task (adapter or

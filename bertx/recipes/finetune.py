@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from bertx.config import FinetuneConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.errors import BertxError
-from bertx.models.adapters import AdapterModel, add_adapters, new_encoder_weights, trainable_counts
+from bertx.models.adapters import AdapterModel, add_adapters, lr_scales, new_encoder_weights, trainable_counts
 from bertx.models.encoder import load_tokenizer
 from bertx.models.heads import word_embeddings
 from bertx.recipes.inputs import resolved_inputs
@@ -109,7 +109,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     lr = PEFT_LR[config.peft.method] if config.peft and "lr" not in tc.model_fields_set else tc.lr
-    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay)
+    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay, lr_scales=lr_scales(config.peft))
     aux = None
     if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
         ac = config.aux_mlm

@@ -27,7 +27,7 @@ from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.data.task_sampling import TaskSampler
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
-from bertx.models.adapters import add_adapters, new_encoder_weights, trainable_counts
+from bertx.models.adapters import add_adapters, lr_scales, new_encoder_weights, trainable_counts, trains_biases
 from bertx.models.heads import word_embeddings
 from bertx.models.multitask import MultiTaskModel, load_task_model
 from bertx.models.multitask_adapters import ADAPTERS_DIR, AdapterTaskModels, is_adapter_multitask, share_frozen_weights
@@ -186,7 +186,8 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     steps_per_epoch = math.ceil(batches_per_epoch / sc.tasks_per_step)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     lr = PEFT_LR[config.peft.method] if config.peft and "lr" not in tc.model_fields_set else tc.lr
-    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",))
+    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",),
+                                lr_scales=lr_scales(config.peft))
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     sampler = TaskSampler([task.size for task in tasks], sc.strategy, sc.temperature, tc.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -311,7 +312,7 @@ def adapter_task_models(config: MultitaskConfig, built: dict, heads: dict[str, T
         if new_encoder_weights(built[head]) and view.train.head_init == "probe":  # as in fine-tuning: see recipes/finetune.py
             view = view.model_copy(update={"train": view.train.model_copy(update={"head_init": "random"})})
         reports[head] = task.kind.prepare_model(built[head], task.train, view, tokenizer, resume)
-    own_biases = config.peft.method == "bitfit"  # BitFit trains the biases: each task keeps its own
+    own_biases = trains_biases(config.peft)  # BitFit (or LoRA with bias: all) trains the biases: each task keeps its own
     share_frozen_weights(list(built.values()), keep_own=lambda name: own_biases and name.endswith(".bias"))
     adapted = {head: add_adapters(model, config.peft, heads[head].spec.auto_class) for head, model in built.items()}
     for head, model in adapted.items():

@@ -168,3 +168,26 @@ def test_two_adapters_are_served_from_one_base(tiny_bert, toy_data, tmp_path):
             assert [o["label"] for o in served] == [o["label"] for o in alone]
             for o, p in zip(served, alone):
                 assert o["probs"] == pytest.approx(p["probs"], abs=1e-4)
+
+
+def test_lora_variants_rslora_biases_and_lora_plus(tiny_bert):
+    from bertx.config import FinetuneConfig
+    from bertx.models.adapters import add_adapters, lr_scales
+    from bertx.models.heads import build_classifier
+    from bertx.tasks import get_task
+    from bertx.training.optim import build_optimizer
+
+    model = build_classifier(tiny_bert, get_task("classification"), ["neg", "pos"])
+    options = FinetuneConfig.model_validate({"peft": {"method": "lora", "r": 4, "rslora": True, "bias": "all",
+                                                      "b_lr_ratio": 16}}).peft
+    wrapped = add_adapters(model, options, "AutoModelForSequenceClassification")
+    trainable = {name for name, p in wrapped.named_parameters() if p.requires_grad}
+    assert any(".attention.self.query.base_layer.bias" in name for name in trainable)  # bias: all
+    assert wrapped.peft_config["default"].use_rslora
+    layer = wrapped.base_model.model.bert.encoder.layer[0].attention.self.query
+    assert layer.scaling["default"] == pytest.approx(16 / 4 ** 0.5)  # alpha / sqrt(r), not alpha / r
+    optimizer = build_optimizer(wrapped, 1e-3, 0.01, lr_scales=lr_scales(options))
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    named = dict(wrapped.named_parameters())
+    assert [round(lr, 6) for lr in {lr_of[id(p)] for n, p in named.items() if "lora_B" in n}] == [0.016]
+    assert [round(lr, 6) for lr in {lr_of[id(p)] for n, p in named.items() if "lora_A" in n}] == [0.001]
