@@ -36,4 +36,8 @@ class FewshotConfig(StrictModel):
     normalize: bool = Field(True, description="Scale sentence vectors to unit length before the head (as "
                             "sentence-transformers encoders are used).")
     head_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic-regression head.")
+    end_to_end_epochs: float = Field(0.0, ge=0, description="After the head is fitted: passes of cross-entropy training of "
+                                     "encoder and head together over the K x C examples (SetFit's end-to-end stage); 0: none.")
+    end_to_end_lr: float = Field(1e-5, gt=0, description="Encoder learning rate of the end-to-end stage.")
+    end_to_end_head_lr: float = Field(1e-2, gt=0, description="Head learning rate of the end-to-end stage.")
 

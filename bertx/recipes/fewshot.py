@@ -3,7 +3,8 @@
     config -> claim the output folder (`training/run.py`) -> read the training file as its task kind
     reads it -> K examples per class (seeded) -> contrastive pairs of them -> tune the encoder so that
     the cosine of two mean-pooled sentence vectors says whether they share a class -> fit a logistic
-    regression on the tuned vectors of the K x C examples -> publish encoder + head -> dev metrics
+    regression on the tuned vectors of the K x C examples -> [end-to-end: encoder and head trained together
+    with cross-entropy on the examples] -> publish encoder + head -> dev metrics
 
 Why not plain fine-tuning: with 8 examples per class a fresh head and a full encoder overfit or stay at
 chance depending on the seed. The pairs multiply the signal (2 x rounds x examples of them) and ask the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 import time
 
 import torch
@@ -23,7 +25,7 @@ from bertx.config import FewshotConfig
 from bertx.data.batching import collate
 from bertx.data.features import Features
 from bertx.data.fewshot import contrastive_pairs, sample_per_class
-from bertx.errors import BertxError
+from bertx.errors import BertxError, RunStopped
 from bertx.models.encoder import load_tokenizer, without_load_report
 from bertx.models.sentence_classifier import SentenceClassifier
 from bertx.recipes.inputs import resolved_inputs
@@ -135,13 +137,51 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     bar.close()
 
     # ---- the head: logistic regression on the tuned sentence vectors ----------------------------
+    if config.end_to_end_epochs and progress.step % (tc.save_steps or total_steps + 1):
+        life.checkpoint()  # the end of the contrastive stage: a stop in the next stage resumes from here
     head_score = fit_head(model, features, tokenizer.pad_token_id, config.head_c, tc.seed, device)
+    e2e_steps = end_to_end(model, features, tokenizer.pad_token_id, config, life) if config.end_to_end_epochs else 0
     wall = time.perf_counter() - started
     life.publish(from_best=False)
     final = kind.evaluate(model, dev, tokenizer.pad_token_id, dc, device=device) if dev else {}
-    final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, head_train_accuracy=round(head_score, 4),
+    final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, end_to_end_steps=e2e_steps,
+                 head_train_accuracy=round(head_score, 4),
                  wall_s=round(wall, 2), train_samples_per_s=round(life.throughput()[0], 2))
     return life.finish(final)
+
+
+def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, life: Run) -> int:
+    """SetFit's end-to-end stage: the tuned encoder and the fitted head trained together with cross-entropy
+    on the K x C examples. Seconds long, so not checkpointed: a stop here ends the run, and `--resume`
+    starts again from the contrastive stage's last checkpoint (refits the head, repeats this stage), which
+    gives the same model. Returns the steps taken."""
+    tc, accelerator = config.train, life.accelerator
+    n = len(features.lengths)
+    steps_per_epoch = math.ceil(n / tc.batch_size)
+    total = max(1, math.ceil(config.end_to_end_epochs * steps_per_epoch))
+    optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": config.end_to_end_lr},
+                                   {"params": model.head.parameters(), "lr": config.end_to_end_head_lr}], weight_decay=0.0)
+    scheduler = linear_schedule(optimizer, 0, total)
+    order = list(range(n))
+    model.train()
+    for step in range(total):
+        epoch, k = divmod(step, steps_per_epoch)
+        if k == 0:
+            random.Random(tc.seed + 7_919 * (epoch + 1)).shuffle(order)
+        rows = order[k * tc.batch_size:(k + 1) * tc.batch_size]
+        batch = {key: t.to(accelerator.device) for key, t in collate(features, rows, pad_id, torch.long).items()}
+        with accelerator.autocast():
+            loss = model(**batch).loss
+        accelerator.backward(loss)
+        optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
+        if (step + 1) % tc.logging_steps == 0 or step + 1 == total:
+            life.log.write(event="train", stage="end_to_end", step=life.state.step, end_to_end_step=step + 1, loss=loss.item())
+        signum = life.stop_requested()
+        if signum is not None:
+            life.log.write(event="stopped", step=life.state.step, stage="end_to_end", signal=signal.Signals(signum).name)
+            raise RunStopped(signum, life.state.step, life.out)
+    model.eval()
+    return total
 
 
 @torch.no_grad()

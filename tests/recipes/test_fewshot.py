@@ -93,3 +93,25 @@ def test_the_folder_exports_and_the_cli_runs(tiny_bert, files, tmp_path):
         [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
     assert main(["fewshot", "--model", tiny_bert, "--train", files[0], "--shots", "500", "--output", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_end_to_end_stage_trains_encoder_and_head_and_resumes_exactly(tiny_bert, files, tmp_path):
+    from safetensors.torch import load_file
+
+    from tests.recipes.killing import kill_after_step
+
+    plain = bertx.fewshot(config(tiny_bert, *files, tmp_path / "plain"), show_progress=False)
+    whole = config(tiny_bert, *files, tmp_path / "whole", end_to_end_epochs=3)
+    final = bertx.fewshot(whole, show_progress=False)
+    assert final["end_to_end_steps"] == 3 * 1 and plain["end_to_end_steps"] == 0  # 16 examples, batch 16
+    assert final["accuracy"] >= 0.7, final
+    log = [json.loads(line) for line in (tmp_path / "whole/log.jsonl").read_text().splitlines()]
+    assert [r["end_to_end_step"] for r in log if r.get("stage") == "end_to_end"][-1] == 3
+    a, b = load_file(str(tmp_path / "plain/sentence_head.safetensors")), load_file(str(tmp_path / "whole/sentence_head.safetensors"))
+    assert not a["weight"].equal(b["weight"])  # the fitted head moved in the end-to-end stage
+    cut = {**whole, "output": str(tmp_path / "cut")}
+    kill_after_step("fewshot", cut, 12)
+    bertx.fewshot(cut, resume=True, show_progress=False)
+    for name in ("model.safetensors", "sentence_head.safetensors"):
+        x, y = load_file(str(tmp_path / "whole" / name)), load_file(str(tmp_path / "cut" / name))
+        assert all(x[k].equal(y[k]) for k in x), name
