@@ -53,12 +53,14 @@ def accuracy(predicted, gold) -> float:
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold)
 
 
-def run_bertx(train: Path, dev: Path, out: Path, max_length: int, seed: int, rounds: int | None) -> tuple[float, float]:
+def run_bertx(train: Path, dev: Path, out: Path, max_length: int, seed: int, rounds: int | None,
+              end_to_end: float = 0.0) -> tuple[float, float]:
     import bertx
 
     started = time.perf_counter()
     final = bertx.fewshot({"output": str(out), "data": {"train": str(train), "max_length": max_length},
-                           "train": {"seed": seed, "save_steps": None}, **({"rounds": rounds} if rounds else {})},
+                           "train": {"seed": seed, "save_steps": None}, **({"rounds": rounds} if rounds else {}),
+                           "end_to_end_epochs": end_to_end},
                           show_progress=False)
     wall = time.perf_counter() - started
     del final
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--rounds", type=int, default=None, help="bertx fewshot's pair rounds (default: its own default).")
+    parser.add_argument("--end-to-end-epochs", type=float, default=0.0, help="bertx fewshot's end-to-end stage (default 0: none).")
     parser.add_argument("--name", default=None, help="Result file name (default fewshot / fewshot_quick).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
@@ -141,7 +144,7 @@ def main() -> None:
                 for method in methods:
                     out = work / f"{name}-{k}-{seed}-{method}"
                     if method == "bertx":
-                        score, wall = run_bertx(train, data / "dev.tsv", out, max_length, seed, args.rounds)
+                        score, wall = run_bertx(train, data / "dev.tsv", out, max_length, seed, args.rounds, args.end_to_end_epochs)
                     elif method == "finetune":
                         score, wall = run_finetune(train, data / "dev.tsv", out, max_length, seed)
                     elif method == "setfit":
@@ -169,6 +172,7 @@ def main() -> None:
     result = {"benchmark": "fewshot", "quick": args.quick, "datasets": datasets, "shots": shots, "seeds": seeds,
               "summary": summary, "runs": cells, "machine": machine()}
     result["bertx_rounds"] = args.rounds
+    result["bertx_end_to_end_epochs"] = args.end_to_end_epochs
     save(args.name or ("fewshot_quick" if args.quick else "fewshot"), result)
     print(json.dumps(result))
 
