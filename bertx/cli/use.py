@@ -1,0 +1,165 @@
+"""`bertx` commands that use a trained model: evaluate, predict, export, merge, serve, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from bertx.cli.base import app, friendly
+from bertx.errors import BertxError
+
+
+@app.command()
+@friendly
+def evaluate(
+    model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
+    data: str = typer.Option(..., help="Labelled file to evaluate on."),
+    batch_size: int = typer.Option(64, help="Examples per forward pass."),
+    articles: Optional[str] = typer.Option(None, help="QA: START:END range of SQuAD articles (default: the run's dev range on its dev file)."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate the first N examples only."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
+):
+    """Print the task's metrics of a trained model on a labelled file.
+
+    Example: bertx evaluate runs/sst2 --data ../shared/data/sst2/dev.tsv --json
+    """
+    from bertx.evaluation.evaluate import evaluate as run_evaluate
+
+    metrics = run_evaluate(model_dir, data, batch_size=batch_size, articles=articles, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+        return
+    per_type = metrics.pop("per_type", None)
+    for key, value in metrics.items():
+        typer.echo(f"{key:>16}: {value:.4f}" if isinstance(value, float) else f"{key:>16}: {value}")
+    if per_type:
+        typer.echo(f"\n{'type':>16}  precision  recall      f1  support")
+        for name, row in per_type.items():
+            typer.echo(f"{name:>16}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  {row['support']:7d}")
+
+
+@app.command()
+@friendly
+def predict(
+    model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
+    input: Optional[str] = typer.Option(None, "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line, "
+                                        "or - for standard input (one text per line); NER: also CoNLL columns; QA: SQuAD JSON "
+                                        "or JSONL with question and context."),
+    text: Optional[List[str]] = typer.Option(None, "--text", help="A text to predict (repeatable), instead of --input."),
+    output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
+    batch_size: int = typer.Option(128, help="Examples per forward pass."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
+    input_format: str = typer.Option("auto", "--format", help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."),
+):
+    """Predict a file, standard input or texts given with --text. Sequence tasks: label and probabilities per
+    text; NER: entity spans per text, or a predicted-tag column added to a CoNLL file; QA: answer, character
+    start/end and score per question.
+
+    Example: bertx predict runs/sst2 --text "a gripping , funny film ." --text "dull"
+    """
+    import tempfile
+
+    from bertx.inference.predict_file import predict_file
+
+    if (input is None) == (not text):
+        raise BertxError("predict: give either --input FILE (or - for standard input) or one or more --text")
+    with tempfile.TemporaryDirectory() as scratch:
+        if text or input == "-":
+            lines = list(text) if text else sys.stdin.read().splitlines()
+            if any("\n" in line or "\r" in line for line in lines):
+                raise BertxError("--text: a text holds a line break; give each text as one line")
+            suffix = {"conll": ".conll", "jsonl": ".jsonl"}.get(input_format, ".txt")
+            input = str(Path(scratch) / f"stdin{suffix}")
+            Path(input).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
+    if output:
+        typer.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+@app.command()
+@friendly
+def export(
+    run_dir: str = typer.Argument(..., help="A trained folder: fine-tuned, multi-task export or distilled student."),
+    output: str = typer.Option(..., help="Folder for the ONNX export."),
+    quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; sensitive layers kept in fp32)."),
+    opset: int = typer.Option(17, help="ONNX opset."),
+    min_agreement: float = typer.Option(0.99, help="Fail when a smaller share of sample predictions agree with PyTorch."),
+    sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
+    sample_size: int = typer.Option(1000, help="Examples in the parity check."),
+    fp32_groups: int = typer.Option(5, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
+                                    "kept in fp32, chosen by calibration on training text; 0: all int8."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
+):
+    """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels.
+
+    Example: bertx export runs/sst2 --output runs/sst2-int8 --quantize int8
+    """
+    from bertx.deploy.export import describe, export as run_export
+
+    report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
+                        sample_file=sample, fp32_groups=fp32_groups, overwrite=overwrite, log=lambda line: typer.echo(line, err=True))
+    typer.echo(describe(report))
+    typer.echo(f"written to {output} (report: {output}/export_report.json)")
+
+
+@app.command()
+@friendly
+def merge(
+    run_dir: str = typer.Argument(..., help="A PEFT run folder (`bertx finetune ... peft.method=lora|ia3|bitfit`)."),
+    output: str = typer.Option(..., help="Folder for the merged, plain HF model."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier merge in --output."),
+):
+    """Merge an adapter into its base model: a plain HF folder for pipeline, export and serve.
+
+    Example: bertx merge runs/sst2-lora --output runs/sst2-merged
+    """
+    from bertx.deploy.merge import merge as run_merge
+
+    run_merge(run_dir, output, overwrite=overwrite)
+    typer.echo(f"merged model written to {output}")
+
+
+@app.command()
+@friendly
+def serve(
+    models: List[str] = typer.Argument(..., help="Model folders (run or export), as DIR or name=DIR."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
+    port: int = typer.Option(8000, help="Port."),
+    max_batch_size: int = typer.Option(32, help="Most inputs per model call (micro-batching)."),
+    max_wait_ms: float = typer.Option(5.0, help="How long a lone input waits for others to batch with."),
+    max_queue: int = typer.Option(1024, help="Most inputs waiting per model; beyond it requests get 503 + Retry-After."),
+    max_inputs: int = typer.Option(64, help="Most inputs in one request (413 beyond)."),
+    max_chars: int = typer.Option(10_000, help="Most characters in one text (413 beyond)."),
+):
+    """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
+
+    Example: bertx serve sentiment=runs/sst2-int8 ner=runs/conll2003 --port 8000
+    """
+    from bertx.deploy.server import Limits, serve as run_serve
+
+    for name, value in (("--max-batch-size", max_batch_size), ("--max-queue", max_queue), ("--max-inputs", max_inputs),
+                        ("--max-chars", max_chars), ("--port", port)):
+        if value < 1:
+            raise BertxError(f"{name} {value}: must be at least 1")
+    run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, max_chars))
+
+
+@app.command()
+@friendly
+def report(
+    run_dir: str = typer.Argument(..., help="Any bertx run folder (fine-tuning, distillation, multi-task, transfer, rank, ...)."),
+    output: Optional[str] = typer.Option(None, help="HTML file to write (default RUN_DIR/report.html)."),
+    dev: Optional[str] = typer.Option(None, help="Labelled file to analyse predictions on (default: the run's dev file)."),
+    limit: int = typer.Option(2000, help="Analyse at most this many dev examples."),
+):
+    """One self-contained HTML page of a run: config, learning curves, dev metrics, mistakes, figures.
+
+    Example: bertx report runs/sst2 --output sst2-report.html
+    """
+    from bertx.evaluation.report import report as write_report
+
+    typer.echo(f"wrote {write_report(run_dir, output, dev, limit)}")
