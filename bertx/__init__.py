@@ -15,6 +15,9 @@ Python API (mirrors the CLI):
 
     from bertx import transfer
     transfer(load_config("configs/transfer/amazon.yaml", schema=TransferConfig))  # matrices per method
+
+    from bertx import rank
+    rank("books/train.tsv", candidates=["runs/dapt-books", "runs/sst2"])     # which encoder suits the target
 """
 
 from bertx.config import (  # noqa: E402
@@ -45,10 +48,17 @@ def pretrain(config, resume: bool = False, overwrite: bool = False, show_progres
 
 
 def multitask(config, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Multi-task training from a `MultitaskConfig` (or a dict of its fields); see `bertx.recipes.multitask`."""
+    """Multi-task training from a `MultitaskConfig` (or a dict of its fields); see `bertx.recipes.multitask`.
+    With `select:`, the selected multi-task run (`bertx.recipes.selected_multitask`; its finished stages are
+    reused, so `resume` is implied) and its summary is returned."""
+    config = _validated(config, MultitaskConfig)
+    if config.select:
+        from bertx.recipes.selected_multitask import selected_multitask
+
+        return selected_multitask(config, overwrite=overwrite, show_progress=show_progress)
     from bertx.recipes.multitask import multitask as _multitask
 
-    return _multitask(_validated(config, MultitaskConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
+    return _multitask(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
 def export_task(mt_dir, task: str, output, overwrite: bool = False):
@@ -93,6 +103,26 @@ def evaluate(model_dir, data, **kwargs) -> dict:
     return _evaluate(model_dir, data, **kwargs)
 
 
+def rank(train, candidates=None, sources=None, task: str = "classification", estimators=("logme", "hscore", "knn", "probe"),
+         max_examples: int = 2000, max_length: int = 128, seed: int = 42, output=None, overwrite: bool = False) -> dict:
+    """Rank candidate encoder folders, or the source tasks of a `SourcesConfig` (or YAML path, or dict), for the
+    target task in `train` from frozen features; see `bertx.evaluation.rank` and `bertx.recipes.sources`."""
+    if (candidates is None) == (sources is None):
+        raise BertxError("rank: give either candidate folders or sources, not both or neither")
+    if sources is None:
+        from bertx.evaluation.rank import rank as _rank
+
+        return _rank(str(train), [str(c) for c in candidates], task, tuple(estimators), max_examples, max_length, seed,
+                     None if output is None else str(output), overwrite)
+    from bertx.config import SourcesConfig
+    from bertx.recipes.sources import rank_sources
+
+    if not isinstance(sources, (dict, SourcesConfig)):
+        sources = load_config(str(sources), [], schema=SourcesConfig)
+    return rank_sources(_validated(sources, SourcesConfig), str(train), task, tuple(estimators), max_examples, max_length,
+                        seed, None if output is None else str(output), overwrite)
+
+
 _LAZY = {  # import torch/transformers only when prediction is used
     "Predictor": "bertx.inference.predictor",
     "EntityPredictor": "bertx.inference.entities",
@@ -109,6 +139,6 @@ def __getattr__(name):
 
 
 __all__ = ["FinetuneConfig", "PretrainConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "DistillConfig",
-           "load_config", "finetune", "pretrain", "multitask", "export_task", "intermediate", "distill", "transfer", "evaluate", "Predictor", "EntityPredictor", "AnswerPredictor",
+           "load_config", "finetune", "pretrain", "multitask", "export_task", "intermediate", "distill", "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor",
            "BertxError", "DataError"]
 __version__ = "0.1.0"

@@ -83,3 +83,21 @@ def test_bad_select_is_one_line(tiny_bert, tmp_path, capsys, change, message):
     assert validate_config  # the schema is the one the CLI used
     with pytest.raises(Exception):
         validate_config(config, schema=MultitaskConfig)
+
+
+def test_python_api_ranks_sources_and_runs_the_selected_multitask(tiny_bert, tmp_path):
+    import bertx
+
+    entries = tasks(tmp_path)
+    cache = str(tmp_path / "cache")
+    report = bertx.rank(entries[0]["train"], sources={"output": cache, "tasks": entries[1:], **settings(tiny_bert)},
+                        estimators=("logme",))
+    assert report["helpful"][:1] == ["pair"]
+    with pytest.raises(bertx.BertxError, match="not both or neither"):
+        bertx.rank(entries[0]["train"])
+    by_folder = bertx.rank(entries[0]["train"], candidates=[tiny_bert, tmp_path / "cache/pair/encoder"], estimators=("knn",))
+    assert by_folder["candidates"][0]["folder"].endswith("encoder")  # the source's encoder suits the target better
+    summary = bertx.multitask({"output": str(tmp_path / "mt"), "tasks": entries, **settings(tiny_bert),
+                               "select": {"target": "sent", "top_k": 1, "finetune_epochs": 1, "sources_cache": cache}},
+                              show_progress=False)
+    assert summary["selected"] == ["pair"] and summary["final"]["accuracy"] > 0.9
