@@ -23,7 +23,7 @@ Three studies, each a ranking predicted from frozen features (LogME, H-score, kN
 For each study and estimator: Kendall's tau per target and its mean, the top-1 regret in points, and
 the seconds of the estimates against those of the fine-tuning runs they stand for.
 
-Usage: python benchmarks/transferability.py [--quick] [--studies sources,domains,encoders] [--work DIR]
+Usage: python benchmarks/transferability.py [--quick] [--studies sources,domains,encoders] [--max-examples N] [--work DIR]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
 """
 
@@ -66,7 +66,8 @@ def sources_study(args, work: Path) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         encoders = train_sources(config.tasks, out / "sources", lambda entry, folder: config.task_config(entry, folder))
         targets = [entry for entry in config.tasks if entry.name in recorded["columns"]]
-        predicted, finetune_s = predicted_ranking(config, targets, encoders, recorded, out), recorded["wall_s"]
+        predicted = predicted_ranking(config, targets, encoders, recorded, out, args.max_examples)
+        finetune_s = recorded["wall_s"]
     rank_s = sum(predicted["rank_seconds"].values())
     return {"agreement": predicted["agreement"], "scores": predicted["scores"], "measured": predicted["measured_gains"],
             "rank_s": round(rank_s, 1), "finetune_s": finetune_s, "speedup": round(finetune_s / rank_s, 1),
@@ -92,7 +93,7 @@ def domains_study(args, work: Path) -> dict:
     for j, target in enumerate(domains):
         others = {d: encoders[d] for d in domains if d != target}
         report = rank_encoders(resolve_model_path(None), others, entries[j].files(args.data_dir)[0][1], "classification",
-                               ESTIMATORS, max_length=128)
+                               ESTIMATORS, args.max_examples, max_length=128)
         rank_s += sum(r["seconds"] for r in report["candidates"])
         for e in ESTIMATORS:
             scores[e][target] = {r["candidate"]: r["scores"][e] for r in report["candidates"] if r["candidate"] in others}
@@ -171,7 +172,8 @@ def encoders_study(args, work: Path) -> dict:
             measured[target][name] = 100 * metrics[metrics["metric_for_best"]]
             finetune_s += metrics["wall_s"]
         # The estimate reads the same training examples the fine-tuning used (its first n_train).
-        report = rank(f"{args.data_dir}/{train}", list(pool.values()), task, ESTIMATORS, n_train, max_length, names=list(pool),
+        report = rank(f"{args.data_dir}/{train}", list(pool.values()), task, ESTIMATORS, min(n_train, args.max_examples),
+                      max_length, names=list(pool),
                       data=DataConfig(max_train_examples=n_train))
         rank_s += sum(r["seconds"] for r in report["candidates"])
         for e in ESTIMATORS:
@@ -200,6 +202,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/bench-transferability")
     parser.add_argument("--name", default=None)
     parser.add_argument("--encoder-examples", type=int, default=1000, help="Training examples per encoder fine-tuning.")
+    parser.add_argument("--max-examples", type=int, default=2000, help="Target training examples each estimate reads "
+                        "(fewer: faster; the speed study).")
     args = parser.parse_args()
     if not (Path(args.data_dir) / "glue/rte/train.tsv").is_file():
         raise SystemExit(f"{args.data_dir}/glue not found (pass --data-dir)")
@@ -207,7 +211,7 @@ def main() -> None:
     studies = [s for s in args.studies.split(",") if s and not (args.quick and s == "domains")]
     run = {"sources": sources_study, "domains": domains_study, "encoders": encoders_study}
     started = time.perf_counter()
-    result = {"benchmark": "transferability", "quick": args.quick, "studies": {}}
+    result = {"benchmark": "transferability", "quick": args.quick, "max_examples": args.max_examples, "studies": {}}
     for study in studies:
         print(f"== {study} ==", file=sys.stderr, flush=True)
         result["studies"][study] = run[study](args, work)

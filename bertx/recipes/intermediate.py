@@ -85,7 +85,8 @@ def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
     return result
 
 
-def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], encoders: dict[str, Path], result: dict, out: Path) -> dict:
+def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], encoders: dict[str, Path], result: dict, out: Path,
+                      max_examples: int = 2000) -> dict:
     """Rank each target's sources (the target itself left out) from frozen features and set the ranking
     beside the measured gains: Kendall's tau and top-1 regret per estimator -> predicted.json / .md."""
     base = resolve_model_path(config.model.name_or_path)
@@ -94,7 +95,7 @@ def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], enco
     for j, target in enumerate(targets):
         sources = {name: path for name, path in encoders.items() if name != target.name}
         train = target.files(config.data_dir)[0][1]
-        report = rank_encoders(base, sources, train, target.kind, config.predict, max_length=target.data.max_length,
+        report = rank_encoders(base, sources, train, target.kind, config.predict, max_examples, max_length=target.data.max_length,
                                data=target.data)
         for estimator in config.predict:
             scores[estimator][target.name] = {r["candidate"]: r["scores"][estimator] for r in report["candidates"] if r["candidate"] in sources}
