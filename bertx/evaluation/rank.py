@@ -30,6 +30,7 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.models.sentence_classifier import mean_pool
 from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
+from bertx.training.accelerator import resolve_precision
 
 RANKABLE = ("classification", "pair-classification", "regression", "ner")
 MAX_WORDS = 20_000  # NER rows: enough for stable estimates, small enough for kNN's n x n similarities
@@ -42,13 +43,19 @@ def frozen_features(folder: str, features, rows: list[int], pad_id: int, per_wor
     per labelled first piece, in the order of `rows`."""
     from transformers import AutoModel
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     with without_load_report():  # a task folder's head, or a missing pooler, is not read here
-        encoder = AutoModel.from_pretrained(folder).eval()
+        encoder = AutoModel.from_pretrained(folder).eval().to(device)
+    # bf16 where the hardware runs it fast (what training would use): about 1.5x faster feature passes on
+    # an AVX512-BF16 CPU; the estimators themselves run in float64 on the pooled vectors.
+    bf16 = resolve_precision("auto") == "bf16"
     lengths = [features.lengths[i] for i in rows]
     parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for batch_rows in sorted_batches(lengths, batch_size):
         batch = collate(features, [rows[i] for i in batch_rows], pad_id, label_dtype=torch.long)
-        hidden = encoder(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
+        inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            hidden = encoder(**inputs).last_hidden_state.float().cpu()
         if per_word:
             for j, i in enumerate(batch_rows):
                 keep = batch["labels"][j] != IGNORE  # first pieces of the words this window owns
@@ -118,7 +125,8 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     results.sort(key=lambda r: -(r["scores"][first] if r["scores"][first] is not None else -np.inf))
     for place, result in enumerate(results, 1):
         result["rank"] = place
-    report = {"train": train, "task": task, "estimators": list(estimators), "ranked_by": first, "candidates": results}
+    report = {"train": train, "task": task, "estimators": list(estimators), "ranked_by": first, "candidates": results,
+              "feature_precision": resolve_precision("auto")}
     if out:
         write_report(report, out)
     return report
