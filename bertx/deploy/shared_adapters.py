@@ -17,6 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from bertx.models.adapters import ADAPTER_CONFIG, base_model_path, base_with_head
+from bertx.models.cls_only import enable_cls_only_last_layer
 
 
 class AdapterView(nn.Module):
@@ -58,6 +59,8 @@ def load_shared(members: list[tuple[str, str]], auto_class: str, run_of) -> dict
 
     first_name, first_folder = members[0]
     model = base_with_head(Path(first_folder), auto_class, run_of(first_folder))
+    if auto_class == "AutoModelForSequenceClassification":
+        enable_cls_only_last_layer(model)  # as a merged model is served: the head reads [CLS] only
     shared = PeftModel.from_pretrained(model, first_folder, adapter_name=first_name)
     for name, folder in members[1:]:
         shared.load_adapter(folder, adapter_name=name)
