@@ -17,7 +17,7 @@ Uvicorn handles SIGTERM: it stops accepting, lets requests in flight finish, and
 import asyncio
 import json
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,13 @@ class ServedModel:
         return (text(item, "input"), None)
 
     def predict(self, inputs: list) -> list[dict]:
-        """One batch through the model: the records `bertx predict` writes, in input order."""
+        """One batch through the model: the records `bertx predict` writes, in input order. Adapters that
+        share one base model (and one tokenizer, whose Rust state is not safe to drive from two threads)
+        take turns for the whole batch."""
+        with getattr(self.trained.model, "lock", None) or nullcontext():
+            return self._predict(inputs)
+
+    def _predict(self, inputs: list) -> list[dict]:
         from bertx.inference.answers import AnswerPredictor
         from bertx.inference.entities import EntityPredictor
         from bertx.inference.predictor import Predictor
@@ -133,15 +139,23 @@ def parse_model_args(models: list[str]) -> dict[str, str]:
 def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     """Load each served folder; adapters of one base model share one copy of it (`shared_adapters.py`)."""
     from bertx.deploy.shared_adapters import load_shared, shared_groups
+    from bertx.models.encoder import load_tokenizer
+    from bertx.training.checkpoint import file_digest
     from bertx.inference.loading import load_trained, trained_with
     from bertx.tasks import TASKS
     from bertx.training.outputs import read_run_config
 
     loaded = {}
+    tokenizers: dict[str, object] = {}  # one per distinct tokenizer.json: a tokenizer weighs about 9 MB, an adapter 1
     for members in shared_groups(named, read_run_config):
         task = TASKS[read_run_config(Path(members[0][1]))["task"]]
         views = load_shared(members, task.auto_class, lambda folder: read_run_config(Path(folder)) or {})
-        loaded.update({name: trained_with(views[name][0], folder) for name, folder in members})
+        for name, folder in members:
+            tokenizer_file = Path(folder) / "tokenizer.json"
+            key = file_digest(tokenizer_file) if tokenizer_file.is_file() else folder
+            if key not in tokenizers:
+                tokenizers[key] = load_tokenizer(str(folder))
+            loaded[name] = trained_with(views[name][0], folder, tokenizer=tokenizers[key])
     served = {}
     for name, folder in named.items():
         trained = loaded.get(name) or load_trained(folder, device="cpu")

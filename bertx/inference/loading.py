@@ -117,12 +117,13 @@ def load_small(folder: Path, device: str | None = None, max_length: int | None =
     return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
 
 
-def trained_with(model: torch.nn.Module, folder: str | Path, max_length: int | None = None) -> TrainedModel:
-    """A model loaded elsewhere (a view of a shared adapter model) with the folder's task, tokenizer and data options."""
+def trained_with(model: torch.nn.Module, folder: str | Path, max_length: int | None = None, tokenizer=None) -> TrainedModel:
+    """A model loaded elsewhere (a view of a shared adapter model) with the folder's task, tokenizer (or the
+    one given: adapters of one base share it) and data options."""
     folder = Path(folder)
     run = read_run_config(folder) or {}
     task = task_of(folder, run, {})
-    return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
+    return TrainedModel(model, tokenizer or load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
 
 
 def load_trained(model_dir: str | Path, device: str | None = None, max_length: int | None = None,

@@ -168,6 +168,15 @@ def test_two_adapters_are_served_from_one_base(tiny_bert, toy_data, tmp_path):
             assert [o["label"] for o in served] == [o["label"] for o in alone]
             for o, p in zip(served, alone):
                 assert o["probs"] == pytest.approx(p["probs"], abs=1e-4)
+    assert models["a"].trained.tokenizer is models["b"].trained.tokenizer  # same tokenizer files: loaded once
+    # Both adapters' batches from their own threads at once, as their micro-batchers run them: the shared
+    # model and tokenizer take turns, and every answer is still the adapter's own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = {name: [o["label"] for o in models[name].predict([(t, None) for t in TEXTS])] for name in ("a", "b")}
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [(name, pool.submit(models[name].predict, [(t, None) for t in TEXTS])) for name in ("a", "b") * 20]
+        assert all([o["label"] for o in job.result()] == expected[name] for name, job in jobs)
 
 
 def test_lora_variants_rslora_biases_and_lora_plus(tiny_bert):
