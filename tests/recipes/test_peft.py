@@ -200,3 +200,8 @@ def test_lora_variants_rslora_biases_and_lora_plus(tiny_bert):
     named = dict(wrapped.named_parameters())
     assert [round(lr, 6) for lr in {lr_of[id(p)] for n, p in named.items() if "lora_B" in n}] == [0.016]
     assert [round(lr, 6) for lr in {lr_of[id(p)] for n, p in named.items() if "lora_A" in n}] == [0.001]
+    assert FinetuneConfig.model_validate({"peft": {"method": "lora"}}).peft.rslora  # the default (measured on GLUE)
+    plain = FinetuneConfig.model_validate({"peft": {"method": "lora", "r": 4, "rslora": False}}).peft
+    original = add_adapters(build_classifier(tiny_bert, get_task("classification"), ["neg", "pos"]), plain,
+                            "AutoModelForSequenceClassification")
+    assert original.base_model.model.bert.encoder.layer[0].attention.self.query.scaling["default"] == pytest.approx(16 / 4)
