@@ -16,12 +16,13 @@ from bertx.config import MultitaskConfig, validate_config
 from bertx.recipes.multitask import export_task, multitask
 from tests.recipes.killing import kill_after_step
 from tests.recipes.test_multitask import mt_config
+from tests.recipes.test_peft import lora_lr
 
 pytest.importorskip("peft")
 
 
 def peft_mt_config(tiny_bert, tmp: Path, output: str, method: str = "lora", **train) -> dict:
-    config = mt_config(tiny_bert, tmp, output, **{"lr": 1e-2, **train})
+    config = mt_config(tiny_bert, tmp, output, **{"lr": lora_lr(4) if method == "lora" else 1e-2, **train})
     config["peft"] = {"method": method, "r": 4}
     return config
 
