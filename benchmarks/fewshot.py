@@ -5,7 +5,8 @@ sampler) and every method trains on that same file, with the same backbone (the 
 all-MiniLM-L6-v2), in the same process, and is scored on the full dev set:
 
   bertx      `bertx fewshot` defaults (10 rounds of pairs, cosine loss, lr 2e-5, batch 16, 1 epoch,
-             logistic-regression head on normalised mean-pooled vectors)
+             logistic-regression head on normalised mean-pooled vectors; from 16 examples per class, 2
+             end-to-end epochs)
   setfit     setfit's SetFitModel + Trainer with its documented defaults (TrainingArguments(), its
              checkpoints written under the benchmark's temporary folder, not the working directory)
   finetune   `bertx finetune` with its default recipe (3 epochs, lr 1e-4, probe-initialised head)
@@ -55,13 +56,13 @@ def accuracy(predicted, gold) -> float:
 
 
 def run_bertx(train: Path, dev: Path, out: Path, max_length: int, seed: int, rounds: int | None,
-              end_to_end: float = 0.0) -> tuple[float, float]:
+              end_to_end: float | None = None) -> tuple[float, float]:
     import bertx
 
     started = time.perf_counter()
     final = bertx.fewshot({"output": str(out), "data": {"train": str(train), "max_length": max_length},
                            "train": {"seed": seed, "save_steps": None}, **({"rounds": rounds} if rounds else {}),
-                           "end_to_end_epochs": end_to_end},
+                           **({} if end_to_end is None else {"end_to_end_epochs": end_to_end})},
                           show_progress=False)
     wall = time.perf_counter() - started
     del final
@@ -126,7 +127,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--rounds", type=int, default=None, help="bertx fewshot's pair rounds (default: its own default).")
-    parser.add_argument("--end-to-end-epochs", type=float, default=0.0, help="bertx fewshot's end-to-end stage (default 0: none).")
+    parser.add_argument("--end-to-end-epochs", type=float, default=None,
+                        help="bertx fewshot's end-to-end stage (default: bertx's own, 2 epochs from 16 examples per class).")
     parser.add_argument("--name", default=None, help="Result file name (default fewshot / fewshot_quick).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()

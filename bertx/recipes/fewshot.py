@@ -17,11 +17,13 @@ import math
 import random
 import signal
 import time
+from collections import Counter
 
 import torch
 from tqdm.auto import tqdm
 
 from bertx.config import FewshotConfig
+from bertx.config.fewshot import end_to_end_epochs
 from bertx.data.batching import collate
 from bertx.data.features import Features
 from bertx.data.fewshot import contrastive_pairs, sample_per_class
@@ -137,10 +139,11 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     bar.close()
 
     # ---- the head: logistic regression on the tuned sentence vectors ----------------------------
-    if config.end_to_end_epochs and progress.step % (tc.save_steps or total_steps + 1):
+    e2e_epochs = end_to_end_epochs(config.end_to_end_epochs, min(Counter(features.labels).values()))
+    if e2e_epochs and progress.step % (tc.save_steps or total_steps + 1):
         life.checkpoint()  # the end of the contrastive stage: a stop in the next stage resumes from here
     head_score = fit_head(model, features, tokenizer.pad_token_id, config.head_c, tc.seed, device)
-    e2e_steps = end_to_end(model, features, tokenizer.pad_token_id, config, life) if config.end_to_end_epochs else 0
+    e2e_steps = end_to_end(model, features, tokenizer.pad_token_id, config, life, e2e_epochs) if e2e_epochs else 0
     wall = time.perf_counter() - started
     life.publish(from_best=False)
     final = kind.evaluate(model, dev, tokenizer.pad_token_id, dc, device=device) if dev else {}
@@ -150,7 +153,8 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     return life.finish(final)
 
 
-def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, life: Run) -> int:
+def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, life: Run,
+               epochs: float) -> int:
     """SetFit's end-to-end stage: the tuned encoder and the fitted head trained together with cross-entropy
     on the K x C examples. Seconds long, so not checkpointed: a stop here ends the run, and `--resume`
     starts again from the contrastive stage's last checkpoint (refits the head, repeats this stage), which
@@ -158,7 +162,7 @@ def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, confi
     tc, accelerator = config.train, life.accelerator
     n = len(features.lengths)
     steps_per_epoch = math.ceil(n / tc.batch_size)
-    total = max(1, math.ceil(config.end_to_end_epochs * steps_per_epoch))
+    total = max(1, math.ceil(epochs * steps_per_epoch))
     optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": config.end_to_end_lr},
                                    {"params": model.head.parameters(), "lr": config.end_to_end_head_lr}], weight_decay=0.0)
     scheduler = linear_schedule(optimizer, 0, total)

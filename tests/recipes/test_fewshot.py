@@ -115,3 +115,12 @@ def test_end_to_end_stage_trains_encoder_and_head_and_resumes_exactly(tiny_bert,
     for name in ("model.safetensors", "sentence_head.safetensors"):
         x, y = load_file(str(tmp_path / "whole" / name)), load_file(str(tmp_path / "cut" / name))
         assert all(x[k].equal(y[k]) for k in x), name
+
+
+def test_the_end_to_end_stage_is_on_by_default_from_sixteen_per_class(tiny_bert, files, tmp_path):
+    from bertx.config.fewshot import END_TO_END_FROM, end_to_end_epochs
+
+    assert end_to_end_epochs(None, END_TO_END_FROM - 1) == 0 and end_to_end_epochs(None, END_TO_END_FROM) == 2
+    assert end_to_end_epochs(0, 64) == 0 and end_to_end_epochs(1.5, 4) == 1.5  # as configured, whatever K
+    final = bertx.fewshot(config(tiny_bert, *files, tmp_path / "k16", shots=16, rounds=2), show_progress=False)
+    assert final["end_to_end_steps"] == 2 * 2  # 32 examples, batch 16, 2 epochs
