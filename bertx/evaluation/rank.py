@@ -70,11 +70,13 @@ def frozen_features(folder: str, features, rows: list[int], pad_id: int, per_wor
 
 def rank(train: str, candidates: list[str], task: str = "classification", estimators: tuple[str, ...] = ESTIMATORS,
          max_examples: int = 2000, max_length: int = 128, seed: int = 42, output: str | None = None,
-         overwrite: bool = False, log=lambda line: None, names: list[str] | None = None, data: DataConfig | None = None) -> dict:
+         overwrite: bool = False, log=lambda line: None, names: list[str] | None = None, data: DataConfig | None = None,
+         reads: dict | None = None) -> dict:
     """Score each candidate encoder for the task in `train`; write rank.json/.md/.png to `output` when given.
 
     `names` label the candidates in the report (default: their folders); `data` gives the reading options
-    (columns, max_length) when the file needs them.
+    (columns, max_length) when the file needs them; `reads`, a dict the caller keeps, holds the tokenised
+    file across calls (a matrix scoring one model at a time on the same target files).
     """
     if not candidates:
         raise BertxError("rank: no candidate encoders; name at least one model folder")
@@ -100,11 +102,11 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     per_word = spec.label_kind == "tags"
     data_config = (data or DataConfig()).model_copy(update={"max_length": max_length, "label_all_subtokens": False})
     results = []
-    read: dict[str, object] = {}  # the file tokenised once per distinct tokenizer (candidates often share one)
+    read = {} if reads is None else reads  # the file tokenised once per distinct tokenizer (candidates often share one)
     for name, folder in zip(names, candidates):
         started = time.perf_counter()
         tokenizer = load_tokenizer(folder)
-        key = tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else folder
+        key = (train, max_length, tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else folder)
         if key not in read:
             read[key] = kind.load_train(train, data_config, tokenizer)  # refuses a file with a single class
         features = read[key].features

@@ -26,8 +26,6 @@ The folder:
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from torch import nn
@@ -54,16 +52,17 @@ def share_frozen_weights(models: list[nn.Module], keep_own=lambda name: False) -
 
 
 class AdapterTaskModels(nn.Module):
-    def __init__(self, task_models: dict[str, nn.Module], head_of: dict[str, str], method: str):
+    def __init__(self, task_models: dict[str, nn.Module], head_of: dict[str, str], method: str, tokenizer):
         """
         Args:
             task_models: head name -> that head's PEFT model (frozen encoder weights shared between them).
             head_of: task name -> head name.
             method: lora, ia3 or bitfit (how each head's folder is written).
+            tokenizer: written into every head's folder, so each is a standalone PEFT run folder.
         """
         super().__init__()
         self.models = nn.ModuleDict(task_models)
-        self.head_of, self.method = dict(head_of), method
+        self.head_of, self.method, self.tokenizer = dict(head_of), method, tokenizer
 
     @property
     def config(self):
@@ -77,19 +76,12 @@ class AdapterTaskModels(nn.Module):
     def forward(self, task: str, **batch):
         return self.task_model(task)(**batch)
 
-    def save(self, target: Path, tokenizer) -> None:
-        """Write every head's adapter folder under `target/adapters/` atomically (a temporary folder swapped in)."""
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+    def save_pretrained(self, folder, safe_serialization: bool = True) -> None:
+        """Every head's adapter folder under `folder/adapters/` (written atomically by `outputs.save_model_atomic`)."""
         for head, model in self.models.items():
-            folder = tmp / ADAPTERS_DIR / head
-            AdapterModel(model, self.method).save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-        old = target.with_name(target.name + ".old")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+            target = Path(folder) / ADAPTERS_DIR / head
+            AdapterModel(model, self.method).save_pretrained(target)
+            self.tokenizer.save_pretrained(target)
 
 
 def is_adapter_multitask(folder: str | Path) -> bool:

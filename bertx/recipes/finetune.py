@@ -96,10 +96,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
         word_embeddings(model).requires_grad_(False)
     started = time.perf_counter()  # training time includes fitting the probe head
     # Kind-specific speed-ups and head initialisation ([CLS]-only last layer, linear probe).
-    if config.peft and new_encoder_weights(model) and tc.head_init == "probe":
-        # A probe fitted on a random, then trained, pooler's features led every PEFT method to a constant
-        # prediction on the tiny test model; a fresh head trains well there.
-        config = config.model_copy(update={"train": tc.model_copy(update={"head_init": "random"})})
+    config = peft_head_init(config, model)
     head_report = kind.prepare_model(model, train, config, tokenizer, life.resume)
     if config.peft:  # after the head's probe initialisation: the adapter starts from a fitted head
         model = add_adapters(model, config.peft, task.auto_class)
@@ -108,8 +105,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    lr = PEFT_LR[config.peft.method] if config.peft and "lr" not in tc.model_fields_set else tc.lr
-    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay, lr_scales=lr_scales(config.peft))
+    optimizer = build_optimizer(model, peft_lr(config.peft, tc), tc.weight_decay, tc.head_lr, tc.layer_decay, lr_scales=lr_scales(config.peft))
     aux = None
     if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
         ac = config.aux_mlm
@@ -219,6 +215,20 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
 # A frozen encoder with a small adapter wants a larger step than full fine-tuning's 1e-4 (measured on
 # SST-2 and the GLUE tasks of benchmarks/peft_glue.py); train.lr, when set, wins.
 PEFT_LR = {"lora": 1e-3, "ia3": 3e-3, "bitfit": 1e-3}
+
+
+def peft_lr(peft, tc) -> float:
+    """The run's learning rate: `train.lr` when set, else the PEFT method's default (full fine-tuning's otherwise)."""
+    return PEFT_LR[peft.method] if peft and "lr" not in tc.model_fields_set else tc.lr
+
+
+def peft_head_init(config, model):
+    """`config` with a random head where a probe would mislead a PEFT run: a probe fitted on a random, then
+    trained, pooler's features (a base folder without one) led every PEFT method to a constant prediction
+    on the tiny test model; a fresh head trains well there."""
+    if config.peft and new_encoder_weights(model) and config.train.head_init == "probe":
+        return config.model_copy(update={"train": config.train.model_copy(update={"head_init": "random"})})
+    return config
 
 
 def data_notes(train_counts: dict, dev_counts: dict, max_length: int) -> list[str]:

@@ -27,11 +27,11 @@ from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.data.task_sampling import TaskSampler
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
-from bertx.models.adapters import add_adapters, lr_scales, new_encoder_weights, trainable_counts, trains_biases
+from bertx.models.adapters import add_adapters, lr_scales, trainable_counts, trains_biases
 from bertx.models.heads import word_embeddings
 from bertx.models.multitask import MultiTaskModel, load_task_model
 from bertx.models.multitask_adapters import ADAPTERS_DIR, AdapterTaskModels, is_adapter_multitask, share_frozen_weights
-from bertx.recipes.finetune import PEFT_LR, data_notes
+from bertx.recipes.finetune import data_notes, peft_head_init, peft_lr
 from bertx.tasks import get_kind, get_task
 from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
@@ -170,23 +170,22 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     started = time.perf_counter()
     # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
     cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
+    views = {head: task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
+             for head, task in heads.items()}
     if config.peft:
-        model, head_reports = adapter_task_models(config, built, heads, head_of, tokenizer, life.resume, cls_only)
+        model, head_reports = adapter_task_models(config, built, heads, views, head_of, tokenizer, life.resume)
     else:
         model = MultiTaskModel(built, head_of)
         if config.model.freeze_word_embeddings:
             word_embeddings(model.encoder).requires_grad_(False)
-        head_reports = {}
-        for head, task in heads.items():
-            view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
-            head_reports[head] = task.kind.prepare_model(model.task_model(task.name), task.train, view, tokenizer, life.resume)
+        head_reports = {head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, life.resume)
+                        for head, task in heads.items()}
 
     world, rank = accelerator.num_processes, accelerator.process_index
     batches_per_epoch = sum(math.ceil(task.size / tc.batch_size) for task in tasks)
     steps_per_epoch = math.ceil(batches_per_epoch / sc.tasks_per_step)
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    lr = PEFT_LR[config.peft.method] if config.peft and "lr" not in tc.model_fields_set else tc.lr
-    optimizer = build_optimizer(model, lr, tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",),
+    optimizer = build_optimizer(model, peft_lr(config.peft, tc), tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",),
                                 lr_scales=lr_scales(config.peft))
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     sampler = TaskSampler([task.size for task in tasks], sc.strategy, sc.temperature, tc.seed)
@@ -198,7 +197,7 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     # ---- start or resume: the run's own counters are the sampler's draws and each task's cursor ----
     fresh = RunState(extra={"draws": 0, "cursors": {task.name: [0, 0] for task in tasks}})
     progress = life.start(
-        shared(), optimizer, scheduler, lambda folder: shared().save(folder, tokenizer), state=fresh,
+        shared(), optimizer, scheduler, lambda folder: save_shared(shared(), tokenizer, folder), state=fresh,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
         model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
         tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
@@ -302,22 +301,26 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     return life.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
 
 
-def adapter_task_models(config: MultitaskConfig, built: dict, heads: dict[str, Task], head_of: dict[str, str], tokenizer,
-                        resume: bool, cls_only: bool) -> tuple[AdapterTaskModels, dict]:
+def save_shared(model, tokenizer, folder: Path) -> None:
+    """Publish the run's model into `folder`: encoder + heads, or (PEFT) one adapter folder per head."""
+    if isinstance(model, AdapterTaskModels):
+        outputs.save_model_atomic(model, tokenizer, folder)
+    else:
+        model.save(folder, tokenizer)
+
+
+def adapter_task_models(config: MultitaskConfig, built: dict, heads: dict[str, Task], views: dict, head_of: dict[str, str],
+                        tokenizer, resume: bool) -> tuple[AdapterTaskModels, dict]:
     """`peft:` in a multi-task config: each head's model gets its own adapter (as a single-task PEFT run
     would), over frozen encoder weights held once in memory (`models/multitask_adapters.py`)."""
-    reports = {}
-    for head, task in heads.items():
-        view = task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
-        if new_encoder_weights(built[head]) and view.train.head_init == "probe":  # as in fine-tuning: see recipes/finetune.py
-            view = view.model_copy(update={"train": view.train.model_copy(update={"head_init": "random"})})
-        reports[head] = task.kind.prepare_model(built[head], task.train, view, tokenizer, resume)
+    reports = {head: task.kind.prepare_model(built[head], task.train, peft_head_init(views[head], built[head]), tokenizer, resume)
+               for head, task in heads.items()}
     own_biases = trains_biases(config.peft)  # BitFit (or LoRA with bias: all) trains the biases: each task keeps its own
     share_frozen_weights(list(built.values()), keep_own=lambda name: own_biases and name.endswith(".bias"))
     adapted = {head: add_adapters(model, config.peft, heads[head].spec.auto_class) for head, model in built.items()}
     for head, model in adapted.items():
         reports[head].update(peft=config.peft.method, **trainable_counts(model))
-    return AdapterTaskModels(adapted, head_of, config.peft.method), reports
+    return AdapterTaskModels(adapted, head_of, config.peft.method, tokenizer), reports
 
 
 def mean_main_metric(results: dict[str, dict], main_metrics: dict[str, str]) -> float:

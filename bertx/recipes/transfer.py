@@ -144,6 +144,7 @@ class _Runner:
 
     def __init__(self, config: TransferConfig, out: Path, metric: str, show_progress: bool):
         self.config, self.out, self.metric, self.show_progress = config, out, metric, show_progress
+        self.rank_reads: dict = {}  # each target's `rank_on:` file tokenised once for every source's model
 
     def scores(self, folder: Path, sources: list[TransferSource], targets: list[TransferTarget],
                method: str = "plain", target: Optional[TransferTarget] = None) -> dict:
@@ -206,7 +207,8 @@ class _Runner:
         for target in cfg.targets:
             if target.rank_on and target.name != row:
                 report = rank(cfg.resolve(target.rank_on), [str(model_dir)], cfg.task, tuple(cfg.predict),
-                              max_length=cfg.data.max_length, seed=cfg.train.seed, names=[row], data=cfg.data)
+                              max_length=cfg.data.max_length, seed=cfg.train.seed, names=[row], data=cfg.data,
+                              reads=self.rank_reads)
                 result = report["candidates"][0]
                 found[target.name] = {**result["scores"], "seconds": result["seconds"]}
         return found
