@@ -9,7 +9,6 @@ its help from the field's description. A command body receives the validated con
 from __future__ import annotations
 
 import inspect
-import json
 import types
 import typing
 from functools import wraps
@@ -154,13 +153,13 @@ def derived_options(schema: type[BaseModel], names: tuple[str, ...]) -> list[tup
     return found
 
 
-def config_and_overrides(config: Optional[str], overrides: Optional[List[str]], values: dict) -> tuple[Optional[str], list[str]]:
-    """The YAML file (if any) and the dotted overrides: positional `key=value` items, then the options given."""
+def config_and_overrides(config: Optional[str], overrides: Optional[List[str]]) -> tuple[Optional[str], list[str]]:
+    """The YAML file (if any) and the dotted `key=value` overrides given as positional items."""
     overrides = list(overrides or [])
     if config and "=" in config and not Path(config).exists():
         overrides.insert(0, config)  # `bertx finetune train.lr=1e-4` with no YAML file
         config = None
-    return config, overrides + [f"{key}={json.dumps(value)}" for key, value in values.items() if value is not None]
+    return config, overrides
 
 
 def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options: tuple[str, ...], friendly: Callable,
@@ -197,8 +196,11 @@ def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options
                     value = [part.strip() for item in value for part in (item.split(",") if option in list_of_choices else [item])]
                     value = value or None
                 values[key] = value
-            config, overrides = config_and_overrides(kwargs.pop("config"), kwargs.pop("overrides"), values)
-            cfg = load_config(config, overrides, schema=schema)
+            config, overrides = config_and_overrides(kwargs.pop("config"), kwargs.pop("overrides"))
+            # Options are typed values set on their fields, never text parsed again: a path with a colon,
+            # quotes or an emoji reaches the config exactly as typed, and the schema checks every bound.
+            given = {key: value for key, value in values.items() if value is not None}
+            cfg = load_config(config, overrides, schema=schema, values=given)
             return body(cfg, **kwargs)
 
         command.__signature__ = inspect.Signature(params)

@@ -2,7 +2,7 @@
 
 Layers, bottom to top (a module may import its own package and any package below it):
 
-    errors -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> recipes -> deploy -> cli
+    errors -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> recipes -> deploy -> cli
 
 Security: user folders are read as safetensors, JSON and YAML only. `torch.load` always passes
 `weights_only=True`; YAML uses the safe loader; no remote code, no pickle, no shell, no eval.
@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
-LAYERS = ["errors", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "recipes",
+LAYERS = ["errors", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "recipes",
           "deploy", "cli_options", "cli", "__init__"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -20,8 +19,8 @@ def rank(
     sources: Optional[str] = typer.Option(None, help="YAML of source tasks (`tasks:`, `model:`, `train:`, `output:` cache): "
                                           "each is fine-tuned once and its encoder ranked beside the plain one."),
     estimators: str = typer.Option("logme,hscore,knn,probe", help="Comma-separated; the first one ranks."),
-    max_examples: int = typer.Option(2000, help="Training examples drawn (with the seed) for the features."),
-    max_length: int = typer.Option(128, help="Longest tokenised input."),
+    max_examples: int = typer.Option(2000, min=2, help="Training examples drawn (with the seed) for the features."),
+    max_length: int = typer.Option(128, min=8, max=8192, help="Longest tokenised input."),
     seed: int = typer.Option(42, help="Seed of the example draw and the probe's split."),
     output: Optional[str] = typer.Option(None, help="Folder for rank.json, rank.md and rank.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier rank output in --output."),
@@ -59,9 +58,9 @@ app.add_typer(tokenizer_app, name="tokenizer")
 def tokenizer_train(
     input: List[str] = typer.Option(..., "--input", help="Plain-text file (repeat for several)."),
     output: str = typer.Option(..., help="Folder for the HF tokenizer."),
-    vocab_size: int = typer.Option(30522, help="Vocabulary size, special tokens included."),
+    vocab_size: int = typer.Option(30522, min=10, help="Vocabulary size, special tokens included."),
     lowercase: bool = typer.Option(False, "--lowercase", help="Lower-case and strip accents (an uncased model)."),
-    min_frequency: int = typer.Option(2, help="Pieces seen fewer times are not added."),
+    min_frequency: int = typer.Option(2, min=1, help="Pieces seen fewer times are not added."),
     documents: str = typer.Option("blank", help="blank, line or wikitext (wikitext undoes WikiText's markup)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a tokenizer already in --output (never a model folder)."),
 ):
@@ -83,7 +82,7 @@ def tokenizer_train(
 def tune(
     config: str = typer.Argument(..., help="Fine-tuning YAML config every trial starts from (with a dev file)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides of the config (before sampling)."),
-    trials: int = typer.Option(12, help="Finished trials the study should hold (by every worker together)."),
+    trials: int = typer.Option(12, min=1, help="Finished trials the study should hold (by every worker together)."),
     output: str = typer.Option("runs/tune", help="Folder for trial runs, tune.json, best.yaml and the default storage."),
     space: Optional[str] = typer.Option(None, help="YAML search space {key: {type: float|int|categorical, low, high, log, choices}}."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by workers (default sqlite:///OUTPUT/tune.db)."),
@@ -95,17 +94,15 @@ def tune(
 
     Example: bertx tune configs/sst2.yaml data.max_train_examples=8000 train.epochs=1 train.eval_steps=50 --trials 12 --output runs/tune-sst2
     """
-    import yaml
 
     from bertx.config import FinetuneConfig, load_config
+    from bertx.config.loading import read_yaml_file
     from bertx.recipes.tune import tune as run_tune
 
     cfg = load_config(config, list(overrides or []), schema=FinetuneConfig)
     searched = None
     if space:
-        if not Path(space).is_file():
-            raise BertxError(f"{space}: search space file not found")
-        searched = yaml.safe_load(Path(space).read_text(encoding="utf-8"))
+        searched = read_yaml_file(space, "search space file")
     summary = run_tune(cfg, trials, output, searched, storage, study_name, seed, prune, log=lambda line: typer.echo(line, err=True))
     typer.echo(f"best {summary['metric']}: {summary['best_value']:.4f} (trial {summary['best_trial']}: {summary['best_params']})")
     typer.echo(f"{summary['complete']} complete, {summary['pruned']} pruned; pruning saved about {summary['wall_saved_by_pruning_s']}s")
@@ -121,13 +118,13 @@ app.add_typer(vocab_app, name="vocab")
 def vocab_extend(
     model: str = typer.Option(..., help="Encoder folder whose vocabulary is extended."),
     text: List[str] = typer.Option(..., "--text", help="Text in the new language (repeat for several files; TSV/CSV/JSONL: text columns)."),
-    add: int = typer.Option(..., help="How many pieces to add at most (the most tokens saved first)."),
+    add: int = typer.Option(..., min=1, help="How many pieces to add at most (the most tokens saved first)."),
     output: str = typer.Option(..., help="Folder for the extended encoder."),
     init: str = typer.Option("mean", help="mean: each new piece from the mean of the old pieces spelling it (FVT); random: the "
                              "control; aligned: from the old pieces it translates to in --parallel."),
     parallel: List[str] = typer.Option([], "--parallel", help="With --init aligned: two row-aligned files, the model's language first."),
     reference: List[str] = typer.Option([], "--reference", help="Text in the model's own language: tokens per word reported, must not worsen."),
-    vocab_size: int = typer.Option(30000, help="Size of the retrained vocabulary the candidate pieces come from."),
+    vocab_size: int = typer.Option(30000, min=10, help="Size of the retrained vocabulary the candidate pieces come from."),
     documents: str = typer.Option("blank", help="Plain-text layout: blank, line or wikitext."),
     seed: int = typer.Option(0, help="Seed of the random initialisation."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier output folder of bertx's."),

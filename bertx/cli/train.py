@@ -19,7 +19,7 @@ def finetune(
     cfg,
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
-    show_examples: int = typer.Option(5, help="Print predictions for the first N dev examples at the end."),
+    show_examples: int = typer.Option(5, min=0, help="Print predictions for the first N dev examples at the end."),
 ):
     """Fine-tune an encoder with a task head (any kind); write an HF-compatible model folder.
 

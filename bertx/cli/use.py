@@ -18,9 +18,9 @@ from bertx.errors import BertxError
 def evaluate(
     model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
     data: str = typer.Option(..., help="Labelled file to evaluate on."),
-    batch_size: int = typer.Option(64, help="Examples per forward pass."),
+    batch_size: int = typer.Option(64, min=1, help="Examples per forward pass."),
     articles: Optional[str] = typer.Option(None, help="QA: START:END range of SQuAD articles (default: the run's dev range on its dev file)."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate the first N examples only."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate the first N examples only."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
 ):
     """Print the task's metrics of a trained model on a labelled file.
@@ -51,7 +51,7 @@ def predict(
                                         "or JSONL with question and context."),
     text: Optional[List[str]] = typer.Option(None, "--text", help="A text to predict (repeatable), instead of --input."),
     output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
-    batch_size: int = typer.Option(128, help="Examples per forward pass."),
+    batch_size: int = typer.Option(128, min=1, help="Examples per forward pass."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
     input_format: str = typer.Option("auto", "--format", help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."),
 ):
@@ -86,11 +86,14 @@ def export(
     run_dir: str = typer.Argument(..., help="A trained folder: fine-tuned, multi-task export or distilled student."),
     output: str = typer.Option(..., help="Folder for the ONNX export."),
     quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; sensitive layers kept in fp32)."),
-    opset: int = typer.Option(17, help="ONNX opset."),
-    min_agreement: float = typer.Option(0.99, help="Fail when a smaller share of sample predictions agree with PyTorch."),
+    opset: int = typer.Option(17, min=14, max=20, help="ONNX opset (14-20)."),
+    max_metric_drop: float = typer.Option(0.5, min=0.0, help="Fail when the task's main metric on the labelled sample falls by "
+                                          "more points (the default gate)."),
+    min_agreement: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Also fail when a smaller share of sample "
+                                                  "predictions agree with PyTorch (e.g. 0.99)."),
     sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
-    sample_size: int = typer.Option(1000, help="Examples in the parity check."),
-    fp32_groups: int = typer.Option(5, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
+    sample_size: int = typer.Option(1000, min=1, help="Examples in the parity check."),
+    fp32_groups: int = typer.Option(5, min=0, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
                                     "kept in fp32, chosen by calibration on training text; 0: all int8."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
 ):
@@ -101,7 +104,7 @@ def export(
     from bertx.deploy.export import describe, export as run_export
 
     report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
-                        sample_file=sample, fp32_groups=fp32_groups, overwrite=overwrite, log=lambda line: typer.echo(line, err=True))
+                        sample_file=sample, fp32_groups=fp32_groups, overwrite=overwrite, max_metric_drop=max_metric_drop, log=lambda line: typer.echo(line, err=True))
     typer.echo(describe(report))
     typer.echo(f"written to {output} (report: {output}/export_report.json)")
 
@@ -154,7 +157,7 @@ def report(
     run_dir: str = typer.Argument(..., help="Any bertx run folder (fine-tuning, distillation, multi-task, transfer, rank, ...)."),
     output: Optional[str] = typer.Option(None, help="HTML file to write (default RUN_DIR/report.html)."),
     dev: Optional[str] = typer.Option(None, help="Labelled file to analyse predictions on (default: the run's dev file)."),
-    limit: int = typer.Option(2000, help="Analyse at most this many dev examples."),
+    limit: int = typer.Option(2000, min=1, help="Analyse at most this many dev examples."),
 ):
     """One self-contained HTML page of a run: config, learning curves, dev metrics, mistakes, figures.
 
@@ -162,4 +165,4 @@ def report(
     """
     from bertx.evaluation.report import report as write_report
 
-    typer.echo(f"wrote {write_report(run_dir, output, dev, limit)}")
+    typer.echo(f"wrote {write_report(run_dir, output, dev, limit, warn=lambda line: typer.echo(line, err=True))}")

@@ -13,6 +13,58 @@ from bertx.config.finetune import FinetuneConfig
 from bertx.errors import BertxError
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that names a key twice (YAML would keep the last silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(None, None, f"line {line}: key {key!r} appears twice", key_node.start_mark)
+        seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml(text: str):
+    """Parse a user's YAML safely (no tags that build objects) and strictly (no key given twice)."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: where, then what (PyYAML's own message spans several lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None and "line " not in problem else problem
+
+
+def read_yaml_file(path: str | Path, what: str = "config file"):
+    """A user's YAML file, parsed by `load_yaml`; every problem is one `BertxError` line naming the file."""
+    try:
+        return load_yaml(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BertxError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise BertxError(f"{path}: is a folder, not a {what}") from None
+    except PermissionError:
+        raise BertxError(f"{path}: cannot be read (permission denied)") from None
+    except UnicodeDecodeError as err:
+        raise BertxError(f"{path}: not valid UTF-8 (byte offset {err.start})") from None
+    except RecursionError:
+        raise BertxError(f"{path}: nested too deeply") from None
+    except yaml.YAMLError as err:
+        raise BertxError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
@@ -35,28 +87,27 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     return tree
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema: type[StrictModel] = FinetuneConfig):
-    """Read a YAML config (or start from defaults), apply overrides and validate.
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema: type[StrictModel] = FinetuneConfig,
+                values: dict[str, Any] | None = None):
+    """Read a YAML config (or start from defaults), apply overrides and typed option values, validate.
 
     Args:
         path: YAML file, or None for the defaults.
-        overrides: `key=value` strings with dotted keys.
+        overrides: `key=value` strings with dotted keys (values parsed as YAML scalars).
         schema: the config class (FinetuneConfig, PretrainConfig).
+        values: dotted key -> a value already typed (command-line options); set as they are, last.
 
     Returns:
         The validated config.
     """
     tree: dict = {}
     if path is not None:
-        try:
-            tree = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise BertxError(f"{path}: config file not found") from None
-        except yaml.YAMLError as err:
-            raise BertxError(f"{path}: not valid YAML: {err}") from None
+        tree = read_yaml_file(path) or {}
         if not isinstance(tree, dict):
             raise BertxError(f"{path}: a config must be a mapping of keys to values")
     apply_overrides(tree, overrides or [])
+    for key, value in (values or {}).items():
+        _set_dotted(tree, key, value)
     return validate_config(tree, source=str(path) if path else "config", schema=schema)
 
 

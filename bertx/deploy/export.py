@@ -8,15 +8,15 @@
        entity / answer agreement, the task metric of both, file sizes -> export_report.json
     -> the folder: model.onnx, config.json (labels), tokenizer, bertx_run.yaml, export_report.json
 
-An export whose agreement with the PyTorch model falls below `min_agreement` fails, saying by how much,
-and leaves nothing behind.
+An export whose task metric on a labelled sample falls more than `max_metric_drop` points below the
+PyTorch model's (or, when asked, whose raw agreement falls below `min_agreement`) fails, saying by how
+much, and leaves nothing behind. Raw agreement alone punishes a model with many near-ties, whose int8
+flips change no score.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +24,10 @@ from typing import Literal, Optional
 
 import torch
 
+from bertx import runfolder
 from bertx.errors import BertxError
 from bertx.inference.loading import TrainedModel, load_trained
 from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel
-from bertx.training import outputs
 
 QUANTIZE = ("none", "int8")
 
@@ -77,67 +77,96 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
     model.eval()
 
 
+# Opsets the TorchScript exporter writes (torch.onnx._constants); below 14 BERT's ops do not all exist.
+OPSETS = (14, 20)
+# The default gate: the int8 / fp32 model's main metric on the sample may fall at most this far (points).
+METRIC_TOLERANCE = 0.5
+
+
 def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "int8"] = "none", opset: int = 17,
-           min_agreement: float = 0.99, sample_size: int = 1000, sample_file: Optional[str] = None,
+           min_agreement: Optional[float] = None, sample_size: int = 1000, sample_file: Optional[str] = None,
            fp32_groups: int = 5, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
-           log=lambda line: None) -> dict:
+           max_metric_drop: float = METRIC_TOLERANCE, log=lambda line: None) -> dict:
     """Export a trained folder to ONNX, check it against the PyTorch model, write the folder.
 
     Args:
         run_dir: a bertx run folder (or any HF task-model folder).
         output: the export folder to write.
         quantize: "none" (fp32) or "int8" (dynamic, per-channel weights).
-        opset: ONNX opset.
-        min_agreement: fail when fewer than this share of the sample's predictions agree.
+        opset: ONNX opset (14-20).
+        min_agreement: when given, also fail when fewer than this share of the sample's predictions agree.
         sample_size: examples of the sample the parity check runs.
         sample_file: labelled file for the check; default: the run's dev file, else its training file.
         fp32_groups: int8: most groups of MatMuls (a layer's attention, feed-forward input or output)
             kept in fp32, picked by calibration on training text (0: everything in int8).
         keep_fp32: int8: name parts of MatMuls always kept in fp32 (default: the head and the pooler).
-        overwrite: replace an earlier export in `output`.
-        log: receives progress lines (the int8 calibration steps).
+        overwrite: replace an earlier export in `output` (never another kind of folder).
+        max_metric_drop: fail when the task's main metric on a labelled sample falls by more points.
+        log: receives progress lines and warnings (data the run recorded that is not there).
 
     Returns:
         The export report (also written to `output/export_report.json`).
     """
     if quantize not in QUANTIZE:
         raise BertxError(f"--quantize {quantize!r}: choose one of {', '.join(QUANTIZE)}")
-    if not 0 <= min_agreement <= 1:
+    if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise BertxError(f"--min-agreement {min_agreement}: give a share between 0 and 1 (0.99 = 99%)")
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise BertxError(f"--opset {opset}: the exporter writes opsets {OPSETS[0]} to {OPSETS[1]}")
     run_dir, output = Path(run_dir), Path(output)
+    runfolder.check_output_folder(output, "export", overwrite, [run_dir, sample_file])
     trained = load_trained(run_dir, device="cpu")
     if isinstance(trained.model, OnnxTaskModel):
         raise BertxError(f"{run_dir}: already an ONNX export; export the run folder it came from")
-    _check_output(output, overwrite, [run_dir, sample_file])
-    tmp = output.with_name(output.name + ".tmp-export")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        report = _export_into(trained, run_dir, tmp, quantize, opset, min_agreement, sample_size, sample_file,
-                              fp32_groups, keep_fp32, log)
-        if output.exists():
-            outputs.empty_folder(output)
-            output.rmdir()
-        os.replace(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return report
+    _warn_missing_data(trained, sample_file, quantize, log)
+    gate = {"max_metric_drop": max_metric_drop, "min_agreement": min_agreement}
+    with runfolder.output_folder(output, "export", overwrite, [run_dir, sample_file]) as folder:
+        return _export_into(trained, run_dir, folder, quantize, opset, gate, sample_size, sample_file, fp32_groups, keep_fp32, log)
 
 
-def _check_output(output: Path, overwrite: bool, reads: list) -> None:
-    outputs.check_writable_target(output)
-    if output.is_dir() and any(output.iterdir()):
-        if not overwrite:
-            raise BertxError(f"{output}: output folder is not empty; choose another or pass --overwrite")
-        outputs.check_deletable(output, [r for r in reads if r])
-    outputs.make_folder(output.parent, "--output parent")
+def _warn_missing_data(trained: TrainedModel, sample_file: Optional[str], quantize: str, log) -> None:
+    """Say which recorded data files are gone, instead of silently checking on made-up sentences."""
+    data = trained.run.get("data") or {}
+    missing = {key: data[key] for key in ("dev", "train") if isinstance(data.get(key), str) and not Path(data[key]).is_file()}
+    if missing.get("dev") and not sample_file:
+        fallback = "the training file" if "train" not in missing and data.get("train") else "sentences made from the vocabulary"
+        log(f"warning: the run's dev file {missing['dev']} is not there; the parity check uses {fallback} (pass --sample FILE)")
+    if missing.get("train") and quantize == "int8":
+        log(f"warning: the run's training file {missing['train']} is not there; int8 calibration uses sentences made from "
+            "the vocabulary")
 
 
-def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: str, opset: int, min_agreement: float,
+def _gate(check: dict, gate: dict, run_dir: Path) -> None:
+    """Refuse an export that changes what the user cares about: the main metric on a labelled sample
+    (by default), or the raw agreement (when --min-agreement is given, and when the sample has no labels)."""
+    metrics = check.get("metrics") or {}
+    if metrics:
+        torch_m, onnx_m = metrics["pytorch"], metrics["onnx"]
+        name = check["main_metric"]
+        drop = 100 * (torch_m[name] - onnx_m[name])
+        if drop > gate["max_metric_drop"]:
+            raise BertxError(f"{run_dir}: the ONNX model's {name} on the sample is {100 * onnx_m[name]:.2f}, "
+                             f"{drop:.2f} points below PyTorch's {100 * torch_m[name]:.2f} (allowed: "
+                             f"--max-metric-drop {gate['max_metric_drop']:g}); nothing was written")
+    min_agreement = gate["min_agreement"]
+    if min_agreement is None and not metrics:
+        min_agreement = 0.99  # no labels to score: agreement is all there is to check
+    if min_agreement is not None and check["agreement"] < min_agreement:
+        raise BertxError(f"{run_dir}: the ONNX model agrees with PyTorch on {100 * check['agreement']:.2f}% of "
+                         f"{check['sample']['examples']} sample predictions, {100 * (min_agreement - check['agreement']):.2f} "
+                         f"points below --min-agreement {100 * min_agreement:g}% (largest logit difference "
+                         f"{check['max_abs_logit_diff']:.4g}); nothing was written")
+
+
+def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: str, opset: int, gate: dict,
                  sample_size: int, sample_file: Optional[str], fp32_groups: int, keep_fp32: Optional[list[str]], log) -> dict:
     started = time.perf_counter()
     fp32 = folder / ("model.fp32.onnx" if quantize != "none" else ONNX_FILE)
-    to_onnx(trained, fp32, opset)
+    try:
+        to_onnx(trained, fp32, opset)
+    except (RuntimeError, ValueError, TypeError) as err:  # the exporter's own refusals (an op this opset lacks, ...)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise BertxError(f"{run_dir}: the ONNX exporter cannot write this model at opset {opset}: {first}") from None
     from bertx.deploy.parity import calibration_features, output_arrays, parity
 
     quantization = None
@@ -152,26 +181,27 @@ def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: s
     onnx_model = OnnxTaskModel(folder / ONNX_FILE, trained.model.config)
 
     check = parity(trained, replace(trained, model=onnx_model), sample_file, sample_size)
+    if check.get("metrics"):
+        names = check["metrics"]["pytorch"]
+        check["main_metric"] = trained.task.main_metric if trained.task.main_metric in names else next(
+            k for k, v in names.items() if isinstance(v, float))
     report = {
         "source": str(run_dir), "task": trained.task.name, "quantize": quantize, "opset": opset,
         "inputs": input_names(trained.model), "outputs": output_names(trained.task), **check,
-        "min_agreement": min_agreement, "quantization": quantization,
+        "gate": gate, "quantization": quantization,
         "size_bytes": {"onnx": (folder / ONNX_FILE).stat().st_size, "pytorch": _weights_size(run_dir)},
         "seconds": round(time.perf_counter() - started, 1),
         "onnxruntime": _version("onnxruntime"), "torch": torch.__version__,
     }
-    if check["agreement"] < min_agreement:
-        raise BertxError(f"{run_dir}: the ONNX model agrees with PyTorch on {100 * check['agreement']:.2f}% of "
-                         f"{check['sample']['examples']} sample predictions, {100 * (min_agreement - check['agreement']):.2f} "
-                         f"points below --min-agreement {100 * min_agreement:g}% (largest logit difference "
-                         f"{check['max_abs_logit_diff']:.4g}); nothing was written")
+    _gate(check, gate, run_dir)
     trained.model.config.save_pretrained(folder)
     trained.tokenizer.save_pretrained(folder)
     run = dict(trained.run) or {"task": trained.task.name}
     run.setdefault("task", trained.task.name)
     run["export"] = {"from": str(run_dir), "quantize": quantize, "opset": opset}
-    outputs.write_run_config(folder, run)
-    (folder / "export_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    run["written_as"] = "export"
+    runfolder.write_run_config(folder, run)
+    runfolder.write_json(folder / "export_report.json", report)
     return report
 
 

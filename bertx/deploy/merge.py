@@ -12,7 +12,8 @@ from bertx.errors import BertxError
 from bertx.models.adapters import is_adapter_folder, load_adapter_model
 from bertx.models.encoder import load_tokenizer
 from bertx.tasks import TASKS
-from bertx.training import outputs
+from bertx import runfolder
+from bertx.training.outputs import write_model_folder
 
 
 def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> Path:
@@ -20,13 +21,12 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     if not is_adapter_folder(run_dir):
         raise BertxError(f"{run_dir}: holds no adapter (adapter_config.json or bitfit_model.safetensors); "
                          "only a `bertx finetune ... peft.method=...` run has one to merge")
-    run = outputs.read_run_config(run_dir) or {}
+    run = runfolder.read_run_config(run_dir) or {}
     if run.get("task") not in TASKS:
-        raise BertxError(f"{run_dir}: {outputs.RUN_FILE} names no task; merge a folder written by bertx finetune")
-    outputs.check_writable_target(output)
+        raise BertxError(f"{run_dir}: {runfolder.RUN_FILE} names no task; merge a folder written by bertx finetune")
     model = load_adapter_model(run_dir, TASKS[run["task"]].auto_class, run, merge=True)
     info = {k: v for k, v in run.items() if k != "peft"}
     info["output"] = str(output)
     info["merged_from"] = {"adapter": str(run_dir), "method": (run.get("peft") or {}).get("method")}
     base = (run.get("model") or {}).get("name_or_path")
-    return outputs.write_model_folder(output, model, load_tokenizer(str(run_dir)), info, overwrite, [run_dir, base] if base else [run_dir])
+    return write_model_folder(output, model, load_tokenizer(str(run_dir)), info, overwrite, [run_dir, base], kind="merge")

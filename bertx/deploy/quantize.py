@@ -53,10 +53,22 @@ def component_groups(nodes: list[str]) -> dict[str, list[str]]:
 
 
 def quantize(source: Path, target: Path, exclude: list[str]) -> None:
+    import os
+    import tempfile
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
+    # ONNX Runtime's symbolic shape inference leaves `sym_shape_infer_temp.onnx` in the working directory
+    # when it gives up; run it from a scratch folder so the user's directory never collects it.
+    source, target = Path(source).resolve(), Path(target).resolve()
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="bertx-quantize-") as scratch:
+        os.chdir(scratch)
+        try:
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
+        finally:
+            os.chdir(here)
 
 
 def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], list[np.ndarray]],

@@ -143,7 +143,7 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     from bertx.training.checkpoint import file_digest
     from bertx.inference.loading import load_trained, trained_with
     from bertx.tasks import TASKS
-    from bertx.training.outputs import read_run_config
+    from bertx.runfolder import read_run_config
 
     loaded = {}
     tokenizers: dict[str, object] = {}  # one per distinct tokenizer.json: a tokenizer weighs about 9 MB, an adapter 1

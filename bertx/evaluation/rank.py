@@ -29,7 +29,7 @@ from bertx.metrics.transferability import ESTIMATORS, estimate
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path, without_load_report
 from bertx.models.sentence_classifier import mean_pool
 from bertx.tasks import get_kind, get_task
-from bertx.training import outputs
+from bertx import runfolder
 from bertx.training.accelerator import resolve_precision
 
 RANKABLE = ("classification", "pair-classification", "regression", "ner")
@@ -93,9 +93,7 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
         check_encoder_folder(folder)
     out = Path(output) if output else None
     if out:
-        outputs.check_writable_target(out)
-        if out.exists() and any(out.iterdir()) and not (overwrite and (out / "rank.json").is_file()):
-            raise BertxError(f"{out}: output folder is not empty; choose another (or --overwrite an earlier rank output)")
+        runfolder.check_output_folder(out, "rank", overwrite, [train, *candidates])
     spec = get_task(task)
     kind = get_kind(spec)
     regression = spec.label_kind == "score"
@@ -130,7 +128,7 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     report = {"train": train, "task": task, "estimators": list(estimators), "ranked_by": first, "candidates": results,
               "feature_precision": resolve_precision("auto")}
     if out:
-        write_report(report, out)
+        write_report(report, out, overwrite, [train, *candidates])
     return report
 
 
@@ -143,16 +141,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, out: Path) -> None:
+def write_report(report: dict, out: Path, overwrite: bool = False, reads: list = ()) -> None:
+    """rank.json, rank.md and rank.png, published together into `out` (the one folder writer)."""
+    with runfolder.output_folder(out, "rank", overwrite, reads) as folder:
+        _write_report_files(report, folder)
+
+
+def _write_report_files(report: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    outputs.make_folder(out)
-    (out / "rank.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "rank.md").write_text(f"Candidates for `{report['train']}` ({report['task']}), ranked by {report['ranked_by']}.\n\n"
-                                 + markdown(report) + "\n", encoding="utf-8")
+    runfolder.write_json(out / "rank.json", report)
+    runfolder.write_text(out / "rank.md", f"Candidates for `{report['train']}` ({report['task']}), ranked by {report['ranked_by']}.\n\n"
+                         + markdown(report) + "\n")
     names = report["estimators"]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.5 * len(report["candidates"]) + 1.5), squeeze=False)
     labels = [Path(r["candidate"]).name or r["candidate"] for r in report["candidates"]]

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from bertx.errors import BertxError
-from bertx.training import outputs
+from bertx import runfolder
 
 MISTAKES = 20
 
@@ -194,7 +194,9 @@ def run_figures(folder: Path) -> str:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<h3>{html.escape(path.name)}</h3><img alt=\"{html.escape(path.stem)}\" src=\"data:image/png;base64,{data}\">")
     for path in sorted(folder.glob("*.md")):
-        parts.append(f"<h3>{html.escape(path.name)}</h3><pre>{html.escape(path.read_text(encoding='utf-8'))}</pre>")
+        # A table someone else put in the folder may be in any encoding: shown with the bad bytes replaced.
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        parts.append(f"<h3>{html.escape(path.name)}</h3><pre>{html.escape(text)}</pre>")
     return "".join(parts)
 
 
@@ -204,17 +206,20 @@ th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}pre{backgro
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:3px}h3{font-size:15px}"""
 
 
-def report(folder: str | Path, output: str | Path | None = None, dev: str | None = None, limit: int | None = 2000) -> Path:
-    """Write the HTML report of the run in `folder` (default `folder/report.html`); returns its path."""
+def report(folder: str | Path, output: str | Path | None = None, dev: str | None = None, limit: int | None = 2000,
+           warn=lambda line: None) -> Path:
+    """Write the HTML report of the run in `folder` (default `folder/report.html`); returns its path.
+
+    `warn` receives a line for each section left out for want of data (the run's dev file moved or gone)."""
     import matplotlib
 
     matplotlib.use("Agg")
     folder = Path(folder)
     if not folder.is_dir():
         raise BertxError(f"{folder}: run folder not found")
-    run = outputs.read_run_config(folder)
+    run = runfolder.read_run_config(folder)
     if not run and not (folder / "log.jsonl").is_file():
-        raise BertxError(f"{folder}: not a bertx run folder (no {outputs.RUN_FILE} or log.jsonl)")
+        raise BertxError(f"{folder}: not a bertx run folder (no {runfolder.RUN_FILE} or log.jsonl)")
     sections = [f"<h1>bertx run: {html.escape(str(folder))}</h1>"]
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
@@ -222,8 +227,16 @@ def report(folder: str | Path, output: str | Path | None = None, dev: str | None
         flat = [[k, v] for k, v in final.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
         sections.append("<h2>Final metrics</h2>" + table(["metric", "value"], flat))
     sections.append("<h2>Training</h2>" + curves(read_log(folder)))
+    given_dev = dev
     dev = dev or ((run or {}).get("data") or {}).get("dev")
-    if (folder / "config.json").is_file() and run and run.get("task") and dev and Path(dev).is_file():
+    has_model = (folder / "config.json").is_file() and run and run.get("task")
+    if has_model and dev and not Path(dev).is_file():
+        if given_dev:
+            raise BertxError(f"{dev}: --dev file not found")
+        warn(f"warning: the run's dev file {dev} is not there; the report has no predictions section (pass --dev FILE)")
+    elif has_model and not dev:
+        warn("warning: the run has no dev file; the report has no predictions section (pass --dev FILE)")
+    if has_model and dev and Path(dev).is_file():
         from bertx.inference.loading import load_trained
 
         trained = load_trained(folder)
@@ -238,6 +251,7 @@ def report(folder: str | Path, output: str | Path | None = None, dev: str | None
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bertx report: {html.escape(folder.name)}"
             f"</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     target = Path(output) if output else folder / "report.html"
-    outputs.check_writable_target(target.parent, "--output's folder")
-    target.write_text(page, encoding="utf-8")
+    reads = [p for p in folder.iterdir() if p.name != "report.html"] + ([Path(dev)] if dev else [])
+    with runfolder.output_file(target, reads=reads) as handle:
+        handle.write(page)
     return target

@@ -22,7 +22,7 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer
 from bertx.models.sentence_classifier import is_sentence_classifier, load_sentence_classifier
 from bertx.models.small_students import is_small_student, load_small_student
 from bertx.tasks import TASKS, TaskKind, TaskSpec, get_kind
-from bertx.training.outputs import read_run_config
+from bertx.runfolder import read_run_config
 
 PROBLEM_TO_TASK = {
     "regression": "regression",

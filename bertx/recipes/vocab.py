@@ -141,7 +141,6 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     }
     run_info = {"vocab_extend": {k: v for k, v in report.items() if k not in ("top_pieces", "tokens_per_word")}}
     reads = [Path(model), *map(Path, check), *map(Path, parallel or [])]
-    folder = outputs.write_model_folder(Path(output), encoder, extended, run_info, overwrite, reads)
-    (folder / "vocab_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (folder / "added_pieces.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
+    files = {"vocab_report.json": json.dumps(report, indent=2, ensure_ascii=False) + "\n", "added_pieces.txt": "\n".join(pieces) + "\n"}
+    outputs.write_model_folder(Path(output), encoder, extended, run_info, overwrite, reads, kind="vocabulary", extra_files=files)
     return report

@@ -97,20 +97,33 @@ def test_export_predicts_through_the_cli_and_api_with_the_same_records(runs, tmp
     assert (got["answer"], got["start"]) == (expected["answer"], expected["start"])
 
 
-def test_an_export_below_the_agreement_threshold_fails_and_writes_nothing(runs, tmp_path, monkeypatch):
+def test_the_default_gate_is_the_task_metric_and_agreement_gates_only_when_asked(runs, tmp_path, monkeypatch):
+    """Issue 26 (11): many near-ties flip labels without changing the score; the default gate is the
+    main metric on the labelled sample (0.5 points), raw agreement only with --min-agreement."""
     _, folders = runs
     import bertx.deploy.parity as parity_module
 
     real = parity_module.parity
 
-    def worse(*args, **kwargs):
-        found = real(*args, **kwargs)
-        return {**found, "agreement": 0.9}
+    def flips_without_loss(*args, **kwargs):
+        return {**real(*args, **kwargs), "agreement": 0.9}
 
-    monkeypatch.setattr(parity_module, "parity", worse)
+    monkeypatch.setattr(parity_module, "parity", flips_without_loss)
+    report = export(folders["classification"], tmp_path / "ok")
+    assert report["agreement"] == 0.9 and report["gate"]["min_agreement"] is None
     with pytest.raises(BertxError, match=r"agrees with PyTorch on 90.00% .* 9.00 points below --min-agreement 99%"):
-        export(folders["classification"], tmp_path / "bad")
-    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob("bad*"))
+        export(folders["classification"], tmp_path / "bad", min_agreement=0.99)
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
+
+    def loses_a_point(*args, **kwargs):
+        found = real(*args, **kwargs)
+        onnx = {k: (v - 0.02 if isinstance(v, float) else v) for k, v in found["metrics"]["onnx"].items()}
+        return {**found, "metrics": {**found["metrics"], "onnx": onnx}}
+
+    monkeypatch.setattr(parity_module, "parity", loses_a_point)
+    with pytest.raises(BertxError, match=r"accuracy on the sample is .* 2.00 points below PyTorch's .* --max-metric-drop 0.5"):
+        export(folders["classification"], tmp_path / "worse")
+    assert not (tmp_path / "worse").exists() and not list(tmp_path.glob(".worse*"))
 
 
 def test_export_refuses_to_overwrite_what_is_not_an_export(runs, tmp_path):
