@@ -32,6 +32,13 @@ class DataError(BertxError):
         super().__init__(f"{where}: {problem}")
 
 
+class Terminated(Exception):
+    """SIGTERM reached a command outside a training loop: raised so that every `finally` runs and the
+    one writer removes its temporaries, then the command exits 143."""
+
+    exit_code = EXIT_CODES[signal.SIGTERM]
+
+
 class RunStopped(Exception):
     """A stop signal ended the run; `step` is the checkpointed step (None: before training began)."""
 

@@ -73,7 +73,7 @@ CASES = [
     ("evaluate a missing file", "evaluate {finished} --data {ws}/nope.tsv", "nope.tsv: file not found"),
     ("predict into a missing folder", "predict {finished} --input {texts} --output {ws}/no/such/pred.jsonl",
      "--output folder"),
-    ("predict over its own input", "predict {finished} --input {texts} --output {texts}", "--output is the input file"),
+    ("predict over its own input", "predict {finished} --input {texts} --output {texts}", "which this command reads"),
     ("predict a file with an empty line", "predict {finished} --input {texts_blank}", "texts_blank.txt:2: empty text"),
     ("predict a format that does not exist", "predict {finished} --input {texts} --format xml", "--format 'xml'"),
     # ---- pretraining and tokenizers --------------------------------------------------------------

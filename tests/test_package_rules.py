@@ -34,8 +34,16 @@ def bertx_imports(tree: ast.AST):
             names = [alias.name for alias in node.names]
         for name in names:
             parts = name.split(".")
-            if parts[0] == "bertx":
-                yield node.lineno, parts[1] if len(parts) > 1 else "__init__"
+            if parts[0] != "bertx":
+                continue
+            if len(parts) > 1:
+                yield node.lineno, parts[1]
+            elif isinstance(node, ast.ImportFrom):  # `from bertx import runfolder`: the sub-package, else the public API
+                for alias in node.names:
+                    unit = alias.name if (PACKAGE / alias.name).is_dir() or (PACKAGE / f"{alias.name}.py").is_file() else "__init__"
+                    yield node.lineno, unit
+            else:
+                yield node.lineno, "__init__"
 
 
 def test_every_unit_has_a_layer():

@@ -9,7 +9,9 @@ no traceback is shown for the user's mistakes.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import typer
 
@@ -18,6 +20,7 @@ from bertx.cli import train  # noqa: F401, I001
 from bertx.cli import use  # noqa: F401
 from bertx.cli import tools  # noqa: F401
 from bertx.cli.base import app
+from bertx.errors import Terminated
 
 __all__ = ["app", "entry", "main"]
 
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     command = typer.main.get_command(app)
+    previous = _raise_on_sigterm()
     try:
         result = command.main(args=argv, prog_name="bertx", standalone_mode=False)
     except NoArgsIsHelpError as err:  # `bertx` or `bertx tokenizer` alone: the help, as usual
@@ -48,7 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as err:
         typer.secho(f"error: {err.format_message()}", fg="red", err=True)
         return err.exit_code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0
+
+
+def _raise_on_sigterm():
+    """SIGTERM becomes an exception (`Terminated`) so that cleanup runs; a training run installs its own
+    handler (checkpoint, then stop) while it trains. Returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def entry() -> None:  # pragma: no cover - the console script

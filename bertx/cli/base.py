@@ -7,7 +7,7 @@ from functools import wraps
 
 import typer
 
-from bertx.errors import BertxError, RunStopped
+from bertx.errors import BertxError, RunStopped, Terminated
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
 
@@ -32,5 +32,8 @@ def friendly(fn):
         except KeyboardInterrupt:
             typer.secho("interrupted; a run continues from its last checkpoint with --resume", err=True)
             raise typer.Exit(130) from None
+        except Terminated:
+            typer.secho("stopped by SIGTERM; nothing half-written was left behind", err=True)
+            raise typer.Exit(Terminated.exit_code) from None
 
     return wrapper

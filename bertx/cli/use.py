@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from bertx.cli.base import app, friendly
+from bertx.data.readers import decode_text, split_lines
 from bertx.errors import BertxError
 
 
@@ -68,16 +69,35 @@ def predict(
     if (input is None) == (not text):
         raise BertxError("predict: give either --input FILE (or - for standard input) or one or more --text")
     with tempfile.TemporaryDirectory() as scratch:
+        source = None  # what errors call the input when it is not a file of the user's
         if text or input == "-":
-            lines = list(text) if text else sys.stdin.read().splitlines()
-            if any("\n" in line or "\r" in line for line in lines):
-                raise BertxError("--text: a text holds a line break; give each text as one line")
+            source = "--text" if text else "<stdin>"
+            lines = _texts(text) if text else split_lines(decode_text(sys.stdin.buffer.read(), "<stdin>"))
             suffix = {"conll": ".conll", "jsonl": ".jsonl"}.get(input_format, ".txt")
             input = str(Path(scratch) / f"stdin{suffix}")
             Path(input).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
+        try:
+            count = predict_file(model_dir, input, output, batch_size, bf16=bf16, input_format=input_format)
+        except BertxError as err:
+            if source is None:
+                raise
+            raise BertxError(str(err).replace(input, source)) from None
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+def _texts(given: list[str]) -> list[str]:
+    """--text values as lines of one input: each must be one non-empty line of encodable text."""
+    for number, value in enumerate(given, start=1):
+        if not value.strip():
+            raise BertxError(f"--text {number}: empty text")
+        if "\n" in value or "\r" in value:
+            raise BertxError(f"--text {number}: a text holds a line break; give each text as one line")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BertxError(f"--text {number}: not valid text (an unpaired surrogate or undecodable bytes)") from None
+    return list(given)
 
 
 @app.command()
@@ -131,12 +151,15 @@ def merge(
 def serve(
     models: List[str] = typer.Argument(..., help="Model folders (run or export), as DIR or name=DIR."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
-    port: int = typer.Option(8000, help="Port."),
-    max_batch_size: int = typer.Option(32, help="Most inputs per model call (micro-batching)."),
-    max_wait_ms: float = typer.Option(5.0, help="How long a lone input waits for others to batch with."),
-    max_queue: int = typer.Option(1024, help="Most inputs waiting per model; beyond it requests get 503 + Retry-After."),
-    max_inputs: int = typer.Option(64, help="Most inputs in one request (413 beyond)."),
-    max_chars: int = typer.Option(10_000, help="Most characters in one text (413 beyond)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port."),
+    max_batch_size: int = typer.Option(32, min=1, help="Most inputs per model call (micro-batching)."),
+    max_wait_ms: float = typer.Option(5.0, min=0.0, help="How long a lone input waits for others to batch with."),
+    max_queue: int = typer.Option(1024, min=1, help="Most inputs waiting per model (a bound on memory); beyond: 503."),
+    max_inputs: int = typer.Option(64, min=1, help="Most inputs in one request (413 beyond)."),
+    max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB (413 beyond); long texts are "
+                                      "truncated to the model's length, never refused."),
+    deadline_ms: float = typer.Option(2000.0, min=1.0, help="A request whose expected queue wait is longer gets 503 + "
+                                      "Retry-After at once: accepted requests wait at most about this long."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
 
@@ -144,11 +167,8 @@ def serve(
     """
     from bertx.deploy.server import Limits, serve as run_serve
 
-    for name, value in (("--max-batch-size", max_batch_size), ("--max-queue", max_queue), ("--max-inputs", max_inputs),
-                        ("--max-chars", max_chars), ("--port", port)):
-        if value < 1:
-            raise BertxError(f"{name} {value}: must be at least 1")
-    run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, max_chars))
+    run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, int(max_body_mb * 1024 * 1024),
+                                              deadline_ms))
 
 
 @app.command()

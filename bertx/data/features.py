@@ -18,6 +18,7 @@ class Features:
     token_type_ids: list[list[int]] | None
     labels: list | None = None
     truncated: int = 0  # how many examples lost tokens to max_length
+    truncated_rows: list[int] = field(default_factory=list)  # which ones (indices into the examples)
     lengths: list[int] = field(default_factory=list)
     # Token-level tasks: `labels` holds one id per token, and batches pad them with this value
     # (-100: positions the loss ignores). None: one label per example.
@@ -42,6 +43,7 @@ def tokenize(tokenizer, examples: Sequence[Example], max_length: int, chunk: int
     input_ids: list[list[int]] = []
     type_ids: list[list[int]] = []
     truncated = 0
+    truncated_rows: list[int] = []
     for start in range(0, len(examples), chunk):
         part = examples[start : start + chunk]
         texts = [ex.text for ex in part]
@@ -62,6 +64,7 @@ def tokenize(tokenizer, examples: Sequence[Example], max_length: int, chunk: int
                 if "token_type_ids" in enc:
                     enc["token_type_ids"][i] = redo["token_type_ids"][j]
             truncated += len(too_long)
+            truncated_rows.extend(start + i for i in too_long)
         input_ids.extend(enc["input_ids"])
         if "token_type_ids" in enc:
             type_ids.extend(enc["token_type_ids"])
@@ -69,5 +72,6 @@ def tokenize(tokenizer, examples: Sequence[Example], max_length: int, chunk: int
         input_ids=input_ids,
         token_type_ids=type_ids or None,
         truncated=truncated,
+        truncated_rows=truncated_rows,
         lengths=[len(ids) for ids in input_ids],
     )

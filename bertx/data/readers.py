@@ -33,6 +33,13 @@ def read_text(path: Path) -> str:
         raise DataError(path, None, "is a folder, not a data file") from None
     except PermissionError:
         raise DataError(path, None, "cannot be read (permission denied)") from None
+    return decode_text(raw, path)
+
+
+def decode_text(raw: bytes, name: str | Path) -> str:
+    """Bytes from a file or standard input, decoded as the file readers decode them: UTF-8, a BOM dropped,
+    a NUL byte or invalid UTF-8 reported with the line it is on; `name` is what errors call the source."""
+    path = name
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     nul = raw.find(b"\x00")

@@ -1,10 +1,18 @@
 """Dynamic micro-batching: concurrent requests for one model become one batch, answered individually.
 
-Each request's inputs wait in a bounded queue. One worker per model takes what is waiting (up to
+Each request's inputs wait in a queue. One worker per model takes what is waiting (up to
 `max_batch_size` inputs, waiting at most `max_wait_ms` for more once the first arrives), runs the
 model once in a worker thread, off the event loop, and hands every request its slice of the results.
-The predictor itself sorts the batch by length, so padding stays small. A full queue refuses at once
-(`QueueFull`): memory never grows without bound, and the client is told to retry.
+The predictor itself sorts the batch by length, so padding stays small.
+
+Two guarantees beyond speed:
+- **Admission by expected wait.** The worker measures what an input costs (seconds per character, a
+  moving average over recent batches) and a request is refused at once (`QueueFull`, with the
+  expected wait as the retry hint) when the work queued ahead of it would keep it waiting longer than
+  `deadline_s`. A count of queued inputs alone does not bound latency: 1,024 short tweets and 1,024
+  long reviews wait very different times. `max_queue` stays as a hard bound on memory.
+- **One bad request harms no one.** If a batch fails, each of its requests is run again on its own, so
+  only the request that fails alone gets the error; the others get their results.
 """
 
 from __future__ import annotations
@@ -15,15 +23,29 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+# What an input costs besides its characters (tokenizer call, [CLS]/[SEP], head), in characters.
+INPUT_OVERHEAD_CHARS = 32
+
 
 class QueueFull(Exception):
-    """The model's queue holds `max_queue` inputs already."""
+    """The model cannot take the request now: its queue is full, or the request would wait too long."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def input_weight(item) -> int:
+    """An input's expected cost in characters: its text(s) plus a fixed overhead."""
+    parts = item if isinstance(item, (tuple, list)) else (item,)
+    return INPUT_OVERHEAD_CHARS + sum(len(p) for p in parts if isinstance(p, str))
 
 
 @dataclass
 class _Job:
     inputs: list
     future: asyncio.Future
+    weight: int = 0
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -38,20 +60,26 @@ class MicroBatcher:
         on_batch: called with each batch's size (for metrics).
         arriving: how many requests are received but not yet queued; when none are, a batch runs at once
             instead of waiting (a lone request pays no wait).
+        deadline_ms: the longest a request may expect to wait in the queue; beyond it, `QueueFull` at once.
+        seconds_per_char: the first estimate of an input's cost (the server measures it at warm-up).
     """
 
     def __init__(self, run_batch: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
                  max_queue: int = 1024, on_batch: Optional[Callable[[int], None]] = None,
-                 arriving: Optional[Callable[[], int]] = None):
+                 arriving: Optional[Callable[[], int]] = None, deadline_ms: float = 2000.0, seconds_per_char: float = 1e-5):
         self.run_batch = run_batch
         # How many requests are on their way to this batcher (received, not yet queued): waiting for
         # company only makes sense when some are. Without it, the first input always waits max_wait_ms.
         self.arriving = arriving
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.deadline = deadline_ms / 1000.0
+        self.seconds_per_char = seconds_per_char
         self.on_batch = on_batch or (lambda size: None)
         self.waiting: list[_Job] = []
         self.queued_inputs = 0
+        self.queued_weight = 0
+        self.running_weight = 0  # the batch in the model now: it finishes before anything queued starts
         self._wake: Optional[asyncio.Event] = None
         self._worker: Optional[asyncio.Task] = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertx-model")
@@ -61,55 +89,87 @@ class MicroBatcher:
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
+    def expected_wait(self) -> float:
+        """Seconds a request arriving now would wait before its batch starts."""
+        return (self.queued_weight + self.running_weight) * self.seconds_per_char
+
     async def submit(self, inputs: list) -> list:
         """Queue a request's inputs; return its results once its batch has run."""
         if self._closing:
             raise QueueFull("the server is shutting down")
         if self.queued_inputs + len(inputs) > self.max_queue:
-            raise QueueFull(f"{self.queued_inputs} inputs are waiting (limit {self.max_queue})")
-        job = _Job(inputs, asyncio.get_running_loop().create_future())
+            raise QueueFull(f"{self.queued_inputs} inputs are waiting (limit {self.max_queue})", self.expected_wait())
+        wait = self.expected_wait()
+        if wait > self.deadline:
+            raise QueueFull(f"the work queued ahead would take {wait:.1f}s (deadline {self.deadline:g}s)", wait)
+        job = _Job(inputs, asyncio.get_running_loop().create_future(), sum(input_weight(i) for i in inputs))
         self.waiting.append(job)
         self.queued_inputs += len(inputs)
+        self.queued_weight += job.weight
         self._wake.set()
         return await job.future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self.waiting:
-                first = self.waiting[0]
-                # Wait for company only while the batch has room and the first input's wait allows it.
-                while sum(len(j.inputs) for j in self.waiting) < self.max_batch_size:
-                    remaining = self.max_wait - (time.perf_counter() - first.queued_at)
-                    if remaining <= 0 or (self.arriving is not None and self.arriving() <= 0):
-                        break
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), remaining)
-                    except asyncio.TimeoutError:
-                        break
+                await self._gather()
                 jobs, size = [], 0
                 while self.waiting and (not jobs or size + len(self.waiting[0].inputs) <= self.max_batch_size):
                     job = self.waiting.pop(0)
                     jobs.append(job)
                     size += len(job.inputs)
+                weight = sum(job.weight for job in jobs)
                 self.queued_inputs -= size
-                inputs = [item for job in jobs for item in job.inputs]
-                self.on_batch(len(inputs))
+                self.queued_weight -= weight
+                self.running_weight = weight
+                self.on_batch(size)
                 try:
-                    results = await loop.run_in_executor(self._executor, self.run_batch, inputs)
-                except Exception as err:  # the model failed: every request of the batch gets the error
-                    for job in jobs:
-                        if not job.future.done():
-                            job.future.set_exception(err)
-                    continue
-                start = 0
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_result(results[start:start + len(job.inputs)])
-                    start += len(job.inputs)
+                    await self._answer(jobs, weight)
+                finally:
+                    self.running_weight = 0
+
+    async def _gather(self) -> None:
+        """Wait for company only while the batch has room and the first input's wait allows it."""
+        first = self.waiting[0]
+        while sum(len(j.inputs) for j in self.waiting) < self.max_batch_size:
+            remaining = self.max_wait - (time.perf_counter() - first.queued_at)
+            if remaining <= 0 or (self.arriving is not None and self.arriving() <= 0):
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+
+    async def _answer(self, jobs: list[_Job], weight: int) -> None:
+        loop = asyncio.get_running_loop()
+        inputs = [item for job in jobs for item in job.inputs]
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self.run_batch, inputs)
+        except Exception as err:
+            if len(jobs) == 1:
+                _settle(jobs[0], error=err)
+                return
+            # Someone's request broke the batch: run each request alone, so only that one fails.
+            for job in jobs:
+                try:
+                    _settle(job, await loop.run_in_executor(self._executor, self.run_batch, job.inputs))
+                except Exception as alone:
+                    _settle(job, error=alone)
+            return
+        self._measured(time.perf_counter() - started, weight)
+        start = 0
+        for job in jobs:
+            _settle(job, results[start:start + len(job.inputs)])
+            start += len(job.inputs)
+
+    def _measured(self, seconds: float, weight: int) -> None:
+        """Update the cost estimate from one batch (a moving average: it follows load and text lengths)."""
+        if weight > 0:
+            self.seconds_per_char = 0.7 * self.seconds_per_char + 0.3 * (seconds / weight)
 
     async def close(self) -> None:
         """Refuse new work, let what is queued finish, stop the worker."""
@@ -123,3 +183,11 @@ class MicroBatcher:
     def depth(self) -> int:
         return self.queued_inputs
 
+
+def _settle(job: _Job, results: list | None = None, error: Exception | None = None) -> None:
+    if job.future.done():  # the client went away
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(results)

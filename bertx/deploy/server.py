@@ -8,14 +8,22 @@
     GET  /metrics                    Prometheus text: requests by status, latency, batch sizes, queue depth
     GET  /docs                       OpenAPI
 
-Every refusal is a JSON `{"error": "..."}` with a 4xx status (404 for an unknown model, 413 beyond
-the size limits, 503 with `Retry-After` when the queue is full); the server stays up through all of it.
+Every refusal is a JSON `{"error": "..."}` with a 4xx status (400 for a body that is not JSON or nests
+too deeply, 404 for an unknown model, 413 beyond the size limits, 422 for inputs of the wrong shape or
+text that cannot be encoded, 503 with `Retry-After` when the expected queue wait passes the deadline);
+a 500 means a fault of the server, says nothing of its internals, and is logged with its traceback.
+One bad request harms no one: inputs are checked before they join a batch, and a batch that fails is
+run again request by request (`batcher.py`). Texts longer than the model's length are truncated as
+`bertx predict` truncates them, and the output record says `"truncated": true`.
 Uvicorn handles SIGTERM: it stops accepting, lets requests in flight finish, and exits 0.
 """
 
 
 import asyncio
 import json
+import logging
+import math
+import socket
 import time
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -27,13 +35,17 @@ from bertx.deploy.server_metrics import ServerMetrics
 from bertx.errors import BertxError
 
 
+LOG = logging.getLogger("bertx.serve")
+
+
 @dataclass
 class Limits:
     max_batch_size: int = 32  # inputs per model call
     max_wait_ms: float = 5.0  # how long a lone input waits for company
-    max_queue: int = 1024  # inputs waiting per model; beyond: 503
+    max_queue: int = 1024  # inputs waiting per model; beyond: 503 (a bound on memory)
     max_inputs: int = 64  # inputs per request
-    max_chars: int = 10_000  # characters per text
+    max_body_bytes: int = 8 * 1024 * 1024  # a request body beyond: 413 (texts are otherwise truncated, never refused)
+    deadline_ms: float = 2000.0  # a request whose expected queue wait is longer gets 503 + Retry-After at once
 
 
 @dataclass
@@ -66,8 +78,11 @@ class ServedModel:
                 raise BadRequest(422, f"inputs[{i}]: {what} must be a string, got {type(value).__name__}")
             if not value.strip():
                 raise BadRequest(422, f"inputs[{i}]: {what} is empty")
-            if len(value) > limits.max_chars:
-                raise BadRequest(413, f"inputs[{i}]: {what} has {len(value)} characters; the limit is {limits.max_chars}")
+            try:  # JSON may carry lone surrogates (\ud800): valid JSON, but no tokenizer can encode them
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise BadRequest(422, f"inputs[{i}]: {what} holds an unpaired surrogate at character {err.start}; "
+                                      "send valid Unicode text") from None
             return value
 
         if self.kind == "qa":
@@ -109,9 +124,18 @@ class ServedModel:
         results = Predictor.from_trained(self.trained).predict(texts, pairs)
         return [{"text": t, **({"text_pair": p} if p is not None else {}), **r} for (t, p), r in zip(inputs, results)]
 
-    def warm_up(self) -> None:
-        sample = ("a warm-up question?", "a warm-up context.") if self.kind == "qa" else ("a warm-up sentence.", None)
+    def warm_up(self) -> float:
+        """Run the model once (first calls are slow), then time a batch: the first estimate of the seconds
+        an input character costs, which the batcher refines from every batch it runs."""
+        from bertx.deploy.batcher import input_weight
+
+        sentence = "a warm-up sentence of about the length of a short review, " * 4
+        sample = ("a warm-up question?", sentence) if self.kind == "qa" else (sentence, None)
         self.predict([sample] * 2)
+        batch = [sample] * 8
+        started = time.perf_counter()
+        self.predict(batch)
+        return (time.perf_counter() - started) / sum(input_weight(item) for item in batch)
 
 
 class BadRequest(Exception):
@@ -160,9 +184,10 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     for name, folder in named.items():
         trained = loaded.get(name) or load_trained(folder, device="cpu")
         labels = trained.labels if trained.task.label_kind not in ("score", "span") else []
+        # No filesystem path: clients learn what a model does, not where the server keeps it.
         info = {"name": name, "task": trained.task.name, "labels": labels,
-                "runtime": "onnx" if type(trained.model).__name__ == "OnnxTaskModel" else "pytorch", "folder": str(folder),
-                "shared_base": name in loaded}
+                "runtime": "onnx" if type(trained.model).__name__ == "OnnxTaskModel" else "pytorch",
+                "max_length": trained.data.max_length, "shared_base": name in loaded}
         served[name] = ServedModel(name, str(folder), trained, info=info)
     return served
 
@@ -182,10 +207,11 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
     async def lifespan(app):
         loop = asyncio.get_running_loop()
         for model in models.values():
-            await loop.run_in_executor(None, model.warm_up)
+            cost = await loop.run_in_executor(None, model.warm_up)
             model.batcher = MicroBatcher(model.predict, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
                                          on_batch=lambda size, name=model.name: metrics.batch(name, size),
-                                         arriving=lambda name=model.name: arriving[name])
+                                         arriving=lambda name=model.name: arriving[name], deadline_ms=limits.deadline_ms,
+                                         seconds_per_char=cost)
             model.batcher.start()
         state["ready"] = True
         yield
@@ -233,10 +259,15 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
             model = models.get(name)
             if model is None:
                 raise BadRequest(404, f"no model {name!r}; models: {', '.join(models)}")
+            raw = await request.body()
+            if len(raw) > limits.max_body_bytes:
+                raise BadRequest(413, f"the body has {len(raw):,} bytes; the limit is {limits.max_body_bytes:,}")
             try:
-                body = json.loads(await request.body())
+                body = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as err:
                 raise BadRequest(400, f"the body is not valid JSON ({err})") from None
+            except RecursionError:
+                raise BadRequest(400, "the body's JSON is nested too deeply") from None
             if not isinstance(body, dict) or "inputs" not in body:
                 raise BadRequest(422, 'the body must be a JSON object with an `inputs` list: {"inputs": [...]}')
             unknown = set(body) - {"inputs"}
@@ -251,14 +282,16 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
                 outputs = await model.batcher.submit(inputs)
             except QueueFull as full:
                 status = 503
-                return error(503, f"model {name!r} is busy: {full}; retry shortly", headers={"Retry-After": "1"})
+                retry = str(max(1, math.ceil(full.retry_after_s)))
+                return error(503, f"model {name!r} is busy: {full}; retry in {retry}s", headers={"Retry-After": retry})
             return {"model": name, "outputs": outputs}
         except BadRequest as bad:
             status = bad.status
             return error(bad.status, bad.message)
-        except Exception as err:  # a bug or a model failure: a 500 with its reason, and the server stays up
+        except Exception:  # a fault of the server: logged in full, and the client learns nothing of its internals
             status = 500
-            return error(500, f"prediction failed: {type(err).__name__}: {err}")
+            LOG.exception("prediction for model %r failed", name)
+            return error(500, "internal error while predicting; the server logged it")
         finally:
             if counted:
                 arriving[name] -= 1
@@ -267,22 +300,44 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
     return app
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before any model loads: a port in use is one line, at once."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise BertxError(f"--host {host}: cannot be resolved ({err.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise BertxError(f"{host}:{port}: cannot listen there ({(err.strerror or str(err)).lower()}); choose another --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
           log_level: str = "warning") -> None:
     """Load the models and run the server until SIGTERM or Ctrl-C (then finish in-flight requests, exit 0)."""
     import os
+    import signal
 
     import uvicorn
 
     os.environ.setdefault("BERTX_ONNX_SPIN", "0")  # see OnnxTaskModel: spinning threads starve the event loop
-    models = load_models(parse_model_args(model_args))
+    named = parse_model_args(model_args)
+    sock = bind(host, port)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    models = load_models(named)
     app = create_app(models, limits)
     # Uvicorn shuts down gracefully on SIGTERM / Ctrl-C, then re-raises the signal to the handler that was
     # there before it: a no-op here, so a clean shutdown exits 0 as service managers expect.
-    import signal
-
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
     listed = ", ".join(f"{name} ({model.kind}, {model.info['runtime']})" for name, model in models.items())
     print(f"serving {listed} on http://{host}:{port}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -23,6 +24,7 @@ from bertx.data.examples import read_examples
 from bertx.data.readers import file_format, read_lines, read_rows
 from bertx.data.squad import read_qa
 from bertx.errors import BertxError, DataError
+from bertx.runfolder import check_not_read, output_file
 from bertx.inference.answers import AnswerPredictor
 from bertx.inference.entities import EntityPredictor
 from bertx.inference.loading import load_trained
@@ -31,42 +33,43 @@ from bertx.inference.predictor import Predictor
 FORMATS = ("auto", "text", "conll", "jsonl")
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where predictions go (None: stdout) and what the command reads, which they may never replace."""
+
+    path: Optional[str]
+    reads: tuple = ()
+
+
 @contextmanager
-def _sink(output_path: Optional[str]):
-    """stdout, or the output file written under a temporary name and renamed when complete: an
-    interrupted prediction never leaves a half-written file where a whole one was expected."""
-    if not output_path:
+def _sink(out: Destination):
+    """stdout, or the output file through the one writer (`runfolder.output_file`): complete or not at
+    all, never over the model or the input, a device or FIFO written as a stream."""
+    if not out.path:
         yield sys.stdout
         return
-    tmp = Path(output_path).with_name(Path(output_path).name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, output_path)
-    except OSError as err:
-        raise BertxError(f"{output_path}: cannot write predictions ({(err.strerror or str(err)).lower()})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with output_file(out.path, reads=out.reads) as handle:
+        yield handle
 
 
-def check_output_file(output_path: Optional[str], input_path: str) -> None:
-    """Before any prediction is computed: the output can be written, and is not the input."""
+def check_output_file(output_path: Optional[str], reads: list) -> None:
+    """Before any prediction is computed: the output can be written, and is nothing the command reads."""
     if not output_path:
         return
     out = Path(output_path)
-    if out.is_dir():
+    check_not_read(out, reads)
+    target = Path(os.path.realpath(out))
+    if target.is_dir():
         raise BertxError(f"{out}: --output is a folder; give a file name")
-    if not out.parent.is_dir():
+    if not target.parent.is_dir():
         raise BertxError(f"{out}: --output folder {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
+    if not target.exists() and not os.access(target.parent, os.W_OK):
         raise BertxError(f"{out}: --output folder {out.parent} is not writable")
-    if out.exists() and Path(input_path).exists() and out.resolve() == Path(input_path).resolve():
-        raise BertxError(f"{out}: --output is the input file; predictions would replace the data")
 
 
-def _write_jsonl(records: Iterable[dict], output_path: Optional[str]) -> int:
+def _write_jsonl(records: Iterable[dict], out: Destination) -> int:
     count = 0
-    with _sink(output_path) as handle:
+    with _sink(out) as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
@@ -91,19 +94,20 @@ def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = N
     """
     if input_format not in FORMATS:
         raise BertxError(f"--format {input_format!r}: choose one of {', '.join(FORMATS)}")
-    check_output_file(output_path, input_path)
+    out = Destination(output_path, (model_dir, input_path))
+    check_output_file(output_path, list(out.reads))
     trained = load_trained(model_dir, bf16=bf16)
     if trained.task.name == "ner":
-        return _predict_entities(EntityPredictor(trained), input_path, output_path, batch_size, input_format)
+        return _predict_entities(EntityPredictor(trained), input_path, out, batch_size, input_format)
     if trained.task.name == "qa":
         examples = read_qa(input_path, require_answers=False)
         answers = AnswerPredictor(trained).predict_examples(examples, batch_size)
         return _write_jsonl(({"id": ex.id, "question": ex.question, **answer} for ex, answer in zip(examples, answers)),
-                            output_path)
-    return _predict_sequences(Predictor.from_trained(trained), input_path, output_path, batch_size)
+                            out)
+    return _predict_sequences(Predictor.from_trained(trained), input_path, out, batch_size)
 
 
-def _predict_sequences(predictor: Predictor, input_path: str, output_path: Optional[str], batch_size: int) -> int:
+def _predict_sequences(predictor: Predictor, input_path: str, out: Destination, batch_size: int) -> int:
     """Sequence tasks: a `.txt` file holds one text per line; other formats use the columns the model
     was trained on, and a label column, if present, is ignored."""
     pairs = None
@@ -120,10 +124,10 @@ def _predict_sequences(predictor: Predictor, input_path: str, output_path: Optio
         for i, (text, result) in enumerate(zip(texts, results)):
             yield {"text": text, **({"text_pair": pairs[i]} if pairs else {}), **result}
 
-    return _write_jsonl(records(), output_path)
+    return _write_jsonl(records(), out)
 
 
-def _predict_entities(predictor: EntityPredictor, input_path: str, output_path: Optional[str], batch_size: int,
+def _predict_entities(predictor: EntityPredictor, input_path: str, out: Destination, batch_size: int,
                       input_format: str) -> int:
     if input_format == "auto":
         if Path(input_path).suffix.lower() in (".conll", ".bio", ".iob"):
@@ -131,11 +135,11 @@ def _predict_entities(predictor: EntityPredictor, input_path: str, output_path: 
         else:
             input_format = "jsonl" if file_format(input_path) == "jsonl" else "text"
     if input_format == "conll":
-        return _tag_conll(predictor, input_path, output_path, batch_size)
+        return _tag_conll(predictor, input_path, out, batch_size)
     if input_format == "text":
         texts = read_text_lines(input_path)
         found = predictor.predict(texts, batch_size)
-        return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), output_path)
+        return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), out)
     _, rows = read_rows(input_path)
     if all("tokens" in row.fields for row in rows):
         sentences = []
@@ -145,7 +149,7 @@ def _predict_entities(predictor: EntityPredictor, input_path: str, output_path: 
                 raise DataError(input_path, row.line, "'tokens' must be a non-empty list of non-empty strings")
             sentences.append(tokens)
         tagged = predictor.tag(sentences, batch_size)
-        return _write_jsonl(({"tokens": s, "tags": tags} for s, (tags, _) in zip(sentences, tagged)), output_path)
+        return _write_jsonl(({"tokens": s, "tags": tags} for s, (tags, _) in zip(sentences, tagged)), out)
     texts = []
     for row in rows:
         text = row.fields.get("text")
@@ -153,10 +157,10 @@ def _predict_entities(predictor: EntityPredictor, input_path: str, output_path: 
             raise DataError(input_path, row.line, "needs a non-empty 'text' (or a 'tokens' list)")
         texts.append(text)
     found = predictor.predict(texts, batch_size)
-    return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), output_path)
+    return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), out)
 
 
-def _tag_conll(predictor: EntityPredictor, input_path: str, output_path: Optional[str], batch_size: int) -> int:
+def _tag_conll(predictor: EntityPredictor, input_path: str, out: Destination, batch_size: int) -> int:
     """Append a predicted-tag column to every word line; other lines are written unchanged."""
     lines = read_lines(Path(input_path))
     sentences: list[list[int]] = []  # line indices of each sentence's words
@@ -172,7 +176,7 @@ def _tag_conll(predictor: EntityPredictor, input_path: str, output_path: Optiona
         raise DataError(input_path, None, "no sentences found")
     tagged = predictor.tag([[conll_fields(lines[i])[0] for i in s] for s in sentences], batch_size)
     tag_of = {i: tag for s, (tags, _) in zip(sentences, tagged) for i, tag in zip(s, tags)}
-    with _sink(output_path) as handle:
+    with _sink(out) as handle:
         for index, line in enumerate(lines):
             if index in tag_of:
                 separator = "\t" if "\t" in line else " "

@@ -85,8 +85,11 @@ class Predictor:
         """
         if len(texts) == 0:
             return []
-        logits = self.outputs(self.encode(texts, pairs), batch_size)
-        return decode(self.task, logits, self.labels)
+        features = self.encode(texts, pairs)
+        results = decode(self.task, self.outputs(features, batch_size), self.labels)
+        for row in features.truncated_rows:  # said, never silent: the model saw only the first max_length tokens
+            results[row]["truncated"] = True
+        return results
 
 
 def decode(task: TaskSpec, logits: np.ndarray, labels: list[str]) -> list[dict]:

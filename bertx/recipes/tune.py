@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from bertx import runfolder
 from bertx.config import FinetuneConfig, validate_config
-from bertx.errors import BertxError
+from bertx.errors import BertxError, RunStopped
 from bertx.recipes.finetune import finetune
 from bertx.training import outputs
 
@@ -36,6 +37,8 @@ DEFAULT_SPACE = {
     "model.dropout": {"type": "float", "low": 0.0, "high": 0.2},
 }
 KINDS = ("float", "int", "categorical")
+# A search whose trials keep failing stops instead of drawing failures forever.
+MAX_FAILURES_IN_A_ROW = 3
 
 
 def check_space(space: dict, config: dict, source: str) -> dict:
@@ -57,6 +60,20 @@ def check_space(space: dict, config: dict, source: str) -> dict:
         if kind != "categorical" and not (isinstance(spec.get("low"), (int, float)) and isinstance(spec.get("high"), (int, float))
                                           and spec["low"] < spec["high"]):
             raise BertxError(f"{source}: {key}: needs numbers low < high")
+        if kind == "int" and not all(isinstance(spec[end], int) and not isinstance(spec[end], bool) for end in ("low", "high")):
+            raise BertxError(f"{source}: {key}: an int dimension needs whole numbers low and high")
+        if spec.get("log") and kind != "categorical" and spec["low"] <= 0:
+            raise BertxError(f"{source}: {key}: a log-scaled dimension needs low > 0 (got {spec['low']})")
+        unknown = set(spec) - {"type", "low", "high", "log", "choices", "step"}
+        if unknown:
+            raise BertxError(f"{source}: {key}: unknown fields {sorted(unknown)} (type, low, high, log, choices)")
+        # Every value the sampler can draw must make a valid config: the ends of a range, each choice.
+        for value in spec["choices"] if kind == "categorical" else (spec["low"], spec["high"]):
+            try:
+                validate_config(with_values(config, {key: value}), schema=FinetuneConfig)
+            except BertxError as err:
+                problem = str(err).split(": ", 2)[-1]
+                raise BertxError(f"{source}: {key} = {value!r} is not a valid setting ({problem})") from None
     return space
 
 
@@ -110,13 +127,30 @@ def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = 
     outputs.check_writable_target(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'tune.db').resolve()}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # bertx logs each trial's outcome itself, in one line
     rdb = RDBStorage(url, heartbeat_interval=30, grace_period=90, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     study = optuna.create_study(study_name=study_name, storage=rdb, direction="maximize", load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3) if prune else optuna.pruners.NopPruner())
 
+    failures = {"in_a_row": 0, "last": None, "stopped": None}
+
     def objective(trial) -> float:
+        try:
+            return run_trial(trial)
+        except BertxError as err:  # this trial's settings failed (e.g. out of memory): try others, but not forever
+            failures["in_a_row"] += 1
+            failures["last"] = f"trial {trial.number}: {err}"
+            log(f"[tune] trial {trial.number} failed: {err}")
+            if failures["in_a_row"] >= MAX_FAILURES_IN_A_ROW:
+                trial.study.stop()
+            return float("nan")  # Optuna records the trial as failed; it does not count towards --trials
+        except RunStopped as stop:  # SIGTERM / Ctrl-C inside a trial: end the study cleanly; rerunning continues it
+            failures["stopped"] = stop
+            trial.study.stop()
+            return float("nan")
+
+    def run_trial(trial) -> float:
         values = sample(trial, space)
         folder = out / f"trial-{trial.number}"
         run_config = validate_config(with_values(base, {**values, "output": str(folder)}), schema=FinetuneConfig)
@@ -136,11 +170,18 @@ def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = 
         trial.set_user_attr("steps", metrics["steps"])
         value = metrics[metrics["metric_for_best"]]
         log(f"[tune] trial {trial.number}: {metrics['metric_for_best']}={value:.4f}")
+        failures["in_a_row"] = 0
         return value
 
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     if sum(t.state in finished for t in study.trials) < trials:
-        study.optimize(objective, callbacks=[MaxTrialsCallback(trials, states=finished)], catch=(BertxError,))
+        study.optimize(objective, callbacks=[MaxTrialsCallback(trials, states=finished)])
+    if failures["stopped"] is not None:
+        stop = failures["stopped"]
+        raise RunStopped(stop.signum, stop.step, out, "run the same command again to continue the study")
+    if failures["in_a_row"] >= MAX_FAILURES_IN_A_ROW:
+        raise BertxError(f"tune: {failures['in_a_row']} trials in a row failed, so the search stopped; the last, "
+                         f"{failures['last']}")
     return write_summary(study, base, out, config)
 
 
@@ -155,8 +196,8 @@ def write_summary(study, base: dict, out: Path, config: FinetuneConfig) -> dict:
     full = sum(t.user_attrs.get("wall_s", 0) for t in done) / len(done)
     spent = sum(t.user_attrs.get("wall_s", 0) for t in done + pruned)
     best_config = with_values(base, {**best.params, "output": config.output})
-    (out / "best.yaml").write_text("# the best trial's config (bertx tune); run it with: bertx finetune best.yaml\n"
-                                   + yaml.safe_dump(best_config, sort_keys=False), encoding="utf-8")
+    runfolder.write_text(out / "best.yaml", "# the best trial's config (bertx tune); run it with: bertx finetune best.yaml\n"
+                         + yaml.safe_dump(best_config, sort_keys=False, allow_unicode=True))
     summary = {
         "metric": config.train.metric_for_best or "main", "best_value": best.value, "best_trial": best.number,
         "best_params": best.params, "best_output": best.user_attrs.get("output"), "trials": len(study.trials),
@@ -168,5 +209,5 @@ def write_summary(study, base: dict, out: Path, config: FinetuneConfig) -> dict:
                    "wall_s": t.user_attrs.get("wall_s"), "steps": t.user_attrs.get("steps")}
                   for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)],
     }
-    (out / "tune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    runfolder.write_json(out / "tune.json", summary)
     return summary
