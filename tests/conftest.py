@@ -18,6 +18,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # that their thresholds hold on every machine (tests/training/test_precision.py checks the choice itself).
 os.environ.setdefault("BERTX_PRECISION", "fp32")
 
+# Generated-input tests (tests/test_generated_inputs.py): a bounded example count keeps CI fast;
+# `BERTX_HYPOTHESIS=long python -m pytest tests/test_generated_inputs.py` runs 20x as many.
+try:
+    from hypothesis import HealthCheck, settings
+
+    _checks = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("ci", max_examples=30, deadline=None, suppress_health_check=_checks, derandomize=True)
+    settings.register_profile("long", max_examples=600, deadline=None, suppress_health_check=_checks)
+    settings.load_profile(os.environ.get("BERTX_HYPOTHESIS", "ci"))
+except ImportError:  # pragma: no cover - hypothesis comes with the test extras
+    pass
+
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "happy", "bright", "warm"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "sad", "dark", "cold", "weak"]
 NEUTRAL = ["the", "a", "film", "movie", "story", "was", "is", "very", "quite", "plot", "and", "it"]

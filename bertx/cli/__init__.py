@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     command = typer.main.get_command(app)
+    problem = _undecodable(sys.argv[1:] if argv is None else argv)
+    if problem:
+        typer.secho(f"error: {problem}", fg="red", err=True)
+        return 2
     previous = _raise_on_sigterm()
     try:
         result = command.main(args=argv, prog_name="bertx", standalone_mode=False)
@@ -56,6 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0
+
+
+def _undecodable(args: list[str]) -> str | None:
+    """Python turns command-line bytes that are not UTF-8 into lone surrogates; the tokenizer, ONNX and
+    YAML libraries cannot write such paths or texts, so they are refused here, once, for every command."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as err:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            return (f"argument {number} ({shown!r}) is not valid UTF-8 (character {err.start}); bertx takes paths and texts "
+                    "in UTF-8")
+    return None
 
 
 def _raise_on_sigterm():

@@ -82,9 +82,17 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
             raise BertxError(f"override {item!r} is not of the form key=value (for example train.lr=5e-5)")
         key, raw = item.split("=", 1)
         # A value with a colon stays a string: YAML would read "0:380" as a base-60 number or "6:" as a map.
-        value = raw if ":" in raw else yaml.safe_load(raw) if raw.strip() else None
+        # So does text that is no YAML scalar at all (`[1, 2`, control characters): the schema judges it.
+        value = raw if ":" in raw else _scalar(raw) if raw.strip() else None
         _set_dotted(tree, key.strip(), value)
     return tree
+
+
+def _scalar(raw: str):
+    try:
+        return yaml.safe_load(raw)
+    except (yaml.YAMLError, RecursionError):
+        return raw
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema: type[StrictModel] = FinetuneConfig,

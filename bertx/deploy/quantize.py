@@ -53,6 +53,7 @@ def component_groups(nodes: list[str]) -> dict[str, list[str]]:
 
 
 def quantize(source: Path, target: Path, exclude: list[str]) -> None:
+    import logging
     import os
     import tempfile
 
@@ -62,13 +63,17 @@ def quantize(source: Path, target: Path, exclude: list[str]) -> None:
     # when it gives up; run it from a scratch folder so the user's directory never collects it.
     source, target = Path(source).resolve(), Path(target).resolve()
     here = os.getcwd()
+    root = logging.getLogger()
+    level = root.level
     with tempfile.TemporaryDirectory(prefix="bertx-quantize-") as scratch:
         os.chdir(scratch)
+        root.setLevel(logging.ERROR)  # its "consider pre-processing" warning, once per calibration step, says nothing to act on
         try:
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
         finally:
             os.chdir(here)
+            root.setLevel(level)
 
 
 def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], list[np.ndarray]],

@@ -197,7 +197,7 @@ def write_summary(study, base: dict, out: Path, config: FinetuneConfig) -> dict:
     spent = sum(t.user_attrs.get("wall_s", 0) for t in done + pruned)
     best_config = with_values(base, {**best.params, "output": config.output})
     runfolder.write_text(out / "best.yaml", "# the best trial's config (bertx tune); run it with: bertx finetune best.yaml\n"
-                         + yaml.safe_dump(best_config, sort_keys=False, allow_unicode=True))
+                         + yaml.safe_dump(best_config, sort_keys=False))
     summary = {
         "metric": config.train.metric_for_best or "main", "best_value": best.value, "best_trial": best.number,
         "best_params": best.params, "best_output": best.user_attrs.get("output"), "trials": len(study.trials),

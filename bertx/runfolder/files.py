@@ -60,7 +60,12 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, value: Any) -> Path:
-    return write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a path from undecodable bytes): JSON's own escapes keep it
+        text = json.dumps(value, indent=2) + "\n"
+    return write_text(path, text)
 
 
 def _absolute(value: Any) -> Any:
@@ -88,7 +93,8 @@ def absolute_paths(tree: Any, key: str = "") -> Any:
 
 def write_run_config(out: str | Path, run: dict) -> None:
     """`bertx_run.yaml`: the resolved run config, paths absolute (see PATH_KEYS)."""
-    write_text(Path(out) / RUN_FILE, yaml.safe_dump(absolute_paths(run), sort_keys=False, allow_unicode=True))
+    # ASCII with YAML's escapes: any path (emoji, undecodable bytes) reads back exactly.
+    write_text(Path(out) / RUN_FILE, yaml.safe_dump(absolute_paths(run), sort_keys=False))
 
 
 def read_run_config(model_dir: str | Path) -> dict | None:
