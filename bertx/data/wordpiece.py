@@ -8,12 +8,11 @@ built on the learnt vocabulary, so `AutoTokenizer.from_pretrained(DIR)` loads it
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from bertx.data.text_corpus import DocumentMode, iter_text
 from bertx.errors import BertxError
+from bertx.runfolder import output_folder
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -87,11 +86,6 @@ def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 3052
     backend.train_from_iterator(counted(), trainer=trainer)
     vocab = backend.get_vocab()
     tokenizer = BertTokenizer(vocab=vocab, do_lower_case=lowercase, strip_accents=lowercase)
-    tmp = output.with_name(output.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer.save_pretrained(tmp)
-    output.mkdir(parents=True, exist_ok=True)
-    for file in tmp.iterdir():
-        os.replace(file, output / file.name)
-    tmp.rmdir()
+    with output_folder(output, "tokenizer", overwrite, reads=paths) as folder:  # the one writer: whole or nothing
+        tokenizer.save_pretrained(folder)
     return {"vocab_size": len(vocab), "sentences": lines, "lowercase": lowercase, "output": str(output)}

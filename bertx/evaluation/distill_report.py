@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from bertx import runfolder
 from bertx.data.batching import collate, sorted_batches
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -81,8 +82,8 @@ def write_report(teacher: str | Path, student: str | Path, baseline: str | Path 
         row["speedup"] = round(row["inputs_per_s_batch32"] / base_speed, 2)
         row["latency_speedup"] = round(rows["teacher"]["latency_ms_batch1"] / row["latency_ms_batch1"], 2)
     report = {"main_metric": metric, "dev": dev_path, "models": rows}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(markdown(report), encoding="utf-8")
+    runfolder.write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    runfolder.write_text(out / "report.md", markdown(report))
     plot(report, out / "report.png")
     return report
 

@@ -11,6 +11,7 @@ import json
 import textwrap
 from pathlib import Path
 from typing import Optional
+from bertx import runfolder
 
 
 def write_matrix(folder: str | Path, name: str, rows: list[str], columns: list[str], values: list[list[Optional[float]]],
@@ -37,8 +38,8 @@ def write_matrix(folder: str | Path, name: str, rows: list[str], columns: list[s
     result = {"title": title, "rows": rows, "columns": columns, "values": values, "baseline": baseline,
               "baseline_label": baseline_label if baseline is not None else None, "gains": gains,
               "highlight": highlight or [], "row_axis": row_axis, **(extra or {})}
-    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (folder / f"{name}.md").write_text(markdown(result), encoding="utf-8")
+    runfolder.write_text(folder / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    runfolder.write_text(folder / f"{name}.md", markdown(result))
     heatmap(result, folder / f"{name}.png")
     return result
 

@@ -13,7 +13,6 @@ not ranked.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path

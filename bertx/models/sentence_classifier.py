@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from bertx import runfolder
 
 HEAD_FILE = "sentence_head.safetensors"
 HEAD_CONFIG = "sentence_head.json"
@@ -62,7 +63,7 @@ class SentenceClassifier(nn.Module):
         self.encoder.save_pretrained(folder, safe_serialization=True)
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
         labels = [self.config.id2label[i] for i in range(self.config.num_labels)]
-        (folder / HEAD_CONFIG).write_text(json.dumps({"pooling": "mean", "normalize": self.normalize, "labels": labels}, indent=2) + "\n", encoding="utf-8")
+        runfolder.write_text(folder / HEAD_CONFIG, json.dumps({"pooling": "mean", "normalize": self.normalize, "labels": labels}, indent=2) + "\n")
 
 
 def is_sentence_classifier(folder: str | Path) -> bool:

@@ -31,6 +31,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from bertx import runfolder
 
 STUDENT_FILE = "student.json"
 KINDS = ("bilstm", "cnn", "bag")
@@ -68,7 +69,7 @@ class SmallStudentConfig:
     def save_pretrained(self, folder: str | Path) -> None:
         data = asdict(self)
         data["id2label"] = {str(k): v for k, v in self.id2label.items()}
-        (Path(folder) / STUDENT_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        runfolder.write_text(Path(folder) / STUDENT_FILE, json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "SmallStudentConfig":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bertx import runfolder
 from bertx.config import FinetuneConfig, MultitaskConfig, TaskEntry
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.data.task_sampling import TaskSampler
@@ -297,7 +298,7 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
         "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sc.tasks_per_step, list(by_name)),
     }
     if main:
-        (life.out / "report.md").write_text(task_table(final), encoding="utf-8")
+        runfolder.write_text(life.out / "report.md", task_table(final))
     return life.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bertx import runfolder
 from bertx.config import MultitaskConfig
 from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
@@ -79,10 +80,10 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
                "scores": {r["candidate"]: r["scores"][select.estimator] for r in report["candidates"]},
                "selected": chosen, "metric": metric, "after_multitask": multi, "final": final,
                "model": str(out / ("target" if select.finetune_epochs > 0 or not chosen else "multitask-target"))}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    runfolder.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     lines = [f"Target **{target.name}**: sources ranked by {select.estimator} (plain encoder = none): "
              + ", ".join(f"{name} {summary['scores'][name]:.4f}" for name in ["none", *report["sources_ranked"]]),
              f"selected: {', '.join(chosen) or 'none (fine-tuned alone)'}",
              f"final {metric}: {100 * final[metric]:.2f}" if metric in final else "final: see summary.json"]
-    (out / "summary.md").write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+    runfolder.write_text(out / "summary.md", "\n\n".join(lines) + "\n")
     return summary

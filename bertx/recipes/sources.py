@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from bertx import runfolder
 from bertx.config import DataConfig, SourcesConfig, TaskEntry
 from bertx.errors import BertxError
 from bertx.evaluation.rank import rank
@@ -91,14 +92,14 @@ def rank_sources(config: SourcesConfig, train: str, task: str, estimators=ESTIMA
 def write_predicted(out: Path, found: dict, targets: list[str], caption: str) -> None:
     """predicted.json and predicted.md of a measured matrix: per estimator and target, Kendall's tau of the
     predicted source ranking against the measured values and the regret of the top pick."""
-    (out / "predicted.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
+    runfolder.write_text(out / "predicted.json", json.dumps(found, indent=2) + "\n")
     lines = ["| estimator | " + " | ".join(f"{t}: tau, regret" for t in targets) + " | mean tau | mean regret |",
              "|---|" + "---|" * (len(targets) + 2)]
     for estimator, a in found["agreement"].items():
         cells = [f"{_num(a['targets'][t]['tau'])}, {_num(a['targets'][t]['regret'])}" if t in a["targets"] else "n/a"
                  for t in targets]
         lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {_num(a['mean_tau'])} | {_num(a['mean_regret'])} |")
-    (out / "predicted.md").write_text(caption + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    runfolder.write_text(out / "predicted.md", caption + "\n\n" + "\n".join(lines) + "\n")
 
 
 def _num(value: float | None) -> str:

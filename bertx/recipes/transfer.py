@@ -29,6 +29,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Optional
 
+from bertx import runfolder
 from bertx.config import (
     MultitaskConfig, ObjectiveConfig, PretrainConfig, PretrainDataConfig, PretrainModelConfig, PretrainTrainConfig,
     TaskEntry, TransferConfig, TransferSource, TransferTarget,
@@ -103,8 +104,8 @@ def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:
             result["off_diagonal_vs_plain"] = None if mean_off is None else round(mean_off - plain["off_diagonal_mean"], 2)
     if config.predict and plain:
         summary["predicted"] = predicted_ranking(config, plain, predictions, out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+    runfolder.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    runfolder.write_text(out / "summary.md", summary_markdown(summary))
     return summary
 
 
@@ -171,7 +172,7 @@ class _Runner:
         scores.update(self.evaluate(model_dir, targets))
         if cfg.predict and method == "plain" and len(sources) == 1:  # before the model's weights go
             scores["predicted"] = self.estimates(model_dir, folder.name)
-        done.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        runfolder.write_json(done, scores)
         if not cfg.keep_models:
             for name in MODEL_FILES:
                 path = folder / name
