@@ -44,7 +44,7 @@ def measure(task: str, run_dir: str, dev: str, limit: int, repeats: int, article
     folders = {"pytorch": run_dir}
     for quantize in ("none", "int8"):
         folder = Path(tempfile.mkdtemp()) / quantize
-        export(run_dir, folder, quantize=quantize, min_agreement=0.0, sample_file=dev, sample_size=min(limit, 256))
+        export(run_dir, folder, quantize=quantize, min_agreement=0.0, max_metric_drop=100.0, sample_file=dev, sample_size=min(limit, 256))
         folders["onnx_fp32" if quantize == "none" else "onnx_int8"] = str(folder)
     if task == "ner":
         from bertx.data.conll import read_tagged

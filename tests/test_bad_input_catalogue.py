@@ -91,6 +91,25 @@ CASES = [
     ("transfer: missing target file", "transfer {transfer_missing}", "target 'b': eval file"),
     ("intermediate: unknown target", "intermediate {intermediate_unknown}", "target 'zz' is not one of the tasks"),
     ("multitask-export of a non-multitask folder", "multitask-export {finished} --task a --output {ws}/x", "not a multi-task run folder"),
+    # ---- issue 26: found by a hostile user, each fixed by the shared guarantees --------------------
+    ("predict over the model it reads", "predict {finished} --input {texts} --output {finished}/model.safetensors",
+     "which this command reads"),
+    ("export into the run it reads", "export {finished} --output {finished}/onnx", "which this command reads"),
+    ("export --overwrite over a training run", "export {finished} --output {other_run} --overwrite",
+     "replaces only an earlier export folder"),
+    ("vocab extend --overwrite over a training run", "vocab extend --model {tiny} --text {texts} --add 5 --output {other_run} --overwrite",
+     "replaces only an earlier vocabulary folder"),
+    ("predict --batch-size 0", "predict {finished} --input {texts} --batch-size 0", "Invalid value for '--batch-size'"),
+    ("export --opset 5", "export {finished} --output {ws}/e --opset 5", "Invalid value for '--opset'"),
+    ("evaluate --limit -1", "evaluate {finished} --data {dev} --limit -1", "Invalid value for '--limit'"),
+    ("evaluate --limit 0", "evaluate {finished} --data {dev} --limit 0", "Invalid value for '--limit'"),
+    ("a YAML key given twice", "finetune {dup_yaml}", "key 'task' appears twice"),
+    ("tune: a choice the schema refuses", "tune {base} --space {bad_space} --output {ws}/tune", "train.batch_size = 0 is not a valid setting"),
+    ("tune: a log scale from 0", "tune {base} --space {log_space} --output {ws}/tune", "needs low > 0"),
+    ("predict an empty --text", "predict {finished} --text=", "--text 1: empty text"),
+    ("report with a missing --dev", "report {finished} --dev {ws}/nope.tsv --output {ws}/r.html", "--dev file not found"),
+    ("rank with one example per class", "rank {tiny} --train {one_each}", "one_each.tsv: class"),
+    ("an argument that is not UTF-8", "predict {finished} --text \udcff", "is not valid UTF-8"),
 ]
 
 
@@ -136,6 +155,10 @@ def workspace(tiny_bert, tmp_path_factory):
         "texts": _write(d / "texts.txt", "a good film\na bad film\n" * 40),
         "texts_blank": _write(d / "texts_blank.txt", "a good film\n\na bad film\n"),
         "empty_txt": _write(d / "empty.txt", "\n\n"),
+        "dup_yaml": _write(ws / "dup.yaml", "task: classification\noutput: x\ntask: regression\n"),
+        "bad_space": _write(ws / "bad_space.yaml", "train.batch_size: {type: categorical, choices: [0, -5]}\n"),
+        "log_space": _write(ws / "log_space.yaml", "train.lr: {type: float, low: 0, high: 1, log: true}\n"),
+        "one_each": _write(d / "one_each.tsv", "sentence\tlabel\ngood film\tpos\nbad film\tneg\n"),
         "mt_duplicate": _write(ws / "mt_dup.yaml", yaml.safe_dump({"tasks": [
             {"name": "a", "kind": "classification", "train": str(train)},
             {"name": "a", "kind": "classification", "train": str(train)}]})),
@@ -160,6 +183,10 @@ def workspace(tiny_bert, tmp_path_factory):
     finished = ws / "finished"
     assert main(["finetune", files["base"], "--output", str(finished), "--show-examples", "0"]) == 0
     files["finished"] = str(finished)
+    import shutil
+
+    shutil.copytree(finished, ws / "other_run")  # a second complete run, for the careless --overwrite cases
+    files["other_run"] = str(ws / "other_run")
     return ws, files
 
 

@@ -24,9 +24,10 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     run = runfolder.read_run_config(run_dir) or {}
     if run.get("task") not in TASKS:
         raise BertxError(f"{run_dir}: {runfolder.RUN_FILE} names no task; merge a folder written by bertx finetune")
+    base = (run.get("model") or {}).get("name_or_path")
+    runfolder.check_output_folder(output, "merge", overwrite, [run_dir, base])  # before the base model loads
     model = load_adapter_model(run_dir, TASKS[run["task"]].auto_class, run, merge=True)
     info = {k: v for k, v in run.items() if k != "peft"}
     info["output"] = str(output)
     info["merged_from"] = {"adapter": str(run_dir), "method": (run.get("peft") or {}).get("method")}
-    base = (run.get("model") or {}).get("name_or_path")
     return write_model_folder(output, model, load_tokenizer(str(run_dir)), info, overwrite, [run_dir, base], kind="merge")

@@ -110,6 +110,8 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
         rows = list(range(len(features.input_ids)))
         random.Random(seed).shuffle(rows)
         rows = sorted(rows[:max_examples])
+        if spec.label_kind == "class":
+            _check_classes(train, [features.labels[r] for r in rows], read[key].labels)
         f, y = frozen_features(folder, features, rows, tokenizer.pad_token_id, per_word)
         if len(f) > MAX_WORDS:
             keep = np.sort(np.random.default_rng(seed).choice(len(f), MAX_WORDS, replace=False))
@@ -129,6 +131,16 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
     if out:
         write_report(report, out, overwrite, [train, *candidates])
     return report
+
+
+def _check_classes(train: str, labels: list, names: list[str]) -> None:
+    """Every class needs two examples among those drawn: the linear probe holds a stratified part out."""
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    for value, count in zip(values, counts):
+        if count < 2:
+            name = names[int(value)] if int(value) < len(names) else value
+            raise BertxError(f"{train}: class {name!r} has {count} example among those drawn; rank needs at least 2 per class "
+                             "(raise --max-examples or add examples)")
 
 
 def markdown(report: dict) -> str:

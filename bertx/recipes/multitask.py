@@ -363,7 +363,7 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
     if task not in run["multitask"]:
         raise BertxError(f"{mt_dir}: no task {task!r} (tasks: {', '.join(run['multitask'])})")
     info = dict(run["multitask"][task])
-    outputs.check_writable_target(output)
+    runfolder.check_output_folder(output, "task export", overwrite, [mt_dir])
     info["output"] = str(output)
     info["exported_from"] = {"multitask": str(mt_dir), "task": task}
     if is_adapter_multitask(mt_dir):  # the task's adapter folder is already a PEFT run folder: copy it

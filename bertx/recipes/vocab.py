@@ -17,6 +17,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
+from bertx import runfolder
 from bertx.data.text_corpus import iter_text
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path, without_load_report
@@ -101,7 +102,8 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
             raise BertxError(f"{path}: text file not found")
     model = resolve_model_path(model)
     check_encoder_folder(model)
-    outputs.check_writable_target(Path(output))
+    # Before any work: the output may hold only an earlier vocabulary extension, and nothing this command reads.
+    runfolder.check_output_folder(Path(output), "vocabulary", overwrite, [model, *texts, *(reference or []), *(parallel or [])])
     tokenizer = load_tokenizer(model)
     if not getattr(tokenizer, "is_fast", False):
         raise BertxError(f"{model}: its tokenizer is not a fast (tokenizers) one; vocab extend needs tokenizer.json")

@@ -125,7 +125,8 @@ def check_deletable(out: Path, protected: Iterable = (), kind: str | None = None
         raise BertxError(f"{out}: not a bertx run folder (no {RUN_FILE}) and not empty; --overwrite deletes only bertx runs; "
                          "choose another --output")
     if kind is not None and found != kind:
-        raise BertxError(f"{out}: holds a bertx {found}, not a {kind}; --overwrite replaces only a {kind}; choose another --output")
+        raise BertxError(f"{out}: holds a bertx {found} folder; --overwrite here replaces only an earlier {kind} folder; "
+                         "choose another --output")
 
 
 def empty_folder(out: Path) -> None:
