@@ -158,3 +158,32 @@ def test_a_distilled_student_and_a_multitask_export_export_too(runs, tiny_bert, 
         report = export(source, tmp_path / f"{source.name}-onnx")
         assert report["agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-4
         assert report["metrics"]["onnx"]["accuracy"] == pytest.approx(report["metrics"]["pytorch"]["accuracy"])
+
+
+def test_a_run_folder_travels_and_missing_data_is_said(tiny_bert, tmp_path, monkeypatch, capsys):
+    """Issue 26 (7): a run trained with relative paths, exported from another directory, checks on its own
+    dev file; when that file is gone, a warning says what the check used instead (never a silent fallback)."""
+    import shutil
+
+    from bertx.cli import main
+    from tests.conftest import write_toy_classification
+
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    write_toy_classification(home / "data" / "train.tsv", 96, seed=1)
+    write_toy_classification(home / "data" / "dev.tsv", 32, seed=2)
+    monkeypatch.chdir(home)
+    assert main(["finetune", "--model", tiny_bert, "--train", "data/train.tsv", "--dev", "data/dev.tsv", "--output", "run",
+                 "--epochs", "1", "--max-length", "32", "--show-examples", "0"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["export", str(home / "run"), "--output", "e1", "--quantize", "int8"]) == 0
+    report = json.loads((elsewhere / "e1" / "export_report.json").read_text())
+    assert report["sample"]["source"] == str(home / "data" / "dev.tsv") and "warning" not in capsys.readouterr().err
+    shutil.rmtree(home / "data")
+    assert main(["export", str(home / "run"), "--output", "e2", "--quantize", "int8"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: the run's dev file {home / 'data' / 'dev.tsv'} is not there; the parity check uses sentences made" in err
+    assert f"warning: the run's training file {home / 'data' / 'train.tsv'} is not there; int8 calibration" in err

@@ -44,3 +44,53 @@ def test_bad_space_is_one_line(tiny_bert, toy_data, tmp_path, capsys, space, mes
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     assert main(["tune", str(tmp_path / "c.yaml"), "--space", str(tmp_path / "space.yaml"), "--output", str(tmp_path / "t")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"train.batch_size": {"type": "categorical", "choices": [0, -5]}}, "train.batch_size = 0 is not a valid setting"),
+    ({"train.lr": {"type": "float", "low": 0, "high": 1, "log": True}}, "a log-scaled dimension needs low > 0"),
+    ({"train.epochs": {"type": "int", "low": 0.5, "high": 3}}, "needs whole numbers"),
+    ({"train.lr": {"type": "float", "low": 1e-5, "high": 1e-3, "scale": "log"}}, "unknown fields ['scale']"),
+])
+def test_a_space_is_checked_against_the_schema_before_any_trial(tiny_bert, toy_data, tmp_path, capsys, space, message):
+    """Issue 26 (3): a space that samples invalid values ran 3,449 failing trials in 400 s."""
+    test_bad_space_is_one_line(tiny_bert, toy_data, tmp_path, capsys, space, message)
+    assert not (tmp_path / "t").exists()
+
+
+def test_failing_trials_stop_the_search_after_three_in_a_row(tiny_bert, toy_data, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("optuna")
+    import bertx.recipes.tune as tune_module
+    from bertx.errors import BertxError
+
+    calls = []
+
+    def failing(config, **kwargs):
+        calls.append(config.output)
+        raise BertxError("out of memory (simulated)")
+
+    monkeypatch.setattr(tune_module, "finetune", failing)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(tiny_bert, *toy_data, str(tmp_path / "x"))))
+    assert main(["tune", str(tmp_path / "c.yaml"), "--trials", "50", "--output", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert len(calls) == 3 and "3 trials in a row failed" in err and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [line for line in err.splitlines()
+                                                                                 if "trials in a row" in line]
+
+
+def test_a_stop_inside_a_trial_ends_the_study_without_a_traceback(tiny_bert, toy_data, tmp_path, capsys, monkeypatch):
+    """SIGTERM during a trial: no optuna traceback, and the hint is to rerun the same command (tune has no --resume)."""
+    pytest.importorskip("optuna")
+    import signal
+
+    import bertx.recipes.tune as tune_module
+    from bertx.errors import RunStopped
+
+    def stopped(config, **kwargs):
+        raise RunStopped(signal.SIGTERM, 4, tmp_path / "t" / "trial-0")
+
+    monkeypatch.setattr(tune_module, "finetune", stopped)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(tiny_bert, *toy_data, str(tmp_path / "x"))))
+    assert main(["tune", str(tmp_path / "c.yaml"), "--trials", "5", "--output", str(tmp_path / "t")]) == 143
+    err = capsys.readouterr().err
+    assert "run the same command again to continue the study" in err and "--resume" not in err and "Traceback" not in err
