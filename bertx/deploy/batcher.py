@@ -35,10 +35,13 @@ class QueueFull(Exception):
         self.retry_after_s = retry_after_s
 
 
-def input_weight(item) -> int:
-    """An input's expected cost in characters: its text(s) plus a fixed overhead."""
+def input_weight(item, max_chars: int | None = None) -> int:
+    """An input's expected cost in characters: its text(s), at most `max_chars` (the model reads only its
+    first max_length tokens of a long text, so a 20,000-character review costs what a 700-character one
+    does), plus a fixed overhead."""
     parts = item if isinstance(item, (tuple, list)) else (item,)
-    return INPUT_OVERHEAD_CHARS + sum(len(p) for p in parts if isinstance(p, str))
+    chars = sum(len(p) for p in parts if isinstance(p, str))
+    return INPUT_OVERHEAD_CHARS + (chars if max_chars is None else min(chars, max_chars))
 
 
 @dataclass
@@ -60,13 +63,16 @@ class MicroBatcher:
         on_batch: called with each batch's size (for metrics).
         arriving: how many requests are received but not yet queued; when none are, a batch runs at once
             instead of waiting (a lone request pays no wait).
-        deadline_ms: the longest a request may expect to wait in the queue; beyond it, `QueueFull` at once.
+        deadline_ms: the longest a request may expect to wait for its answer (the work queued ahead of it, and
+            its own); beyond it, `QueueFull` at once. A request that finds the model idle is always taken.
         seconds_per_char: the first estimate of an input's cost (the server measures it at warm-up).
+        weigh: an input's cost in characters (default `input_weight`; the server caps it at the model's length).
     """
 
     def __init__(self, run_batch: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
                  max_queue: int = 1024, on_batch: Optional[Callable[[int], None]] = None,
-                 arriving: Optional[Callable[[], int]] = None, deadline_ms: float = 2000.0, seconds_per_char: float = 1e-5):
+                 arriving: Optional[Callable[[], int]] = None, deadline_ms: float = 2000.0, seconds_per_char: float = 1e-5,
+                 weigh: Callable = input_weight):
         self.run_batch = run_batch
         # How many requests are on their way to this batcher (received, not yet queued): waiting for
         # company only makes sense when some are. Without it, the first input always waits max_wait_ms.
@@ -75,6 +81,7 @@ class MicroBatcher:
         self.max_queue = max_queue
         self.deadline = deadline_ms / 1000.0
         self.seconds_per_char = seconds_per_char
+        self.weigh = weigh
         self.on_batch = on_batch or (lambda size: None)
         self.waiting: list[_Job] = []
         self.queued_inputs = 0
@@ -89,20 +96,30 @@ class MicroBatcher:
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
-    def expected_wait(self) -> float:
-        """Seconds a request arriving now would wait before its batch starts."""
-        return (self.queued_weight + self.running_weight) * self.seconds_per_char
+    def expected_wait(self, weight: int = 0) -> float:
+        """Seconds until a request of `weight` arriving now would be answered: the batch in the model, the
+        work queued ahead, its own."""
+        return (self.queued_weight + self.running_weight + weight) * self.seconds_per_char
+
+    def check_admission(self, weight: int = 0) -> None:
+        """Raise `QueueFull` when a request of `weight` would be answered later than the deadline. Cheap:
+        the server asks it (with weight 0) before it even parses a request's body."""
+        if self._closing:
+            raise QueueFull("the server is shutting down")
+        busy = self.queued_weight + self.running_weight > 0
+        wait = self.expected_wait(weight)
+        if busy and wait > self.deadline:
+            # Come back when the work ahead has drained enough for this request to fit in the deadline.
+            raise QueueFull(f"the work queued ahead would answer it in {wait:.1f}s (deadline {self.deadline:g}s)",
+                            wait - self.deadline)
 
     async def submit(self, inputs: list) -> list:
         """Queue a request's inputs; return its results once its batch has run."""
-        if self._closing:
-            raise QueueFull("the server is shutting down")
         if self.queued_inputs + len(inputs) > self.max_queue:
             raise QueueFull(f"{self.queued_inputs} inputs are waiting (limit {self.max_queue})", self.expected_wait())
-        wait = self.expected_wait()
-        if wait > self.deadline:
-            raise QueueFull(f"the work queued ahead would take {wait:.1f}s (deadline {self.deadline:g}s)", wait)
-        job = _Job(inputs, asyncio.get_running_loop().create_future(), sum(input_weight(i) for i in inputs))
+        weight = sum(self.weigh(i) for i in inputs)
+        self.check_admission(weight)
+        job = _Job(inputs, asyncio.get_running_loop().create_future(), weight)
         self.waiting.append(job)
         self.queued_inputs += len(inputs)
         self.queued_weight += job.weight

@@ -124,10 +124,15 @@ class ServedModel:
         results = Predictor.from_trained(self.trained).predict(texts, pairs)
         return [{"text": t, **({"text_pair": p} if p is not None else {}), **r} for (t, p), r in zip(inputs, results)]
 
+    def weigh(self, item) -> int:
+        """An input's cost for admission: characters, capped where the model stops reading (~6 per token)."""
+        from bertx.deploy.batcher import input_weight
+
+        return input_weight(item, 6 * self.trained.data.max_length)
+
     def warm_up(self) -> float:
         """Run the model once (first calls are slow), then time a batch: the first estimate of the seconds
         an input character costs, which the batcher refines from every batch it runs."""
-        from bertx.deploy.batcher import input_weight
 
         sentence = "a warm-up sentence of about the length of a short review, " * 4
         sample = ("a warm-up question?", sentence) if self.kind == "qa" else (sentence, None)
@@ -135,7 +140,7 @@ class ServedModel:
         batch = [sample] * 8
         started = time.perf_counter()
         self.predict(batch)
-        return (time.perf_counter() - started) / sum(input_weight(item) for item in batch)
+        return (time.perf_counter() - started) / sum(self.weigh(item) for item in batch)
 
 
 class BadRequest(Exception):
@@ -211,7 +216,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
             model.batcher = MicroBatcher(model.predict, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
                                          on_batch=lambda size, name=model.name: metrics.batch(name, size),
                                          arriving=lambda name=model.name: arriving[name], deadline_ms=limits.deadline_ms,
-                                         seconds_per_char=cost)
+                                         seconds_per_char=cost, weigh=model.weigh)
             model.batcher.start()
         state["ready"] = True
         yield
@@ -259,6 +264,8 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
             model = models.get(name)
             if model is None:
                 raise BadRequest(404, f"no model {name!r}; models: {', '.join(models)}")
+            if model.batcher is not None:
+                model.batcher.check_admission()  # a server already behind refuses before it spends time on the body
             raw = await request.body()
             if len(raw) > limits.max_body_bytes:
                 raise BadRequest(413, f"the body has {len(raw):,} bytes; the limit is {limits.max_body_bytes:,}")
@@ -278,13 +285,12 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
                 raise BadRequest(503, "models are loading")
             arriving[name] -= 1
             counted = False
-            try:
-                outputs = await model.batcher.submit(inputs)
-            except QueueFull as full:
-                status = 503
-                retry = str(max(1, math.ceil(full.retry_after_s)))
-                return error(503, f"model {name!r} is busy: {full}; retry in {retry}s", headers={"Retry-After": retry})
+            outputs = await model.batcher.submit(inputs)
             return {"model": name, "outputs": outputs}
+        except QueueFull as full:
+            status = 503
+            retry = str(max(1, math.ceil(full.retry_after_s)))
+            return error(503, f"model {name!r} is busy: {full}; retry in {retry}s", headers={"Retry-After": retry})
         except BadRequest as bad:
             status = bad.status
             return error(bad.status, bad.message)

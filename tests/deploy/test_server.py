@@ -155,9 +155,10 @@ def test_admission_is_by_expected_wait():
         return accepted, refused
 
     accepted, refused = asyncio.run(scenario())
-    assert refused and accepted and all(r > 0.3 for r in refused)
-    # each request costs ~0.13 s; the ones accepted waited at most the deadline plus their own batch
-    assert max(accepted) < 0.3 + 4 * 0.15 + 0.3, max(accepted)
+    # refused at once, told to come back when the work ahead has drained enough
+    assert refused and accepted and all(r > 0 for r in refused)
+    # each request costs ~0.1 s: the ones accepted were answered within the deadline, give or take one request
+    assert max(accepted) < 0.3 + 0.15 + 0.2, max(accepted)
 
 
 def test_a_port_in_use_is_one_line_before_any_model_loads(folders, monkeypatch):
