@@ -117,3 +117,83 @@ def test_every_command_help_shows_a_worked_example():
                 "distill", "fewshot", "export", "serve", "merge", "rank", "report", "tune", "vocab extend", "tokenizer train"]
     missing = [c for c in commands if "Example: bertx" not in " ".join(CliRunner().invoke(app, [*c.split(), "--help"]).output.split())]
     assert missing == []
+
+
+def _main(argv, capsys):
+    from bertx.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, err
+    return code, out, err
+
+
+def test_predict_writes_through_a_symlink_and_to_dev_null(trained, tmp_path, capsys):
+    """Issue 26 (4): the output path's kind is kept: a link stays a link, /dev/null stays a device."""
+    import stat
+
+    _, out, _ = trained
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.write_text("old\n")
+    link.symlink_to(real)
+    assert _main(["predict", out, "--text", "good film", "--output", link], capsys)[0] == 0
+    assert link.is_symlink() and json.loads(real.read_text())["text"] == "good film"
+    assert _main(["predict", out, "--text", "good film", "--output", "/dev/null"], capsys)[0] == 0
+    assert stat.S_ISCHR(Path("/dev/null").stat().st_mode)
+
+
+def test_stdin_splits_lines_at_newlines_only(trained, capsys, monkeypatch):
+    """Issue 26 (8): two lines holding a form feed and U+2028 are two predictions, not three or four."""
+    import io
+
+    _, out, _ = trained
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("good\x0cfilm\nbad\u2028film\n".encode())))
+    code, stdout, err = _main(["predict", out, "--input", "-"], capsys)
+    assert code == 0, err
+    assert [json.loads(line)["text"] for line in stdout.split("\n") if line] == ["good\x0cfilm", "bad\u2028film"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good film\ncaf\xe9 bad\n")))
+    code, _, err = _main(["predict", out, "--input", "-"], capsys)
+    assert code == 2 and "error: <stdin>:2: not valid UTF-8" in err
+
+
+def test_sigterm_during_a_command_leaves_no_temporaries(trained, tmp_path, capsys, monkeypatch):
+    """SIGTERM outside a training loop becomes an exception, so the one writer removes its temporary:
+    exit 143, one line, and the folder holds what it held before."""
+    import os
+    import signal
+
+    import bertx.inference.predict_file as predict_module
+
+    _, out, _ = trained
+    real = predict_module._write_jsonl
+
+    def killed_mid_write(records, destination):
+        def records_then_term():
+            yield next(iter(records))
+            os.kill(os.getpid(), signal.SIGTERM)
+            yield from records
+
+        return real(records_then_term(), destination)
+
+    monkeypatch.setattr(predict_module, "_write_jsonl", killed_mid_write)
+    target = tmp_path / "pred.jsonl"
+    target.write_text("the old predictions\n")
+    code, _, err = _main(["predict", out, "--text", "good film", "--text", "bad film", "--output", target], capsys)
+    assert code == 143 and "stopped by SIGTERM" in err
+    assert target.read_text() == "the old predictions\n" and [p.name for p in tmp_path.iterdir()] == ["pred.jsonl"]
+    assert signal.getsignal(signal.SIGTERM) is not None  # the handler was restored, not left raising
+
+
+def test_report_says_when_the_runs_dev_file_is_gone(trained, tmp_path, capsys):
+    import shutil
+
+    root, out, dev = trained
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    run = yaml.safe_load((copy / "bertx_run.yaml").read_text())
+    run["data"]["dev"] = str(tmp_path / "gone.tsv")
+    (copy / "bertx_run.yaml").write_text(yaml.safe_dump(run))
+    (copy / "notes.md").write_bytes(b"caf\xe9 latin-1 notes\n")  # Issue 26 (10): a non-UTF-8 .md in the folder
+    code, _, err = _main(["report", copy, "--output", tmp_path / "r.html"], capsys)
+    assert code == 0 and f"warning: the run's dev file {tmp_path / 'gone.tsv'} is not there" in err
+    assert "Predictions on" not in (tmp_path / "r.html").read_text()

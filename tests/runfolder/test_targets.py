@@ -173,3 +173,17 @@ def test_run_configs_store_existing_paths_absolute(tmp_path, monkeypatch):
     assert run["data"]["train"] == str(tmp_path / "data" / "train.tsv") and run["output"] == str(out)
     assert run["data"]["dev"] == "hf:glue:sst2:validation" and run["model"]["name_or_path"] == "not/here"
     assert run["data"]["text_column"] == "data"  # a column name, even when a folder of that name exists
+
+
+def test_a_trained_model_is_readable_by_others_under_umask_022(tiny_bert, toy_data, tmp_path):
+    """Issue 26 (10): the published model.safetensors was 0600, so a service account could not read it."""
+    import bertx
+    from tests.conftest import tiny_config
+
+    old = os.umask(0o022)
+    try:
+        bertx.finetune(tiny_config(tiny_bert, *toy_data, str(tmp_path / "run"), epochs=1), show_progress=False)
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "config.json", "bertx_run.yaml", "metrics.json"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
