@@ -139,6 +139,6 @@ def __getattr__(name):
 
 
 __all__ = ["FinetuneConfig", "PretrainConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "DistillConfig",
-           "load_config", "finetune", "pretrain", "multitask", "export_task", "intermediate", "distill", "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor",
-           "BertxError", "DataError"]
+           "FewshotConfig", "load_config", "finetune", "fewshot", "pretrain", "multitask", "export_task", "intermediate", "distill",
+           "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor", "BertxError", "DataError"]
 __version__ = "0.1.0"

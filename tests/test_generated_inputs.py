@@ -20,7 +20,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from bertx.cli import main
-from bertx.cli_options import OPTION_KEYS, field_at
+from bertx.cli.options import OPTION_KEYS, field_at
 from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, PretrainConfig
 from bertx.errors import BertxError, DataError
 from tests.conftest import tiny_config, write_toy_classification

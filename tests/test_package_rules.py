@@ -15,7 +15,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
 LAYERS = ["errors", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "recipes",
-          "deploy", "cli_options", "cli", "__init__"]
+          "deploy", "cli", "__init__"]
 
 
 def modules():

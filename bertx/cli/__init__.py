@@ -2,6 +2,7 @@
 
     base.py    the app, shared flags, one-line errors        train.py   commands that train
     use.py     commands that use a trained model             tools.py   rank, tune, tokenizer, vocab
+    options.py options derived from the config schemas: typed values set on their fields
 
 A `BertxError` (bad data, config, model or output folder) prints one line and exits with status 2;
 no traceback is shown for the user's mistakes.

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from bertx.cli.base import OVERWRITE, RESUME, app, friendly
-from bertx.cli_options import COMMON, config_command
+from bertx.cli.options import COMMON, config_command
 from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig
 
 

@@ -2,7 +2,7 @@
 
 A task kind is the one place that knows its data and its head: how to read and encode a training
 split, an evaluation split, which head to put on the encoder, and how to turn the head's outputs into
-metrics. The recipes (fine-tuning, and later multi-task and distillation) only move batches through
+metrics. The recipes (fine-tuning, multi-task, distillation, ...) only move batches through
 `model(**batch).loss`, so adding a kind costs a reader, a head, a metric set and a config, not a loop.
 """
 

@@ -16,7 +16,6 @@ flips change no score.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -232,8 +231,3 @@ def describe(report: dict) -> str:
     size = report["size_bytes"]
     lines.append(f"size: {size['onnx'] / 1e6:.1f} MB (PyTorch weights {size['pytorch'] / 1e6:.1f} MB)")
     return "\n".join(lines)
-
-
-def read_report(folder: Path) -> dict:
-    return json.loads((Path(folder) / "export_report.json").read_text(encoding="utf-8"))
-

@@ -1,1 +1,2 @@
-"""Inference: the Predictor shared by the Python API, the CLI and (later) the server."""
+"""Inference: load any trained folder (HF, adapter, student, few-shot, ONNX export) and the predictors shared by
+the Python API, the CLI and the server (`deploy/server.py`)."""

@@ -1,1 +1,3 @@
-"""Recipes: one training strategy per module, each an explicit loop (finetune; more to come)."""
+"""Recipes: one training strategy per module, each an explicit loop over the shared run lifecycle: finetune,
+fewshot, pretrain, multitask (and selected_multitask), intermediate, transfer, distill; vocab (extend) and tune
+(Optuna) drive them; sources and inputs hold what several recipes resolve alike."""

@@ -1,7 +1,7 @@
 """Task registry: one entry per task name accepted by `--task`, and the kind that implements it.
 
 Adding a sequence task is one `TaskSpec` line here; a new kind of task (another head) is one module
-beside `sequence.py`, `ner.py` and `qa.py` implementing `TaskKind`, and one line in `KINDS`.
+beside `sequence.py`, `ner.py` and `qa.py` implementing `TaskKind`, and one line in `get_kind`.
 """
 
 from bertx.data.task_spec import EvalSet, TaskKind, TaskSpec, TrainData

@@ -1,1 +1,3 @@
-"""Reusable training pieces (no loops): optimiser groups, schedules, checkpoints, run logs."""
+"""Training pieces the recipes share: the run lifecycle (`run.py`), the output folder, checkpoints, optimiser
+groups and schedules, precision, run logs and trackers, auxiliary MLM and distillation losses. The loops
+themselves are the recipes'."""

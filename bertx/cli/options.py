@@ -18,7 +18,6 @@ from typing import Any, Callable, List, Literal, Optional
 import typer
 from pydantic import BaseModel
 
-from bertx.errors import BertxError
 
 # option name -> the config key it sets (the first that the command's schema has).
 OPTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -210,8 +209,3 @@ def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options
         return body
 
     return decorator
-
-
-def check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
-    if value not in choices:
-        raise BertxError(f"{option} {value!r}: choose one of {', '.join(choices)}")
