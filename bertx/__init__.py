@@ -63,7 +63,7 @@ def multitask(config, resume: bool = False, overwrite: bool = False, show_progre
 
 def export_task(mt_dir, task: str, output, overwrite: bool = False):
     """One task of a multi-task folder as a standalone HF model folder; see `bertx.recipes.multitask`."""
-    from bertx.recipes.multitask import export_task as _export
+    from bertx.recipes.task_folders import export_task as _export
 
     return _export(mt_dir, task, output, overwrite=overwrite)
 

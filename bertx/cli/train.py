@@ -168,7 +168,7 @@ def multitask_export(
 
     Example: bertx multitask-export runs/multitask --task rte --output runs/rte-from-mt
     """
-    from bertx.recipes.multitask import export_task
+    from bertx.recipes.task_folders import export_task
 
     export_task(mt_dir, task, output, overwrite=overwrite)
     typer.echo(f"wrote task {task!r} to {output}")

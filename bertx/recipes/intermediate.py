@@ -25,7 +25,7 @@ from bertx.evaluation.matrix_report import write_matrix
 from bertx.metrics.transferability import agreement
 from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
-from bertx.recipes.multitask import claimed_task_folder
+from bertx.recipes.task_folders import claimed_task_folder
 from bertx.recipes.sources import rank_encoders, train_sources, write_predicted
 
 MODEL_FILES = ("model.safetensors", "best", "checkpoints")

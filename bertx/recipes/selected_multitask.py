@@ -21,7 +21,8 @@ from bertx import runfolder
 from bertx.config import MultitaskConfig
 from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
-from bertx.recipes.multitask import claimed_task_folder, export_task, multitask
+from bertx.recipes.multitask import multitask
+from bertx.recipes.task_folders import claimed_task_folder, export_task
 from bertx.recipes.sources import rank_encoders, train_sources, with_helpful
 from bertx.training import outputs
 

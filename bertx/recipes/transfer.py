@@ -181,7 +181,8 @@ class _Runner:
 
     def joint_model(self, folder: Path, sources: list[TransferSource], start_from: Optional[str]) -> tuple[Path, dict]:
         """One model on all sources together: a multi-task run whose tasks share one head, exported as a plain model."""
-        from bertx.recipes.multitask import export_task, multitask
+        from bertx.recipes.multitask import multitask
+        from bertx.recipes.task_folders import export_task
 
         cfg = self.config
         model_dir = folder / "model"

@@ -13,7 +13,8 @@ import bertx
 from bertx.cli import app
 from bertx.config import MultitaskConfig, validate_config
 from bertx.errors import BertxError
-from bertx.recipes.multitask import export_task, multitask
+from bertx.recipes.multitask import multitask
+from bertx.recipes.task_folders import export_task
 from tests.conftest import write_toy_classification
 from tests.recipes.killing import kill_after_step
 from tests.recipes.test_token_tasks import write_conll

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 import bertx
 from bertx.cli import app
 from bertx.config import MultitaskConfig, validate_config
-from bertx.recipes.multitask import export_task, multitask
+from bertx.recipes.multitask import multitask
+from bertx.recipes.task_folders import export_task
 from tests.recipes.killing import kill_after_step
 from tests.recipes.test_multitask import mt_config
 from tests.recipes.test_peft import lora_lr
