@@ -200,21 +200,21 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
         check_encoder_folder(config.student.name_or_path, max_length=dc.max_length)
     task = teacher.task
     accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
-    run = config.model_dump(mode="json")
-    run["task"] = task.name
-    run["data"]["train"], run["data"]["dev"] = train_path, dev_path
+    run_config = config.model_dump(mode="json")
+    run_config["task"] = task.name
+    run_config["data"]["train"], run_config["data"]["dev"] = train_path, dev_path
     reads = [config.teacher, config.student.name_or_path, train_path, dev_path, *[dc.resolve(p) for p in config.unlabelled]]
-    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
         set_seed(tc.seed)
-        return _train(config, life, run, teacher, train_path, dev_path, show_progress and life.main)
+        return _train(config, run, run_config, teacher, train_path, dev_path, show_progress and run.main)
 
 
-def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
+def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
     tc, dc, lc = config.train, config.data, config.loss
     task, kind = teacher.task, teacher.kind
     labels = teacher.labels if task.label_kind != "score" else []
     label2id = {name: i for i, name in enumerate(labels)}
-    accelerator, main = life.accelerator, life.main
+    accelerator, main = run.accelerator, run.main
 
     # ---- the student, and the tokenizers of both sides ---------------------------------------
     student, kept = build_student(config, teacher.model, None, per_token=task.label_kind == "tags")
@@ -275,10 +275,10 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
             extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
             append_features(train.features, extra, extra_cache.labels().tolist())
             cache.append(extra_cache)
-    run.update(train.info)
-    run["labels"] = labels
-    run["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}
-    life.write_config(run)
+    run_config.update(train.info)
+    run_config["labels"] = labels
+    run_config["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}
+    run.write_config(run_config)
     if main:
         for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
             tqdm.write(f"note: {line}")
@@ -305,7 +305,7 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
         return accelerator.unwrap_model(distiller).student
 
     started = time.perf_counter()
-    progress = life.start(
+    progress = run.start(
         accelerator.unwrap_model(distiller), optimizer, scheduler,
         lambda folder: outputs.save_model_atomic(student_model(), tokenizer, folder),
         train_examples=n_labelled, unlabelled_examples=n_train - n_labelled,
@@ -321,8 +321,8 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
     def after_eval(metrics: dict) -> None:
         if not isinstance(metrics.get(metric_name, ""), float):
             raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        improved = life.keep_best(metrics[metric_name], dict(metrics))
-        life.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        improved = run.keep_best(metrics[metric_name], dict(metrics))
+        run.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
         if show_progress:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
 
@@ -360,18 +360,18 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
                 for name, value in loss_parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * share
             optimizer_step(accelerator, distiller, optimizer, scheduler, tc.max_grad_norm)
-            life.count_step(len(batches[progress.batch_in_epoch]))
-            rate, _ = life.throughput()
+            run.count_step(len(batches[progress.batch_in_epoch]))
+            rate, _ = run.throughput()
             lr = scheduler.get_last_lr()[0]
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
             if progress.step % tc.logging_steps == 0:
-                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate,
+                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate,
                           **{f"loss/{name}": value / tc.logging_steps for name, value in sums.items()})
                 sums = {}
             if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
                 after_eval(evaluate_dev())
-            life.after_step()
+            run.after_step()
         if progress.batch_in_epoch >= len(batches):
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -383,9 +383,9 @@ def _train(config: DistillConfig, life: Run, run: dict, teacher, train_path: str
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
-    life.publish()
+    run.publish()
     final = dict(progress.best_metrics)
     final.update(steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name, wall_s=round(wall, 2),
                  train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
                  train_examples=n_labelled, unlabelled_examples=n_train - n_labelled)
-    return life.finish(final)
+    return run.finish(final)

@@ -48,13 +48,13 @@ def fewshot(config: FewshotConfig, resume: bool = False, overwrite: bool = False
 
     task = get_task(config.task)
     tc = config.train
-    train_path, dev_path, model_path, run = resolved_inputs(config)
+    train_path, dev_path, model_path, run_config = resolved_inputs(config)
     accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
     if accelerator.num_processes > 1:
         raise BertxError("bertx fewshot runs in one process: a few hundred pairs gain nothing from data parallelism")
-    with Run.open(config.output, run, accelerator, tc, resume, overwrite, [model_path, train_path, dev_path]) as life:
+    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, [model_path, train_path, dev_path]) as run:
         set_seed(tc.seed)
-        return _train(config, task, life, run, model_path, train_path, dev_path, show_progress)
+        return _train(config, task, run, run_config, model_path, train_path, dev_path, show_progress)
 
 
 def subset(features: Features, indices: list[int]) -> Features:
@@ -71,12 +71,12 @@ def pair_loss(u: torch.Tensor, v: torch.Tensor, target: torch.Tensor, kind: str,
     return (target * (1 - cos) ** 2 + (1 - target) * torch.relu(cos - 1 + margin) ** 2).mean()
 
 
-def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, train_path: str, dev_path: str | None,
+def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None,
            show_progress: bool) -> dict:
     from transformers import AutoModel
 
     tc, dc = config.train, config.data
-    accelerator, device = life.accelerator, life.accelerator.device
+    accelerator, device = run.accelerator, run.accelerator.device
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
 
@@ -86,12 +86,12 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     chosen = sample_per_class(everything, config.shots, tc.seed, train.labels, train_path) if config.shots else list(range(len(everything)))
     features = subset(train.features, chosen)
     pairs = contrastive_pairs(features.labels, config.rounds, tc.seed, train.labels, train_path)
-    run.update(train.info)
-    run["labels"] = train.labels
-    run["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
-    dev = kind.load_eval(dev_path, dc, tokenizer, {n: i for i, n in enumerate(train.labels)}, run,
+    run_config.update(train.info)
+    run_config["labels"] = train.labels
+    run_config["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
+    dev = kind.load_eval(dev_path, dc, tokenizer, {n: i for i, n in enumerate(train.labels)}, run_config,
                          limit=dc.max_dev_examples) if dev_path else None
-    life.write_config(run)
+    run.write_config(run_config)
 
     # ---- model, optimiser ---------------------------------------------------------------------
     with without_load_report():  # a missing pooler: mean pooling never reads it
@@ -101,7 +101,7 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
     optimizer = build_optimizer(model.encoder, tc.lr, tc.weight_decay)  # the head is fitted afterwards, not trained
     scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
-    progress = life.start(model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
+    progress = run.start(model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
                           train_examples=len(chosen), pairs=len(pairs), total_steps=total_steps, labels=train.labels,
                           model=model_path, loss=config.loss)
 
@@ -126,13 +126,13 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
                 loss = pair_loss(u, v, target, config.loss, config.margin)
             accelerator.backward(loss)
             optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-            life.count_step(len(batch_pairs))
+            run.count_step(len(batch_pairs))
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             if progress.step % tc.logging_steps == 0:
-                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=loss.item(),
+                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=loss.item(),
                                lr=scheduler.get_last_lr()[0])
-            life.after_step()
+            run.after_step()
         if progress.batch_in_epoch >= steps_per_epoch:
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -141,25 +141,25 @@ def _train(config: FewshotConfig, task, life: Run, run: dict, model_path: str, t
     # ---- the head: logistic regression on the tuned sentence vectors ----------------------------
     e2e_epochs = end_to_end_epochs(config.end_to_end_epochs, min(Counter(features.labels).values()))
     if e2e_epochs and progress.step % (tc.save_steps or total_steps + 1):
-        life.checkpoint()  # the end of the contrastive stage: a stop in the next stage resumes from here
+        run.checkpoint()  # the end of the contrastive stage: a stop in the next stage resumes from here
     head_score = fit_head(model, features, tokenizer.pad_token_id, config.head_c, tc.seed, device)
-    e2e_steps = end_to_end(model, features, tokenizer.pad_token_id, config, life, e2e_epochs) if e2e_epochs else 0
+    e2e_steps = end_to_end(model, features, tokenizer.pad_token_id, config, run, e2e_epochs) if e2e_epochs else 0
     wall = time.perf_counter() - started
-    life.publish(from_best=False)
+    run.publish(from_best=False)
     final = kind.evaluate(model, dev, tokenizer.pad_token_id, dc, device=device) if dev else {}
     final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, end_to_end_steps=e2e_steps,
                  head_train_accuracy=round(head_score, 4),
-                 wall_s=round(wall, 2), train_samples_per_s=round(life.throughput()[0], 2))
-    return life.finish(final)
+                 wall_s=round(wall, 2), train_samples_per_s=round(run.throughput()[0], 2))
+    return run.finish(final)
 
 
-def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, life: Run,
+def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, run: Run,
                epochs: float) -> int:
     """SetFit's end-to-end stage: the tuned encoder and the fitted head trained together with cross-entropy
     on the K x C examples. Seconds long, so not checkpointed: a stop here ends the run, and `--resume`
     starts again from the contrastive stage's last checkpoint (refits the head, repeats this stage), which
     gives the same model. Returns the steps taken."""
-    tc, accelerator = config.train, life.accelerator
+    tc, accelerator = config.train, run.accelerator
     n = len(features.lengths)
     steps_per_epoch = math.ceil(n / tc.batch_size)
     total = max(1, math.ceil(epochs * steps_per_epoch))
@@ -179,11 +179,11 @@ def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, confi
         accelerator.backward(loss)
         optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
         if (step + 1) % tc.logging_steps == 0 or step + 1 == total:
-            life.log.write(event="train", stage="end_to_end", step=life.state.step, end_to_end_step=step + 1, loss=loss.item())
-        signum = life.stop_requested()
+            run.log.write(event="train", stage="end_to_end", step=run.state.step, end_to_end_step=step + 1, loss=loss.item())
+        signum = run.stop_requested()
         if signum is not None:
-            life.log.write(event="stopped", step=life.state.step, stage="end_to_end", signal=signal.Signals(signum).name)
-            raise RunStopped(signum, life.state.step, life.out)
+            run.log.write(event="stopped", step=run.state.step, stage="end_to_end", signal=signal.Signals(signum).name)
+            raise RunStopped(signum, run.state.step, run.out)
     model.eval()
     return total
 

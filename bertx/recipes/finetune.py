@@ -60,21 +60,21 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
 
     task = get_task(config.task)
     tc, dc = config.train, config.data
-    train_path, dev_path, model_path, run = resolved_inputs(config)
+    train_path, dev_path, model_path, run_config = resolved_inputs(config)
 
     accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
     main = accelerator.is_main_process
     reads = [model_path, train_path, dev_path] + [dc.resolve(p) for p in (config.aux_mlm.text if config.aux_mlm else [])]
-    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
-        life.on_eval = on_eval
+    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
+        run.on_eval = on_eval
         set_seed(tc.seed)
-        return _train(config, task, life, run, model_path, train_path, dev_path, show_progress and main)
+        return _train(config, task, run, run_config, model_path, train_path, dev_path, show_progress and main)
 
 
-def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, train_path: str, dev_path: str | None,
+def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None,
            show_progress: bool) -> dict:
     tc, dc = config.train, config.data
-    accelerator, main = life.accelerator, life.main
+    accelerator, main = run.accelerator, run.main
 
     # ---- data: read, build the label space from training labels, tokenise --------------------------
     kind = get_kind(task)
@@ -83,12 +83,12 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     train_features, labels = train.features, train.labels
     label2id = {name: i for i, name in enumerate(labels)}
     # What was found in the files (columns, label names), for `evaluate` and `predict` to read the same way.
-    run.update(train.info)
-    run["labels"] = labels
+    run_config.update(train.info)
+    run_config["labels"] = labels
     dev = None
     if dev_path:
-        dev = kind.load_eval(dev_path, dc, tokenizer, label2id, run, limit=dc.max_dev_examples, articles=dc.dev_articles)
-    life.write_config(run)
+        dev = kind.load_eval(dev_path, dc, tokenizer, label2id, run_config, limit=dc.max_dev_examples, articles=dc.dev_articles)
+    run.write_config(run_config)
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     model = kind.build_model(model_path, labels, config.model.dropout)
@@ -97,7 +97,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     started = time.perf_counter()  # training time includes fitting the probe head
     # Kind-specific speed-ups and head initialisation ([CLS]-only last layer, linear probe).
     config = peft_head_init(config, model)
-    head_report = kind.prepare_model(model, train, config, tokenizer, life.resume)
+    head_report = kind.prepare_model(model, train, config, tokenizer, run.resume)
     if config.peft:  # after the head's probe initialisation: the adapter starts from a fitted head
         model = add_adapters(model, config.peft, task.auto_class)
         head_report["peft"] = config.peft.method
@@ -128,7 +128,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
         return AdapterModel(task_model(), config.peft.method) if config.peft else task_model()
 
     # ---- start or resume ---------------------------------------------------------------------
-    progress = life.start(
+    progress = run.start(
         accelerator.unwrap_model(model), optimizer, scheduler, lambda folder: outputs.save_model_atomic(saved_model(), tokenizer, folder),
         train_examples=len(train_features.lengths), dev_examples=dev.size if dev else 0, total_steps=total_steps,
         train_counts=train.counts, dev_counts=dev.counts if dev else {}, labels=labels, processes=world, model=model_path,
@@ -144,8 +144,8 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     def after_eval(metrics: dict[str, float]) -> None:
         if not isinstance(metrics.get(metric_name, ""), float):
             raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        improved = life.keep_best(metrics[metric_name], dict(metrics))
-        life.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
+        improved = run.keep_best(metrics[metric_name], dict(metrics))
+        run.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
         if show_progress:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
 
@@ -179,17 +179,17 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
                 if aux:
                     step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
             optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-            life.count_step(len(batches[progress.batch_in_epoch]))
-            rate, _ = life.throughput()
+            run.count_step(len(batches[progress.batch_in_epoch]))
+            rate, _ = run.throughput()
             lr = scheduler.get_last_lr()[0]
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
             if progress.step % tc.logging_steps == 0:
                 extra = {"aux_mlm_loss": step_mlm} if aux else {}
-                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate, **extra)
+                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate, **extra)
             if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
                 after_eval(evaluate_dev())
-            life.after_step()
+            run.after_step()
         if progress.batch_in_epoch >= len(batches):  # a whole epoch is done
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -201,7 +201,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
-    life.publish()
+    run.publish()
     final = dict(progress.best_metrics)
     final.update(
         steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name,
@@ -209,7 +209,7 @@ def _train(config: FinetuneConfig, task, life: Run, run: dict, model_path: str, 
         truncated_train=train.counts.get("truncated", 0), wall_s=round(wall, 2),
         train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
     )
-    return life.finish(final)
+    return run.finish(final)
 
 
 # A frozen encoder with a small adapter wants a larger step than full fine-tuning's 1e-4 (measured on

@@ -71,11 +71,11 @@ def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> l
         kind = get_kind(spec)
         dc = task_config.data
         train = kind.load_train(dc.resolve(dc.train), dc, tokenizer)
-        run = dict(train.info, labels=train.labels)
+        run_config = dict(train.info, labels=train.labels)
         label2id = {name: i for i, name in enumerate(train.labels)}
         dev = None
         if dc.dev:
-            dev = kind.load_eval(dc.resolve(dc.dev), dc, tokenizer, label2id, run, limit=dc.max_dev_examples,
+            dev = kind.load_eval(dc.resolve(dc.dev), dc, tokenizer, label2id, run_config, limit=dc.max_dev_examples,
                                  articles=dc.dev_articles)
         tasks.append(Task(entry, task_config, spec, kind, train, dev, entry.metric or spec.main_metric))
         if show_notes:
@@ -94,14 +94,14 @@ def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> l
 
 def task_run_info(task: Task, model_path: str) -> dict:
     """The single-task run config of one task, as `bertx finetune` would have written it (used by export)."""
-    run = task.config.model_dump(mode="json")
-    run["model"]["name_or_path"] = model_path
-    run["data"]["train"], run["data"]["dev"] = task.config.data.resolve(task.config.data.train), task.config.data.resolve(task.config.data.dev)
-    run.update(task.train.info)
-    run["labels"] = task.train.labels
-    run["head"] = task.entry.head_name
-    run["metric"] = task.metric
-    return run
+    run_config = task.config.model_dump(mode="json")
+    run_config["model"]["name_or_path"] = model_path
+    run_config["data"]["train"], run_config["data"]["dev"] = task.config.data.resolve(task.config.data.train), task.config.data.resolve(task.config.data.dev)
+    run_config.update(task.train.info)
+    run_config["labels"] = task.train.labels
+    run_config["head"] = task.entry.head_name
+    run_config["metric"] = task.metric
+    return run_config
 
 
 def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
@@ -127,24 +127,24 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     check_encoder_folder(model_path, max_length=max(t.data.max_length for t in config.tasks))
     accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1, report_to=tc.report_to,
                                    out=config.output)
-    run = config.model_dump(mode="json")
-    run["model"]["name_or_path"] = model_path
+    run_config = config.model_dump(mode="json")
+    run_config["model"]["name_or_path"] = model_path
     reads = [model_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
-    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
+    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
         set_seed(tc.seed)
-        return _train(config, life, run, model_path, show_progress and life.main)
+        return _train(config, run, run_config, model_path, show_progress and run.main)
 
 
-def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_progress: bool) -> dict:
+def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str, show_progress: bool) -> dict:
     tc, sc = config.train, config.sampling
-    accelerator, main = life.accelerator, life.main
+    accelerator, main = run.accelerator, run.main
 
     # ---- data ----------------------------------------------------------------------------------
     tokenizer = load_tokenizer(model_path)
     tasks = load_tasks(config, tokenizer, show_notes=main)
     by_name = {task.name: task for task in tasks}
-    run["multitask"] = {task.name: task_run_info(task, model_path) for task in tasks}
-    life.write_config(run)
+    run_config["multitask"] = {task.name: task_run_info(task, model_path) for task in tasks}
+    run.write_config(run_config)
 
     # ---- model: one task model per head, all on one encoder ------------------------------------
     heads: dict[str, Task] = {}
@@ -158,12 +158,12 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
     views = {head: task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
              for head, task in heads.items()}
     if config.peft:
-        model, head_reports = adapter_task_models(config, built, heads, views, head_of, tokenizer, life.resume)
+        model, head_reports = adapter_task_models(config, built, heads, views, head_of, tokenizer, run.resume)
     else:
         model = MultiTaskModel(built, head_of)
         if config.model.freeze_word_embeddings:
             word_embeddings(model.encoder).requires_grad_(False)
-        head_reports = {head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, life.resume)
+        head_reports = {head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, run.resume)
                         for head, task in heads.items()}
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -181,7 +181,7 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
 
     # ---- start or resume: the run's own counters are the sampler's draws and each task's cursor ----
     fresh = RunState(extra={"draws": 0, "cursors": {task.name: [0, 0] for task in tasks}})
-    progress = life.start(
+    progress = run.start(
         shared(), optimizer, scheduler, lambda folder: save_shared(shared(), tokenizer, folder), state=fresh,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
         model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
@@ -217,9 +217,9 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
             if not isinstance(metrics.get(metric, ""), float):
                 raise BertxError(f"task {name!r}: metric {metric!r} is not one of its dev metrics ({', '.join(metrics)})")
         value = mean_main_metric(results, {t.name: t.metric for t in tasks})
-        improved = life.keep_best(value, {name: dict(m) for name, m in results.items()})
+        improved = run.keep_best(value, {name: dict(m) for name, m in results.items()})
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
-        life.log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
+        run.log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
         if show_progress:
             tqdm.write(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
                 f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items()))
@@ -254,27 +254,27 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
             loss_sums[task.name][1] += 1
             step_examples += len(indices)
         optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-        life.count_step(step_examples, batch=False)
-        rate, _ = life.throughput()
+        run.count_step(step_examples, batch=False)
+        rate, _ = run.throughput()
         lr = scheduler.get_last_lr()[0]
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}", task=task.name, lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
         if progress.step % tc.logging_steps == 0:
             per_task = {f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}
-            life.log.write(event="train", step=progress.step, loss=step_loss, lr=lr, samples_per_s=rate,
+            run.log.write(event="train", step=progress.step, loss=step_loss, lr=lr, samples_per_s=rate,
                            batches={name: n for name, (_, n) in loss_sums.items()}, **per_task)
             loss_sums = {t.name: [0.0, 0] for t in tasks}
         at_epoch_end = progress.step % steps_per_epoch == 0
         if has_dev and ((tc.eval_steps and progress.step % tc.eval_steps == 0) or at_epoch_end):
             after_eval(evaluate_all())
-        life.after_step()
+        run.after_step()
     if has_dev and progress.last_eval_step != progress.step and not progress.stopped_early:
         after_eval(evaluate_all())
     bar.close()
     wall = time.perf_counter() - started
 
     # ---- publish -----------------------------------------------------------------------------
-    life.publish()
+    run.publish()
     final = {
         "mean": progress.best_metric, "tasks": progress.best_metrics, "main_metrics": {t.name: t.metric for t in tasks},
         "steps": progress.step, "best_step": progress.best_step, "stopped_early": progress.stopped_early,
@@ -282,8 +282,8 @@ def _train(config: MultitaskConfig, life: Run, run: dict, model_path: str, show_
         "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sc.tasks_per_step, list(by_name)),
     }
     if main:
-        runfolder.write_text(life.out / "report.md", task_table(final))
-    return life.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
+        runfolder.write_text(run.out / "report.md", task_table(final))
+    return run.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
 
 
 def save_shared(model, tokenizer, folder: Path) -> None:

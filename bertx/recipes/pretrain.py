@@ -125,16 +125,16 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     check_vocabulary(model, tokenizer, tokenizer_source)
     if dc.max_length > model.config.max_position_embeddings:
         raise BertxError(f"data.max_length {dc.max_length} exceeds the model's {model.config.max_position_embeddings} positions")
-    run = config.model_dump(mode="json")
+    run_config = config.model_dump(mode="json")
     reads = [config.model.name_or_path, config.model.tokenizer, *dc.train_paths(), *dc.resolve(dc.eval)]
-    with Run.open(config.output, run, accelerator, tc, resume, overwrite, reads) as life:
-        return _train(config, life, run, tokenizer, spec, model, origin, show_progress and life.main)
+    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
+        return _train(config, run, run_config, tokenizer, spec, model, origin, show_progress and run.main)
 
 
-def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: MaskingSpec, model, origin: dict,
+def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: MaskingSpec, model, origin: dict,
            show_progress: bool) -> dict:
     tc, dc, oc = config.train, config.data, config.objective
-    accelerator, main = life.accelerator, life.main
+    accelerator, main = run.accelerator, run.main
     corpus = load_corpus(config, tokenizer, show_progress)
 
     def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
@@ -157,7 +157,7 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
                 for first, end in ranges]
         eval_sets[language] = np.concatenate(rows)[: max(1, dc.max_eval_sequences // len(corpus.eval_ranges))]
     eval_rows = np.concatenate(list(eval_sets.values())) if eval_sets else np.zeros((0, 5), dtype=np.int64)
-    life.write_config(run)
+    run.write_config(run_config)
 
     world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = math.ceil(len(instances) / tc.batch_size)
@@ -168,14 +168,14 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
     # ---- start or resume ---------------------------------------------------------------------
-    progress = life.start(
+    progress = run.start(
         model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
         total_steps=total_steps, train_tokens=corpus.train_tokens(),
         train_documents=corpus.train_documents, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
         sequences_per_file=dict(zip(dc.train_paths(), per_file)),
         parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
     )
-    if life.resume and progress.epoch:
+    if run.resume and progress.epoch:
         instances, long_sentences = epoch_instances(progress.epoch)
     if main and long_sentences:
         tqdm.write(f"note: {long_sentences} sentences are longer than max_length={dc.max_length} tokens and were cut into pieces")
@@ -193,7 +193,7 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
                         accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, tc.batch_size, accelerator.device,
                         tc.seed)["mlm_accuracy"]
         progress.last_eval_step = progress.step
-        life.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
+        run.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
         if show_progress and metrics:
             tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return metrics
@@ -233,18 +233,18 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
                 step_correct += int(losses.mlm_correct)
                 step_masked += int(losses.mlm_count)
             optimizer_step(accelerator, objective, optimizer, scheduler, tc.max_grad_norm)
-            life.count_step(len(rows), tokens=int(full["attention_mask"].sum()))
-            _, rate = life.throughput()
+            run.count_step(len(rows), tokens=int(full["attention_mask"].sum()))
+            _, rate = run.throughput()
             lr = scheduler.get_last_lr()[0]
             accuracy = step_correct / max(1, step_masked)
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.3f}", mlm_acc=f"{accuracy:.3f}", lr=f"{lr:.1e}", tokens_s=f"{rate:.0f}", refresh=False)
             if progress.step % tc.logging_steps == 0:
-                life.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, mlm_accuracy=accuracy,
+                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, mlm_accuracy=accuracy,
                                lr=lr, tokens_per_s=rate)
             if tc.eval_steps and progress.step % tc.eval_steps == 0:
                 metrics = after_eval()
-            life.after_step()
+            run.after_step()
         if progress.batch_in_epoch >= len(batches):
             progress.epoch += 1
             progress.batch_in_epoch = 0
@@ -255,12 +255,12 @@ def _train(config: PretrainConfig, life: Run, run: dict, tokenizer, spec: Maskin
     wall = time.perf_counter() - started
 
     # ---- publish: the final model (pretraining keeps no "best") ------------------------------------
-    life.publish(from_best=False)
+    run.publish(from_best=False)
     final = dict(metrics)
     final.update(steps=progress.step, epochs=round(progress.step / steps_per_epoch, 3), wall_s=round(wall, 2),
                  tokens_per_s=round((progress.tokens_seen - start_tokens) / max(wall, 1e-9), 1),
                  train_tokens_seen=progress.tokens_seen)
-    return life.finish(final)
+    return run.finish(final)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import yaml
 import bertx
 from bertx.errors import BertxError
 from bertx.training import outputs
+from bertx.runfolder.lock import process_start
 from bertx.training.checkpoint import checkpoints_in, latest_checkpoint, verify
 from tests.conftest import tiny_config
 from tests.recipes.killing import kill_after_step
@@ -192,7 +193,7 @@ def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_owners_lock_is_ta
 
     # A live PID that now belongs to another process than the one that took the lock (PID reuse) is stale too.
     (out / outputs.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "before",
-                                                     "process_start": outputs.process_start(os.getpid()) + 1}))
+                                                     "process_start": process_start(os.getpid()) + 1}))
     run(config, show_progress=False)
     assert "no longer alive" in capsys.readouterr().err
     for item in list(out.iterdir()):
