@@ -192,7 +192,8 @@ def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options
             for option, key in keys.items():
                 value = kwargs.pop(option)
                 if isinstance(value, (list, tuple)):
-                    value = [part.strip() for item in value for part in (item.split(",") if option in list_of_choices else [item])]
+                    # Choices may be given as `a, b`; a path is kept exactly as typed (spaces included).
+                    value = [part.strip() for item in value for part in item.split(",")] if option in list_of_choices else list(value)
                     value = value or None
                 values[key] = value
             config, overrides = config_and_overrides(kwargs.pop("config"), kwargs.pop("overrides"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from bertx.tasks import TASKS
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator, resolve_precision
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
-from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
+from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
 
@@ -350,26 +349,22 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
                 else:
                     with accelerator.autocast():
                         teacher_out = teacher_outputs(teacher.model, batch, task.label_kind, request, bool(lc.value_relation))
-                sync = k == len(parts) - 1
-                with (nullcontext() if sync else accelerator.no_sync(distiller)), accelerator.autocast():
+                with run.micro_batch(distiller, last=k == len(parts) - 1):
                     loss, loss_parts = distiller(batch, teacher_out)
                     share = len(indices) / len(local)
                     loss = loss * share
-                accelerator.backward(loss)
-                step_loss += loss.item()
+                step_loss += run.backward(loss)
                 for name, value in loss_parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * share
-            optimizer_step(accelerator, distiller, optimizer, scheduler, tc.max_grad_norm)
-            run.count_step(len(batches[progress.batch_in_epoch]))
-            rate, _ = run.throughput()
-            lr = scheduler.get_last_lr()[0]
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
-            if progress.step % tc.logging_steps == 0:
-                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate,
-                          **{f"loss/{name}": value / tc.logging_steps for name, value in sums.items()})
-                sums = {}
-            if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
+
+            def loss_terms() -> dict:  # each term's mean since the last log line, then start again
+                terms = {f"loss/{name}": value / tc.logging_steps for name, value in sums.items()}
+                sums.clear()
+                return terms
+
+            due = run.end_step(distiller, optimizer, scheduler, bar, step_loss, len(batches[progress.batch_in_epoch]),
+                               shown={"epoch": progress.epoch}, logged=loss_terms)
+            if dev and due:
                 after_eval(evaluate_dev())
             run.after_step()
         if progress.batch_in_epoch >= len(batches):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from typing import Callable
 
 from tqdm.auto import tqdm
@@ -33,7 +32,7 @@ from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
-from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
+from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 
 
@@ -168,26 +167,16 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
                 if mlm_parts:
                     batch["mlm"] = {key: t.to(accelerator.device) for key, t in mlm_parts[k].items()}
                     batch["mlm_head_only"] = progress.step < config.aux_mlm.head_warmup_steps
-                # Only the last micro-batch synchronises gradients across processes.
-                sync = k == len(parts) - 1
-                with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
+                with run.micro_batch(model, last=k == len(parts) - 1):
                     # Weight each micro-batch by its share, so the step's loss is the mean over the slice.
                     result = model(**batch)
                     loss = result.loss * (len(indices) / len(local))
-                accelerator.backward(loss)
-                step_loss += loss.item()
+                step_loss += run.backward(loss)
                 if aux:
                     step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
-            optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-            run.count_step(len(batches[progress.batch_in_epoch]))
-            rate, _ = run.throughput()
-            lr = scheduler.get_last_lr()[0]
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", epoch=progress.epoch, refresh=False)
-            if progress.step % tc.logging_steps == 0:
-                extra = {"aux_mlm_loss": step_mlm} if aux else {}
-                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, lr=lr, samples_per_s=rate, **extra)
-            if dev and tc.eval_steps and progress.step % tc.eval_steps == 0:
+            due = run.end_step(model, optimizer, scheduler, bar, step_loss, len(batches[progress.batch_in_epoch]),
+                               shown={"epoch": progress.epoch}, logged=lambda: {"aux_mlm_loss": step_mlm} if aux else {})
+            if dev and due:
                 after_eval(evaluate_dev())
             run.after_step()
         if progress.batch_in_epoch >= len(batches):  # a whole epoch is done

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from bertx.tasks import get_kind, get_task
 from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
-from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
+from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run, RunState
 
 
@@ -242,30 +241,28 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
             for k, part in enumerate(parts):
                 batch = collate(task.train.features, part, tokenizer.pad_token_id, task.kind.label_dtype)
                 batch = {key: t.to(accelerator.device) for key, t in batch.items()}
-                sync = j == sc.tasks_per_step - 1 and k == len(parts) - 1  # one gradient all-reduce per step
-                with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
+                last = j == sc.tasks_per_step - 1 and k == len(parts) - 1  # one gradient all-reduce per step
+                with run.micro_batch(model, last):
                     share = len(part) / len(local)
                     loss = model(task=task.name, **batch).loss * share
                     weighted = loss * task.entry.weight / sc.tasks_per_step
-                accelerator.backward(weighted)
+                step_loss += run.backward(weighted)
                 task_loss += loss.item()
-                step_loss += weighted.item()
             loss_sums[task.name][0] += task_loss
             loss_sums[task.name][1] += 1
             step_examples += len(indices)
-        optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-        run.count_step(step_examples, batch=False)
-        rate, _ = run.throughput()
-        lr = scheduler.get_last_lr()[0]
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.4f}", task=task.name, lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
-        if progress.step % tc.logging_steps == 0:
-            per_task = {f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}
-            run.log.write(event="train", step=progress.step, loss=step_loss, lr=lr, samples_per_s=rate,
-                           batches={name: n for name, (_, n) in loss_sums.items()}, **per_task)
-            loss_sums = {t.name: [0.0, 0] for t in tasks}
+
+        def per_task_losses() -> dict:  # each task's mean loss and batch count since the last log line, then start again
+            logged = {"batches": {name: n for name, (_, n) in loss_sums.items()},
+                      **{f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}}
+            for sums in loss_sums.values():
+                sums[:] = [0.0, 0]
+            return logged
+
+        due = run.end_step(model, optimizer, scheduler, bar, step_loss, step_examples, batch=False, shown={"task": task.name},
+                           logged=per_task_losses)
         at_epoch_end = progress.step % steps_per_epoch == 0
-        if has_dev and ((tc.eval_steps and progress.step % tc.eval_steps == 0) or at_epoch_end):
+        if has_dev and (due or at_epoch_end):
             after_eval(evaluate_all())
         run.after_step()
     if has_dev and progress.last_eval_step != progress.step and not progress.stopped_early:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +31,7 @@ from bertx.models.encoder import load_tokenizer, quiet_transformers, resolve_mod
 from bertx.models.pretraining import PretrainingObjective, architecture, check_vocabulary, continued_model, new_model
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
-from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
+from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 
 
@@ -220,29 +219,19 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
                 width = int(full["attention_mask"][part].sum(1).max())  # drop padding the slice does not need
                 batch = {key: t[part][:, :width] if t.dim() == 2 else t[part] for key, t in full.items()}
                 batch = {key: t.to(accelerator.device) for key, t in batch.items()}
-                sync = k == len(parts) - 1
-                with (nullcontext() if sync else accelerator.no_sync(objective)), accelerator.autocast():
+                with run.micro_batch(objective, last=k == len(parts) - 1):
                     losses = objective(**batch, heads_only=progress.step < tc.head_warmup_steps)
                     # Mean over the global batch: MLM per masked token, NSP/SOP per pair. DDP averages
                     # gradients over processes, hence the factor `world` in the MLM denominator.
                     loss = losses.mlm_sum * (world / global_masked)
                     if losses.sentence_loss is not None:
                         loss = loss + losses.sentence_loss * (len(part) / len(local))
-                accelerator.backward(loss)
-                step_loss += loss.item()
+                step_loss += run.backward(loss)
                 step_correct += int(losses.mlm_correct)
                 step_masked += int(losses.mlm_count)
-            optimizer_step(accelerator, objective, optimizer, scheduler, tc.max_grad_norm)
-            run.count_step(len(rows), tokens=int(full["attention_mask"].sum()))
-            _, rate = run.throughput()
-            lr = scheduler.get_last_lr()[0]
             accuracy = step_correct / max(1, step_masked)
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}", mlm_acc=f"{accuracy:.3f}", lr=f"{lr:.1e}", tokens_s=f"{rate:.0f}", refresh=False)
-            if progress.step % tc.logging_steps == 0:
-                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=step_loss, mlm_accuracy=accuracy,
-                               lr=lr, tokens_per_s=rate)
-            if tc.eval_steps and progress.step % tc.eval_steps == 0:
+            if run.end_step(objective, optimizer, scheduler, bar, step_loss, len(rows), tokens=int(full["attention_mask"].sum()),
+                            shown={"mlm_acc": f"{accuracy:.3f}"}, logged=lambda: {"mlm_accuracy": accuracy}):
                 metrics = after_eval()
             run.after_step()
         if progress.batch_in_epoch >= len(batches):

@@ -26,9 +26,10 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -36,6 +37,7 @@ from bertx.errors import EXIT_CODES, BertxError, RunStopped
 from bertx.training import outputs
 from bertx.training.best import record_evaluation
 from bertx.training.checkpoint import checkpoints_in, restore_training_state, save_checkpoint
+from bertx.training.optim import optimizer_step
 from bertx.training.runlog import RunLog
 from bertx.training.trackers import Trackers
 
@@ -235,6 +237,45 @@ class Run:
         """(examples/s, tokens/s) since this process started training (a resumed run counts from its resume)."""
         elapsed = max(1e-9, time.perf_counter() - self._clock[0])
         return (self.state.examples_seen - self._clock[1]) / elapsed, (self.state.tokens_seen - self._clock[2]) / elapsed
+
+    # ---- the step cadence every recipe shares: micro-batches, then end_step ------------------------------
+    @contextmanager
+    def micro_batch(self, model, last: bool) -> Iterator[None]:
+        """The forward pass and loss of one micro-batch: under autocast, and without the gradient all-reduce
+        across processes unless it is the step's `last` micro-batch (DDP's `no_sync`)."""
+        with (nullcontext() if last else self.accelerator.no_sync(model)), self.accelerator.autocast():
+            yield
+
+    def backward(self, loss) -> float:
+        """Backward through one micro-batch's (already weighted) loss; returns its value."""
+        self.accelerator.backward(loss)
+        return loss.item()
+
+    def end_step(self, model, optimizer, scheduler, bar, loss: float, examples: int, tokens: int = 0, batch: bool = True,
+                 shown: dict | None = None, logged: Callable[[], dict] | None = None) -> bool:
+        """Close an optimizer step: the step itself (clipping, scheduler), the state's counters, the progress
+        bar, and every `logging_steps` the train line of the log (`logged()` adds the recipe's own fields,
+        computed only then). Returns whether an evaluation is due (every `eval_steps`).
+
+        Args:
+            loss: the step's loss (the sum of its weighted micro-batch losses).
+            examples, tokens, batch: what the step consumed (see `count_step`); a run that counts tokens
+                reports tokens/s, the others examples/s.
+            shown: extra fields for the progress bar.
+        """
+        optimizer_step(self.accelerator, model, optimizer, scheduler, self.settings.max_grad_norm)
+        self.count_step(examples, tokens, batch)
+        samples_s, tokens_s = self.throughput()
+        lr = scheduler.get_last_lr()[0]
+        speed = {"tokens_s": f"{tokens_s:.0f}"} if tokens else {"samples_s": f"{samples_s:.1f}"}
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", **speed, **(shown or {}), refresh=False)
+        step = self.state.step
+        if step % self.settings.logging_steps == 0:
+            rate = {"tokens_per_s": tokens_s} if tokens else {"samples_per_s": samples_s}
+            self.log.write(event="train", step=step, epoch=self.state.epoch, loss=loss, lr=lr, **rate, **(logged() if logged else {}))
+        eval_steps = getattr(self.settings, "eval_steps", None)
+        return bool(eval_steps) and step % eval_steps == 0
 
     def checkpoint(self) -> Path:
         model, optimizer, scheduler = self._modules
