@@ -318,12 +318,7 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     metric_name = tc.metric_for_best or task.main_metric
 
     def after_eval(metrics: dict) -> None:
-        if not isinstance(metrics.get(metric_name, ""), float):
-            raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        improved = run.keep_best(metrics[metric_name], dict(metrics))
-        run.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
-        if show_progress:
-            tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        run.record_eval(metrics, metric_name, show_progress)
 
     def evaluate_dev() -> dict:
         return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, dc, device=device)

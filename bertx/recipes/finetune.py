@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from bertx.config import FinetuneConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
-from bertx.errors import BertxError
 from bertx.models.adapters import AdapterModel, add_adapters, lr_scales, new_encoder_weights, trainable_counts
 from bertx.models.encoder import load_tokenizer
 from bertx.models.heads import word_embeddings
@@ -141,12 +140,7 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
         return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, dc, device=accelerator.device)
 
     def after_eval(metrics: dict[str, float]) -> None:
-        if not isinstance(metrics.get(metric_name, ""), float):
-            raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
-        improved = run.keep_best(metrics[metric_name], dict(metrics))
-        run.log.write(event="eval", step=progress.step, epoch=progress.epoch, best=improved, **metrics)
-        if show_progress:
-            tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        run.record_eval(metrics, metric_name, show_progress)
 
     # ---- the loop ----------------------------------------------------------------------------
     bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)

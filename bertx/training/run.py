@@ -307,6 +307,17 @@ class Run:
             self.log.write(event="stopped", step=self.state.step, signal=signal.Signals(signum).name)
             raise RunStopped(signum, self.state.step, self.out)
 
+    def record_eval(self, metrics: dict, metric_name: str, show: bool = False) -> bool:
+        """After a dev evaluation: the metric that picks the best must exist; keep the best model, write the
+        eval line of the log (and print it when `show`). Returns whether this evaluation is the best so far."""
+        if not isinstance(metrics.get(metric_name, ""), float):
+            raise BertxError(f"train.metric_for_best {metric_name!r} is not a metric of this task ({', '.join(metrics)})")
+        improved = self.keep_best(metrics[metric_name], dict(metrics))
+        self.log.write(event="eval", step=self.state.step, epoch=self.state.epoch, best=improved, **metrics)
+        if show:
+            tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        return improved
+
     def keep_best(self, value: float, metrics: dict) -> bool:
         """Record an evaluation (higher `value` is better); save the model when it is the best so far."""
         improved = record_evaluation(self.state, value, metrics, getattr(self.settings, "early_stopping_patience", None))
