@@ -76,7 +76,7 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
     from transformers import AutoModel
 
     tc, dc = config.train, config.data
-    accelerator, device = run.accelerator, run.accelerator.device
+    device = run.accelerator.device
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
 
@@ -118,20 +118,13 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
             needed = sorted({i for i, j, _ in batch_pairs} | {j for i, j, _ in batch_pairs})
             where = {index: row for row, index in enumerate(needed)}
             batch = {k: t.to(device) for k, t in collate(features, needed, tokenizer.pad_token_id).items()}
-            with accelerator.autocast():
+            with run.micro_batch(model, last=True):
                 vectors = model.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).float()
                 u = vectors[[where[i] for i, _, _ in batch_pairs]]
                 v = vectors[[where[j] for _, j, _ in batch_pairs]]
                 target = torch.tensor([t for _, _, t in batch_pairs], device=device)
                 loss = pair_loss(u, v, target, config.loss, config.margin)
-            accelerator.backward(loss)
-            optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-            run.count_step(len(batch_pairs))
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if progress.step % tc.logging_steps == 0:
-                run.log.write(event="train", step=progress.step, epoch=progress.epoch, loss=loss.item(),
-                               lr=scheduler.get_last_lr()[0])
+            run.end_step(model, optimizer, scheduler, bar, run.backward(loss), len(batch_pairs))  # no dev set mid-stage
             run.after_step()
         if progress.batch_in_epoch >= steps_per_epoch:
             progress.epoch += 1

@@ -5,9 +5,14 @@
         run.write_config(run_config)                      # the resolved config, once the data is read
         state = run.start(model, optimizer, scheduler, save_model, **start_log)   # resume, or log the start
         while training:
-            ... the recipe's step body: forward, backward, optimizer step, state counters ...
+            for each micro-batch:
+                with run.micro_batch(model, last):        # autocast; gradients all-reduced on the last one only
+                    loss = ... the recipe's forward and loss ...
+                step_loss += run.backward(loss)
+            due = run.end_step(model, optimizer, scheduler, bar, step_loss, examples)   # step, counters, bar, log
+            if due:
+                run.record_eval(metrics, metric_name)     # the best model, saved atomically; the eval log line
             run.after_step()                              # periodic checkpoint; a stop signal checkpoints and stops
-            improved = run.keep_best(value, metrics)      # after an evaluation: the best model, saved atomically
         run.publish()                                     # the best (or final) model into the output root
         run.finish(final)                                 # metrics.json and the log's end line
 
