@@ -110,7 +110,7 @@ def encoder_pool(args, work: Path) -> dict[str, str]:
 
     from bertx.config import PretrainConfig
     from bertx.models.encoder import resolve_model_path, save_encoder
-    from bertx.models.student import default_kept_layers, student_from_teacher_layers
+    from bertx.models.bert_students import default_kept_layers, student_from_teacher_layers
     from bertx.recipes.pretrain import pretrain
 
     minilm = resolve_model_path(None)

@@ -210,7 +210,8 @@ def transfer(
 
     Example: bertx transfer configs/transfer/amazon.yaml --methods plain
     """
-    from bertx.recipes.transfer import summary_markdown, transfer as run_transfer
+    from bertx.evaluation.transfer_report import summary_markdown
+    from bertx.recipes.transfer import transfer as run_transfer
 
     summary = run_transfer(cfg, overwrite=overwrite, show_progress=False)
     for method in summary["methods"]:

@@ -56,7 +56,7 @@ def describe(folder: Path, dev_path: str) -> dict:
     """Size, speed and dev metrics of one model folder."""
     from bertx.evaluation.evaluate import evaluate_loaded
     from bertx.inference.loading import load_trained
-    from bertx.models.student import parameter_count
+    from bertx.models.bert_students import parameter_count
 
     trained = load_trained(folder, device="cpu")
     metrics, evalset = evaluate_loaded(trained, dev_path)  # the dev file is read and tokenised once per model

@@ -29,7 +29,7 @@ from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_l
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
 from bertx.models.small_students import KINDS as SMALL_KINDS
 from bertx.models.small_students import build_small_student
-from bertx.models.student import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
+from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
 from bertx.training import outputs

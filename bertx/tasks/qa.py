@@ -2,7 +2,7 @@
 
 Reads SQuAD JSON or JSONL (`bertx.data.squad`), builds overlapping windows with offsets
 (`bertx.data.qa_features`), puts an HF `*ForQuestionAnswering` head on the encoder, decodes the best
-span over all windows (`bertx.tasks.answers`) and scores with SQuAD exact match and F1.
+span over all windows (`bertx.tasks.span_decoding`) and scores with SQuAD exact match and F1.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bertx.errors import BertxError
 from bertx.models.batched_outputs import token_outputs
 from bertx.metrics.squad import squad_metrics
 from bertx.models.heads import load_with_new_head
-from bertx.tasks.answers import best_answers
+from bertx.tasks.span_decoding import best_answers
 from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 
 

@@ -9,7 +9,7 @@ from bertx.data.qa_features import answer_tokens, qa_features
 from bertx.data.squad import read_qa
 from bertx.errors import DataError
 from bertx.models.encoder import load_tokenizer
-from bertx.tasks.answers import best_answers
+from bertx.tasks.span_decoding import best_answers
 
 CONTEXT = "the film was good and the plot was bad"
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import bertx
 from bertx.cli import app
 from bertx.config import DistillConfig, validate_config
-from bertx.models.student import student_from_teacher_layers
+from bertx.models.bert_students import student_from_teacher_layers
 from bertx.recipes.distill import distill, load_teacher
 from tests.conftest import tiny_config, write_toy_classification
 from tests.recipes.killing import kill_after_step
