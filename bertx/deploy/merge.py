@@ -13,7 +13,6 @@ from bertx.models.adapters import is_adapter_folder, load_adapter_model
 from bertx.models.encoder import load_tokenizer
 from bertx.tasks import TASKS
 from bertx import runfolder
-from bertx.training.outputs import write_model_folder
 
 
 def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> Path:
@@ -30,4 +29,4 @@ def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> P
     info = {k: v for k, v in run.items() if k != "peft"}
     info["output"] = str(output)
     info["merged_from"] = {"adapter": str(run_dir), "method": (run.get("peft") or {}).get("method")}
-    return write_model_folder(output, model, load_tokenizer(str(run_dir)), info, overwrite, [run_dir, base], kind="merge")
+    return runfolder.write_model_folder(output, model, load_tokenizer(str(run_dir)), info, overwrite, [run_dir, base], kind="merge")

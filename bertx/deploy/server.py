@@ -169,7 +169,7 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     """Load each served folder; adapters of one base model share one copy of it (`shared_adapters.py`)."""
     from bertx.deploy.shared_adapters import load_shared, shared_groups
     from bertx.models.encoder import load_tokenizer
-    from bertx.training.checkpoint import file_digest
+    from bertx.runfolder import file_digest
     from bertx.inference.loading import load_trained, trained_with
     from bertx.tasks import TASKS
     from bertx.runfolder import read_run_config

@@ -8,6 +8,7 @@ account can read a model that a training account wrote.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -53,6 +54,12 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (checkpoint manifests; telling identical tokenizers apart)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from bertx.errors import BertxError
-from bertx.runfolder.files import LOCK_FILE, RUN_FILE, published_mode, read_run_config
+from bertx.runfolder.files import LOCK_FILE, RUN_FILE, published_mode, read_run_config, write_run_config, write_text
 from bertx.runfolder.lock import FolderLock
 
 
@@ -257,3 +257,17 @@ def _swap_in(tmp: Path, target: Path, lock: FolderLock) -> None:
         raise BertxError(f"{target}: cannot publish ({_lower(err)}); the previous contents are intact") from None
     finally:
         shutil.rmtree(graveyard, ignore_errors=True)
+
+
+def write_model_folder(output: str | Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path], kind: str,
+                       extra_files: dict[str, str] | None = None) -> Path:
+    """Write a standalone model folder (weights, tokenizer, bertx_run.yaml) derived from other folders
+    (`reads`, never replaced) through the one folder writer: complete or not at all, and on --overwrite
+    only over an earlier folder of the same `kind` ('merge', 'task export', 'vocabulary')."""
+    with output_folder(output, kind, overwrite, reads) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_run_config(tmp, {**run_info, "written_as": kind})
+        for name, text in (extra_files or {}).items():  # reports published with the model, never after it
+            write_text(tmp / name, text)
+    return Path(output)

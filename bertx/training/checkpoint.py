@@ -13,7 +13,6 @@ with `torch.load(weights_only=True)`: a checkpoint folder from someone else cann
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from bertx.errors import BertxError
+from bertx.runfolder import file_digest
 
 LATEST = "latest"
 MANIFEST = "manifest.json"
@@ -60,11 +60,6 @@ def write_atomic(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-
-
-def file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def step_of(folder: Path) -> int:

@@ -26,7 +26,7 @@ from bertx.errors import BertxError, RunStopped
 # The run folder's own floor; these names stay reachable here for the training loop's callers.
 from bertx.runfolder import (LOCK_FILE, RUN_FILE, FolderLock, absolute_paths, check_deletable,  # noqa: F401
                              check_writable_target, empty_folder, make_folder, output_folder, published_mode,
-                             read_run_config, write_json, write_run_config, write_text)
+                             read_run_config, write_json, write_model_folder, write_run_config, write_text)
 
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps",
@@ -119,20 +119,6 @@ def save_model_atomic(model, tokenizer, target: Path) -> None:
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def write_model_folder(output: Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path], kind: str,
-                       extra_files: dict[str, str] | None = None) -> Path:
-    """Write a standalone model folder (weights, tokenizer, bertx_run.yaml) derived from other folders
-    (`reads`, never replaced) through the one folder writer: complete or not at all, and on --overwrite
-    only over an earlier folder of the same `kind` ('merge', 'task export', 'vocabulary')."""
-    with output_folder(output, kind, overwrite, reads) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_run_config(tmp, {**run_info, "written_as": kind})
-        for name, text in (extra_files or {}).items():  # reports published with the model, never after it
-            write_text(tmp / name, text)
-    return Path(output)
 
 
 def publish(best: Path, out: Path) -> None:
