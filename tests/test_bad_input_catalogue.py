@@ -106,6 +106,7 @@ CASES = [
     ("a YAML key given twice", "finetune {dup_yaml}", "key 'task' appears twice"),
     ("tune: a choice the schema refuses", "tune {base} --space {bad_space} --output {ws}/tune", "train.batch_size = 0 is not a valid setting"),
     ("tune: a log scale from 0", "tune {base} --space {log_space} --output {ws}/tune", "needs low > 0"),
+    ("tune into the data folder", "tune {base} --output {ws}/data", "which this command reads"),
     ("predict an empty --text", "predict {finished} --text=", "--text 1: empty text"),
     ("report with a missing --dev", "report {finished} --dev {ws}/nope.tsv --output {ws}/r.html", "--dev file not found"),
     ("rank with one example per class", "rank {tiny} --train {one_each}", "one_each.tsv: class"),

@@ -125,6 +125,9 @@ def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = 
     space = check_space(space or DEFAULT_SPACE, base, "the search space")
     out = Path(output)
     outputs.check_writable_target(out)
+    # The trials' folders are replaced on each rerun: never where the model or the data lives.
+    data = config.data
+    runfolder.check_not_read(out, [config.model.name_or_path, data.resolve(data.train), data.resolve(data.dev)])
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'tune.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # bertx logs each trial's outcome itself, in one line
