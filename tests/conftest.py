@@ -26,7 +26,10 @@ try:
     _checks = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
     settings.register_profile("ci", max_examples=30, deadline=None, suppress_health_check=_checks, derandomize=True)
     settings.register_profile("long", max_examples=600, deadline=None, suppress_health_check=_checks)
-    settings.load_profile(os.environ.get("BERTX_HYPOTHESIS", "ci"))
+    # BERTX_HYPOTHESIS_EXAMPLES=N: any other count (e.g. 60 for the tests that train a tiny model per example)
+    settings.register_profile("custom", max_examples=int(os.environ.get("BERTX_HYPOTHESIS_EXAMPLES", "30")), deadline=None,
+                              suppress_health_check=_checks)
+    settings.load_profile("custom" if os.environ.get("BERTX_HYPOTHESIS_EXAMPLES") else os.environ.get("BERTX_HYPOTHESIS", "ci"))
 except ImportError:  # pragma: no cover - hypothesis comes with the test extras
     pass
 
