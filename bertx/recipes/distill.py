@@ -80,19 +80,21 @@ def remap_targets(features, label_kind: str, old: list[str], new: dict[str, int]
 
 def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False):
     """The student model and the teacher layers it was copied from (None when not copied)."""
-    sc = config.student
+    student_cfg = config.student
     teacher_layers = teacher.config.num_hidden_layers
-    if sc.kind in SMALL_KINDS:
-        return build_small_student(sc.kind, teacher, sc.embedding_dim, sc.hidden, sc.layers, sc.kernel_sizes, sc.dropout,
-                                   sc.init_embeddings, teacher.config.pad_token_id or 0,
+    if student_cfg.kind in SMALL_KINDS:
+        return build_small_student(student_cfg.kind, teacher, student_cfg.embedding_dim, student_cfg.hidden, student_cfg.layers,
+                                   student_cfg.kernel_sizes, student_cfg.dropout,
+                                   student_cfg.init_embeddings, teacher.config.pad_token_id or 0,
                                    per_token=per_token), None
-    if sc.init == "encoder":
-        return student_from_encoder(sc.name_or_path, teacher, dropout), None
-    if sc.init == "random":
-        return student_from_config(teacher, sc.layers or teacher_layers, sc.hidden, sc.heads, sc.intermediate), None
-    kept = sc.keep_layers or default_kept_layers(teacher_layers, sc.layers or min(3, teacher_layers))
-    if sc.layers and len(kept) != sc.layers:
-        raise BertxError(f"student.layers is {sc.layers} but student.keep_layers lists {len(kept)} layers")
+    if student_cfg.init == "encoder":
+        return student_from_encoder(student_cfg.name_or_path, teacher, dropout), None
+    if student_cfg.init == "random":
+        return student_from_config(teacher, student_cfg.layers or teacher_layers, student_cfg.hidden, student_cfg.heads,
+                                   student_cfg.intermediate), None
+    kept = student_cfg.keep_layers or default_kept_layers(teacher_layers, student_cfg.layers or min(3, teacher_layers))
+    if student_cfg.layers and len(kept) != student_cfg.layers:
+        raise BertxError(f"student.layers is {student_cfg.layers} but student.keep_layers lists {len(kept)} layers")
     return student_from_teacher_layers(teacher, kept), kept
 
 
@@ -189,27 +191,27 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     """One distillation run (the loop). A loss config with only `hard` trains the student without a teacher."""
     from accelerate.utils import set_seed
 
-    tc, dc = config.train, config.data
-    train_path, dev_path = dc.resolve(dc.train), dc.resolve(dc.dev)
+    train_cfg, data_cfg = config.train, config.data
+    train_path, dev_path = data_cfg.resolve(data_cfg.train), data_cfg.resolve(data_cfg.dev)
     if not train_path:
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
-    teacher = load_teacher(config.teacher, config.task, max_length=dc.max_length)
+    teacher = load_teacher(config.teacher, config.task, max_length=data_cfg.max_length)
     check_small_student(config, teacher.task)
     if config.student.init == "encoder":
-        check_encoder_folder(config.student.name_or_path, max_length=dc.max_length)
+        check_encoder_folder(config.student.name_or_path, max_length=data_cfg.max_length)
     task = teacher.task
-    accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
+    accelerator = make_accelerator(train_cfg.precision, report_to=train_cfg.report_to, out=config.output)
     run_config = config.model_dump(mode="json")
     run_config["task"] = task.name
     run_config["data"]["train"], run_config["data"]["dev"] = train_path, dev_path
-    reads = [config.teacher, config.student.name_or_path, train_path, dev_path, *[dc.resolve(p) for p in config.unlabelled]]
-    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
-        set_seed(tc.seed)
+    reads = [config.teacher, config.student.name_or_path, train_path, dev_path, *[data_cfg.resolve(p) for p in config.unlabelled]]
+    with Run.open(config.output, run_config, accelerator, train_cfg, resume, overwrite, reads) as run:
+        set_seed(train_cfg.seed)
         return _train(config, run, run_config, teacher, train_path, dev_path, show_progress and run.main)
 
 
 def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
-    tc, dc, lc = config.train, config.data, config.loss
+    train_cfg, data_cfg, loss_cfg = config.train, config.data, config.loss
     task, kind = teacher.task, teacher.kind
     labels = teacher.labels if task.label_kind != "score" else []
     label2id = {name: i for i, name in enumerate(labels)}
@@ -224,23 +226,23 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
             raise BertxError(f"{config.student.name_or_path}: the student's tokenizer differs from the teacher's "
                              f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
                              "to distil through the outputs only")
-        if task.label_kind not in ("class", "score", "classes") or lc.needs_internals:
+        if task.label_kind not in ("class", "score", "classes") or loss_cfg.needs_internals:
             raise BertxError("a student with another tokenizer can learn sequence tasks through the soft-target and hard "
                              "losses only (token positions do not line up)")
-    needs_teacher = bool(lc.soft or lc.needs_internals)  # hard labels alone: training without a teacher
-    live_teacher = needs_teacher and (lc.needs_internals or not config.cache_teacher)
-    if lc.needs_internals:
+    needs_teacher = bool(loss_cfg.soft or loss_cfg.needs_internals)  # hard labels alone: training without a teacher
+    live_teacher = needs_teacher and (loss_cfg.needs_internals or not config.cache_teacher)
+    if loss_cfg.needs_internals:
         student_layers, teacher_layers = student.config.num_hidden_layers, teacher.model.config.num_hidden_layers
-        layer_map = [tuple(p) for p in lc.layer_map] if lc.layer_map else default_layer_map(student_layers, teacher_layers, kept)
+        layer_map = [tuple(p) for p in loss_cfg.layer_map] if loss_cfg.layer_map else default_layer_map(student_layers, teacher_layers, kept)
         check_layer_map(layer_map, student_layers, teacher_layers)
     else:
         layer_map = []
-    if lc.attention:  # attention probabilities exist only in the eager implementation
+    if loss_cfg.attention:  # attention probabilities exist only in the eager implementation
         for model in (student, teacher.model):
             model.set_attn_implementation("eager")
 
     # ---- data: read as the teacher's kind reads it, in the teacher's label order ----------------
-    train = kind.load_train(train_path, dc, tokenizer)
+    train = kind.load_train(train_path, data_cfg, tokenizer)
     if labels:
         unknown = sorted(set(train.labels) - set(labels))
         if unknown:
@@ -249,9 +251,9 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
         remap_targets(train.features, task.label_kind, train.labels, label2id)
     teacher_run = dict(teacher.run)
     teacher_run.setdefault("columns", train.info.get("columns"))
-    dev = kind.load_eval(dev_path, dc, tokenizer, label2id, teacher_run, limit=dc.max_dev_examples,
-                         articles=dc.dev_articles) if dev_path else None
-    teacher_train = train if shared_tokens else kind.load_train(train_path, dc, teacher.tokenizer)
+    dev = kind.load_eval(dev_path, data_cfg, tokenizer, label2id, teacher_run, limit=data_cfg.max_dev_examples,
+                         articles=data_cfg.dev_articles) if dev_path else None
+    teacher_train = train if shared_tokens else kind.load_train(train_path, data_cfg, teacher.tokenizer)
     device = accelerator.device
     teacher.model.to(device).eval()
     cache = None
@@ -266,10 +268,10 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
         reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
         extras = []
         if config.unlabelled:
-            extras.append(read_unlabelled([dc.resolve(p) for p in config.unlabelled], dc, kind, tokenizer, reading))
+            extras.append(read_unlabelled([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, kind, tokenizer, reading))
         if config.augment:
-            extras.append(augmented_features(train_path, dc, kind, tokenizer, reading, config.augment, tc.seed))
-        autocast = torch.bfloat16 if resolve_precision(tc.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
+            extras.append(augmented_features(train_path, data_cfg, kind, tokenizer, reading, config.augment, train_cfg.seed))
+        autocast = torch.bfloat16 if resolve_precision(train_cfg.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
         for extra in extras:
             extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
             append_features(train.features, extra, extra_cache.labels().tolist())
@@ -279,24 +281,24 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     run_config["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}
     run.write_config(run_config)
     if main:
-        for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+        for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
             tqdm.write(f"note: {line}")
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
-    distiller = Distiller(student, teacher.model.config, lc, task.label_kind, layer_map)
-    if not lc.needs_internals and task.auto_class == "AutoModelForSequenceClassification" and config.student.kind == "transformer":
+    distiller = Distiller(student, teacher.model.config, loss_cfg, task.label_kind, layer_map)
+    if not loss_cfg.needs_internals and task.auto_class == "AutoModelForSequenceClassification" and config.student.kind == "transformer":
         enable_cls_only_last_layer(student)  # the head reads [CLS] only and no loss reads the last layer
     # No probe initialisation: a student copied from the teacher keeps the teacher's head already.
     world, rank = accelerator.num_processes, accelerator.process_index
     n_train = len(train.features.lengths)
-    steps_per_epoch = math.ceil(n_train / tc.batch_size)
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
+    steps_per_epoch = math.ceil(n_train / train_cfg.batch_size)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     # A BiLSTM / CNN / bag student learns from scratch: unless train.lr was given, it gets a rate that suits
     # a randomly initialised small network rather than the 1e-4 that suits a pretrained transformer.
-    peak_lr = SMALL_STUDENT_LR if config.student.kind in SMALL_KINDS and "lr" not in tc.model_fields_set else tc.lr
-    optimizer = build_optimizer(distiller, peak_lr, tc.weight_decay, tc.head_lr, tc.layer_decay,
+    peak_lr = SMALL_STUDENT_LR if config.student.kind in SMALL_KINDS and "lr" not in train_cfg.model_fields_set else train_cfg.lr
+    optimizer = build_optimizer(distiller, peak_lr, train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay,
                                 head_prefixes=("student.classifier", "student.qa_outputs"))
-    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     distiller, optimizer = accelerator.prepare(distiller, optimizer)
     request = accelerator.unwrap_model(distiller).teacher_request()
 
@@ -312,28 +314,28 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
         teacher=str(config.teacher), student_init=config.student.init, kept_layers=kept,
         student_layers=student.config.num_hidden_layers, student_hidden=student.config.hidden_size,
         layer_map=layer_map, teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
-        losses={k: v for k, v in lc.model_dump().items() if isinstance(v, float) and v},
+        losses={k: v for k, v in loss_cfg.model_dump().items() if isinstance(v, float) and v},
     )
 
-    metric_name = tc.metric_for_best or task.main_metric
+    metric_name = train_cfg.metric_for_best or task.main_metric
 
     def after_eval(metrics: dict) -> None:
         run.record_eval(metrics, metric_name, show_progress)
 
     def evaluate_dev() -> dict:
-        return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, dc, device=device)
+        return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, data_cfg, device=device)
 
     # ---- the loop ----------------------------------------------------------------------------
     bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     start_examples = progress.examples_seen
     sums: dict[str, float] = {}
     distiller.train()
-    label_dtype = kind.label_dtype if lc.hard else None
+    label_dtype = kind.label_dtype if loss_cfg.hard else None
     while progress.step < total_steps and not progress.stopped_early:
-        batches = bucketed_batches(train.features.lengths, tc.batch_size, tc.seed, progress.epoch, tc.bucket_size)
+        batches = bucketed_batches(train.features.lengths, train_cfg.batch_size, train_cfg.seed, progress.epoch, train_cfg.bucket_size)
         while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
             local = shard(batches[progress.batch_in_epoch], rank, world)
-            parts = list(micro_batches(local, tc.grad_accum))
+            parts = list(micro_batches(local, train_cfg.grad_accum))
             step_loss = 0.0
             for k, indices in enumerate(parts):
                 batch = {key: t.to(device) for key, t in collate(train.features, indices, tokenizer.pad_token_id, label_dtype).items()}
@@ -343,7 +345,7 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
                     teacher_out = cache.batch(indices, batch["input_ids"].shape[1], device)
                 else:
                     with accelerator.autocast():
-                        teacher_out = teacher_outputs(teacher.model, batch, task.label_kind, request, bool(lc.value_relation))
+                        teacher_out = teacher_outputs(teacher.model, batch, task.label_kind, request, bool(loss_cfg.value_relation))
                 with run.micro_batch(distiller, last=k == len(parts) - 1):
                     loss, loss_parts = distiller(batch, teacher_out)
                     share = len(indices) / len(local)
@@ -353,7 +355,7 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
                     sums[name] = sums.get(name, 0.0) + value.item() * share
 
             def loss_terms() -> dict:  # each term's mean since the last log line, then start again
-                terms = {f"loss/{name}": value / tc.logging_steps for name, value in sums.items()}
+                terms = {f"loss/{name}": value / train_cfg.logging_steps for name, value in sums.items()}
                 sums.clear()
                 return terms
 

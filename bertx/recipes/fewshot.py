@@ -47,13 +47,13 @@ def fewshot(config: FewshotConfig, resume: bool = False, overwrite: bool = False
     from accelerate.utils import set_seed
 
     task = get_task(config.task)
-    tc = config.train
+    train_cfg = config.train
     train_path, dev_path, model_path, run_config = resolved_inputs(config)
-    accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
+    accelerator = make_accelerator(train_cfg.precision, report_to=train_cfg.report_to, out=config.output)
     if accelerator.num_processes > 1:
         raise BertxError("bertx fewshot runs in one process: a few hundred pairs gain nothing from data parallelism")
-    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, [model_path, train_path, dev_path]) as run:
-        set_seed(tc.seed)
+    with Run.open(config.output, run_config, accelerator, train_cfg, resume, overwrite, [model_path, train_path, dev_path]) as run:
+        set_seed(train_cfg.seed)
         return _train(config, task, run, run_config, model_path, train_path, dev_path, show_progress)
 
 
@@ -75,32 +75,32 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
            show_progress: bool) -> dict:
     from transformers import AutoModel
 
-    tc, dc = config.train, config.data
+    train_cfg, data_cfg = config.train, config.data
     device = run.accelerator.device
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
 
     # ---- data: K per class, then the pairs ----------------------------------------------------
-    train = kind.load_train(train_path, dc, tokenizer)
+    train = kind.load_train(train_path, data_cfg, tokenizer)
     everything = train.features.labels
-    chosen = sample_per_class(everything, config.shots, tc.seed, train.labels, train_path) if config.shots else list(range(len(everything)))
+    chosen = sample_per_class(everything, config.shots, train_cfg.seed, train.labels, train_path) if config.shots else list(range(len(everything)))
     features = subset(train.features, chosen)
-    pairs = contrastive_pairs(features.labels, config.rounds, tc.seed, train.labels, train_path)
+    pairs = contrastive_pairs(features.labels, config.rounds, train_cfg.seed, train.labels, train_path)
     run_config.update(train.info)
     run_config["labels"] = train.labels
     run_config["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
-    dev = kind.load_eval(dev_path, dc, tokenizer, {n: i for i, n in enumerate(train.labels)}, run_config,
-                         limit=dc.max_dev_examples) if dev_path else None
+    dev = kind.load_eval(dev_path, data_cfg, tokenizer, {n: i for i, n in enumerate(train.labels)}, run_config,
+                         limit=data_cfg.max_dev_examples) if dev_path else None
     run.write_config(run_config)
 
     # ---- model, optimiser ---------------------------------------------------------------------
     with without_load_report():  # a missing pooler: mean pooling never reads it
         encoder = AutoModel.from_pretrained(model_path)
     model = SentenceClassifier(encoder, train.labels, config.normalize).to(device)
-    steps_per_epoch = math.ceil(len(pairs) / tc.batch_size)
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model.encoder, tc.lr, tc.weight_decay)  # the head is fitted afterwards, not trained
-    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    steps_per_epoch = math.ceil(len(pairs) / train_cfg.batch_size)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model.encoder, train_cfg.lr, train_cfg.weight_decay)  # the head is fitted afterwards, not trained
+    scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     progress = run.start(model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
                           train_examples=len(chosen), pairs=len(pairs), total_steps=total_steps, labels=train.labels,
                           model=model_path, loss=config.loss)
@@ -112,9 +112,9 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
     while progress.step < total_steps:
         order = list(pairs)
         if progress.epoch:
-            random.Random(tc.seed + progress.epoch).shuffle(order)
+            random.Random(train_cfg.seed + progress.epoch).shuffle(order)
         while progress.batch_in_epoch < steps_per_epoch and progress.step < total_steps:
-            batch_pairs = order[progress.batch_in_epoch * tc.batch_size:(progress.batch_in_epoch + 1) * tc.batch_size]
+            batch_pairs = order[progress.batch_in_epoch * train_cfg.batch_size:(progress.batch_in_epoch + 1) * train_cfg.batch_size]
             needed = sorted({i for i, j, _ in batch_pairs} | {j for i, j, _ in batch_pairs})
             where = {index: row for row, index in enumerate(needed)}
             batch = {k: t.to(device) for k, t in collate(features, needed, tokenizer.pad_token_id).items()}
@@ -133,13 +133,13 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
 
     # ---- the head: logistic regression on the tuned sentence vectors ----------------------------
     e2e_epochs = end_to_end_epochs(config.end_to_end_epochs, min(Counter(features.labels).values()))
-    if e2e_epochs and progress.step % (tc.save_steps or total_steps + 1):
+    if e2e_epochs and progress.step % (train_cfg.save_steps or total_steps + 1):
         run.checkpoint()  # the end of the contrastive stage: a stop in the next stage resumes from here
-    head_score = fit_head(model, features, tokenizer.pad_token_id, config.head_c, tc.seed, device)
+    head_score = fit_head(model, features, tokenizer.pad_token_id, config.head_c, train_cfg.seed, device)
     e2e_steps = end_to_end(model, features, tokenizer.pad_token_id, config, run, e2e_epochs) if e2e_epochs else 0
     wall = time.perf_counter() - started
     run.publish(from_best=False)
-    final = kind.evaluate(model, dev, tokenizer.pad_token_id, dc, device=device) if dev else {}
+    final = kind.evaluate(model, dev, tokenizer.pad_token_id, data_cfg, device=device) if dev else {}
     final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, end_to_end_steps=e2e_steps,
                  head_train_accuracy=round(head_score, 4),
                  wall_s=round(wall, 2), train_samples_per_s=round(run.throughput()[0], 2))
@@ -152,9 +152,9 @@ def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, confi
     on the K x C examples. Seconds long, so not checkpointed: a stop here ends the run, and `--resume`
     starts again from the contrastive stage's last checkpoint (refits the head, repeats this stage), which
     gives the same model. Returns the steps taken."""
-    tc, accelerator = config.train, run.accelerator
+    train_cfg, accelerator = config.train, run.accelerator
     n = len(features.lengths)
-    steps_per_epoch = math.ceil(n / tc.batch_size)
+    steps_per_epoch = math.ceil(n / train_cfg.batch_size)
     total = max(1, math.ceil(epochs * steps_per_epoch))
     optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": config.end_to_end_lr},
                                    {"params": model.head.parameters(), "lr": config.end_to_end_head_lr}], weight_decay=0.0)
@@ -164,14 +164,14 @@ def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, confi
     for step in range(total):
         epoch, k = divmod(step, steps_per_epoch)
         if k == 0:
-            random.Random(tc.seed + 7_919 * (epoch + 1)).shuffle(order)
-        rows = order[k * tc.batch_size:(k + 1) * tc.batch_size]
+            random.Random(train_cfg.seed + 7_919 * (epoch + 1)).shuffle(order)
+        rows = order[k * train_cfg.batch_size:(k + 1) * train_cfg.batch_size]
         batch = {key: t.to(accelerator.device) for key, t in collate(features, rows, pad_id, torch.long).items()}
         with accelerator.autocast():
             loss = model(**batch).loss
         accelerator.backward(loss)
-        optimizer_step(accelerator, model, optimizer, scheduler, tc.max_grad_norm)
-        if (step + 1) % tc.logging_steps == 0 or step + 1 == total:
+        optimizer_step(accelerator, model, optimizer, scheduler, train_cfg.max_grad_norm)
+        if (step + 1) % train_cfg.logging_steps == 0 or step + 1 == total:
             run.log.write(event="train", stage="end_to_end", step=run.state.step, end_to_end_step=step + 1, loss=loss.item())
         signum = run.stop_requested()
         if signum is not None:

@@ -57,27 +57,27 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
     from accelerate.utils import set_seed
 
     task = get_task(config.task)
-    tc, dc = config.train, config.data
+    train_cfg, data_cfg = config.train, config.data
     train_path, dev_path, model_path, run_config = resolved_inputs(config)
 
-    accelerator = make_accelerator(tc.precision, report_to=tc.report_to, out=config.output)
+    accelerator = make_accelerator(train_cfg.precision, report_to=train_cfg.report_to, out=config.output)
     main = accelerator.is_main_process
-    reads = [model_path, train_path, dev_path] + [dc.resolve(p) for p in (config.aux_mlm.text if config.aux_mlm else [])]
-    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
+    reads = [model_path, train_path, dev_path] + [data_cfg.resolve(p) for p in (config.aux_mlm.text if config.aux_mlm else [])]
+    with Run.open(config.output, run_config, accelerator, train_cfg, resume, overwrite, reads) as run:
         run.on_eval = on_eval
-        set_seed(tc.seed)
+        set_seed(train_cfg.seed)
         return _train(config, task, run, run_config, model_path, train_path, dev_path, show_progress and main)
 
 
 def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None,
            show_progress: bool) -> dict:
-    tc, dc = config.train, config.data
+    train_cfg, data_cfg = config.train, config.data
     accelerator, main = run.accelerator, run.main
 
     # ---- data: read, build the label space from training labels, tokenise --------------------------
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
-    train = kind.load_train(train_path, dc, tokenizer)
+    train = kind.load_train(train_path, data_cfg, tokenizer)
     train_features, labels = train.features, train.labels
     label2id = {name: i for i, name in enumerate(labels)}
     # What was found in the files (columns, label names), for `evaluate` and `predict` to read the same way.
@@ -85,7 +85,7 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
     run_config["labels"] = labels
     dev = None
     if dev_path:
-        dev = kind.load_eval(dev_path, dc, tokenizer, label2id, run_config, limit=dc.max_dev_examples, articles=dc.dev_articles)
+        dev = kind.load_eval(dev_path, data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples, articles=data_cfg.dev_articles)
     run.write_config(run_config)
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
@@ -101,20 +101,22 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
         head_report["peft"] = config.peft.method
     head_report.update(trainable_counts(model))
     world, rank = accelerator.num_processes, accelerator.process_index
-    steps_per_epoch = math.ceil(len(train_features.lengths) / tc.batch_size)
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, peft_lr(config.peft, tc), tc.weight_decay, tc.head_lr, tc.layer_decay, lr_scales=lr_scales(config.peft))
+    steps_per_epoch = math.ceil(len(train_features.lengths) / train_cfg.batch_size)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, peft_lr(config.peft, train_cfg), train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay,
+                                lr_scales=lr_scales(config.peft))
     aux = None
     if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
-        ac = config.aux_mlm
-        aux = AuxText([dc.resolve(p) for p in ac.text], tokenizer, ac.documents, ac.max_length, ac.batch_size or tc.batch_size,
-                      ac.mlm_probability, ac.whole_word_mask, tc.seed, show_progress=main)
-        model = TaskWithAuxMLM(model, ac.weight)
-        optimizer.add_param_group({"params": model.new_parameters(), "lr": tc.lr, "weight_decay": 0.0})
-    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+        aux_cfg = config.aux_mlm
+        aux = AuxText([data_cfg.resolve(p) for p in aux_cfg.text], tokenizer, aux_cfg.documents, aux_cfg.max_length,
+                      aux_cfg.batch_size or train_cfg.batch_size,
+                      aux_cfg.mlm_probability, aux_cfg.whole_word_mask, train_cfg.seed, show_progress=main)
+        model = TaskWithAuxMLM(model, aux_cfg.weight)
+        optimizer.add_param_group({"params": model.new_parameters(), "lr": train_cfg.lr, "weight_decay": 0.0})
+    scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     label_dtype = kind.label_dtype
-    metric_name = tc.metric_for_best or task.main_metric
+    metric_name = train_cfg.metric_for_best or task.main_metric
 
     def task_model():
         """The task model alone (without the auxiliary MLM head, if any): what is evaluated and saved."""
@@ -133,11 +135,11 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
         **head_report,
     )
     if main:
-        for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+        for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
             tqdm.write(f"note: {line}")
 
     def evaluate_dev() -> dict[str, float]:
-        return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, dc, device=accelerator.device)
+        return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, data_cfg, device=accelerator.device)
 
     def after_eval(metrics: dict[str, float]) -> None:
         run.record_eval(metrics, metric_name, show_progress)
@@ -147,10 +149,10 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
     start_examples = progress.examples_seen
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
-        batches = bucketed_batches(train_features.lengths, tc.batch_size, tc.seed, progress.epoch, tc.bucket_size)
+        batches = bucketed_batches(train_features.lengths, train_cfg.batch_size, train_cfg.seed, progress.epoch, train_cfg.bucket_size)
         while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
             local = shard(batches[progress.batch_in_epoch], rank, world)
-            parts = list(micro_batches(local, tc.grad_accum))
+            parts = list(micro_batches(local, train_cfg.grad_accum))
             step_loss = step_mlm = 0.0
             mlm_parts = None
             if aux:  # this step's unlabelled batch, cut into as many micro-batches as the labelled one
@@ -200,9 +202,9 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
 PEFT_LR = {"lora": 1e-3, "ia3": 3e-3, "bitfit": 1e-3}
 
 
-def peft_lr(peft, tc) -> float:
+def peft_lr(peft, train_cfg) -> float:
     """The run's learning rate: `train.lr` when set, else the PEFT method's default (full fine-tuning's otherwise)."""
-    return PEFT_LR[peft.method] if peft and "lr" not in tc.model_fields_set else tc.lr
+    return PEFT_LR[peft.method] if peft and "lr" not in train_cfg.model_fields_set else train_cfg.lr
 
 
 def peft_head_init(config, model):

@@ -68,17 +68,17 @@ def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> l
         task_config = config.task_config(entry)
         spec = get_task(entry.kind)
         kind = get_kind(spec)
-        dc = task_config.data
-        train = kind.load_train(dc.resolve(dc.train), dc, tokenizer)
+        data_cfg = task_config.data
+        train = kind.load_train(data_cfg.resolve(data_cfg.train), data_cfg, tokenizer)
         run_config = dict(train.info, labels=train.labels)
         label2id = {name: i for i, name in enumerate(train.labels)}
         dev = None
-        if dc.dev:
-            dev = kind.load_eval(dc.resolve(dc.dev), dc, tokenizer, label2id, run_config, limit=dc.max_dev_examples,
-                                 articles=dc.dev_articles)
+        if data_cfg.dev:
+            dev = kind.load_eval(data_cfg.resolve(data_cfg.dev), data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples,
+                                 articles=data_cfg.dev_articles)
         tasks.append(Task(entry, task_config, spec, kind, train, dev, entry.metric or spec.main_metric))
         if show_notes:
-            for line in data_notes(train.counts, dev.counts if dev else {}, dc.max_length):
+            for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
                 tqdm.write(f"note: task {entry.name}: {line}")
     first_of_head: dict[str, Task] = {}
     for task in tasks:
@@ -120,22 +120,22 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     """
     from accelerate.utils import set_seed
 
-    tc = config.train
+    train_cfg = config.train
     check_task_files(config)
     model_path = resolve_model_path(config.model.name_or_path)
     check_encoder_folder(model_path, max_length=max(t.data.max_length for t in config.tasks))
-    accelerator = make_accelerator(tc.precision, find_unused_parameters=len(config.tasks) > 1, report_to=tc.report_to,
+    accelerator = make_accelerator(train_cfg.precision, find_unused_parameters=len(config.tasks) > 1, report_to=train_cfg.report_to,
                                    out=config.output)
     run_config = config.model_dump(mode="json")
     run_config["model"]["name_or_path"] = model_path
     reads = [model_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
-    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
-        set_seed(tc.seed)
+    with Run.open(config.output, run_config, accelerator, train_cfg, resume, overwrite, reads) as run:
+        set_seed(train_cfg.seed)
         return _train(config, run, run_config, model_path, show_progress and run.main)
 
 
 def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str, show_progress: bool) -> dict:
-    tc, sc = config.train, config.sampling
+    train_cfg, sampling_cfg = config.train, config.sampling
     accelerator, main = run.accelerator, run.main
 
     # ---- data ----------------------------------------------------------------------------------
@@ -166,13 +166,14 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
                         for head, task in heads.items()}
 
     world, rank = accelerator.num_processes, accelerator.process_index
-    batches_per_epoch = sum(math.ceil(task.size / tc.batch_size) for task in tasks)
-    steps_per_epoch = math.ceil(batches_per_epoch / sc.tasks_per_step)
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, peft_lr(config.peft, tc), tc.weight_decay, tc.head_lr, tc.layer_decay, head_prefixes=("heads",),
+    batches_per_epoch = sum(math.ceil(task.size / train_cfg.batch_size) for task in tasks)
+    steps_per_epoch = math.ceil(batches_per_epoch / sampling_cfg.tasks_per_step)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, peft_lr(config.peft, train_cfg), train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay,
+                                head_prefixes=("heads",),
                                 lr_scales=lr_scales(config.peft))
-    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
-    sampler = TaskSampler([task.size for task in tasks], sc.strategy, sc.temperature, tc.seed)
+    scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
+    sampler = TaskSampler([task.size for task in tasks], sampling_cfg.strategy, sampling_cfg.temperature, train_cfg.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     def shared() -> MultiTaskModel:
@@ -183,7 +184,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     progress = run.start(
         shared(), optimizer, scheduler, lambda folder: save_shared(shared(), tokenizer, folder), state=fresh,
         total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
-        model=model_path, sampling=sc.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
+        model=model_path, sampling=sampling_cfg.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
         tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
                         "labels": t.train.labels, "weight": t.entry.weight, "head": t.entry.head_name} for t in tasks},
         heads=head_reports, **(trainable_counts(shared()) if config.peft else {}),
@@ -195,10 +196,10 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     def next_batch(task: Task) -> list[int]:
         """The task's next global batch; a task that runs out starts its next epoch, reshuffled."""
         cursor = cursors[task.name]
-        seed = tc.seed + 7_919 * list(by_name).index(task.name)  # each task its own order
+        seed = train_cfg.seed + 7_919 * list(by_name).index(task.name)  # each task its own order
         cached = epoch_batches.get(task.name)
         if cached is None or cached[0] != cursor[0]:
-            cached = (cursor[0], bucketed_batches(task.train.features.lengths, tc.batch_size, seed, cursor[0], tc.bucket_size))
+            cached = (cursor[0], bucketed_batches(task.train.features.lengths, train_cfg.batch_size, seed, cursor[0], train_cfg.bucket_size))
             epoch_batches[task.name] = cached
         if cursor[1] >= len(cached[1]):
             cursor[0], cursor[1] = cursor[0] + 1, 0
@@ -231,21 +232,21 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
         step_loss, step_examples = 0.0, 0
-        for j in range(sc.tasks_per_step):
+        for j in range(sampling_cfg.tasks_per_step):
             task = tasks[sampler.pick(progress.extra["draws"], progress.step / total_steps)]
             progress.extra["draws"] += 1
             indices = next_batch(task)
             local = shard(indices, rank, world)
-            parts = list(micro_batches(local, tc.grad_accum))
+            parts = list(micro_batches(local, train_cfg.grad_accum))
             task_loss = 0.0
             for k, part in enumerate(parts):
                 batch = collate(task.train.features, part, tokenizer.pad_token_id, task.kind.label_dtype)
                 batch = {key: t.to(accelerator.device) for key, t in batch.items()}
-                last = j == sc.tasks_per_step - 1 and k == len(parts) - 1  # one gradient all-reduce per step
+                last = j == sampling_cfg.tasks_per_step - 1 and k == len(parts) - 1  # one gradient all-reduce per step
                 with run.micro_batch(model, last):
                     share = len(part) / len(local)
                     loss = model(task=task.name, **batch).loss * share
-                    weighted = loss * task.entry.weight / sc.tasks_per_step
+                    weighted = loss * task.entry.weight / sampling_cfg.tasks_per_step
                 step_loss += run.backward(weighted)
                 task_loss += loss.item()
             loss_sums[task.name][0] += task_loss
@@ -276,7 +277,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         "mean": progress.best_metric, "tasks": progress.best_metrics, "main_metrics": {t.name: t.metric for t in tasks},
         "steps": progress.step, "best_step": progress.best_step, "stopped_early": progress.stopped_early,
         "wall_s": round(wall, 2), "train_samples_per_s": round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
-        "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sc.tasks_per_step, list(by_name)),
+        "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sampling_cfg.tasks_per_step, list(by_name)),
     }
     if main:
         runfolder.write_text(run.out / "report.md", task_table(final))

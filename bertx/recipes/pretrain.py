@@ -59,20 +59,20 @@ def token_count(cache: TokenCache, first_doc: int, end_doc: int) -> int:
 
 
 def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpus:
-    dc = config.data
-    files = dc.train_files()
+    data_cfg = config.data
+    files = data_cfg.train_files()
     if not files:
         raise BertxError("no training text: pass --train FILE (plain text) or set data.train in the config")
-    train = build_cache([f.path for f in files], tokenizer, [f.documents for f in files], dc.cache_dir, show_progress)
+    train = build_cache([f.path for f in files], tokenizer, [f.documents for f in files], data_cfg.cache_dir, show_progress)
     weights = [f.weight for f in files]
-    if dc.eval:
-        held_out = build_cache(dc.resolve(dc.eval), tokenizer, dc.documents, dc.cache_dir, show_progress)
+    if data_cfg.eval:
+        held_out = build_cache(data_cfg.resolve(data_cfg.eval), tokenizer, data_cfg.documents, data_cfg.cache_dir, show_progress)
         return Corpus(train, train.file_ranges(), weights, held_out, {"all": [(0, held_out.n_documents)]})
     # The last documents of each file are held out: contiguous ranges keep packed blocks simple, the
     # split stable, and every language present in the held-out text.
     train_ranges, eval_ranges = [], {}
     for entry, (first, end) in zip(files, train.file_ranges()):
-        n_eval = min(end - first - 1, math.ceil((end - first) * dc.eval_fraction)) if dc.eval_fraction else 0
+        n_eval = min(end - first - 1, math.ceil((end - first) * data_cfg.eval_fraction)) if data_cfg.eval_fraction else 0
         split = end - max(n_eval, 0)
         train_ranges.append((first, split))
         if split < end:
@@ -109,11 +109,11 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     """
     from accelerate.utils import set_seed
 
-    tc, dc, oc = config.train, config.data, config.objective
+    train_cfg, data_cfg, oc = config.train, config.data, config.objective
     # During a head warm-up the encoder gets no gradient: data parallelism must accept unused weights.
-    accelerator = make_accelerator(tc.precision, find_unused_parameters=tc.head_warmup_steps > 0, report_to=tc.report_to,
+    accelerator = make_accelerator(train_cfg.precision, find_unused_parameters=train_cfg.head_warmup_steps > 0, report_to=train_cfg.report_to,
                                    out=config.output)
-    set_seed(tc.seed)
+    set_seed(train_cfg.seed)
     quiet_transformers()
 
     # ---- tokenizer and model: checked before the output folder is claimed ----------------------
@@ -122,47 +122,47 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
     spec = MaskingSpec.from_tokenizer(tokenizer, oc.mlm_probability, oc.whole_word_mask, source=tokenizer_source)
     model, origin = build_model(config, tokenizer, tokenizer_source)
     check_vocabulary(model, tokenizer, tokenizer_source)
-    if dc.max_length > model.config.max_position_embeddings:
-        raise BertxError(f"data.max_length {dc.max_length} exceeds the model's {model.config.max_position_embeddings} positions")
+    if data_cfg.max_length > model.config.max_position_embeddings:
+        raise BertxError(f"data.max_length {data_cfg.max_length} exceeds the model's {model.config.max_position_embeddings} positions")
     run_config = config.model_dump(mode="json")
-    reads = [config.model.name_or_path, config.model.tokenizer, *dc.train_paths(), *dc.resolve(dc.eval)]
-    with Run.open(config.output, run_config, accelerator, tc, resume, overwrite, reads) as run:
+    reads = [config.model.name_or_path, config.model.tokenizer, *data_cfg.train_paths(), *data_cfg.resolve(data_cfg.eval)]
+    with Run.open(config.output, run_config, accelerator, train_cfg, resume, overwrite, reads) as run:
         return _train(config, run, run_config, tokenizer, spec, model, origin, show_progress and run.main)
 
 
 def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: MaskingSpec, model, origin: dict,
            show_progress: bool) -> dict:
-    tc, dc, oc = config.train, config.data, config.objective
+    train_cfg, data_cfg, oc = config.train, config.data, config.objective
     accelerator, main = run.accelerator, run.main
     corpus = load_corpus(config, tokenizer, show_progress)
 
     def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
-        instances, cut, counts = mixed_instances(corpus.train, corpus.train_ranges, corpus.weights, dc.max_length,
-                                                 oc.sentence_task, tc.seed, epoch, dc.short_seq_prob)
+        instances, cut, counts = mixed_instances(corpus.train, corpus.train_ranges, corpus.weights, data_cfg.max_length,
+                                                 oc.sentence_task, train_cfg.seed, epoch, data_cfg.short_seq_prob)
         per_file[:] = counts
         return instances, cut
 
     per_file: list[int] = []
     instances, long_sentences = epoch_instances(0)
-    if len(instances) < tc.batch_size:
+    if len(instances) < train_cfg.batch_size:
         raise BertxError(
-            f"{', '.join(dc.train_paths())}: the text makes {len(instances)} training sequences of up to "
-            f"{dc.max_length} tokens, fewer than one batch ({tc.batch_size}); add text or lower train.batch_size"
+            f"{', '.join(data_cfg.train_paths())}: the text makes {len(instances)} training sequences of up to "
+            f"{data_cfg.max_length} tokens, fewer than one batch ({train_cfg.batch_size}); add text or lower train.batch_size"
         )
     # Held-out rows per language (one language when it is one file, or eval files are given).
     eval_sets: dict[str, np.ndarray] = {}
     for language, ranges in corpus.eval_ranges.items():
-        rows = [build_instances(corpus.eval, first, end, dc.max_length, oc.sentence_task, tc.seed + 1, 0, dc.short_seq_prob)[0]
+        rows = [build_instances(corpus.eval, first, end, data_cfg.max_length, oc.sentence_task, train_cfg.seed + 1, 0, data_cfg.short_seq_prob)[0]
                 for first, end in ranges]
-        eval_sets[language] = np.concatenate(rows)[: max(1, dc.max_eval_sequences // len(corpus.eval_ranges))]
+        eval_sets[language] = np.concatenate(rows)[: max(1, data_cfg.max_eval_sequences // len(corpus.eval_ranges))]
     eval_rows = np.concatenate(list(eval_sets.values())) if eval_sets else np.zeros((0, 5), dtype=np.int64)
     run.write_config(run_config)
 
     world, rank = accelerator.num_processes, accelerator.process_index
-    steps_per_epoch = math.ceil(len(instances) / tc.batch_size)
-    total_steps = tc.max_steps or max(1, math.ceil(tc.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, tc.lr, tc.weight_decay)
-    scheduler = linear_schedule(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    steps_per_epoch = math.ceil(len(instances) / train_cfg.batch_size)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay)
+    scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     objective = PretrainingObjective(model)
     objective, optimizer = accelerator.prepare(objective, optimizer)
 
@@ -171,13 +171,13 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
         model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
         total_steps=total_steps, train_tokens=corpus.train_tokens(),
         train_documents=corpus.train_documents, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
-        sequences_per_file=dict(zip(dc.train_paths(), per_file)),
+        sequences_per_file=dict(zip(data_cfg.train_paths(), per_file)),
         parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
     )
     if run.resume and progress.epoch:
         instances, long_sentences = epoch_instances(progress.epoch)
     if main and long_sentences:
-        tqdm.write(f"note: {long_sentences} sentences are longer than max_length={dc.max_length} tokens and were cut into pieces")
+        tqdm.write(f"note: {long_sentences} sentences are longer than max_length={data_cfg.max_length} tokens and were cut into pieces")
     if main and origin.get("new_weights"):
         tqdm.write(f"note: {origin['start']} has no pretraining heads; {len(origin['new_weights'])} head weights start fresh")
 
@@ -185,12 +185,12 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
         metrics = {}
         if len(eval_rows):
             metrics = evaluate_pretraining(accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec,
-                                           tc.batch_size, accelerator.device, tc.seed)
+                                           train_cfg.batch_size, accelerator.device, train_cfg.seed)
             if len(eval_sets) > 1:  # each language's own masked-token accuracy: a gain in one can hide a loss in the other
                 for language, rows in eval_sets.items():
                     metrics[f"mlm_accuracy_{language}"] = evaluate_pretraining(
-                        accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, tc.batch_size, accelerator.device,
-                        tc.seed)["mlm_accuracy"]
+                        accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, train_cfg.batch_size, accelerator.device,
+                        train_cfg.seed)["mlm_accuracy"]
         progress.last_eval_step = progress.step
         run.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
         if show_progress and metrics:
@@ -203,24 +203,24 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
     metrics: dict[str, float] = {}
     objective.train()
     while progress.step < total_steps:
-        batches = [np.arange(i, min(i + tc.batch_size, len(instances))) for i in range(0, len(instances), tc.batch_size)]
+        batches = [np.arange(i, min(i + train_cfg.batch_size, len(instances))) for i in range(0, len(instances), train_cfg.batch_size)]
         while progress.batch_in_epoch < len(batches) and progress.step < total_steps:
             rows = instances[batches[progress.batch_in_epoch]]
             # The global batch is masked whole, with a generator that depends on (seed, step) only: every
             # process draws the same masks and takes its slice, so 1 and N processes optimise the same
             # thing, and a resumed run masks exactly as the first would have.
-            generator = torch.Generator().manual_seed(tc.seed * 1_000_003 + progress.step)
+            generator = torch.Generator().manual_seed(train_cfg.seed * 1_000_003 + progress.step)
             full = mlm_batch(corpus.train.tokens, rows, spec, generator)
             global_masked = max(1, int((full["labels"] != -100).sum()))
             local = shard(list(range(len(rows))), rank, world)
-            parts = list(micro_batches(local, tc.grad_accum))
+            parts = list(micro_batches(local, train_cfg.grad_accum))
             step_loss, step_correct, step_masked = 0.0, 0, 0
             for k, part in enumerate(parts):
                 width = int(full["attention_mask"][part].sum(1).max())  # drop padding the slice does not need
                 batch = {key: t[part][:, :width] if t.dim() == 2 else t[part] for key, t in full.items()}
                 batch = {key: t.to(accelerator.device) for key, t in batch.items()}
                 with run.micro_batch(objective, last=k == len(parts) - 1):
-                    losses = objective(**batch, heads_only=progress.step < tc.head_warmup_steps)
+                    losses = objective(**batch, heads_only=progress.step < train_cfg.head_warmup_steps)
                     # Mean over the global batch: MLM per masked token, NSP/SOP per pair. DDP averages
                     # gradients over processes, hence the factor `world` in the MLM denominator.
                     loss = losses.mlm_sum * (world / global_masked)
