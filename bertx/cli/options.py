@@ -188,18 +188,17 @@ def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options
 
         @wraps(body)
         def command(**kwargs):
-            values = {}
+            # Options are typed values set on their fields, never text parsed again: a path with a colon,
+            # quotes or an emoji reaches the config exactly as typed, and the schema checks every bound.
+            given = {}
             for option, key in keys.items():
                 value = kwargs.pop(option)
                 if isinstance(value, (list, tuple)):
                     # Choices may be given as `a, b`; a path is kept exactly as typed (spaces included).
                     value = [part.strip() for item in value for part in item.split(",")] if option in list_of_choices else list(value)
-                    value = value or None
-                values[key] = value
+                if value is not None and value != []:
+                    given[key] = value
             config, overrides = config_and_overrides(kwargs.pop("config"), kwargs.pop("overrides"))
-            # Options are typed values set on their fields, never text parsed again: a path with a colon,
-            # quotes or an emoji reaches the config exactly as typed, and the schema checks every bound.
-            given = {key: value for key, value in values.items() if value is not None}
             cfg = load_config(config, overrides, schema=schema, values=given)
             return body(cfg, **kwargs)
 

@@ -21,10 +21,12 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
+        if not isinstance(key, (str, int, float, bool)):
+            continue  # an unhashable key: construct_mapping reports it
+        if key in seen:
             line = key_node.start_mark.line + 1
             raise yaml.constructor.ConstructorError(None, None, f"line {line}: key {key!r} appears twice", key_node.start_mark)
-        seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
 

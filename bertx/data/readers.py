@@ -36,10 +36,9 @@ def read_text(path: Path) -> str:
     return decode_text(raw, path)
 
 
-def decode_text(raw: bytes, name: str | Path) -> str:
+def decode_text(raw: bytes, path: str | Path) -> str:
     """Bytes from a file or standard input, decoded as the file readers decode them: UTF-8, a BOM dropped,
-    a NUL byte or invalid UTF-8 reported with the line it is on; `name` is what errors call the source."""
-    path = name
+    a NUL byte or invalid UTF-8 reported with the line it is on; `path` is what errors call the source."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     nul = raw.find(b"\x00")

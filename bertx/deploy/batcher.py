@@ -7,10 +7,11 @@ The predictor itself sorts the batch by length, so padding stays small.
 
 Two guarantees beyond speed:
 - **Admission by expected wait.** The worker measures what an input costs (seconds per character, a
-  moving average over recent batches) and a request is refused at once (`QueueFull`, with the
-  expected wait as the retry hint) when the work queued ahead of it would keep it waiting longer than
-  `deadline_s`. A count of queued inputs alone does not bound latency: 1,024 short tweets and 1,024
-  long reviews wait very different times. `max_queue` stays as a hard bound on memory.
+  moving average over recent batches), corrects its predictions by how late answers really came, and
+  refuses a request at once (`QueueFull`, with the time until it would fit as the retry hint) when the
+  work ahead of it and its own would answer it later than the deadline. A count of queued inputs alone
+  does not bound latency: 1,024 short tweets and 1,024 long reviews wait very different times.
+  `max_queue` stays as a hard bound on memory.
 - **One bad request harms no one.** If a batch fails, each of its requests is run again on its own, so
   only the request that fails alone gets the error; the others get their results.
 """

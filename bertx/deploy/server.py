@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertx.deploy.batcher import MicroBatcher, QueueFull
+from bertx.deploy.batcher import MicroBatcher, QueueFull, input_weight
 from bertx.deploy.server_metrics import ServerMetrics
 from bertx.errors import BertxError
 
@@ -126,14 +126,11 @@ class ServedModel:
 
     def weigh(self, item) -> int:
         """An input's cost for admission: characters, capped where the model stops reading (~6 per token)."""
-        from bertx.deploy.batcher import input_weight
-
         return input_weight(item, 6 * self.trained.data.max_length)
 
     def warm_up(self) -> float:
         """Run the model once (first calls are slow), then time a batch: the first estimate of the seconds
         an input character costs, which the batcher refines from every batch it runs."""
-
         sentence = "a warm-up sentence of about the length of a short review, " * 4
         sample = ("a warm-up question?", sentence) if self.kind == "qa" else (sentence, None)
         self.predict([sample] * 2)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from bertx.data.examples import read_examples
 from bertx.data.readers import file_format, read_lines, read_rows
 from bertx.data.squad import read_qa
 from bertx.errors import BertxError, DataError
-from bertx.runfolder import check_not_read, output_file
+from bertx.runfolder import check_output_file, output_file
 from bertx.inference.answers import AnswerPredictor
 from bertx.inference.entities import EntityPredictor
 from bertx.inference.loading import load_trained
@@ -50,21 +49,6 @@ def _sink(out: Destination):
         return
     with output_file(out.path, reads=out.reads) as handle:
         yield handle
-
-
-def check_output_file(output_path: Optional[str], reads: list) -> None:
-    """Before any prediction is computed: the output can be written, and is nothing the command reads."""
-    if not output_path:
-        return
-    out = Path(output_path)
-    check_not_read(out, reads)
-    target = Path(os.path.realpath(out))
-    if target.is_dir():
-        raise BertxError(f"{out}: --output is a folder; give a file name")
-    if not target.parent.is_dir():
-        raise BertxError(f"{out}: --output folder {out.parent} does not exist")
-    if not target.exists() and not os.access(target.parent, os.W_OK):
-        raise BertxError(f"{out}: --output folder {out.parent} is not writable")
 
 
 def _write_jsonl(records: Iterable[dict], out: Destination) -> int:
@@ -95,7 +79,8 @@ def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = N
     if input_format not in FORMATS:
         raise BertxError(f"--format {input_format!r}: choose one of {', '.join(FORMATS)}")
     out = Destination(output_path, (model_dir, input_path))
-    check_output_file(output_path, list(out.reads))
+    if output_path:  # before any prediction is computed
+        check_output_file(output_path, out.reads)
     trained = load_trained(model_dir, bf16=bf16)
     if trained.task.name == "ner":
         return _predict_entities(EntityPredictor(trained), input_path, out, batch_size, input_format)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bertx import runfolder
 from bertx.config import DistillConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
 from bertx.errors import BertxError
@@ -181,7 +182,7 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
         "loss": config.loss.model_copy(update={"soft": 0.0, "hidden": 0.0, "attention": 0.0, "embedding": 0.0,
                                                "value_relation": 0.0, "hard": 1.0}),
     })
-    resume_baseline = resume and (out / "baseline" / outputs.RUN_FILE).is_file()
+    resume_baseline = resume and (out / "baseline" / runfolder.RUN_FILE).is_file()
     final["baseline"] = train_student(plain, resume=resume_baseline, overwrite=not resume_baseline, show_progress=show_progress)
     final["report"] = write_report(config.teacher, out, out / "baseline", config.data.resolve(config.data.dev), out)
     return final
@@ -328,7 +329,13 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     # ---- the loop ----------------------------------------------------------------------------
     bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     start_examples = progress.examples_seen
-    sums: dict[str, float] = {}
+    sums: dict[str, float] = {}  # each loss term, summed since the last log line
+
+    def loss_terms() -> dict:  # each term's mean since the last log line, then start again
+        terms = {f"loss/{name}": value / train_cfg.logging_steps for name, value in sums.items()}
+        sums.clear()
+        return terms
+
     distiller.train()
     label_dtype = kind.label_dtype if loss_cfg.hard else None
     while progress.step < total_steps and not progress.stopped_early:
@@ -353,12 +360,6 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
                 step_loss += run.backward(loss)
                 for name, value in loss_parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * share
-
-            def loss_terms() -> dict:  # each term's mean since the last log line, then start again
-                terms = {f"loss/{name}": value / train_cfg.logging_steps for name, value in sums.items()}
-                sums.clear()
-                return terms
-
             due = run.end_step(distiller, optimizer, scheduler, bar, step_loss, len(batches[progress.batch_in_epoch]),
                                shown={"epoch": progress.epoch}, logged=loss_terms)
             if dev and due:

@@ -229,6 +229,14 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
     start_examples = progress.examples_seen
     loss_sums = {t.name: [0.0, 0] for t in tasks}  # since the last log line: summed loss, batches
+
+    def per_task_losses() -> dict:  # each task's mean loss and batch count since the last log line, then start again
+        logged = {"batches": {name: n for name, (_, n) in loss_sums.items()},
+                  **{f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}}
+        for sums in loss_sums.values():
+            sums[:] = [0.0, 0]
+        return logged
+
     model.train()
     while progress.step < total_steps and not progress.stopped_early:
         step_loss, step_examples = 0.0, 0
@@ -252,14 +260,6 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
             loss_sums[task.name][0] += task_loss
             loss_sums[task.name][1] += 1
             step_examples += len(indices)
-
-        def per_task_losses() -> dict:  # each task's mean loss and batch count since the last log line, then start again
-            logged = {"batches": {name: n for name, (_, n) in loss_sums.items()},
-                      **{f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}}
-            for sums in loss_sums.values():
-                sums[:] = [0.0, 0]
-            return logged
-
         due = run.end_step(model, optimizer, scheduler, bar, step_loss, step_examples, batch=False, shown={"task": task.name},
                            logged=per_task_losses)
         at_epoch_end = progress.step % steps_per_epoch == 0

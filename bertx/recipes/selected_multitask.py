@@ -24,7 +24,6 @@ from bertx.recipes.finetune import finetune
 from bertx.recipes.multitask import multitask
 from bertx.recipes.task_folders import claimed_task_folder, export_task
 from bertx.recipes.sources import rank_encoders, train_sources, with_helpful
-from bertx.training import outputs
 
 
 def selected_multitask(config: MultitaskConfig, overwrite: bool = False, show_progress: bool = True) -> dict:
@@ -65,7 +64,7 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
                       show_progress=show_progress)
         multi = json.loads((mt_dir / "metrics.json").read_text(encoding="utf-8"))["tasks"][target.name]
         start = out / "multitask-target"
-        if not (start / outputs.RUN_FILE).is_file():
+        if not (start / runfolder.RUN_FILE).is_file():
             export_task(mt_dir, target.name, start, overwrite=True)
 
     final = multi

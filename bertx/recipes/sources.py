@@ -47,7 +47,7 @@ def source_encoder(folder: Path) -> Path:
     encoder_dir = folder / "encoder"
     if (encoder_dir / "config.json").is_file():
         return encoder_dir
-    if not (folder / outputs.RUN_FILE).is_file():
+    if not (folder / runfolder.RUN_FILE).is_file():
         raise BertxError(f"{folder}: the source run did not finish")
     with without_load_report():  # the source's head is left behind on purpose
         encoder = AutoModel.from_pretrained(folder)

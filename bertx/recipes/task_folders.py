@@ -40,9 +40,9 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
     `bertx evaluate` and `bertx predict` load it.
     """
     mt_dir, output = Path(mt_dir), Path(output)
-    run = outputs.read_run_config(mt_dir)
+    run = runfolder.read_run_config(mt_dir)
     if not run or "multitask" not in run:
-        raise BertxError(f"{mt_dir}: not a multi-task run folder (no `multitask` section in {outputs.RUN_FILE})")
+        raise BertxError(f"{mt_dir}: not a multi-task run folder (no `multitask` section in {runfolder.RUN_FILE})")
     if task not in run["multitask"]:
         raise BertxError(f"{mt_dir}: no task {task!r} (tasks: {', '.join(run['multitask'])})")
     info = dict(run["multitask"][task])
@@ -53,10 +53,10 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
         folder = mt_dir / ADAPTERS_DIR / info["head"]
         if not folder.is_dir():
             raise BertxError(f"{folder}: the adapter of task {task!r} is missing from this multi-task folder")
-        return outputs.write_model_folder(output, CopiedFiles(folder), load_tokenizer(str(folder)), info, overwrite, [mt_dir],
+        return runfolder.write_model_folder(output, CopiedFiles(folder), load_tokenizer(str(folder)), info, overwrite, [mt_dir],
                                           kind="task export")
     model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
-    return outputs.write_model_folder(output, model, load_tokenizer(str(mt_dir)), info, overwrite, [mt_dir], kind="task export")
+    return runfolder.write_model_folder(output, model, load_tokenizer(str(mt_dir)), info, overwrite, [mt_dir], kind="task export")
 
 
 class CopiedFiles:

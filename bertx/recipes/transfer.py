@@ -186,7 +186,7 @@ class _Runner:
 
         cfg = self.config
         model_dir = folder / "model"
-        if not (model_dir / outputs.RUN_FILE).is_file():
+        if not (model_dir / runfolder.RUN_FILE).is_file():
             data = cfg.data.model_copy(update={"train": None, "dev": None})
             tasks = [TaskEntry(name=s.name, kind=cfg.task, train=s.train, dev=s.dev, head="joint", data=data,
                                metric=cfg.train.metric_for_best) for s in sources]

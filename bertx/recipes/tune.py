@@ -24,7 +24,6 @@ from bertx import runfolder
 from bertx.config import FinetuneConfig, validate_config
 from bertx.errors import BertxError, RunStopped
 from bertx.recipes.finetune import finetune
-from bertx.training import outputs
 
 # The space searched when none is given: what the fine-tuning recipe notes varied by hand. For short runs
 # (one epoch on a few thousand examples) a narrower one does better: configs/tune/sst2-space.yaml.
@@ -124,7 +123,7 @@ def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = 
     base = config.model_dump(mode="json")
     space = check_space(space or DEFAULT_SPACE, base, "the search space")
     out = Path(output)
-    outputs.check_writable_target(out)
+    runfolder.check_writable_target(out)
     # The trials' folders are replaced on each rerun: never where the model or the data lives.
     data = config.data
     runfolder.check_not_read(out, [config.model.name_or_path, data.resolve(data.train), data.resolve(data.dev)])

@@ -24,7 +24,6 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.models.vocab_transfer import (
     align_embeddings, aligned_rows, extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces,
 )
-from bertx.training import outputs
 
 MAX_SENTENCES = 200_000  # enough text to rank pieces by; more only costs time
 
@@ -144,5 +143,5 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     run_info = {"vocab_extend": {k: v for k, v in report.items() if k not in ("top_pieces", "tokens_per_word")}}
     reads = [Path(model), *map(Path, check), *map(Path, parallel or [])]
     files = {"vocab_report.json": json.dumps(report, indent=2, ensure_ascii=False) + "\n", "added_pieces.txt": "\n".join(pieces) + "\n"}
-    outputs.write_model_folder(Path(output), encoder, extended, run_info, overwrite, reads, kind="vocabulary", extra_files=files)
+    runfolder.write_model_folder(Path(output), encoder, extended, run_info, overwrite, reads, kind="vocabulary", extra_files=files)
     return report

@@ -145,6 +145,23 @@ def _is_stream(path: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode)
 
 
+def check_output_file(target: str | Path, reads: Iterable = (), what: str = "--output") -> Path:
+    """The checks of `output_file`, for a command to run before its work starts; returns the path that
+    will be written (a symlink followed)."""
+    target = Path(target)
+    check_not_read(target, reads, what)
+    resolved = Path(os.path.realpath(target))  # a symlink, followed: its target is what gets written
+    if resolved.is_dir():
+        raise BertxError(f"{target}: {what} is a folder; give a file name")
+    if _is_stream(resolved):
+        return resolved  # written in place: its folder need not be writable (/dev/null)
+    if not resolved.parent.is_dir():
+        raise BertxError(f"{target}: {what} folder {target.parent} does not exist")
+    if not os.access(resolved.parent, os.W_OK):  # the temporary beside it needs the folder
+        raise BertxError(f"{target}: {what} folder {target.parent} is not writable")
+    return resolved
+
+
 @contextmanager
 def output_file(target: str | Path, reads: Iterable = (), what: str = "--output", binary: bool = False) -> Iterator[IO]:
     """A handle whose contents become `target` when the block ends without an error.
@@ -153,10 +170,7 @@ def output_file(target: str | Path, reads: Iterable = (), what: str = "--output"
     written through; a FIFO or device is opened and written directly.
     """
     target = Path(target)
-    check_not_read(target, reads, what)
-    resolved = Path(os.path.realpath(target))  # a symlink, followed: its target is what gets written
-    if resolved.is_dir():
-        raise BertxError(f"{target}: {what} is a folder; give a file name")
+    resolved = check_output_file(target, reads, what)
     mode = "wb" if binary else "w"
     text_options = {} if binary else {"encoding": "utf-8", "newline": "\n"}
     if _is_stream(resolved):
@@ -167,10 +181,6 @@ def output_file(target: str | Path, reads: Iterable = (), what: str = "--output"
             raise BertxError(f"{target}: cannot write ({_lower(err)})") from None
         return
     parent = resolved.parent
-    if not parent.is_dir():
-        raise BertxError(f"{target}: {what} folder {target.parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise BertxError(f"{target}: {what} folder {target.parent} is not writable")
     keep_mode = stat.S_IMODE(resolved.stat().st_mode) if resolved.is_file() else published_mode()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{resolved.name}.", suffix=".tmp", dir=parent)
@@ -222,7 +232,6 @@ def output_folder(target: str | Path, kind: str, overwrite: bool, reads: Iterabl
     make_folder(target, what)
     lock = FolderLock(target).acquire()
     tmp = None
-    reads = [r for r in reads if r]
     try:
         if folder_kind(target) != found:  # another process wrote there between the check and the lock
             raise BertxError(f"{target}: changed while bertx was checking it; run the command again")
@@ -248,15 +257,18 @@ def _swap_in(tmp: Path, target: Path, lock: FolderLock) -> None:
     the lock until the caller releases it."""
     shutil.copy2(lock.path, tmp / LOCK_FILE)
     graveyard = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    old = graveyard / "old"
     try:
-        os.rename(target, graveyard / "old")
+        os.rename(target, old)
         os.rename(tmp, target)
     except OSError as err:
-        if not target.exists() and (graveyard / "old").exists():
-            os.rename(graveyard / "old", target)  # put the old folder back
+        if old.exists() and not target.exists():
+            os.rename(old, target)  # put the old folder back
+        if not old.exists():
+            graveyard.rmdir()  # empty: the old folder is back in place (or never left)
         raise BertxError(f"{target}: cannot publish ({_lower(err)}); the previous contents are intact") from None
-    finally:
-        shutil.rmtree(graveyard, ignore_errors=True)
+    # Only now, with the new folder in place, does the old one go.
+    shutil.rmtree(graveyard, ignore_errors=True)
 
 
 def write_model_folder(output: str | Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path], kind: str,

@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 from bertx.errors import BertxError, RunStopped
-# The run folder's own floor; these names stay reachable here for the training loop's callers.
-from bertx.runfolder import (LOCK_FILE, RUN_FILE, FolderLock, absolute_paths, check_deletable,  # noqa: F401
-                             check_writable_target, empty_folder, make_folder, output_folder, published_mode,
-                             read_run_config, write_json, write_model_folder, write_run_config, write_text)
+from bertx.runfolder import (LOCK_FILE, RUN_FILE, FolderLock, absolute_paths, check_deletable, empty_folder, make_folder,
+                             published_mode, read_run_config, write_json, write_run_config)
 
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps",

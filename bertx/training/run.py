@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
+from bertx import runfolder
 from bertx.errors import EXIT_CODES, BertxError, RunStopped
 from bertx.training import outputs
 from bertx.training.best import record_evaluation
@@ -114,7 +115,7 @@ class Run:
         self.main = accelerator.is_main_process
         self.settings = settings
         self.resume = resume
-        self.lock = outputs.FolderLock(self.out)
+        self.lock = runfolder.FolderLock(self.out)
         self.signals = _StopSignals(self.out)
         self.trackers = Trackers(accelerator, getattr(settings, "report_to", []), self.out.name)
         self.log = RunLog(self.out / "log.jsonl", enabled=self.main, mirror=self.trackers.write)
@@ -150,7 +151,7 @@ class Run:
         run.run_config = run_config
         if run.main:
             run._created = not run.out.exists()
-            outputs.make_folder(run.out)
+            runfolder.make_folder(run.out)
             run.lock.acquire()
             try:
                 outputs.prepare_output(run.out, run_config, resume, overwrite, [r for r in reads if r])
@@ -186,7 +187,7 @@ class Run:
         """A run that failed before its first checkpoint leaves the folder as it found it (bertx's files only)."""
         import shutil
 
-        for name in (outputs.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints",
+        for name in (runfolder.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints",
                      "tensorboard", "mlflow.db"):
             path = self.out / name
             if path.is_dir():
@@ -197,7 +198,7 @@ class Run:
     def write_config(self, run_config: dict) -> None:
         self.run_config = run_config
         if self.main:
-            outputs.write_run_config(self.out, run_config)
+            runfolder.write_run_config(self.out, run_config)
 
     # ---- training ---------------------------------------------------------------------------------
     def start(self, model, optimizer, scheduler, save_model: Callable[[Path], None], /, state: RunState | None = None,

@@ -187,3 +187,28 @@ def test_a_trained_model_is_readable_by_others_under_umask_022(tiny_bert, toy_da
         os.umask(old)
     for name in ("model.safetensors", "config.json", "bertx_run.yaml", "metrics.json"):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
+
+
+def test_a_publish_that_fails_keeps_the_previous_folder(tmp_path, monkeypatch):
+    """The old folder leaves only once the new one is in place: a failed rename puts it back, untouched."""
+    import bertx.runfolder.targets as targets
+
+    target = tmp_path / "export"
+    with runfolder.output_folder(target, "export", overwrite=False) as tmp:
+        (tmp / "export_report.json").write_text("{}")
+        (tmp / "model.onnx").write_bytes(b"first")
+    real_rename, calls = os.rename, []
+
+    def second_rename_fails(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new folder into place
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(targets.os, "rename", second_rename_fails)
+    with pytest.raises(BertxError, match="cannot publish .* the previous contents are intact"):
+        with runfolder.output_folder(target, "export", overwrite=True) as tmp:
+            (tmp / "export_report.json").write_text("{}")
+            (tmp / "model.onnx").write_bytes(b"second")
+    assert (target / "model.onnx").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no graveyard, no temporary

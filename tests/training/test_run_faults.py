@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import bertx
+from bertx import runfolder
 from bertx.errors import BertxError
 from bertx.training import outputs
 from bertx.runfolder.lock import process_start
@@ -92,7 +93,7 @@ def test_a_stop_signal_saves_the_step_and_resume_ends_where_an_uninterrupted_run
     assert "Traceback" not in proc.stderr
     out = Path(config["output"])
     assert latest_checkpoint(out / "checkpoints").name == "step-7"  # saved at the signal, not at save_steps (10)
-    assert not (out / outputs.LOCK_FILE).exists()
+    assert not (out / runfolder.LOCK_FILE).exists()
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1] == {**log[-1], "event": "stopped", "step": 7, "signal": signame}
 
@@ -186,23 +187,23 @@ def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_owners_lock_is_ta
     out = Path(config["output"])
     out.mkdir(parents=True)
     # A live owner: this test's own process.
-    (out / outputs.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "now"}))
+    (out / runfolder.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "now"}))
     with pytest.raises(BertxError, match=rf"another bertx run \(pid {os.getpid()} .*\) is using this folder"):
         run(config, show_progress=False)
-    assert [p.name for p in out.iterdir()] == [outputs.LOCK_FILE]  # the first run's folder is untouched
+    assert [p.name for p in out.iterdir()] == [runfolder.LOCK_FILE]  # the first run's folder is untouched
 
     # A live PID that now belongs to another process than the one that took the lock (PID reuse) is stale too.
-    (out / outputs.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "before",
+    (out / runfolder.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "before",
                                                      "process_start": process_start(os.getpid()) + 1}))
     run(config, show_progress=False)
     assert "no longer alive" in capsys.readouterr().err
     for item in list(out.iterdir()):
         shutil.rmtree(item) if item.is_dir() else item.unlink()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (out / outputs.LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename, "started": "then"}))
+    (out / runfolder.LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename, "started": "then"}))
     run(config, show_progress=False)
     assert "no longer alive" in capsys.readouterr().err
-    assert not (out / outputs.LOCK_FILE).exists() and (out / "model.safetensors").is_file()
+    assert not (out / runfolder.LOCK_FILE).exists() and (out / "model.safetensors").is_file()
 
 
 def test_two_concurrent_commands_on_one_folder(finetune_setup, tmp_path):
@@ -212,7 +213,7 @@ def test_two_concurrent_commands_on_one_folder(finetune_setup, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     first = subprocess.Popen([sys.executable, "-m", "bertx.cli", "finetune", path, "--show-examples", "0"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = Path(config["output"]) / outputs.LOCK_FILE
+    lock = Path(config["output"]) / runfolder.LOCK_FILE
     for _ in range(600):
         if lock.exists() or first.poll() is not None:
             break
@@ -276,4 +277,4 @@ def test_a_stop_inside_a_matrix_says_how_to_continue(tmp_path):
     stop = stopped.value
     assert str(stop) == "stopped at step 12; run the same command again to continue (finished runs are reused)"
     assert stop.exit_code == 143 and stop.output == tmp_path / "matrix"
-    assert not (tmp_path / "matrix" / outputs.LOCK_FILE).exists()
+    assert not (tmp_path / "matrix" / runfolder.LOCK_FILE).exists()
