@@ -2,6 +2,9 @@
 
 Python API (mirrors the CLI):
 
+    import bertx
+    bertx.plan("configs/plan/kitchen.yaml")   # target task -> shipped small model, within a budget
+
     from bertx import FinetuneConfig, finetune, evaluate, Predictor
     metrics = finetune(FinetuneConfig(task="classification", output="runs/sst2",
                                       data={"train": "train.tsv", "dev": "dev.tsv"}))
@@ -96,6 +99,17 @@ def fewshot(config, resume: bool = False, overwrite: bool = False, show_progress
     return _fewshot(_validated(config, FewshotConfig), resume=resume, overwrite=overwrite, show_progress=show_progress)
 
 
+def plan(config, dry_run: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    """From a target task to a shipped small model within a budget, from a `PlanConfig` (or a dict of its
+    fields, or a YAML path); see `bertx.recipes.plan`. Returns plan.json's content."""
+    from bertx.config.plan import PlanConfig
+    from bertx.recipes.plan import plan as _plan
+
+    if isinstance(config, (str, bytes)) or hasattr(config, "__fspath__"):
+        config = load_config(str(config), [], schema=PlanConfig)
+    return _plan(_validated(config, PlanConfig), dry_run=dry_run, overwrite=overwrite, show_progress=show_progress)
+
+
 def evaluate(model_dir, data, **kwargs) -> dict:
     """Metrics of a trained model folder on a labelled file; see `bertx.evaluation.evaluate`."""
     from bertx.evaluation.evaluate import evaluate as _evaluate
@@ -139,6 +153,6 @@ def __getattr__(name):
 
 
 __all__ = ["FinetuneConfig", "PretrainConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "DistillConfig",
-           "FewshotConfig", "load_config", "finetune", "fewshot", "pretrain", "multitask", "export_task", "intermediate", "distill",
+           "FewshotConfig", "load_config", "plan", "finetune", "fewshot", "pretrain", "multitask", "export_task", "intermediate", "distill",
            "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor", "BertxError", "DataError"]
 __version__ = "0.1.0"

@@ -84,6 +84,11 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "baseline": ("baseline",),
     # transfer
     "methods": ("methods",),
+    # plan
+    "budget": ("budget",),
+    "sources": ("sources",),
+    "labelled": ("labelled",),
+    "regime": ("regime",),
 }
 
 # Offered on every training command whose config has the field.

@@ -1,4 +1,4 @@
-"""`bertx` commands that train: finetune, fewshot, pretrain, multitask (+ export), intermediate, transfer, distill."""
+"""`bertx` commands that train: plan, finetune, fewshot, pretrain, multitask (+ export), intermediate, transfer, distill."""
 
 from __future__ import annotations
 
@@ -9,7 +9,27 @@ import typer
 
 from bertx.cli.base import OVERWRITE, RESUME, app, friendly
 from bertx.cli.options import COMMON, config_command
+from bertx.config.plan import PlanConfig
 from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig
+
+
+@config_command(app, "plan", PlanConfig, ("output", "task", "budget", "sources", "unlabelled", "labelled", "regime"), friendly,
+                config_required=True, config_help="Plan YAML: task, train, dev, unlabelled, sources, encoders, ship, budget "
+                "(see configs/plan/).")
+def plan(
+    cfg,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Profile the data, print the stages with their estimated minutes "
+                                 "and the reasons for skipping any; train nothing."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the plan again instead of continuing it."),
+):
+    """From a target task to the best small model that meets `ship`, within a budget: profile, choose, adapt,
+    teacher, compress, ship; every decision written with its measured reason (plan.json, report.html).
+
+    Example: bertx plan configs/plan/kitchen.yaml --output runs/plan-kitchen
+    """
+    from bertx.recipes.plan import plan as run_plan
+
+    run_plan(cfg, dry_run=dry_run, overwrite=overwrite, show_progress=False, log=typer.echo)
 
 
 @config_command(app, "finetune", FinetuneConfig, COMMON + (

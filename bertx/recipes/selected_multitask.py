@@ -55,31 +55,14 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
     print(f"[select] {target.name}: sources ranked {', '.join(report['sources_ranked'])}; selected: {', '.join(chosen) or 'none'}",
           flush=True)
 
-    start, multi = None, None
-    if chosen:
-        mt_dir = out / "multitask"
-        if not (mt_dir / "metrics.json").is_file():
-            tasks = [target] + [entry for entry in others if entry.name in chosen]
-            multitask(config.model_copy(update={"select": None, "output": str(mt_dir), "tasks": tasks}), overwrite=True,
-                      show_progress=show_progress)
-        multi = json.loads((mt_dir / "metrics.json").read_text(encoding="utf-8"))["tasks"][target.name]
-        start = out / "multitask-target"
-        if not (start / runfolder.RUN_FILE).is_file():
-            export_task(mt_dir, target.name, start, overwrite=True)
-
-    final = multi
-    if select.finetune_epochs > 0 or not chosen:
-        final_dir = out / "target"
-        if not (final_dir / "metrics.json").is_file():
-            model = config.model.model_copy(update={"name_or_path": str(start)}) if start else config.model
-            train = config.train.model_copy(update={"epochs": select.finetune_epochs}) if chosen else config.train
-            finetune(target.finetune_config(config.data_dir, model, train, str(final_dir)), overwrite=True, show_progress=show_progress)
-        final = json.loads((final_dir / "metrics.json").read_text(encoding="utf-8"))
+    train = config.train.model_copy(update={"epochs": select.finetune_epochs}) if chosen else config.train
+    multi, final, model_dir = joint_then_alone(config, target, [e for e in others if e.name in chosen], out,
+                                               train if select.finetune_epochs > 0 or not chosen else None, show_progress)
     metric = final["metric_for_best"] if "metric_for_best" in final else (target.metric or "main")
     summary = {"target": target.name, "estimator": select.estimator, "ranking": report["sources_ranked"],
                "scores": {r["candidate"]: r["scores"][select.estimator] for r in report["candidates"]},
                "selected": chosen, "metric": metric, "after_multitask": multi, "final": final,
-               "model": str(out / ("target" if select.finetune_epochs > 0 or not chosen else "multitask-target"))}
+               "model": str(model_dir)}
     runfolder.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     lines = [f"Target **{target.name}**: sources ranked by {select.estimator} (plain encoder = none): "
              + ", ".join(f"{name} {summary['scores'][name]:.4f}" for name in ["none", *report["sources_ranked"]]),
@@ -87,3 +70,31 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
              f"final {metric}: {100 * final[metric]:.2f}" if metric in final else "final: see summary.json"]
     runfolder.write_text(out / "summary.md", "\n\n".join(lines) + "\n")
     return summary
+
+
+def joint_then_alone(config: MultitaskConfig, target, chosen: list, out: Path, final_train, show_progress: bool = True):
+    """Multi-task training of `target` with the `chosen` source entries (into `out/multitask`, exported as
+    `out/multitask-target`), then fine-tuning on the target alone with `final_train` (into `out/target`;
+    None: none). Without sources, the target is fine-tuned alone. Finished runs are reused.
+
+    Returns:
+        (the target's metrics after the multi-task stage or None, the final metrics, the final model folder).
+    """
+    start, multi = None, None
+    if chosen:
+        mt_dir = out / "multitask"
+        if not (mt_dir / "metrics.json").is_file():
+            multitask(config.model_copy(update={"select": None, "output": str(mt_dir), "tasks": [target, *chosen]}),
+                      overwrite=True, show_progress=show_progress)
+        multi = json.loads((mt_dir / "metrics.json").read_text(encoding="utf-8"))["tasks"][target.name]
+        start = out / "multitask-target"
+        if not (start / runfolder.RUN_FILE).is_file():
+            export_task(mt_dir, target.name, start, overwrite=True)
+    if final_train is None and chosen:
+        return multi, multi, start
+    final_dir = out / "target"
+    if not (final_dir / "metrics.json").is_file():
+        model = config.model.model_copy(update={"name_or_path": str(start)}) if start else config.model
+        finetune(target.finetune_config(config.data_dir, model, final_train or config.train, str(final_dir)), overwrite=True,
+                 show_progress=show_progress)
+    return multi, json.loads((final_dir / "metrics.json").read_text(encoding="utf-8")), final_dir

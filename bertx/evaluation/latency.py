@@ -1,0 +1,50 @@
+"""Single-input latency of a model folder as a user calls it: raw text in, prediction out (tokenisation,
+the model, decoding), one input at a time; the median over the first dev inputs after a warm-up.
+
+Works for any folder `bertx predict` loads: a run folder (PyTorch) or an ONNX export.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+
+def single_input_latency(folder: str | Path, dev_path: str, inputs: int = 100, warmup: int = 5) -> dict:
+    """{"latency_ms": median, "p90_ms", "inputs"} over the first `inputs` dev examples of `dev_path`."""
+    call, items = _caller(Path(folder), dev_path, inputs + warmup)
+    for item in items[:warmup]:
+        call(item)
+    times = []
+    for item in items[warmup:] or items:
+        start = time.perf_counter()
+        call(item)
+        times.append(1000 * (time.perf_counter() - start))
+    times.sort()
+    return {"latency_ms": round(statistics.median(times), 3), "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3),
+            "inputs": len(times)}
+
+
+def _caller(folder: Path, dev_path: str, n: int):
+    from bertx.inference.loading import load_trained
+
+    trained = load_trained(folder, device="cpu")
+    if trained.task.name == "ner":
+        from bertx.data.conll import read_tagged
+        from bertx.inference.entities import EntityPredictor
+
+        predictor = EntityPredictor(trained)
+        return (lambda words: predictor.tag([words])), [s.words for s in read_tagged(dev_path, limit=n)]
+    if trained.task.name == "qa":
+        from bertx.data.squad import read_qa
+        from bertx.inference.answers import AnswerPredictor
+
+        predictor = AnswerPredictor(trained)
+        return (lambda ex: predictor.predict([ex.question], [ex.context])), read_qa(dev_path, limit=n)
+    from bertx.data.examples import read_examples
+    from bertx.inference.predictor import Predictor
+
+    predictor = Predictor.from_trained(trained)
+    examples, _ = read_examples(dev_path, predictor.task, **predictor.reading_options(), limit=n)
+    return (lambda ex: predictor.predict([ex.text], None if ex.text_pair is None else [ex.text_pair])), examples

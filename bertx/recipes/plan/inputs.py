@@ -1,0 +1,61 @@
+"""The plan's inputs: the files every stage reads, after the draws the plan config asks for.
+
+    train --(labelled: N, seeded)--> profile/data/train.*   the rest --(unlabelled_rest)--> profile/data/rest.*
+    no dev file --(dev_fraction, seeded)--> profile/data/dev.*  (taken from the labelled examples)
+    NER's rest as plain sentences (profile/data/rest-sentences.txt): what domain-adaptive pretraining reads
+
+Each draw is written in the source file's own format, once; a rerun finds it and reads the same files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bertx import runfolder
+from bertx.config.plan import PlanConfig
+from bertx.data.draws import read_records, split_records, write_records
+from bertx.errors import BertxError
+
+
+def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
+    """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made."""
+    train = config.resolve(config.train)
+    dev = config.resolve(config.dev) if config.dev else None
+    unlabelled = [config.resolve(p) for p in config.unlabelled]
+    for role, path in [("train", train), ("dev", dev)] + [("unlabelled", p) for p in unlabelled]:
+        if path and not Path(path).is_file():
+            raise BertxError(f"plan {role} file {path}: file not found")
+    tagged = config.task == "ner"
+    suffix = ".jsonl" if config.task == "qa" else Path(train).suffix
+    notes: dict = {"source_train": train}
+    if config.task == "qa" and (config.labelled or not dev):
+        raise BertxError("plan: QA needs a dev file and takes the training file whole (no `labelled:` draw)")
+    data = folder / "data"
+    if config.labelled or not dev:
+        header, records = read_records(train, tagged)
+        if config.labelled:
+            if config.labelled >= len(records):
+                raise BertxError(f"plan labelled: {config.labelled}: {train} holds only {len(records)} examples")
+            records, rest = split_records(records, config.labelled, config.seed)
+            notes["labelled"] = {"drawn": len(records), "of": len(records) + len(rest), "seed": config.seed}
+            if config.unlabelled_rest:
+                keep = len(rest) if config.unlabelled_rest is True else min(len(rest), int(config.unlabelled_rest))
+                rest = split_records(rest, keep, config.seed + 1)[0]
+                rest_file = write_records(data / f"rest{'-tagged' if tagged else ''}{suffix}", header, rest, tagged)
+                unlabelled.append(str(_plain_sentences(rest_file, data / "rest-sentences.txt") if tagged else rest_file))
+                notes["unlabelled_rest"] = len(rest)
+        if not dev:
+            held = max(1, round(config.dev_fraction * len(records)))
+            dev_records, records = split_records(records, held, config.seed + 2)
+            dev = str(write_records(data / f"dev{suffix}", header, dev_records, tagged))
+            notes["dev_split"] = {"dev": len(dev_records), "train": len(records), "fraction": config.dev_fraction}
+        train = str(write_records(data / f"train{suffix}", header, records, tagged))
+    return {"train": train, "dev": dev, "unlabelled": unlabelled, "draws": notes}
+
+
+def _plain_sentences(tagged_file: Path, target: Path) -> Path:
+    """A tagged file's sentences as plain text, one per line (domain-adaptive pretraining reads lines)."""
+    from bertx.data.conll import read_tagged
+
+    sentences = read_tagged(tagged_file, require_tags=False)
+    return runfolder.write_text(target, "".join(" ".join(s.words) + "\n" for s in sentences if s.words))

@@ -1,0 +1,139 @@
+"""Stage 1 of a plan: what the data is and what training costs on this machine.
+
+    train / dev / unlabelled files -> examples, labels and their balance, tokens per example (percentiles)
+        -> max_length: the 95th percentile rounded up to 16 (32..256), unless the plan's data block sets it
+    the first encoder on a batch of that length -> seconds per token, training step and forward pass
+        -> what every later stage will cost (`costs.py`)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bertx.config.plan import PlanConfig
+from bertx.models.encoder import load_tokenizer, resolve_model_path
+
+MAX_PLANNED_LENGTH = 256  # longer inputs are truncated: a plan on 2 cores cannot afford quadratic attention beyond
+
+
+def encoder_path(name: str) -> str:
+    """A candidate encoder as a folder ('default': the packaged MiniLM)."""
+    return resolve_model_path(None if name == "default" else name)
+
+
+def profile_data(config: PlanConfig, inputs: dict) -> dict:
+    """Counts, labels, lengths and the chosen max_length of the plan's data (no model is run)."""
+    tokenizer = load_tokenizer(encoder_path(config.encoders[0]))
+    train_rows, labels, lengths = _read(config, inputs["train"], tokenizer)
+    dev_rows, _, dev_lengths = _read(config, inputs["dev"], tokenizer)
+    unlabelled_lines = sum(_count_lines(Path(p)) for p in inputs["unlabelled"])
+    percentiles = {f"p{q}": int(np.percentile(lengths, q)) for q in (50, 90, 95, 99)} | {"max": int(max(lengths))}
+    if "max_length" in config.data.model_fields_set:
+        max_length, why = config.data.max_length, "set in the plan's data block"
+    else:
+        max_length = int(min(MAX_PLANNED_LENGTH, max(32, 16 * -(-percentiles["p95"] // 16))))
+        why = f"95th percentile of training lengths ({percentiles['p95']} tokens) rounded up to 16, within 32..{MAX_PLANNED_LENGTH}"
+    truncated = sum(n > max_length for n in lengths) / len(lengths)
+    profile = {
+        "task": config.task, "train_examples": train_rows, "dev_examples": dev_rows, "unlabelled_lines": unlabelled_lines,
+        "lengths": percentiles, "mean_length": round(float(np.mean(lengths)), 1),
+        "mean_length_at_max": round(float(np.mean(np.minimum(lengths, max_length))), 1),
+        "dev_mean_length": round(float(np.mean(np.minimum(dev_lengths, max_length))), 1),
+        "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),
+    }
+    if labels:
+        counts = Counter(labels)
+        profile["labels"] = dict(counts.most_common())
+        profile["smallest_class"] = min(counts.values())
+        profile["balance"] = round(min(counts.values()) / max(counts.values()), 3)
+    return profile
+
+
+def _read(config: PlanConfig, path: str, tokenizer) -> tuple[int, list[str], list[int]]:
+    """(examples, their labels (classification kinds) or entity types (NER), token lengths with special tokens)."""
+    if config.task == "ner":
+        from bertx.data.conll import read_tagged
+
+        sentences = read_tagged(path)
+        if not sentences:
+            from bertx.errors import BertxError
+
+            raise BertxError(f"{path}: no sentences")
+        encoded = tokenizer([s.words for s in sentences], is_split_into_words=True, verbose=False)["input_ids"]
+        types = [tag[2:] for s in sentences for tag in (s.tags or []) if tag.startswith("B-")]
+        return len(sentences), types, [len(ids) for ids in encoded]
+    if config.task == "qa":
+        from bertx.data.squad import read_qa
+
+        examples = read_qa(path)
+        encoded = tokenizer([e.question for e in examples], [e.context for e in examples], verbose=False)["input_ids"]
+        return len(examples), [], [len(ids) for ids in encoded]
+    from bertx.data.examples import read_examples
+    from bertx.tasks import get_task
+
+    data = config.data
+    examples, _ = read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
+                                data.label_separator)
+    texts = [e.text for e in examples]
+    pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair is not None else None
+    encoded = tokenizer(texts, pairs, verbose=False)["input_ids"]
+    labels = []
+    if config.task in ("classification", "pair-classification"):
+        labels = [str(e.label) for e in examples]
+    elif config.task == "multilabel":
+        labels = [str(part) for e in examples for part in (e.label or [])]
+    return len(examples), labels, [len(ids) for ids in encoded]
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def probe(model_path: str, length: int, precision: str, batch: int = 32, steps: int = 3) -> dict:
+    """Seconds per token of a training step (forward, backward, AdamW) and of a forward pass, at `length`,
+    measured on the encoder with a two-class head in the precision training will use."""
+    from transformers import AutoModelForSequenceClassification
+
+    from bertx.models.encoder import without_load_report
+
+    torch.manual_seed(0)
+    with without_load_report():
+        model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    vocab = model.config.vocab_size
+    ids = torch.randint(min(1000, vocab // 2), vocab, (batch, length))  # ordinary word pieces, past the special tokens
+    labels = torch.randint(0, 2, (batch,))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    bf16 = precision == "bf16"
+    times = []
+    model.train()
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step:  # the first step warms up
+            times.append(time.perf_counter() - start)
+    train_s = statistics.median(times)
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for step in range(steps + 1):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model(input_ids=ids)
+            if step:
+                times.append(time.perf_counter() - start)
+    infer_s = statistics.median(times)
+    tokens = batch * length
+    return {"length": length, "batch": batch, "precision": precision, "layers": model.config.num_hidden_layers,
+            "train_s_per_token": train_s / tokens, "infer_s_per_token": infer_s / tokens,
+            "train_tokens_per_s": round(tokens / train_s), "infer_tokens_per_s": round(tokens / infer_s)}

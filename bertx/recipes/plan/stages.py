@@ -1,0 +1,420 @@
+"""The stages of a plan after the profile, each a normal bertx run folder under the plan's output.
+
+    baseline/   `bertx finetune` with its defaults on the labelled data: what the plan must beat
+    choose/     candidate encoders and source tasks ranked for the target from frozen features
+    adapt/      domain-adaptive masked LM on the unlabelled text, kept only if it ranks above its start
+    teacher/    few-shot, multi-task with the helpful sources, adapters, or full fine-tuning
+    compress/   students distilled on the transfer set (labelled + unlabelled + augmented), each exported
+    ship/       the int8 export of the chosen model
+
+Every stage returns a result (what it measured) and its decisions (what it chose, and why); a finished
+run folder is reused when the plan runs again, and an interrupted one continues from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bertx import runfolder
+from bertx.config import (DataConfig, DistillConfig, FewshotConfig, FinetuneConfig, ModelConfig, MultitaskConfig, PeftOptions,
+                          PretrainConfig, SourcesConfig, StudentConfig, TaskEntry, TrainConfig, load_config)
+from bertx.config.plan import PlanConfig
+from bertx.errors import BertxError
+from bertx.evaluation.latency import single_input_latency
+from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, Costs
+from bertx.recipes.plan.profile import encoder_path
+
+FEWSHOT_UNDER = 32          # examples per class below which the teacher is trained few-shot
+TEACHER_STEPS = 300         # the teacher trains at least this many steps (more epochs on little data) ...
+TEACHER_MAX_EPOCHS = 30     # ... up to this many epochs
+MULTITASK_SOURCE_CAP = 4    # a source brings at most this many times the target's examples into joint training
+SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many examples
+UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
+MAX_STUDENTS = 3            # students distilled at most
+LATENCY_MARGIN = 1.3        # a student predicted up to this far over the latency target is still tried
+RANKABLE = ("classification", "pair-classification", "regression", "ner")
+SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
+
+
+@dataclass
+class Context:
+    """What the stages share: the config, its inputs, the profile's measurements, and the decisions so far."""
+
+    config: PlanConfig
+    out: Path
+    inputs: dict
+    profile: dict
+    costs: Costs
+    show_progress: bool = False
+    decisions: list = field(default_factory=list)
+
+    def decide(self, stage: str, choice: str, why: str) -> None:
+        self.decisions.append({"stage": stage, "decision": choice, "why": why})
+
+    def reading(self, max_length: int | None = None) -> DataConfig:
+        """The plan's reading options over its train / dev files, at `max_length` (default: the profile's)."""
+        return self.config.data.model_copy(update={
+            "train": self.inputs["train"], "dev": self.inputs["dev"], "data_dir": self.config.data_dir,
+            "max_length": max_length or self.profile["max_length"]})
+
+    @property
+    def examples(self) -> int:
+        return self.profile["train_examples"]
+
+
+def continue_or_start(folder: Path) -> dict:
+    """Continue a run from its checkpoint when it has one; otherwise (re)start it in its own folder."""
+    from bertx.training.checkpoint import checkpoints_in
+
+    resume = (folder / runfolder.RUN_FILE).is_file() and bool(checkpoints_in(folder / "checkpoints"))
+    return {"resume": resume, "overwrite": not resume}
+
+
+def finished(folder: Path) -> dict | None:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def main_score(metrics: dict) -> tuple[str, float]:
+    name = metrics.get("metric_for_best") or next(k for k, v in metrics.items() if isinstance(v, float))
+    return name, float(metrics[name])
+
+
+def measured(ctx: Context, folder: Path, metrics: dict) -> dict:
+    """A trained model's main dev score, single-input latency and weight size."""
+    name, score = main_score(metrics)
+    return {"folder": str(folder), "metric": name, "score": score,
+            **single_input_latency(folder, ctx.inputs["dev"]), "size_mb": weights_mb(folder)}
+
+
+def weights_mb(folder: Path) -> float:
+    return round(sum(p.stat().st_size for p in Path(folder).iterdir()
+                     if p.suffix in (".safetensors", ".bin", ".onnx")) / 2**20, 1)
+
+
+# ---- baseline ---------------------------------------------------------------------------------------
+def baseline(ctx: Context) -> dict:
+    """`bertx finetune` defaults (the first candidate encoder, default max_length) on the same labelled data."""
+    folder = ctx.out / "baseline"
+    metrics = finished(folder)
+    if metrics is None:
+        config = FinetuneConfig(task=ctx.config.task, output=str(folder), model=ModelConfig(name_or_path=encoder_path(ctx.config.encoders[0])),
+                                data=ctx.config.data.model_copy(update={"train": ctx.inputs["train"], "dev": ctx.inputs["dev"],
+                                                                        "data_dir": ctx.config.data_dir}))
+        from bertx.recipes.finetune import finetune
+
+        metrics = finetune(config, show_progress=ctx.show_progress, **continue_or_start(folder))
+    return measured(ctx, folder, metrics)
+
+
+def baseline_estimate(ctx: Context) -> float:
+    epochs = FinetuneConfig.model_fields["train"].default_factory().epochs
+    return ctx.costs.finetune(ctx.examples, epochs, int(epochs), length=min(ctx.profile["mean_length"], 128)) + 4.0
+
+
+# ---- choose -----------------------------------------------------------------------------------------
+def load_sources(config: PlanConfig) -> SourcesConfig | None:
+    if not config.sources:
+        return None
+    return load_config(config.resolve(config.sources), [], schema=SourcesConfig)
+
+
+def capped_sources(sources: SourcesConfig) -> list[TaskEntry]:
+    return [entry.model_copy(update={"data": entry.data.model_copy(update={
+        "max_train_examples": min(entry.data.max_train_examples or SOURCE_EXAMPLES, SOURCE_EXAMPLES)})})
+        for entry in sources.tasks]
+
+
+def choose(ctx: Context) -> dict:
+    """The encoder among the candidates, then the source tasks predicted to help, from frozen features (LogME)."""
+    from bertx.evaluation.rank import rank
+
+    config, folder = ctx.config, ctx.out / "choose"
+    runfolder.make_folder(folder)
+    encoder, result = encoder_path(config.encoders[0]), {"encoder_scores": None, "sources": None, "helpful": []}
+    rankable = config.task in RANKABLE
+    if len(config.encoders) > 1 and rankable:
+        report = rank(ctx.inputs["train"], [encoder_path(e) for e in config.encoders], config.task, ("logme",),
+                      2000, ctx.profile["max_length"], config.seed, str(folder / "encoders"), True, names=list(config.encoders),
+                      data=ctx.reading())
+        scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
+        best = report["candidates"][0]["candidate"]
+        encoder = encoder_path(best)
+        result["encoder_scores"] = scores
+        ctx.decide("choose", f"encoder {best}", "highest LogME on the target's training data: "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None))
+    elif len(config.encoders) > 1:
+        ctx.decide("choose", f"encoder {config.encoders[0]}", f"{config.task} is not ranked from frozen features; the first candidate")
+    sources = load_sources(config)
+    if sources is not None and rankable and config.regime in ("auto", "multitask"):
+        from bertx.recipes.sources import rank_encoders, train_sources
+
+        entries = capped_sources(sources)
+        trained = train_sources(entries, Path(sources.output), sources.task_config, ctx.show_progress)
+        report = rank_encoders(encoder_path(sources.model.name_or_path or "default"), trained, ctx.inputs["train"], config.task,
+                               ("logme",), 2000, ctx.profile["max_length"], config.seed, str(folder / "sources"), True,
+                               data=ctx.reading())
+        scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
+        result["sources"], result["helpful"] = scores, report["helpful"][:2]
+        dropped = [name for name in report["sources_ranked"] if name not in result["helpful"]]
+        ctx.decide("choose", f"sources {', '.join(result['helpful']) or 'none'}",
+                   "LogME above the plain encoder's (" + f"{scores['none']:.3f}): "
+                   + ", ".join(f"{n} {scores[n]:.3f}" for n in report["sources_ranked"])
+                   + (f"; dropped {', '.join(dropped)}" if dropped else ""))
+    elif sources is not None:
+        ctx.decide("choose", "no sources", f"{config.task} is not ranked from frozen features" if not rankable
+                   else f"regime {config.regime} trains no multi-task teacher")
+    result["encoder"] = encoder
+    return result
+
+
+def choose_estimate(ctx: Context) -> float:
+    seconds = ctx.costs.rank(len(ctx.config.encoders), ctx.examples) if len(ctx.config.encoders) > 1 else 0.0
+    sources = load_sources(ctx.config)
+    if sources is None:
+        return seconds
+    for entry in capped_sources(sources):
+        if (Path(sources.output) / entry.name / "metrics.json").is_file():
+            continue
+        examples = min(entry.data.max_train_examples, _count_examples(sources, entry))
+        seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1,
+                                      length=min(entry.data.max_length, 64)) + 5.0
+    return seconds + ctx.costs.rank(len(sources.tasks) + 1, ctx.examples)
+
+
+def _count_examples(sources: SourcesConfig, entry: TaskEntry) -> int:
+    path = Path(entry.files(sources.data_dir)[0][1])
+    if not path.is_file():
+        raise BertxError(f"source {entry.name!r}: train file {path}: file not found")
+    with open(path, "rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    return lines // 8 if entry.kind == "ner" else max(1, lines - 1)
+
+
+# ---- adapt ------------------------------------------------------------------------------------------
+def adapt_length(ctx: Context) -> int:
+    """Masked-LM blocks as long as the task's inputs, at most 128 tokens."""
+    return min(128, ctx.profile["max_length"])
+
+
+def adapt_sequences(ctx: Context) -> int:
+    return int(ctx.profile["unlabelled_lines"] * ctx.profile["mean_length"] // adapt_length(ctx))
+
+
+def adapt_steps(ctx: Context) -> int:
+    """One pass over the unlabelled text in packed blocks, at least 100 steps, at most three passes."""
+    per_epoch = max(1, adapt_sequences(ctx) // 32)
+    return int(min(3 * per_epoch, max(per_epoch, 100)))
+
+
+def adapt(ctx: Context, encoder: str, steps: int) -> dict:
+    """Continue masked-LM pretraining of `encoder` on the unlabelled text; keep it if it ranks above its start."""
+    from bertx.evaluation.rank import rank
+    from bertx.recipes.pretrain import pretrain
+
+    folder = ctx.out / "adapt"
+    if finished(folder) is None:
+        config = PretrainConfig(output=str(folder), data={"train": ctx.inputs["unlabelled"], "documents": "line", "max_length": adapt_length(ctx),
+                                                          "eval_fraction": 0.02, "max_eval_sequences": 200},
+                                model={"name_or_path": encoder},
+                                train={"max_steps": steps, "batch_size": 32, "lr": 1e-4, "eval_steps": None, "save_steps": 100,
+                                       "seed": ctx.config.seed})
+        pretrain(config, show_progress=ctx.show_progress, **continue_or_start(folder))
+    result = {"folder": str(folder), "steps": steps, "kept": False}
+    if ctx.config.task not in RANKABLE:
+        ctx.decide("adapt", "keep the adapted encoder", f"{ctx.config.task} is not ranked from frozen features; adapted text is in-domain")
+        result["kept"] = True
+        return result
+    report = rank(ctx.inputs["train"], [encoder, str(folder)], ctx.config.task, ("logme",), 2000, ctx.profile["max_length"],
+                  ctx.config.seed, str(ctx.out / "choose" / "adapted"), True, names=["before", "adapted"], data=ctx.reading())
+    scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
+    result["scores"], result["kept"] = scores, scores["adapted"] > scores["before"]
+    ctx.decide("adapt", "keep the adapted encoder" if result["kept"] else "drop the adapted encoder",
+               f"LogME after {steps} MLM steps {scores['adapted']:.3f} against {scores['before']:.3f} before")
+    return result
+
+
+# ---- teacher ----------------------------------------------------------------------------------------
+def teacher_regime(ctx: Context, helpful: list[str]) -> tuple[str, str]:
+    regime, smallest = ctx.config.regime, ctx.profile.get("smallest_class")
+    if regime != "auto":
+        return regime, "asked for in the plan"
+    if ctx.config.task in ("classification", "pair-classification") and smallest is not None and smallest < FEWSHOT_UNDER:
+        return "fewshot", f"the smallest class has {smallest} examples (< {FEWSHOT_UNDER})"
+    if helpful:
+        return "multitask", f"sources predicted to help: {', '.join(helpful)}"
+    return "full", "no source predicted to help" if ctx.config.sources else "no sources given"
+
+
+def teacher_epochs(examples: int, batch: int = 32) -> float:
+    """Enough passes for TEACHER_STEPS optimizer steps (little data needs many), 3 to TEACHER_MAX_EPOCHS."""
+    return float(min(TEACHER_MAX_EPOCHS, max(3, -(-TEACHER_STEPS * batch // max(1, examples)))))
+
+
+def teacher(ctx: Context, encoder: str, regime: str, helpful: list[str], epochs: float) -> dict:
+    folder = ctx.out / "teacher"
+    config, data = ctx.config, ctx.reading()
+    model = ModelConfig(name_or_path=encoder)
+    train = TrainConfig(epochs=epochs, seed=config.seed, save_steps=100)
+    if regime == "fewshot":
+        from bertx.recipes.fewshot import fewshot
+
+        metrics = finished(folder) or fewshot(FewshotConfig(task=config.task, output=str(folder), data=data, model=model,
+                                                            train={"seed": config.seed}),
+                                              show_progress=ctx.show_progress, **continue_or_start(folder))
+        return measured(ctx, folder, metrics)
+    if regime == "multitask" and helpful:
+        from bertx.recipes.selected_multitask import joint_then_alone
+
+        sources = load_sources(config)
+        cap = max(500, MULTITASK_SOURCE_CAP * ctx.examples)
+        chosen = [e.model_copy(update={"data": e.data.model_copy(update={"max_train_examples": min(cap, e.data.max_train_examples)})})
+                  for e in capped_sources(sources) if e.name in helpful]
+        target = TaskEntry(name="target", kind=config.task, train=ctx.inputs["train"], dev=ctx.inputs["dev"],
+                           data=data.model_copy(update={"train": None, "dev": None}))
+        joint = MultitaskConfig(output=str(folder), data_dir=config.data_dir, tasks=[target, *chosen], model=model,
+                                train=TrainConfig(epochs=3, seed=config.seed, save_steps=100))
+        runfolder.make_folder(folder)
+        _, metrics, model_dir = joint_then_alone(joint, target, chosen, folder, train, ctx.show_progress)
+        return measured(ctx, Path(model_dir), metrics)
+    peft = PeftOptions() if regime == "adapters" else None
+    from bertx.recipes.finetune import finetune
+
+    metrics = finished(folder) or finetune(FinetuneConfig(task=config.task, output=str(folder), data=data, model=model,
+                                                          train=train, peft=peft),
+                                           show_progress=ctx.show_progress, **continue_or_start(folder))
+    return measured(ctx, folder, metrics)
+
+
+def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
+    costs = ctx.costs
+    if regime == "fewshot":
+        return costs.finetune(ctx.examples * 20, 1, 1, probe_head=False) + 4.0
+    seconds = costs.finetune(ctx.examples, epochs, int(epochs)) + 4.0
+    if regime == "multitask":
+        joint = ctx.examples + 2 * max(500, MULTITASK_SOURCE_CAP * ctx.examples)
+        seconds += costs.finetune(joint, 3, 3, length=min(costs.length, 64)) + costs.export(0.2)
+    return seconds
+
+
+# ---- compress ---------------------------------------------------------------------------------------
+def student_config(kind: str) -> dict:
+    return {"layers": int(kind.split("-")[1])} if kind.startswith("bert-") else {"kind": kind}
+
+
+def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None) -> tuple[list[str], dict]:
+    """The students worth distilling, best expected dev score first, and each one's predicted latency."""
+    kinds = [s for s in STUDENT_QUALITY if s in ctx.config.students]
+    if ctx.config.task == "ner":
+        kinds = [s for s in kinds if s != "bag"]
+    predicted = {s: round(teacher_ms * STUDENT_LATENCY[s] + 0.2, 2) for s in kinds}
+    if target_ms is not None:
+        kinds = [s for s in kinds if predicted[s] <= LATENCY_MARGIN * target_ms] or kinds[-1:]
+    return kinds[:MAX_STUDENTS], predicted
+
+
+def transfer_size(ctx: Context) -> int:
+    unlabelled = min(UNLABELLED_CAP, ctx.profile["unlabelled_lines"]) if ctx.config.task in SEQUENCE else 0
+    augment = ctx.config.augment * ctx.examples if ctx.config.task in SEQUENCE else 0
+    return ctx.examples + unlabelled + augment
+
+
+def student_epochs(transfer: int) -> float:
+    """Three passes, more on a small transfer set (at least 600 steps of 32), at most 20."""
+    return float(min(20, max(3, -(-600 * 32 // max(1, transfer)))))
+
+
+def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) -> dict:
+    """Distil one student, export it (int8, else fp32), measure the export."""
+    from bertx.recipes.distill import distill
+
+    folder = ctx.out / "compress" / kind
+    sequence = ctx.config.task in SEQUENCE
+    metrics = finished(folder)
+    if metrics is None:
+        config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading(), student=student_config(kind),
+                               train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
+                               unlabelled=_unlabelled_files(ctx) if sequence else [], augment=ctx.config.augment if sequence else 0,
+                               baseline=False)
+        runfolder.make_folder(folder.parent)
+        metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
+    export_dir = ctx.out / "compress" / f"{kind}.export"
+    report = export_model(folder, export_dir)
+    name, _ = main_score(metrics)
+    from bertx.evaluation.evaluate import evaluate
+
+    score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
+    return {"student": kind, "folder": str(folder), "export": str(export_dir), "quantize": report["quantize"], "metric": name,
+            "pytorch_score": main_score(metrics)[1], "score": score, **single_input_latency(export_dir, ctx.inputs["dev"]),
+            "size_mb": weights_mb(export_dir)}
+
+
+def _unlabelled_files(ctx: Context) -> list[str]:
+    """The unlabelled text of the transfer set, at most UNLABELLED_CAP lines (a seeded draw beyond)."""
+    files = ctx.inputs["unlabelled"]
+    if ctx.profile["unlabelled_lines"] <= UNLABELLED_CAP:
+        return files
+    import random
+
+    lines = [line for path in files for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(ctx.config.seed).shuffle(lines)
+    target = ctx.out / "compress" / "unlabelled.txt"
+    if not target.is_file():
+        runfolder.write_text(target, "\n".join(lines[:UNLABELLED_CAP]) + "\n")
+    return [str(target)]
+
+
+def export_model(folder: Path, export_dir: Path) -> dict:
+    """int8 export with its parity gate; fp32 when int8 fails the gate. A finished export is reused."""
+    from bertx.deploy.export import export
+
+    report_file = export_dir / "export_report.json"
+    if report_file.is_file():
+        return json.loads(report_file.read_text(encoding="utf-8"))
+    try:
+        return export(folder, export_dir, quantize="int8", overwrite=True)
+    except BertxError as err:
+        report = export(folder, export_dir, quantize="none", overwrite=True)
+        report["int8_refused"] = str(err)
+        return report
+
+
+def compress_estimate(ctx: Context, tries: int = 2) -> float:
+    transfer = transfer_size(ctx)
+    epochs = student_epochs(transfer)
+    per = [ctx.costs.distill(kind, transfer, epochs, int(epochs)) + ctx.costs.export(0.5) + 8.0 for kind in ("bert-3", "bilstm")]
+    return sum(per[:tries])
+
+
+def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
+    """The ship constraints `row` misses (empty: it meets them all)."""
+    missed = []
+    if ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
+        missed.append(f"latency {row['latency_ms']:.2f} ms > {ship['latency_ms']:.2f}")
+    if ship.get("size_mb") is not None and row["size_mb"] > ship["size_mb"]:
+        missed.append(f"size {row['size_mb']:.1f} MB > {ship['size_mb']:g}")
+    if ship.get("min_kept") is not None and teacher_score and row["score"] / teacher_score < ship["min_kept"]:
+        missed.append(f"keeps {100 * row['score'] / teacher_score:.1f}% < {100 * ship['min_kept']:g}%")
+    return missed
+
+
+def ship(ctx: Context, chosen: dict) -> dict:
+    """The chosen model's export as OUTPUT/ship (copied when the compress stage exported it already)."""
+    target = ctx.out / "ship"
+    source = Path(chosen["export"]) if chosen.get("export") else None
+    if source is None:
+        source = ctx.out / "teacher.export"
+        export_model(Path(chosen["folder"]), source)
+    with runfolder.output_folder(target, "export", True, [source]) as folder:
+        for item in source.iterdir():
+            if item.is_file():
+                shutil.copy2(item, folder / item.name)
+    from bertx.evaluation.evaluate import evaluate
+
+    metrics = evaluate(target, ctx.inputs["dev"])
+    return {"folder": str(target), "from": str(source), "metric": chosen["metric"], "score": float(metrics[chosen["metric"]]),
+            **single_input_latency(target, ctx.inputs["dev"]), "size_mb": weights_mb(target),
+            "serve": f"bertx serve {target}"}
