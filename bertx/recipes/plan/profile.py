@@ -34,15 +34,19 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
     dev_rows, _, dev_lengths = _read(config, inputs["dev"], tokenizer)
     unlabelled_lines = sum(_count_lines(Path(p)) for p in inputs["unlabelled"])
     percentiles = {f"p{q}": int(np.percentile(lengths, q)) for q in (50, 90, 95, 99)} | {"max": int(max(lengths))}
+    dev_p95 = int(np.percentile(dev_lengths, 95))
     if "max_length" in config.data.model_fields_set:
         max_length, why = config.data.max_length, "set in the plan's data block"
     else:
-        max_length = int(min(MAX_PLANNED_LENGTH, max(32, 16 * -(-percentiles["p95"] // 16))))
-        why = f"95th percentile of training lengths ({percentiles['p95']} tokens) rounded up to 16, within 32..{MAX_PLANNED_LENGTH}"
+        # The dev file stands for what the model will see: training phrases may be shorter (SST-2's are).
+        longest = max(percentiles["p95"], dev_p95)
+        max_length = int(min(MAX_PLANNED_LENGTH, max(32, 16 * -(-longest // 16))))
+        why = (f"95th percentile of training and dev lengths ({percentiles['p95']} and {dev_p95} tokens) rounded up to 16, "
+               f"within 32..{MAX_PLANNED_LENGTH}")
     truncated = sum(n > max_length for n in lengths) / len(lengths)
     profile = {
         "task": config.task, "train_examples": train_rows, "dev_examples": dev_rows, "unlabelled_lines": unlabelled_lines,
-        "lengths": percentiles, "mean_length": round(float(np.mean(lengths)), 1),
+        "lengths": percentiles, "dev_p95": dev_p95, "mean_length": round(float(np.mean(lengths)), 1),
         "mean_length_at_max": round(float(np.mean(np.minimum(lengths, max_length))), 1),
         "dev_mean_length": round(float(np.mean(np.minimum(dev_lengths, max_length))), 1),
         "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),

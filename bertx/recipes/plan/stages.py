@@ -270,7 +270,7 @@ def teacher(ctx: Context, encoder: str, regime: str, helpful: list[str], epochs:
         from bertx.recipes.selected_multitask import joint_then_alone
 
         sources = load_sources(config)
-        cap = max(500, MULTITASK_SOURCE_CAP * ctx.examples)
+        cap = min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
         chosen = [e.model_copy(update={"data": e.data.model_copy(update={"max_train_examples": min(cap, e.data.max_train_examples)})})
                   for e in capped_sources(sources) if e.name in helpful]
         target = TaskEntry(name="target", kind=config.task, train=ctx.inputs["train"], dev=ctx.inputs["dev"],
@@ -295,7 +295,7 @@ def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
         return costs.finetune(ctx.examples * 20, 1, 1, probe_head=False) + 4.0
     seconds = costs.finetune(ctx.examples, epochs, int(epochs)) + 4.0
     if regime == "multitask":
-        joint = ctx.examples + 2 * max(500, MULTITASK_SOURCE_CAP * ctx.examples)
+        joint = ctx.examples + 2 * min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
         seconds += costs.finetune(joint, 3, 3, length=min(costs.length, 64)) + costs.export(0.2)
     return seconds
 

@@ -1,0 +1,95 @@
+"""`bertx plan` on four low-resource targets: what the shipped model gains over the plain `bertx finetune`
+baseline (trained by the plan on the same labelled data), at what latency, within what budget, and how
+close `--dry-run`'s estimate came to the wall time.
+
+Targets (configs/plan/): kitchen (200 labelled reviews, the other kitchen reviews unlabelled, three other
+Amazon domains as sources), RTE (other GLUE tasks as sources), SST-2 (500 labelled sentences, 20,000
+unlabelled, the Amazon domains as sources), CoNLL-2003 NER (1,000 labelled sentences, the rest as text,
+PAN-X English as a source). Each ships a model at most one fifth of the baseline's latency.
+
+For each target, in its own process: `bertx plan CONFIG --dry-run` (its estimate), then `bertx plan
+CONFIG` into a fresh folder (the wall time), then plan.json's summary.
+
+Usage: python benchmarks/plan.py [--quick] [--budget 45m] [--targets kitchen rte sst2 conll2003]
+  --quick: a 10-minute budget per target (about 45 minutes in all); the full run gives each 45 minutes.
+Source runs are cached in runs/sources-* and shared by the plans (delete them to time their training).
+The last line of stdout is one JSON object; it is also saved in benchmarks/results/plan.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = ("kitchen", "rte", "sst2", "conll2003")
+
+
+def bertx(*args: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bertx.cli", *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bertx {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started, done.stdout
+
+
+def run_target(name: str, budget: str, out_root: Path) -> dict:
+    config = f"configs/plan/{name}.yaml"
+    output = out_root / name
+    _, dry = bertx("plan", config, f"budget={budget}", "--output", str(output / "dry"), "--dry-run")
+    print(dry, flush=True)
+    estimate_min = float(re.search(r"estimated total ([\d.]+) min", dry).group(1))
+    wall_s, printed = bertx("plan", config, f"budget={budget}", "--output", str(output / "plan"), "--overwrite")
+    print(printed[-4000:], flush=True)
+    ledger = json.loads((output / "plan" / "plan.json").read_text(encoding="utf-8"))
+    summary = ledger["summary"]
+    return {
+        "baseline": round(100 * summary["baseline"], 2), "teacher": round(100 * summary["teacher"], 2),
+        "shipped": round(100 * summary["shipped"], 2), "gain_pts": summary["gain_pts"], "metric": summary["metric"],
+        "latency_ratio": summary["latency_ratio"], "baseline_latency_ms": summary["baseline_latency_ms"],
+        "shipped_latency_ms": summary["shipped_latency_ms"], "shipped_size_mb": summary["shipped_size_mb"],
+        "wall_min": round(wall_s / 60, 1), "plan_wall_min": round(ledger["elapsed_s"] / 60, 1), "estimate_min": estimate_min,
+        "estimate_error_pct": round(100 * (estimate_min - wall_s / 60) / (wall_s / 60), 1),
+        "budget_min": round(ledger["budget_s"] / 60, 1), "within_budget": wall_s <= 1.1 * ledger["budget_s"],
+        "shipped_dir": summary["shipped_dir"],
+        "minutes_per_stage": {k: round((v.get("seconds") or 0) / 60, 1) for k, v in ledger["stages"].items()},
+        "decisions": [f"{d['stage']}: {d['decision']} ({d['why']})" for d in ledger["decisions"]],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", default=None, help="Budget per target (default 45m; --quick 10m).")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    parser.add_argument("--out", default="runs/bench-plan")
+    args = parser.parse_args()
+    budget = args.budget or ("10m" if args.quick else "45m")
+    results = {}
+    for name in args.targets:
+        results[name] = run_target(name, budget, ROOT / args.out)
+        print(json.dumps({name: results[name]}), flush=True)
+    gains = [r["gain_pts"] for r in results.values()]
+    report = {
+        "benchmark": "plan", "quick": args.quick, "budget": budget, "machine": machine(),
+        "mean_gain_pts": round(sum(gains) / len(gains), 2),
+        "all_latency_within_fifth": all(r["latency_ratio"] <= 0.2 for r in results.values()),
+        "all_within_budget": all(r["within_budget"] for r in results.values()),
+        "targets": results,
+    }
+    save("plan_quick" if args.quick else "plan", report)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
