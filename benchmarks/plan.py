@@ -11,7 +11,7 @@ For each target, in its own process: `bertx plan CONFIG --dry-run` (its estimate
 CONFIG` into a fresh folder (the wall time), then plan.json's summary.
 
 Usage: python benchmarks/plan.py [--quick] [--budget 45m] [--targets kitchen rte sst2 conll2003]
-  --quick: a 10-minute budget per target (about 45 minutes in all); the full run gives each 45 minutes.
+  --quick: a 12-minute budget per target (about 50 minutes in all); the full run gives each 45 minutes.
 Source runs are cached in runs/sources-* and shared by the plans (delete them to time their training).
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/plan.json.
 """
@@ -70,11 +70,11 @@ def run_target(name: str, budget: str, out_root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--budget", default=None, help="Budget per target (default 45m; --quick 10m).")
+    parser.add_argument("--budget", default=None, help="Budget per target (default 45m; --quick 12m).")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--out", default="runs/bench-plan")
     args = parser.parse_args()
-    budget = args.budget or ("10m" if args.quick else "45m")
+    budget = args.budget or ("12m" if args.quick else "45m")
     results = {}
     for name in args.targets:
         results[name] = run_target(name, budget, ROOT / args.out)

@@ -160,15 +160,20 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0) -> list[dict]:
     if total() > budget and by_name["compress"]["run"]:
         compress = by_name["compress"]
         compress.update(tries=1, estimate_s=round(stages.compress_estimate(ctx, tries=1) * costs.scale, 1))
-        if total() > budget:
-            compress.update(run=False, reason="does not fit the budget: the teacher is shipped")
-    if total() > budget:
-        teacher = by_name["teacher"]
-        spare = budget - (total() - teacher["estimate_s"])
-        teacher["epochs"] = float(max(1.0, round(epochs * max(0.0, spare) / teacher["estimate_s"], 1)))
-        teacher["estimate_s"] = round(stages.teacher_estimate(ctx, teacher["regime"], teacher["epochs"]) * costs.scale, 1)
-        teacher["note"] = f"shortened to {teacher['epochs']:g} epochs to fit the budget"
+    _shorten_teacher(ctx, by_name["teacher"], budget - (total() - by_name["teacher"]["estimate_s"]), floor=3.0)
+    if total() > budget and by_name["compress"]["run"]:
+        by_name["compress"].update(run=False, reason="does not fit the budget: the teacher is shipped")
+    _shorten_teacher(ctx, by_name["teacher"], budget - (total() - by_name["teacher"]["estimate_s"]), floor=1.0)
     return rows
+
+
+def _shorten_teacher(ctx: stages.Context, teacher: dict, spare: float, floor: float) -> None:
+    """Fewer teacher epochs (not below `floor`) when its estimate exceeds the `spare` seconds."""
+    if teacher["estimate_s"] <= spare or teacher["epochs"] <= floor:
+        return
+    epochs = float(max(floor, int(teacher["epochs"] * max(0.0, spare) / teacher["estimate_s"])))
+    teacher.update(epochs=epochs, note=f"shortened to {epochs:g} epochs to fit the budget",
+                   estimate_s=round(stages.teacher_estimate(ctx, teacher["regime"], epochs) * ctx.costs.scale, 1))
 
 
 def describe_schedule(ledger: dict) -> str:
