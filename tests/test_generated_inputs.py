@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from bertx.cli import main
 from bertx.cli.options import OPTION_KEYS, field_at
-from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, PretrainConfig
+from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, PlanConfig, PretrainConfig
 from bertx.errors import BertxError, DataError
 from tests.conftest import tiny_config, write_toy_classification
 
@@ -31,7 +31,15 @@ COMMANDS = {
     "fewshot": (FewshotConfig, "bertx.recipes.fewshot", "fewshot"),
     "pretrain": (PretrainConfig, "bertx.recipes.pretrain", "pretrain"),
     "distill": (DistillConfig, "bertx.recipes.distill", "distill"),
+    "plan": (PlanConfig, "bertx.recipes.plan", "plan"),
 }
+# `bertx plan` takes a YAML first (its task and files): a minimal one, written once.
+_PLAN_YAML = Path(__import__("tempfile").mkdtemp(prefix="bertx-plan-yaml-")) / "plan.yaml"
+_PLAN_YAML.write_text("task: classification\ntrain: t.tsv\n", encoding="utf-8")
+
+
+def _command(command: str) -> list[str]:
+    return [command, str(_PLAN_YAML)] if command == "plan" else [command]
 REACHED = "reached the recipe"
 
 # Characters a path segment may hold on Linux: anything but NUL and "/". Colons, quotes, spaces,
@@ -84,7 +92,7 @@ def _option_key(schema, option: str) -> str | None:
     return next((k for k in OPTION_KEYS[option] if field_at(schema, k) is not None), None)
 
 
-@given(command=st.sampled_from(sorted(COMMANDS)), option=st.sampled_from(["output", "train", "dev", "model", "teacher"]),
+@given(command=st.sampled_from(sorted(COMMANDS)), option=st.sampled_from(["output", "train", "dev", "model", "teacher", "sources"]),
        value=st.one_of(PATHS, st.sampled_from(SPECIAL_PATHS)), joined=st.booleans())
 @example(command="finetune", option="output", value="runs/exp:1", joined=False)
 @example(command="finetune", option="train", value="hf:NAME:CONFIG:SPLIT", joined=False)
@@ -95,7 +103,7 @@ def test_a_path_option_reaches_its_field_exactly(captured, capsys, command, opti
     key = _option_key(schema, option)
     assume(key is not None)
     flag = "--" + option
-    argv = [command, f"{flag}={value}"] if joined or value.startswith("-") else [command, flag, value]
+    argv = _command(command) + ([f"{flag}={value}"] if joined or value.startswith("-") else [flag, value])
     if command == "distill" and option != "teacher":
         argv += ["--teacher", "some/teacher"]
     code, err, errors = _run(argv, capsys)
@@ -110,7 +118,7 @@ def test_a_path_option_reaches_its_field_exactly(captured, capsys, command, opti
 
 
 NUMBER_OPTIONS = ["batch_size", "epochs", "lr", "max_length", "max_steps", "grad_accum", "seed", "eval_steps",
-                  "max_train_examples", "shots", "rounds", "student_layers", "kd_temperature", "augment"]
+                  "max_train_examples", "shots", "rounds", "student_layers", "kd_temperature", "augment", "labelled"]
 NUMBERS = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
                     st.sampled_from(["0", "-1", "1e309", "nan", "1_000", "0x10", " 3", "3 ", "", "١٢"]))
 
@@ -122,7 +130,7 @@ def test_a_number_option_is_within_the_schema_bounds_or_one_line(captured, capsy
     schema = COMMANDS[command][0]
     key = _option_key(schema, option)
     assume(key is not None)
-    argv = [command, f"--{option.replace('_', '-')}={value}"]
+    argv = _command(command) + [f"--{option.replace('_', '-')}={value}"]
     if command == "distill":
         argv += ["--teacher", "t"]
     code, err, errors = _run(argv, capsys)
@@ -135,6 +143,15 @@ def test_a_number_option_is_within_the_schema_bounds_or_one_line(captured, capsy
                                 ("lt", lambda b: got < b)):
                 if getattr(bound, name, None) is not None:
                     assert check(getattr(bound, name)), (key, got, bound)
+
+
+@given(value=st.one_of(st.text(max_size=12), st.sampled_from(["45m", "1h30m", "90s", "2h", "0", "-5m", "m", "1e3m", "nan", "45"])))
+@example(value="45m")
+def test_a_plan_budget_is_a_duration_or_one_line(captured, capsys, value):
+    code, err, errors = _run(_command("plan") + [f"--budget={value}"], capsys)
+    assert code == 2 and len(errors) == 1, err
+    if errors[0] == f"error: {REACHED}":
+        assert captured["plan"].budget_s > 0
 
 
 YAML_VALUES = st.one_of(st.text(max_size=30), st.sampled_from(["[1, 2", "{a: 1}", "!!python/object:os.system x", "&a [*a]",

@@ -17,12 +17,17 @@ _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?
 def duration_seconds(text: Union[str, float, int]) -> float:
     """`45m`, `1h30m`, `90s`, `2h` or a bare number of minutes, in seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return 60.0 * float(text)
+        text = f"{text}m"
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", str(text)):  # a bare number is minutes
+        text = f"{str(text).strip()}m"
     found = _DURATION.match(str(text))
     if not found or not any(found.groups()) or not str(text).strip():
         raise ValueError(f"budget {text!r}: write a duration such as 45m, 1h30m or 90s")
     hours, minutes, seconds = (float(part or 0) for part in found.groups())
-    return 3600 * hours + 60 * minutes + seconds
+    total = 3600 * hours + 60 * minutes + seconds
+    if not 0 < total < 10**7:
+        raise ValueError(f"budget {text!r}: give a positive duration (at most about 100 days)")
+    return total
 
 
 class ShipConfig(StrictModel):
@@ -64,9 +69,11 @@ class PlanConfig(StrictModel):
     @field_validator("budget", mode="before")
     @classmethod
     def _duration(cls, value):
+        """A bare number is minutes (`budget: 45`)."""
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"{value}m"
-        duration_seconds(value)
+        if isinstance(value, str):
+            duration_seconds(value)
         return value
 
     @field_validator("encoders")

@@ -97,6 +97,7 @@ def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: boo
         ledger["stages"]["profile"] = {"status": "done", "estimate_s": None, "seconds": round(time.perf_counter() - started, 1),
                                        "result": result}
     profile = result["profile"]
+    check_reachable(config, profile)
     ctx = stages.Context(config, folder, result["inputs"], profile, Costs(profile["probe"], profile), show_progress,
                          ledger["decisions"])
     for record in ledger["stages"].values():
@@ -105,9 +106,22 @@ def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: boo
     return ctx
 
 
+def check_reachable(config: PlanConfig, profile: dict) -> None:
+    """A ship constraint no model can meet is refused before any training: below the time tokenising one
+    input takes, or below the smallest student's int8 embedding table (the vocabulary x 8 dimensions)."""
+    ship = config.ship
+    if ship.latency_ms is not None and ship.latency_ms < profile["tokenize_ms"]:
+        raise BertxError(f"ship latency_ms {ship.latency_ms:g}: tokenising one input alone takes {profile['tokenize_ms']:.3f} ms "
+                         "on this machine, so no model can meet it; raise it or use latency_ratio")
+    smallest_mb = profile["vocab_size"] * 8 / 2**20
+    if ship.size_mb is not None and ship.size_mb < smallest_mb:
+        raise BertxError(f"ship size_mb {ship.size_mb:g}: the smallest student's embedding table alone ({profile['vocab_size']} "
+                         f"word pieces x 8 dimensions, int8) takes {smallest_mb:.2f} MB; raise it")
+
+
 def schedule(ctx: stages.Context, elapsed: float = 0.0) -> list[dict]:
     """Every stage with its settings, estimated seconds, and whether it fits the budget (with the reason)."""
-    config, costs, profile = ctx.config, ctx.costs, ctx.profile
+    config, costs = ctx.config, ctx.costs
     budget = config.budget_s
     helpful_possible = bool(config.sources) and config.regime in ("auto", "multitask") and config.task in stages.RANKABLE
     regime, why = stages.teacher_regime(ctx, ["(sources)"] if helpful_possible else [])
@@ -120,14 +134,15 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0) -> list[dict]:
         "teacher": {"estimate_s": stages.teacher_estimate(ctx, regime, epochs), "regime": regime, "regime_reason": why,
                     "epochs": epochs},
         "compress": {"estimate_s": stages.compress_estimate(ctx), "tries": 2,
-                     "transfer_examples": stages.transfer_size(ctx)} if config.task != "qa" else None,
+                     "transfer_examples": stages.transfer_size(ctx)} if config.task != "qa" and config.students else None,
         "ship": {"estimate_s": costs.ship() + costs.export()},
         "report": {"estimate_s": REPORT_S},
     }
     reasons = {"choose": "no sources and one encoder: nothing to choose",
                "adapt": f"too little unlabelled text for masked LM ({stages.adapt_sequences(ctx)} blocks of "
                         f"{stages.adapt_length(ctx)} tokens; 64 needed)",
-               "compress": "QA is shipped as the teacher (students of extractive QA are not built)"}
+               "compress": "QA is shipped as the teacher (students of extractive QA are not built)" if config.task == "qa"
+               else "no student kinds allowed (students: [])"}
     rows = []
     for name in ORDER[1:]:
         entry = plan[name]

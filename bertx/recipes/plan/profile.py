@@ -50,6 +50,7 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         "mean_length_at_max": round(float(np.mean(np.minimum(lengths, max_length))), 1),
         "dev_mean_length": round(float(np.mean(np.minimum(dev_lengths, max_length))), 1),
         "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),
+        "tokenize_ms": tokenizer_ms(config, inputs["dev"], tokenizer), "vocab_size": len(tokenizer),
     }
     if labels:
         counts = Counter(labels)
@@ -57,6 +58,32 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         profile["smallest_class"] = min(counts.values())
         profile["balance"] = round(min(counts.values()) / max(counts.values()), 3)
     return profile
+
+
+def tokenizer_ms(config: PlanConfig, path: str, tokenizer, inputs: int = 50) -> float:
+    """Median milliseconds to tokenise one dev input: a floor under any model's single-input latency."""
+    if config.task == "ner":
+        from bertx.data.conll import read_tagged
+
+        calls = [lambda s=s: tokenizer([s.words], is_split_into_words=True) for s in read_tagged(path, limit=inputs)]
+    elif config.task == "qa":
+        from bertx.data.squad import read_qa
+
+        calls = [lambda e=e: tokenizer([e.question], [e.context]) for e in read_qa(path, limit=inputs)]
+    else:
+        from bertx.data.examples import read_examples
+        from bertx.tasks import get_task
+
+        data = config.data
+        examples, _ = read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
+                                    data.label_separator, limit=inputs)
+        calls = [lambda e=e: tokenizer([e.text], None if e.text_pair is None else [e.text_pair]) for e in examples]
+    times = []
+    for call in calls:
+        start = time.perf_counter()
+        call()
+        times.append(1000 * (time.perf_counter() - start))
+    return round(statistics.median(times), 3) if times else 0.0
 
 
 def _read(config: PlanConfig, path: str, tokenizer) -> tuple[int, list[str], list[int]]:

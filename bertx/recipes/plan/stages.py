@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bertx import runfolder
 from bertx.config import (DataConfig, DistillConfig, FewshotConfig, FinetuneConfig, ModelConfig, MultitaskConfig, PeftOptions,
-                          PretrainConfig, SourcesConfig, StudentConfig, TaskEntry, TrainConfig, load_config)
+                          PretrainConfig, SourcesConfig, TaskEntry, TrainConfig, load_config)
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.evaluation.latency import single_input_latency
