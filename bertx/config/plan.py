@@ -37,8 +37,8 @@ class ShipConfig(StrictModel):
     latency_ratio: Optional[float] = Field(None, gt=0, le=1, description="Latency as a share of the baseline's (the plain "
                                            "`bertx finetune` model in PyTorch), measured by the plan's profile.")
     size_mb: Optional[float] = Field(None, gt=0, description="Size of the shipped folder's weights.")
-    min_kept: Optional[float] = Field(None, gt=0, le=1.5, description="Share of the teacher's dev score a student must keep; "
-                                      "if none does, the teacher is shipped.")
+    min_kept: float = Field(0.9, gt=0, le=1.5, description="Share of the teacher's dev score a student must keep; if none "
+                            "does, the teacher is shipped (0.9 by default: a student that lost more is not worth its speed).")
 
 
 class PlanConfig(StrictModel):

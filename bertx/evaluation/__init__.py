@@ -1,2 +1,2 @@
-"""Evaluation: a trained folder on a labelled file, transferability ranking, and the reports (matrix,
-distillation, HTML run report). Pure metric functions live in `bertx.metrics`."""
+"""Evaluation: a trained folder on a labelled file, its single-input latency, transferability ranking, and
+the reports (matrix, distillation, HTML run report, plan report). Pure metric functions live in `bertx.metrics`."""

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from bertx import runfolder
 from bertx.config import DistillConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
@@ -140,6 +141,24 @@ def read_unlabelled(paths: list[str], data, kind, tokenizer, reading: dict):
             raise BertxError(f"{path}: no text in the unlabelled file")
         examples.extend(found)
     return tokenize(tokenizer, examples, data.max_length)
+
+
+def unlabelled_sentences(paths: list[str], data, tokenizer, labels: list[str]):
+    """Unlabelled sentences (a line of words each) as tagger windows; each word's first piece is a labelled
+    position (tag 0 for now: the teacher's decision replaces it)."""
+    from bertx.data.word_windows import word_features
+    from bertx.inference.predict_file import read_text_lines
+    from bertx.tasks.ner import window_overlap
+
+    sentences = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise BertxError(f"{path}: unlabelled text file not found")
+        sentences.extend(words for words in (line.split() for line in read_text_lines(path)) if words)
+    if not sentences:
+        raise BertxError(f"{', '.join(paths)}: no text in the unlabelled files")
+    return word_features(tokenizer, sentences, data.max_length, window_overlap(data), [[0] * len(w) for w in sentences],
+                         labels, data.label_all_subtokens).features
 
 
 def augmented_features(train_path: str, data, kind, tokenizer, reading: dict, n: int, seed: int):
@@ -261,7 +280,17 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     if needs_teacher and not live_teacher:
         cache = TeacherCache(teacher.model, teacher_train.features, task.label_kind, teacher.pad_id, device)
     n_labelled = len(train.features.lengths)
-    if config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
+    autocast = torch.bfloat16 if resolve_precision(train_cfg.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
+    if config.unlabelled and task.label_kind == "tags" and cache is not None and not config.augment:
+        # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
+        # most probable tag at each word's first piece the hard one.
+        extra = unlabelled_sentences([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, tokenizer, labels)
+        extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
+        tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
+                for row, logits in zip(extra.labels, extra_cache.outputs["logits"])]
+        append_features(train.features, extra, tags)
+        cache.append(extra_cache)
+    elif config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
         if task.label_kind not in ("class", "score", "classes") or cache is None:
             raise BertxError("unlabelled and augmented distillation text works for sequence tasks with cached teacher "
                              "outputs (soft-target and hard losses only, cache_teacher: true)")
@@ -272,7 +301,6 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
             extras.append(read_unlabelled([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, kind, tokenizer, reading))
         if config.augment:
             extras.append(augmented_features(train_path, data_cfg, kind, tokenizer, reading, config.augment, train_cfg.seed))
-        autocast = torch.bfloat16 if resolve_precision(train_cfg.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
         for extra in extras:
             extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
             append_features(train.features, extra, extra_cache.labels().tolist())

@@ -41,7 +41,11 @@ class TeacherCache:
         return result
 
     def append(self, other: "TeacherCache") -> None:
-        """Add another cache's rows after this one's (sequence kinds: extra, unlabelled examples)."""
+        """Add another cache's rows after this one's (extra, unlabelled examples)."""
+        if self.per_token:
+            for key in self.keys:
+                self.outputs[key] = list(self.outputs[key]) + list(other.outputs[key])
+            return
         self.rows = np.concatenate([self.rows, other.rows])
 
     def labels(self) -> np.ndarray:

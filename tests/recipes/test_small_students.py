@@ -107,6 +107,33 @@ def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
         assert bertx.EntityPredictor.load(tmp_path / "onnx").predict([sentence]) == tagged
 
 
+def test_a_tagger_learns_from_unlabelled_sentences_the_teacher_tags(ner_teacher, tmp_path, monkeypatch):
+    """Unlabelled sentences join a NER student's training data with the teacher's per-token outputs as soft
+    targets and its most probable tag (at each word's first piece) as the hard one."""
+    from bertx.training import teacher_cache
+
+    tmp, train, dev, teacher_f1 = ner_teacher
+    sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip())
+                 for block in Path(dev).read_text().split("\n\n") if block.strip() and "DOCSTART" not in block]
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    labelled = []
+    original = teacher_cache.TeacherCache.__init__
+
+    def counting(self, model, features, *args, **kwargs):
+        labelled.append(len(features.lengths))
+        original(self, model, features, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_cache.TeacherCache, "__init__", counting)
+    out = tmp_path / "with-text"
+    final = bertx.distill({"teacher": str(tmp / "ner"), "output": str(out), "baseline": False, "unlabelled": [str(text)],
+                           "student": {"kind": "bilstm", "hidden": 32}, "data": {"train": train, "dev": dev, "max_length": 32},
+                           "train": {"epochs": 10, "batch_size": 16, "lr": 5e-3, "save_steps": None, "seed": 3}}, show_progress=False)
+    assert labelled[1] >= len(sentences)  # the teacher labelled every unlabelled sentence (its windows), after the training file
+    assert final["steps"] == 10 * -(-(labelled[0] + labelled[1]) // 16)  # the unlabelled windows were trained on
+    assert final["f1"] > 0.6 * teacher_f1, (final, teacher_f1)
+
+
 def test_a_bag_cannot_tag_and_qa_is_refused(ner_teacher, tiny_bert, tmp_path):
     from tests.recipes.test_token_tasks import config as token_config, write_qa
 

@@ -133,9 +133,9 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0) -> list[dict]:
                   + costs.rank(2, ctx.examples), "steps": stages.adapt_steps(ctx)} if stages.adapt_sequences(ctx) >= 64 else None,
         "teacher": {"estimate_s": stages.teacher_estimate(ctx, regime, epochs), "regime": regime, "regime_reason": why,
                     "epochs": epochs},
-        "compress": {"estimate_s": stages.compress_estimate(ctx), "tries": 2,
+        "compress": {"estimate_s": stages.compress_estimate(ctx), "students_at_most": stages.MAX_STUDENTS,
                      "transfer_examples": stages.transfer_size(ctx)} if config.task != "qa" and config.students else None,
-        "ship": {"estimate_s": costs.ship() + costs.export()},
+        "ship": {"estimate_s": costs.ship(export=False)},
         "report": {"estimate_s": REPORT_S},
     }
     reasons = {"choose": "no sources and one encoder: nothing to choose",
@@ -170,14 +170,13 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0) -> list[dict]:
         choose = by_name["choose"]
         choose.update(run=False, reason=f"does not fit the budget ({minutes(choose['estimate_s'])} min for the sources)")
         teacher = by_name["teacher"]
-        regime, why = stages.teacher_regime(ctx, [])
+        regime, why = stages.teacher_regime(ctx, [], ranked=False)
         teacher.update(regime=regime, regime_reason=why, estimate_s=round(stages.teacher_estimate(ctx, regime, epochs) * costs.scale, 1))
-    if total() > budget and by_name["compress"]["run"]:
-        compress = by_name["compress"]
-        compress.update(tries=1, estimate_s=round(stages.compress_estimate(ctx, tries=1) * costs.scale, 1))
     _shorten_teacher(ctx, by_name["teacher"], budget - (total() - by_name["teacher"]["estimate_s"]), floor=3.0)
     if total() > budget and by_name["compress"]["run"]:
         by_name["compress"].update(run=False, reason="does not fit the budget: the teacher is shipped")
+    if not by_name["compress"]["run"] and by_name["ship"]["run"]:  # the teacher is exported at the ship stage
+        by_name["ship"]["estimate_s"] = round(costs.ship(export=True) * costs.scale, 1)
     _shorten_teacher(ctx, by_name["teacher"], budget - (total() - by_name["teacher"]["estimate_s"]), floor=1.0)
     return rows
 
@@ -202,7 +201,7 @@ def describe_schedule(ledger: dict) -> str:
     for row in ledger["schedule"]:
         if row["run"]:
             total += row["estimate_s"]
-            extra = {k: row[k] for k in ("regime", "epochs", "steps", "tries", "transfer_examples", "note") if k in row}
+            extra = {k: row[k] for k in ("regime", "epochs", "steps", "students_at_most", "transfer_examples", "note") if k in row}
             lines.append(f"  {row['stage']:<9} {minutes(row['estimate_s']):>6.1f} min  " + ", ".join(f"{k} {v}" for k, v in extra.items()))
         else:
             lines.append(f"  {row['stage']:<9}   skip      {row['reason']}")
@@ -265,7 +264,7 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
             encoder = adapted["folder"]
     else:
         skip("adapt", rows["adapt"]["reason"] or "the budget left does not fit it after the earlier stages ran long")
-    regime, why = stages.teacher_regime(ctx, helpful)
+    regime, why = stages.teacher_regime(ctx, helpful, ranked=rows["choose"]["run"])
     if not done("teacher"):
         ctx.decide("teacher", f"regime {regime}, {rows['teacher']['epochs']:g} epochs", why)
     teacher = run_stage("teacher", lambda: stages.teacher(ctx, encoder, regime, helpful, rows["teacher"]["epochs"]))
@@ -318,7 +317,7 @@ def _compress(ctx: stages.Context, teacher: dict, ship: dict, row: dict, left_af
             break
         if kind in tried:
             continue
-        estimate = ctx.costs.distill(kind, transfer, epochs, int(epochs)) + ctx.costs.export(0.5) + 8.0
+        estimate = ctx.costs.distill(kind, transfer, epochs, int(epochs)) + ctx.costs.export(0.5) + stages.LATENCY_S_STUDENT
         if len(rows) and left_after("ship", "report") < estimate * ctx.costs.scale:
             ctx.decide("compress", f"stop before {kind}", f"{minutes(estimate * ctx.costs.scale)} min needed, "
                        f"{minutes(left_after('ship', 'report'))} min of the budget left")

@@ -238,7 +238,7 @@ def adapt(ctx: Context, encoder: str, steps: int) -> dict:
 
 
 # ---- teacher ----------------------------------------------------------------------------------------
-def teacher_regime(ctx: Context, helpful: list[str]) -> tuple[str, str]:
+def teacher_regime(ctx: Context, helpful: list[str], ranked: bool = True) -> tuple[str, str]:
     regime, smallest = ctx.config.regime, ctx.profile.get("smallest_class")
     if regime != "auto":
         return regime, "asked for in the plan"
@@ -246,7 +246,9 @@ def teacher_regime(ctx: Context, helpful: list[str]) -> tuple[str, str]:
         return "fewshot", f"the smallest class has {smallest} examples (< {FEWSHOT_UNDER})"
     if helpful:
         return "multitask", f"sources predicted to help: {', '.join(helpful)}"
-    return "full", "no source predicted to help" if ctx.config.sources else "no sources given"
+    if not ctx.config.sources:
+        return "full", "no sources given"
+    return "full", "no source predicted to help" if ranked else "the sources were not ranked (the choose stage was skipped)"
 
 
 def teacher_epochs(examples: int, batch: int = 32) -> float:
@@ -317,7 +319,7 @@ def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None) ->
 
 
 def transfer_size(ctx: Context) -> int:
-    unlabelled = min(UNLABELLED_CAP, ctx.profile["unlabelled_lines"]) if ctx.config.task in SEQUENCE else 0
+    unlabelled = min(UNLABELLED_CAP, ctx.profile["unlabelled_lines"]) if ctx.config.task in SEQUENCE + ("ner",) else 0
     augment = ctx.config.augment * ctx.examples if ctx.config.task in SEQUENCE else 0
     return ctx.examples + unlabelled + augment
 
@@ -337,7 +339,8 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) ->
     if metrics is None:
         config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading(), student=student_config(kind),
                                train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
-                               unlabelled=_unlabelled_files(ctx) if sequence else [], augment=ctx.config.augment if sequence else 0,
+                               unlabelled=_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else [],
+                               augment=ctx.config.augment if sequence else 0,
                                baseline=False)
         runfolder.make_folder(folder.parent)
         metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
@@ -382,12 +385,15 @@ def export_model(folder: Path, export_dir: Path) -> dict:
         return report
 
 
-def compress_estimate(ctx: Context, tries: int = 2) -> float:
+def compress_estimate(ctx: Context) -> float:
+    """One student (the plan stops at the first that meets `ship`; more run only while the budget allows).
+    Which kind runs depends on the latency target, known after the baseline: a middle-sized one is assumed."""
     transfer = transfer_size(ctx)
     epochs = student_epochs(transfer)
-    # Which students run depends on the latency target, known after the baseline: a middle-sized one per try.
-    per = ctx.costs.distill("bert-2", transfer, epochs, int(epochs)) + ctx.costs.export(0.4) + 8.0
-    return per * tries
+    return ctx.costs.distill("bert-2", transfer, epochs, int(epochs)) + ctx.costs.export(0.4) + LATENCY_S_STUDENT
+
+
+LATENCY_S_STUDENT = 8.0  # scoring a student's export on dev and measuring its latency
 
 
 def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
