@@ -9,25 +9,39 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The child counts optimizer steps through the recipe's progress bar, which advances once per step.
+# The child counts optimizer steps through the progress bar of the recipe that trains (`bar_recipe`), which
+# advances once per step. With `inside` ("module:function"), the counting bar is installed only once that
+# function is called: `bertx plan` is killed in its teacher stage, not in the baseline before it.
 CHILD = r"""
 import importlib, json, os, signal, sys
 import bertx
-recipe_name, config, kill_at = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-recipe = importlib.import_module(f"bertx.recipes.{recipe_name}")
-class Bar(recipe.tqdm):
+recipe_name, config, kill_at, bar_recipe, inside = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+bars = importlib.import_module(f"bertx.recipes.{bar_recipe}")
+class Bar(bars.tqdm):
     def update(self, n=1):
         super().update(n)
         if self.n == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-recipe.tqdm = Bar
+def install():
+    bars.tqdm = Bar
+if inside:
+    module, name = inside.split(":")
+    module = importlib.import_module(module)
+    original = getattr(module, name)
+    def wrapped(*args, **kwargs):
+        install()
+        return original(*args, **kwargs)
+    setattr(module, name, wrapped)
+else:
+    install()
 getattr(bertx, recipe_name)(config, show_progress=True)
 """
 
 
-def kill_after_step(recipe: str, config: dict, step: int) -> None:
-    """Run `bertx.<recipe>(config)` in a child process and kill it right after optimizer step `step`."""
+def kill_after_step(recipe: str, config: dict, step: int, bar_recipe: str | None = None, inside: str = "") -> None:
+    """Run `bertx.<recipe>(config)` in a child process and kill it right after optimizer step `step` of the
+    recipe `bar_recipe` (default: the same), counted from the call of `inside` when given."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, recipe, json.dumps(config), str(step)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", CHILD, recipe, json.dumps(config), str(step), bar_recipe or recipe, inside],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]

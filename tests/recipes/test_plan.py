@@ -6,11 +6,7 @@ plans are one line each."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +15,7 @@ import yaml
 import bertx
 from bertx.cli import main
 from tests.conftest import toy_sentence, write_toy_classification
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.recipes.killing import kill_after_step
 
 
 def plan_config(tiny_bert: str, root: Path, **changes) -> dict:
@@ -111,35 +106,12 @@ def test_a_budget_too_small_skips_stages_with_the_reason(tiny_bert, tmp_path):
     assert not rows["adapt"]["run"] and "too little unlabelled text" in rows["adapt"]["reason"]
 
 
-KILL_IN_TEACHER = r"""
-import json, os, signal, sys
-import bertx
-from bertx.recipes import finetune as recipe
-from bertx.recipes.plan import stages
-config, kill_at = json.loads(sys.argv[1]), int(sys.argv[2])
-original = stages.teacher
-def teacher(*args, **kwargs):
-    class Bar(recipe.tqdm):
-        def update(self, n=1):
-            super().update(n)
-            if self.n == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-    recipe.tqdm = Bar
-    return original(*args, **kwargs)
-stages.teacher = teacher
-bertx.plan(config, show_progress=True)
-"""
-
-
 def test_sigkill_in_the_teacher_stage_then_a_rerun_continues_there_and_ships_the_same_model(tiny_bert, tmp_path):
     # No latency target: which student ships depends on dev scores only, not on timings.
     config = plan_config(tiny_bert, tmp_path, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert],
                          students=["cnn"])
     whole = bertx.plan({**config, "output": str(tmp_path / "whole")}, show_progress=False)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed = subprocess.run([sys.executable, "-c", KILL_IN_TEACHER, json.dumps(config), "120"], env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    kill_after_step("plan", config, 120, bar_recipe="finetune", inside="bertx.recipes.plan.stages:teacher")
     out = Path(config["output"])
     ledger = json.loads((out / "plan.json").read_text())
     assert ledger["stages"]["baseline"]["status"] == "done" and "teacher" not in ledger["stages"]
