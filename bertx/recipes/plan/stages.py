@@ -176,22 +176,44 @@ def choose_estimate(ctx: Context) -> float:
     sources = load_sources(ctx.config)
     if sources is None:
         return seconds
+    tokenizer = None
     for entry in capped_sources(sources):
         if (Path(sources.output) / entry.name / "metrics.json").is_file():
             continue
-        examples = min(entry.data.max_train_examples, _count_examples(sources, entry))
-        seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1,
-                                      length=min(entry.data.max_length, 64)) + 5.0
+        if tokenizer is None:
+            from bertx.models.encoder import load_tokenizer
+
+            tokenizer = load_tokenizer(encoder_path(sources.model.name_or_path or "default"))
+        count, length = _source_size(sources, entry, tokenizer)
+        examples = min(entry.data.max_train_examples, count)
+        seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, length=length) + 5.0
     return seconds + ctx.costs.rank(len(sources.tasks) + 1, ctx.examples)
 
 
-def _count_examples(sources: SourcesConfig, entry: TaskEntry) -> int:
+def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: int = 300) -> tuple[int, float]:
+    """(examples, mean tokens per example within its max_length) of a source's training file, from a sample."""
     path = Path(entry.files(sources.data_dir)[0][1])
     if not path.is_file():
         raise BertxError(f"source {entry.name!r}: train file {path}: file not found")
-    with open(path, "rb") as handle:
-        lines = sum(1 for line in handle if line.strip())
-    return lines // 8 if entry.kind == "ner" else max(1, lines - 1)
+    data = entry.data
+    if entry.kind == "ner":
+        from bertx.data.conll import read_tagged
+
+        with open(path, "rb") as handle:
+            count = sum(1 for block in handle.read().split(b"\n\n") if block.strip())
+        encoded = tokenizer([s.words for s in read_tagged(path, limit=sample)], is_split_into_words=True, verbose=False)
+    else:
+        from bertx.data.examples import read_examples
+        from bertx.tasks import get_task
+
+        with open(path, "rb") as handle:
+            count = max(1, sum(1 for line in handle if line.strip()) - 1)
+        found, _ = read_examples(path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column,
+                                 data.label_separator, limit=sample)
+        pairs = [e.text_pair for e in found] if found and found[0].text_pair is not None else None
+        encoded = tokenizer([e.text for e in found], pairs, verbose=False)
+    lengths = [min(len(ids), data.max_length) for ids in encoded["input_ids"]] or [data.max_length]
+    return count, sum(lengths) / len(lengths)
 
 
 # ---- adapt ------------------------------------------------------------------------------------------
@@ -298,7 +320,7 @@ def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
     seconds = costs.finetune(ctx.examples, epochs, int(epochs)) + 4.0
     if regime == "multitask":
         joint = ctx.examples + 2 * min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
-        seconds += costs.finetune(joint, 3, 3, length=min(costs.length, 64)) + costs.export(0.2)
+        seconds += costs.finetune(joint, 3, 3) + costs.export(0.2)
     return seconds
 
 
