@@ -50,6 +50,7 @@ class Context:
     costs: Costs
     show_progress: bool = False
     decisions: list = field(default_factory=list)
+    sizes: dict | None = None  # the sources' sizes, measured when first needed
 
     def decide(self, stage: str, choice: str, why: str) -> None:
         self.decisions.append({"stage": stage, "decision": choice, "why": why})
@@ -176,18 +177,25 @@ def choose_estimate(ctx: Context) -> float:
     sources = load_sources(ctx.config)
     if sources is None:
         return seconds
-    tokenizer = None
+    sizes = source_sizes(ctx)
     for entry in capped_sources(sources):
         if (Path(sources.output) / entry.name / "metrics.json").is_file():
             continue
-        if tokenizer is None:
-            from bertx.models.encoder import load_tokenizer
-
-            tokenizer = load_tokenizer(encoder_path(sources.model.name_or_path or "default"))
-        count, length = _source_size(sources, entry, tokenizer)
+        count, length = sizes[entry.name]
         examples = min(entry.data.max_train_examples, count)
         seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, length=length) + 5.0
     return seconds + ctx.costs.rank(len(sources.tasks) + 1, ctx.examples)
+
+
+def source_sizes(ctx: Context) -> dict[str, tuple[int, float]]:
+    """Each source's (examples, mean tokens per example), measured once per plan."""
+    if ctx.sizes is None:
+        from bertx.models.encoder import load_tokenizer
+
+        sources = load_sources(ctx.config)
+        tokenizer = load_tokenizer(encoder_path(sources.model.name_or_path or "default"))
+        ctx.sizes = {entry.name: _source_size(sources, entry, tokenizer) for entry in sources.tasks}
+    return ctx.sizes
 
 
 def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: int = 300) -> tuple[int, float]:
@@ -318,9 +326,12 @@ def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
     if regime == "fewshot":
         return costs.finetune(ctx.examples * 20, 1, 1, probe_head=False) + 4.0
     seconds = costs.finetune(ctx.examples, epochs, int(epochs)) + 4.0
-    if regime == "multitask":
-        joint = ctx.examples + 2 * min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
-        seconds += costs.finetune(joint, 3, 3) + costs.export(0.2)
+    if regime == "multitask":  # the target and two sources (of the sources' mean length), 3 epochs, then the export
+        sizes = list(source_sizes(ctx).values())
+        length = sum(n for _, n in sizes) / len(sizes)
+        per_source = min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
+        seconds += costs.finetune(ctx.examples, 3, 0, probe_head=False) + costs.finetune(2 * per_source, 3, 3, length=length)
+        seconds += costs.export(0.2)
     return seconds
 
 
