@@ -100,18 +100,20 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS,
                         help="In this order (sst2 before kitchen: kitchen then reuses the Amazon sources it trained).")
     parser.add_argument("--out", default="runs/bench-plan")
+    parser.add_argument("--results", default=None, help="Name of the results file (default plan, or plan_quick).")
     parser.add_argument("--remeasure-only", action="store_true", help="Only measure the latencies of the plans in "
                         "benchmarks/results/plan.json (or plan_quick.json) again.")
     args = parser.parse_args()
     budget = args.budget or ("12m" if args.quick else "45m")
+    name_of_results = args.results or ("plan_quick" if args.quick else "plan")
     if args.remeasure_only:
-        path = Path(__file__).resolve().parent / "results" / ("plan_quick.json" if args.quick else "plan.json")
+        path = Path(__file__).resolve().parent / "results" / f"{name_of_results}.json"
         report = json.loads(path.read_text(encoding="utf-8"))
         for name, target in report["targets"].items():
             target.update(remeasure({**target, "latency_ratio": target.get("plan_latency_ratio", target["latency_ratio"])},
                                     ROOT / args.out, name))
         report["all_latency_within_fifth"] = all(r["latency_ratio"] <= 0.2 for r in report["targets"].values())
-        save("plan_quick" if args.quick else "plan", report)
+        save(name_of_results, report)
         print(json.dumps(report))
         return
     results = {}
@@ -119,11 +121,11 @@ def main() -> None:
         results[name] = run_target(name, budget, ROOT / args.out)
         print(json.dumps({name: results[name]}), flush=True)
         report = summary(args, budget, results)
-        save("plan_quick" if args.quick else "plan", report)  # after every target: a long run stopped early keeps its rows
+        save(name_of_results, report)  # after every target: a long run stopped early keeps its rows
     for name in results:
         results[name].update(remeasure(results[name], ROOT / args.out, name))
     report = summary(args, budget, results)
-    save("plan_quick" if args.quick else "plan", report)
+    save(name_of_results, report)
     print(json.dumps(report))
 
 
