@@ -14,8 +14,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
-LAYERS = ["errors", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "recipes",
-          "deploy", "cli", "__init__"]
+# deploy (export, merge, serve) sits below recipes: `bertx plan` ships what it trains.
+LAYERS = ["errors", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "deploy",
+          "recipes", "cli", "__init__"]
 
 
 def modules():
