@@ -317,7 +317,7 @@ def _compress(ctx: stages.Context, teacher: dict, ship: dict, row: dict, left_af
             break
         if kind in tried:
             continue
-        estimate = ctx.costs.distill(kind, transfer, epochs, int(epochs)) + ctx.costs.export(0.5) + stages.LATENCY_S_STUDENT
+        estimate = ctx.costs.student(kind, transfer, epochs)
         if len(rows) and left_after("ship", "report") < estimate * ctx.costs.scale:
             ctx.decide("compress", f"stop before {kind}", f"{minutes(estimate * ctx.costs.scale)} min needed, "
                        f"{minutes(left_after('ship', 'report'))} min of the budget left")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 START_S = 10.0         # loading a model and the data, writing a run folder
 EXPORT_S = 35.0        # int8 export of a 6-layer encoder: trace, calibrate, quantize, parity check
 LATENCY_S = 2.0        # measuring single-input latency (load + 105 calls)
+STUDENT_CHECK_S = 8.0  # scoring a student's export on dev and measuring its latency
 TRAIN_EFFICIENCY = 0.8  # bertx's loop versus the probe's plain step ([CLS]-only last layer, frozen embeddings)
 MLM_FACTOR = 1.25      # a masked-LM step versus a classification step of the same tokens
 
@@ -62,6 +63,10 @@ class Costs:
         share = STUDENT_WORK[student]
         labelling = self.infer_s(transfer * self.length) if with_teacher else 0.0
         return START_S + labelling + self.train_s(epochs * transfer * self.length, share) + self.evals_s(evals, share)
+
+    def student(self, kind: str, transfer: int, epochs: float) -> float:
+        """One student of the compress stage: distilled, exported, scored and timed."""
+        return self.distill(kind, transfer, epochs, int(epochs)) + self.export(STUDENT_WORK[kind]) + STUDENT_CHECK_S
 
     def export(self, share: float = 1.0) -> float:
         return 8.0 + EXPORT_S * share

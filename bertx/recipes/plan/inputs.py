@@ -26,7 +26,7 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
         if path and not Path(path).is_file():
             raise BertxError(f"plan {role} file {path}: file not found")
     tagged = config.task == "ner"
-    suffix = ".jsonl" if config.task == "qa" else Path(train).suffix
+    suffix = Path(train).suffix
     notes: dict = {"source_train": train}
     if config.task == "qa" and (config.labelled or not dev):
         raise BertxError("plan: QA needs a dev file and takes the training file whole (no `labelled:` draw)")

@@ -379,12 +379,12 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) ->
         metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
     export_dir = ctx.out / "compress" / f"{kind}.export"
     report = export_model(folder, export_dir)
-    name, _ = main_score(metrics)
+    name, pytorch_score = main_score(metrics)
     from bertx.evaluation.evaluate import evaluate
 
     score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
     return {"student": kind, "folder": str(folder), "export": str(export_dir), "quantize": report["quantize"], "metric": name,
-            "pytorch_score": main_score(metrics)[1], "score": score, **single_input_latency(export_dir, ctx.inputs["dev"]),
+            "pytorch_score": pytorch_score, "score": score, **single_input_latency(export_dir, ctx.inputs["dev"]),
             "size_mb": weights_mb(export_dir)}
 
 
@@ -423,10 +423,7 @@ def compress_estimate(ctx: Context) -> float:
     Which kind runs depends on the latency target, known after the baseline: a middle-sized one is assumed."""
     transfer = transfer_size(ctx)
     epochs = student_epochs(transfer)
-    return ctx.costs.distill("bert-2", transfer, epochs, int(epochs)) + ctx.costs.export(0.4) + LATENCY_S_STUDENT
-
-
-LATENCY_S_STUDENT = 8.0  # scoring a student's export on dev and measuring its latency
+    return ctx.costs.student("bert-2", transfer, epochs)
 
 
 def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
