@@ -270,7 +270,7 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
     teacher = run_stage("teacher", lambda: stages.teacher(ctx, encoder, regime, helpful, rows["teacher"]["epochs"]))
     chosen_model = {**teacher, "kind": "teacher"}
     if rows["compress"]["run"]:
-        compressed = run_stage("compress", lambda: _compress(ctx, teacher, ship_spec, rows["compress"], left_after, out, ledger))
+        compressed = run_stage("compress", lambda: _compress(ctx, teacher, ship_spec, left_after, out, ledger))
         if compressed.get("chosen"):
             chosen_model = compressed["chosen"]
     else:
@@ -301,7 +301,7 @@ def _ship_targets(config: PlanConfig, base: dict) -> dict:
     return ship
 
 
-def _compress(ctx: stages.Context, teacher: dict, ship: dict, row: dict, left_after, out: Path, ledger: dict) -> dict:
+def _compress(ctx: stages.Context, teacher: dict, ship: dict, left_after, out: Path, ledger: dict) -> dict:
     """Distil students best-first until one meets every ship constraint or the budget runs out."""
     kinds, predicted = stages.students_to_try(ctx, teacher["latency_ms"], ship.get("latency_ms"))
     transfer = stages.transfer_size(ctx)
@@ -313,7 +313,7 @@ def _compress(ctx: stages.Context, teacher: dict, ship: dict, row: dict, left_af
     rows = partial["rows"]
     tried = {r["student"] for r in rows}
     for kind in kinds:
-        if any(not stages.meets(r, ship, teacher["score"]) for r in rows):
+        if any(not r["missed"] for r in rows):  # the best-first search found a student that ships
             break
         if kind in tried:
             continue
@@ -328,7 +328,7 @@ def _compress(ctx: stages.Context, teacher: dict, ship: dict, row: dict, left_af
         result["missed"] = stages.meets(result, ship, teacher["score"])
         rows.append(result)
         ledger["elapsed_s"] = _elapsed(ledger) + sum(r["seconds"] for r in rows)
-        runfolder.write_json(out / PLAN_FILE, ledger)
+        _save(out, ledger)
     ok = [r for r in rows if not r["missed"]]
     if ok:
         best = max(ok, key=lambda r: (r["score"], -r["latency_ms"]))
