@@ -2,7 +2,8 @@
 
 Layers, bottom to top (a module may import its own package and any package below it):
 
-    errors -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> recipes -> deploy -> cli
+    errors -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> deploy -> scale
+    -> recipes -> cli
 
 Security: user folders are read as safetensors, JSON and YAML only. `torch.load` always passes
 `weights_only=True`; YAML uses the safe loader; no remote code, no pickle, no shell, no eval.
@@ -14,9 +15,10 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
-# deploy (export, merge, serve) sits below recipes: `bertx plan` ships what it trains.
+# deploy (export, merge, serve) sits below recipes: `bertx plan` ships what it trains. scale (Ray) runs the
+# predictors on a cluster and labels distillation data for the recipes.
 LAYERS = ["errors", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "deploy",
-          "recipes", "cli", "__init__"]
+          "scale", "recipes", "cli", "__init__"]
 
 
 def modules():

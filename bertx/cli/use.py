@@ -46,19 +46,27 @@ def evaluate(
 @app.command()
 @friendly
 def predict(
-    model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune`."),
-    input: Optional[str] = typer.Option(None, "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line, "
-                                        "or - for standard input (one text per line); NER: also CoNLL columns; QA: SQuAD JSON "
-                                        "or JSONL with question and context."),
+    model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune` (or its ONNX export)."),
+    input: Optional[List[str]] = typer.Option(None, "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line, "
+                                              "or - for standard input (one text per line); NER: also CoNLL columns; QA: SQuAD JSON "
+                                              "or JSONL with question and context. With --engine ray: files or globs, repeatable, "
+                                              "Parquet too."),
     text: Optional[List[str]] = typer.Option(None, "--text", help="A text to predict (repeatable), instead of --input."),
-    output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout)."),
+    output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout); with --engine ray, a folder of shards."),
     batch_size: int = typer.Option(128, min=1, help="Examples per forward pass."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
     input_format: str = typer.Option("auto", "--format", help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."),
+    engine: str = typer.Option("local", help="local (this process) or ray (a corpus on a Ray cluster: shards, a manifest, resumable)."),
+    address: Optional[str] = typer.Option(None, help="Ray: the cluster to join (auto, or ray://HOST:PORT); default: a private one on this machine."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Ray: actors, one model load each (default: one per core; threads = cores / workers)."),
+    shard_rows: int = typer.Option(10_000, min=1, help="Ray: rows per shard, the unit of work, output and resumption."),
+    output_format: str = typer.Option("jsonl", help="Ray: shard files as jsonl or parquet."),
+    max_bad_rows: int = typer.Option(100, min=0, help="Ray: unreadable rows skipped (and listed in bad_rows.jsonl) before the job stops."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Ray: replace an earlier corpus prediction with other settings."),
 ):
     """Predict a file, standard input or texts given with --text. Sequence tasks: label and probabilities per
     text; NER: entity spans per text, or a predicted-tag column added to a CoNLL file; QA: answer, character
-    start/end and score per question.
+    start/end and score per question. With --engine ray, a corpus of many files on a Ray cluster.
 
     Example: bertx predict runs/sst2 --text "a gripping , funny film ." --text "dull"
     """
@@ -66,8 +74,16 @@ def predict(
 
     from bertx.inference.predict_file import predict_file
 
-    if (input is None) == (not text):
+    if engine not in ("local", "ray"):
+        raise BertxError(f"--engine {engine!r}: choose local or ray")
+    if engine == "ray":
+        return _predict_corpus(model_dir, input, text, output, batch_size, bf16, address, workers, shard_rows, output_format,
+                               max_bad_rows, overwrite)
+    if (not input) == (not text):
         raise BertxError("predict: give either --input FILE (or - for standard input) or one or more --text")
+    if input and len(input) > 1:
+        raise BertxError("predict: several --input files need --engine ray (a folder of shards); give one file")
+    input = input[0] if input else None
     with tempfile.TemporaryDirectory() as scratch:
         source = None  # what errors call the input when it is not a file of the user's
         if text or input == "-":
@@ -84,6 +100,23 @@ def predict(
             raise BertxError(str(err).replace(input, source)) from None
     if output:
         typer.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+def _predict_corpus(model_dir, inputs, text, output, batch_size, bf16, address, workers, shard_rows, output_format,
+                    max_bad_rows, overwrite) -> None:
+    from bertx.scale.cluster import import_ray
+    from bertx.scale.predict import CorpusJob, predict_corpus
+
+    if text or not inputs or "-" in inputs:
+        raise BertxError("--engine ray reads files: give --input FILE_OR_GLOB (repeatable), not --text or standard input")
+    if not output:
+        raise BertxError("--engine ray writes a folder of shards: give --output DIR")
+    import_ray()  # one line on how to install it, before any work
+    job = CorpusJob(model_dir, list(inputs), output, output_format, shard_rows, batch_size, bf16, max_bad_rows, address, workers,
+                    overwrite)
+    manifest = predict_corpus(job, log=lambda line: typer.echo(line, err=True))
+    bad = f"; {manifest['bad_rows']} bad rows skipped (listed in {Path(output) / 'bad_rows.jsonl'})" if manifest["bad_rows"] else ""
+    typer.echo(f"wrote {manifest['predictions']} predictions in {len(manifest['shards'])} shards to {output}{bad}", err=True)
 
 
 def _texts(given: list[str]) -> list[str]:
