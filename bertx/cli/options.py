@@ -82,6 +82,9 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "unlabelled": ("unlabelled",),
     "augment": ("augment",),
     "baseline": ("baseline",),
+    "label_engine": ("labelling.engine",),
+    "label_address": ("labelling.address",),
+    "label_workers": ("labelling.workers",),
     # transfer
     "methods": ("methods",),
     # plan

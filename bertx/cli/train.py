@@ -242,7 +242,8 @@ def transfer(
 
 
 @config_command(app, "distill", DistillConfig, COMMON + (
-    "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "augment", "baseline"),
+    "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "augment", "baseline", "label_engine",
+    "label_address", "label_workers"),
     friendly)
 def distill(
     cfg,

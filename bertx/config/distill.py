@@ -73,6 +73,16 @@ class DistillLossConfig(StrictModel):
         return bool(self.hidden or self.attention or self.embedding or self.value_relation)
 
 
+class LabellingConfig(StrictModel):
+    """Where the teacher labels the transfer set (training text, augmented variants, unlabelled text)."""
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local (this process) or ray: the teacher's outputs computed by a pool of Ray actors, the same "
+        "length-sorted batches as locally, so the cache is the same.")
+    address: Optional[str] = Field(None, description="Ray: the cluster to join (auto, ray://HOST:PORT); default: a private one.")
+    workers: Optional[int] = Field(None, ge=1, description="Ray: actors, one teacher load each (default: one per core).")
+
+
 class DistillConfig(StrictModel):
     teacher: str = Field(..., description="Fine-tuned teacher folder (`bertx finetune` output or any HF task model).")
     task: Optional[str] = Field(None, description="Task kind; default: the teacher's. Must match the teacher's head.")
@@ -91,6 +101,7 @@ class DistillConfig(StrictModel):
     augment: int = Field(0, ge=0, description="Sequence tasks: N teacher-labelled variants of every training text (Tang et "
                          "al.: masking, same-class word replacement, n-gram sampling), deterministic from the seed.")
     baseline: bool = Field(True, description="Also train the same student without a teacher, for the report.")
+    labelling: LabellingConfig = Field(default_factory=LabellingConfig)
 
     @model_validator(mode="after")
     def _sensible(self) -> "DistillConfig":

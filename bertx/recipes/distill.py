@@ -15,7 +15,9 @@ Everything task-specific stays in the task kinds (`bertx.tasks`) and everything 
 from __future__ import annotations
 
 import math
+import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator, resolve_precision
-from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
+from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, output_keys, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
@@ -230,6 +232,63 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
         return _train(config, run, run_config, teacher, train_path, dev_path, show_progress and run.main)
 
 
+UNLABELLED_NEEDS_CACHE = ("unlabelled and augmented distillation text works for sequence tasks with cached teacher "
+                          "outputs (soft-target and hard losses only, cache_teacher: true)")
+
+
+def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, device, kind, tokenizer, labels: list[str],
+                        train_path: str, main: bool) -> TeacherCache:
+    """The teacher's outputs on the training text, then on the unlabelled and augmented text, which joins the
+    training data with the teacher's decisions as its labels. Computed here, or on a Ray cluster
+    (`labelling.engine: ray`) started once for all three."""
+    data_cfg, task = config.data, teacher.task
+    autocast = torch.bfloat16 if resolve_precision(config.train.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
+    with ExitStack() as stack:
+        if config.labelling.engine == "ray":
+            from bertx.scale.cluster import connected
+            from bertx.scale.labelling import label_on_ray
+
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise BertxError("labelling.engine ray runs in one process: label on Ray without torchrun (or label locally)")
+            stack.enter_context(connected(config.labelling.address))
+            keys = None if task.label_kind in ("class", "score", "classes") else output_keys(task.label_kind)
+
+            def label(features, dtype=None) -> TeacherCache:
+                outputs = label_on_ray(config.teacher, features, teacher.pad_id, keys, bf16=dtype is not None,
+                                          address=config.labelling.address, workers=config.labelling.workers,
+                                          log=tqdm.write if main else (lambda line: None))
+                return TeacherCache.from_outputs(task.label_kind, outputs)
+        else:
+            def label(features, dtype=None) -> TeacherCache:
+                return TeacherCache(teacher.model, features, task.label_kind, teacher.pad_id, device, autocast_dtype=dtype)
+
+        cache = label(teacher_train.features)
+        if config.unlabelled and task.label_kind == "tags" and not config.augment:
+            # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
+            # most probable tag at each word's first piece the hard one.
+            extra = unlabelled_sentences([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, tokenizer, labels)
+            extra_cache = label(extra, autocast)
+            tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
+                    for row, logits in zip(extra.labels, extra_cache.outputs["logits"])]
+            append_features(train.features, extra, tags)
+            cache.append(extra_cache)
+        elif config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
+            if task.label_kind not in ("class", "score", "classes"):
+                raise BertxError(UNLABELLED_NEEDS_CACHE)
+            reading = train.info.get("columns") or {}
+            reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
+            extras = []
+            if config.unlabelled:
+                extras.append(read_unlabelled([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, kind, tokenizer, reading))
+            if config.augment:
+                extras.append(augmented_features(train_path, data_cfg, kind, tokenizer, reading, config.augment, config.train.seed))
+            for extra in extras:
+                extra_cache = label(extra, autocast)
+                append_features(train.features, extra, extra_cache.labels().tolist())
+                cache.append(extra_cache)
+    return cache
+
+
 def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
     train_cfg, data_cfg, loss_cfg = config.train, config.data, config.loss
     task, kind = teacher.task, teacher.kind
@@ -276,35 +335,12 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     teacher_train = train if shared_tokens else kind.load_train(train_path, data_cfg, teacher.tokenizer)
     device = accelerator.device
     teacher.model.to(device).eval()
+    n_labelled = len(train.features.lengths)
     cache = None
     if needs_teacher and not live_teacher:
-        cache = TeacherCache(teacher.model, teacher_train.features, task.label_kind, teacher.pad_id, device)
-    n_labelled = len(train.features.lengths)
-    autocast = torch.bfloat16 if resolve_precision(train_cfg.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
-    if config.unlabelled and task.label_kind == "tags" and cache is not None and not config.augment:
-        # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
-        # most probable tag at each word's first piece the hard one.
-        extra = unlabelled_sentences([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, tokenizer, labels)
-        extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
-        tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
-                for row, logits in zip(extra.labels, extra_cache.outputs["logits"])]
-        append_features(train.features, extra, tags)
-        cache.append(extra_cache)
-    elif config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
-        if task.label_kind not in ("class", "score", "classes") or cache is None:
-            raise BertxError("unlabelled and augmented distillation text works for sequence tasks with cached teacher "
-                             "outputs (soft-target and hard losses only, cache_teacher: true)")
-        reading = train.info.get("columns") or {}
-        reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
-        extras = []
-        if config.unlabelled:
-            extras.append(read_unlabelled([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, kind, tokenizer, reading))
-        if config.augment:
-            extras.append(augmented_features(train_path, data_cfg, kind, tokenizer, reading, config.augment, train_cfg.seed))
-        for extra in extras:
-            extra_cache = TeacherCache(teacher.model, extra, task.label_kind, teacher.pad_id, device, autocast_dtype=autocast)
-            append_features(train.features, extra, extra_cache.labels().tolist())
-            cache.append(extra_cache)
+        cache = _label_transfer_set(config, teacher, train, teacher_train, device, kind, tokenizer, labels, train_path, main)
+    elif config.unlabelled or config.augment:
+        raise BertxError(UNLABELLED_NEEDS_CACHE)
     run_config.update(train.info)
     run_config["labels"] = labels
     run_config["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}

@@ -27,6 +27,18 @@ class TeacherCache:
             self.outputs = token_outputs(teacher, features, pad_id, self.keys, batch_size, device, autocast_dtype)
             self.per_token = True
 
+    @classmethod
+    def from_outputs(cls, label_kind: str, outputs) -> "TeacherCache":
+        """A cache of outputs computed elsewhere (on a Ray cluster: `scale/labelling.py`), in the same layout."""
+        cache = cls.__new__(cls)
+        cache.label_kind, cache.keys = label_kind, output_keys(label_kind)
+        cache.per_token = label_kind not in ("class", "score", "classes")
+        if cache.per_token:
+            cache.outputs = outputs
+        else:
+            cache.rows = outputs
+        return cache
+
     def batch(self, indices: list[int], length: int, device) -> dict[str, torch.Tensor]:
         """The cached outputs of these examples, padded to the batch's `length` tokens."""
         if not self.per_token:
