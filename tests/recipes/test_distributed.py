@@ -120,3 +120,24 @@ def test_a_signal_to_one_process_stops_all_at_the_same_step_and_resumes(tiny_ber
     assert (checkpoint / "rng-0.pt").is_file() and (checkpoint / "rng-1.pt").is_file()
     cli([*common, "--output", str(tmp_path / "stopped"), "--resume"], 2)
     assert (tmp_path / "stopped/model.safetensors").read_bytes() == (tmp_path / "whole/model.safetensors").read_bytes()
+
+
+def test_two_nodes_train_what_two_processes_on_one_node_train(tiny_bert, toy_data, tmp_path):
+    """Multi-node training: two torchrun "nodes" (one process each, c10d rendezvous on localhost) train
+    bit for bit what one node with two processes trains. A real cluster only changes the endpoint's host."""
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
+    train, dev = toy_data
+    common = ["finetune", "--task", "classification", "--train", train, "--dev", dev, "--model", tiny_bert, "--epochs", "1",
+              "--batch-size", "16", "--lr", "3e-3", "--seed", "7", "--show-examples", "0", "model.dropout=0.0",
+              "model.freeze_word_embeddings=false"]
+    cli([*common, "--output", str(tmp_path / "one-node")], 2)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen([torchrun, "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank), "--rdzv_backend", "c10d",
+                               "--rdzv_endpoint", "localhost:29536", "--rdzv_id", "bertx-two-nodes", "-m", "bertx.cli", *common,
+                               "--output", str(tmp_path / "two-nodes")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
+    start = json.loads((tmp_path / "two-nodes/log.jsonl").read_text().splitlines()[0])
+    assert start["processes"] == 2
+    assert (tmp_path / "two-nodes/model.safetensors").read_bytes() == (tmp_path / "one-node/model.safetensors").read_bytes()
