@@ -2,7 +2,7 @@
 
 Layers, bottom to top (a module may import its own package and any package below it):
 
-    errors -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> deploy -> scale
+    errors -> console -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> deploy -> scale
     -> recipes -> cli
 
 Security: user folders are read as safetensors, JSON and YAML only. `torch.load` always passes
@@ -17,7 +17,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
 # deploy (export, merge, serve) sits below recipes: `bertx plan` ships what it trains. scale (Ray) runs the
 # predictors on a cluster and labels distillation data for the recipes.
-LAYERS = ["errors", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "deploy",
+LAYERS = ["errors", "console", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "deploy",
           "scale", "recipes", "cli", "__init__"]
 
 

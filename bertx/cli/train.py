@@ -11,6 +11,7 @@ from bertx.cli.base import OVERWRITE, RESUME, app, friendly
 from bertx.cli.options import COMMON, config_command
 from bertx.config.plan import PlanConfig
 from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig
+from bertx.data.hf_datasets import local_file
 
 
 @config_command(app, "plan", PlanConfig, ("output", "task", "budget", "sources", "unlabelled", "labelled", "regime"), friendly,
@@ -51,7 +52,7 @@ def finetune(
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun / accelerate launch only the main process reports
     _print_metrics(metrics, cfg.output)
-    dev_path = cfg.data.resolve(cfg.data.dev)
+    dev_path = local_file(cfg.data.resolve(cfg.data.dev))
     if show_examples and dev_path:
         _show_examples(cfg.output, dev_path, show_examples)
 

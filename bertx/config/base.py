@@ -21,14 +21,10 @@ def default_data_dir() -> str:
 
 
 def resolve_data_path(path: Optional[str], data_dir: str) -> Optional[str]:
-    """The one place `{data_dir}` in a configured path is expanded, and a dataset reference
-    (`hf:NAME[:CONFIG]:SPLIT`, a `save_to_disk` folder) becomes the JSONL file it is written to."""
-    if path is None:
-        return None
-    path = path.replace("{data_dir}", data_dir)
-    from bertx.data.hf_datasets import is_dataset_reference, materialise
-
-    return materialise(path) if is_dataset_reference(path) else path
+    """The one place `{data_dir}` in a configured path is expanded. Pure: a dataset reference
+    (`hf:NAME[:CONFIG]:SPLIT`) stays a reference; the recipe that reads it makes it a file
+    (`data.hf_datasets.local_file`)."""
+    return None if path is None else path.replace("{data_dir}", data_dir)
 
 
 def check_task_name(name: str, owner: str = "") -> None:

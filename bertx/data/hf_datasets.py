@@ -59,6 +59,12 @@ def load(reference: str):
         raise BertxError(f"{reference}: cannot load the dataset{hint}: {detail}") from None
 
 
+def local_file(path: str | None) -> str | None:
+    """A path to read: a dataset reference becomes the JSONL file it is written to (once); anything else,
+    None included, is returned as it is. Recipes call it where they resolve their inputs."""
+    return materialise(path) if path is not None and is_dataset_reference(path) else path
+
+
 def materialise(reference: str) -> str:
     """Write the dataset as JSONL (once) and return the file's path. A run resolves its data paths several
     times; the dataset is opened once per process and cache folder."""

@@ -70,6 +70,16 @@ def read_lines(path: Path) -> list[str]:
     return split_lines(read_text(path))
 
 
+def read_text_lines(path: str | Path) -> list[str]:
+    """A text file of one text per line; a blank line is an error naming its line."""
+    texts = []
+    for number, line in enumerate(read_lines(Path(path)), start=1):
+        if not line.strip():
+            raise DataError(path, number, "empty text")
+        texts.append(line)
+    return texts
+
+
 def file_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):

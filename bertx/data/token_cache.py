@@ -25,6 +25,7 @@ import numpy as np
 
 from bertx.data.text_corpus import DocumentMode, read_documents
 from bertx.errors import BertxError
+from bertx.console import say
 
 FORMAT = 1
 CHUNK_SENTENCES = 4096
@@ -149,7 +150,7 @@ def build_cache(paths: list[str], tokenizer, mode: DocumentMode | list[DocumentM
             pending.clear()
             pending_docs.clear()
             if show_progress and n_tokens >= next_report:
-                print(f"tokenising {', '.join(paths)}: {n_tokens:,} tokens so far", flush=True)
+                say(f"tokenising {', '.join(paths)}: {n_tokens:,} tokens so far")
                 next_report += REPORT_EVERY
 
         file_documents = []  # documents after each file: the files' ranges (bilingual sampling, per-language eval)

@@ -33,6 +33,7 @@ from typing import Any
 from bertx.deploy.batcher import MicroBatcher, QueueFull, input_weight
 from bertx.deploy.server_metrics import ServerMetrics
 from bertx.errors import BertxError
+from bertx.console import say
 
 
 LOG = logging.getLogger("bertx.serve")
@@ -341,7 +342,7 @@ def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limi
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
     listed = ", ".join(f"{name} ({model.kind}, {model.info['runtime']})" for name, model in models.items())
-    print(f"serving {listed} on http://{host}:{port}", flush=True)
+    say(f"serving {listed} on http://{host}:{port}")
     # Keep idle connections 30 s (uvicorn's default is 5): a client backing off for its Retry-After then
     # reuses its connection instead of racing the server's close of it.
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=30, timeout_keep_alive=30)

@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 
 from bertx.data.conll import conll_fields, is_docstart
 from bertx.data.examples import read_examples
-from bertx.data.readers import file_format, read_lines, read_rows
+from bertx.data.readers import file_format, read_lines, read_rows, read_text_lines
 from bertx.data.squad import read_qa
 from bertx.errors import BertxError, DataError
 from bertx.runfolder import check_output_file, output_file
@@ -58,15 +58,6 @@ def _write_jsonl(records: Iterable[dict], out: Destination) -> int:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
-
-
-def read_text_lines(path: str) -> list[str]:
-    texts = []
-    for number, line in enumerate(read_lines(Path(path)), start=1):
-        if not line.strip():
-            raise DataError(path, number, "empty text")
-        texts.append(line)
-    return texts
 
 
 def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128,

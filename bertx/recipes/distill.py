@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from bertx import runfolder
 from bertx.config import DistillConfig
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.transfer_set import append_features, augmented_features, read_unlabelled, remap_targets, unlabelled_sentences
 from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
@@ -36,12 +37,15 @@ from bertx.models.small_students import build_small_student
 from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
 from bertx.tasks import TASKS
+from bertx.tasks.ner import window_overlap
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator, resolve_precision
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, output_keys, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
+from bertx.data.hf_datasets import local_file
+from bertx.console import say
 
 
 def load_teacher(path: str, task_name: str | None, max_length: int | None = None):
@@ -63,23 +67,7 @@ def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab() and a.__class__.__name__.replace("Fast", "") == b.__class__.__name__.replace("Fast", "")
 
 
-def remap_targets(features, label_kind: str, old: list[str], new: dict[str, int]) -> None:
-    """Renumber the training targets from the data's label order to the teacher's."""
-    if label_kind not in ("class", "classes", "tags") or [new.get(name) for name in old] == list(range(len(old))):
-        return
-    index = np.array([new[name] for name in old])
-    if label_kind == "class":
-        features.labels = [int(index[y]) for y in features.labels]
-    elif label_kind == "tags":
-        features.labels = [[int(index[y]) if y >= 0 else y for y in row] for row in features.labels]
-    else:  # multi-hot rows over the labels
-        remapped = []
-        for row in features.labels:
-            out = [0.0] * len(new)
-            for j, value in enumerate(row):
-                out[index[j]] = value
-            remapped.append(out)
-        features.labels = remapped
+
 
 
 def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False):
@@ -124,67 +112,6 @@ def check_small_student(config: DistillConfig, task) -> None:
                          "transformer students only")
 
 
-def read_unlabelled(paths: list[str], data, kind, tokenizer, reading: dict):
-    """Unlabelled texts (a .txt line each, or the text columns of TSV/CSV/JSONL) as unlabelled features."""
-    from bertx.data.examples import Example, read_examples
-    from bertx.data.features import tokenize
-    from bertx.inference.predict_file import read_text_lines
-
-    examples = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise BertxError(f"{path}: unlabelled text file not found")
-        if Path(path).suffix.lower() == ".txt":
-            found = [Example(text, None, None, i + 1) for i, text in enumerate(read_text_lines(path))]
-        else:
-            found, _ = read_examples(path, kind.spec, reading.get("text_column"), reading.get("text_pair_column"),
-                                     None, require_label=False)
-        if not found:
-            raise BertxError(f"{path}: no text in the unlabelled file")
-        examples.extend(found)
-    return tokenize(tokenizer, examples, data.max_length)
-
-
-def unlabelled_sentences(paths: list[str], data, tokenizer, labels: list[str]):
-    """Unlabelled sentences (a line of words each) as tagger windows; each word's first piece is a labelled
-    position (tag 0 for now: the teacher's decision replaces it)."""
-    from bertx.data.word_windows import word_features
-    from bertx.inference.predict_file import read_text_lines
-    from bertx.tasks.ner import window_overlap
-
-    sentences = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise BertxError(f"{path}: unlabelled text file not found")
-        sentences.extend(words for words in (line.split() for line in read_text_lines(path)) if words)
-    if not sentences:
-        raise BertxError(f"{', '.join(paths)}: no text in the unlabelled files")
-    return word_features(tokenizer, sentences, data.max_length, window_overlap(data), [[0] * len(w) for w in sentences],
-                         labels, data.label_all_subtokens).features
-
-
-def augmented_features(train_path: str, data, kind, tokenizer, reading: dict, n: int, seed: int):
-    """`n` augmented variants of every training text (`data/augment.py`), tokenised, unlabelled."""
-    from bertx.data.augment import augment
-    from bertx.data.examples import Example, read_examples
-    from bertx.data.features import tokenize
-
-    examples, _ = read_examples(train_path, kind.spec, reading.get("text_column"), reading.get("text_pair_column"), None,
-                                require_label=False, limit=data.max_train_examples)
-    pairs = [e.text_pair for e in examples] if any(e.text_pair for e in examples) else None
-    texts, new_pairs = augment([e.text for e in examples], pairs, n, seed, tokenizer.mask_token or "[MASK]")
-    made = [Example(t, new_pairs[i] if new_pairs else None, None, i + 1) for i, t in enumerate(texts)]
-    return tokenize(tokenizer, made, data.max_length)
-
-
-def append_features(features, extra, labels) -> None:
-    features.input_ids.extend(extra.input_ids)
-    if features.token_type_ids is not None:
-        features.token_type_ids.extend(extra.token_type_ids or [[0] * n for n in extra.lengths])
-    features.lengths.extend(extra.lengths)
-    features.labels.extend(labels)
-
-
 def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Distil the teacher into a student; with `config.baseline`, also train the same student without a
     teacher and write the transfer report (`report.md`, `report.json`, `report.png`) into the output.
@@ -205,7 +132,7 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
     })
     resume_baseline = resume and (out / "baseline" / runfolder.RUN_FILE).is_file()
     final["baseline"] = train_student(plain, resume=resume_baseline, overwrite=not resume_baseline, show_progress=show_progress)
-    final["report"] = write_report(config.teacher, out, out / "baseline", config.data.resolve(config.data.dev), out)
+    final["report"] = write_report(config.teacher, out, out / "baseline", local_file(config.data.resolve(config.data.dev)), out)
     return final
 
 
@@ -214,7 +141,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     from accelerate.utils import set_seed
 
     train_cfg, data_cfg = config.train, config.data
-    train_path, dev_path = data_cfg.resolve(data_cfg.train), data_cfg.resolve(data_cfg.dev)
+    train_path, dev_path = local_file(data_cfg.resolve(data_cfg.train)), local_file(data_cfg.resolve(data_cfg.dev))
     if not train_path:
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
     teacher = load_teacher(config.teacher, config.task, max_length=data_cfg.max_length)
@@ -256,7 +183,7 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
             def label(features, dtype=None) -> TeacherCache:
                 outputs = label_on_ray(config.teacher, features, teacher.pad_id, keys, bf16=dtype is not None,
                                           address=config.labelling.address, workers=config.labelling.workers,
-                                          log=tqdm.write if main else (lambda line: None))
+                                          log=say if main else (lambda line: None))
                 return TeacherCache.from_outputs(task.label_kind, outputs)
         else:
             def label(features, dtype=None) -> TeacherCache:
@@ -266,7 +193,8 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
         if config.unlabelled and task.label_kind == "tags" and not config.augment:
             # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
             # most probable tag at each word's first piece the hard one.
-            extra = unlabelled_sentences([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, tokenizer, labels)
+            extra = unlabelled_sentences([local_file(data_cfg.resolve(p)) for p in config.unlabelled], tokenizer, data_cfg.max_length,
+                                         window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
             extra_cache = label(extra, autocast)
             tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
                     for row, logits in zip(extra.labels, extra_cache.outputs["logits"])]
@@ -279,9 +207,11 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
             reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
             extras = []
             if config.unlabelled:
-                extras.append(read_unlabelled([data_cfg.resolve(p) for p in config.unlabelled], data_cfg, kind, tokenizer, reading))
+                extras.append(read_unlabelled([local_file(data_cfg.resolve(p)) for p in config.unlabelled], kind.spec, tokenizer,
+                                              data_cfg.max_length, reading))
             if config.augment:
-                extras.append(augmented_features(train_path, data_cfg, kind, tokenizer, reading, config.augment, config.train.seed))
+                extras.append(augmented_features(train_path, kind.spec, tokenizer, data_cfg.max_length, data_cfg.max_train_examples,
+                                                 reading, config.augment, config.train.seed))
             for extra in extras:
                 extra_cache = label(extra, autocast)
                 append_features(train.features, extra, extra_cache.labels().tolist())
@@ -347,7 +277,7 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     run.write_config(run_config)
     if main:
         for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
-            tqdm.write(f"note: {line}")
+            say(f"note: {line}")
 
     # ---- model, optimiser, schedule ------------------------------------------------------------
     distiller = Distiller(student, teacher.model.config, loss_cfg, task.label_kind, layer_map)

@@ -33,6 +33,8 @@ from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
+from bertx.data.hf_datasets import local_file
+from bertx.console import say
 
 
 def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True,
@@ -108,7 +110,7 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
     aux = None
     if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
         aux_cfg = config.aux_mlm
-        aux = AuxText([data_cfg.resolve(p) for p in aux_cfg.text], tokenizer, aux_cfg.documents, aux_cfg.max_length,
+        aux = AuxText([local_file(data_cfg.resolve(p)) for p in aux_cfg.text], tokenizer, aux_cfg.documents, aux_cfg.max_length,
                       aux_cfg.batch_size or train_cfg.batch_size,
                       aux_cfg.mlm_probability, aux_cfg.whole_word_mask, train_cfg.seed, show_progress=main)
         model = TaskWithAuxMLM(model, aux_cfg.weight)
@@ -136,7 +138,7 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
     )
     if main:
         for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
-            tqdm.write(f"note: {line}")
+            say(f"note: {line}")
 
     def evaluate_dev() -> dict[str, float]:
         return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, data_cfg, device=accelerator.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bertx.data.hf_datasets import local_file
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, resolve_model_path
 
@@ -10,7 +11,7 @@ def resolved_inputs(config) -> tuple[str, str | None, str, dict]:
     """(training file, dev file or None, encoder folder, the run config recording them) of a config with
     `data` and `model` blocks; the encoder is checked against `data.max_length`."""
     data_cfg = config.data
-    train_path, dev_path = data_cfg.resolve(data_cfg.train), data_cfg.resolve(data_cfg.dev)
+    train_path, dev_path = local_file(data_cfg.resolve(data_cfg.train)), local_file(data_cfg.resolve(data_cfg.dev))
     if not train_path:
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
     model_path = resolve_model_path(config.model.name_or_path)

@@ -27,6 +27,7 @@ from bertx.models.encoder import resolve_model_path
 from bertx.recipes.finetune import finetune
 from bertx.recipes.task_folders import claimed_task_folder
 from bertx.recipes.sources import rank_encoders, train_sources, write_predicted
+from bertx.console import say
 
 MODEL_FILES = ("model.safetensors", "best", "checkpoints")
 
@@ -56,7 +57,7 @@ def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
         done = folder / "metrics.json"
         if done.is_file():
             return json.loads(done.read_text(encoding="utf-8"))
-        print(f"[intermediate] {folder.relative_to(out)} ...", flush=True)
+        say(f"[intermediate] {folder.relative_to(out)} ...")
         metrics = finetune(config.task_config(entry, str(folder), config.train, model), overwrite=True, show_progress=show_progress)
         if not config.keep_models:
             for name in MODEL_FILES:  # the scores are the result; 16 copies of the encoder are not

@@ -38,6 +38,8 @@ from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run, RunState
+from bertx.data.hf_datasets import local_file
+from bertx.console import say
 
 
 @dataclass
@@ -69,17 +71,17 @@ def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> l
         spec = get_task(entry.kind)
         kind = get_kind(spec)
         data_cfg = task_config.data
-        train = kind.load_train(data_cfg.resolve(data_cfg.train), data_cfg, tokenizer)
+        train = kind.load_train(local_file(data_cfg.resolve(data_cfg.train)), data_cfg, tokenizer)
         run_config = dict(train.info, labels=train.labels)
         label2id = {name: i for i, name in enumerate(train.labels)}
         dev = None
         if data_cfg.dev:
-            dev = kind.load_eval(data_cfg.resolve(data_cfg.dev), data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples,
+            dev = kind.load_eval(local_file(data_cfg.resolve(data_cfg.dev)), data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples,
                                  articles=data_cfg.dev_articles)
         tasks.append(Task(entry, task_config, spec, kind, train, dev, entry.metric or spec.main_metric))
         if show_notes:
             for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
-                tqdm.write(f"note: task {entry.name}: {line}")
+                say(f"note: task {entry.name}: {line}")
     first_of_head: dict[str, Task] = {}
     for task in tasks:
         other = first_of_head.setdefault(task.entry.head_name, task)
@@ -95,7 +97,8 @@ def task_run_info(task: Task, model_path: str) -> dict:
     """The single-task run config of one task, as `bertx finetune` would have written it (used by export)."""
     run_config = task.config.model_dump(mode="json")
     run_config["model"]["name_or_path"] = model_path
-    run_config["data"]["train"], run_config["data"]["dev"] = task.config.data.resolve(task.config.data.train), task.config.data.resolve(task.config.data.dev)
+    run_config["data"]["train"], run_config["data"]["dev"] = (local_file(task.config.data.resolve(task.config.data.train)),
+                                                      local_file(task.config.data.resolve(task.config.data.dev)))
     run_config.update(task.train.info)
     run_config["labels"] = task.train.labels
     run_config["head"] = task.entry.head_name
@@ -221,7 +224,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
         run.log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
         if show_progress:
-            tqdm.write(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
+            say(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
                 f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items()))
 
     # ---- the loop ----------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
+from bertx.data.hf_datasets import local_file
+from bertx.console import say
 
 
 @dataclass
@@ -60,13 +62,13 @@ def token_count(cache: TokenCache, first_doc: int, end_doc: int) -> int:
 
 def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpus:
     data_cfg = config.data
-    files = data_cfg.train_files()
+    files = [entry.model_copy(update={"path": local_file(entry.path)}) for entry in data_cfg.train_files()]
     if not files:
         raise BertxError("no training text: pass --train FILE (plain text) or set data.train in the config")
     train = build_cache([f.path for f in files], tokenizer, [f.documents for f in files], data_cfg.cache_dir, show_progress)
     weights = [f.weight for f in files]
     if data_cfg.eval:
-        held_out = build_cache(data_cfg.resolve(data_cfg.eval), tokenizer, data_cfg.documents, data_cfg.cache_dir, show_progress)
+        held_out = build_cache([local_file(p) for p in data_cfg.resolve(data_cfg.eval)], tokenizer, data_cfg.documents, data_cfg.cache_dir, show_progress)
         return Corpus(train, train.file_ranges(), weights, held_out, {"all": [(0, held_out.n_documents)]})
     # The last documents of each file are held out: contiguous ranges keep packed blocks simple, the
     # split stable, and every language present in the held-out text.
@@ -177,9 +179,9 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
     if run.resume and progress.epoch:
         instances, long_sentences = epoch_instances(progress.epoch)
     if main and long_sentences:
-        tqdm.write(f"note: {long_sentences} sentences are longer than max_length={data_cfg.max_length} tokens and were cut into pieces")
+        say(f"note: {long_sentences} sentences are longer than max_length={data_cfg.max_length} tokens and were cut into pieces")
     if main and origin.get("new_weights"):
-        tqdm.write(f"note: {origin['start']} has no pretraining heads; {len(origin['new_weights'])} head weights start fresh")
+        say(f"note: {origin['start']} has no pretraining heads; {len(origin['new_weights'])} head weights start fresh")
 
     def after_eval() -> dict[str, float]:
         metrics = {}
@@ -194,7 +196,7 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
         progress.last_eval_step = progress.step
         run.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
         if show_progress and metrics:
-            tqdm.write(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+            say(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return metrics
 
     # ---- the loop ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from bertx.recipes.finetune import finetune
 from bertx.recipes.multitask import multitask
 from bertx.recipes.task_folders import claimed_task_folder, export_task
 from bertx.recipes.sources import rank_encoders, train_sources, with_helpful
+from bertx.console import say
 
 
 def selected_multitask(config: MultitaskConfig, overwrite: bool = False, show_progress: bool = True) -> dict:
@@ -52,8 +53,7 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
                                target.kind, (select.estimator,), select.max_examples, target.data.max_length,
                                seed=config.train.seed, output=str(out / "selection"), overwrite=True, data=target.data)
     chosen = report["helpful"][: select.top_k]
-    print(f"[select] {target.name}: sources ranked {', '.join(report['sources_ranked'])}; selected: {', '.join(chosen) or 'none'}",
-          flush=True)
+    say(f"[select] {target.name}: sources ranked {', '.join(report['sources_ranked'])}; selected: {', '.join(chosen) or 'none'}")
 
     train = config.train.model_copy(update={"epochs": select.finetune_epochs}) if chosen else config.train
     multi, final, model_dir = joint_then_alone(config, target, [e for e in others if e.name in chosen], out,

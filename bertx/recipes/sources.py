@@ -23,12 +23,13 @@ from bertx.metrics.transferability import ESTIMATORS
 from bertx.models.encoder import resolve_model_path, save_encoder, without_load_report
 from bertx.recipes.finetune import finetune
 from bertx.training import outputs
+from bertx.console import say
 
 BASE = "none"  # the candidate name of the encoder the sources started from
 
 
 def train_sources(entries: list[TaskEntry], folder: Path, run_config: Callable[[TaskEntry, str], object],
-                  show_progress: bool = False, log=print) -> dict[str, Path]:
+                  show_progress: bool = False, log=say) -> dict[str, Path]:
     """Fine-tune every source into `folder/NAME` unless that run finished before; their encoders by name."""
     encoders = {}
     for entry in entries:
@@ -77,7 +78,7 @@ def with_helpful(report: dict) -> dict:
 
 def rank_sources(config: SourcesConfig, train: str, task: str, estimators=ESTIMATORS, max_examples: int = 2000,
                  max_length: int = 128, seed: int = 42, output: str | None = None, overwrite: bool = False,
-                 show_progress: bool = False, log=print) -> dict:
+                 show_progress: bool = False, log=say) -> dict:
     """`bertx rank --sources`: train (or reuse) every source in `config.output`, then rank them for `train`."""
     if not Path(train).is_file():
         raise BertxError(f"{train}: file not found")

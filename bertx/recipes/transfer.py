@@ -44,6 +44,8 @@ from bertx.recipes.sources import write_predicted
 from bertx.tasks import get_task
 from bertx.training import outputs
 from bertx.training.accelerator import resolve_precision
+from bertx.data.hf_datasets import local_file
+from bertx.console import say
 
 JOINT = "all"
 # Weights, deleted once a model is scored (unless keep_models): the scores are the result. A joint row
@@ -157,8 +159,8 @@ class _Runner:
             return json.loads(done.read_text(encoding="utf-8"))
         cfg = self.config
         start_from = str(self.dapt_encoder(target)) if "dapt" in method else None
-        aux_text = [cfg.resolve(p) for p in target.unlabelled] if "aux-mlm" in method else None
-        print(f"[transfer] {folder.relative_to(self.out)} ...", flush=True)
+        aux_text = [data_file(cfg, p) for p in target.unlabelled] if "aux-mlm" in method else None
+        say(f"[transfer] {folder.relative_to(self.out)} ...")
         if len(sources) == 1:
             model_dir = folder
             if not (folder / "metrics.json").is_file():
@@ -208,7 +210,7 @@ class _Runner:
         cfg, found = self.config, {}
         for target in cfg.targets:
             if target.rank_on and target.name != row:
-                report = rank(cfg.resolve(target.rank_on), [str(model_dir)], cfg.task, tuple(cfg.predict),
+                report = rank(data_file(cfg, target.rank_on), [str(model_dir)], cfg.task, tuple(cfg.predict),
                               max_length=cfg.data.max_length, seed=cfg.train.seed, names=[row], data=cfg.data,
                               reads=self.rank_reads)
                 result = report["candidates"][0]
@@ -222,7 +224,7 @@ class _Runner:
         trained = load_trained(model_dir, bf16=resolve_precision(self.config.train.precision) == "bf16")
         scores = {}
         for target in targets:
-            metrics, _ = evaluate_loaded(trained, self.config.resolve(target.eval), limit=self.config.data.max_dev_examples)
+            metrics, _ = evaluate_loaded(trained, data_file(self.config, target.eval), limit=self.config.data.max_dev_examples)
             scores[target.name] = round(100 * metrics[self.metric], 2)
         return scores
 
@@ -244,7 +246,7 @@ class _Runner:
                                       precision=cfg.train.precision, seed=cfg.train.seed, eval_steps=None, save_steps=100,
                                       head_warmup_steps=d.head_warmup_steps),
         )
-        print(f"[transfer] dapt-encoders/{target.name} ...", flush=True)
+        say(f"[transfer] dapt-encoders/{target.name} ...")
         resume = (folder / "checkpoints").is_dir()
         pretrain(run, resume=resume, overwrite=not resume, show_progress=self.show_progress)
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
@@ -258,25 +260,25 @@ def check_inputs(config: TransferConfig) -> None:
     target's labels are labels its sources were trained on: one line naming the problem, before training."""
     for source in config.sources:
         for role, path in (("train", source.train), ("dev", source.dev)):
-            if path and not Path(config.resolve(path)).is_file():
-                raise BertxError(f"source {source.name!r}: {role} file {config.resolve(path)}: file not found")
+            if path and not Path(data_file(config, path)).is_file():
+                raise BertxError(f"source {source.name!r}: {role} file {data_file(config, path)}: file not found")
     adapting = [m for m in config.methods if m != "plain"]
     for target in config.targets:
-        if not Path(config.resolve(target.eval)).is_file():
-            raise BertxError(f"target {target.name!r}: eval file {config.resolve(target.eval)}: file not found")
+        if not Path(data_file(config, target.eval)).is_file():
+            raise BertxError(f"target {target.name!r}: eval file {data_file(config, target.eval)}: file not found")
         if adapting and not target.unlabelled:
             raise BertxError(f"target {target.name!r}: method {adapting[0]} needs the target's unlabelled text; list files "
                              "under `unlabelled:` (a labelled file may be given: its labels are dropped)")
         for path in target.unlabelled:
-            check_unlabelled(target.name, config.resolve(path), config.unlabelled_documents)
-        if config.predict and target.rank_on and not Path(config.resolve(target.rank_on)).is_file():
-            raise BertxError(f"target {target.name!r}: rank_on file {config.resolve(target.rank_on)}: file not found")
+            check_unlabelled(target.name, data_file(config, path), config.unlabelled_documents)
+        if config.predict and target.rank_on and not Path(data_file(config, target.rank_on)).is_file():
+            raise BertxError(f"target {target.name!r}: rank_on file {data_file(config, target.rank_on)}: file not found")
     spec = get_task(config.task)
     if spec.label_kind not in ("class", "classes", "tags"):
         return  # scores and answer spans have no label set to disagree on
-    known = {s.name: label_set(config.resolve(s.train), spec, config) for s in config.sources}
+    known = {s.name: label_set(data_file(config, s.train), spec, config) for s in config.sources}
     for target in config.targets:
-        path = config.resolve(target.eval)
+        path = data_file(config, target.eval)
         labels = label_set(path, spec, config)
         for source, source_labels in known.items():
             unknown = sorted(labels - source_labels)
@@ -306,3 +308,8 @@ def label_set(path: str, spec, config: TransferConfig) -> set[str]:
     if spec.label_kind == "classes":
         return {str(label) for e in examples for label in e.label}
     return {str(e.label) for e in examples}
+
+
+def data_file(config: TransferConfig, path: str | None) -> str | None:
+    """A configured path as a file to read: `{data_dir}` expanded, a dataset reference written out."""
+    return local_file(config.resolve(path)) if path else path

@@ -24,6 +24,7 @@ from bertx import runfolder
 from bertx.config import FinetuneConfig, validate_config
 from bertx.errors import BertxError, RunStopped
 from bertx.recipes.finetune import finetune
+from bertx.console import say
 
 # The space searched when none is given: what the fine-tuning recipe notes varied by hand. For short runs
 # (one epoch on a few thousand examples) a narrower one does better: configs/tune/sst2-space.yaml.
@@ -101,7 +102,7 @@ def with_values(config: dict, values: dict) -> dict:
 
 
 def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = None, storage: str | None = None,
-         study_name: str = "bertx-tune", seed: int = 0, prune: bool = True, show_progress: bool = False, log=print) -> dict:
+         study_name: str = "bertx-tune", seed: int = 0, prune: bool = True, show_progress: bool = False, log=say) -> dict:
     """Search `space` for the fine-tuning `config`; returns the summary written to OUTPUT/tune.json.
 
     Args:

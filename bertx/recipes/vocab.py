@@ -24,6 +24,7 @@ from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_m
 from bertx.models.vocab_transfer import (
     align_embeddings, aligned_rows, extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces,
 )
+from bertx.console import say
 
 MAX_SENTENCES = 200_000  # enough text to rank pieces by; more only costs time
 
@@ -69,7 +70,7 @@ def align_from_parallel(encoder, tokenizer, extended, parallel: tuple[str, str],
 
 def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str = "mean", vocab_size: int = 30000,
                  reference: list[str] | None = None, documents: str = "blank", seed: int = 0, overwrite: bool = False,
-                 parallel: tuple[str, str] | None = None, log=print) -> dict:
+                 parallel: tuple[str, str] | None = None, log=say) -> dict:
     """Add up to `add` pieces of the language of `texts` to the encoder in `model`; write it to `output`.
 
     Args:

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 
 from bertx.errors import BertxError
 from bertx.runfolder import file_digest
+from bertx.console import say
 
 LATEST = "latest"
 MANIFEST = "manifest.json"
@@ -183,8 +183,7 @@ def intact_checkpoint(root: Path) -> Path:
         problem = verify(folder)
         if problem is None:
             if damaged:
-                print(f"warning: checkpoint {damaged[0][0]} is damaged ({damaged[0][1]}); resuming from {folder.name} instead",
-                      file=sys.stderr, flush=True)
+                say(f"warning: checkpoint {damaged[0][0]} is damaged ({damaged[0][1]}); resuming from {folder.name} instead", err=True)
             return folder
         damaged.append((folder.name, problem))
     listed = "; ".join(f"{name}: {problem}" for name, problem in damaged)

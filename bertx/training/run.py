@@ -28,7 +28,6 @@ What the run guarantees, whatever the recipe:
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -36,7 +35,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from tqdm.auto import tqdm
 
 from bertx import runfolder
 from bertx.errors import EXIT_CODES, BertxError, RunStopped
@@ -46,6 +44,7 @@ from bertx.training.checkpoint import checkpoints_in, restore_training_state, sa
 from bertx.training.optim import optimizer_step
 from bertx.training.runlog import RunLog
 from bertx.training.trackers import Trackers
+from bertx.console import say
 
 
 
@@ -98,8 +97,8 @@ class _StopSignals:
     def _handle(self, signum, frame) -> None:
         if self.deferred and self.received is None:
             self.received = signum
-            tqdm.write(f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this step"
-                       + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), file=sys.stderr)
+            say(f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this step"
+                       + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), err=True)
             return
         if signum == signal.SIGINT and self.deferred:
             raise KeyboardInterrupt
@@ -161,8 +160,8 @@ class Run:
             run._claimed = True  # new, empty or emptied by --overwrite: what appears in it now is this run's
             if run.lock.took_over is not None:
                 owner = run.lock.took_over
-                tqdm.write(f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on "
-                           f"{owner.get('host')}); taking it over", file=sys.stderr)
+                say(f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on "
+                           f"{owner.get('host')}); taking it over", err=True)
         accelerator.wait_for_everyone()
         run.signals.install()
         return run
@@ -321,7 +320,7 @@ class Run:
         improved = self.keep_best(metrics[metric_name], dict(metrics))
         self.log.write(event="eval", step=self.state.step, epoch=self.state.epoch, best=improved, **metrics)
         if show:
-            tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+            say(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         return improved
 
     def keep_best(self, value: float, metrics: dict) -> bool:

@@ -27,6 +27,7 @@ from bertx.recipes.plan import stages
 from bertx.recipes.plan.costs import Costs, minutes
 from bertx.recipes.plan.inputs import prepare_inputs
 from bertx.recipes.plan.profile import encoder_path, probe, profile_data
+from bertx.console import say
 
 PLAN_FILE = "plan.json"
 ORDER = ("profile", "baseline", "choose", "adapt", "teacher", "compress", "ship", "report")
@@ -35,7 +36,7 @@ REPORT_S = 5.0
 RERUN_CHANGES = {"budget", "output"}
 
 
-def plan(config: PlanConfig, dry_run: bool = False, overwrite: bool = False, show_progress: bool = True, log=print) -> dict:
+def plan(config: PlanConfig, dry_run: bool = False, overwrite: bool = False, show_progress: bool = True, log=say) -> dict:
     """Run (or, with `dry_run`, only schedule) the plan; returns plan.json's content."""
     if dry_run:
         with tempfile.TemporaryDirectory(prefix="bertx-plan-") as scratch:

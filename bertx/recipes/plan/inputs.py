@@ -15,13 +15,14 @@ from bertx import runfolder
 from bertx.config.plan import PlanConfig
 from bertx.data.draws import read_records, split_records, write_records
 from bertx.errors import BertxError
+from bertx.data.hf_datasets import local_file
 
 
 def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
     """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made."""
-    train = config.resolve(config.train)
-    dev = config.resolve(config.dev) if config.dev else None
-    unlabelled = [config.resolve(p) for p in config.unlabelled]
+    train = local_file(config.resolve(config.train))
+    dev = local_file(config.resolve(config.dev)) if config.dev else None
+    unlabelled = [local_file(config.resolve(p)) for p in config.unlabelled]
     for role, path in [("train", train), ("dev", dev)] + [("unlabelled", p) for p in unlabelled]:
         if path and not Path(path).is_file():
             raise BertxError(f"plan {role} file {path}: file not found")
