@@ -8,6 +8,7 @@ training actually worked.
 from __future__ import annotations
 
 import os
+import tempfile
 import random
 from pathlib import Path
 
@@ -17,6 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # `train.precision: auto` picks bf16 on CPUs with AVX512-BF16/AMX and fp32 elsewhere; the tests pin fp32 so
 # that their thresholds hold on every machine (tests/training/test_precision.py checks the choice itself).
 os.environ.setdefault("BERTX_PRECISION", "fp32")
+# Caches bertx keeps across runs (teacher outputs, written-out datasets, tokenised corpora) go to a folder of
+# this session, never the user's ~/.cache; subprocesses inherit it.
+os.environ.setdefault("BERTX_CACHE", tempfile.mkdtemp(prefix="bertx-test-cache-"))
 
 # Generated-input tests (tests/test_generated_inputs.py): a bounded example count keeps CI fast;
 # `BERTX_HYPOTHESIS=long python -m pytest tests/test_generated_inputs.py` runs 20x as many.

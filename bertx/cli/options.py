@@ -85,6 +85,9 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "label_engine": ("labelling.engine",),
     "label_address": ("labelling.address",),
     "label_workers": ("labelling.workers",),
+    "label_precision": ("labelling.precision",),
+    "teacher_export": ("labelling.teacher_export",),
+    "augment_rule": ("augment_rule",),
     # transfer
     "methods": ("methods",),
     # plan

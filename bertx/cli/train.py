@@ -244,7 +244,7 @@ def transfer(
 
 @config_command(app, "distill", DistillConfig, COMMON + (
     "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "augment", "baseline", "label_engine",
-    "label_address", "label_workers"),
+    "label_address", "label_workers", "label_precision", "teacher_export", "augment_rule"),
     friendly)
 def distill(
     cfg,

@@ -59,7 +59,9 @@ def predict(
     engine: str = typer.Option("local", help="local (this process) or ray (a corpus on a Ray cluster: shards, a manifest, resumable)."),
     address: Optional[str] = typer.Option(None, help="Ray: the cluster to join (auto, or ray://HOST:PORT); default: a private one on this machine."),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray: actors, one model load each (default: one per core; threads = cores / workers)."),
-    shard_rows: int = typer.Option(10_000, min=1, help="Ray: rows per shard, the unit of work, output and resumption."),
+    shard_rows: int = typer.Option(10_000, min=1, help="Ray: lines per shard (CSV: records), the unit of work, output and "
+                                   "resumption; the default is the chunk single-process predict uses, so an int8 export "
+                                   "predicts the same either way."),
     output_format: str = typer.Option("jsonl", help="Ray: shard files as jsonl or parquet."),
     max_bad_rows: int = typer.Option(100, min=0, help="Ray: unreadable rows skipped (and listed in bad_rows.jsonl) before the job stops."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Ray: replace an earlier corpus prediction with other settings."),

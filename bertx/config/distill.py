@@ -81,6 +81,16 @@ class LabellingConfig(StrictModel):
         "length-sorted batches as locally, so the cache is the same.")
     address: Optional[str] = Field(None, description="Ray: the cluster to join (auto, ray://HOST:PORT); default: a private one.")
     workers: Optional[int] = Field(None, ge=1, description="Ray: actors, one teacher load each (default: one per core).")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="The teacher's arithmetic while labelling: auto tries bf16 where the CPU runs it fast and keeps "
+        "it when it agrees with fp32 on a sample (min_agreement), else fp32.")
+    teacher_export: Optional[str] = Field(
+        None, description="An ONNX export of the teacher (`bertx export --quantize int8`): it labels the transfer set when it "
+        "agrees with the PyTorch teacher on a sample (min_agreement); tried first, it is the fastest.")
+    min_agreement: float = Field(0.99, gt=0, le=1, description="Share of sample examples on which a faster teacher must "
+                                 "decide as the fp32 teacher does (labels; tags per token).")
+    store: bool = Field(True, description="Keep the teacher's outputs on disk by content (teacher weights, arithmetic, token "
+                        "ids): another student or run on the same transfer set reuses them instead of labelling again.")
 
 
 class DistillConfig(StrictModel):
@@ -100,6 +110,9 @@ class DistillConfig(StrictModel):
     )
     augment: int = Field(0, ge=0, description="Sequence tasks: N teacher-labelled variants of every training text (Tang et "
                          "al.: masking, same-class word replacement, n-gram sampling), deterministic from the seed.")
+    augment_rule: Literal["shape", "neighbours"] = Field(
+        "shape", description="How augmentation replaces a word: a training word of the same shape, or one of its nearest "
+        "training words in the teacher's embedding space (neighbours).")
     baseline: bool = Field(True, description="Also train the same student without a teacher, for the report.")
     labelling: LabellingConfig = Field(default_factory=LabellingConfig)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bertx.data.augment import augment
+from bertx.data.augment import augment, neighbours
 from bertx.data.examples import Example, read_examples
 from bertx.data.features import tokenize
 from bertx.data.readers import read_text_lines
@@ -54,12 +54,15 @@ def unlabelled_sentences(paths: list[str], tokenizer, max_length: int, overlap: 
 
 
 def augmented_features(train_path: str, spec: TaskSpec, tokenizer, max_length: int, limit: int | None, reading: dict, n: int,
-                       seed: int):
-    """`n` augmented variants of every training text (`augment.py`), tokenised, unlabelled."""
+                       seed: int, embeddings: np.ndarray | None = None):
+    """`n` augmented variants of every training text (`augment.py`), tokenised, unlabelled. With the teacher's
+    input `embeddings`, words are replaced by their nearest training words in that space."""
     examples, _ = read_examples(train_path, spec, reading.get("text_column"), reading.get("text_pair_column"), None,
                                 require_label=False, limit=limit)
     pairs = [e.text_pair for e in examples] if any(e.text_pair for e in examples) else None
-    texts, new_pairs = augment([e.text for e in examples], pairs, n, seed, tokenizer.mask_token or "[MASK]")
+    texts = [e.text for e in examples] + [p for p in (pairs or []) if p]
+    near = neighbours(texts, tokenizer, embeddings) if embeddings is not None else None
+    texts, new_pairs = augment([e.text for e in examples], pairs, n, seed, tokenizer.mask_token or "[MASK]", near=near)
     made = [Example(t, new_pairs[i] if new_pairs else None, None, i + 1) for i, t in enumerate(texts)]
     return tokenize(tokenizer, made, max_length)
 

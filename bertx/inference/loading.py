@@ -72,6 +72,25 @@ def task_of(model_dir: Path, run: dict | None, config: dict) -> TaskSpec:
                      "fine-tune it first with `bertx finetune`")
 
 
+def folder_task(model_dir: str | Path) -> tuple[TaskSpec, dict]:
+    """A model folder's task and run config, read without loading its weights."""
+    import json
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise BertxError(f"{model_dir}: model folder not found")
+    run = read_run_config(model_dir) or {}
+    config = {}
+    if (model_dir / "config.json").is_file():
+        try:
+            config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise BertxError(f"{model_dir / 'config.json'}: not valid JSON ({err})") from None
+    if not run.get("task") and not config:
+        raise BertxError(f"{model_dir}: not a trained model folder (no bertx_run.yaml, no config.json)")
+    return task_of(model_dir, run, config), run
+
+
 def data_options(run: dict, max_length: int | None = None) -> DataConfig:
     """The training run's data options (how its files were read), or defaults for a foreign folder."""
     options = {k: v for k, v in (run.get("data") or {}).items() if k in DataConfig.model_fields}

@@ -30,6 +30,34 @@ from bertx.inference.loading import load_trained
 from bertx.inference.predictor import Predictor
 
 FORMATS = ("auto", "text", "conll", "jsonl")
+# Predictions are made in chunks of this many lines (CSV: records), the shards of `--engine ray`
+# (scale/corpus.py cuts them the same way). A text's batch-mates then do not depend on the engine, which
+# matters for int8 exports: dynamic quantisation scales each batch by its largest activation, so one text
+# can get another probability in another batch (up to 0.29 on SST-2, 1.3% of labels, when a 50,000-line
+# file was sorted whole).
+CHUNK_LINES = 10_000
+
+
+def chunk_keys(fmt: str, lines: list[int]) -> list[int]:
+    """Which chunk each example falls in, from its line (text, JSONL: from line 1; TSV: after the header on
+    line 1; CSV: by record, as a quoted record may span lines)."""
+    if fmt == "csv":
+        return [i // CHUNK_LINES for i in range(len(lines))]
+    first = 2 if fmt == "tsv" else 1
+    return [(line - first) // CHUNK_LINES for line in lines]
+
+
+def in_chunks(keys: list[int], predict) -> list:
+    """`predict(indices)` for each run of examples with the same chunk key, the results in input order."""
+    results: list = []
+    start = 0
+    while start < len(keys):
+        end = start
+        while end < len(keys) and keys[end] == keys[start]:
+            end += 1
+        results += predict(list(range(start, end)))
+        start = end
+    return results
 
 
 @dataclass(frozen=True)
@@ -89,12 +117,15 @@ def _predict_sequences(predictor: Predictor, input_path: str, out: Destination, 
     pairs = None
     if Path(input_path).suffix.lower() == ".txt":
         texts = read_text_lines(input_path)
+        keys = chunk_keys("text", list(range(1, len(texts) + 1)))
     else:
         options = {**predictor.reading_options(), "label_column": None}
         examples, columns = read_examples(input_path, predictor.task, **options, require_label=False)
         texts = [ex.text for ex in examples]
         pairs = [ex.text_pair for ex in examples] if columns.text_pair else None
-    results = predictor.predict(texts, pairs, batch_size=batch_size)
+        keys = chunk_keys(file_format(input_path), [ex.line for ex in examples])
+    results = in_chunks(keys, lambda rows: predictor.predict([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None,
+                                                             batch_size=batch_size))
 
     def records():
         for i, (text, result) in enumerate(zip(texts, results)):
@@ -114,9 +145,10 @@ def _predict_entities(predictor: EntityPredictor, input_path: str, out: Destinat
         return _tag_conll(predictor, input_path, out, batch_size)
     if input_format == "text":
         texts = read_text_lines(input_path)
-        found = predictor.predict(texts, batch_size)
+        found = in_chunks(chunk_keys("text", list(range(1, len(texts) + 1))), lambda rows: predictor.predict([texts[i] for i in rows], batch_size))
         return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), out)
     _, rows = read_rows(input_path)
+    keys = chunk_keys("jsonl", [row.line for row in rows])
     if all("tokens" in row.fields for row in rows):
         sentences = []
         for row in rows:
@@ -124,7 +156,7 @@ def _predict_entities(predictor: EntityPredictor, input_path: str, out: Destinat
             if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
                 raise DataError(input_path, row.line, "'tokens' must be a non-empty list of non-empty strings")
             sentences.append(tokens)
-        tagged = predictor.tag(sentences, batch_size)
+        tagged = in_chunks(keys, lambda chunk: predictor.tag([sentences[i] for i in chunk], batch_size))
         return _write_jsonl(({"tokens": s, "tags": tags} for s, (tags, _) in zip(sentences, tagged)), out)
     texts = []
     for row in rows:
@@ -132,7 +164,7 @@ def _predict_entities(predictor: EntityPredictor, input_path: str, out: Destinat
         if not isinstance(text, str) or not text.strip():
             raise DataError(input_path, row.line, "needs a non-empty 'text' (or a 'tokens' list)")
         texts.append(text)
-    found = predictor.predict(texts, batch_size)
+    found = in_chunks(keys, lambda chunk: predictor.predict([texts[i] for i in chunk], batch_size))
     return _write_jsonl(({"text": t, "entities": e} for t, e in zip(texts, found)), out)
 
 

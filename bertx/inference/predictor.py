@@ -53,15 +53,7 @@ class Predictor:
                    trained.autocast_dtype)
 
     def reading_options(self) -> dict:
-        """How the training files were read (columns found, label separator), to read others alike."""
-        run = self.run or {}
-        found, data = run.get("columns") or {}, run.get("data") or {}
-        return {
-            "text_column": found.get("text") or data.get("text_column"),
-            "text_pair_column": found.get("text_pair") or data.get("text_pair_column"),
-            "label_column": found.get("label") or data.get("label_column") or "label",
-            "label_separator": data.get("label_separator", ","),
-        }
+        return reading_options(self.run)
 
     @property
     def labels(self) -> list[str]:
@@ -90,6 +82,18 @@ class Predictor:
         for row in features.truncated_rows:  # said, never silent: the model saw only the first max_length tokens
             results[row]["truncated"] = True
         return results
+
+
+def reading_options(run: Optional[dict]) -> dict:
+    """How a run's training files were read (columns found, label separator), to read others alike."""
+    run = run or {}
+    found, data = run.get("columns") or {}, run.get("data") or {}
+    return {
+        "text_column": found.get("text") or data.get("text_column"),
+        "text_pair_column": found.get("text_pair") or data.get("text_pair_column"),
+        "label_column": found.get("label") or data.get("label_column") or "label",
+        "label_separator": data.get("label_separator", ","),
+    }
 
 
 def decode(task: TaskSpec, logits: np.ndarray, labels: list[str]) -> list[dict]:

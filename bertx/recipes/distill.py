@@ -17,11 +17,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from bertx import runfolder
@@ -36,11 +34,12 @@ from bertx.models.small_students import KINDS as SMALL_KINDS
 from bertx.models.small_students import build_small_student
 from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
+from bertx.recipes.teacher_labels import TeacherLabeller
 from bertx.tasks import TASKS
 from bertx.tasks.ner import window_overlap
 from bertx.training import outputs
-from bertx.training.accelerator import make_accelerator, resolve_precision
-from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, output_keys, teacher_outputs
+from bertx.training.accelerator import make_accelerator
+from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
@@ -164,38 +163,23 @@ UNLABELLED_NEEDS_CACHE = ("unlabelled and augmented distillation text works for 
 
 
 def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, device, kind, tokenizer, labels: list[str],
-                        train_path: str, main: bool) -> TeacherCache:
+                        train_path: str, main: bool) -> tuple[TeacherCache, dict]:
     """The teacher's outputs on the training text, then on the unlabelled and augmented text, which joins the
-    training data with the teacher's decisions as its labels. Computed here, or on a Ray cluster
-    (`labelling.engine: ray`) started once for all three."""
+    training data with the teacher's decisions as its labels: by the fastest teacher that agrees with fp32,
+    from the teacher store when labelled before, here or on a Ray cluster (`teacher_labels.py`)."""
     data_cfg, task = config.data, teacher.task
-    autocast = torch.bfloat16 if resolve_precision(config.train.precision) == "bf16" else None  # labelling many texts: as fast as the run allows
-    with ExitStack() as stack:
-        if config.labelling.engine == "ray":
-            from bertx.scale.cluster import connected
-            from bertx.scale.labelling import label_on_ray
-
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                raise BertxError("labelling.engine ray runs in one process: label on Ray without torchrun (or label locally)")
-            stack.enter_context(connected(config.labelling.address))
-            keys = None if task.label_kind in ("class", "score", "classes") else output_keys(task.label_kind)
-
-            def label(features, dtype=None) -> TeacherCache:
-                outputs = label_on_ray(config.teacher, features, teacher.pad_id, keys, bf16=dtype is not None,
-                                          address=config.labelling.address, workers=config.labelling.workers,
-                                          log=say if main else (lambda line: None))
-                return TeacherCache.from_outputs(task.label_kind, outputs)
-        else:
-            def label(features, dtype=None) -> TeacherCache:
-                return TeacherCache(teacher.model, features, task.label_kind, teacher.pad_id, device, autocast_dtype=dtype)
-
+    if config.labelling.engine == "ray" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise BertxError("labelling.engine ray runs in one process: label on Ray without torchrun (or label locally)")
+    label = TeacherLabeller(config, teacher, device, say if main else (lambda line: None))
+    try:
+        label.choose(teacher_train.features)
         cache = label(teacher_train.features)
         if config.unlabelled and task.label_kind == "tags" and not config.augment:
             # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
             # most probable tag at each word's first piece the hard one.
             extra = unlabelled_sentences([local_file(data_cfg.resolve(p)) for p in config.unlabelled], tokenizer, data_cfg.max_length,
                                          window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
-            extra_cache = label(extra, autocast)
+            extra_cache = label(extra)
             tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
                     for row, logits in zip(extra.labels, extra_cache.outputs["logits"])]
             append_features(train.features, extra, tags)
@@ -210,13 +194,18 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
                 extras.append(read_unlabelled([local_file(data_cfg.resolve(p)) for p in config.unlabelled], kind.spec, tokenizer,
                                               data_cfg.max_length, reading))
             if config.augment:
+                embeddings = None
+                if config.augment_rule == "neighbours":
+                    embeddings = teacher.model.get_input_embeddings().weight.detach().float().cpu().numpy()
                 extras.append(augmented_features(train_path, kind.spec, tokenizer, data_cfg.max_length, data_cfg.max_train_examples,
-                                                 reading, config.augment, config.train.seed))
+                                                 reading, config.augment, config.train.seed, embeddings))
             for extra in extras:
-                extra_cache = label(extra, autocast)
+                extra_cache = label(extra)
                 append_features(train.features, extra, extra_cache.labels().tolist())
                 cache.append(extra_cache)
-    return cache
+    finally:
+        label.close()
+    return cache, label.summary
 
 
 def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
@@ -268,7 +257,8 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     n_labelled = len(train.features.lengths)
     cache = None
     if needs_teacher and not live_teacher:
-        cache = _label_transfer_set(config, teacher, train, teacher_train, device, kind, tokenizer, labels, train_path, main)
+        cache, run_config["transfer_set"] = _label_transfer_set(config, teacher, train, teacher_train, device, kind, tokenizer,
+                                                                labels, train_path, main)
     elif config.unlabelled or config.augment:
         raise BertxError(UNLABELLED_NEEDS_CACHE)
     run_config.update(train.info)

@@ -51,7 +51,7 @@ def connected(address: Optional[str] = None, cpus: Optional[int] = None) -> Iter
     if not ray.is_initialized():
         # Ray's own notices (deprecations, executor progress, actor-restart caveats) are not the user's business.
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "CRITICAL")  # a failure reaches the user as one line of ours
         logging.getLogger("ray").setLevel(logging.ERROR)
         quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True, "logging_level": "ERROR"}
         try:

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bertx.errors import BertxError
+from bertx.inference.predict_file import CHUNK_LINES
 from bertx.runfolder import (RUN_FILE, FolderLock, check_deletable, check_not_read, empty_folder, folder_kind, make_folder,
                              read_run_config, write_json, write_run_config, write_text)
 from bertx.scale.cluster import connected, split_cores
 from bertx.scale.corpus import Shard, expand_inputs, plan_shards
-from bertx.scale.shard_worker import ShardWorker
+from bertx.scale.shard_worker import Reading, ShardWorker
 
 KIND = "corpus predictions"
 PROGRESS = "progress.jsonl"
@@ -41,7 +42,7 @@ class CorpusJob:
     inputs: list[str]
     output: str
     output_format: str = "jsonl"
-    shard_rows: int = 10_000
+    shard_rows: int = CHUNK_LINES  # the single-process chunks: the same batches, the same predictions
     batch_size: int = 128
     bf16: bool = False
     max_bad_rows: int = 100
@@ -64,13 +65,12 @@ def predict_corpus(job: CorpusJob, log: Callable[[str], None] = lambda line: Non
     _claim(out, settings, job.overwrite)
     lock = FolderLock(out).acquire()
     try:
-        # The driver loads the model once to check it and every file's columns before Ray starts: one
-        # error line, not a cluster of failing actors or a million bad rows.
-        checker = ShardWorker(job.model, str(out), job.output_format, job.batch_size, job.bf16)
+        # The driver checks the model folder's task and every file's columns before Ray starts (from the
+        # configs: the weights load in the actors only): one error line, not a million bad rows.
+        reading = Reading(job.model)
         shards = plan_shards(files, job.shard_rows)
         for path, fmt in dict.fromkeys((s.path, s.format) for s in shards):
-            checker.columns(path, fmt)
-        del checker
+            reading.columns(path, fmt)
         done = _done_shards(out, job.output_format)
         todo = [s for s in shards if s.name not in done]
         log(f"{len(shards)} shards in {len(files)} file(s); {len(shards) - len(todo)} done before, {len(todo)} to do")
@@ -138,7 +138,7 @@ def _run_on_ray(job: CorpusJob, out: Path, todo: list[Shard], done: dict, log: C
         bad = sum(len(e["bad"]) for e in done.values())
         rows, started, last = 0, time.perf_counter(), 0.0
         with open(out / PROGRESS, "a", encoding="utf-8") as progress:
-            for item in results.iter_rows():
+            for item in _worker_errors_as_one_line(results.iter_rows()):
                 entry = json.loads(item["result"])
                 if "error" in entry:
                     raise BertxError(entry["error"])
@@ -155,6 +155,17 @@ def _run_on_ray(job: CorpusJob, out: Path, todo: list[Shard], done: dict, log: C
                 if now - last > 10:
                     last = now
                     log(f"{len(done)} shards done, {rows / (now - started):,.0f} rows/s")
+
+
+def _worker_errors_as_one_line(rows):
+    """Ray wraps an actor's failure (a model that does not load there, a full disk) in its own exception
+    with the remote traceback; the user gets the actor's last line."""
+    try:
+        yield from rows
+    except Exception as err:  # Ray's RayTaskError / ActorDiedError and their kin
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in reversed(lines) if "Error" in line.split(":")[0]), lines[-1] if lines else type(err).__name__)
+        raise BertxError(f"a Ray worker failed: {detail[:300]}") from None
 
 
 def _record(progress, entry: dict) -> None:

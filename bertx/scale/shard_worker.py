@@ -30,6 +30,40 @@ def set_threads(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+class Reading:
+    """How a model folder reads a corpus file's rows: its task, and the columns its training run chose.
+    Read from the folder's configs only, so the driver checks every file without loading the weights."""
+
+    def __init__(self, model_dir: str):
+        from bertx.inference.loading import folder_task
+        from bertx.inference.predictor import reading_options
+
+        from bertx.models.encoder import check_weights_readable
+
+        self.task, run = folder_task(model_dir)
+        check_weights_readable(Path(model_dir))  # the header only: a cut or foreign weights file is one line here
+        if self.task.name == "qa":
+            raise BertxError(f"{model_dir}: a qa model; corpus prediction (--engine ray) handles sequence tasks and ner")
+        self.options = reading_options(run)
+        self._columns: dict[str, tuple[list[str], Optional[Columns]]] = {}
+
+    def columns(self, path: str, fmt: str) -> tuple[list[str], Optional[Columns]]:
+        """The file's header and, for sequence tasks, the columns read as text and second text (found as
+        `bertx predict` finds them)."""
+        if path not in self._columns:
+            names = header(path, fmt)
+            chosen = None
+            if self.task.name != "ner":
+                if fmt == "text" and self.task.pair == "required":
+                    raise DataError(path, None, f"a {self.task.name} model reads text pairs; give TSV, CSV, JSONL or Parquet "
+                                                "with both text columns")
+                if fmt != "text":
+                    chosen = find_columns(path, names, self.task, self.options["text_column"], self.options["text_pair_column"],
+                                          label_column=None, require_label=False)
+            self._columns[path] = (names, chosen)
+        return self._columns[path]
+
+
 class ShardWorker:
     def __init__(self, model_dir: str, output: str, output_format: str = "jsonl", batch_size: int = 128,
                  bf16: bool = False, threads: Optional[int] = None):
@@ -39,31 +73,15 @@ class ShardWorker:
 
         if threads:
             set_threads(threads)
+        self.reading = Reading(model_dir)
         trained = load_trained(model_dir, device="cpu", bf16=bf16)
         self.task = trained.task
-        if self.task.name == "qa":
-            raise BertxError(f"{model_dir}: a qa model; corpus prediction (--engine ray) handles sequence tasks and ner")
         self.entities = EntityPredictor(trained) if self.task.name == "ner" else None
         self.sequences = None if self.entities else Predictor.from_trained(trained)
         self.output, self.output_format, self.batch_size = Path(output), output_format, batch_size
-        self._columns: dict[str, tuple[list[str], Optional[Columns]]] = {}
 
     def columns(self, path: str, fmt: str) -> tuple[list[str], Optional[Columns]]:
-        """The file's header and, for sequence tasks, the columns read as text and second text (found as
-        `bertx predict` finds them, from the training run's choices)."""
-        if path not in self._columns:
-            names = header(path, fmt)
-            chosen = None
-            if self.sequences is not None:
-                if fmt == "text" and self.task.pair == "required":
-                    raise DataError(path, None, f"a {self.task.name} model reads text pairs; give TSV, CSV, JSONL or Parquet "
-                                                "with both text columns")
-                if fmt != "text":
-                    options = self.sequences.reading_options()
-                    chosen = find_columns(path, names, self.task, options["text_column"], options["text_pair_column"],
-                                          label_column=None, require_label=False)
-            self._columns[path] = (names, chosen)
-        return self._columns[path]
+        return self.reading.columns(path, fmt)
 
     def __call__(self, batch: dict) -> dict:
         """Ray Data's entry: a batch of shard descriptions (one per row) -> one result (JSON) per shard."""

@@ -143,3 +143,51 @@ def test_without_ray_one_line_says_how_to_install_it(classifier, tmp_path, capsy
     code = main(["predict", str(classifier), "--engine", "ray", "--input", str(tmp_path / "x.txt"), "--output", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'bertx[ray]'" in err and err.count("\n") == 1
+
+
+def test_an_int8_export_predicts_exactly_as_single_process(ray_cluster, classifier, tmp_path, monkeypatch):
+    """int8 dynamic quantisation scales each batch by its largest activation, so a text's probabilities depend
+    on its batch-mates: both engines predict in the same chunks of lines (CSV: records), hence the same
+    batches, hence the same bits."""
+    pytest.importorskip("onnxruntime")
+    from bertx.deploy.export import export
+    from bertx.inference import predict_file as single
+    from bertx.scale.predict import CorpusJob, predict_corpus
+
+    export(str(classifier), tmp_path / "int8", quantize="int8", min_agreement=0.0, max_metric_drop=100.0)
+    monkeypatch.setattr(single, "CHUNK_LINES", 7)  # small chunks, so every file spans several
+    tsv = write_toy_classification(tmp_path / "a.tsv", 40, seed=6)
+    texts = [line.split("\t")[0] for line in tsv.read_text().splitlines()[1:]]
+    (tmp_path / "b.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"sentence": t}) + ("\n\n" if i % 5 == 0 else "\n") for i, t in enumerate(texts)))
+    (tmp_path / "d.csv").write_text("sentence,label\n" + "".join(f'"{t}{chr(10) if i % 6 == 0 else ""}",pos\n' for i, t in enumerate(texts)))
+    names = ["a.tsv", "b.txt", "c.jsonl", "d.csv"]
+    predict_corpus(CorpusJob(str(tmp_path / "int8"), [str(tmp_path / n) for n in names], str(tmp_path / "out"), shard_rows=7))
+    corpus = read_parts(tmp_path / "out")
+    for name in names:
+        expected = _single(tmp_path / "int8", tmp_path / name, tmp_path, name)
+        got = [{k: v for k, v in r.items() if k not in ("input", "row")} for r in corpus if r["input"].endswith(name)]
+        assert got == expected, name  # bit for bit
+
+
+def test_a_model_that_cannot_load_is_one_line(ray_cluster, classifier, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(classifier, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")  # caught by the driver, before Ray
+    (tmp_path / "in.txt").write_text("a good film\n")
+    argv = ["predict", str(broken), "--engine", "ray", "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {broken / 'model.safetensors'}: truncated or not safetensors (11 bytes)"
+
+    # A failure only the workers meet (here: weights whose shapes the config contradicts) ends in one line too.
+    shutil.copy(classifier / "model.safetensors", broken / "model.safetensors")
+    config = json.loads((broken / "config.json").read_text())
+    config["intermediate_size"] *= 2
+    (broken / "config.json").write_text(json.dumps(config))
+    assert main(argv[:-1] + [str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err.splitlines()[-1]
+    assert err.strip().splitlines()[-1].startswith("error: a Ray worker failed: ")
