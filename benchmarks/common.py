@@ -72,7 +72,15 @@ def timed(fn: Callable, repeats: int) -> tuple[float, object]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports KiB)."""
+    """Peak resident memory of this process. Linux's VmHWM belongs to the process image and starts afresh at
+    exec; getrusage's ru_maxrss survives exec, so a child started from a large parent would report the
+    parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -141,6 +141,9 @@ _LAZY = {  # import torch/transformers only when prediction is used
     "Predictor": "bertx.inference.predictor",
     "EntityPredictor": "bertx.inference.entities",
     "AnswerPredictor": "bertx.inference.answers",
+    "MultiTaskPredictor": "bertx.inference.multitask_predictor",  # every sequence head of a multi-task run, one encoder pass
+    "CorpusJob": "bertx.scale.predict",  # a corpus on Ray: predict_corpus(CorpusJob(model, inputs, output))
+    "predict_corpus": "bertx.scale.predict",
 }
 
 
@@ -154,5 +157,6 @@ def __getattr__(name):
 
 __all__ = ["FinetuneConfig", "PretrainConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "DistillConfig",
            "FewshotConfig", "load_config", "plan", "finetune", "fewshot", "pretrain", "multitask", "export_task", "intermediate", "distill",
-           "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor", "BertxError", "DataError"]
+           "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor", "MultiTaskPredictor", "CorpusJob", "predict_corpus",
+           "BertxError", "DataError"]
 __version__ = "0.1.0"

@@ -63,43 +63,11 @@ class ServedModel:
     def kind(self) -> str:
         return self.trained.task.name
 
-    def check(self, inputs: Any, limits: Limits) -> list:
+    def check(self, inputs: Any, limits: Limits, tasks: Any = None) -> list:
         """The request's inputs in one canonical form, or a `BadRequest` saying what is wrong."""
-        if not isinstance(inputs, list):
-            raise BadRequest(422, f"`inputs` must be a list, got {type(inputs).__name__}")
-        if not inputs:
-            raise BadRequest(422, "`inputs` is empty: send at least one input")
-        if len(inputs) > limits.max_inputs:
-            raise BadRequest(413, f"{len(inputs)} inputs in one request; the limit is {limits.max_inputs}")
-        return [self._one(i, item, limits) for i, item in enumerate(inputs)]
-
-    def _one(self, i: int, item: Any, limits: Limits):
-        def text(value: Any, what: str) -> str:
-            if not isinstance(value, str):
-                raise BadRequest(422, f"inputs[{i}]: {what} must be a string, got {type(value).__name__}")
-            if not value.strip():
-                raise BadRequest(422, f"inputs[{i}]: {what} is empty")
-            try:  # JSON may carry lone surrogates (\ud800): valid JSON, but no tokenizer can encode them
-                value.encode("utf-8")
-            except UnicodeEncodeError as err:
-                raise BadRequest(422, f"inputs[{i}]: {what} holds an unpaired surrogate at character {err.start}; "
-                                      "send valid Unicode text") from None
-            return value
-
-        if self.kind == "qa":
-            if not isinstance(item, dict) or not {"question", "context"} <= set(item):
-                raise BadRequest(422, f"inputs[{i}]: a QA input is an object with `question` and `context`")
-            return (text(item["question"], "question"), text(item["context"], "context"))
-        if isinstance(item, dict) and self.kind != "ner":
-            if "text" not in item:
-                raise BadRequest(422, f"inputs[{i}]: an object input needs `text` (and `text_pair` for pairs)")
-            pair = item.get("text_pair")
-            return (text(item["text"], "text"), None if pair is None else text(pair, "text_pair"))
-        if isinstance(item, list) and self.kind != "ner":
-            if len(item) != 2:
-                raise BadRequest(422, f"inputs[{i}]: a text pair is a list of two strings")
-            return (text(item[0], "text"), text(item[1], "text_pair"))
-        return (text(item, "input"), None)
+        if tasks is not None:
+            raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} answers one task ({self.kind})")
+        return [canonical_input(i, item, self.kind) for i, item in enumerate(checked_list(inputs, limits))]
 
     def predict(self, inputs: list) -> list[dict]:
         """One batch through the model: the records `bertx predict` writes, in input order. Adapters that
@@ -147,6 +115,46 @@ class BadRequest(Exception):
         self.status, self.message = status, message
 
 
+def checked_list(inputs: Any, limits: Limits) -> list:
+    if not isinstance(inputs, list):
+        raise BadRequest(422, f"`inputs` must be a list, got {type(inputs).__name__}")
+    if not inputs:
+        raise BadRequest(422, "`inputs` is empty: send at least one input")
+    if len(inputs) > limits.max_inputs:
+        raise BadRequest(413, f"{len(inputs)} inputs in one request; the limit is {limits.max_inputs}")
+    return inputs
+
+
+def canonical_input(i: int, item: Any, kind: str):
+    """One input as (text, pair or None), or (question, context) for QA; `BadRequest` names what is wrong."""
+    def text(value: Any, what: str) -> str:
+        if not isinstance(value, str):
+            raise BadRequest(422, f"inputs[{i}]: {what} must be a string, got {type(value).__name__}")
+        if not value.strip():
+            raise BadRequest(422, f"inputs[{i}]: {what} is empty")
+        try:  # JSON may carry lone surrogates (\ud800): valid JSON, but no tokenizer can encode them
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise BadRequest(422, f"inputs[{i}]: {what} holds an unpaired surrogate at character {err.start}; "
+                                  "send valid Unicode text") from None
+        return value
+
+    if kind == "qa":
+        if not isinstance(item, dict) or not {"question", "context"} <= set(item):
+            raise BadRequest(422, f"inputs[{i}]: a QA input is an object with `question` and `context`")
+        return (text(item["question"], "question"), text(item["context"], "context"))
+    if isinstance(item, dict) and kind != "ner":
+        if "text" not in item:
+            raise BadRequest(422, f"inputs[{i}]: an object input needs `text` (and `text_pair` for pairs)")
+        pair = item.get("text_pair")
+        return (text(item["text"], "text"), None if pair is None else text(pair, "text_pair"))
+    if isinstance(item, list) and kind != "ner":
+        if len(item) != 2:
+            raise BadRequest(422, f"inputs[{i}]: a text pair is a list of two strings")
+        return (text(item[0], "text"), text(item[1], "text_pair"))
+    return (text(item, "input"), None)
+
+
 def parse_model_args(models: list[str]) -> dict[str, str]:
     """`DIR` or `name=DIR` per model; names default to the folder's name and must be unique."""
     named: dict[str, str] = {}
@@ -185,6 +193,11 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
             loaded[name] = trained_with(views[name][0], folder, tokenizer=tokenizers[key])
     served = {}
     for name, folder in named.items():
+        if "multitask" in (read_run_config(Path(folder)) or {}):  # one encoder, many heads: one pass per batch
+            from bertx.deploy.multitask_served import MultiTaskServed
+
+            served[name] = MultiTaskServed.load(name, folder)
+            continue
         trained = loaded.get(name) or load_trained(folder, device="cpu")
         labels = trained.labels if trained.task.label_kind not in ("score", "span") else []
         # No filesystem path: clients learn what a model does, not where the server keeps it.
@@ -275,10 +288,10 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
                 raise BadRequest(400, "the body's JSON is nested too deeply") from None
             if not isinstance(body, dict) or "inputs" not in body:
                 raise BadRequest(422, 'the body must be a JSON object with an `inputs` list: {"inputs": [...]}')
-            unknown = set(body) - {"inputs"}
+            unknown = set(body) - {"inputs", "tasks"}
             if unknown:
-                raise BadRequest(422, f"unknown fields {sorted(unknown)}; the body has `inputs` only")
-            inputs = model.check(body["inputs"], limits)
+                raise BadRequest(422, f"unknown fields {sorted(unknown)}; the body has `inputs` (and, for a multi-task model, `tasks`)")
+            inputs = model.check(body["inputs"], limits, body.get("tasks"))
             if not state["ready"]:
                 raise BadRequest(503, "models are loading")
             arriving[name] -= 1

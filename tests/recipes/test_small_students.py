@@ -110,7 +110,7 @@ def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
 def test_a_tagger_learns_from_unlabelled_sentences_the_teacher_tags(ner_teacher, tmp_path, monkeypatch):
     """Unlabelled sentences join a NER student's training data with the teacher's per-token outputs as soft
     targets and its most probable tag (at each word's first piece) as the hard one."""
-    from bertx.training import teacher_cache
+    from bertx.models import batched_outputs
 
     tmp, train, dev, teacher_f1 = ner_teacher
     sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip())
@@ -118,13 +118,14 @@ def test_a_tagger_learns_from_unlabelled_sentences_the_teacher_tags(ner_teacher,
     text = tmp_path / "text.txt"
     text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
     labelled = []
-    original = teacher_cache.TeacherCache.__init__
+    original = batched_outputs.token_outputs
 
-    def counting(self, model, features, *args, **kwargs):
+    def counting(model, features, *args, **kwargs):
         labelled.append(len(features.lengths))
-        original(self, model, features, *args, **kwargs)
+        return original(model, features, *args, **kwargs)
 
-    monkeypatch.setattr(teacher_cache.TeacherCache, "__init__", counting)
+    monkeypatch.setattr(batched_outputs, "token_outputs", counting)
+    monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty teacher store: every text is labelled here
     out = tmp_path / "with-text"
     final = bertx.distill({"teacher": str(tmp / "ner"), "output": str(out), "baseline": False, "unlabelled": [str(text)],
                            "student": {"kind": "bilstm", "hidden": 32}, "data": {"train": train, "dev": dev, "max_length": 32},
@@ -178,17 +179,18 @@ def test_students_export_to_onnx(teacher, tmp_path, kind):  # noqa: F811
 
 
 def test_augmented_transfer_set_is_labelled_by_the_teacher_once(teacher, tmp_path, monkeypatch):  # noqa: F811
-    from bertx.training import teacher_cache
+    from bertx.models import batched_outputs
 
     tmp, train, dev = teacher
     sizes = []
-    real = teacher_cache.TeacherCache.__init__
+    real = batched_outputs.model_outputs
 
-    def counting(self, model, features, *args, **kwargs):
+    def counting(model, features, *args, **kwargs):
         sizes.append(len(features.lengths))
-        return real(self, model, features, *args, **kwargs)
+        return real(model, features, *args, **kwargs)
 
-    monkeypatch.setattr(teacher_cache.TeacherCache, "__init__", counting)
+    monkeypatch.setattr(batched_outputs, "model_outputs", counting)
+    monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty teacher store: every text is labelled here
     out = tmp_path / "aug"
     final = bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "bag", "hidden": 16}, augment=2), show_progress=False)
     assert sizes == [240, 480]  # the training set, then its 2 x 240 variants: each labelled once

@@ -26,6 +26,7 @@ def _count_teacher_passes(monkeypatch) -> list[int]:
 
 def test_a_transfer_set_is_labelled_once_for_two_student_kinds(teacher, tmp_path, monkeypatch):  # noqa: F811
     tmp, train, dev = teacher
+    monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty store (other modules label this teacher too)
     calls = _count_teacher_passes(monkeypatch)
     first = kd_config(tmp, train, dev, tmp_path / "transformer", augment=2, train__max_steps=2)
     bertx.distill(first, show_progress=False)
