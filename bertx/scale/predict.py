@@ -25,8 +25,8 @@ from typing import Callable, Optional
 
 from bertx.errors import BertxError
 from bertx.inference.predict_file import CHUNK_LINES
-from bertx.runfolder import (RUN_FILE, FolderLock, check_deletable, check_not_read, empty_folder, folder_kind, make_folder,
-                             read_run_config, write_json, write_run_config, write_text)
+from bertx.runfolder import (RUN_FILE, FolderLock, check_deletable, check_not_read, check_writable_target, empty_folder, folder_kind,
+                             make_folder, read_run_config, write_json, write_run_config, write_text)
 from bertx.scale.cluster import connected, split_cores
 from bertx.scale.corpus import Shard, expand_inputs, plan_shards
 from bertx.scale.shard_worker import Reading, ShardWorker
@@ -62,9 +62,11 @@ def predict_corpus(job: CorpusJob, log: Callable[[str], None] = lambda line: Non
     check_not_read(out, [job.model, *[f.path for f in files]])
     settings = {"model": str(Path(job.model).resolve()), "inputs": [[str(Path(f.path).resolve()), f.size, f.mtime_ns] for f in files],
                 "shard_rows": job.shard_rows, "output_format": job.output_format, "batch_size": job.batch_size, "bf16": job.bf16}
-    _claim(out, settings, job.overwrite)
-    lock = FolderLock(out).acquire()
+    check_writable_target(out)
+    make_folder(out)
+    lock = FolderLock(out).acquire()  # before anything in the folder is judged or replaced: one job per folder
     try:
+        _claim(out, settings, job.overwrite)
         # The driver checks the model folder's task and every file's columns before Ray starts (from the
         # configs: the weights load in the actors only): one error line, not a million bad rows.
         reading = Reading(job.model)
@@ -96,8 +98,7 @@ def _claim(out: Path, settings: dict, overwrite: bool) -> None:
             raise BertxError(f"{out}: holds {what}; choose another --output or pass --overwrite")
         else:
             check_deletable(out, kind=KIND)
-            empty_folder(out)
-    make_folder(out)
+            empty_folder(out)  # the lock stays
     if not (out / RUN_FILE).is_file() or (read_run_config(out) or {}).get("corpus") != settings:
         write_run_config(out, {"written_as": KIND, "corpus": settings})
 
@@ -114,8 +115,10 @@ def _done_shards(out: Path, output_format: str) -> dict[str, dict]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        part = out / f"{entry.get('name')}.{output_format}"
-        if isinstance(entry, dict) and "error" not in entry and part.is_file() and part.stat().st_size == entry.get("bytes"):
+        if not isinstance(entry, dict) or "error" in entry or not isinstance(entry.get("name"), str):
+            continue
+        part = out / f"{entry['name']}.{output_format}"
+        if part.is_file() and part.stat().st_size == entry.get("bytes"):
             done[entry["name"]] = entry
     return done
 
