@@ -4,7 +4,10 @@ every request that does not fit."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, strategies as st
 
 from bertx.config import MultitaskConfig, validate_config
 from bertx.deploy.server import Limits, create_app, load_models
@@ -95,3 +98,25 @@ def test_a_request_that_does_not_fit_is_one_4xx(client, body, status, says):
 def test_tasks_on_a_single_task_model_is_a_4xx(client):
     response = client.post("/v1/models/one/predict", json={"inputs": ["x"], "tasks": ["sent"]})
     assert response.status_code == 422 and "multi-task" in response.json()["error"]
+
+
+TASK_VALUES = st.one_of(st.none(), st.text(max_size=8), st.lists(st.one_of(st.sampled_from(["sent", "short", "pair", "ner", ""]),
+                                                                       st.integers(), st.none()), max_size=4))
+INPUT_VALUES = st.lists(st.one_of(st.text(max_size=20), st.lists(st.text(max_size=8), max_size=3), st.none(),
+                                  st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"text_pair": st.text(max_size=8)})),
+                        max_size=4)
+
+
+@given(inputs=INPUT_VALUES, tasks=TASK_VALUES)
+def test_any_inputs_and_tasks_get_answers_or_one_4xx(client, inputs, tasks):
+    """Issue 21's generated inputs, for the multi-task route: never a 5xx, and an answer holds exactly the
+    tasks asked for (or every head of the input's form)."""
+    body = {"inputs": inputs} if tasks is None else {"inputs": inputs, "tasks": tasks}
+    response = client.post("/v1/models/glue/predict", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    if response.status_code == 200:
+        for output in response.json()["outputs"]:
+            expected = set(tasks) if tasks else ({"pair"} if "text_pair" in output else {"sent", "short"})
+            assert set(output["tasks"]) == expected
+    else:
+        assert set(response.json()) == {"error"}
