@@ -220,7 +220,9 @@ def main() -> None:
         job_start = time.perf_counter()
         manifest = predict_corpus(CorpusJob(export, files, str(root / "ray")))
         job_s = time.perf_counter() - job_start
+        output_bytes = sum(shard["bytes"] for shard in manifest["shards"]) / manifest["predictions"]  # the cost model's writing
         result["ray"] = {"wall_s": round(cluster_s + job_s, 2), "cluster_start_s": round(cluster_s, 2), "job_s": round(job_s, 2),
+                         "output_bytes_per_row": round(output_bytes, 1),
                          "rows_per_s": round(rows / (cluster_s + job_s), 1), "rows_per_s_without_start": round(rows / job_s, 1),
                          "workers": os.cpu_count(), "threads_per_worker": 1, "shards": len(manifest["shards"])}
         print(f"ray: {rows / (cluster_s + job_s):,.0f} rows/s", file=sys.stderr)
