@@ -113,3 +113,18 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared dataset not found at {path} (set BERTX_DATA_DIR)")
     return path
+
+
+def count_teacher_passes(monkeypatch, outputs: str = "model_outputs") -> list[int]:
+    """Record the size of every batched teacher pass (`model_outputs`, or `token_outputs` for taggers)."""
+    from bertx.models import batched_outputs
+
+    calls: list[int] = []
+    real = getattr(batched_outputs, outputs)
+
+    def counting(model, features, *args, **kwargs):
+        calls.append(len(features.lengths))
+        return real(model, features, *args, **kwargs)
+
+    monkeypatch.setattr(batched_outputs, outputs, counting)
+    return calls

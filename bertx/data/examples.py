@@ -102,8 +102,8 @@ def read_examples(
                 raise DataError(path, 1, f"no {name!r} column (the training file has one); columns are: {', '.join(header)}")
     examples = []
     for row in rows[:limit] if limit else rows:
-        text = _text(path, row.line, row.fields, columns.text)
-        pair = _text(path, row.line, row.fields, columns.text_pair) if columns.text_pair else None
+        text = column_text(path, row.line, row.fields, columns.text)
+        pair = column_text(path, row.line, row.fields, columns.text_pair) if columns.text_pair else None
         label = None
         if columns.label is not None:
             if columns.label not in row.fields:
@@ -113,7 +113,8 @@ def read_examples(
     return examples, columns
 
 
-def _text(path, line: int, fields: dict, column: str) -> str:
+def column_text(path, line: int, fields: dict, column: str) -> str:
+    """The non-empty string in `column` of a row, or a `DataError` naming the file, line and problem."""
     if column not in fields:
         raise DataError(path, line, f"missing {column!r}")
     value = fields[column]

@@ -10,7 +10,6 @@ runs the union of its requests' tasks once per input form, and each input keeps 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,11 +83,7 @@ class MultiTaskServed:
         return input_weight(item[:2], 6 * longest)
 
     def warm_up(self) -> float:
-        sentence = "a warm-up sentence of about the length of a short review, " * 4
-        pairs = not self.predictor.tasks_for(False)
-        sample = (sentence, sentence if pairs else None, tuple(self.predictor.tasks_for(pairs)))
-        self.predict([sample] * 2)
-        batch = [sample] * 8
-        started = time.perf_counter()
-        self.predict(batch)
-        return (time.perf_counter() - started) / sum(self.weigh(item) for item in batch)
+        from bertx.deploy.server import WARM_UP_TEXT, timed_warm_up
+
+        pairs = not self.predictor.tasks_for(False)  # a model of pair heads only warms up on pairs
+        return timed_warm_up(self, (WARM_UP_TEXT, WARM_UP_TEXT if pairs else None, tuple(self.predictor.tasks_for(pairs))))

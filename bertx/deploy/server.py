@@ -98,15 +98,20 @@ class ServedModel:
         return input_weight(item, 6 * self.trained.data.max_length)
 
     def warm_up(self) -> float:
-        """Run the model once (first calls are slow), then time a batch: the first estimate of the seconds
-        an input character costs, which the batcher refines from every batch it runs."""
-        sentence = "a warm-up sentence of about the length of a short review, " * 4
-        sample = ("a warm-up question?", sentence) if self.kind == "qa" else (sentence, None)
-        self.predict([sample] * 2)
-        batch = [sample] * 8
-        started = time.perf_counter()
-        self.predict(batch)
-        return (time.perf_counter() - started) / sum(self.weigh(item) for item in batch)
+        return timed_warm_up(self, ("a warm-up question?", WARM_UP_TEXT) if self.kind == "qa" else (WARM_UP_TEXT, None))
+
+
+WARM_UP_TEXT = "a warm-up sentence of about the length of a short review, " * 4
+
+
+def timed_warm_up(model, sample) -> float:
+    """Run a served model once (first calls are slow), then time a batch of `sample`: the first estimate of the
+    seconds an input character costs, which the batcher refines from every batch it runs."""
+    model.predict([sample] * 2)
+    batch = [sample] * 8
+    started = time.perf_counter()
+    model.predict(batch)
+    return (time.perf_counter() - started) / sum(model.weigh(item) for item in batch)
 
 
 class BadRequest(Exception):

@@ -139,8 +139,9 @@ class MultiTaskPredictor:
                 if again:
                     cut = tokenize(self.tokenizer, [examples[i] for i in again], head.max_length)
                     logits[name][again] = self._heads_on(cut, [name], batch_size)[name]
+            # Cut at `longest`, or (shorter window) longer than this head reads: those rows have length `longest`.
             truncated = set(features.truncated_rows if head.max_length == longest else
-                            [i for i, n in enumerate(features.lengths) if n > head.max_length or i in features.truncated_rows])
+                            [i for i, n in enumerate(features.lengths) if n > head.max_length])
             for i, answer in enumerate(decode(head.spec, logits[name], head.labels)):
                 if i in truncated:
                     answer["truncated"] = True

@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 
 from bertx import runfolder
 from bertx.config import DistillConfig
+from bertx.console import say
 from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.hf_datasets import local_file
 from bertx.data.transfer_set import append_features, augmented_features, read_unlabelled, remap_targets, unlabelled_sentences
 from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
@@ -43,8 +45,6 @@ from bertx.training.distiller import Distiller, check_layer_map, default_layer_m
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
-from bertx.data.hf_datasets import local_file
-from bertx.console import say
 
 
 def load_teacher(path: str, task_name: str | None, max_length: int | None = None):
@@ -64,9 +64,6 @@ def load_teacher(path: str, task_name: str | None, max_length: int | None = None
 
 def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab() and a.__class__.__name__.replace("Fast", "") == b.__class__.__name__.replace("Fast", "")
-
-
-
 
 
 def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False):
@@ -168,6 +165,7 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
     training data with the teacher's decisions as its labels: by the fastest teacher that agrees with fp32,
     from the teacher store when labelled before, here or on a Ray cluster (`teacher_labels.py`)."""
     data_cfg, task = config.data, teacher.task
+    unlabelled = [local_file(data_cfg.resolve(p)) for p in config.unlabelled]
     if config.labelling.engine == "ray" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise BertxError("labelling.engine ray runs in one process: label on Ray without torchrun (or label locally)")
     label = TeacherLabeller(config, teacher, device, say if main else (lambda line: None))
@@ -177,7 +175,7 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
         if config.unlabelled and task.label_kind == "tags" and not config.augment:
             # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
             # most probable tag at each word's first piece the hard one.
-            extra = unlabelled_sentences([local_file(data_cfg.resolve(p)) for p in config.unlabelled], tokenizer, data_cfg.max_length,
+            extra = unlabelled_sentences(unlabelled, tokenizer, data_cfg.max_length,
                                          window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
             extra_cache = label(extra)
             tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
@@ -191,8 +189,7 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
             reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
             extras = []
             if config.unlabelled:
-                extras.append(read_unlabelled([local_file(data_cfg.resolve(p)) for p in config.unlabelled], kind.spec, tokenizer,
-                                              data_cfg.max_length, reading))
+                extras.append(read_unlabelled(unlabelled, kind.spec, tokenizer, data_cfg.max_length, reading))
             if config.augment:
                 embeddings = None
                 if config.augment_rule == "neighbours":

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bertx.config import DistillConfig
-from bertx.data.features import Features
+from bertx.data.features import Features, inputs_of
 from bertx.errors import BertxError
 from bertx.training import teacher_store
 from bertx.training.accelerator import resolve_precision
@@ -45,12 +45,6 @@ def decisions_agree(label_kind: str, reference, candidate, lengths: list[int]) -
     return sum(same) / max(1, sum(lengths))
 
 
-def _first(features: Features, n: int) -> Features:
-    """The first `n` examples (the sample): cheap, and the same on every rerun."""
-    types = features.token_type_ids
-    return Features(input_ids=features.input_ids[:n], token_type_ids=types[:n] if types else None, lengths=features.lengths[:n])
-
-
 class TeacherLabeller:
     def __init__(self, config: DistillConfig, teacher, device, log: Callable[[str], None]):
         self.config, self.teacher, self.device, self.log = config, teacher, device, log
@@ -67,7 +61,7 @@ class TeacherLabeller:
     def choose(self, sample_from: Features) -> None:
         """Try the faster teachers on a sample of the labelled text; keep the first that agrees."""
         settings = self.config.labelling
-        sample = _first(sample_from, SAMPLE)
+        sample = inputs_of(sample_from, range(min(SAMPLE, len(sample_from.lengths))))  # the same on every rerun
         candidates = []
         if settings.teacher_export:
             candidates.append("export")

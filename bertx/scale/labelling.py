@@ -6,29 +6,21 @@ puts each run's outputs back at its examples' places. Every batch holds the same
 same length, as in one process, so the outputs agree with the local cache to the last bits the kernels'
 thread count allows, and the argmax (the hard label) is the same.
 
-Outputs travel as NumPy `.npy`/`.npz` bytes (no pickle): one (N, C) array for sequence heads, the
-concatenated (sum of T_i, ...) arrays plus the lengths for per-token heads.
+Outputs travel as the teacher store's NumPy bytes (`teacher_store.pack`, no pickle).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Callable, Optional
 
 import numpy as np
 
 from bertx.data.batching import sorted_batches
-from bertx.data.features import Features
+from bertx.data.features import Features, inputs_of
 from bertx.scale.cluster import connected, split_cores
+from bertx.training.teacher_store import pack, unpack
 
 BATCHES_PER_TASK = 16  # one task: 16 batches of 128, about 2,000 texts (seconds of work, little driver traffic)
-
-
-def _subset(features: Features, indices: list[int]) -> Features:
-    types = features.token_type_ids
-    return Features(input_ids=[features.input_ids[i] for i in indices],
-                    token_type_ids=[types[i] for i in indices] if types else None,
-                    lengths=[features.lengths[i] for i in indices])
 
 
 class TeacherWorker:
@@ -53,20 +45,18 @@ class TeacherWorker:
 
         blobs = []
         for indices in batch["indices"]:
-            part = _subset(self.features, [int(i) for i in indices])
-            buffer = io.BytesIO()
+            part = inputs_of(self.features, [int(i) for i in indices])
             if self.keys is None:
-                np.save(buffer, model_outputs(self.model, part, self.pad_id, self.batch_size, "cpu", self.autocast), allow_pickle=False)
+                found = model_outputs(self.model, part, self.pad_id, self.batch_size, "cpu", self.autocast)
             else:
                 found = token_outputs(self.model, part, self.pad_id, self.keys, self.batch_size, "cpu", self.autocast)
-                np.savez(buffer, lengths=np.asarray(part.lengths), **{k: np.concatenate(v) for k, v in found.items()})
-            blobs.append(buffer.getvalue())
+            blobs.append(pack(found, self.keys, part.lengths))
         return {"task": batch["task"], "outputs": blobs}
 
 
 def label_on_ray(teacher: str, features: Features, pad_id: int, per_token_keys: Optional[tuple] = None, batch_size: int = 128,
-                    bf16: bool = False, address: Optional[str] = None, workers: Optional[int] = None,
-                    log: Callable[[str], None] = lambda line: None):
+                 bf16: bool = False, address: Optional[str] = None, workers: Optional[int] = None,
+                 log: Callable[[str], None] = lambda line: None):
     """The teacher's outputs for every example, in input order: an (N, C) array, or for per-token heads a dict
     of per-example (T_i, ...) arrays (what `model_outputs` / `token_outputs` return in one process)."""
     batches = sorted_batches(features.lengths, batch_size)
@@ -89,15 +79,13 @@ def label_on_ray(teacher: str, features: Features, pad_id: int, per_token_keys: 
         per_token = {k: [None] * len(features.lengths) for k in per_token_keys or ()}
         for item in results.iter_rows():
             indices = tasks[int(item["task"])]
+            values = unpack(item["outputs"], per_token_keys)
             if per_token_keys is None:
-                values = np.load(io.BytesIO(item["outputs"]), allow_pickle=False)
                 if rows is None:
                     rows = np.empty((len(features.lengths), values.shape[-1]), dtype=np.float32)
                 rows[indices] = values
             else:
-                stored = np.load(io.BytesIO(item["outputs"]), allow_pickle=False)
-                ends = np.cumsum(stored["lengths"])
                 for key in per_token_keys:
-                    for i, values in zip(indices, np.split(stored[key], ends[:-1])):
-                        per_token[key][i] = values
+                    for i, found in zip(indices, values[key]):
+                        per_token[key][i] = found
     return rows if per_token_keys is None else per_token

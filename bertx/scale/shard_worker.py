@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from bertx.data.examples import Columns, find_columns
+from bertx.data.examples import Columns, column_text, find_columns
 from bertx.errors import BertxError, DataError
 from bertx.runfolder import write_bytes
 from bertx.scale.corpus import Row, Shard, header, read_shard
@@ -116,6 +116,8 @@ class ShardWorker:
                 good.append((row.number, *self._inputs(row.content, columns)))
             except ValueError as err:
                 bad.append({"input": shard.path, "row": row.number, "problem": str(err)})
+            except DataError as err:  # the column rules of every file reader
+                bad.append({"input": shard.path, "row": row.number, "problem": err.problem})
         try:
             outputs = self._predict([g[1] for g in good])
         except Exception:  # one row the predictor cannot take: find it row by row, keep the rest
@@ -143,8 +145,8 @@ class ShardWorker:
             return self._entity_text(content.get("text"))
         if isinstance(content, str):
             return ("text", content, None), {"text": content}
-        text = _text(content, columns.text)
-        pair = _text(content, columns.text_pair) if columns.text_pair else None
+        text = column_text(None, None, content, columns.text)
+        pair = column_text(None, None, content, columns.text_pair) if columns.text_pair else None
         return ("text", text, pair), {"text": text, **({"text_pair": pair} if columns.text_pair else {})}
 
     def _entity_text(self, text) -> tuple[tuple, dict]:
@@ -180,13 +182,3 @@ class ShardWorker:
             return buffer.getvalue()
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
-
-def _text(fields: dict, column: str) -> str:
-    if column not in fields:
-        raise ValueError(f"missing {column!r}")
-    value = fields[column]
-    if not isinstance(value, str):
-        raise ValueError(f"{column!r} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"empty text in column {column!r}")
-    return value

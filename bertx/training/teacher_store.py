@@ -52,26 +52,36 @@ def key(teacher: str, how: str, label_kind: str, features: Features) -> str:
     return hashlib.sha256(f"{teacher}|{how}|{label_kind}|{features_digest(features)}".encode()).hexdigest()[:32]
 
 
-def load(name: str, per_token_keys: Optional[tuple]):
-    path = store_root() / f"{name}.npz"
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            if per_token_keys is None:
-                return stored["rows"]
-            ends = np.cumsum(stored["lengths"])[:-1]
-            return {k: list(np.split(stored[k], ends)) for k in per_token_keys}
-    except (OSError, ValueError, KeyError):
-        return None  # damaged or from another layout: label again, and replace it
-
-
-def save(name: str, outputs, per_token_keys: Optional[tuple], lengths: list[int]) -> None:
+def pack(outputs, per_token_keys: Optional[tuple], lengths: list[int]) -> bytes:
+    """Outputs as NumPy bytes (no pickle): `rows` (N, C), or per-token arrays concatenated plus `lengths`."""
     buffer = io.BytesIO()
     if per_token_keys is None:
         np.savez(buffer, rows=outputs)
     else:
         np.savez(buffer, lengths=np.asarray(lengths), **{k: np.concatenate(outputs[k]) for k in per_token_keys})
+    return buffer.getvalue()
+
+
+def unpack(data, per_token_keys: Optional[tuple]):
+    """`pack`'s outputs back: the (N, C) array, or per key one (T_i, ...) array per example."""
+    with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as stored:
+        if per_token_keys is None:
+            return stored["rows"]
+        ends = np.cumsum(stored["lengths"])[:-1]
+        return {k: list(np.split(stored[k], ends)) for k in per_token_keys}
+
+
+def load(name: str, per_token_keys: Optional[tuple]):
+    path = store_root() / f"{name}.npz"
+    if not path.is_file():
+        return None
+    try:
+        return unpack(path, per_token_keys)
+    except (OSError, ValueError, KeyError):
+        return None  # damaged or from another layout: label again, and replace it
+
+
+def save(name: str, outputs, per_token_keys: Optional[tuple], lengths: list[int]) -> None:
     root = store_root()
     root.mkdir(parents=True, exist_ok=True)
-    write_bytes(root / f"{name}.npz", buffer.getvalue())
+    write_bytes(root / f"{name}.npz", pack(outputs, per_token_keys, lengths))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import bertx
+from tests.conftest import count_teacher_passes
 from bertx.cli import main
 from bertx.errors import BertxError
 from bertx.models.small_students import load_small_student, project
@@ -110,21 +111,12 @@ def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
 def test_a_tagger_learns_from_unlabelled_sentences_the_teacher_tags(ner_teacher, tmp_path, monkeypatch):
     """Unlabelled sentences join a NER student's training data with the teacher's per-token outputs as soft
     targets and its most probable tag (at each word's first piece) as the hard one."""
-    from bertx.models import batched_outputs
-
     tmp, train, dev, teacher_f1 = ner_teacher
     sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip())
                  for block in Path(dev).read_text().split("\n\n") if block.strip() and "DOCSTART" not in block]
     text = tmp_path / "text.txt"
     text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
-    labelled = []
-    original = batched_outputs.token_outputs
-
-    def counting(model, features, *args, **kwargs):
-        labelled.append(len(features.lengths))
-        return original(model, features, *args, **kwargs)
-
-    monkeypatch.setattr(batched_outputs, "token_outputs", counting)
+    labelled = count_teacher_passes(monkeypatch, "token_outputs")
     monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty teacher store: every text is labelled here
     out = tmp_path / "with-text"
     final = bertx.distill({"teacher": str(tmp / "ner"), "output": str(out), "baseline": False, "unlabelled": [str(text)],
@@ -179,17 +171,8 @@ def test_students_export_to_onnx(teacher, tmp_path, kind):  # noqa: F811
 
 
 def test_augmented_transfer_set_is_labelled_by_the_teacher_once(teacher, tmp_path, monkeypatch):  # noqa: F811
-    from bertx.models import batched_outputs
-
     tmp, train, dev = teacher
-    sizes = []
-    real = batched_outputs.model_outputs
-
-    def counting(model, features, *args, **kwargs):
-        sizes.append(len(features.lengths))
-        return real(model, features, *args, **kwargs)
-
-    monkeypatch.setattr(batched_outputs, "model_outputs", counting)
+    sizes = count_teacher_passes(monkeypatch)
     monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty teacher store: every text is labelled here
     out = tmp_path / "aug"
     final = bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "bag", "hidden": 16}, augment=2), show_progress=False)

@@ -8,26 +8,14 @@ import pytest
 
 import bertx
 from bertx.data.augment import augment, neighbours
-from bertx.models import batched_outputs
+from tests.conftest import count_teacher_passes
 from tests.recipes.test_distill import kd_config, teacher  # noqa: F401  (the module's teacher fixture)
-
-
-def _count_teacher_passes(monkeypatch) -> list[int]:
-    calls = []
-    real = batched_outputs.model_outputs
-
-    def counting(model, features, *args, **kwargs):
-        calls.append(len(features.lengths))
-        return real(model, features, *args, **kwargs)
-
-    monkeypatch.setattr(batched_outputs, "model_outputs", counting)
-    return calls
 
 
 def test_a_transfer_set_is_labelled_once_for_two_student_kinds(teacher, tmp_path, monkeypatch):  # noqa: F811
     tmp, train, dev = teacher
     monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty store (other modules label this teacher too)
-    calls = _count_teacher_passes(monkeypatch)
+    calls = count_teacher_passes(monkeypatch)
     first = kd_config(tmp, train, dev, tmp_path / "transformer", augment=2, train__max_steps=2)
     bertx.distill(first, show_progress=False)
     assert sum(calls) == 240 + 480  # the labelled text and its variants, once each
