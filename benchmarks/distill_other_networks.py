@@ -1,14 +1,21 @@
-"""Distillation into other networks: BiLSTM, CNN and bag-of-embeddings students of the SST-2 MiniLM teacher,
-and (`--task ner`) BiLSTM and CNN taggers of the CoNLL-2003 MiniLM teacher.
+"""Students at the limit: BiLSTM, CNN and bag-of-embeddings students of the SST-2 MiniLM teacher against
+model2vec, the 3-layer BERT student and the teacher itself (fp32 and int8), on one accuracy-against-
+throughput plot; and (`--task ner`) BiLSTM and CNN taggers of the CoNLL-2003 MiniLM teacher.
 
-For each kind, `bertx distill --student KIND --augment N` (the teacher labels N variants of every training
-sentence) and the same student trained on the labels alone (the report's baseline). Rows: the report's
-model-only figures (parameters, latency at batch 1, inputs/s at batch 32 on tokenised dev inputs) plus the
-end-to-end rate (raw strings to labels, tokenisation included, batch 32), against the teacher measured the
-same way in the same process.
-
-NER has no augmentation (Tang et al.'s rules would change which words are entities); its students learn
-from the teacher's per-token distributions and the gold tags, and are scored by seqeval entity F1.
+SST-2, one run:
+1. The teacher's int8 export (`bertx export --quantize int8`) is made once; it labels the transfer set when
+   it decides as the fp32 teacher does on >= 99% of a sample (else fp32 labels it).
+2. The transfer set: every training sentence plus `--augment` variants each (neighbour replacement in the
+   teacher's embedding space), labelled once. Every student reads the same set from the teacher store, so
+   the first student pays for the labelling and the others reuse it (each row records its store hits).
+3. Each student in `--students` (`kind[-eN][-hN][-kA.B.C]`: embedding width, hidden size or channels,
+   CNN kernel widths) is distilled, trained again on the labels alone (its baseline), and exported to
+   ONNX int8. Rows: dev accuracy, parameters, size, model-only inputs/s at batch 32 (tokenised inputs,
+   as issue 16 measured), end-to-end inputs/s at batch 32 and latency at batch 1 (raw strings to labels).
+4. The 3-layer BERT student (`bertx distill`'s default) on the labelled text with the teacher's outputs.
+5. model2vec (`model2vec.distill` from the same MiniLM; its classifier trained on the same labelled
+   sentences, and on the transfer set's texts with the teacher's hard labels, as its trainer takes labels
+   only), end to end at batch 32 and 1.
 
 Usage: python benchmarks/distill_other_networks.py --teacher RUN [--task sst2|ner] [--quick] [--augment N] [--data-dir DIR]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/ (with a plot).
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -28,115 +36,307 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, save  # noqa: E402
 
-KINDS = ("bilstm", "cnn", "bag")
+DEFAULT_STUDENTS = "cnn,cnn-e64-h128,bilstm-e128-h150,bag-e128"
+NER_STUDENTS = "bilstm,cnn"
 
 
-def end_to_end(folder: str, texts: list[str], ner: bool, repeats: int = 3) -> float:
-    from bertx.inference.entities import EntityPredictor
-    from bertx.inference.predictor import Predictor
+def parse_student(spec: str) -> dict:
+    """`cnn-e128-h256-k2.3.4` -> {"kind": "cnn", "embedding_dim": 128, "hidden": 256, "kernel_sizes": [2, 3, 4]}."""
+    kind, *parts = spec.split("-")
+    student = {"kind": kind}
+    for part in parts:
+        if part[0] == "e":
+            student["embedding_dim"] = int(part[1:])
+        elif part[0] == "h":
+            student["hidden"] = int(part[1:])
+        elif part[0] == "k":
+            student["kernel_sizes"] = [int(k) for k in part[1:].split(".")]
+        else:
+            raise SystemExit(f"--students {spec}: parts are eN (embedding width), hN (hidden) and kA.B (kernel widths)")
+    return student
 
-    predictor = (EntityPredictor if ner else Predictor).load(folder, device="cpu")
-    predictor.predict(texts[:64], batch_size=32)
+
+def timed(predict, texts: list[str], batch: int, repeats: int = 3) -> float:
+    """Inputs/s at this batch size, raw strings to labels; the best of `repeats` passes."""
+    predict(texts[:batch * 2], batch)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        predictor.predict(texts, batch_size=32)
+        predict(texts, batch)
         best = min(best, time.perf_counter() - start)
     return len(texts) / best
 
 
-def dev_texts(data: Path, ner: bool) -> list[str]:
+def single_latency_ms(predict, texts: list[str], n: int = 300) -> float:
+    """Median milliseconds for one input, raw string to label."""
+    for text in texts[:20]:
+        predict([text], 1)
+    times = []
+    for text in texts[:n]:
+        start = time.perf_counter()
+        predict([text], 1)
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 3)
+
+
+def bertx_speed(folder: str, texts: list[str], ner: bool) -> dict:
+    from bertx.inference.entities import EntityPredictor
+    from bertx.inference.predictor import Predictor
+
+    predictor = (EntityPredictor if ner else Predictor).load(folder, device="cpu")
+    predict = lambda batch, size: predictor.predict(batch, batch_size=size)  # noqa: E731
+    return {"e2e_inputs_per_s_batch32": round(timed(predict, texts, 32), 1),
+            "e2e_latency_ms_batch1": single_latency_ms(predict, texts)}
+
+
+def accuracy_of(folder: str, texts: list[str], gold: list[str]) -> float:
+    from bertx.inference.predictor import Predictor
+
+    predicted = Predictor.load(folder, device="cpu").predict(texts, batch_size=64)
+    return round(100 * sum(p["label"] == g for p, g in zip(predicted, gold)) / len(gold), 2)
+
+
+def folder_mb(folder: str, names=("model.safetensors", "model.onnx")) -> float:
+    return round(sum(Path(folder, n).stat().st_size for n in names if Path(folder, n).is_file()) / 2**20, 1)
+
+
+def dev_rows(data: Path, ner: bool) -> tuple[list[str], list[str]]:
     if not ner:
-        return [line.split("\t")[0] for line in (data / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+        rows = [line.split("\t") for line in (data / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+        return [r[0] for r in rows], [r[1] for r in rows]
     sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip())
                  for block in (data / "dev.txt").read_text(encoding="utf-8").split("\n\n")]
-    return [s for s in sentences if s and not s.startswith("-DOCSTART-")]
+    return [s for s in sentences if s and not s.startswith("-DOCSTART-")], []
 
 
-def plot(rows: dict, teacher: dict, path: Path, score: str, metric: str) -> None:
+def plot(points: list[dict], path: Path, score: str, metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(6, 4))
-    axis.scatter([teacher["inputs_per_s_batch32"]], [teacher[score]], color="black", label="teacher (MiniLM)")
-    for kind, row in rows.items():
-        axis.scatter([row["student"]["inputs_per_s_batch32"]], [row["student"][score]], label=f"{kind}, distilled")
-        axis.scatter([row["no_teacher"]["inputs_per_s_batch32"]], [row["no_teacher"][score]], marker="x",
-                     label=f"{kind}, labels only")
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    for point in points:
+        axis.scatter([point["x"]], [point["y"]], marker=point.get("marker", "o"), label=point["name"])
     axis.set_xscale("log")
-    axis.set_xlabel("inputs/s at batch 32, model only (log)")
+    axis.set_xlabel("inputs/s at batch 32, end to end with tokenisation (log)")
     axis.set_ylabel(metric)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def model2vec_rows(texts_train, labels_train, transfer, dev_texts, dev_gold, teacher_folder: str, log) -> dict:
+    """model2vec distilled from the teacher's own base encoder (the packaged MiniLM), its classifier trained on
+    the labelled sentences, then on the transfer set with the teacher's hard labels."""
+    from model2vec.distill import distill
+    from model2vec.train import StaticModelForClassification
+
+    from bertx.models.encoder import resolve_model_path
+
+    started = time.perf_counter()
+    static = distill(model_name=resolve_model_path(None), pca_dims=256)
+    distill_s = time.perf_counter() - started
+    rows = {}
+    for name, (x, y) in {"labelled": (texts_train, labels_train), "transfer set": transfer}.items():
+        if x is None:
+            continue
+        started = time.perf_counter()
+        classifier = StaticModelForClassification.from_static_model(model=static).fit(list(x), list(y), random_seed=42)
+        pipeline = classifier.to_pipeline()
+        predict = lambda batch, size: pipeline.predict(batch, batch_size=size, use_multiprocessing=False)  # noqa: E731
+        predicted = predict(dev_texts, 1024)
+        rows[f"model2vec ({name})"] = {
+            "accuracy": round(100 * sum(str(p) == g for p, g in zip(predicted, dev_gold)) / len(dev_gold), 2),
+            "train_examples": len(x), "fit_s": round(time.perf_counter() - started + distill_s, 1),
+            "parameters": int(sum(p.numel() for p in classifier.parameters())),
+            "e2e_inputs_per_s_batch32": round(timed(predict, dev_texts, 32), 1),
+            "e2e_latency_ms_batch1": single_latency_ms(predict, dev_texts)}
+        log(f"{name}: {json.dumps(rows[f'model2vec ({name})'])}")
+    return rows
+
+
+def transfer_texts(teacher: str, teacher_int8: str, data: Path, augment: int, seed: int, max_length: int, limit):
+    """The distillation transfer set's variants as text with the teacher's labels: made by the same functions
+    as `bertx distill` (so the same texts and token ids), labelled from the teacher store the distillation
+    runs filled (no labelling here; None when it is not there)."""
+    import numpy as np
+
+    from bertx.data.augment import augment as make_variants, neighbours
+    from bertx.data.examples import read_examples
+    from bertx.data.transfer_set import augmented_features
+    from bertx.inference.loading import load_trained
+    from bertx.training import teacher_store
+
+    trained = load_trained(teacher, device="cpu")
+    embeddings = trained.model.get_input_embeddings().weight.detach().float().numpy()
+    reading = {"text_column": None, "text_pair_column": None}
+    features = augmented_features(str(data / "train.tsv"), trained.task, trained.tokenizer, max_length, limit, reading, augment,
+                                  seed, embeddings)
+    examples, _ = read_examples(str(data / "train.tsv"), trained.task, None, None, None, require_label=False, limit=limit)
+    texts = [e.text for e in examples]
+    variants, _ = make_variants(texts, None, augment, seed, trained.tokenizer.mask_token,
+                                near=neighbours(texts, trained.tokenizer, embeddings))
+    for source, how in ((teacher_int8, "export"), (teacher, "bf16"), (teacher, "fp32")):  # whichever labelled it
+        outputs = teacher_store.load(teacher_store.key(teacher_store.teacher_digest(source), how, "class", features), None)
+        if outputs is not None:
+            return variants, [trained.labels[i] for i in np.asarray(outputs).argmax(-1)]
+    return variants, None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", required=True, help="The fine-tuned SST-2 (or CoNLL-2003) teacher folder.")
     parser.add_argument("--task", choices=("sst2", "ner"), default="sst2")
-    parser.add_argument("--quick", action="store_true", help="10,000 training sentences, 2 epochs.")
-    parser.add_argument("--augment", type=int, default=None, help="Variants per training sentence (default 2 quick, 4 full).")
+    parser.add_argument("--quick", action="store_true", help="10,000 training sentences, 1 variant, 2 epochs.")
+    parser.add_argument("--augment", type=int, default=None, help="Variants per training sentence (default 1 quick, 8 full).")
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--epochs", type=float, default=None)
-    parser.add_argument("--kinds", default=None, help="Default: bilstm,cnn,bag (NER: bilstm,cnn).")
+    parser.add_argument("--students", default=None, help=f"Default: {DEFAULT_STUDENTS} (NER: {NER_STUDENTS}).")
+    parser.add_argument("--no-peers", action="store_true", help="Skip model2vec and the 3-layer BERT student.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     ner = args.task == "ner"
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     train_examples = args.train_examples or (10_000 if args.quick and not ner else 4_000 if args.quick else None)
-    augment = 0 if ner else args.augment if args.augment is not None else (2 if args.quick else 4)
-    epochs = args.epochs or (2 if args.quick else 3) * (3 if ner else 1)  # taggers see 14k sentences, not 67k x 5
+    augment = 0 if ner else args.augment if args.augment is not None else (1 if args.quick else 8)
+    # SST-2: 67k sentences x 9 is 600k texts an epoch, so 2 suffice; taggers see 14k sentences, so 9 (quick: 6)
+    epochs = args.epochs or ((6 if args.quick else 9) if ner else 2)
     data = Path(args.data_dir) / ("conll2003" if ner else "sst2")
-    texts = dev_texts(data, ner)
-    files = {"train": str(data / "train.txt"), "dev": str(data / "dev.txt"), "max_length": 128} if ner else \
-        {"train": str(data / "train.tsv"), "dev": str(data / "dev.tsv"), "max_length": 66}
+    texts, gold = dev_rows(data, ner)
+    max_length = 128 if ner else 66
+    files = {"train": str(data / ("train.txt" if ner else "train.tsv")), "dev": str(data / ("dev.txt" if ner else "dev.tsv")),
+             "max_length": max_length, **({"max_train_examples": train_examples} if train_examples else {})}
     score = "f1" if ner else "accuracy"
-    kinds = (args.kinds or ("bilstm,cnn" if ner else ",".join(KINDS))).split(",")
+    specs = (args.students or (NER_STUDENTS if ner else DEFAULT_STUDENTS)).split(",")
 
     import bertx
+    from bertx.deploy.export import export
 
     work = Path(tempfile.mkdtemp())
-    rows, teacher_row = {}, None
-    for kind in kinds:
-        out = work / kind
+    os.environ.setdefault("BERTX_CACHE", str(work / "cache"))  # a fresh teacher store: the labelling time is measured
+    teacher_int8 = str(work / "teacher-int8")
+    if not ner:
+        started = time.perf_counter()
+        export(args.teacher, teacher_int8, quantize="int8")
+        log(f"teacher int8 export: {time.perf_counter() - started:.0f} s")
+
+    rows: dict = {}
+    teacher_row = None
+    for spec in specs:
+        out = work / spec
         config = {"teacher": args.teacher, "output": str(out), "augment": augment, "baseline": True,
-                  "data": {**files, **({"max_train_examples": train_examples} if train_examples else {})},
-                  "student": {"kind": kind},
+                  "data": files, "student": parse_student(spec),
                   "train": {"epochs": epochs, "batch_size": 32 if ner else 64, "save_steps": None, "seed": 42}}
         if ner:
             config["loss"] = {"soft": 1.0, "hard": 1.0}  # gold tags beside the teacher's: entity boundaries are sharp
+        else:
+            config.update(augment_rule="neighbours", labelling={"teacher_export": teacher_int8})
         started = time.perf_counter()
         final = bertx.distill(config, show_progress=False)
-        report = final["report"]["models"]
-        metric = final["report"]["main_metric"]
+        report, metric = final["report"]["models"], final["report"]["main_metric"]
         pick = lambda row: {score: round(100 * row["metrics"][metric], 2), "parameters": row["parameters"],  # noqa: E731
                             "size_mb": row["size_mb"], "latency_ms_batch1": row["latency_ms_batch1"],
                             "inputs_per_s_batch32": row["inputs_per_s_batch32"]}
         student, plain = pick(report["student"]), pick(report["student without teacher"])
-        teacher = pick(report["teacher"])
-        student["e2e_inputs_per_s_batch32"] = round(end_to_end(str(out), texts, ner), 1)
-        teacher["e2e_inputs_per_s_batch32"] = round(end_to_end(args.teacher, texts, ner), 1)
-        teacher_row = teacher_row or teacher
-        rows[kind] = {
-            "student": student, "no_teacher": plain, "teacher": teacher, "wall_s": round(time.perf_counter() - started, 1),
-            "student_kept": round(100 * student[score] / teacher[score], 2),
-            "speedup_model_b32": round(student["inputs_per_s_batch32"] / teacher["inputs_per_s_batch32"], 2),
-            "speedup_e2e_b32": round(student["e2e_inputs_per_s_batch32"] / teacher["e2e_inputs_per_s_batch32"], 2),
-            "gain_over_no_teacher": round(student[score] - plain[score], 2),
-            "parameter_ratio": round(teacher["parameters"] / student["parameters"], 1),
-        }
-        print(kind, json.dumps({k: v for k, v in rows[kind].items() if k not in ("teacher",)}), file=sys.stderr, flush=True)
+        student.update(bertx_speed(str(out), texts, ner))
+        if teacher_row is None:
+            teacher_row = pick(report["teacher"])
+            teacher_row.update(bertx_speed(args.teacher, texts, ner))
+        row = {"student": student, "no_teacher": plain, "teacher_model_b32": pick(report["teacher"])["inputs_per_s_batch32"],
+               "wall_s": round(time.perf_counter() - started, 1),
+               "transfer_set": final.get("config", {}).get("transfer_set") or _transfer_summary(out)}
+        if not ner:
+            export(str(out), str(work / f"{spec}-int8"), quantize="int8")
+            row["student_int8"] = {"accuracy": accuracy_of(str(work / f"{spec}-int8"), texts, gold),
+                                   "size_mb": folder_mb(str(work / f"{spec}-int8")), **bertx_speed(str(work / f"{spec}-int8"), texts, ner)}
+        row.update(student_kept=round(100 * student[score] / teacher_row[score], 2),
+                   speedup_model_b32=round(student["inputs_per_s_batch32"] / row["teacher_model_b32"], 2),
+                   speedup_e2e_b32=round(student["e2e_inputs_per_s_batch32"] / teacher_row["e2e_inputs_per_s_batch32"], 2),
+                   gain_over_no_teacher=round(student[score] - plain[score], 2),
+                   parameter_ratio=round(teacher_row["parameters"] / student["parameters"], 1))
+        rows[spec] = row
+        log(f"{spec}: {json.dumps(row)}")
+
+    peers: dict = {}
+    if not ner:
+        peers["teacher int8"] = {"accuracy": accuracy_of(teacher_int8, texts, gold), "size_mb": folder_mb(teacher_int8),
+                                 **bertx_speed(teacher_int8, texts, ner)}
+        for spec, row in rows.items():
+            best = max((row["student"], row.get("student_int8", {})), key=lambda r: -r.get("e2e_latency_ms_batch1", 1e9))
+            row["vs_teacher_int8_b1"] = round(peers["teacher int8"]["e2e_latency_ms_batch1"] / best["e2e_latency_ms_batch1"], 2)
+    if not ner and not args.no_peers:
+        out = work / "bert-3layer"
+        started = time.perf_counter()
+        bertx.distill({"teacher": args.teacher, "output": str(out), "baseline": False, "data": files,
+                               "train": {"epochs": 2 if args.quick else 3, "batch_size": 32, "save_steps": None, "seed": 42}},
+                              show_progress=False)
+        from bertx.evaluation.distill_report import describe
+
+        bert = describe(out, files["dev"])
+        peers["BERT 3-layer student"] = {"accuracy": round(100 * bert["metrics"]["accuracy"], 2), "parameters": bert["parameters"],
+                                         "size_mb": bert["size_mb"], "inputs_per_s_batch32": bert["inputs_per_s_batch32"],
+                                         "wall_s": round(time.perf_counter() - started, 1), **bertx_speed(str(out), texts, ner)}
+        log(f"BERT 3-layer: {json.dumps(peers['BERT 3-layer student'])}")
+        examples = [line.split("\t") for line in (data / "train.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+        examples = examples[:train_examples] if train_examples else examples
+        variants, decided = transfer_texts(args.teacher, teacher_int8, data, augment, 42, max_length, train_examples) \
+            if augment else (None, None)
+        transfer = (None, None)
+        if decided is not None:  # the labelled sentences keep their gold labels, as in the distillation
+            transfer = ([e[0] for e in examples] + variants, [e[1] for e in examples] + decided)
+        else:
+            log("note: the transfer set is not in the teacher store; model2vec is trained on the labelled sentences only")
+        peers.update(model2vec_rows([e[0] for e in examples], [e[1] for e in examples], transfer, texts, gold, args.teacher, log))
+
+    result = summary(rows, peers, teacher_row, score, ner)
+    result.update({"benchmark": "distill_other_networks", "task": args.task, "quick": args.quick, "teacher": args.teacher,
+                   "train_examples": train_examples or "all", "augment": augment, "epochs": epochs, "students": rows,
+                   "teacher_row": teacher_row, "peers": peers, "machine": machine()})
     name = "distill_other_networks" + ("_ner" if ner else "") + ("_quick" if args.quick else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(rows, teacher_row, RESULTS / f"{name}.png", score, "CoNLL-2003 dev entity F1" if ner else "SST-2 dev accuracy")
-    result = {"benchmark": "distill_other_networks", "task": args.task, "quick": args.quick, "teacher": args.teacher,
-              "train_examples": train_examples or "all", "augment": augment, "epochs": epochs, "students": rows,
-              "machine": machine()}
+    points = [{"name": "teacher (MiniLM fp32)", "x": teacher_row["e2e_inputs_per_s_batch32"], "y": teacher_row[score], "marker": "s"}]
+    for spec, row in rows.items():
+        points.append({"name": f"{spec}, distilled", "x": row["student"]["e2e_inputs_per_s_batch32"], "y": row["student"][score]})
+        if "student_int8" in row:
+            points.append({"name": f"{spec}, distilled, int8", "x": row["student_int8"]["e2e_inputs_per_s_batch32"],
+                           "y": row["student_int8"][score], "marker": "^"})
+        points.append({"name": f"{spec}, labels only", "x": row["no_teacher"]["inputs_per_s_batch32"], "y": row["no_teacher"][score],
+                       "marker": "x"})
+    for peer, row in peers.items():
+        points.append({"name": peer, "x": row["e2e_inputs_per_s_batch32"], "y": row[score], "marker": "D" if "model2vec" in peer else "s"})
+    plot(points, RESULTS / f"{name}.png", score, "CoNLL-2003 dev entity F1" if ner else "SST-2 dev accuracy")
     save(name, result)
     print(json.dumps(result))
+
+
+def _transfer_summary(out: Path) -> dict | None:
+    import yaml
+
+    run = out / "bertx_run.yaml"
+    return (yaml.safe_load(run.read_text()) or {}).get("transfer_set") if run.is_file() else None
+
+
+def summary(rows: dict, peers: dict, teacher: dict, score: str, ner: bool) -> dict:
+    """The issue's keys: the best student meeting the speed target (else the fastest-kept trade-off), and
+    whether some bertx student dominates model2vec (as accurate and as fast, end to end at batch 32)."""
+    if ner:
+        return {"ner_bilstm_kept": rows.get("bilstm", {}).get("student_kept")}
+    fast = {spec: row for spec, row in rows.items() if row["speedup_model_b32"] >= 10} or rows
+    best = max(fast, key=lambda spec: fast[spec]["student_kept"])
+    out = {"best_student": best, "best_student_kept": rows[best]["student_kept"],
+           "best_student_speedup_model_b32": rows[best]["speedup_model_b32"],
+           "best_student_vs_teacher_int8_b1": rows[best].get("vs_teacher_int8_b1")}
+    m2v = [row for name, row in peers.items() if name.startswith("model2vec")]
+    if m2v:
+        top = max(m2v, key=lambda row: row["accuracy"])
+        candidates = [r for row in rows.values() for r in (row["student"], row.get("student_int8")) if r]
+        out["model2vec_accuracy"] = top["accuracy"]
+        out["model2vec_dominated"] = all(
+            any(c[score] >= m[score] and c["e2e_inputs_per_s_batch32"] >= m["e2e_inputs_per_s_batch32"] for c in candidates)
+            for m in m2v)
+    return out
 
 
 if __name__ == "__main__":

@@ -193,15 +193,20 @@ def serve(
                                       "truncated to the model's length, never refused."),
     deadline_ms: float = typer.Option(2000.0, min=1.0, help="A request whose expected queue wait is longer gets 503 + "
                                       "Retry-After at once: accepted requests wait at most about this long."),
+    admin_token_file: Optional[str] = typer.Option(None, help="Turn on POST/DELETE /v1/adapters/NAME (add or remove "
+                                                   "adapters of a served folder of adapters, live) for loopback clients "
+                                                   "sending `Authorization: Bearer TOKEN`, TOKEN read from this file."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
 
     Example: bertx serve sentiment=runs/sst2-int8 ner=runs/conll2003 --port 8000
+    A folder of LoRA adapter folders (one base) is served as one model whose batches mix adapters:
+    bertx serve reviews=adapters/   then {"inputs": [...], "adapter": "NAME"}.
     """
     from bertx.deploy.server import Limits, serve as run_serve
 
     run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, int(max_body_mb * 1024 * 1024),
-                                              deadline_ms))
+                                              deadline_ms), admin_token_file=admin_token_file)
 
 
 @app.command()

@@ -16,7 +16,7 @@ class StudentConfig(StrictModel):
     kind: Literal["transformer", "bilstm", "cnn", "bag"] = Field(
         "transformer", description="transformer (BERT layers), or bilstm, cnn, bag: non-transformer sequence students "
         "on the teacher's WordPiece ids.")
-    embedding_dim: Optional[int] = Field(None, ge=8, description="bilstm/cnn/bag: embedding width (default: the teacher's).")
+    embedding_dim: Optional[int] = Field(None, ge=8, description="bilstm/cnn/bag: embedding width (default: 128 for cnn, the teacher's otherwise).")
     kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5], description="cnn: convolution widths.")
     init_embeddings: bool = Field(True, description="bilstm/cnn/bag: start the embeddings from the teacher's word "
                                   "embeddings (projected onto the top principal directions when narrower).")

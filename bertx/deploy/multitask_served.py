@@ -38,10 +38,12 @@ class MultiTaskServed:
             info["not_served"] = predictor.skipped  # token and span heads: serve their exports
         return cls(name, folder, predictor, info=info)
 
-    def check(self, inputs: Any, limits, tasks: Any = None) -> list:
+    def check(self, inputs: Any, limits, tasks: Any = None, adapter: Any = None) -> list:
         """Each input as (text, pair or None, the tasks it asks for)."""
         from bertx.deploy.server import BadRequest, canonical_input, checked_list
 
+        if adapter is not None:
+            raise BadRequest(422, f"`adapter` is for a folder of adapters; model {self.name!r} is a multi-task model")
         heads = self.predictor.heads
         if tasks is not None:
             if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):

@@ -7,6 +7,8 @@
     GET  /ready                      every model is loaded and warmed up (503 until then)
     GET  /metrics                    Prometheus text: requests by status, latency, batch sizes, queue depth
     GET  /docs                       OpenAPI
+    POST/DELETE /v1/adapters/{name}  add or remove an adapter of a served folder of adapters (off unless
+                                     --admin-token-file; loopback clients with the token only)
 
 Every refusal is a JSON `{"error": "..."}` with a 4xx status (400 for a body that is not JSON or nests
 too deeply, 404 for an unknown model, 413 beyond the size limits, 422 for inputs of the wrong shape or
@@ -63,10 +65,12 @@ class ServedModel:
     def kind(self) -> str:
         return self.trained.task.name
 
-    def check(self, inputs: Any, limits: Limits, tasks: Any = None) -> list:
+    def check(self, inputs: Any, limits: Limits, tasks: Any = None, adapter: Any = None) -> list:
         """The request's inputs in one canonical form, or a `BadRequest` saying what is wrong."""
         if tasks is not None:
             raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} answers one task ({self.kind})")
+        if adapter is not None:
+            raise BadRequest(422, f"`adapter` is for a folder of adapters; model {self.name!r} is one model")
         return [canonical_input(i, item, self.kind) for i, item in enumerate(checked_list(inputs, limits))]
 
     def predict(self, inputs: list) -> list[dict]:
@@ -178,6 +182,7 @@ def parse_model_args(models: list[str]) -> dict[str, str]:
 
 def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     """Load each served folder; adapters of one base model share one copy of it (`shared_adapters.py`)."""
+    from bertx.deploy.adapter_bank import AdapterBankServed, is_bank_folder
     from bertx.deploy.shared_adapters import load_shared, shared_groups
     from bertx.models.encoder import load_tokenizer
     from bertx.runfolder import file_digest
@@ -198,6 +203,9 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
             loaded[name] = trained_with(views[name][0], folder, tokenizer=tokenizers[key])
     served = {}
     for name, folder in named.items():
+        if is_bank_folder(folder):  # a folder of LoRA adapters of one base: batches mix adapters
+            served[name] = AdapterBankServed.load(name, folder)
+            continue
         if "multitask" in (read_run_config(Path(folder)) or {}):  # one encoder, many heads: one pass per batch
             from bertx.deploy.multitask_served import MultiTaskServed
 
@@ -213,8 +221,9 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     return served
 
 
-def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
-    """The FastAPI app for already-loaded models (warmed up and batched when the app starts)."""
+def create_app(models: dict[str, ServedModel], limits: Limits | None = None, admin_token: str | None = None):
+    """The FastAPI app for already-loaded models (warmed up and batched when the app starts); with an
+    `admin_token`, also the routes that add and remove adapters of a served folder of adapters."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -293,10 +302,11 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
                 raise BadRequest(400, "the body's JSON is nested too deeply") from None
             if not isinstance(body, dict) or "inputs" not in body:
                 raise BadRequest(422, 'the body must be a JSON object with an `inputs` list: {"inputs": [...]}')
-            unknown = set(body) - {"inputs", "tasks"}
+            unknown = set(body) - {"inputs", "tasks", "adapter"}
             if unknown:
-                raise BadRequest(422, f"unknown fields {sorted(unknown)}; the body has `inputs` (and, for a multi-task model, `tasks`)")
-            inputs = model.check(body["inputs"], limits, body.get("tasks"))
+                raise BadRequest(422, f"unknown fields {sorted(unknown)}; the body has `inputs` (and `tasks` for a multi-task "
+                                      "model, `adapter` for a folder of adapters)")
+            inputs = model.check(body["inputs"], limits, **{k: body[k] for k in ("tasks", "adapter") if k in body})
             if not state["ready"]:
                 raise BadRequest(503, "models are loading")
             arriving[name] -= 1
@@ -319,7 +329,81 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None):
                 arriving[name] -= 1
             metrics.request(name if name in models else "(unknown)", status, time.perf_counter() - started)
 
+    if admin_token:
+        add_admin_routes(app, models, admin_token, error)
     return app
+
+
+LOOPBACK = ("127.0.0.1", "::1", "testclient")  # testclient: Starlette's in-process client, never a socket peer
+
+
+def add_admin_routes(app, models: dict, token: str, error) -> None:
+    """POST /v1/adapters/{name} {"folder": DIR, "model": BANK} loads an adapter into a served folder of adapters
+    (or replaces one of that name); DELETE /v1/adapters/{name}?model=BANK removes one. Loopback peers with the
+    token only. Requests in flight finish on the version they began with (`models/lora_bank.py`)."""
+    import hmac
+
+    from fastapi import Request
+
+    banks = {name: model for name, model in models.items() if hasattr(model, "add_adapter")}
+
+    def refused(request: Request):
+        peer = request.client.host if request.client else ""
+        if peer not in LOOPBACK:
+            return error(403, "the admin routes answer loopback clients only")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return error(401, "the admin routes need `Authorization: Bearer TOKEN` (the token in --admin-token-file)")
+        return None
+
+    def bank_of(model: Any):
+        if model is None and len(banks) == 1:
+            return next(iter(banks.values()))
+        if model not in banks:
+            raise BadRequest(404, f"no folder of adapters named {model!r}; served: {', '.join(banks) or 'none'}")
+        return banks[model]
+
+    async def change(request: Request, adapter: str, how):
+        denied = refused(request)
+        if denied is not None:
+            return denied
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(None, how)
+            LOG.warning("admin: %s", result)
+            return result
+        except BadRequest as bad:
+            return error(bad.status, bad.message)
+        except KeyError:
+            return error(404, f"no adapter {adapter!r}")
+        except BertxError as err:
+            return error(422, str(err))
+
+    @app.post("/v1/adapters/{adapter}")
+    async def add_adapter(adapter: str, request: Request):
+        denied = refused(request)
+        if denied is not None:
+            return denied
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "the body is not valid JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("folder"), str):
+            return error(422, 'the body must be {"folder": "ADAPTER_DIR"} (and "model": NAME with several folders of adapters)')
+        if not adapter.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            return error(422, f"adapter name {adapter!r}: use letters, digits, '-', '_' or '.'")
+        try:
+            bank = bank_of(body.get("model"))
+        except BadRequest as bad:
+            return error(bad.status, bad.message)
+        return await change(request, adapter, lambda: {"model": bank.name, **bank.add_adapter(adapter, body["folder"])})
+
+    @app.delete("/v1/adapters/{adapter}")
+    async def remove_adapter(adapter: str, request: Request, model: str | None = None):
+        try:
+            bank = bank_of(model)
+        except BadRequest as bad:
+            return error(bad.status, bad.message)
+        return await change(request, adapter, lambda: {"model": bank.name, **bank.remove_adapter(adapter)})
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -341,8 +425,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def read_admin_token(path: str | None) -> str | None:
+    """The admin token from its file (one line), or None when the admin routes stay off."""
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BertxError(f"{path}: cannot read the admin token ({err})") from None
+    if len(token) < 16:
+        raise BertxError(f"{path}: the admin token must be at least 16 characters")
+    return token
+
+
 def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", admin_token_file: str | None = None) -> None:
     """Load the models and run the server until SIGTERM or Ctrl-C (then finish in-flight requests, exit 0)."""
     import os
     import signal
@@ -351,10 +448,11 @@ def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limi
 
     os.environ.setdefault("BERTX_ONNX_SPIN", "0")  # see OnnxTaskModel: spinning threads starve the event loop
     named = parse_model_args(model_args)
+    admin_token = read_admin_token(admin_token_file)
     sock = bind(host, port)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     models = load_models(named)
-    app = create_app(models, limits)
+    app = create_app(models, limits, admin_token)
     # Uvicorn shuts down gracefully on SIGTERM / Ctrl-C, then re-raises the signal to the handler that was
     # there before it: a no-op here, so a clean shutdown exits 0 as service managers expect.
     for signum in (signal.SIGTERM, signal.SIGINT):

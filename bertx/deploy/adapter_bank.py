@@ -1,0 +1,182 @@
+"""A folder of LoRA adapters of one base, served as one model whose micro-batches mix adapters.
+
+    bertx serve reviews=adapters/          adapters/<name>/ : LoRA adapter folders (bertx finetune
+                                           --peft lora, or a multi-task run's adapters/<task>/)
+    POST /v1/models/reviews/predict {"inputs": ["a fine film"], "adapter": "sst2"}
+    -> {"outputs": [{"text": ..., "adapter": "sst2", "label": ..., "probs": {...}}]}
+
+Requests naming different adapters join the same batch: the base weights run once for all of its rows,
+each row adds its own adapter's low-rank update and goes through its own head (`models/lora_bank.py`).
+Adapters may have different label sets. With the admin route on (`bertx serve --admin-token-file`),
+`POST /v1/adapters/{name}` loads another adapter and `DELETE` removes one while requests are in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertx.deploy.batcher import MicroBatcher, input_weight
+from bertx.errors import BertxError
+
+SEQUENCE_KINDS = ("classification", "pair-classification", "regression", "multilabel")
+
+
+def is_bank_folder(folder: str | Path) -> bool:
+    """A folder (not itself an adapter or a model) whose subfolders are LoRA adapter folders."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file():
+        return False
+    return any((child / "adapter_config.json").is_file() for child in folder.iterdir() if child.is_dir())
+
+
+def adapter_facts(folder: Path) -> tuple[str, object, list[str], dict]:
+    """(base model path, task spec, labels, run config) of one adapter folder, or one line."""
+    from bertx.models.adapters import base_model_path
+    from bertx.runfolder import read_run_config
+    from bertx.tasks import TASKS
+
+    if not (folder / "adapter_config.json").is_file():
+        raise BertxError(f"{folder}: not an adapter folder (no adapter_config.json)")
+    run = read_run_config(folder) or {}
+    task = TASKS.get(run.get("task") or "classification")
+    if task is None or task.name not in SEQUENCE_KINDS:
+        raise BertxError(f"{folder}: a {run.get('task')} adapter; a mixed batch serves sequence tasks "
+                         f"({', '.join(SEQUENCE_KINDS)}); serve it merged")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BertxError(f"{folder}/config.json: unreadable ({err})") from None
+    labels = [config.get("id2label", {}).get(str(i), f"LABEL_{i}") for i in range(int(config.get("num_labels", len(config.get("id2label") or [0, 1]))))]
+    return base_model_path(folder, run), task, labels, run
+
+
+@dataclass
+class AdapterBankServed:
+    name: str
+    folder: str
+    bank: Any  # bertx.models.lora_bank.LoraBank
+    tokenizer: Any
+    max_length: int
+    specs: dict  # adapter name -> its task spec
+    base: str
+    batcher: MicroBatcher | None = None
+    info: dict = field(default_factory=dict)
+
+    kind = "adapters"
+    fields = ("adapter",)
+
+    @classmethod
+    def load(cls, name: str, folder: str) -> "AdapterBankServed":
+        from bertx.inference.loading import data_options
+        from bertx.models.adapters import base_with_head
+        from bertx.models.cls_only import enable_cls_only_last_layer
+        from bertx.models.encoder import load_tokenizer
+        from bertx.models.lora_bank import LoraBank, read_adapter
+
+        members = sorted(child for child in Path(folder).iterdir() if (child / "adapter_config.json").is_file())
+        facts = {child.name: adapter_facts(child) for child in members}
+        first = members[0]
+        base, task, _, run = facts[first.name]
+        others = [child for child in members if facts[child.name][0] != base]
+        if others:
+            raise BertxError(f"{others[0]}: its base model ({facts[others[0].name][0]}) is not {base}; a bank serves "
+                             "adapters of one base")
+        adapters = [read_adapter(child.name, child, base, task.auto_class, facts[child.name][2]) for child in members]
+        model = base_with_head(first, task.auto_class, run)
+        enable_cls_only_last_layer(model)  # the heads read [CLS] alone, as a merged model is served
+        targets = sorted({p for a in adapters for p in a.lora})
+        heads = sorted({p for a in adapters for p in a.heads})
+        bank = LoraBank(model, targets, heads)
+        for adapter in adapters:
+            bank.add(adapter)
+        max_length = data_options(run).max_length
+        served = cls(name, str(folder), bank, load_tokenizer(str(first)), max_length,
+                     {n: f[1] for n, f in facts.items()}, base)
+        served.info = served.describe()
+        return served
+
+    def describe(self) -> dict:
+        state = self.bank.state
+        return {"name": self.name, "task": "adapters", "runtime": "pytorch", "mixed_batches": True,
+                "max_length": self.max_length,
+                "adapters": {n: {"task": self.specs[n].name, "labels": list(labels) if self.specs[n].label_kind != "score" else []}
+                             for n, labels in zip(state.names, state.labels)}}
+
+    # ---- requests ------------------------------------------------------------------------------
+    def check(self, inputs: Any, limits, tasks: Any = None, adapter: Any = None) -> list:
+        """Each input as (text, pair or None, adapter name)."""
+        from bertx.deploy.server import BadRequest, canonical_input, checked_list
+
+        if tasks is not None:
+            raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} is a folder of adapters")
+        if not isinstance(adapter, str):
+            raise BadRequest(422, f"model {self.name!r} serves adapters: name one with `adapter` (one of "
+                                  f"{', '.join(self.bank.state.names[:10])}{', ...' if len(self.bank.state.names) > 10 else ''})")
+        if adapter not in self.bank.state.names:
+            raise BadRequest(404, f"no adapter {adapter!r} in model {self.name!r}")
+        spec = self.specs[adapter]
+        items = []
+        for i, item in enumerate(checked_list(inputs, limits)):
+            text, pair = canonical_input(i, item, spec.name)
+            if spec.pair == "required" and pair is None:
+                raise BadRequest(422, f"inputs[{i}]: adapter {adapter!r} reads text pairs")
+            items.append((text, pair, adapter))
+        return items
+
+    def predict(self, items: list) -> list[dict]:
+        """One batch of mixed adapters: one pass; each row decoded with its own adapter's labels."""
+        from bertx.data.batching import collate
+        from bertx.data.examples import Example
+        from bertx.data.features import tokenize
+        from bertx.deploy.server import BadRequest
+        from bertx.inference.predictor import decode
+
+        state = self.bank.state  # this batch keeps this version, whatever is added or removed meanwhile
+        gone = [a for _, _, a in items if a not in state.names]
+        if gone:
+            raise BadRequest(404, f"adapter {gone[0]!r} was removed")
+        features = tokenize(self.tokenizer, [Example(t, p, None, i + 1) for i, (t, p, _) in enumerate(items)], self.max_length)
+        slots = [state.slot(a) for _, _, a in items]
+        logits = self.bank.forward(state, slots, **collate(features, list(range(len(items))), self.tokenizer.pad_token_id))
+        logits = logits.float().numpy()
+        out = []
+        for row, ((text, pair, adapter), slot) in enumerate(zip(items, slots)):
+            labels = list(state.labels[slot])
+            width = max(1, len(labels)) if self.specs[adapter].label_kind != "score" else 1
+            record = decode(self.specs[adapter], logits[row:row + 1, :width], labels)[0]
+            if row in features.truncated_rows:
+                record["truncated"] = True
+            out.append({"text": text, **({"text_pair": pair} if pair is not None else {}), "adapter": adapter, **record})
+        return out
+
+    def weigh(self, item) -> int:
+        return input_weight(item[:2], 6 * self.max_length)
+
+    def warm_up(self) -> float:
+        from bertx.deploy.server import WARM_UP_TEXT, timed_warm_up
+
+        name = self.bank.state.names[0]
+        return timed_warm_up(self, (WARM_UP_TEXT, WARM_UP_TEXT if self.specs[name].pair == "required" else None, name))
+
+    # ---- live changes --------------------------------------------------------------------------
+    def add_adapter(self, adapter: str, folder: str) -> dict:
+        """Load another adapter of this base (or a new version of one) into the bank."""
+        from bertx.models.lora_bank import read_adapter
+
+        base, task, labels, _ = adapter_facts(Path(folder))
+        if base != self.base:
+            raise BertxError(f"{folder}: its base model ({base}) is not this bank's ({self.base})")
+        self.bank.add(read_adapter(adapter, folder, base, task.auto_class, labels))
+        self.specs[adapter] = task
+        self.info = self.describe()
+        return {"adapter": adapter, "adapters": len(self.bank.state.names)}
+
+    def remove_adapter(self, adapter: str) -> dict:
+        if len(self.bank.state.names) == 1 and adapter in self.bank.state.names:
+            raise BertxError(f"adapter {adapter!r} is the bank's last; a bank keeps at least one")
+        self.bank.remove(adapter)
+        self.info = self.describe()
+        return {"adapter": adapter, "adapters": len(self.bank.state.names)}

@@ -1,0 +1,230 @@
+"""Many LoRA adapters of one base model in one batch: the base weights run once for every row, and each
+row adds its own adapter's low-rank update (the idea of S-LoRA and Punica, in plain torch).
+
+    every LoRA target (a Linear of the encoder) -> BankedLinear:
+        y = x W^T + b                          the base weights, once for the whole batch
+          + (x A[a]) B[a]                      row by row, each row's adapter a: factors gathered per row,
+                                               two batched matrix products (B pre-scaled by alpha / r)
+    every module an adapter saves in full (the classifier, a pooler) -> BankedHead:
+        rows grouped by adapter, each group through its own adapter's weights; outputs padded to the
+        widest (adapters may have different label counts: each row keeps its own adapter's first columns)
+
+The factors live in a `BankState`: stacked tensors per target and per head module, an immutable
+snapshot. Adding or removing an adapter builds a new snapshot and swaps it in; a forward pass keeps the
+snapshot it started with, so a request in flight finishes on the version it began with, and a removed
+adapter's memory returns when the last pass that used it ends.
+
+Only what merges exactly into this form is banked: LoRA without DoRA, without trained biases and without
+per-module rank or alpha patterns, on Linear targets; heads that are Linear. Anything else is refused by
+`read_adapter` with its reason (such adapters are served merged, one model each).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bertx.errors import BertxError
+
+PREFIX = "base_model.model."  # peft's key prefix in adapter_model.safetensors
+_ACTIVE = threading.local()  # (state, rows) of the forward pass running in this thread
+
+
+@dataclass
+class AdapterFactors:
+    """One adapter as read from its folder: LoRA factors per target, full weights per head module."""
+
+    name: str
+    folder: str
+    lora: dict[str, tuple[torch.Tensor, torch.Tensor]]  # path -> (A^T: (in, r), scaled B^T: (r, out))
+    heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # path -> (weight (out, in), bias (out,))
+    labels: list[str]
+    base: str
+    auto_class: str
+
+
+def read_adapter(name: str, folder: str | Path, base: str, auto_class: str, labels: list[str]) -> AdapterFactors:
+    """An adapter folder's LoRA factors and heads, or one line saying why it cannot join a bank."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        settings = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        tensors = load_file(str(folder / "adapter_model.safetensors"))
+    except (OSError, ValueError) as err:
+        raise BertxError(f"{folder}: not a readable LoRA adapter folder ({err})") from None
+    if settings.get("peft_type") != "LORA":
+        raise BertxError(f"{folder}: a {settings.get('peft_type')} adapter; only LoRA adapters share a mixed batch")
+    for option, plain in (("use_dora", False), ("rank_pattern", {}), ("alpha_pattern", {}), ("bias", "none"),
+                          ("lora_bias", False)):
+        if settings.get(option, plain) not in (plain, None):
+            raise BertxError(f"{folder}: adapter_config {option}={settings[option]!r}; a mixed batch takes plain LoRA "
+                             "(serve this adapter merged: `bertx merge`)")
+    r = int(settings["r"])
+    scale = float(settings["lora_alpha"]) / (r ** 0.5 if settings.get("use_rslora") else r)
+    lora, heads = {}, {}
+    for key, value in tensors.items():
+        path = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        if ".lora_A." in path:
+            target = path.split(".lora_A.")[0]
+            b = tensors[key.replace(".lora_A.", ".lora_B.")]
+            lora[target] = (value.float().t().contiguous(), (b.float() * scale).t().contiguous())  # (in, r), (r, out)
+        elif ".lora_B." in path or ".lora_embedding" in path:
+            continue
+        else:
+            module, kind = path.rsplit(".", 1)
+            weight, bias = heads.get(module, (None, None))
+            heads[module] = (value.float(), bias) if kind == "weight" else (weight, value.float())
+    if not lora:
+        raise BertxError(f"{folder}: the adapter holds no LoRA factors")
+    return AdapterFactors(name, str(folder), lora, heads, labels, base, auto_class)
+
+
+@dataclass(frozen=True)
+class BankState:
+    """An immutable snapshot of the bank: names in slot order and the stacked tensors."""
+
+    names: tuple[str, ...] = ()
+    lora: dict = field(default_factory=dict)  # path -> (A (N, in, r), B (N, r, out))
+    heads: dict = field(default_factory=dict)  # path -> (W (N, out_max, in), b (N, out_max))
+    labels: tuple = ()  # per slot: the adapter's labels
+    folders: tuple = ()
+
+    def slot(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def stack_state(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) -> BankState:
+    """Stack the adapters' tensors, padding ranks and head widths with zeros (zeros add nothing)."""
+    if not adapters:
+        return BankState()
+    lora = {}
+    for path in sorted({p for a in adapters for p in a.lora}):
+        base = base_modules[path]
+        r = max(a.lora[path][0].shape[1] for a in adapters if path in a.lora)
+        A = torch.zeros(len(adapters), base.in_features, r)
+        B = torch.zeros(len(adapters), r, base.out_features)
+        for i, adapter in enumerate(adapters):
+            if path in adapter.lora:
+                a, b = adapter.lora[path]
+                A[i, :, :a.shape[1]], B[i, :b.shape[0]] = a, b
+        lora[path] = (A, B)
+    heads = {}
+    for path in sorted({p for a in adapters for p in a.heads}):
+        base = base_modules[path]
+        own = [a.heads.get(path, (base.weight.detach(), base.bias.detach() if base.bias is not None else None)) for a in adapters]
+        width = max(w.shape[0] for w, _ in own)
+        W = torch.zeros(len(adapters), width, base.in_features)
+        b = torch.zeros(len(adapters), width)
+        for i, (weight, bias) in enumerate(own):
+            W[i, :weight.shape[0]] = weight
+            if bias is not None:
+                b[i, :bias.shape[0]] = bias
+        heads[path] = (W, b)
+    return BankState(tuple(a.name for a in adapters), lora, heads, tuple(tuple(a.labels) for a in adapters),
+                     tuple(a.folder for a in adapters))
+
+
+class BankedLinear(nn.Module):
+    """A base Linear plus each row's own adapter's low-rank update."""
+
+    def __init__(self, base: nn.Linear, path: str):
+        super().__init__()
+        self.base, self.path = base, path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        state, rows, single = _ACTIVE.pass_
+        factors = state.lora.get(self.path)
+        if factors is None:
+            return y
+        A, B = factors
+        if single is not None:  # every row the same adapter: two plain matrix products
+            return y + (x @ A[single]) @ B[single]
+        x3 = x.reshape(x.shape[0], -1, x.shape[-1])  # (rows, T, in)
+        delta = torch.bmm(torch.bmm(x3, A.index_select(0, rows)), B.index_select(0, rows))  # (rows, T, out)
+        return y + delta.reshape(y.shape)
+
+
+class BankedHead(nn.Module):
+    """A module each adapter saves in full: every row through its own adapter's weights."""
+
+    def __init__(self, base: nn.Linear, path: str):
+        super().__init__()
+        self.base, self.path = base, path  # kept for its shapes and as the default weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state, rows, single = _ACTIVE.pass_
+        W, b = state.heads[self.path]
+        if single is not None:
+            return nn.functional.linear(x, W[single], b[single])
+        out = x.new_zeros(*x.shape[:-1], W.shape[1])
+        for slot in rows.unique().tolist():
+            picked = (rows == slot).nonzero().squeeze(1)
+            out[picked] = nn.functional.linear(x.index_select(0, picked), W[slot], b[slot])
+        return out
+
+
+class LoraBank:
+    """One base task model whose LoRA targets and heads read the bank; `forward(rows, **batch)`."""
+
+    def __init__(self, model: nn.Module, targets: list[str], head_paths: list[str]):
+        self.model = model.eval()
+        self.base_modules: dict[str, nn.Linear] = {}
+        for path in targets + head_paths:
+            module = model.get_submodule(path)
+            if not isinstance(module, nn.Linear):
+                raise BertxError(f"{path}: a {type(module).__name__}; a mixed batch banks Linear layers only")
+            self.base_modules[path] = module
+            parent, _, child = path.rpartition(".")
+            wrapper = BankedHead(module, path) if path in head_paths else BankedLinear(module, path)
+            setattr(model.get_submodule(parent) if parent else model, child, wrapper)
+        self.targets, self.head_paths = set(targets), set(head_paths)
+        self.adapters: list[AdapterFactors] = []
+        self.state = BankState()
+        self._writer = threading.Lock()
+
+    def fits(self, adapter: AdapterFactors) -> None:
+        """One line when an adapter reaches modules this bank was not built for."""
+        extra = (set(adapter.lora) - self.targets) or (set(adapter.heads) - self.head_paths)
+        if extra:
+            raise BertxError(f"{adapter.folder}: the adapter adapts {sorted(extra)[0]}, which the other adapters of "
+                             "this base do not; serve it in its own bank")
+
+    def add(self, adapter: AdapterFactors) -> None:
+        """Put an adapter in (replacing one of the same name): a new snapshot, swapped in."""
+        self.fits(adapter)
+        with self._writer:
+            kept = [a for a in self.adapters if a.name != adapter.name] + [adapter]
+            self.state = stack_state(kept, self.base_modules)
+            self.adapters = kept
+
+    def remove(self, name: str) -> None:
+        with self._writer:
+            if name not in self.state.names:
+                raise KeyError(name)
+            kept = [a for a in self.adapters if a.name != name]
+            self.state = stack_state(kept, self.base_modules)
+            self.adapters = kept
+
+    @torch.inference_mode()
+    def forward(self, state: BankState, slots: list[int], **batch) -> torch.Tensor:
+        """The logits (rows, widest head) of one batch, row i through adapter `slots[i]` of `state`."""
+        rows = torch.tensor(slots, dtype=torch.long)
+        single = slots[0] if len(set(slots)) == 1 else None
+        _ACTIVE.pass_ = (state, rows, single)
+        try:
+            return self.model(**batch).logits
+        finally:
+            _ACTIVE.pass_ = None
+
+    def size_bytes(self) -> int:
+        """Bytes the adapters' stacked tensors take (the base model excluded)."""
+        state = self.state
+        tensors = [t for pair in (*state.lora.values(), *state.heads.values()) for t in pair]
+        return sum(t.numel() * t.element_size() for t in tensors)
