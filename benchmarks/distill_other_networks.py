@@ -157,6 +157,16 @@ def model2vec_rows(texts_train, labels_train, transfer, dev_texts, dev_gold, tea
     return rows
 
 
+def unlabelled_sentences(data_dir: Path, work: Path, count: int) -> str:
+    """PAN-X English training sentences (Wikipedia), words only, one per line: unlabelled text for the
+    CoNLL-2003 taggers (its own tag set is not used)."""
+    blocks = (data_dir / "panx" / "train-en.txt").read_text(encoding="utf-8").split("\n\n")
+    sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip()) for block in blocks]
+    path = work / "panx-en-sentences.txt"
+    path.write_text("\n".join([s for s in sentences if s][:count]) + "\n", encoding="utf-8")
+    return str(path)
+
+
 def transfer_texts(teacher: str, teacher_int8: str, data: Path, augment: int, seed: int, max_length: int, limit):
     """The distillation transfer set's variants as text with the teacher's labels: made by the same functions
     as `bertx distill` (so the same texts and token ids), labelled from the teacher store the distillation
@@ -195,14 +205,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--students", default=None, help=f"Default: {DEFAULT_STUDENTS} (NER: {NER_STUDENTS}).")
     parser.add_argument("--no-peers", action="store_true", help="Skip model2vec and the 3-layer BERT student.")
+    parser.add_argument("--unlabelled-sentences", type=int, default=None,
+                        help="NER: this many PAN-X English training sentences, words only, as the taggers' unlabelled "
+                             "transfer text (default 20,000; quick 4,000; 0: none).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     ner = args.task == "ner"
+    if args.unlabelled_sentences is None:
+        args.unlabelled_sentences = (4_000 if args.quick else 20_000) if ner else 0
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     train_examples = args.train_examples or (10_000 if args.quick and not ner else 4_000 if args.quick else None)
     augment = 0 if ner else args.augment if args.augment is not None else (1 if args.quick else 8)
-    # SST-2: 67k sentences x 9 is 600k texts an epoch, so 2 suffice; taggers see 14k sentences, so 9 (quick: 6)
-    epochs = args.epochs or ((6 if args.quick else 9) if ner else 2)
+    # SST-2: 67k sentences x 9 is 600k texts an epoch, so 2 suffice; taggers see 14k + 20k sentences: 6 (quick: 4)
+    epochs = args.epochs or ((4 if args.quick else 6) if ner else 2)
     data = Path(args.data_dir) / ("conll2003" if ner else "sst2")
     texts, gold = dev_rows(data, ner)
     max_length = 128 if ner else 66
@@ -231,6 +246,8 @@ def main() -> None:
                   "train": {"epochs": epochs, "batch_size": 32 if ner else 64, "save_steps": None, "seed": 42}}
         if ner:
             config["loss"] = {"soft": 1.0, "hard": 1.0}  # gold tags beside the teacher's: entity boundaries are sharp
+            if args.unlabelled_sentences:
+                config["unlabelled"] = [unlabelled_sentences(Path(args.data_dir), work, args.unlabelled_sentences)]
         else:
             config.update(augment_rule="neighbours", labelling={"teacher_export": teacher_int8})
         started = time.perf_counter()

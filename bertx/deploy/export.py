@@ -114,6 +114,10 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
         raise BertxError(f"--opset {opset}: the exporter writes opsets {OPSETS[0]} to {OPSETS[1]}")
     run_dir, output = Path(run_dir), Path(output)
     runfolder.check_output_folder(output, "export", overwrite, [run_dir, sample_file])
+    if "multitask" in (runfolder.read_run_config(run_dir) or {}) and not (run_dir / ONNX_FILE).is_file():
+        from bertx.deploy.multitask_export import export_multitask  # every sequence head in one graph
+
+        return export_multitask(run_dir, output, quantize, opset, min_agreement, sample_size, fp32_groups, overwrite, log)
     trained = load_trained(run_dir, device="cpu")
     if isinstance(trained.model, OnnxTaskModel):
         raise BertxError(f"{run_dir}: already an ONNX export; export the run folder it came from")
@@ -216,6 +220,10 @@ def _version(package: str) -> str:
 
 def describe(report: dict) -> str:
     """The report in a few lines, for the console."""
+    if report["task"] == "multitask":
+        heads = ", ".join(f"{t} {100 * h['agreement']:.2f}%" for t, h in report["heads"].items())
+        return (f"exported {len(report['heads'])} heads in one graph ({report['quantize']}) from {report['source']}\n"
+                f"agreement with PyTorch per head: {heads}\nsize: {report['size_bytes']['onnx'] / 1e6:.1f} MB")
     lines = [f"exported {report['task']} model ({report['quantize']}) from {report['source']}",
              f"agreement with PyTorch: {100 * report['agreement']:.2f}% of {report['sample']['examples']} "
              f"({report['sample']['source']}), largest logit difference {report['max_abs_logit_diff']:.3g}"]

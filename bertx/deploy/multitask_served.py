@@ -33,7 +33,8 @@ class MultiTaskServed:
         predictor = MultiTaskPredictor.load(folder)
         tasks = {t: {"task": h.spec.name, "labels": h.labels if h.spec.label_kind != "score" else [], "reads": "pairs" if h.pairs else "texts",
                      "max_length": h.max_length} for t, h in predictor.heads.items()}
-        info = {"name": name, "task": "multitask", "tasks": tasks, "runtime": "pytorch", "one_encoder_pass": True}
+        info = {"name": name, "task": "multitask", "tasks": tasks, "runtime": "onnx" if predictor.onnx else "pytorch",
+                "one_encoder_pass": True}
         if predictor.skipped:
             info["not_served"] = predictor.skipped  # token and span heads: serve their exports
         return cls(name, folder, predictor, info=info)

@@ -47,6 +47,10 @@ class Head:
     pairs: bool  # trained on text pairs
 
 
+def _max_length(info: dict, run: dict) -> int:
+    return int((info.get("data") or {}).get("max_length") or run.get("data", {}).get("max_length") or 128)
+
+
 class _Computed(nn.Module):
     """Stands in for the encoder: returns the outputs the shared encoder already computed."""
 
@@ -58,12 +62,36 @@ class _Computed(nn.Module):
         return self.outputs
 
 
+class OnnxHeads:
+    """A multi-task ONNX export (`deploy/multitask_export.py`): one session run gives the heads asked for."""
+
+    def __init__(self, graph: str | Path):
+        from bertx.inference.onnx_model import OnnxTaskModel
+
+        self.session = OnnxTaskModel(graph, None).session  # the same session options as a single-task export
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def logits(self, features, tasks: list[str], pad_id: int, batch_size: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for indices in sorted_batches(features.lengths, batch_size):
+            batch = collate(features, indices, pad_id)
+            feed = {name: (batch.get(name) if batch.get(name) is not None else torch.zeros_like(batch["input_ids"])).numpy()
+                    for name in self.inputs}
+            for task, values in zip(tasks, self.session.run([f"logits_{t}" for t in tasks], feed)):
+                if task not in out:
+                    out[task] = np.empty((len(features.lengths), values.shape[1]), dtype=np.float32)
+                out[task][indices] = values
+        return out
+
+
 class MultiTaskPredictor:
-    def __init__(self, encoder: nn.Module, tokenizer, heads: dict[str, Head], skipped: list[str]):
-        self.encoder, self.tokenizer, self.heads, self.skipped = encoder, tokenizer, heads, skipped
+    def __init__(self, encoder: Optional[nn.Module], tokenizer, heads: dict[str, Head], skipped: list[str],
+                 onnx: Optional[OnnxHeads] = None):
+        self.encoder, self.tokenizer, self.heads, self.skipped, self.onnx = encoder, tokenizer, heads, skipped, onnx
         self._computed = _Computed()
         for head in heads.values():
-            setattr(head.model, head.model.base_model_prefix, self._computed)
+            if head.model is not None:
+                setattr(head.model, head.model.base_model_prefix, self._computed)
 
     @classmethod
     def load(cls, folder: str | Path) -> "MultiTaskPredictor":
@@ -79,7 +107,8 @@ class MultiTaskPredictor:
         if is_adapter_multitask(folder):
             raise BertxError(f"{folder}: a multi-task run of adapters; serve its tasks' adapters over one base instead "
                              f"(bertx multitask-export each task, then bertx serve a=DIR1 b=DIR2)")
-        encoder = AutoModel.from_pretrained(folder).eval()
+        exported = (folder / "model.onnx").is_file()  # `bertx export` of a multi-task run: one graph, every head
+        encoder = None if exported else AutoModel.from_pretrained(folder).eval()
         heads, skipped = {}, []
         patched = False
         for name, info in run["multitask"].items():
@@ -88,6 +117,11 @@ class MultiTaskPredictor:
                 skipped.append(name)
                 continue
             head_dir = folder / HEADS_DIR / info["head"]
+            if exported:
+                config = AutoConfig.from_pretrained(head_dir)
+                heads[name] = Head(name, spec, None, [config.id2label[i] for i in range(config.num_labels)],
+                                   _max_length(info, run), bool((info.get("columns") or {}).get("text_pair")))
+                continue
             if not (head_dir / HEAD_WEIGHTS).is_file():
                 raise BertxError(f"{head_dir}: the head of task {name!r} is missing")
             model = getattr(transformers, spec.auto_class).from_config(AutoConfig.from_pretrained(head_dir))
@@ -99,11 +133,14 @@ class MultiTaskPredictor:
             model.eval()
             patched = enable_cls_only_last_layer(model) or patched  # every head here reads [CLS] only
             labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-            max_length = int((info.get("data") or {}).get("max_length") or run.get("data", {}).get("max_length") or 128)
+            max_length = _max_length(info, run)
             pairs = bool((info.get("columns") or {}).get("text_pair"))
             heads[name] = Head(name, spec, model, labels, max_length, pairs)
         if not heads:
             raise BertxError(f"{folder}: no sequence head to serve ({', '.join(skipped)}: export them with bertx multitask-export)")
+        if exported:
+            skipped = list((run.get("export") or {}).get("skipped") or [])
+            return cls(None, load_tokenizer(str(folder)), heads, skipped, OnnxHeads(folder / "model.onnx"))
         return cls(encoder, load_tokenizer(str(folder)), heads, skipped)
 
     def tasks_for(self, pairs: bool) -> list[str]:
@@ -149,6 +186,8 @@ class MultiTaskPredictor:
         return results
 
     def _heads_on(self, features, tasks: list[str], batch_size: int) -> dict[str, np.ndarray]:
+        if self.onnx is not None:
+            return self.onnx.logits(features, tasks, self.tokenizer.pad_token_id, batch_size)
         out = {name: np.empty((len(features.lengths), self.heads[name].model.config.num_labels), dtype=np.float32) for name in tasks}
         for indices in sorted_batches(features.lengths, batch_size):
             batch = collate(features, indices, self.tokenizer.pad_token_id)

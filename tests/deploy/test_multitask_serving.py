@@ -120,3 +120,27 @@ def test_any_inputs_and_tasks_get_answers_or_one_4xx(client, inputs, tasks):
             assert set(output["tasks"]) == expected
     else:
         assert set(response.json()) == {"error"}
+
+
+def test_the_onnx_export_holds_every_head_in_one_graph(mt_folder):
+    pytest.importorskip("onnxruntime")
+    from bertx.deploy.export import describe, export
+
+    report = export(mt_folder / "run", mt_folder / "mt-onnx")
+    assert report["task"] == "multitask" and set(report["heads"]) == {"sent", "short", "pair"}
+    assert all(h["agreement"] == 1.0 and h["max_abs_logit_diff"] < 1e-4 for h in report["heads"].values())
+    assert "3 heads in one graph" in describe(report)
+    run, exported = MultiTaskPredictor.load(mt_folder / "run"), MultiTaskPredictor.load(mt_folder / "mt-onnx")
+    assert exported.onnx is not None and exported.skipped == ["ner"] and sorted(exported.heads) == ["pair", "sent", "short"]
+    for ours, theirs in zip(run.predict(TEXTS), exported.predict(TEXTS)):
+        assert set(ours) == set(theirs) == {"sent", "short"}
+        for task in ours:
+            assert ours[task]["label"] == theirs[task]["label"] and ours[task].get("truncated") == theirs[task].get("truncated")
+            assert ours[task]["probs"] == pytest.approx(theirs[task]["probs"], abs=1e-4)
+    pairs = ([a for a, _ in PAIRS], [b for _, b in PAIRS])
+    assert [p["pair"]["label"] for p in run.predict(*pairs)] == [p["pair"]["label"] for p in exported.predict(*pairs)]
+    served = load_models({"glue": str(mt_folder / "mt-onnx")})["glue"]
+    assert served.info["runtime"] == "onnx" and served.predict([(TEXTS[0], None, ("sent",))])[0]["tasks"]["sent"]["label"]
+    quantized = export(mt_folder / "run", mt_folder / "mt-int8", quantize="int8", min_agreement=0.5, fp32_groups=0)
+    assert quantized["quantize"] == "int8" and quantized["quantization"]["quantized_matmuls"] > 0
+    assert len(MultiTaskPredictor.load(mt_folder / "mt-int8").predict(TEXTS)) == len(TEXTS)
