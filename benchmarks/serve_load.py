@@ -8,7 +8,9 @@ The baseline is what people write first: one `pipeline(...)` call per request in
 The client shares the machine's 2 cores with the server: at high rates it takes CPU from the server
 under test, for both servers alike.
 
-Usage: python benchmarks/serve_load.py --model-dir RUN [--export-dir EXPORT] [--quick] [--requests N]
+`--documents`: Amazon reviews of 100-500 words instead, both servers truncating at the model's length.
+
+Usage: python benchmarks/serve_load.py --model-dir RUN [--export-dir EXPORT] [--documents] [--quick] [--requests N]
 The last line of stdout is one JSON object (throughput_ratio_c32, p50_ms_c1, ...); also saved in results/.
 """
 
@@ -39,6 +41,7 @@ from fastapi import FastAPI
 from transformers import pipeline
 
 classifier = pipeline("text-classification", model=sys.argv[1], device=-1)
+max_length = int(sys.argv[3])  # the model's length, as bertx truncates: the same work per text
 app = FastAPI()
 
 @app.get("/ready")
@@ -47,10 +50,27 @@ def ready():
 
 @app.post("/predict")
 def predict(body: dict):
-    return {"outputs": classifier(body["inputs"])}
+    return {"outputs": classifier(body["inputs"], truncation=True, max_length=max_length)}
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
+
+
+def sentences(data_dir: Path) -> list[str]:
+    dev = data_dir / "sst2/dev.tsv"
+    return [line.split("\t")[0] for line in dev.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+
+
+def documents(data_dir: Path, limit: int = 5000) -> list[str]:
+    """Amazon reviews of 100-500 words from the four domains' training files, in file order."""
+    import csv
+
+    found = []
+    for domain in ("books", "dvd", "electronics", "kitchen"):
+        with open(data_dir / "multidomain" / domain / "train.tsv", encoding="utf-8") as f:
+            found += [row["sentence"] for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+                      if 100 <= len(row["sentence"].split()) <= 500]
+    return found[:limit]
 
 
 def free_port() -> int:
@@ -158,11 +178,17 @@ def main() -> None:
     parser.add_argument("--export-dir", default=None, help="Its int8 export (default: made with `bertx export --quantize int8`).")
     parser.add_argument("--quick", action="store_true", help="500 requests per level instead of 5,000.")
     parser.add_argument("--requests", type=int, default=None)
+    parser.add_argument("--documents", action="store_true",
+                        help="Amazon reviews of 100-500 words (truncated to the model's length by both servers) instead "
+                             "of SST-2 sentences; 2,000 requests per level (quick: 300).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
-    requests = args.requests or (500 if args.quick else 5000)
-    dev = Path(args.data_dir) / "sst2/dev.tsv"
-    texts = [line.split("\t")[0] for line in dev.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    requests = args.requests or ((300 if args.quick else 2000) if args.documents else (500 if args.quick else 5000))
+    texts = documents(Path(args.data_dir)) if args.documents else sentences(Path(args.data_dir))
+    import yaml
+
+    max_length = int(((yaml.safe_load((Path(args.model_dir) / "bertx_run.yaml").read_text()) or {}).get("data") or {})
+                     .get("max_length") or 128)
     export_dir = args.export_dir
     if export_dir is None:
         export_dir = str(Path(tempfile.mkdtemp()) / "int8")
@@ -173,18 +199,20 @@ def main() -> None:
     ours = load_test("bertx", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port)], port),
                      "/v1/models/sst2/predict", texts, requests)
     port = free_port()
-    naive = load_test("naive", Server([sys.executable, "-c", NAIVE_SERVER, args.model_dir, str(port)], port), "/predict",
+    naive = load_test("naive", Server([sys.executable, "-c", NAIVE_SERVER, args.model_dir, str(port), str(max_length)], port), "/predict",
                       texts, requests)
     c32, c1, c64 = ours["levels"]["c32"], ours["levels"]["c1"], ours["levels"]["c64"]
     result = {
-        "benchmark": "serve_load", "requests_per_level": requests, "quick": args.quick, "model": args.model_dir,
+        "benchmark": "serve_load", "mode": "documents" if args.documents else "sentences", "texts": len(texts),
+        "mean_words": round(sum(len(t.split()) for t in texts) / len(texts), 1), "max_length": max_length,
+        "requests_per_level": requests, "quick": args.quick, "model": args.model_dir,
         "bertx": ours, "naive_pipeline_server": naive,
         "throughput_ratio_c32": round(c32["sentences_per_s"] / naive["levels"]["c32"]["sentences_per_s"], 2),
         "p50_ms_c1": c1["p50_ms"], "p99_over_p50_c64": round(c64["p99_ms"] / c64["p50_ms"], 2),
         "bertx_errors": sum(level["errors"] for level in ours["levels"].values()),
         "machine": machine(),
     }
-    save("serve_load_quick" if args.quick else "serve_load", result)
+    save("serve_load" + ("_documents" if args.documents else "") + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))
 
 

@@ -175,7 +175,7 @@ def build_small_student(kind: str, teacher, embedding_dim: Optional[int], hidden
                         per_token: bool = False) -> SequenceStudent:
     """A new student for the teacher's task and vocabulary; its embeddings optionally from the teacher's."""
     t = teacher.config
-    width = embedding_dim or DEFAULT_EMBEDDING.get(kind, t.hidden_size)
+    width = embedding_dim or min(DEFAULT_EMBEDDING.get(kind, t.hidden_size), t.hidden_size)
     config = SmallStudentConfig(
         kind=kind, vocab_size=t.vocab_size, embedding_dim=width, hidden=hidden or (300 if kind == "bilstm" else 256),
         layers=layers or 1, kernel_sizes=list(kernel_sizes), dropout=dropout, pad_id=pad_id,

@@ -57,6 +57,47 @@ def test_embedding_projection_keeps_the_largest_directions():
     assert torch.equal(project(table, 8), table)
 
 
+def test_projections_of_each_width_keep_the_directions_in_order():
+    torch.manual_seed(0)
+    table = torch.randn(400, 16) @ torch.diag(torch.linspace(8, 1, 16))
+    centred = table - table.mean(0)
+    errors = []
+    for width in (2, 4, 8, 12):
+        reduced = project(table, width)
+        variances = reduced.var(0)
+        assert reduced.shape == (400, width) and bool((variances[:-1] >= variances[1:] * 0.99).all())
+        assert reduced.norm(dim=1).mean() == pytest.approx(table.norm(dim=1).mean(), rel=1e-4)  # the teacher's scale
+        basis = torch.linalg.lstsq(reduced, centred).solution  # how much of the table the width can explain
+        errors.append(float((reduced @ basis - centred).norm()))
+    assert errors == sorted(errors, reverse=True) and errors[-1] < errors[0] / 2
+
+
+def test_a_cnn_student_defaults_to_a_narrow_projected_embedding(teacher):  # noqa: F811
+    from bertx.models.small_students import DEFAULT_EMBEDDING, build_small_student
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(teacher[0] / "model")
+    cnn = build_small_student("cnn", model, None, None, None, [3], 0.0, True, 0)
+    bilstm = build_small_student("bilstm", model, None, 8, None, [3], 0.0, True, 0)
+    width = model.config.hidden_size
+    assert cnn.config.embedding_dim == min(DEFAULT_EMBEDDING["cnn"], width) and bilstm.config.embedding_dim == width
+    assert build_small_student("cnn", model, 8, None, None, [3], 0.0, True, 0).config.embedding_dim == 8
+
+
+def test_an_int8_student_export_decides_as_the_student(teacher, tmp_path):  # noqa: F811
+    pytest.importorskip("onnxruntime")
+    from bertx.deploy.export import export
+
+    tmp, train, dev = teacher
+    out = tmp_path / "cnn"
+    bertx.distill(kd_config(tmp, train, dev, out, student={"kind": "cnn", "hidden": 16}), show_progress=False)
+    report = export(out, tmp_path / "cnn-int8", quantize="int8")
+    assert report["quantize"] == "int8" and report["agreement"] >= 0.95, report
+    texts = ["a good film", "the story was dull and sad", "fine", "awful plot"]
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "cnn-int8").predict(texts)] == \
+        [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
+
+
 @pytest.mark.parametrize("change,message", [
     ({"loss": {"hidden": 1.0}}, "has no transformer layers to match"),
     ({"student": {"kind": "cnn", "heads": 2}}, "apply to transformer students only"),
