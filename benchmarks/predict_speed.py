@@ -9,6 +9,8 @@ predicts all dev sentences in the same process, timed end to end from raw texts 
   onnx_int8        `bertx export --quantize int8` (bertx's default int8 recipe), batches of 32
   pipeline_bs1     pipeline("text-classification", batch_size=1)
   pipeline_bs32    pipeline("text-classification", batch_size=32)
+  openvino_*       with --openvino-python: OpenVINO through optimum-intel, fp32, int8 weights and static int8
+                   (benchmarks/openvino_rows.py, in its own environment)
 Accuracy on the dev labels is reported for the PyTorch model and both exports.
 
 Usage: python benchmarks/predict_speed.py [--quick] [--model-dir DIR] [--data-dir DIR]
@@ -30,6 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, save, timed  # noqa: E402
 
 
+def single_latency_ms(predictor, texts: list[str], n: int = 200) -> float:
+    """Median milliseconds for one sentence, raw text to label."""
+    import statistics
+    import time
+
+    times = []
+    for text in texts[:n]:
+        started = time.perf_counter()
+        predictor.predict([text], batch_size=1)
+        times.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(times), 3)
+
+
 def make_model(data_dir: str) -> str:
     import bertx
 
@@ -45,6 +60,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="One timing per set-up instead of best of 3.")
     parser.add_argument("--model-dir", default=None, help="A fine-tuned folder (default: make one).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    parser.add_argument("--openvino-python", default=None,
+                        help="The Python of an environment with optimum-intel[openvino] (its own: it pins another "
+                             "transformers): adds the OpenVINO rows (benchmarks/openvino_rows.py).")
     args = parser.parse_args()
     dev = Path(args.data_dir) / "sst2/dev.tsv"
     if not dev.is_file():
@@ -82,7 +100,17 @@ def main() -> None:
         wall, predicted = timed(lambda: onnx_predictor.predict(texts, batch_size=32), repeats)
         results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1), "accuracy": accuracy(predicted),
                          "label_agreement_with_pytorch": round(sum(a["label"] == b["label"] for a, b in zip(ours, predicted)) / len(texts), 4),
-                         "onnx_mb": round(report["size_bytes"]["onnx"] / 1e6, 1)}
+                         "onnx_mb": round(report["size_bytes"]["onnx"] / 1e6, 1),
+                         "latency_ms_batch1": single_latency_ms(onnx_predictor, texts)}
+    if args.openvino_python:  # same folder, sentences, threads; another environment
+        found = subprocess.run([args.openvino_python, str(Path(__file__).with_name("openvino_rows.py")), "--model-dir", model_dir,
+                                "--data-dir", args.data_dir, "--repeats", str(repeats),
+                                "--max-length", str(predictor.max_length)], capture_output=True, text=True)
+        if found.returncode != 0:
+            raise SystemExit(f"openvino_rows.py failed:\n{found.stderr[-3000:]}")
+        openvino = json.loads(found.stdout.strip().splitlines()[-1])
+        results.update(openvino["rows"])
+        results["openvino_versions"] = openvino["versions"]
 
     inputs = Path(tempfile.mkdtemp()) / "dev.tsv"
     inputs.write_text(dev.read_text(encoding="utf-8"), encoding="utf-8")
@@ -109,6 +137,9 @@ def main() -> None:
         "speedup_onnx_int8_vs_pipeline_b1": round(results["onnx_int8"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
         "speedup_onnx_int8_vs_pipeline_b32": round(results["onnx_int8"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
         "accuracy_drop_int8": round(results["bertx"]["accuracy"] - results["onnx_int8"]["accuracy"], 2),
+        **({"bertx_int8_vs_openvino_int8_static": round(results["onnx_int8"]["sentences_per_s"]
+                                                        / results["openvino_int8_static"]["sentences_per_s"], 2)}
+           if "openvino_int8_static" in results else {}),
         "machine": machine(),
     }
     save("predict_speed_quick" if args.quick else "predict_speed", result)
