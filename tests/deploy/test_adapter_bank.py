@@ -4,12 +4,14 @@ concurrent requests, and the admin routes are off by default, loopback-only and 
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 import bertx
 from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE, tiny_config, write_toy_classification
@@ -173,3 +175,46 @@ def test_bad_folders_of_adapters_are_one_line(adapters, tmp_path, tiny_bert):
 
     with pytest.raises(BertxError, match="a bank serves adapters of one base"):
         load_models({"bank": str(mixed)})
+
+
+ADAPTER_VALUES = st.one_of(st.none(), st.sampled_from(["two", "three", "rank8", "", "nope", "../two"]), st.integers(),
+                           st.lists(st.text(max_size=4), max_size=2), st.text(max_size=8))
+INPUT_VALUES = st.one_of(st.lists(st.one_of(st.text(max_size=20), st.lists(st.text(max_size=8), max_size=3), st.none(),
+                                            st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"text_pair": st.text(max_size=8)})),
+                                  max_size=4), st.text(max_size=5), st.none())
+
+
+@pytest.fixture(scope="module")
+def bank_client(adapters):
+    from fastapi.testclient import TestClient
+
+    from bertx.deploy.server import Limits, create_app, load_models
+
+    with TestClient(create_app(load_models({"bank": str(adapters / "adapters")}), Limits(max_inputs=8), admin_token=TOKEN)) as client:
+        yield client
+
+
+@given(inputs=INPUT_VALUES, adapter=ADAPTER_VALUES, tasks=st.one_of(st.none(), st.just(["two"])))
+def test_any_inputs_and_adapter_names_get_answers_or_one_4xx(bank_client, inputs, adapter, tasks):
+    """Issue 21's generated inputs, for the adapter route: never a 5xx; an answer comes from the adapter named."""
+    body = {"inputs": inputs, **({"adapter": adapter} if adapter is not None else {}), **({"tasks": tasks} if tasks else {})}
+    response = bank_client.post("/v1/models/bank/predict", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    if response.status_code == 200:
+        assert {output["adapter"] for output in response.json()["outputs"]} == {adapter}
+    else:
+        assert set(response.json()) == {"error"}
+
+
+@given(name=st.text(max_size=12), body=st.one_of(st.none(), st.integers(), st.text(max_size=8),
+                                                 st.fixed_dictionaries({"folder": st.one_of(st.text(max_size=12), st.integers())},
+                                                                       optional={"model": st.text(max_size=6)})))
+def test_the_admin_route_answers_any_change_with_a_4xx_or_a_change(bank_client, name, body):
+    """Generated admin requests (with the token): never a 5xx; nothing generated here names a real adapter
+    folder, so nothing is added, and the served adapters stay as they were."""
+    from urllib.parse import quote
+
+    auth = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    response = bank_client.post(f"/v1/adapters/{quote(name, safe='')}", content=json.dumps(body), headers=auth)
+    assert response.status_code < 500 and response.status_code != 200, (response.status_code, response.text[:300])
+    assert set(bank_client.get("/v1/models").json()["models"][0]["adapters"]) == {"two", "three", "rank8"}
