@@ -17,6 +17,9 @@ SST-2, one run:
    sentences, and on the transfer set's texts with the teacher's hard labels, as its trainer takes labels
    only), end to end at batch 32 and 1.
 
+Every speed figure of an SST-2 run is measured after all training, one model after another (`measure_phase`);
+`--remeasure WORK` repeats that phase for a finished run whose folders are in WORK.
+
 Usage: python benchmarks/distill_other_networks.py --teacher RUN [--task sst2|ner] [--quick] [--augment N] [--data-dir DIR]
 The last line of stdout is one JSON object; it is also saved in benchmarks/results/ (with a plot).
 """
@@ -197,7 +200,7 @@ def transfer_texts(teacher: str, teacher_int8: str, data: Path, augment: int, se
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", required=True, help="The fine-tuned SST-2 (or CoNLL-2003) teacher folder.")
+    parser.add_argument("--teacher", help="The fine-tuned SST-2 (or CoNLL-2003) teacher folder (required unless --remeasure).")
     parser.add_argument("--task", choices=("sst2", "ner"), default="sst2")
     parser.add_argument("--quick", action="store_true", help="10,000 training sentences, 1 variant, 2 epochs.")
     parser.add_argument("--augment", type=int, default=None, help="Variants per training sentence (default 1 quick, 8 full).")
@@ -209,7 +212,14 @@ def main() -> None:
                         help="NER: this many PAN-X English training sentences, words only, as the taggers' unlabelled "
                              "transfer text (default 20,000; quick 4,000; 0: none).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    parser.add_argument("--remeasure", default=None, metavar="WORK",
+                        help="SST-2: only the measuring phase again, for a finished run whose folders are in WORK.")
     args = parser.parse_args()
+    if args.remeasure:
+        remeasure(args.remeasure, args.quick)
+        return
+    if not args.teacher:
+        parser.error("--teacher is required")
     ner = args.task == "ner"
     if args.unlabelled_sentences is None:
         args.unlabelled_sentences = (4_000 if args.quick else 20_000) if ner else 0
@@ -307,11 +317,21 @@ def main() -> None:
             log("note: the transfer set is not in the teacher store; model2vec is trained on the labelled sentences only")
         peers.update(model2vec_rows([e[0] for e in examples], [e[1] for e in examples], transfer, texts, gold, args.teacher, log))
 
-    result = summary(rows, peers, teacher_row, score, ner)
-    result.update({"benchmark": "distill_other_networks", "task": args.task, "quick": args.quick, "teacher": args.teacher,
-                   "train_examples": train_examples or "all", "augment": augment, "epochs": epochs, "students": rows,
-                   "teacher_row": teacher_row, "peers": peers, "machine": machine()})
-    name = "distill_other_networks" + ("_ner" if ner else "") + ("_quick" if args.quick else "")
+    result = {"benchmark": "distill_other_networks", "task": args.task, "quick": args.quick, "teacher": args.teacher,
+              "work": str(work), "train_examples": train_examples or "all", "augment": augment, "epochs": epochs,
+              "students": rows, "teacher_row": teacher_row, "peers": peers}
+    finish(result, texts, gold, score, ner, log)
+
+
+def finish(result: dict, texts: list[str], gold: list[str], score: str, ner: bool, log) -> None:
+    """The measuring phase (SST-2: every speed figure again, one model after another, nothing else training),
+    the issue's keys, the plot, the result file."""
+    if not ner:
+        measure_phase(result, texts, log)
+    rows, peers, teacher_row = result["students"], result["peers"], result["teacher_row"]
+    result.update(summary(rows, peers, teacher_row, score, ner))
+    result["machine"] = machine()
+    name = "distill_other_networks" + ("_ner" if ner else "") + ("_quick" if result["quick"] else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     points = [{"name": "teacher (MiniLM fp32)", "x": teacher_row["e2e_inputs_per_s_batch32"], "y": teacher_row[score], "marker": "s"}]
     for spec, row in rows.items():
@@ -319,13 +339,65 @@ def main() -> None:
         if "student_int8" in row:
             points.append({"name": f"{spec}, distilled, int8", "x": row["student_int8"]["e2e_inputs_per_s_batch32"],
                            "y": row["student_int8"][score], "marker": "^"})
-        points.append({"name": f"{spec}, labels only", "x": row["no_teacher"]["inputs_per_s_batch32"], "y": row["no_teacher"][score],
-                       "marker": "x"})
+        plain = row["no_teacher"]
+        points.append({"name": f"{spec}, labels only", "x": plain.get("e2e_inputs_per_s_batch32", plain["inputs_per_s_batch32"]),
+                       "y": plain[score], "marker": "x"})
     for peer, row in peers.items():
         points.append({"name": peer, "x": row["e2e_inputs_per_s_batch32"], "y": row[score], "marker": "D" if "model2vec" in peer else "s"})
     plot(points, RESULTS / f"{name}.png", score, "CoNLL-2003 dev entity F1" if ner else "SST-2 dev accuracy")
     save(name, result)
     print(json.dumps(result))
+
+
+def model_only(folder: str, texts: list[str]) -> dict:
+    """The distillation report's model-only figures (tokenised dev inputs; batch-1 latency, batch-32 inputs/s)."""
+    from bertx.data.examples import Example
+    from bertx.data.features import tokenize
+    from bertx.evaluation.distill_report import measure_speed
+    from bertx.inference.loading import load_trained
+
+    trained = load_trained(folder, device="cpu")
+    features = tokenize(trained.tokenizer, [Example(t, None, None, i + 1) for i, t in enumerate(texts)], trained.data.max_length)
+    return measure_speed(trained.model, features, trained.pad_id)
+
+
+def measure_phase(result: dict, texts: list[str], log) -> None:
+    """Every speed figure of an SST-2 run, measured after all training, one model after another in this
+    process: the teacher (fp32, int8), each student, its labels-only twin and its int8 export, the 3-layer
+    BERT student. (The model2vec rows are measured when fitted, at the end of the training phase.)"""
+    work, teacher = Path(result["work"]), result["teacher"]
+    both = lambda folder: {**model_only(folder, texts), **bertx_speed(folder, texts, False)}  # noqa: E731
+    teacher_row = result["teacher_row"]
+    teacher_row.update(both(teacher))
+    peers = result["peers"]
+    if (work / "teacher-int8").is_dir():
+        peers.setdefault("teacher int8", {}).update(both(str(work / "teacher-int8")))
+    if (work / "bert-3layer").is_dir() and "BERT 3-layer student" in peers:
+        peers["BERT 3-layer student"].update(both(str(work / "bert-3layer")))
+    for spec, row in result["students"].items():
+        row["student"].update(both(str(work / spec)))
+        row["no_teacher"].update(both(str(work / spec / "baseline")))
+        if (work / f"{spec}-int8").is_dir():
+            row["student_int8"].update(both(str(work / f"{spec}-int8")))
+        student = row["student"]
+        fastest_b1 = min(r["e2e_latency_ms_batch1"] for r in (student, row.get("student_int8") or student))
+        row.update(teacher_model_b32=teacher_row["inputs_per_s_batch32"],
+                   speedup_model_b32=round(student["inputs_per_s_batch32"] / teacher_row["inputs_per_s_batch32"], 2),
+                   speedup_e2e_b32=round(student["e2e_inputs_per_s_batch32"] / teacher_row["e2e_inputs_per_s_batch32"], 2))
+        if "teacher int8" in peers:
+            row["vs_teacher_int8_b1"] = round(peers["teacher int8"]["e2e_latency_ms_batch1"] / fastest_b1, 2)
+        log(f"measured {spec}: {json.dumps({k: row[k] for k in ('speedup_model_b32', 'speedup_e2e_b32', 'vs_teacher_int8_b1') if k in row})}")
+    result["measured"] = "speeds measured after all training, one model after another (measure_phase)"
+
+
+def remeasure(work: str, quick: bool) -> None:
+    """`--remeasure WORK`: the measuring phase again for a finished run whose folders are in WORK."""
+    name = "distill_other_networks" + ("_quick" if quick else "")
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    result["work"] = work
+    data = Path(os.environ.get("BERTX_DATA_DIR", "../shared/data")) / "sst2"
+    texts, gold = dev_rows(data, False)
+    finish(result, texts, gold, "accuracy", False, lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _transfer_summary(out: Path) -> dict | None:
