@@ -387,7 +387,29 @@ def measure_phase(result: dict, texts: list[str], log) -> None:
         if "teacher int8" in peers:
             row["vs_teacher_int8_b1"] = round(peers["teacher int8"]["e2e_latency_ms_batch1"] / fastest_b1, 2)
         log(f"measured {spec}: {json.dumps({k: row[k] for k in ('speedup_model_b32', 'speedup_e2e_b32', 'vs_teacher_int8_b1') if k in row})}")
+    if any(name.startswith("model2vec") for name in peers):
+        speed = model2vec_speed(texts)  # the same static model and head size as the fitted rows: the same speed
+        for name in peers:
+            if name.startswith("model2vec"):
+                peers[name].update(speed)
+        log(f"measured model2vec: {json.dumps(speed)}")
     result["measured"] = "speeds measured after all training, one model after another (measure_phase)"
+
+
+def model2vec_speed(texts: list[str]) -> dict:
+    """model2vec's speed, end to end: distilled from the packaged MiniLM as in `model2vec_rows`, its classifier
+    fitted briefly (speed does not depend on how well it learnt), then timed like every other row."""
+    from model2vec.distill import distill
+    from model2vec.train import StaticModelForClassification
+
+    from bertx.models.encoder import resolve_model_path
+
+    static = distill(model_name=resolve_model_path(None), pca_dims=256)
+    classifier = StaticModelForClassification.from_static_model(model=static).fit(
+        texts[:200], ["a" if i % 2 else "b" for i in range(200)], max_epochs=1, random_seed=42)
+    pipeline = classifier.to_pipeline()
+    predict = lambda batch, size: pipeline.predict(batch, batch_size=size, use_multiprocessing=False)  # noqa: E731
+    return {"e2e_inputs_per_s_batch32": round(timed(predict, texts, 32), 1), "e2e_latency_ms_batch1": single_latency_ms(predict, texts)}
 
 
 def remeasure(work: str, quick: bool) -> None:
