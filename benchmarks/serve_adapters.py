@@ -54,7 +54,8 @@ def train_adapters(args, work: Path) -> tuple[dict, dict, dict]:
     """One multi-task LoRA run over all tasks; each task exported (adapter) and merged (plain folder)."""
     from bertx.config import MultitaskConfig, validate_config
     from bertx.deploy.merge import merge
-    from bertx.recipes.multitask import export_task, multitask
+    from bertx.recipes.multitask import multitask
+    from bertx.recipes.task_folders import export_task
 
     run = work / "multitask-lora"
     config = validate_config({

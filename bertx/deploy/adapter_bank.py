@@ -90,8 +90,8 @@ class AdapterBankServed:
         targets = sorted({p for a in adapters for p in a.lora})
         heads = sorted({p for a in adapters for p in a.heads})
         bank = LoraBank(model, targets, heads)
-        for adapter in adapters:
-            bank.add(adapter)
+        bank.load(adapters)
+        del adapters  # the bank keeps only its stacks
         max_length = data_options(run).max_length
         served = cls(name, str(folder), bank, load_tokenizer(str(first)), max_length,
                      {n: f[1] for n, f in facts.items()}, base)

@@ -99,35 +99,71 @@ class BankState:
         return self.names.index(name)
 
 
-def stack_state(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) -> BankState:
-    """Stack the adapters' tensors, padding ranks and head widths with zeros (zeros add nothing)."""
-    if not adapters:
-        return BankState()
+def _pad(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    if t.shape[dim] >= size:
+        return t
+    shape = list(t.shape)
+    shape[dim] = size - t.shape[dim]
+    return torch.cat([t, t.new_zeros(shape)], dim=dim)
+
+
+def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, nn.Linear]) -> BankState:
+    """A new snapshot: `state`'s stacked tensors with one more adapter in the last slot. Ranks and head widths
+    are padded with zeros (zeros add nothing); only the stacks are kept, never a second copy per adapter."""
+    n = len(state.names)
+    lora = {}
+    for path in sorted(set(state.lora) | set(adapter.lora)):
+        base = base_modules[path]
+        a, b = adapter.lora.get(path, (torch.zeros(base.in_features, 1), torch.zeros(1, base.out_features)))
+        A, B = state.lora.get(path, (torch.zeros(n, base.in_features, 1), torch.zeros(n, 1, base.out_features)))
+        r = max(A.shape[2], a.shape[1])
+        lora[path] = (torch.cat([_pad(A, 2, r), _pad(a, 1, r)[None]]), torch.cat([_pad(B, 1, r), _pad(b, 0, r)[None]]))
+    heads = {}
+    for path in sorted(set(state.heads) | set(adapter.heads)):
+        base = base_modules[path]
+        default = (base.weight.detach().float(), base.bias.detach().float() if base.bias is not None else None)
+        weight, bias = adapter.heads.get(path, default)
+        bias = bias if bias is not None else torch.zeros(weight.shape[0])
+        if path in state.heads:
+            W, b = state.heads[path]
+        else:  # a module the earlier adapters did not save: they read the base model's own weights
+            W = default[0][None].expand(n, -1, -1).clone()
+            b = (default[1] if default[1] is not None else torch.zeros(default[0].shape[0]))[None].expand(n, -1).clone()
+        width = max(W.shape[1], weight.shape[0])
+        heads[path] = (torch.cat([_pad(W, 1, width), _pad(weight, 0, width)[None]]), torch.cat([_pad(b, 1, width), _pad(bias, 0, width)[None]]))
+    return BankState(state.names + (adapter.name,), lora, heads, state.labels + (tuple(adapter.labels),),
+                     state.folders + (adapter.folder,))
+
+
+def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) -> BankState:
+    """The snapshot of many adapters at once (loading a folder): one stack per tensor, not one per adapter."""
     lora = {}
     for path in sorted({p for a in adapters for p in a.lora}):
         base = base_modules[path]
         r = max(a.lora[path][0].shape[1] for a in adapters if path in a.lora)
-        A = torch.zeros(len(adapters), base.in_features, r)
-        B = torch.zeros(len(adapters), r, base.out_features)
-        for i, adapter in enumerate(adapters):
-            if path in adapter.lora:
-                a, b = adapter.lora[path]
-                A[i, :, :a.shape[1]], B[i, :b.shape[0]] = a, b
-        lora[path] = (A, B)
+        none = (torch.zeros(base.in_features, r), torch.zeros(r, base.out_features))
+        pairs = [a.lora.get(path, none) for a in adapters]
+        lora[path] = (torch.stack([_pad(x, 1, r) for x, _ in pairs]), torch.stack([_pad(y, 0, r) for _, y in pairs]))
     heads = {}
     for path in sorted({p for a in adapters for p in a.heads}):
         base = base_modules[path]
-        own = [a.heads.get(path, (base.weight.detach(), base.bias.detach() if base.bias is not None else None)) for a in adapters]
+        default = (base.weight.detach().float(), base.bias.detach().float() if base.bias is not None else None)
+        own = [a.heads.get(path, default) for a in adapters]
+        own = [(w, b if b is not None else torch.zeros(w.shape[0])) for w, b in own]
         width = max(w.shape[0] for w, _ in own)
-        W = torch.zeros(len(adapters), width, base.in_features)
-        b = torch.zeros(len(adapters), width)
-        for i, (weight, bias) in enumerate(own):
-            W[i, :weight.shape[0]] = weight
-            if bias is not None:
-                b[i, :bias.shape[0]] = bias
-        heads[path] = (W, b)
+        heads[path] = (torch.stack([_pad(w, 0, width) for w, _ in own]), torch.stack([_pad(b, 0, width) for _, b in own]))
     return BankState(tuple(a.name for a in adapters), lora, heads, tuple(tuple(a.labels) for a in adapters),
                      tuple(a.folder for a in adapters))
+
+
+def without(state: BankState, name: str) -> BankState:
+    """A new snapshot without one adapter (the stacks re-indexed; the old snapshot lives while a pass uses it)."""
+    slot = state.slot(name)
+    keep = torch.tensor([i for i in range(len(state.names)) if i != slot], dtype=torch.long)
+    pick = lambda pair: tuple(t.index_select(0, keep) for t in pair)  # noqa: E731
+    drop = lambda items: tuple(x for i, x in enumerate(items) if i != slot)  # noqa: E731
+    return BankState(drop(state.names), {p: pick(v) for p, v in state.lora.items()}, {p: pick(v) for p, v in state.heads.items()},
+                     drop(state.labels), drop(state.folders))
 
 
 class BankedLinear(nn.Module):
@@ -185,7 +221,6 @@ class LoraBank:
             wrapper = BankedHead(module, path) if path in head_paths else BankedLinear(module, path)
             setattr(model.get_submodule(parent) if parent else model, child, wrapper)
         self.targets, self.head_paths = set(targets), set(head_paths)
-        self.adapters: list[AdapterFactors] = []
         self.state = BankState()
         self._writer = threading.Lock()
 
@@ -200,17 +235,21 @@ class LoraBank:
         """Put an adapter in (replacing one of the same name): a new snapshot, swapped in."""
         self.fits(adapter)
         with self._writer:
-            kept = [a for a in self.adapters if a.name != adapter.name] + [adapter]
-            self.state = stack_state(kept, self.base_modules)
-            self.adapters = kept
+            state = without(self.state, adapter.name) if adapter.name in self.state.names else self.state
+            self.state = appended(state, adapter, self.base_modules)
+
+    def load(self, adapters: list[AdapterFactors]) -> None:
+        """Put many adapters in at once (names unique)."""
+        for adapter in adapters:
+            self.fits(adapter)
+        with self._writer:
+            self.state = stacked(adapters, self.base_modules)
 
     def remove(self, name: str) -> None:
         with self._writer:
             if name not in self.state.names:
                 raise KeyError(name)
-            kept = [a for a in self.adapters if a.name != name]
-            self.state = stack_state(kept, self.base_modules)
-            self.adapters = kept
+            self.state = without(self.state, name)
 
     @torch.inference_mode()
     def forward(self, state: BankState, slots: list[int], **batch) -> torch.Tensor:
