@@ -291,3 +291,18 @@ def test_a_real_server_finishes_a_slow_request_after_sigterm_and_exits_0(folders
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_cost_model_learns_a_fixed_part_per_batch():
+    """One-input batches must not make a full batch look 32 times dearer: the fit separates the per-batch cost."""
+    import random
+
+    batcher = MicroBatcher(lambda inputs: inputs, max_batch_size=32, seconds_per_char=1e-5)
+    rng = random.Random(0)
+    for _ in range(40):  # a quiet server: one short input per batch, 10 ms each, mostly fixed cost
+        weight = rng.randint(60, 300)
+        batcher._measured(0.010 + 2e-6 * weight, weight)
+    assert batcher.seconds_per_batch == pytest.approx(0.010, rel=0.05)
+    assert batcher.seconds_per_char == pytest.approx(2e-6, rel=0.05)
+    batcher.queued_inputs, batcher.queued_weight = 32, 32 * 160  # then a burst: one full batch ahead
+    assert batcher.expected_wait(160) < 0.05  # two batches of work, not 33 lone inputs' worth
