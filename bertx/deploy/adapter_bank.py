@@ -84,7 +84,7 @@ class AdapterBankServed:
         if others:
             raise BertxError(f"{others[0]}: its base model ({facts[others[0].name][0]}) is not {base}; a bank serves "
                              "adapters of one base")
-        adapters = [read_adapter(child.name, child, base, task.auto_class, facts[child.name][2]) for child in members]
+        adapters = [read_adapter(child.name, child, facts[child.name][2]) for child in members]
         model = base_with_head(first, task.auto_class, run)
         enable_cls_only_last_layer(model)  # the heads read [CLS] alone, as a merged model is served
         targets = sorted({p for a in adapters for p in a.lora})
@@ -169,7 +169,7 @@ class AdapterBankServed:
         base, task, labels, _ = adapter_facts(Path(folder))
         if base != self.base:
             raise BertxError(f"{folder}: its base model ({base}) is not this bank's ({self.base})")
-        self.bank.add(read_adapter(adapter, folder, base, task.auto_class, labels))
+        self.bank.add(read_adapter(adapter, folder, labels))
         self.specs[adapter] = task
         self.info = self.describe()
         return {"adapter": adapter, "adapters": len(self.bank.state.names)}

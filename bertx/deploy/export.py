@@ -60,20 +60,25 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
     model = trained.model
     model.set_attn_implementation("eager")  # plain MatMul/Softmax: what ONNX Runtime fuses and quantizes
     names, outs = input_names(model), output_names(trained.task)
-    # A padded example batch: the traced graph must keep the attention mask's path.
-    encoded = trained.tokenizer(["a short example", "a somewhat longer example sentence for the export"],
-                                padding=True, return_tensors="pt")
-    sample = tuple(encoded[name] if name in encoded else torch.zeros_like(encoded["input_ids"]) for name in names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes.update({name: {0: "batch", 1: "sequence"} if trained.task.name in ("ner", "qa") else {0: "batch"} for name in outs})
-    wrapper = _Outputs(model, names, outs).eval()
+    per_token = trained.task.name in ("ner", "qa")
+    trace(_Outputs(model, names, outs).eval(), trained.tokenizer, names,
+          {name: {0: "batch", 1: "sequence"} if per_token else {0: "batch"} for name in outs}, path, opset)
+    model.eval()
+
+
+def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[str, dict], path: Path, opset: int) -> None:
+    """torch.onnx.export of `wrapper` (positional inputs `names`, outputs named by `outputs` with their dynamic
+    axes) on a padded example batch, so the traced graph keeps the attention mask's path."""
     import warnings
 
+    encoded = tokenizer(["a short example", "a somewhat longer example sentence for the export"], padding=True, return_tensors="pt")
+    sample = tuple(encoded[name] if name in encoded else torch.zeros_like(encoded["input_ids"]) for name in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes.update(outputs)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow in transformers' code
-        torch.onnx.export(wrapper, sample, str(path), input_names=names, output_names=outs, dynamic_axes=axes,
+        torch.onnx.export(wrapper, sample, str(path), input_names=names, output_names=list(outputs), dynamic_axes=axes,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
-    model.eval()
 
 
 # Opsets the TorchScript exporter writes (torch.onnx._constants); below 14 BERT's ops do not all exist.

@@ -68,6 +68,7 @@ def sample_texts(run: dict, task: str, head, tokenizer, size: int, split: str = 
 def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min_agreement: Optional[float],
                      sample_size: int, fp32_groups: int, overwrite: bool, log) -> dict:
     from bertx.deploy.export import input_names
+    from bertx.deploy.parity import decisions_agree
     from bertx.inference.multitask_predictor import MultiTaskPredictor
 
     predictor = MultiTaskPredictor.load(run_dir)
@@ -94,7 +95,7 @@ def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min
             texts = samples[task]
             reference = predictor._heads_on(_features(predictor, texts, head.max_length), [task], 64)[task]
             exported = _graph_logits(folder / "model.onnx", predictor, texts, task)
-            same = _decisions(head.spec.label_kind, reference, exported)
+            same = decisions_agree(head.spec.label_kind, reference, exported, [])
             heads[task] = {"examples": len(texts), "agreement": round(same, 4),
                            "max_abs_logit_diff": float(np.abs(reference - exported).max())}
         report = {"source": str(run_dir), "task": "multitask", "tasks": tasks, "quantize": quantize, "opset": opset,
@@ -123,21 +124,12 @@ def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min
 
 
 def _trace(predictor, names: list[str], tasks: list[str], path: Path, opset: int, run_dir: Path) -> None:
-    import warnings
+    from bertx.deploy.export import trace
 
     predictor.encoder.set_attn_implementation("eager")
-    encoded = predictor.tokenizer(["a short example", "a somewhat longer example sentence for the export"],
-                                  padding=True, return_tensors="pt")
-    sample = tuple(encoded[n] if n in encoded else torch.zeros_like(encoded["input_ids"]) for n in names)
-    outputs = [OUTPUT_PREFIX + t for t in tasks]
-    axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes.update({n: {0: "batch"} for n in outputs})
     try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_AllHeads(predictor, names, tasks).eval(), sample, str(path), input_names=names,
-                              output_names=outputs, dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
-                              dynamo=False)
+        trace(_AllHeads(predictor, names, tasks).eval(), predictor.tokenizer, names,
+              {OUTPUT_PREFIX + t: {0: "batch"} for t in tasks}, path, opset)
     except (RuntimeError, ValueError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise BertxError(f"{run_dir}: the ONNX exporter cannot write this model at opset {opset}: {first}") from None
@@ -158,12 +150,3 @@ def _graph_logits(graph: Path, predictor, texts, task: str) -> np.ndarray:
 
     features = _features(predictor, texts, predictor.heads[task].max_length)
     return OnnxHeads(graph).logits(features, [task], predictor.tokenizer.pad_token_id, 64)[task]
-
-
-def _decisions(label_kind: str, reference: np.ndarray, candidate: np.ndarray) -> float:
-    if label_kind == "class":
-        return float((reference.argmax(-1) == candidate.argmax(-1)).mean())
-    if label_kind == "classes":
-        return float(((reference > 0) == (candidate > 0)).all(-1).mean())
-    spread = max(float(reference.max() - reference.min()), 1e-6)
-    return float((np.abs(reference - candidate)[:, 0] <= 0.01 * spread).mean())

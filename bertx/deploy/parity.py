@@ -24,6 +24,20 @@ from bertx.inference.loading import TrainedModel
 from bertx.models.batched_outputs import model_outputs, token_outputs
 
 
+def decisions_agree(label_kind: str, reference, candidate, lengths: list[int]) -> float:
+    """Share of examples (tags: of tokens) on which two models' raw outputs decide the same: one label,
+    one label set, a score within 1% of the reference's range, or (tags) the tag of every token."""
+    if label_kind == "class":
+        return float((reference.argmax(-1) == candidate.argmax(-1)).mean())
+    if label_kind == "classes":
+        return float(((reference > 0) == (candidate > 0)).all(-1).mean())
+    if label_kind == "score":
+        spread = max(float(reference.max() - reference.min()), 1e-6)
+        return float((np.abs(reference - candidate)[:, 0] <= 0.01 * spread).mean())
+    same = [int((r.argmax(-1) == c.argmax(-1)).sum()) for r, c in zip(reference["logits"], candidate["logits"])]
+    return sum(same) / max(1, sum(lengths))
+
+
 def sample_source(trained: TrainedModel, sample_file: Optional[str]) -> Optional[str]:
     """The labelled file to check on: the one given, else the run's dev file, else its training file."""
     if sample_file:

@@ -44,11 +44,9 @@ class AdapterFactors:
     lora: dict[str, tuple[torch.Tensor, torch.Tensor]]  # path -> (A^T: (in, r), scaled B^T: (r, out))
     heads: dict[str, tuple[torch.Tensor, torch.Tensor | None]]  # path -> (weight (out, in), bias (out,))
     labels: list[str]
-    base: str
-    auto_class: str
 
 
-def read_adapter(name: str, folder: str | Path, base: str, auto_class: str, labels: list[str]) -> AdapterFactors:
+def read_adapter(name: str, folder: str | Path, labels: list[str]) -> AdapterFactors:
     """An adapter folder's LoRA factors and heads, or one line saying why it cannot join a bank."""
     from safetensors.torch import load_file
 
@@ -82,7 +80,7 @@ def read_adapter(name: str, folder: str | Path, base: str, auto_class: str, labe
             heads[module] = (value.float(), bias) if kind == "weight" else (weight, value.float())
     if not lora:
         raise BertxError(f"{folder}: the adapter holds no LoRA factors")
-    return AdapterFactors(name, str(folder), lora, heads, labels, base, auto_class)
+    return AdapterFactors(name, str(folder), lora, heads, labels)
 
 
 @dataclass(frozen=True)
@@ -192,7 +190,7 @@ class BankedHead(nn.Module):
 
     def __init__(self, base: nn.Linear, path: str):
         super().__init__()
-        self.base, self.path = base, path  # kept for its shapes and as the default weights
+        self.base, self.path = base, path  # the base weights: what an adapter that saved none of this module reads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state, rows, single = _ACTIVE.pass_

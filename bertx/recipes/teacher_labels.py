@@ -17,11 +17,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from bertx.config import DistillConfig
 from bertx.data.features import Features, inputs_of
+from bertx.deploy.parity import decisions_agree
 from bertx.errors import BertxError
 from bertx.training import teacher_store
 from bertx.training.accelerator import resolve_precision
@@ -30,19 +30,6 @@ from bertx.training.teacher_cache import TeacherCache
 
 SAMPLE = 512  # examples the faster teachers are checked on (seconds of work)
 SEQUENCE_KINDS = ("class", "score", "classes")
-
-
-def decisions_agree(label_kind: str, reference, candidate, lengths: list[int]) -> float:
-    """Share of examples (tags: of tokens) on which two teachers' outputs decide the same."""
-    if label_kind == "class":
-        return float((reference.argmax(-1) == candidate.argmax(-1)).mean())
-    if label_kind == "classes":
-        return float(((reference > 0) == (candidate > 0)).all(-1).mean())
-    if label_kind == "score":
-        spread = max(float(reference.max() - reference.min()), 1e-6)
-        return float((np.abs(reference - candidate)[:, 0] <= 0.01 * spread).mean())
-    same = [int((r.argmax(-1) == c.argmax(-1)).sum()) for r, c in zip(reference["logits"], candidate["logits"])]
-    return sum(same) / max(1, sum(lengths))
 
 
 class TeacherLabeller:
