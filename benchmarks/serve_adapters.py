@@ -7,13 +7,16 @@ factor in [0.5, 1.5], and every third with a three-label head: a third row added
 cost what trained adapters cost. Then, each server in its own process on a loopback port, an aiohttp client
 on the same machine sends single-sentence requests (SST-2 dev):
 
-    merged    `bertx serve` of the SST-2 adapter merged into its base (`bertx merge`): the fastest one model
-    bank      `bertx serve bank=FOLDER` of all the adapters, each request naming a random adapter, so nearly
-              every micro-batch mixes adapters; the admin route on: during the concurrency-32 run one adapter
-              is added and another removed (after the clients stop drawing it)
+    merged    `bertx serve` of the SST-2 adapter merged into its base (`bertx merge`) and exported to ONNX
+              fp32 (`bertx export`): the fastest one model at the bank's precision; also the merged folder
+              served by PyTorch, as a second row
+    bank      `bertx serve bank=FOLDER` of all the adapters (one ONNX graph, the default runtime), each
+              request naming a random adapter, so nearly every micro-batch mixes adapters; the admin route
+              on: during the concurrency-32 run one adapter is added and another removed (after the clients
+              stop drawing it); also its concurrency-1 latency with `--adapter-runtime pytorch`
     bank-1    the same folder with one adapter (the memory baseline)
 
-Figures: throughput at concurrency 32 (bank over merged), p50 at concurrency 1, resident memory per adapter
+Figures: throughput at concurrency 32 (bank over merged ONNX, and over merged PyTorch), p50 at concurrency 1, resident memory per adapter
 ((bank - bank-1) / (N - 1), after warm-up), errors, the live changes, and for the trained adapters the
 share of dev sentences on which the bank decides as the merged adapter does.
 
@@ -159,8 +162,8 @@ def rss_mb(server: Server) -> float:
     return round(server.ps.memory_info().rss / 2**20, 1)
 
 
-def serve(folder_spec: str, port: int, admin: Path | None = None) -> Server:
-    command = [sys.executable, "-m", "bertx.cli", "serve", folder_spec, "--port", str(port)]
+def serve(folder_spec: str, port: int, admin: Path | None = None, runtime: str = "onnx") -> Server:
+    command = [sys.executable, "-m", "bertx.cli", "serve", folder_spec, "--port", str(port), "--adapter-runtime", runtime]
     if admin is not None:
         command += ["--admin-token-file", str(admin)]
     server = Server(command, port)
@@ -229,13 +232,33 @@ def main() -> None:
     token.write_text(TOKEN + "\n")
     adapter_mb = round((Path(adapters["sst2"]) / "adapter_model.safetensors").stat().st_size / 2**20, 2)
 
-    port = free_port()
-    one = serve(f"merged={merged['sst2']}", port)
-    asyncio.run(drive(f"http://127.0.0.1:{port}/v1/models/merged/predict", texts, 4, 100, None))
-    merged_row = {"c1": asyncio.run(drive(f"http://127.0.0.1:{port}/v1/models/merged/predict", texts, 1, 500, None)),
-                  "c32": asyncio.run(drive(f"http://127.0.0.1:{port}/v1/models/merged/predict", texts, 32, requests, None)),
-                  "rss_mb": rss_mb(one)}
-    log(f"merged: {json.dumps(merged_row)}")
+    from bertx.deploy.export import export
+
+    merged_onnx = work / "merged-onnx"
+    if not (merged_onnx / "export_report.json").is_file():
+        export(merged["sst2"], merged_onnx, overwrite=True)
+
+    def merged_rows(folder: str) -> tuple[Server, dict]:
+        server = serve(f"merged={folder}", free_port())
+        url = f"http://127.0.0.1:{server.port}/v1/models/merged/predict"
+        asyncio.run(drive(url, texts, 4, 100, None))
+        row = {"c1": asyncio.run(drive(url, texts, 1, 500, None)), "c32": asyncio.run(drive(url, texts, 32, requests, None)),
+               "rss_mb": rss_mb(server)}
+        return server, row
+
+    torch_server, merged_pytorch = merged_rows(merged["sst2"])
+    torch_server.stop()
+    log(f"merged (pytorch): {json.dumps(merged_pytorch)}")
+    one, merged_row = merged_rows(str(merged_onnx))
+    port = one.port
+    log(f"merged (onnx): {json.dumps(merged_row)}")
+
+    eager = serve(f"bank={work / 'bank'}", free_port(), runtime="pytorch")
+    eager_url = f"http://127.0.0.1:{eager.port}/v1/models/bank/predict"
+    asyncio.run(drive(eager_url, texts, 4, 100, names))
+    bank_pytorch_c1 = asyncio.run(drive(eager_url, texts, 1, 500, names, seed=1))
+    eager.stop()
+    log(f"bank (pytorch) c1: {json.dumps(bank_pytorch_c1)}")
 
     small = serve(f"bank={work / 'bank-1'}", free_port())
     asyncio.run(drive(f"http://127.0.0.1:{small.port}/v1/models/bank/predict", texts, 4, 100, ["sst2"]))
@@ -262,6 +285,8 @@ def main() -> None:
         "benchmark": "serve_adapters", "quick": args.quick, "tasks": list(TASKS), "train_examples": args.train_examples,
         "training": training, "adapter_file_mb": adapter_mb, "adapters": count, "requests_c32": requests,
         "ratio_c32_vs_merged": round(c32["sentences_per_s"] / merged_row["c32"]["sentences_per_s"], 3),
+        "ratio_c32_vs_merged_pytorch": round(c32["sentences_per_s"] / merged_pytorch["c32"]["sentences_per_s"], 3),
+        "runtime": "onnx fp32 (bank and merged)", "bank_pytorch_c1": bank_pytorch_c1, "merged_pytorch": merged_pytorch,
         "p50_ms_c1": c1["p50_ms"], "mb_per_adapter": round((bank_rss - bank1_rss) / (count - 1), 2),
         "errors": c1["errors"] + c32["errors"], "live_changes": sum(c["status"] == 200 for c in changes),
         "live_change_log": changes, "sst2_agreement_with_merged": agreed,

@@ -196,6 +196,8 @@ def serve(
     admin_token_file: Optional[str] = typer.Option(None, help="Turn on POST/DELETE /v1/adapters/NAME (add or remove "
                                                    "adapters of a served folder of adapters, live) for loopback clients "
                                                    "sending `Authorization: Bearer TOKEN`, TOKEN read from this file."),
+    adapter_runtime: str = typer.Option("onnx", help="What runs a served folder of adapters: onnx (one graph, "
+                                        "2-3x faster on CPUs) or pytorch."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
 
@@ -206,7 +208,8 @@ def serve(
     from bertx.deploy.server import Limits, serve as run_serve
 
     run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, int(max_body_mb * 1024 * 1024),
-                                              deadline_ms), admin_token_file=admin_token_file)
+                                              deadline_ms), admin_token_file=admin_token_file,
+              adapter_runtime=adapter_runtime)
 
 
 @app.command()

@@ -66,18 +66,24 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
     model.eval()
 
 
-def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[str, dict], path: Path, opset: int) -> None:
-    """torch.onnx.export of `wrapper` (positional inputs `names`, outputs named by `outputs` with their dynamic
-    axes) on a padded example batch, so the traced graph keeps the attention mask's path."""
+def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[str, dict], path, opset: int,
+          extra: dict[str, tuple[torch.Tensor, dict]] | None = None) -> None:
+    """torch.onnx.export of `wrapper` (positional inputs `names`, then the `extra` tensors with their dynamic
+    axes; outputs named by `outputs` with theirs) on a padded example batch of two rows, so the traced graph
+    keeps the attention mask's path. `path`: a file, or a BytesIO for a graph kept in memory."""
     import warnings
 
     encoded = tokenizer(["a short example", "a somewhat longer example sentence for the export"], padding=True, return_tensors="pt")
     sample = tuple(encoded[name] if name in encoded else torch.zeros_like(encoded["input_ids"]) for name in names)
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    extra = extra or {}
+    sample += tuple(tensor for tensor, _ in extra.values())
+    names = names + list(extra)
+    axes.update({name: dynamic for name, (_, dynamic) in extra.items()})
     axes.update(outputs)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow in transformers' code
-        torch.onnx.export(wrapper, sample, str(path), input_names=names, output_names=list(outputs), dynamic_axes=axes,
+        torch.onnx.export(wrapper, sample, path if hasattr(path, "write") else str(path), input_names=names, output_names=list(outputs), dynamic_axes=axes,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
 
 

@@ -180,8 +180,9 @@ def parse_model_args(models: list[str]) -> dict[str, str]:
     return named
 
 
-def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
-    """Load each served folder; adapters of one base model share one copy of it (`shared_adapters.py`)."""
+def load_models(named: dict[str, str], adapter_runtime: str = "onnx") -> dict[str, ServedModel]:
+    """Load each served folder; adapters of one base model share one copy of it (`shared_adapters.py`); a
+    folder of adapters runs as one bank in `adapter_runtime` ("onnx" or "pytorch")."""
     from bertx.deploy.adapter_bank import AdapterBankServed, is_bank_folder
     from bertx.deploy.shared_adapters import load_shared, shared_groups
     from bertx.models.encoder import load_tokenizer
@@ -204,7 +205,7 @@ def load_models(named: dict[str, str]) -> dict[str, ServedModel]:
     served = {}
     for name, folder in named.items():
         if is_bank_folder(folder):  # a folder of LoRA adapters of one base: batches mix adapters
-            served[name] = AdapterBankServed.load(name, folder)
+            served[name] = AdapterBankServed.load(name, folder, adapter_runtime)
             continue
         if "multitask" in (read_run_config(Path(folder)) or {}):  # one encoder, many heads: one pass per batch
             from bertx.deploy.multitask_served import MultiTaskServed
@@ -439,19 +440,23 @@ def read_admin_token(path: str | None) -> str | None:
 
 
 def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
-          log_level: str = "warning", admin_token_file: str | None = None) -> None:
+          log_level: str = "warning", admin_token_file: str | None = None, adapter_runtime: str = "onnx") -> None:
     """Load the models and run the server until SIGTERM or Ctrl-C (then finish in-flight requests, exit 0)."""
     import os
     import signal
 
     import uvicorn
 
+    from bertx.deploy.adapter_bank import RUNTIMES
+
+    if adapter_runtime not in RUNTIMES:
+        raise BertxError(f"--adapter-runtime {adapter_runtime!r}: choose one of {', '.join(RUNTIMES)}")
     os.environ.setdefault("BERTX_ONNX_SPIN", "0")  # see OnnxTaskModel: spinning threads starve the event loop
     named = parse_model_args(model_args)
     admin_token = read_admin_token(admin_token_file)
     sock = bind(host, port)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    models = load_models(named)
+    models = load_models(named, adapter_runtime)
     app = create_app(models, limits, admin_token)
     # Uvicorn shuts down gracefully on SIGTERM / Ctrl-C, then re-raises the signal to the handler that was
     # there before it: a no-op here, so a clean shutdown exits 0 as service managers expect.

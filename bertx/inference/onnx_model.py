@@ -24,21 +24,7 @@ class OnnxTaskModel(torch.nn.Module):
 
     def __init__(self, graph: str | Path, config, threads: int | None = None):
         super().__init__()
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BertxError("running an ONNX export needs onnxruntime: pip install onnxruntime") from None
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or int(os.environ.get("BERTX_ONNX_THREADS", "0"))  # 0: all cores
-        if os.environ.get("BERTX_ONNX_SPIN", "1") == "0":
-            # Idle worker threads spin for a while after each run by default: fast for back-to-back batches,
-            # but in a server they take the CPU the event loop needs to parse and answer requests.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own types for a broken or foreign graph
-            raise BertxError(f"{graph}: not a loadable ONNX graph ({str(err).strip().splitlines()[0][:200]})") from None
+        self.session = cpu_session(graph, threads)
         self.config = config
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -56,6 +42,25 @@ class OnnxTaskModel(torch.nn.Module):
             feed[name] = value.detach().cpu().numpy().astype(np.int64)
         values = dict(zip(self.output_names, self.session.run(None, feed)))
         return wrap_outputs({name: torch.from_numpy(v) for name, v in values.items()})
+
+
+def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str = ""):
+    """An ONNX Runtime CPU session on a graph file (or its bytes), every optimisation on."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BertxError("running an ONNX graph needs onnxruntime: pip install onnxruntime") from None
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or int(os.environ.get("BERTX_ONNX_THREADS", "0"))  # 0: all cores
+    if os.environ.get("BERTX_ONNX_SPIN", "1") == "0":
+        # Idle worker threads spin for a while after each run by default: fast for back-to-back batches,
+        # but in a server they take the CPU the event loop needs to parse and answer requests.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own types for a broken or foreign graph
+        raise BertxError(f"{what or graph}: not a loadable ONNX graph ({str(err).strip().splitlines()[0][:200]})") from None
 
 
 def wrap_outputs(values: dict[str, torch.Tensor]):

@@ -197,6 +197,11 @@ class BankedHead(nn.Module):
         W, b = state.heads[self.path]
         if single is not None:
             return nn.functional.linear(x, W[single], b[single])
+        if torch.jit.is_tracing():  # the ONNX graph: no Python loop over groups, every row its own gathered weights
+            W, b = W.index_select(0, rows), b.index_select(0, rows)  # (rows, out, in), (rows, out)
+            if x.dim() == 2:
+                return torch.bmm(W, x.unsqueeze(-1)).squeeze(-1) + b
+            return torch.bmm(x, W.transpose(1, 2)) + b.unsqueeze(1)
         out = x.new_zeros(*x.shape[:-1], W.shape[1])
         for slot in rows.unique().tolist():
             picked = (rows == slot).nonzero().squeeze(1)
@@ -249,6 +254,14 @@ class LoraBank:
                 raise KeyError(name)
             self.state = without(self.state, name)
 
+    def traced(self, state: BankState, rows: torch.Tensor, **batch) -> torch.Tensor:
+        """The logits with every row gathered (what the ONNX graph of `deploy/bank_graph.py` records)."""
+        _ACTIVE.pass_ = (state, rows, None)
+        try:
+            return self.model(**batch).logits
+        finally:
+            _ACTIVE.pass_ = None
+
     @torch.inference_mode()
     def forward(self, state: BankState, slots: list[int], **batch) -> torch.Tensor:
         """The logits (rows, widest head) of one batch, row i through adapter `slots[i]` of `state`."""
@@ -259,6 +272,14 @@ class LoraBank:
             return self.model(**batch).logits
         finally:
             _ACTIVE.pass_ = None
+
+    def release_base(self) -> None:
+        """Drop the PyTorch model once another runtime holds its weights: what adding an adapter still reads
+        of it (each target's shape, the heads' base weights) stays, the rest returns to the allocator."""
+        for path in self.targets:
+            base = self.base_modules[path]
+            self.base_modules[path] = nn.Linear(base.in_features, base.out_features, bias=False, device="meta")
+        self.model = None
 
     def size_bytes(self) -> int:
         """Bytes the adapters' stacked tensors take (the base model excluded)."""

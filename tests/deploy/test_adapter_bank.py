@@ -59,11 +59,12 @@ def alone(folder: Path, texts: list[str]) -> list[dict]:
     return bertx.Predictor.load(folder).predict(texts)
 
 
-def test_a_mixed_batch_answers_each_row_as_its_adapter_alone(adapters):
+@pytest.mark.parametrize("runtime", ["onnx", "pytorch"])
+def test_a_mixed_batch_answers_each_row_as_its_adapter_alone(adapters, runtime):
     from bertx.deploy.server import load_models
 
-    served = load_models({"bank": str(adapters / "adapters")})["bank"]
-    assert served.info["mixed_batches"] and set(served.info["adapters"]) == {"two", "three", "rank8"}
+    served = load_models({"bank": str(adapters / "adapters")}, adapter_runtime=runtime)["bank"]
+    assert served.info["runtime"] == runtime and served.info["mixed_batches"] and set(served.info["adapters"]) == {"two", "three", "rank8"}
     assert len(served.info["adapters"]["three"]["labels"]) == 3 and len(served.info["adapters"]["two"]["labels"]) == 2
     names = ["two", "three", "rank8"]
     items = [(text, None, names[i % 3]) for i, text in enumerate(TEXTS * 3)]
