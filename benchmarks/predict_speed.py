@@ -7,6 +7,8 @@ predicts all dev sentences in the same process, timed end to end from raw texts 
   bertx_cli        `bertx predict` as a subprocess, file in, JSONL out (includes start-up)
   onnx_fp32        `bertx export` (fp32) run by the same Predictor through ONNX Runtime, batches of 32
   onnx_int8        `bertx export --quantize int8` (bertx's default int8 recipe), batches of 32
+  openvino_bertx   `bertx export --format openvino` (the openvino package in this environment), batches of 32:
+                   the CPU plugin's own precision (bf16 on AVX512-BF16 / AMX CPUs), and `_f32` with fp32 forced
   pipeline_bs1     pipeline("text-classification", batch_size=1)
   pipeline_bs32    pipeline("text-classification", batch_size=32)
   openvino_*       with --openvino-python: OpenVINO through optimum-intel, fp32, int8 weights and static int8
@@ -91,17 +93,27 @@ def main() -> None:
     results["bertx"]["accuracy"] = accuracy(ours)
     from bertx.deploy.export import export
 
-    for quantize in ("none", "int8"):
-        name = "onnx_fp32" if quantize == "none" else "onnx_int8"
+    exports = [("onnx_fp32", "none", "onnx", None), ("onnx_int8", "int8", "onnx", None)]
+    try:
+        import openvino  # noqa: F401
+
+        exports += [("openvino_bertx", "none", "openvino", "auto"), ("openvino_bertx_f32", "none", "openvino", "f32")]
+    except ImportError:
+        print("openvino is not installed: no openvino_bertx rows (pip install 'bertx[openvino]')", file=sys.stderr)
+    for name, quantize, form, precision in exports:
+        if precision:
+            os.environ["BERTX_OPENVINO_PRECISION"] = precision
         folder = Path(tempfile.mkdtemp()) / name
-        report = export(model_dir, folder, quantize=quantize, min_agreement=0.0, max_metric_drop=100.0)
+        report = export(model_dir, folder, quantize=quantize, min_agreement=0.0, max_metric_drop=100.0, format=form)
         onnx_predictor = Predictor.load(folder)
         onnx_predictor.predict(texts[:64], batch_size=32)
         wall, predicted = timed(lambda: onnx_predictor.predict(texts, batch_size=32), repeats)
         results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1), "accuracy": accuracy(predicted),
                          "label_agreement_with_pytorch": round(sum(a["label"] == b["label"] for a, b in zip(ours, predicted)) / len(texts), 4),
-                         "onnx_mb": round(report["size_bytes"]["onnx"] / 1e6, 1),
-                         "latency_ms_batch1": single_latency_ms(onnx_predictor, texts)}
+                         "onnx_mb": round(report["size_bytes"][form] / 1e6, 1),
+                         "latency_ms_batch1": single_latency_ms(onnx_predictor, texts),
+                         **({"openvino_precision": report["openvino_precision"]} if precision else {})}
+        os.environ.pop("BERTX_OPENVINO_PRECISION", None)
     if args.openvino_python:  # same folder, sentences, threads; another environment
         found = subprocess.run([args.openvino_python, str(Path(__file__).with_name("openvino_rows.py")), "--model-dir", model_dir,
                                 "--data-dir", args.data_dir, "--repeats", str(repeats),

@@ -138,6 +138,7 @@ def export(
     run_dir: str = typer.Argument(..., help="A trained folder: fine-tuned, multi-task export or distilled student."),
     output: str = typer.Option(..., help="Folder for the ONNX export."),
     quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; sensitive layers kept in fp32)."),
+    format: str = typer.Option("onnx", help="onnx, or openvino (fp32 graph as OpenVINO IR; its CPU plugin may compute in bf16)."),
     opset: int = typer.Option(17, min=14, max=20, help="ONNX opset (14-20)."),
     max_metric_drop: float = typer.Option(0.5, min=0.0, help="Fail when the task's main metric on the labelled sample falls by "
                                           "more points (the default gate)."),
@@ -157,7 +158,7 @@ def export(
 
     report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
                         sample_file=sample, fp32_groups=fp32_groups, overwrite=overwrite, max_metric_drop=max_metric_drop,
-                        log=lambda line: typer.echo(line, err=True))
+                        format=format, log=lambda line: typer.echo(line, err=True))
     typer.echo(describe(report))
     typer.echo(f"written to {output} (report: {output}/export_report.json)")
 

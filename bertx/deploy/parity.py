@@ -24,6 +24,9 @@ from bertx.inference.loading import TrainedModel
 from bertx.models.batched_outputs import model_outputs, token_outputs
 
 
+
+PAD_LOGIT = -1e4  # padding of per-window QA logits: a position no softmax gives weight to
+
 def decisions_agree(label_kind: str, reference, candidate, lengths: list[int]) -> float:
     """Share of examples (tags: of tokens) on which two models' raw outputs decide the same: one label,
     one label set, a score within 1% of the reference's range, or (tags) the tag of every token."""
@@ -187,7 +190,9 @@ def output_arrays(trained: TrainedModel, model, features) -> list[np.ndarray]:
     """A model's outputs on features, flattened to arrays (sequence logits; per-token logits concatenated)."""
     if trained.task.name == "ner":
         return [np.concatenate(token_outputs(model, features, trained.pad_id, ("logits",))["logits"])]
-    if trained.task.name == "qa":
+    if trained.task.name == "qa":  # one row per window, padded far below any logit: `quantize.span_error` reads rows
         found = token_outputs(model, features, trained.pad_id, ("start_logits", "end_logits"))
-        return [np.concatenate(found["start_logits"]), np.concatenate(found["end_logits"])]
+        width = max(len(row) for row in found["start_logits"])
+        padded = lambda rows: np.stack([np.pad(r, (0, width - len(r)), constant_values=PAD_LOGIT) for r in rows])  # noqa: E731
+        return [padded(found["start_logits"]), padded(found["end_logits"])]
     return [model_outputs(model, features, trained.pad_id)]

@@ -6,8 +6,10 @@ ONNX Runtime's dynamic quantisation, as bertx applies it:
   and the task head and pooler stay fp32;
 - then the groups of MatMuls whose quantisation moves the outputs most are found on calibration text
   (the run's training examples, never its dev set) and kept in fp32, most sensitive first, until the
-  outputs' mean squared change has fallen to `target_ratio` of the all-int8 change or `max_fp32_groups`
-  groups are kept.
+  outputs' change has fallen to `target_ratio` of the all-int8 change or `max_fp32_groups` groups are
+  kept. The change is the outputs' mean squared difference, except for extractive QA, where it is
+  `span_error`: only the positions the fp32 model might pick an answer boundary at count, since a
+  small change there moves a span and a large one elsewhere moves nothing.
 
 Measured on SST-2 MiniLM (benchmarks/export_int8_choices.py and docs/deploy.md): everything in int8 loses
 about 1 point of accuracy; the sensitive parts are the feed-forward blocks of the first layers, and
@@ -76,9 +78,29 @@ def quantize(source: Path, target: Path, exclude: list[str]) -> None:
             root.setLevel(level)
 
 
+def mean_squared(reference: list[np.ndarray], found: list[np.ndarray]) -> float:
+    return float(np.mean([np.mean((a - b) ** 2) for a, b in zip(reference, found)]))
+
+
+def span_error(reference: list[np.ndarray], found: list[np.ndarray]) -> float:
+    """For (windows, positions) start and end logits: per window, the squared change of each position's
+    log-probability, weighted by the fp32 model's probability of that position; averaged."""
+
+    def log_softmax(x: np.ndarray) -> np.ndarray:
+        shifted = x - x.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    errors = []
+    for a, b in zip(reference, found):
+        ref, new = log_softmax(a.astype(np.float64)), log_softmax(b.astype(np.float64))
+        errors.append(np.mean(np.sum(np.exp(ref) * (new - ref) ** 2, axis=1)))
+    return float(np.mean(errors))
+
+
 def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], list[np.ndarray]],
                     max_fp32_groups: int = 5, target_ratio: float = 0.5, keep_fp32: Optional[list[str]] = None,
-                    log: Callable[[str], None] = lambda line: None) -> dict:
+                    log: Callable[[str], None] = lambda line: None,
+                    change: Callable[[list, list], float] = mean_squared) -> dict:
     """Quantise `source` into `target`, keeping the calibrated most sensitive groups of MatMuls in fp32.
 
     Each group (a layer's attention projections, its feed-forward input, its feed-forward output) is
@@ -92,6 +114,7 @@ def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], lis
         max_fp32_groups: most groups kept in fp32 (0: quantise every group).
         target_ratio: stop once the outputs' mean squared change is this share of the all-int8 change.
         keep_fp32: name parts of MatMuls always kept in fp32 (default: the task head and the pooler).
+        change: how far a graph's outputs are from the fp32 graph's (`mean_squared`, `span_error`).
 
     Returns:
         What was done, for the export report: the groups kept, the calibration error of each step.
@@ -104,11 +127,10 @@ def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], lis
 
     def error(kept: list[str]) -> float:
         quantize(source, trial, activations + always + [n for group in kept for n in groups[group]])
-        found = outputs_of(trial)
-        return float(np.mean([np.mean((a - b) ** 2) for a, b in zip(reference, found)]))
+        return change(reference, outputs_of(trial))
 
     all_int8 = error([])
-    log(f"int8 calibration: every group quantised, output MSE {all_int8:.3g}")
+    log(f"int8 calibration: every group quantised, output change {all_int8:.3g}")
     steps = [{"fp32_groups": [], "mse": all_int8}]
     if max_fp32_groups > 0:
         alone = {group: error([group]) for group in groups}
@@ -119,7 +141,7 @@ def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], lis
                 break
             kept.append(group)
             steps.append({"fp32_groups": list(kept), "mse": error(kept) if len(kept) > 1 else alone[group]})
-            log(f"int8 calibration: {group} kept in fp32, output MSE {steps[-1]['mse']:.3g}")
+            log(f"int8 calibration: {group} kept in fp32, output change {steps[-1]['mse']:.3g}")
     kept = steps[-1]["fp32_groups"]
     quantize(source, target, activations + always + [n for group in kept for n in groups[group]])
     trial.unlink(missing_ok=True)
@@ -127,4 +149,4 @@ def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], lis
             "activations": "uint8 (dynamic, per tensor)", "fp32_groups": kept, "fp32_always": always,
             "activation_matmuls_fp32": len(activations),
             "quantized_matmuls": len(with_weight) - len(always) - sum(len(groups[g]) for g in kept),
-            "calibration": steps, "target_ratio": target_ratio, "max_fp32_groups": max_fp32_groups}
+            "calibration": steps, "change": change.__name__, "target_ratio": target_ratio, "max_fp32_groups": max_fp32_groups}

@@ -122,7 +122,12 @@ def load_export(folder: Path, max_length: int | None = None) -> TrainedModel:
         config = AutoConfig.from_pretrained(folder)
     run = read_run_config(folder) or {}
     task = task_of(folder, run, {})
-    model = OnnxTaskModel(folder / ONNX_FILE, config)
+    if (folder / ONNX_FILE).is_file():
+        model = OnnxTaskModel(folder / ONNX_FILE, config)
+    else:
+        from bertx.inference.openvino_model import OPENVINO_FILE, OpenVinoTaskModel
+
+        model = OpenVinoTaskModel(folder / OPENVINO_FILE, config)
     return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
 
 

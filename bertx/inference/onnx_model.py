@@ -44,8 +44,9 @@ class OnnxTaskModel(torch.nn.Module):
         return wrap_outputs({name: torch.from_numpy(v) for name, v in values.items()})
 
 
-def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str = ""):
-    """An ONNX Runtime CPU session on a graph file (or its bytes), every optimisation on."""
+def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str = "", spin: bool | None = None):
+    """An ONNX Runtime CPU session on a graph file (or its bytes), every optimisation on; worker threads
+    spin between operators when `spin` (None: unless BERTX_ONNX_SPIN=0)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -53,7 +54,7 @@ def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or int(os.environ.get("BERTX_ONNX_THREADS", "0"))  # 0: all cores
-    if os.environ.get("BERTX_ONNX_SPIN", "1") == "0":
+    if spin is False or (spin is None and os.environ.get("BERTX_ONNX_SPIN", "1") == "0"):
         # Idle worker threads spin for a while after each run by default: fast for back-to-back batches,
         # but in a server they take the CPU the event loop needs to parse and answer requests.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -74,4 +75,7 @@ def wrap_outputs(values: dict[str, torch.Tensor]):
 
 
 def is_export(folder: str | Path) -> bool:
-    return (Path(folder) / ONNX_FILE).is_file()
+    """An ONNX or OpenVINO export folder."""
+    from bertx.inference.openvino_model import OPENVINO_FILE
+
+    return (Path(folder) / ONNX_FILE).is_file() or (Path(folder) / OPENVINO_FILE).is_file()

@@ -187,3 +187,44 @@ def test_a_run_folder_travels_and_missing_data_is_said(tiny_bert, tmp_path, monk
     err = capsys.readouterr().err
     assert f"warning: the run's dev file {home / 'data' / 'dev.tsv'} is not there; the parity check uses sentences made" in err
     assert f"warning: the run's training file {home / 'data' / 'train.tsv'} is not there; int8 calibration" in err
+
+
+@pytest.mark.parametrize("task", ["classification", "ner"])
+def test_an_openvino_export_predicts_like_pytorch_and_serves(runs, tmp_path, task, monkeypatch):
+    pytest.importorskip("openvino")
+    from fastapi.testclient import TestClient
+
+    from bertx.deploy.server import create_app, load_models
+
+    monkeypatch.setenv("BERTX_OPENVINO_PRECISION", "f32")  # the parity below is fp32's, whatever the CPU prefers
+    _, folders = runs
+    target = tmp_path / "ov"
+    report = export(folders[task], target, format="openvino")
+    assert (target / "openvino_model.xml").is_file() and (target / "openvino_model.bin").is_file()
+    assert not list(target.glob("*.onnx"))  # the ONNX graph it was converted from is not left behind
+    assert report["format"] == "openvino" and report["openvino_precision"] == "f32"
+    assert report["agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-4, report
+    dev = report["sample"]["source"]
+    main_metric = "f1" if task == "ner" else "accuracy"
+    assert bertx.evaluate(target, dev)[main_metric] == pytest.approx(bertx.evaluate(folders[task], dev)[main_metric], abs=1e-4)
+    with TestClient(create_app(load_models({"m": str(target)}))) as client:
+        assert client.get("/v1/models").json()["models"][0]["runtime"] == "openvino"
+        answer = client.post("/v1/models/m/predict", json={"inputs": ["a good film", "it was dull"]})
+        assert answer.status_code == 200 and len(answer.json()["outputs"]) == 2
+    with pytest.raises(BertxError, match="--format openvino --quantize int8: not offered"):
+        export(folders[task], tmp_path / "ov8", quantize="int8", format="openvino")
+    with pytest.raises(BertxError, match="--format 'tflite'"):
+        export(folders[task], tmp_path / "tfl", format="tflite")
+
+
+def test_the_qa_calibration_counts_only_positions_a_span_could_start_or_end_at():
+    from bertx.deploy.quantize import mean_squared, span_error
+
+    reference = np.array([[8.0, 0.0, -3.0, -3.0, -1e4], [0.0, 6.0, 5.5, -2.0, -1.0]])
+    far = reference.copy()
+    far[0, 2] += 2.0  # a position the fp32 model gives ~0 probability
+    near = reference.copy()
+    near[1, 2] += 0.6  # the runner-up boundary: now nearly tied with the best
+    assert mean_squared([reference], [far]) > mean_squared([reference], [near])  # what plain MSE ranks
+    assert span_error([reference], [near]) > 20 * span_error([reference], [far])  # what decides spans
+    assert span_error([reference], [reference + 5.0]) == pytest.approx(0.0, abs=1e-12)  # a shift moves no span
