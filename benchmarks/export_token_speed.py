@@ -81,18 +81,22 @@ def main() -> None:
     parser.add_argument("--ner-dir", default=None)
     parser.add_argument("--qa-dir", default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    parser.add_argument("--tasks", default="ner,qa", help="Which of ner, qa to measure (default both).")
     args = parser.parse_args()
+    tasks = args.tasks.split(",")
     train_examples, limit, repeats, eval_limit = (1000, 300, 1, 1000) if args.quick else (8000, 1000, 3, 4000)
-    ner_dir = args.ner_dir or train("ner", args.data_dir, train_examples)
-    qa_dir = args.qa_dir or train("qa", args.data_dir, train_examples)
+    ner_dir = (args.ner_dir or train("ner", args.data_dir, train_examples)) if "ner" in tasks else None
+    qa_dir = (args.qa_dir or train("qa", args.data_dir, train_examples)) if "qa" in tasks else None
     squad = f"{args.data_dir}/squad/train-v1.1.reconstructed.json"
     result = {
         "benchmark": "export_token_speed", "quick": args.quick,
-        "ner": measure("ner", ner_dir, f"{args.data_dir}/conll2003/dev.txt", limit, repeats, None, eval_limit),
-        "qa": measure("qa", qa_dir, squad, limit, repeats, "400:", eval_limit),
+        **({"ner": measure("ner", ner_dir, f"{args.data_dir}/conll2003/dev.txt", limit, repeats, None, eval_limit)}
+           if ner_dir else {}),
+        **({"qa": measure("qa", qa_dir, squad, limit, repeats, "400:", eval_limit)} if qa_dir else {}),
         "machine": machine(),
     }
-    save("export_token_speed_quick" if args.quick else "export_token_speed", result)
+    name = "export_token_speed" + ("" if set(tasks) == {"ner", "qa"} else "_" + "_".join(tasks))
+    save(name + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))
 
 

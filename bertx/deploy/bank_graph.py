@@ -112,12 +112,12 @@ class BankGraph:
 
 
 def _sample_state(state):
-    from bertx.models.lora_bank import BankState, _pad
+    from bertx.models.lora_bank import BankState, zero_padded
 
     pick = [0, min(1, len(state.names) - 1), 0]
     lora = {}
     for path, (A, B) in state.lora.items():
         r = A.shape[2] + 1
-        lora[path] = (_pad(A[pick], 2, r).contiguous(), _pad(B[pick], 1, r).contiguous())
+        lora[path] = (zero_padded(A[pick], 2, r).contiguous(), zero_padded(B[pick], 1, r).contiguous())
     heads = {path: (W[pick].contiguous(), b[pick].contiguous()) for path, (W, b) in state.heads.items()}
     return BankState(names=("a", "b", "c"), lora=lora, heads=heads)

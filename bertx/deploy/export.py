@@ -203,8 +203,12 @@ def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: s
         outputs_of = lambda graph: output_arrays(trained, OnnxTaskModel(graph, trained.model.config), features)  # noqa: E731
         from bertx.deploy.quantize import mean_squared, span_error
 
+        # Extractive QA picks the best pair of boundaries among hundreds of positions, so a change that leaves a
+        # label alone moves a span: its fallback goes on to a quarter of the all-int8 change, not half. Measured on
+        # 4,000 SQuAD questions (MiniLM): half -> -0.44 F1; a quarter (all 5 groups) -> -0.09.
+        qa = trained.task.name == "qa"
         quantization = calibrated_int8(fp32, folder / ONNX_FILE, outputs_of, fp32_groups, keep_fp32=keep_fp32, log=log,
-                                       change=span_error if trained.task.name == "qa" else mean_squared)
+                                       change=span_error if qa else mean_squared, target_ratio=0.25 if qa else 0.5)
         quantization["calibration_examples"] = len(features.lengths)
         fp32.unlink()
     if format == "openvino":

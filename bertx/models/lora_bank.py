@@ -97,7 +97,8 @@ class BankState:
         return self.names.index(name)
 
 
-def _pad(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+def zero_padded(t: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """`t` grown to `size` along `dim` with zeros (a zero rank or head column adds nothing)."""
     if t.shape[dim] >= size:
         return t
     shape = list(t.shape)
@@ -115,7 +116,7 @@ def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, 
         a, b = adapter.lora.get(path, (torch.zeros(base.in_features, 1), torch.zeros(1, base.out_features)))
         A, B = state.lora.get(path, (torch.zeros(n, base.in_features, 1), torch.zeros(n, 1, base.out_features)))
         r = max(A.shape[2], a.shape[1])
-        lora[path] = (torch.cat([_pad(A, 2, r), _pad(a, 1, r)[None]]), torch.cat([_pad(B, 1, r), _pad(b, 0, r)[None]]))
+        lora[path] = (torch.cat([zero_padded(A, 2, r), zero_padded(a, 1, r)[None]]), torch.cat([zero_padded(B, 1, r), zero_padded(b, 0, r)[None]]))
     heads = {}
     for path in sorted(set(state.heads) | set(adapter.heads)):
         base = base_modules[path]
@@ -128,7 +129,7 @@ def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, 
             W = default[0][None].expand(n, -1, -1).clone()
             b = (default[1] if default[1] is not None else torch.zeros(default[0].shape[0]))[None].expand(n, -1).clone()
         width = max(W.shape[1], weight.shape[0])
-        heads[path] = (torch.cat([_pad(W, 1, width), _pad(weight, 0, width)[None]]), torch.cat([_pad(b, 1, width), _pad(bias, 0, width)[None]]))
+        heads[path] = (torch.cat([zero_padded(W, 1, width), zero_padded(weight, 0, width)[None]]), torch.cat([zero_padded(b, 1, width), zero_padded(bias, 0, width)[None]]))
     return BankState(state.names + (adapter.name,), lora, heads, state.labels + (tuple(adapter.labels),),
                      state.folders + (adapter.folder,))
 
@@ -141,7 +142,7 @@ def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) 
         r = max(a.lora[path][0].shape[1] for a in adapters if path in a.lora)
         none = (torch.zeros(base.in_features, r), torch.zeros(r, base.out_features))
         pairs = [a.lora.get(path, none) for a in adapters]
-        lora[path] = (torch.stack([_pad(x, 1, r) for x, _ in pairs]), torch.stack([_pad(y, 0, r) for _, y in pairs]))
+        lora[path] = (torch.stack([zero_padded(x, 1, r) for x, _ in pairs]), torch.stack([zero_padded(y, 0, r) for _, y in pairs]))
     heads = {}
     for path in sorted({p for a in adapters for p in a.heads}):
         base = base_modules[path]
@@ -149,7 +150,7 @@ def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) 
         own = [a.heads.get(path, default) for a in adapters]
         own = [(w, b if b is not None else torch.zeros(w.shape[0])) for w, b in own]
         width = max(w.shape[0] for w, _ in own)
-        heads[path] = (torch.stack([_pad(w, 0, width) for w, _ in own]), torch.stack([_pad(b, 0, width) for _, b in own]))
+        heads[path] = (torch.stack([zero_padded(w, 0, width) for w, _ in own]), torch.stack([zero_padded(b, 0, width) for _, b in own]))
     return BankState(tuple(a.name for a in adapters), lora, heads, tuple(tuple(a.labels) for a in adapters),
                      tuple(a.folder for a in adapters))
 
