@@ -33,15 +33,21 @@ class OnnxTaskModel(torch.nn.Module):
         self.eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_ignored):
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        feed = {}
-        for name in self.input_names:
-            value = given.get(name)
-            if value is None:
-                value = torch.ones_like(input_ids) if name == "attention_mask" else torch.zeros_like(input_ids)
-            feed[name] = value.detach().cpu().numpy().astype(np.int64)
+        feed = int64_feed(self.input_names, input_ids, attention_mask, token_type_ids)
         values = dict(zip(self.output_names, self.session.run(None, feed)))
         return wrap_outputs({name: torch.from_numpy(v) for name, v in values.items()})
+
+
+def int64_feed(names: list[str], input_ids, attention_mask=None, token_type_ids=None) -> dict[str, np.ndarray]:
+    """The graph's inputs as int64 arrays; one it takes but the batch lacks gets its neutral value."""
+    given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    feed = {}
+    for name in names:
+        value = given.get(name)
+        if value is None:
+            value = torch.ones_like(input_ids) if name == "attention_mask" else torch.zeros_like(input_ids)
+        feed[name] = value.detach().cpu().numpy().astype(np.int64)
+    return feed
 
 
 def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str = "", spin: bool | None = None):

@@ -61,15 +61,9 @@ class OpenVinoTaskModel(torch.nn.Module):
         self.eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_ignored):
-        from bertx.inference.onnx_model import wrap_outputs
+        from bertx.inference.onnx_model import int64_feed, wrap_outputs
 
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        feed = {}
-        for name in self.input_names:
-            value = given.get(name)
-            if value is None:
-                value = torch.ones_like(input_ids) if name == "attention_mask" else torch.zeros_like(input_ids)
-            feed[name] = value.detach().cpu().numpy().astype(np.int64)
+        feed = int64_feed(self.input_names, input_ids, attention_mask, token_type_ids)
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = self.compiled.create_infer_request()
