@@ -9,6 +9,8 @@ The client shares the machine's 2 cores with the server: at high rates it takes 
 under test, for both servers alike.
 
 `--documents`: Amazon reviews of 100-500 words instead, both servers truncating at the model's length.
+`--openvino`: also `bertx serve` of the same run exported with `--format openvino` (the openvino package in
+this environment; its CPU plugin computes in bf16 where the CPU has it), under the same load.
 
 Usage: python benchmarks/serve_load.py --model-dir RUN [--export-dir EXPORT] [--documents] [--quick] [--requests N]
 The last line of stdout is one JSON object (throughput_ratio_c32, p50_ms_c1, ...); also saved in results/.
@@ -181,6 +183,7 @@ def main() -> None:
     parser.add_argument("--documents", action="store_true",
                         help="Amazon reviews of 100-500 words (truncated to the model's length by both servers) instead "
                              "of SST-2 sentences; 2,000 requests per level (quick: 300).")
+    parser.add_argument("--openvino", action="store_true", help="Add a row: the run exported with --format openvino.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     requests = args.requests or ((300 if args.quick else 2000) if args.documents else (500 if args.quick else 5000))
@@ -198,6 +201,14 @@ def main() -> None:
     port = free_port()
     ours = load_test("bertx", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port)], port),
                      "/v1/models/sst2/predict", texts, requests)
+    openvino = None
+    if args.openvino:
+        openvino_dir = str(Path(tempfile.mkdtemp()) / "openvino")
+        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", openvino_dir,
+                        "--format", "openvino"], check=True)
+        port = free_port()
+        openvino = load_test("bertx-openvino", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={openvino_dir}",
+                                                       "--port", str(port)], port), "/v1/models/sst2/predict", texts, requests)
     port = free_port()
     naive = load_test("naive", Server([sys.executable, "-c", NAIVE_SERVER, args.model_dir, str(port), str(max_length)], port), "/predict",
                       texts, requests)
@@ -210,9 +221,13 @@ def main() -> None:
         "throughput_ratio_c32": round(c32["sentences_per_s"] / naive["levels"]["c32"]["sentences_per_s"], 2),
         "p50_ms_c1": c1["p50_ms"], "p99_over_p50_c64": round(c64["p99_ms"] / c64["p50_ms"], 2),
         "bertx_errors": sum(level["errors"] for level in ours["levels"].values()),
+        **({"bertx_openvino": openvino, "openvino_vs_int8_c32": round(openvino["levels"]["c32"]["sentences_per_s"]
+                                                                     / c32["sentences_per_s"], 2),
+            "openvino_p50_ms_c1": openvino["levels"]["c1"]["p50_ms"]} if openvino else {}),
         "machine": machine(),
     }
-    save("serve_load" + ("_documents" if args.documents else "") + ("_quick" if args.quick else ""), result)
+    save("serve_load" + ("_documents" if args.documents else "") + ("_openvino" if args.openvino else "")
+         + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))
 
 

@@ -80,6 +80,8 @@ class AdapterBankServed:
         from bertx.models.encoder import load_tokenizer
         from bertx.models.lora_bank import LoraBank, read_adapter
 
+        if runtime not in RUNTIMES:
+            raise BertxError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         members = sorted(child for child in Path(folder).iterdir() if (child / "adapter_config.json").is_file())
         facts = {child.name: adapter_facts(child) for child in members}
         first = members[0]
@@ -98,8 +100,6 @@ class AdapterBankServed:
         del adapters  # the bank keeps only its stacks
         max_length = data_options(run).max_length
         tokenizer = load_tokenizer(str(first))
-        if runtime not in RUNTIMES:
-            raise BertxError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         graph = None
         if runtime == "onnx":
             from bertx.deploy.bank_graph import BankGraph
