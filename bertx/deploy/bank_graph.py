@@ -26,24 +26,14 @@ from torch import nn
 from bertx.errors import BertxError
 
 
-def stack_names(state) -> list[str]:
-    """The graph's factor inputs in order, for a snapshot's targets and heads."""
-    names = []
+def stack_inputs(state) -> dict[str, np.ndarray]:
+    """A snapshot's stacked tensors as the graph's factor inputs, in the graph's order (views, no copies)."""
+    inputs = {}
     for path in sorted(state.lora):
-        names += [f"lora.{path}.A", f"lora.{path}.B"]
+        inputs[f"lora.{path}.A"], inputs[f"lora.{path}.B"] = (t.numpy() for t in state.lora[path])
     for path in sorted(state.heads):
-        names += [f"head.{path}.W", f"head.{path}.b"]
-    return names
-
-
-def stack_arrays(state) -> list[np.ndarray]:
-    """A snapshot's tensors as the arrays a call passes (views, no copies)."""
-    arrays = []
-    for path in sorted(state.lora):
-        arrays += [t.numpy() for t in state.lora[path]]
-    for path in sorted(state.heads):
-        arrays += [t.numpy() for t in state.heads[path]]
-    return arrays
+        inputs[f"head.{path}.W"], inputs[f"head.{path}.b"] = (t.numpy() for t in state.heads[path])
+    return inputs
 
 
 class _Traced(nn.Module):
@@ -83,7 +73,7 @@ class BankGraph:
         # or equal to another by chance (the exporter would take it for a constant).
         sample = _sample_state(state)
         extra = {"rows": (torch.tensor([0, 2]), {0: "batch"})}
-        for name, array in zip(stack_names(sample), stack_arrays(sample)):
+        for name, array in stack_inputs(sample).items():
             kind = name.rsplit(".", 1)[1]
             axes = {0: "adapters"}
             if kind in ("A", "B"):
@@ -107,7 +97,7 @@ class BankGraph:
             raise BertxError("the bank's adapted modules changed since its graph was traced")
         feed = {name: batch[name].numpy().astype(np.int64, copy=False) for name in self.names}
         feed["rows"] = np.asarray(slots, dtype=np.int64)
-        feed.update(zip(stack_names(state), stack_arrays(state)))
+        feed.update(stack_inputs(state))
         return self.session.run(["logits"], feed)[0]
 
 

@@ -84,8 +84,9 @@ def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[s
     axes.update(outputs)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow in transformers' code
-        torch.onnx.export(wrapper, sample, path if hasattr(path, "write") else str(path), input_names=names, output_names=list(outputs), dynamic_axes=axes,
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(wrapper, sample, path if hasattr(path, "write") else str(path), input_names=names,
+                          output_names=list(outputs), dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
+                          dynamo=False)
 
 
 # Opsets the TorchScript exporter writes (torch.onnx._constants); below 14 BERT's ops do not all exist.
@@ -141,7 +142,7 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
 
         return export_multitask(run_dir, output, quantize, opset, min_agreement, sample_size, fp32_groups, overwrite, log)
     trained = load_trained(run_dir, device="cpu")
-    if type(trained.model).__name__ in ("OnnxTaskModel", "OpenVinoTaskModel"):
+    if getattr(trained.model, "runtime", None) is not None:
         raise BertxError(f"{run_dir}: already an ONNX export; export the run folder it came from")
     _warn_missing_data(trained, sample_file, quantize, log)
     gate = {"max_metric_drop": max_metric_drop, "min_agreement": min_agreement}

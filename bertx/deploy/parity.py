@@ -24,8 +24,8 @@ from bertx.inference.loading import TrainedModel
 from bertx.models.batched_outputs import model_outputs, token_outputs
 
 
-
 PAD_LOGIT = -1e4  # padding of per-window QA logits: a position no softmax gives weight to
+
 
 def decisions_agree(label_kind: str, reference, candidate, lengths: list[int]) -> float:
     """Share of examples (tags: of tokens) on which two models' raw outputs decide the same: one label,

@@ -216,7 +216,7 @@ def load_models(named: dict[str, str], adapter_runtime: str = "onnx") -> dict[st
         labels = trained.labels if trained.task.label_kind not in ("score", "span") else []
         # No filesystem path: clients learn what a model does, not where the server keeps it.
         info = {"name": name, "task": trained.task.name, "labels": labels,
-                "runtime": {"OnnxTaskModel": "onnx", "OpenVinoTaskModel": "openvino"}.get(type(trained.model).__name__, "pytorch"),
+                "runtime": getattr(trained.model, "runtime", "pytorch"),
                 "max_length": trained.data.max_length, "shared_base": name in loaded}
         served[name] = ServedModel(name, str(folder), trained, info=info)
     return served

@@ -22,6 +22,8 @@ ONNX_FILE = "model.onnx"
 class OnnxTaskModel(torch.nn.Module):
     """A read-only task model backed by an ONNX Runtime session."""
 
+    runtime = "onnx"  # what the server reports and what `bertx export` refuses to export again
+
     def __init__(self, graph: str | Path, config, threads: int | None = None):
         super().__init__()
         self.session = cpu_session(graph, threads)

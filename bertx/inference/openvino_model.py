@@ -33,6 +33,8 @@ def openvino():
 class OpenVinoTaskModel(torch.nn.Module):
     """A read-only task model backed by a compiled OpenVINO model on the CPU."""
 
+    runtime = "openvino"
+
     def __init__(self, graph: str | Path, config, threads: int | None = None, precision: str | None = None):
         super().__init__()
         ov = openvino()
@@ -68,6 +70,7 @@ class OpenVinoTaskModel(torch.nn.Module):
         if request is None:
             request = self._requests.request = self.compiled.create_infer_request()
         results = request.infer(feed)
+        # Copied: the request reuses its output buffers on its next call.
         values = {name: torch.from_numpy(np.array(results[self.compiled.output(name)])) for name in self.output_names}
         return wrap_outputs(values)
 

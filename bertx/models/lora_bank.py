@@ -116,7 +116,8 @@ def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, 
         a, b = adapter.lora.get(path, (torch.zeros(base.in_features, 1), torch.zeros(1, base.out_features)))
         A, B = state.lora.get(path, (torch.zeros(n, base.in_features, 1), torch.zeros(n, 1, base.out_features)))
         r = max(A.shape[2], a.shape[1])
-        lora[path] = (torch.cat([zero_padded(A, 2, r), zero_padded(a, 1, r)[None]]), torch.cat([zero_padded(B, 1, r), zero_padded(b, 0, r)[None]]))
+        lora[path] = (torch.cat([zero_padded(A, 2, r), zero_padded(a, 1, r)[None]]),
+                      torch.cat([zero_padded(B, 1, r), zero_padded(b, 0, r)[None]]))
     heads = {}
     for path in sorted(set(state.heads) | set(adapter.heads)):
         base = base_modules[path]
@@ -129,7 +130,8 @@ def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, 
             W = default[0][None].expand(n, -1, -1).clone()
             b = (default[1] if default[1] is not None else torch.zeros(default[0].shape[0]))[None].expand(n, -1).clone()
         width = max(W.shape[1], weight.shape[0])
-        heads[path] = (torch.cat([zero_padded(W, 1, width), zero_padded(weight, 0, width)[None]]), torch.cat([zero_padded(b, 1, width), zero_padded(bias, 0, width)[None]]))
+        heads[path] = (torch.cat([zero_padded(W, 1, width), zero_padded(weight, 0, width)[None]]),
+                       torch.cat([zero_padded(b, 1, width), zero_padded(bias, 0, width)[None]]))
     return BankState(state.names + (adapter.name,), lora, heads, state.labels + (tuple(adapter.labels),),
                      state.folders + (adapter.folder,))
 
@@ -142,7 +144,8 @@ def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) 
         r = max(a.lora[path][0].shape[1] for a in adapters if path in a.lora)
         none = (torch.zeros(base.in_features, r), torch.zeros(r, base.out_features))
         pairs = [a.lora.get(path, none) for a in adapters]
-        lora[path] = (torch.stack([zero_padded(x, 1, r) for x, _ in pairs]), torch.stack([zero_padded(y, 0, r) for _, y in pairs]))
+        lora[path] = (torch.stack([zero_padded(x, 1, r) for x, _ in pairs]),
+                      torch.stack([zero_padded(y, 0, r) for _, y in pairs]))
     heads = {}
     for path in sorted({p for a in adapters for p in a.heads}):
         base = base_modules[path]
@@ -150,7 +153,8 @@ def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) 
         own = [a.heads.get(path, default) for a in adapters]
         own = [(w, b if b is not None else torch.zeros(w.shape[0])) for w, b in own]
         width = max(w.shape[0] for w, _ in own)
-        heads[path] = (torch.stack([zero_padded(w, 0, width) for w, _ in own]), torch.stack([zero_padded(b, 0, width) for _, b in own]))
+        heads[path] = (torch.stack([zero_padded(w, 0, width) for w, _ in own]),
+                       torch.stack([zero_padded(b, 0, width) for _, b in own]))
     return BankState(tuple(a.name for a in adapters), lora, heads, tuple(tuple(a.labels) for a in adapters),
                      tuple(a.folder for a in adapters))
 
@@ -181,12 +185,12 @@ class BankedLinear(nn.Module):
         A, B = factors
         if single is not None:  # every row the same adapter: two plain matrix products
             return y + (x @ A[single]) @ B[single]
-        if x.dim() == 3:  # (rows, T, in), what every encoder Linear sees: no reshape, which in the ONNX graph
-            # would cost a chain of shape operators per target, a third of the graph's time at batch 1
-            return y + torch.bmm(torch.bmm(x, A.index_select(0, rows)), B.index_select(0, rows))
-        x3 = x.reshape(x.shape[0], -1, x.shape[-1])  # (rows, T, in)
+        # Encoder Linears see (rows, T, in) already: no reshape there, which in the ONNX graph would add a chain of
+        # shape operators per target, a third of the graph's time at batch 1.
+        flat = x.dim() != 3
+        x3 = x.reshape(x.shape[0], -1, x.shape[-1]) if flat else x
         delta = torch.bmm(torch.bmm(x3, A.index_select(0, rows)), B.index_select(0, rows))  # (rows, T, out)
-        return y + delta.reshape(y.shape)
+        return y + (delta.reshape(y.shape) if flat else delta)
 
 
 class BankedHead(nn.Module):
