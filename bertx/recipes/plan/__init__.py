@@ -26,7 +26,7 @@ from bertx.errors import BertxError
 from bertx.recipes.plan import stages
 from bertx.recipes.plan.costs import Costs, minutes
 from bertx.recipes.plan.inputs import prepare_inputs
-from bertx.recipes.plan.profile import encoder_path, probe, profile_data
+from bertx.recipes.plan.profile import encoder_path, probe_lengths, probe_points, profile_data
 from bertx.console import say
 
 PLAN_FILE = "plan.json"
@@ -92,8 +92,12 @@ def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: boo
         profile = profile_data(config, inputs)
         from bertx.training.accelerator import resolve_precision
 
-        length = int(min(profile["max_length"], max(16, profile["mean_length_at_max"])))
-        profile["probe"] = probe(encoder_path(config.encoders[0]), length, resolve_precision("auto"))
+        sources = stages.load_sources(config)
+        longest = max([profile["max_length"], *(e.data.max_length for e in (sources.tasks if sources else []))])
+        lengths = probe_lengths(profile["mean_length_at_max"], longest)
+        main = int(min(profile["max_length"], max(16, profile["mean_length_at_max"])))
+        profile["probe"] = probe_points(encoder_path(config.encoders[0]), lengths, main if main in lengths else lengths[0],
+                                        resolve_precision("auto"))
         result = {"inputs": inputs, "profile": profile}
         ledger["stages"]["profile"] = {"status": "done", "estimate_s": None, "seconds": round(time.perf_counter() - started, 1),
                                        "result": result}
@@ -197,7 +201,8 @@ def describe_schedule(ledger: dict) -> str:
     lines = [f"profile: {profile['train_examples']} training / {profile['dev_examples']} dev examples, "
              f"{profile['unlabelled_lines']} unlabelled lines; lengths p50 {profile['lengths']['p50']}, "
              f"p95 {profile['lengths']['p95']} -> max_length {profile['max_length']}; "
-             f"{profile['probe']['train_tokens_per_s']} training tokens/s ({spent:.0f} s)"]
+             f"{profile['probe']['train_tokens_per_s']} training tokens/s at {profile['probe']['length']} tokens "
+             f"(probed at {', '.join(str(p['length']) for p in profile['probe'].get('points', [profile['probe']]))}; {spent:.0f} s)"]
     total = spent
     for row in ledger["schedule"]:
         if row["run"]:

@@ -1,6 +1,7 @@
 """What each stage of a plan will cost on this machine, from the profile's measured seconds per token.
 
-A training run costs its tokens x the measured seconds per training token, scaled by the model's share
+A training run costs its sequences x the measured seconds per training sequence at their lengths (the
+probe times a few lengths; a length distribution is priced by its quantiles), scaled by the model's share
 of the probed encoder's work, plus the forward passes of its evaluations, plus a fixed start-up (loading,
 tokenising, writing the folder). The constants below were fitted on measured plans (docs/results.md,
 "Knowledge transfer as one system"); after each stage the plan multiplies later estimates by how far the
@@ -19,9 +20,10 @@ TRAIN_EFFICIENCY = 0.8  # bertx's loop versus the probe's plain step ([CLS]-only
 MLM_FACTOR = 1.25      # a masked-LM step versus a classification step of the same tokens
 
 # Work of a student per token, as a share of the 6-layer teacher's (training and inference), and its
-# expected single-input latency as a share of the teacher's model time once exported to int8.
+# expected single-input latency once exported to int8, as a share of the PyTorch teacher's (plus 0.2 ms of
+# tokenising and decoding): fitted on the students of the four measured plans, each timed on a quiet machine.
 STUDENT_WORK = {"bert-3": 0.55, "bert-2": 0.4, "bert-1": 0.22, "bilstm": 0.2, "cnn": 0.08, "bag": 0.03}
-STUDENT_LATENCY = {"bert-3": 0.3, "bert-2": 0.2, "bert-1": 0.12, "bilstm": 0.2, "cnn": 0.06, "bag": 0.03}
+STUDENT_LATENCY = {"bert-3": 0.15, "bert-2": 0.11, "bert-1": 0.07, "bilstm": 0.15, "cnn": 0.08, "bag": 0.03}
 # The order students are tried in: best expected dev score first (docs/results.md, distillation).
 STUDENT_QUALITY = ["bert-3", "bert-2", "bilstm", "cnn", "bert-1", "bag"]
 
@@ -34,35 +36,68 @@ class Costs:
     history: list = field(default_factory=list)
 
     # ---- building blocks --------------------------------------------------------------------------
-    def train_s(self, tokens: float, share: float = 1.0) -> float:
-        return tokens * self.probe["train_s_per_token"] * share * TRAIN_EFFICIENCY
+    @property
+    def points(self) -> list[dict]:
+        """The probe's lengths with seconds per sequence (a ledger from before the multi-length probe has one)."""
+        if self.probe.get("points"):
+            return self.probe["points"]
+        length = self.probe["length"]
+        return [{"length": length, "train_s": self.probe["train_s_per_token"] * length,
+                 "infer_s": self.probe["infer_s_per_token"] * length}]
 
-    def infer_s(self, tokens: float, share: float = 1.0) -> float:
-        return tokens * self.probe["infer_s_per_token"] * share
+    def per_sequence(self, key: str, length: float) -> float:
+        """Seconds per sequence of `length` tokens: the per-token rate interpolated between the probed lengths
+        (constant beyond them). A step's cost is not linear in length: short batches pay fixed costs per step,
+        long ones pay for attention and memory traffic (training at 256 tokens costs 3x more per token than at 128)."""
+        rates = [(p["length"], p[key] / p["length"]) for p in self.points]
+        if length <= rates[0][0]:
+            return rates[0][1] * length
+        for (l0, r0), (l1, r1) in zip(rates, rates[1:]):
+            if length <= l1:
+                return (r0 + (r1 - r0) * (length - l0) / (l1 - l0)) * length
+        return rates[-1][1] * length
+
+    def mean_cost(self, key: str, lengths) -> float:
+        """Mean seconds per sequence over `lengths`: one length, or quantiles of a length distribution."""
+        lengths = [lengths] if isinstance(lengths, (int, float)) else list(lengths)
+        return sum(self.per_sequence(key, n) for n in lengths) / len(lengths)
+
+    def train_s(self, sequences: float, lengths=None, share: float = 1.0) -> float:
+        return sequences * self.mean_cost("train_s", self.lengths if lengths is None else lengths) * share * TRAIN_EFFICIENCY
+
+    def infer_s(self, sequences: float, lengths=None, share: float = 1.0) -> float:
+        return sequences * self.mean_cost("infer_s", self.lengths if lengths is None else lengths) * share
+
+    def quantiles(self, key: str = "length_quantiles", max_length: int | None = None):
+        """The training (or dev) inputs' lengths within `max_length` (default: the plan's), as quantiles;
+        the mean in a ledger from before they were recorded."""
+        found = self.profile.get(key)
+        if not found:
+            return self.profile["mean_length_at_max" if key == "length_quantiles" else "dev_mean_length"]
+        return [min(n, max_length or self.profile["max_length"]) for n in found]
 
     @property
-    def length(self) -> float:
-        return self.profile["mean_length_at_max"]
+    def lengths(self):
+        return self.quantiles()
 
     def evals_s(self, evals: int, share: float = 1.0) -> float:
-        return evals * self.infer_s(self.profile["dev_examples"] * self.profile["dev_mean_length"], share)
+        return evals * self.infer_s(self.profile["dev_examples"], self.quantiles("dev_length_quantiles"), share)
 
     # ---- stages -----------------------------------------------------------------------------------
-    def finetune(self, examples: int, epochs: float, evals: int, length: float | None = None, probe_head: bool = True) -> float:
-        tokens = examples * (length or self.length)
-        head = self.infer_s(min(examples, 1000) * (length or self.length)) if probe_head else 0.0
-        return START_S + self.train_s(epochs * tokens) + self.evals_s(evals) + head
+    def finetune(self, examples: int, epochs: float, evals: int, lengths=None, probe_head: bool = True) -> float:
+        head = self.infer_s(min(examples, 1000), lengths) if probe_head else 0.0
+        return START_S + self.train_s(epochs * examples, lengths) + self.evals_s(evals) + head
 
     def pretrain(self, steps: int, batch: int = 32, length: int = 128) -> float:
-        return START_S + self.train_s(steps * batch * length) * MLM_FACTOR
+        return START_S + self.train_s(steps * batch, length) * MLM_FACTOR
 
     def rank(self, candidates: int, examples: int) -> float:
-        return candidates * (3.0 + self.infer_s(min(examples, 2000) * self.length))
+        return candidates * (3.0 + self.infer_s(min(examples, 2000)))
 
     def distill(self, student: str, transfer: int, epochs: float, evals: int, with_teacher: bool = True) -> float:
         share = STUDENT_WORK[student]
-        labelling = self.infer_s(transfer * self.length) if with_teacher else 0.0
-        return START_S + labelling + self.train_s(epochs * transfer * self.length, share) + self.evals_s(evals, share)
+        labelling = self.infer_s(transfer) if with_teacher else 0.0
+        return START_S + labelling + self.train_s(epochs * transfer, share=share) + self.evals_s(evals, share)
 
     def student(self, kind: str, transfer: int, epochs: float) -> float:
         """One student of the compress stage: distilled, exported, scored and timed."""

@@ -2,8 +2,8 @@
 
     train / dev / unlabelled files -> examples, labels and their balance, tokens per example (percentiles)
         -> max_length: the 95th percentile rounded up to 16 (32..256), unless the plan's data block sets it
-    the first encoder on a batch of that length -> seconds per token, training step and forward pass
-        -> what every later stage will cost (`costs.py`)
+    the first encoder on batches of the lengths the stages will train on -> seconds per sequence at each
+        length, training step and forward pass -> what every later stage will cost (`costs.py`)
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
     profile = {
         "task": config.task, "train_examples": train_rows, "dev_examples": dev_rows, "unlabelled_lines": unlabelled_lines,
         "lengths": percentiles, "dev_p95": dev_p95, "mean_length": round(float(np.mean(lengths)), 1),
+        "length_quantiles": length_quantiles(lengths), "dev_length_quantiles": length_quantiles(dev_lengths),
         "mean_length_at_max": round(float(np.mean(np.minimum(lengths, max_length))), 1),
         "dev_mean_length": round(float(np.mean(np.minimum(dev_lengths, max_length))), 1),
         "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),
@@ -58,6 +59,26 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         profile["smallest_class"] = min(counts.values())
         profile["balance"] = round(min(counts.values()) / max(counts.values()), 3)
     return profile
+
+
+def length_quantiles(lengths: list[int], count: int = 21) -> list[float]:
+    """`count` evenly spaced quantiles of a length distribution (min to max): what costs are averaged over."""
+    return [round(float(q), 1) for q in np.quantile(np.asarray(lengths, dtype=float), np.linspace(0, 1, count))]
+
+
+def probe_lengths(mean_length: float, longest: int) -> list[int]:
+    """The lengths the probe times: the inputs' mean, 64 and 128 where shorter than the longest input any
+    stage trains on (the target's max_length, a source's), and that longest (rounded up to 16)."""
+    top = int(min(MAX_PLANNED_LENGTH, 16 * -(-longest // 16)))
+    mean = int(min(top, max(16, mean_length)))
+    return sorted({n for n in (mean, 64, 128) if n <= top} | {top})
+
+
+def probe_points(model_path: str, lengths: list[int], main: int, precision: str) -> dict:
+    """`probe` at each length: seconds per sequence at each (`points`), and the figures at `main`."""
+    rows = {n: probe(model_path, n, precision) for n in lengths}
+    points = [{"length": n, "train_s": r["train_s_per_token"] * n, "infer_s": r["infer_s_per_token"] * n} for n, r in rows.items()]
+    return {**rows[main], "points": points}
 
 
 def tokenizer_ms(config: PlanConfig, path: str, tokenizer, inputs: int = 50) -> float:

@@ -25,7 +25,7 @@ from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.evaluation.latency import single_input_latency
 from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, Costs
-from bertx.recipes.plan.profile import encoder_path
+from bertx.recipes.plan.profile import encoder_path, length_quantiles
 
 FEWSHOT_UNDER = 32          # examples per class below which the teacher is trained few-shot
 TEACHER_STEPS = 300         # the teacher trains at least this many steps (more epochs on little data) ...
@@ -35,6 +35,7 @@ SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many e
 UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
 MAX_STUDENTS = 3            # students distilled at most
 LATENCY_MARGIN = 1.3        # a student predicted up to this far over the latency target is still tried
+FIXED_MS = 0.2              # tokenising and decoding one input, on top of a student's share of the teacher's latency
 RANKABLE = ("classification", "pair-classification", "regression", "ner")
 SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
 
@@ -113,7 +114,8 @@ def baseline(ctx: Context) -> dict:
 
 def baseline_estimate(ctx: Context) -> float:
     epochs = FinetuneConfig.model_fields["train"].default_factory().epochs
-    return ctx.costs.finetune(ctx.examples, epochs, int(epochs), length=min(ctx.profile["mean_length"], 128)) + 4.0
+    default_length = FinetuneConfig.model_fields["data"].default_factory().max_length
+    return ctx.costs.finetune(ctx.examples, epochs, int(epochs), lengths=ctx.costs.quantiles(max_length=default_length)) + 4.0
 
 
 # ---- choose -----------------------------------------------------------------------------------------
@@ -181,14 +183,14 @@ def choose_estimate(ctx: Context) -> float:
     for entry in capped_sources(sources):
         if (Path(sources.output) / entry.name / "metrics.json").is_file():
             continue
-        count, length = sizes[entry.name]
+        count, lengths = sizes[entry.name]
         examples = min(entry.data.max_train_examples, count)
-        seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, length=length) + 5.0
+        seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, lengths=lengths) + 5.0
     return seconds + ctx.costs.rank(len(sources.tasks) + 1, ctx.examples)
 
 
-def source_sizes(ctx: Context) -> dict[str, tuple[int, float]]:
-    """Each source's (examples, mean tokens per example), measured once per plan."""
+def source_sizes(ctx: Context) -> dict[str, tuple[int, list[float]]]:
+    """Each source's (examples, quantiles of its tokens per example), measured once per plan."""
     if ctx.sizes is None:
         from bertx.models.encoder import load_tokenizer
 
@@ -198,8 +200,8 @@ def source_sizes(ctx: Context) -> dict[str, tuple[int, float]]:
     return ctx.sizes
 
 
-def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: int = 300) -> tuple[int, float]:
-    """(examples, mean tokens per example within its max_length) of a source's training file, from a sample."""
+def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: int = 300) -> tuple[int, list[float]]:
+    """(examples, quantiles of tokens per example within its max_length) of a source's training file, from a sample."""
     path = Path(entry.files(sources.data_dir)[0][1])
     if not path.is_file():
         raise BertxError(f"source {entry.name!r}: train file {path}: file not found")
@@ -221,7 +223,7 @@ def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: in
         pairs = [e.text_pair for e in found] if found and found[0].text_pair is not None else None
         encoded = tokenizer([e.text for e in found], pairs, verbose=False)
     lengths = [min(len(ids), data.max_length) for ids in encoded["input_ids"]] or [data.max_length]
-    return count, sum(lengths) / len(lengths)
+    return count, length_quantiles(lengths)
 
 
 # ---- adapt ------------------------------------------------------------------------------------------
@@ -326,11 +328,12 @@ def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
     if regime == "fewshot":
         return costs.finetune(ctx.examples * 20, 1, 1, probe_head=False) + 4.0
     seconds = costs.finetune(ctx.examples, epochs, int(epochs)) + 4.0
-    if regime == "multitask":  # the target and two sources (of the sources' mean length), 3 epochs, then the export
+    if regime == "multitask":  # the target and two sources of average size and lengths, 3 epochs, then the export
         sizes = list(source_sizes(ctx).values())
-        length = sum(n for _, n in sizes) / len(sizes)
-        per_source = min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
-        seconds += costs.finetune(ctx.examples, 3, 0, probe_head=False) + costs.finetune(2 * per_source, 3, 3, length=length)
+        cap = min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
+        examples = 2 * sum(min(cap, count) for count, _ in sizes) / len(sizes)
+        lengths = [n for _, quantiles in sizes for n in quantiles]
+        seconds += costs.finetune(ctx.examples, 3, 0, probe_head=False) + costs.finetune(examples, 3, 3, lengths=lengths)
         seconds += costs.export(0.2)
     return seconds
 
@@ -340,12 +343,12 @@ def student_config(kind: str) -> dict:
     return {"layers": int(kind.split("-")[1])} if kind.startswith("bert-") else {"kind": kind}
 
 
-def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None) -> tuple[list[str], dict]:
+def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None, fixed_ms: float = FIXED_MS) -> tuple[list[str], dict]:
     """The students worth distilling, best expected dev score first, and each one's predicted latency."""
     kinds = [s for s in STUDENT_QUALITY if s in ctx.config.students]
     if ctx.config.task == "ner":
         kinds = [s for s in kinds if s != "bag"]
-    predicted = {s: round(teacher_ms * STUDENT_LATENCY[s] + 0.2, 2) for s in kinds}
+    predicted = {s: round(teacher_ms * STUDENT_LATENCY[s] + fixed_ms, 2) for s in kinds}
     if target_ms is not None:
         kinds = [s for s in kinds if predicted[s] <= LATENCY_MARGIN * target_ms] or kinds[-1:]
     return kinds[:MAX_STUDENTS], predicted
@@ -419,11 +422,14 @@ def export_model(folder: Path, export_dir: Path) -> dict:
 
 
 def compress_estimate(ctx: Context) -> float:
-    """One student (the plan stops at the first that meets `ship`; more run only while the budget allows).
-    Which kind runs depends on the latency target, known after the baseline: a middle-sized one is assumed."""
+    """One student (the plan stops at the first that meets `ship`; more run only while the budget allows):
+    the first one tried. With `latency_ratio` that is known before the baseline, since the teacher is the
+    baseline's size; with an absolute latency a middle-sized one is assumed."""
     transfer = transfer_size(ctx)
     epochs = student_epochs(transfer)
-    return ctx.costs.student("bert-2", transfer, epochs)
+    ratio = ctx.config.ship.latency_ratio
+    kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
+    return ctx.costs.student(kinds[0] if kinds else "bert-2", transfer, epochs)
 
 
 def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
