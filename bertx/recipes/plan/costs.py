@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-START_S = 10.0         # loading a model and the data, writing a run folder
+START_S = 5.0          # loading a model and the data, writing a run folder
 EXPORT_S = 35.0        # int8 export of a 6-layer encoder: trace, calibrate, quantize, parity check
 LATENCY_S = 2.0        # measuring single-input latency (load + 105 calls)
 STUDENT_CHECK_S = 8.0  # scoring a student's export on dev and measuring its latency
@@ -112,10 +112,11 @@ class Costs:
 
     # ---- calibration ------------------------------------------------------------------------------
     def calibrate(self, estimated: float, measured: float) -> None:
-        """Later estimates follow how far the finished training stages ran from theirs."""
-        if estimated > 30:
-            self.history.append(measured / estimated)
-            self.scale = sum(self.history) / len(self.history)
+        """Later estimates follow how far the finished training stages ran from theirs, weighted by their
+        size: a short stage, mostly fixed costs, must not rescale the long ones that follow."""
+        if estimated > 0:
+            self.history.append((estimated, measured))
+            self.scale = sum(m for _, m in self.history) / sum(e for e, _ in self.history)
 
 
 def minutes(seconds: float) -> float:

@@ -1,0 +1,87 @@
+"""The plan's cost model on hand-made probes: a sequence's cost follows the probed per-token rate at its
+length, a length distribution is priced by its quantiles (a few long inputs cost more than their mean
+suggests), the probe times the lengths the stages will train on, and the compress estimate prices the
+first student the latency ratio allows."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from bertx.recipes.plan import stages
+from bertx.recipes.plan.costs import STUDENT_WORK, TRAIN_EFFICIENCY, Costs
+from bertx.recipes.plan.profile import length_quantiles, probe_lengths
+
+# Per-token training rates like a 2-core machine's: fixed costs dominate short batches, memory traffic long ones.
+POINTS = [{"length": 16, "train_s": 16 * 3e-4, "infer_s": 16 * 4e-5},
+          {"length": 128, "train_s": 128 * 2e-4, "infer_s": 128 * 4e-5},
+          {"length": 256, "train_s": 256 * 7e-4, "infer_s": 256 * 6e-5}]
+
+
+def costs(**profile) -> Costs:
+    base = {"max_length": 256, "mean_length_at_max": 64.0, "dev_mean_length": 64.0, "dev_examples": 100}
+    return Costs({"points": POINTS, "length": 16, "train_s_per_token": 3e-4, "infer_s_per_token": 4e-5}, {**base, **profile})
+
+
+def test_a_sequence_costs_the_rate_interpolated_at_its_length():
+    c = costs()
+    assert c.per_sequence("train_s", 16) == pytest.approx(16 * 3e-4)
+    assert c.per_sequence("train_s", 72) == pytest.approx(72 * 2.5e-4)  # halfway from 16 to 128
+    assert c.per_sequence("train_s", 8) == pytest.approx(8 * 3e-4)  # the shortest probe's rate below it
+    assert c.per_sequence("train_s", 512) == pytest.approx(512 * 7e-4)  # the longest probe's rate beyond it
+
+
+def test_a_length_distribution_costs_more_than_its_mean_when_long_inputs_are_dearer():
+    c = costs()
+    lengths = [32] * 9 + [256]
+    mean = sum(lengths) / len(lengths)
+    assert c.mean_cost("train_s", lengths) > 1.5 * c.per_sequence("train_s", mean)
+    assert c.train_s(1000, lengths) == pytest.approx(1000 * c.mean_cost("train_s", lengths) * TRAIN_EFFICIENCY)
+
+
+def test_lengths_beyond_the_plans_max_length_are_priced_at_it():
+    c = costs(max_length=128, length_quantiles=[20.0, 100.0, 400.0])
+    assert c.lengths == [20.0, 100.0, 128]
+    assert c.quantiles(max_length=64) == [20.0, 64, 64]
+
+
+def test_a_ledger_from_before_the_multi_length_probe_is_priced_linearly():
+    old = Costs({"length": 32, "train_s_per_token": 3e-4, "infer_s_per_token": 4e-5}, {"mean_length_at_max": 40.0, "max_length": 64})
+    assert old.per_sequence("train_s", 64) == pytest.approx(64 * 3e-4)
+    assert old.train_s(10) == pytest.approx(10 * 40 * 3e-4 * TRAIN_EFFICIENCY)
+
+
+def test_quantiles_span_the_distribution():
+    found = length_quantiles(list(range(1, 101)))
+    assert len(found) == 21 and found[0] == 1 and found[-1] == 100 and found[10] == pytest.approx(50.5)
+
+
+@pytest.mark.parametrize("mean, longest, expected", [
+    (20.0, 48, [20, 48]), (14.0, 160, [16, 64, 128, 160]), (96.0, 256, [64, 96, 128, 256]), (40.0, 600, [40, 64, 128, 256]),
+])
+def test_the_probe_times_the_mean_the_middle_lengths_and_the_longest(mean, longest, expected):
+    assert probe_lengths(mean, longest) == expected
+
+
+def ratio_plan(ratio: float | None, students=("bert-3", "bert-2", "bilstm", "cnn", "bert-1", "bag")):
+    config = SimpleNamespace(task="classification", students=list(students), augment=0,
+                             ship=SimpleNamespace(latency_ratio=ratio, latency_ms=None if ratio else 5.0))
+    profile = {"max_length": 64, "mean_length_at_max": 20.0, "dev_mean_length": 20.0, "dev_examples": 100,
+               "train_examples": 1000, "unlabelled_lines": 0}
+    return SimpleNamespace(config=config, profile=profile, costs=costs(**profile), examples=1000)
+
+
+@pytest.mark.parametrize("ratio, first", [(0.2, "bert-3"), (0.1, "bert-2"), (0.03, "bag"), (None, "bert-2")])
+def test_the_compress_estimate_prices_the_first_student_the_latency_ratio_allows(ratio, first):
+    ctx = ratio_plan(ratio)
+    transfer = stages.transfer_size(ctx)
+    assert stages.compress_estimate(ctx) == pytest.approx(ctx.costs.student(first, transfer, stages.student_epochs(transfer)))
+    assert STUDENT_WORK[first] > 0
+
+
+def test_calibration_weights_each_finished_stage_by_its_size():
+    c = costs()
+    c.calibrate(20.0, 10.0)  # a short stage, mostly fixed costs, ran at half its estimate
+    c.calibrate(600.0, 630.0)  # the long one ran 5% over
+    assert c.scale == pytest.approx(640 / 620)
