@@ -85,3 +85,16 @@ def test_calibration_weights_each_finished_stage_by_its_size():
     c.calibrate(20.0, 10.0)  # a short stage, mostly fixed costs, ran at half its estimate
     c.calibrate(600.0, 630.0)  # the long one ran 5% over
     assert c.scale == pytest.approx(640 / 620)
+
+
+def test_a_shipped_model_under_the_baseline_is_flagged_once():
+    from bertx.recipes.plan import _flag_below_baseline
+
+    ctx = stages.Context(config=None, out=None, inputs={}, profile={}, costs=None)
+    base, teacher = {"score": 0.60}, {"score": 0.61, "latency_ms": 10.0}
+    _flag_below_baseline(ctx, base, teacher, {"score": 0.62})
+    assert ctx.decisions == []
+    _flag_below_baseline(ctx, base, teacher, {"score": 0.56})
+    _flag_below_baseline(ctx, base, teacher, {"score": 0.56})  # a rerun says it once
+    assert [d["decision"] for d in ctx.decisions] == ["below the baseline"]
+    assert "4.00 points under the baseline" in ctx.decisions[0]["why"] and "61.00 at 10.00 ms" in ctx.decisions[0]["why"]

@@ -282,6 +282,7 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
     else:
         skip("compress", rows["compress"]["reason"])
     shipped = run_stage("ship", lambda: stages.ship(ctx, chosen_model), trains=False)
+    _flag_below_baseline(ctx, base, teacher, shipped)
     ledger["summary"] = _summary(ledger, base, teacher, shipped, ship_spec)
     _save(out, ledger)
     from bertx.evaluation.plan_report import write_report
@@ -294,6 +295,17 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
         f"(baseline {base['latency_ms']:.2f} ms); {minutes(ledger['elapsed_s'])} of {minutes(config.budget_s)} min")
     log(f"serve it: {shipped['serve']}")
     return ledger
+
+
+def _flag_below_baseline(ctx: stages.Context, base: dict, teacher: dict, shipped: dict) -> None:
+    """A shipped model that scores under the plain baseline is said so, once: the ship constraints cost
+    more than the transfer gained, and the user should know before relying on it."""
+    if shipped["score"] >= base["score"] or any(d["stage"] == "ship" for d in ctx.decisions):
+        return
+    ctx.decide("ship", "below the baseline", f"the shipped model scores {100 * (base['score'] - shipped['score']):.2f} points "
+               f"under the baseline ({100 * shipped['score']:.2f} against {100 * base['score']:.2f}): meeting `ship` cost more than "
+               f"the transfer gained; the teacher scores {100 * teacher['score']:.2f} at {teacher['latency_ms']:.2f} ms, so relax "
+               "`ship` to ship it")
 
 
 def _elapsed(ledger: dict) -> float:
