@@ -44,7 +44,8 @@ NER_STUDENTS = "bilstm,cnn"
 
 
 def parse_student(spec: str) -> dict:
-    """`cnn-e128-h256-k2.3.4` -> {"kind": "cnn", "embedding_dim": 128, "hidden": 256, "kernel_sizes": [2, 3, 4]}."""
+    """`cnn-e128-h256-k2.3.4` -> {"kind": "cnn", "embedding_dim": 128, "hidden": 256, "kernel_sizes": [2, 3, 4]};
+    `bilstm-l2` -> two BiLSTM layers."""
     kind, *parts = spec.split("-")
     student = {"kind": kind}
     for part in parts:
@@ -54,8 +55,11 @@ def parse_student(spec: str) -> dict:
             student["hidden"] = int(part[1:])
         elif part[0] == "k":
             student["kernel_sizes"] = [int(k) for k in part[1:].split(".")]
+        elif part[0] == "l":
+            student["layers"] = int(part[1:])
         else:
-            raise SystemExit(f"--students {spec}: parts are eN (embedding width), hN (hidden) and kA.B (kernel widths)")
+            raise SystemExit(f"--students {spec}: parts are eN (embedding width), hN (hidden), lN (layers) and kA.B "
+                             "(kernel widths)")
     return student
 
 
@@ -161,13 +165,37 @@ def model2vec_rows(texts_train, labels_train, transfer, dev_texts, dev_gold, tea
 
 
 def unlabelled_sentences(data_dir: Path, work: Path, count: int) -> str:
-    """PAN-X English training sentences (Wikipedia), words only, one per line: unlabelled text for the
-    CoNLL-2003 taggers (its own tag set is not used)."""
-    blocks = (data_dir / "panx" / "train-en.txt").read_text(encoding="utf-8").split("\n\n")
-    sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip()) for block in blocks]
-    path = work / "panx-en-sentences.txt"
-    path.write_text("\n".join([s for s in sentences if s][:count]) + "\n", encoding="utf-8")
+    """`count` unlabelled English sentences, words only, one per line, for the CoNLL-2003 taggers: PAN-X
+    English train, then its dev (Wikipedia entity sentences; their tags are not used), then WikiText-2's
+    (Wikipedia articles, already split into words like CoNLL)."""
+    sentences: list[str] = []
+    for name in ("train-en.txt", "dev-en.txt"):
+        blocks = (data_dir / "panx" / name).read_text(encoding="utf-8").split("\n\n")
+        sentences += [s for s in (" ".join(line.split()[0] for line in b.splitlines() if line.strip()) for b in blocks) if s]
+    if len(sentences) < count:
+        sentences += wikitext_sentences(data_dir / "wikitext2" / "wiki.train.tokens", count - len(sentences))
+    path = work / "unlabelled-sentences.txt"
+    path.write_text("\n".join(sentences[:count]) + "\n", encoding="utf-8")
     return str(path)
+
+
+def wikitext_sentences(path: Path, count: int) -> list[str]:
+    """WikiText-2 article text cut at full stops, its `@-@`-style joins undone; headings and sentences with
+    `<unk>` left out, and so are lists (fewer than 3 lower-case words), the very short and the very long
+    (6 to 60 words kept)."""
+    sentences: list[str] = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("="):
+                continue
+            for part in line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".").split(" . "):
+                words = part.split()
+                if 6 <= len(words) <= 60 and "<unk>" not in words and sum(w.isalpha() and w.islower() for w in words) >= 3:
+                    sentences.append(" ".join(words).rstrip(" .") + " .")
+                    if len(sentences) == count:
+                        return sentences
+    return sentences
 
 
 def transfer_texts(teacher: str, teacher_int8: str, data: Path, augment: int, seed: int, max_length: int, limit):
@@ -206,11 +234,12 @@ def main() -> None:
     parser.add_argument("--augment", type=int, default=None, help="Variants per training sentence (default 1 quick, 8 full).")
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="Peak learning rate of the students (default: bertx's).")
     parser.add_argument("--students", default=None, help=f"Default: {DEFAULT_STUDENTS} (NER: {NER_STUDENTS}).")
     parser.add_argument("--no-peers", action="store_true", help="Skip model2vec and the 3-layer BERT student.")
     parser.add_argument("--unlabelled-sentences", type=int, default=None,
-                        help="NER: this many PAN-X English training sentences, words only, as the taggers' unlabelled "
-                             "transfer text (default 20,000; quick 4,000; 0: none).")
+                        help="NER: this many unlabelled sentences as the taggers' transfer text, words only: PAN-X "
+                             "English train, then its dev, then WikiText-2 (default 20,000; quick 4,000; 0: none).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--remeasure", default=None, metavar="WORK",
                         help="SST-2: only the measuring phase again, for a finished run whose folders are in WORK.")
@@ -253,7 +282,8 @@ def main() -> None:
         out = work / spec
         config = {"teacher": args.teacher, "output": str(out), "augment": augment, "baseline": True,
                   "data": files, "student": parse_student(spec),
-                  "train": {"epochs": epochs, "batch_size": 32 if ner else 64, "save_steps": None, "seed": 42}}
+                  "train": {"epochs": epochs, "batch_size": 32 if ner else 64, "save_steps": None, "seed": 42,
+                            **({"lr": args.lr} if args.lr else {})}}
         if ner:
             config["loss"] = {"soft": 1.0, "hard": 1.0}  # gold tags beside the teacher's: entity boundaries are sharp
             if args.unlabelled_sentences:
@@ -319,6 +349,7 @@ def main() -> None:
 
     result = {"benchmark": "distill_other_networks", "task": args.task, "quick": args.quick, "teacher": args.teacher,
               "work": str(work), "train_examples": train_examples or "all", "augment": augment, "epochs": epochs,
+              "lr": args.lr or "bertx default", **({"unlabelled_sentences": args.unlabelled_sentences} if ner else {}),
               "students": rows, "teacher_row": teacher_row, "peers": peers}
     finish(result, texts, gold, score, ner, log)
 
