@@ -66,7 +66,7 @@ def test_projections_of_each_width_keep_the_directions_in_order():
         reduced = project(table, width)
         variances = reduced.var(0)
         assert reduced.shape == (400, width) and bool((variances[:-1] >= variances[1:] * 0.99).all())
-        assert reduced.norm(dim=1).mean() == pytest.approx(table.norm(dim=1).mean(), rel=1e-4)  # the teacher's scale
+        assert float(reduced.norm(dim=1).mean()) == pytest.approx(float(table.norm(dim=1).mean()), rel=1e-4)  # the teacher's scale
         basis = torch.linalg.lstsq(reduced, centred).solution  # how much of the table the width can explain
         errors.append(float((reduced @ basis - centred).norm()))
     assert errors == sorted(errors, reverse=True) and errors[-1] < errors[0] / 2
