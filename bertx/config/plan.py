@@ -44,7 +44,11 @@ class ShipConfig(StrictModel):
 class PlanConfig(StrictModel):
     task: str = Field(..., description="Task kind: classification, pair-classification, regression, multilabel, ner or qa.")
     train: str = Field(..., description="Labelled training file. `{data_dir}` expands.")
-    dev: Optional[str] = Field(None, description="Dev file; default: a seeded split of train (dev_fraction), recorded.")
+    dev: Optional[str] = Field(None, description="Dev file for the plan's choices; default: a seeded split of train "
+                               "(dev_fraction), recorded.")
+    test: Optional[str] = Field(None, description="Labelled file held out from every decision, read once after the plan "
+                                "ships: the reported scores and their intervals. Without it, report_fraction of the dev "
+                                "file (or of the labelled examples) is held out instead.")
     output: str = Field("runs/plan", description="Output folder: one run folder per stage, plan.json, report.html, ship/.")
     labelled: Optional[int] = Field(None, ge=2, description="Use a seeded draw of N labelled examples of train (the "
                                     "low-resource setting); the draw is written under OUTPUT/profile/.")
@@ -61,6 +65,9 @@ class PlanConfig(StrictModel):
     students: list[Literal[STUDENTS]] = Field(default_factory=lambda: list(STUDENTS), description="Student kinds the plan may try.")
     augment: int = Field(4, ge=0, description="Teacher-labelled variants of every labelled text in the transfer set (sequence tasks).")
     dev_fraction: float = Field(0.2, gt=0, lt=0.9, description="Share of train held out as dev when no dev file is given.")
+    report_fraction: float = Field(0.2, ge=0, lt=0.9, description="Without `test:`, the share of the dev file (or, "
+                                   "without one, of the labelled examples) that no decision sees and the reported scores "
+                                   "come from; 0: report on dev, flagged as optimistic.")
     seed: int = Field(42, description="Seed of every draw and run.")
     data: DataConfig = Field(default_factory=DataConfig, description="Reading options (columns, tag scheme); "
                              "max_length when set, otherwise chosen from the length profile.")

@@ -9,7 +9,7 @@ metrics. The recipes (fine-tuning, multi-task, distillation, ...) only move batc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Protocol
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence
 
 LabelKind = Literal["class", "score", "classes", "tags", "span"]
 
@@ -63,3 +63,8 @@ class TaskKind(Protocol):
 
     def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64,
                  autocast_dtype=None) -> dict: ...
+
+    def scorer(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64,
+               autocast_dtype=None) -> Callable[[Optional[Sequence[int]]], dict]:
+        """Outputs computed once; a function of example indices (None: all) -> metrics, for bootstrap intervals."""
+        ...

@@ -26,6 +26,32 @@ def single_input_latency(folder: str | Path, dev_path: str, inputs: int = 100, w
             "inputs": len(times)}
 
 
+def paired_latency(folders: dict[str, str | Path], dev_path: str, rounds: int = 5, inputs: int = 20, warmup: int = 5) -> dict:
+    """Single-input latency of several models timed in turns under the same conditions, as a benchmark
+    times its rows: every model warmed up, then `rounds` rounds in which each model answers the same
+    `inputs` dev inputs in turn; each model's median over all its calls. A load that comes and goes during
+    the measurement falls on every model alike, so their ratios hold even on a shared machine.
+
+    Returns {name: {"latency_ms", "p90_ms", "inputs"}}."""
+    callers = {name: _caller(Path(folder), dev_path, inputs + warmup) for name, folder in folders.items()}
+    times: dict[str, list[float]] = {name: [] for name in folders}
+    for call, items in callers.values():
+        for item in items[:warmup]:
+            call(item)
+    for _ in range(rounds):
+        for name, (call, items) in callers.items():
+            for item in items[warmup:] or items:
+                start = time.perf_counter()
+                call(item)
+                times[name].append(1000 * (time.perf_counter() - start))
+    found = {}
+    for name, values in times.items():
+        values.sort()
+        found[name] = {"latency_ms": round(statistics.median(values), 3), "p90_ms": round(values[int(0.9 * (len(values) - 1))], 3),
+                       "inputs": len(values)}
+    return found
+
+
 def _caller(folder: Path, dev_path: str, n: int):
     from bertx.inference.loading import load_trained
 

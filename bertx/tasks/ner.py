@@ -16,7 +16,7 @@ from bertx.data.conll import read_tagged
 from bertx.data.word_windows import merge_word_logits, word_features
 from bertx.errors import DataError
 from bertx.models.batched_outputs import token_outputs
-from bertx.metrics.tagging import tagging_metrics
+from bertx.metrics.tagging import micro_from_counts, sentence_counts, tagging_metrics
 from bertx.models.heads import load_with_new_head
 from bertx.tasks.bio import build_tag_space, decode_tags, encode_tags, normalise_tags
 from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
@@ -75,7 +75,12 @@ class NerTask:
 
     def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64,
                  autocast_dtype=None) -> dict:
+        return self.scorer(model, evalset, pad_id, data, device, batch_size, autocast_dtype)(None)
+
+    def scorer(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64, autocast_dtype=None):
+        """Tags decoded once; a function of sentence indices -> entity metrics (None: all sentences)."""
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         logits = self.word_logits(model, evalset.extra, pad_id, device, batch_size, autocast_dtype)
         pred = [decode_tags(x, labels, data.tag_decoding) for x in logits]
-        return tagging_metrics(evalset.gold, pred)
+        counts = sentence_counts(evalset.gold, pred)  # (S, 5): seqeval once, then sums per resample
+        return lambda idx=None: tagging_metrics(evalset.gold, pred) if idx is None else micro_from_counts(counts[idx])

@@ -71,7 +71,13 @@ class QaTask:
 
     def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64,
                  autocast_dtype=None) -> dict:
+        return self.scorer(model, evalset, pad_id, data, device, batch_size, autocast_dtype)(None)
+
+    def scorer(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64, autocast_dtype=None):
+        """Answers decoded once; a function of question indices -> EM / F1 (None: all questions)."""
         qa, examples = evalset.extra
         found = self.answers(model, qa, examples, pad_id, device, batch_size, autocast_dtype, data.n_best,
                              data.max_answer_length)
-        return squad_metrics([a["answer"] for a in found], evalset.gold)
+        answers, gold = [a["answer"] for a in found], list(evalset.gold)
+        return lambda idx=None: squad_metrics(answers if idx is None else [answers[i] for i in idx],
+                                              gold if idx is None else [gold[i] for i in idx])

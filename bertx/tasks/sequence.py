@@ -71,5 +71,12 @@ class SequenceTask:
 
     def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 128,
                  autocast_dtype=None) -> dict:
+        return self.scorer(model, evalset, pad_id, data, device, batch_size, autocast_dtype)(None)
+
+    def scorer(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 128, autocast_dtype=None):
+        """The model's outputs on `evalset`, once, as a function of example indices -> metrics (None: all):
+        what bootstrap intervals resample."""
         logits = model_outputs(model, evalset.features, pad_id, batch_size, device=device, autocast_dtype=autocast_dtype)
-        return task_metrics(self.spec.label_kind, logits, evalset.gold)
+        gold = np.asarray(evalset.gold)
+        return lambda idx=None: task_metrics(self.spec.label_kind, logits if idx is None else logits[idx],
+                                             gold if idx is None else gold[idx])

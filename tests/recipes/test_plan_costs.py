@@ -87,14 +87,17 @@ def test_calibration_weights_each_finished_stage_by_its_size():
     assert c.scale == pytest.approx(640 / 620)
 
 
-def test_a_shipped_model_under_the_baseline_is_flagged_once():
+def test_a_shipped_model_under_the_baseline_is_flagged_once_with_the_nearest_alternative():
     from bertx.recipes.plan import _flag_below_baseline
 
     ctx = stages.Context(config=None, out=None, inputs={}, profile={}, costs=None)
     base, teacher = {"score": 0.60}, {"score": 0.61, "latency_ms": 10.0}
-    _flag_below_baseline(ctx, base, teacher, {"score": 0.62})
+    wider = {"student": "bert-3", "score": 0.612, "latency_ratio": 0.341, "missed": ["latency 0.341x the baseline's > 0.2x"]}
+    ledger = {"stages": {"compress": {"result": {"students": [wider]}}}}
+    _flag_below_baseline(ctx, base, teacher, {"score": 0.62, "folder": "ship"}, ledger)
     assert ctx.decisions == []
-    _flag_below_baseline(ctx, base, teacher, {"score": 0.56})
-    _flag_below_baseline(ctx, base, teacher, {"score": 0.56})  # a rerun says it once
+    _flag_below_baseline(ctx, base, teacher, {"score": 0.56, "folder": "ship"}, ledger)
+    _flag_below_baseline(ctx, base, teacher, {"score": 0.56, "folder": "ship"}, ledger)  # a rerun says it once
     assert [d["decision"] for d in ctx.decisions] == ["below the baseline"]
-    assert "4.00 points under the baseline" in ctx.decisions[0]["why"] and "61.00 at 10.00 ms" in ctx.decisions[0]["why"]
+    why = ctx.decisions[0]["why"]
+    assert "4.00 points under the baseline" in why and "with `latency_ratio: 0.35`, bert-3 at +1.20 points" in why

@@ -106,6 +106,10 @@ class Costs:
     def export(self, share: float = 1.0) -> float:
         return 8.0 + EXPORT_S * share
 
+    def score(self, examples: int) -> float:
+        """Scoring the baseline, the teacher and the shipped model on the held-out examples, with intervals."""
+        return 3 * (LATENCY_S + self.infer_s(examples, self.quantiles("dev_length_quantiles"))) + 5.0
+
     def ship(self, export: bool) -> float:
         """Copying (or, for a teacher, making) the export, scoring it on dev, measuring its latency."""
         return LATENCY_S + 2.0 + (self.export() if export else 0.0)

@@ -1,7 +1,11 @@
 """The plan's inputs: the files every stage reads, after the draws the plan config asks for.
 
     train --(labelled: N, seeded)--> profile/data/train.*   the rest --(unlabelled_rest)--> profile/data/rest.*
-    no dev file --(dev_fraction, seeded)--> profile/data/dev.*  (taken from the labelled examples)
+    held out for the report (`report`): the `test:` file, read only once the plan has shipped; else a seeded
+        `report_fraction` of the dev file, or of the labelled examples when there is no dev file. No stage,
+        no checkpoint choice and no student choice ever sees it, so the scores the plan reports are not those
+        of the split that picked the winner.
+    no dev file --(dev_fraction of what is left, seeded)--> profile/data/dev.*   (the decisions' split)
     NER's rest as plain sentences (profile/data/rest-sentences.txt): what domain-adaptive pretraining reads
 
 Each draw is written in the source file's own format, once; a rerun finds it and reads the same files.
@@ -17,13 +21,20 @@ from bertx.data.draws import read_records, split_records, write_records
 from bertx.errors import BertxError
 from bertx.data.hf_datasets import local_file
 
+REPORT_TEST = "test file"
+REPORT_DEV_SHARE = "held-out share of the dev file"
+REPORT_LABELLED_SHARE = "held-out share of the labelled examples"
+REPORT_DEV = "dev (the split that chose checkpoints and students: optimistic)"
+
 
 def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
-    """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made."""
+    """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made.
+    The test file is checked to exist, never opened: it is read once, after the plan ships."""
     train = local_file(config.resolve(config.train))
     dev = local_file(config.resolve(config.dev)) if config.dev else None
+    test = config.resolve(config.test) if config.test else None
     unlabelled = [local_file(config.resolve(p)) for p in config.unlabelled]
-    for role, path in [("train", train), ("dev", dev)] + [("unlabelled", p) for p in unlabelled]:
+    for role, path in [("train", train), ("dev", dev), ("test", test)] + [("unlabelled", p) for p in unlabelled]:
         if path and not Path(path).is_file():
             raise BertxError(f"plan {role} file {path}: file not found")
     tagged = config.task == "ner"
@@ -32,6 +43,14 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
     if config.task == "qa" and (config.labelled or not dev):
         raise BertxError("plan: QA needs a dev file and takes the training file whole (no `labelled:` draw)")
     data = folder / "data"
+    report, role = (test, REPORT_TEST) if test else (dev, REPORT_DEV)
+    if dev and not test and config.task != "qa":  # SQuAD articles are not split: QA reports on dev, said so
+        header, records = read_records(dev, tagged)
+        held, kept = _held_out(records, config.report_fraction, config.seed + 3)
+        if held:
+            report, role = str(write_records(data / f"report{suffix}", header, held, tagged)), REPORT_DEV_SHARE
+            dev = str(write_records(data / f"dev{suffix}", header, kept, tagged))
+            notes["report_split"] = {"report": len(held), "dev": len(kept), "of": "dev"}
     if config.labelled or not dev:
         header, records = read_records(train, tagged)
         if config.labelled:
@@ -46,12 +65,24 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
                 unlabelled.append(str(_plain_sentences(rest_file, data / "rest-sentences.txt") if tagged else rest_file))
                 notes["unlabelled_rest"] = len(rest)
         if not dev:
+            if not test:
+                held, records = _held_out(records, config.report_fraction, config.seed + 3)
+                report, role = str(write_records(data / f"report{suffix}", header, held, tagged)), REPORT_LABELLED_SHARE
+                notes["report_split"] = {"report": len(held), "of": "labelled"}
             held = max(1, round(config.dev_fraction * len(records)))
             dev_records, records = split_records(records, held, config.seed + 2)
             dev = str(write_records(data / f"dev{suffix}", header, dev_records, tagged))
             notes["dev_split"] = {"dev": len(dev_records), "train": len(records), "fraction": config.dev_fraction}
         train = str(write_records(data / f"train{suffix}", header, records, tagged))
-    return {"train": train, "dev": dev, "unlabelled": unlabelled, "draws": notes}
+    return {"train": train, "dev": dev, "unlabelled": unlabelled, "report": report, "report_role": role, "draws": notes}
+
+
+def _held_out(records: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(held out, kept): a seeded `fraction` of the records (at least one, and one left), or none at fraction 0."""
+    if fraction <= 0 or len(records) < 3:
+        return [], records
+    count = min(len(records) - 2, max(1, round(fraction * len(records))))
+    return split_records(records, count, seed)
 
 
 def _plain_sentences(tagged_file: Path, target: Path) -> Path:

@@ -53,6 +53,8 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),
         "tokenize_ms": tokenizer_ms(config, inputs["dev"], tokenizer), "vocab_size": len(tokenizer),
     }
+    if inputs.get("report") and inputs["report"] != inputs["dev"] and inputs.get("report_role") != "test file":
+        profile["report_examples"] = _read(config, inputs["report"], tokenizer)[0]  # never the test file: read at the end
     if labels:
         counts = Counter(labels)
         profile["labels"] = dict(counts.most_common())

@@ -23,7 +23,7 @@ from bertx.config import (DataConfig, DistillConfig, FewshotConfig, FinetuneConf
                           PretrainConfig, SourcesConfig, TaskEntry, TrainConfig, load_config)
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
-from bertx.evaluation.latency import single_input_latency
+from bertx.evaluation.latency import paired_latency, single_input_latency
 from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, Costs
 from bertx.recipes.plan.profile import encoder_path, length_quantiles
 
@@ -85,11 +85,28 @@ def main_score(metrics: dict) -> tuple[str, float]:
     return name, float(metrics[name])
 
 
-def measured(ctx: Context, folder: Path, metrics: dict) -> dict:
-    """A trained model's main dev score, single-input latency and weight size."""
+def measured(ctx: Context, folder: Path, metrics: dict, same_architecture: bool = False) -> dict:
+    """A trained model's main dev score, single-input latency (beside the baseline's) and weight size."""
     name, score = main_score(metrics)
-    return {"folder": str(folder), "metric": name, "score": score,
-            **single_input_latency(folder, ctx.inputs["dev"]), "size_mb": weights_mb(folder)}
+    return {"folder": str(folder), "metric": name, "score": score, **timed(ctx, folder, same_architecture),
+            "size_mb": weights_mb(folder)}
+
+
+def timed(ctx: Context, folder: Path | str, same_architecture: bool = False) -> dict:
+    """Single-input latency of `folder` timed in turns with the baseline's (`paired_latency`), and their ratio:
+    what `ship: {latency_ratio}` is checked against, unmoved by a load that falls on both alike. A model of the
+    baseline's own architecture that times far from it was measured at a bad moment: timed again, longer."""
+    base = ctx.out / "baseline"
+    if Path(folder) == base:
+        return {**single_input_latency(base, ctx.inputs["dev"]), "latency_ratio": 1.0}
+    found = paired_latency({"model": folder, "baseline": base}, ctx.inputs["dev"])
+    ratio = found["model"]["latency_ms"] / found["baseline"]["latency_ms"]
+    note = {}
+    if same_architecture and not 0.67 <= ratio <= 1.5:
+        found = paired_latency({"model": folder, "baseline": base}, ctx.inputs["dev"], rounds=15)
+        note = {"timing_note": f"timed {ratio:.2f}x the baseline of the same architecture; timed again in 15 rounds"}
+        ratio = found["model"]["latency_ms"] / found["baseline"]["latency_ms"]
+    return {**found["model"], "baseline_ms_beside": found["baseline"]["latency_ms"], "latency_ratio": round(ratio, 3), **note}
 
 
 def weights_mb(folder: Path) -> float:
@@ -125,14 +142,29 @@ def load_sources(config: PlanConfig) -> SourcesConfig | None:
     return load_config(config.resolve(config.sources), [], schema=SourcesConfig)
 
 
-def capped_sources(sources: SourcesConfig) -> list[TaskEntry]:
+def capped_sources(sources: SourcesConfig, cap: int = SOURCE_EXAMPLES) -> list[TaskEntry]:
     return [entry.model_copy(update={"data": entry.data.model_copy(update={
-        "max_train_examples": min(entry.data.max_train_examples or SOURCE_EXAMPLES, SOURCE_EXAMPLES)})})
+        "max_train_examples": min(entry.data.max_train_examples or cap, cap)})})
         for entry in sources.tasks]
 
 
-def choose(ctx: Context) -> dict:
-    """The encoder among the candidates, then the source tasks predicted to help, from frozen features (LogME)."""
+def sources_folder(sources: SourcesConfig, cap: int) -> Path:
+    """Where the sources fine-tuned on at most `cap` examples each are cached, shared by every plan naming
+    the same sources file: its `output`, or `output/first-CAP` for a cheaper cap."""
+    return Path(sources.output) if cap >= SOURCE_EXAMPLES else Path(sources.output) / f"first-{cap}"
+
+
+def cached_cap(sources: SourcesConfig, caps) -> int | None:
+    """The largest cap whose sources are all fine-tuned already (a second plan reuses them for free)."""
+    for cap in sorted(caps, reverse=True):
+        if all((sources_folder(sources, cap) / e.name / "metrics.json").is_file() for e in sources.tasks):
+            return cap
+    return None
+
+
+def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES) -> dict:
+    """The encoder among the candidates, then the source tasks (each fine-tuned on at most `source_examples`,
+    or found cached) predicted to help, from frozen features (LogME)."""
     from bertx.evaluation.rank import rank
 
     config, folder = ctx.config, ctx.out / "choose"
@@ -155,8 +187,10 @@ def choose(ctx: Context) -> dict:
     if sources is not None and rankable and config.regime in ("auto", "multitask"):
         from bertx.recipes.sources import rank_encoders, train_sources
 
-        entries = capped_sources(sources)
-        trained = train_sources(entries, Path(sources.output), sources.task_config, ctx.show_progress)
+        cap = cached_cap(sources, [SOURCE_EXAMPLES, source_examples]) or source_examples
+        entries = capped_sources(sources, cap)
+        trained = train_sources(entries, sources_folder(sources, cap), sources.task_config, ctx.show_progress)
+        result["source_examples"] = cap
         report = rank_encoders(encoder_path(sources.model.name_or_path or "default"), trained, ctx.inputs["train"], config.task,
                                ("logme",), 2000, ctx.profile["max_length"], config.seed, str(folder / "sources"), True,
                                data=ctx.reading())
@@ -174,14 +208,15 @@ def choose(ctx: Context) -> dict:
     return result
 
 
-def choose_estimate(ctx: Context) -> float:
+def choose_estimate(ctx: Context, cap: int = SOURCE_EXAMPLES) -> float:
     seconds = ctx.costs.rank(len(ctx.config.encoders), ctx.examples) if len(ctx.config.encoders) > 1 else 0.0
     sources = load_sources(ctx.config)
     if sources is None:
         return seconds
     sizes = source_sizes(ctx)
-    for entry in capped_sources(sources):
-        if (Path(sources.output) / entry.name / "metrics.json").is_file():
+    cap = cached_cap(sources, [SOURCE_EXAMPLES, cap]) or cap
+    for entry in capped_sources(sources, cap):
+        if (sources_folder(sources, cap) / entry.name / "metrics.json").is_file():
             continue
         count, lengths = sizes[entry.name]
         examples = min(entry.data.max_train_examples, count)
@@ -313,14 +348,14 @@ def teacher(ctx: Context, encoder: str, regime: str, helpful: list[str], epochs:
                                 train=TrainConfig(epochs=3, seed=config.seed, save_steps=100))
         runfolder.make_folder(folder)
         _, metrics, model_dir = joint_then_alone(joint, target, chosen, folder, train, ctx.show_progress)
-        return measured(ctx, Path(model_dir), metrics)
+        return measured(ctx, Path(model_dir), metrics, same_architecture=True)
     peft = PeftOptions() if regime == "adapters" else None
     from bertx.recipes.finetune import finetune
 
     metrics = finished(folder) or finetune(FinetuneConfig(task=config.task, output=str(folder), data=data, model=model,
                                                           train=train, peft=peft),
                                            show_progress=ctx.show_progress, **continue_or_start(folder))
-    return measured(ctx, folder, metrics)
+    return measured(ctx, folder, metrics, same_architecture=peft is None)
 
 
 def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
@@ -387,7 +422,7 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) ->
 
     score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
     return {"student": kind, "folder": str(folder), "export": str(export_dir), "quantize": report["quantize"], "metric": name,
-            "pytorch_score": pytorch_score, "score": score, **single_input_latency(export_dir, ctx.inputs["dev"]),
+            "pytorch_score": pytorch_score, "score": score, **timed(ctx, export_dir),
             "size_mb": weights_mb(export_dir)}
 
 
@@ -432,10 +467,42 @@ def compress_estimate(ctx: Context) -> float:
     return ctx.costs.student(kinds[0] if kinds else "bert-2", transfer, epochs)
 
 
+def export_candidate(ctx: Context, model: dict, name: str) -> dict:
+    """A trained model's own export (int8, else fp32) as a candidate to ship, in a student row's form."""
+    import time
+
+    from bertx.evaluation.evaluate import evaluate
+
+    started = time.perf_counter()
+    export_dir = ctx.out / f"{name.split('-')[0]}.export"
+    report = export_model(Path(model["folder"]), export_dir)
+    score = float(evaluate(export_dir, ctx.inputs["dev"])[model["metric"]])
+    return {"student": name, "folder": model["folder"], "export": str(export_dir), "quantize": report["quantize"],
+            "metric": model["metric"], "pytorch_score": model["score"], "score": score, **timed(ctx, export_dir),
+            "size_mb": weights_mb(export_dir), "seconds": round(time.perf_counter() - started, 1), "estimate_s": None,
+            "predicted_latency_ms": None}
+
+
+def held_out_scores(ctx: Context, base: dict, teacher: dict, shipped: dict) -> dict:
+    """The baseline, the teacher and the shipped model scored once on the held-out examples (the test file or
+    the report split, which no decision saw), each with a 95% bootstrap interval, and each one's difference
+    from the baseline with its paired interval. A plan without a report split says it scored on dev."""
+    from bertx.evaluation.intervals import scored
+    from bertx.recipes.plan.inputs import REPORT_DEV
+
+    report, role = ctx.inputs.get("report") or ctx.inputs["dev"], ctx.inputs.get("report_role") or REPORT_DEV
+    models = {"baseline": base["folder"], "teacher": teacher["folder"], "shipped": shipped["folder"]}
+    return {"on": role, "file": report, **scored(models, report, shipped["metric"], against="baseline", seed=ctx.config.seed)}
+
+
 def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
     """The ship constraints `row` misses (empty: it meets them all)."""
     missed = []
-    if ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
+    if ship.get("latency_ratio") is not None and row.get("latency_ratio") is not None:
+        if row["latency_ratio"] > ship["latency_ratio"]:
+            missed.append(f"latency {row['latency_ratio']:.3f}x the baseline's > {ship['latency_ratio']:g}x "
+                          f"({row['latency_ms']:.2f} ms beside its {row['baseline_ms_beside']:.2f})")
+    elif ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
         missed.append(f"latency {row['latency_ms']:.2f} ms > {ship['latency_ms']:.2f}")
     if ship.get("size_mb") is not None and row["size_mb"] > ship["size_mb"]:
         missed.append(f"size {row['size_mb']:.1f} MB > {ship['size_mb']:g}")
@@ -459,5 +526,5 @@ def ship(ctx: Context, chosen: dict) -> dict:
 
     metrics = evaluate(target, ctx.inputs["dev"])
     return {"folder": str(target), "from": str(source), "metric": chosen["metric"], "score": float(metrics[chosen["metric"]]),
-            **single_input_latency(target, ctx.inputs["dev"]), "size_mb": weights_mb(target),
+            **timed(ctx, target), "size_mb": weights_mb(target),
             "serve": f"bertx serve {target}"}
