@@ -20,6 +20,8 @@ def write_report(out: Path, ledger: dict) -> Path:
     sections = [f"<h1>bertx plan: {html.escape(Path(out).name)}</h1>",
                 f"<p>Task <b>{html.escape(ledger['config']['task'])}</b>, budget {ledger['budget_s'] / 60:.0f} min, "
                 f"dev {html.escape(metric)}.</p>"]
+    if summary.get("reported"):
+        sections.append(_reported_section(summary, metric))
     if summary:
         sections.append("<h2>Shipped against the baseline</h2>" + table(
             ["model", f"dev {metric}", "latency, 1 input (ms)", "weights (MB)"],
@@ -50,6 +52,23 @@ def write_report(out: Path, ledger: dict) -> Path:
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bertx plan: {html.escape(Path(out).name)}"
             f"</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     return runfolder.write_text(Path(out) / "report.html", page)
+
+
+def _reported_section(summary: dict, metric: str) -> str:
+    """The scores the plan reports: on examples no decision saw, each with its 95% interval, and whether the
+    shipped model's gain over the baseline is more than the noise of so few examples."""
+    reported = summary["reported"]
+    rows = [[name, _pct(reported[name]), "–".join(_pct(v) for v in reported[f"{name}_interval"])]
+            for name in ("baseline", "teacher", "shipped")]
+    gain = f"{reported['gain_pts']:+.2f} points"
+    if reported.get("gain_interval_pts"):
+        low, high = reported["gain_interval_pts"]
+        gain += f" (paired 95% interval {low:+.2f} to {high:+.2f}: " + (
+            "inside the noise of these examples, not a measured gain)" if reported["within_noise"] else "beyond the noise)")
+    return (f"<h2>Reported scores: {html.escape(reported['on'])}</h2><p>{reported['examples']} examples that chose nothing "
+            f"(no checkpoint, no student, no stage): {html.escape(reported['file'])}.</p>"
+            + table(["model", f"{metric}", "95% interval (bootstrap)"], rows) + f"<p>Shipped against the baseline: {gain}. "
+            "The dev scores below chose checkpoints and students, so they are optimistic.</p>")
 
 
 def _figure(summary: dict, students: list[dict], metric: str) -> str:

@@ -51,3 +51,18 @@ def test_task_metrics_dispatch():
     assert task_metrics("class", logits, np.array([0, 1]))["accuracy"] == 1.0
     assert task_metrics("classes", logits, np.array([[1, 0], [0, 1]]))["micro_f1"] == 1.0
     assert task_metrics("score", np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2, 4]))["spearman"] == pytest.approx(1)
+
+
+@pytest.mark.parametrize("classes, examples", [(2, 2), (2, 300), (3, 7), (5, 50)])
+def test_classification_metrics_agree_with_sklearn(classes, examples):
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(classes * examples)
+    gold, pred = rng.integers(0, classes, examples), rng.integers(0, classes, examples)
+    pred[: examples // 3] = 0  # some classes under-predicted, as a weak model does
+    found = classification_metrics(pred, gold, classes)
+    assert found["accuracy"] == pytest.approx(accuracy_score(gold, pred))
+    assert found["macro_f1"] == pytest.approx(f1_score(gold, pred, labels=list(range(classes)), average="macro", zero_division=0))
+    assert found["mcc"] == pytest.approx(matthews_corrcoef(gold, pred))
+    if classes == 2:
+        assert found["f1"] == pytest.approx(f1_score(gold, pred, pos_label=1, average="binary", zero_division=0))

@@ -1,0 +1,130 @@
+"""The plan on a user's own task: scores reported on examples no decision saw (never the split that picked
+the winner), a test file read only at the end, a schedule that re-admits a stage when dropping another frees
+its time, and levers pulled before a model under the baseline ships."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import bertx
+from bertx.recipes.plan import _levers, budget, stages
+from tests.recipes.test_plan import plan_config
+
+MIN = 60.0
+
+
+def lean_plan(tiny_bert: str, root: Path, **changes) -> dict:
+    """No dev file, no sources, one encoder, one student: the smallest plan a user may write."""
+    config = plan_config(tiny_bert, root, dev=None, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert],
+                         students=["cnn"], labelled=200)
+    config.update(changes)
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def records(path: str) -> set[str]:
+    return set(Path(path).read_text(encoding="utf-8").splitlines()[1:])
+
+
+def test_without_a_dev_file_the_reported_scores_come_from_examples_no_decision_saw(tiny_bert, tmp_path):
+    ledger = bertx.plan(lean_plan(tiny_bert, tmp_path), show_progress=False)
+    inputs = ledger["stages"]["profile"]["result"]["inputs"]
+    reported = ledger["summary"]["reported"]
+    assert reported["on"] == "held-out share of the labelled examples" and reported["file"] == inputs["report"]
+    held, train, dev = records(inputs["report"]), records(inputs["train"]), records(inputs["dev"])
+    assert len(held) == 40 and not held & train and not held & dev  # 20% of the 200 drawn
+    assert reported["examples"] == 40
+    again = bertx.evaluate(ledger["summary"]["shipped_dir"], inputs["report"])["accuracy"]
+    assert reported["shipped"] == pytest.approx(again)
+    for name in ("baseline", "teacher", "shipped"):
+        low, high = reported[f"{name}_interval"]
+        assert low <= reported[name] <= high and high - low > 0.05  # 40 examples: a wide interval, said so
+    assert reported["gain_interval_pts"][0] <= reported["gain_pts"] <= reported["gain_interval_pts"][1]
+    assert isinstance(reported["within_noise"], bool)
+    page = (Path(ledger["summary"]["shipped_dir"]).parent / "report.html").read_text(encoding="utf-8")
+    assert "held-out share of the labelled examples" in page and "95% interval" in page
+
+
+def test_a_test_file_is_read_only_once_the_plan_has_shipped(tiny_bert, tmp_path, monkeypatch):
+    from tests.conftest import write_toy_classification
+
+    test_file = tmp_path / "test.tsv"
+    write_toy_classification(test_file, 50, 9)
+    opened: list[bool] = []
+    scoring = [False]
+
+    def hook(event, args):  # every open() of the test file, and whether the final scoring had begun
+        if event == "open" and args and str(args[0]) == str(test_file):
+            opened.append(scoring[0])
+
+    original = stages.held_out_scores
+
+    def scored(*args, **kwargs):
+        scoring[0] = True
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "held_out_scores", scored)
+    sys.addaudithook(hook)
+    try:
+        ledger = bertx.plan(lean_plan(tiny_bert, tmp_path, test=str(test_file)), show_progress=False)
+    finally:
+        scoring[0], test_file = False, Path("/nonexistent")  # the hook cannot be removed: make it inert
+    assert opened and all(opened)
+    reported = ledger["summary"]["reported"]
+    assert reported["on"] == "test file" and reported["examples"] == 50
+    assert "report_split" not in ledger["stages"]["profile"]["result"]["inputs"]["draws"]
+
+
+def option(label: str, minutes: float, value: float, runs: bool = True) -> budget.Option:
+    return budget.Option(label, minutes * MIN, value, runs=runs)
+
+
+SKIP = option("skip", 0, 0, runs=False)
+
+
+def test_the_schedule_readmits_a_stage_when_dropping_another_frees_its_time():
+    # The cold machine of the user's report: the sources cost 24.8 min, adaptation 9.4 min, budget 45 min.
+    choices = {"choose": [option("sources", 24.8, 1.5), option("capped sources", 12.0, 1.2), SKIP],
+               "adapt": [option("adapt", 9.4, 1.0), option("adapt half", 4.7, 0.7), SKIP],
+               "teacher": [option("teacher", 10, 2.0), option("teacher half", 5, 1.4)],
+               "compress": [option("compress", 6, 4.0), option("skip", 1, 0.0, runs=False)]}
+    picked = budget.best_schedule(choices, 5 * MIN, 45 * MIN)
+    # Greedy trimming dropped adapt first, then the sources, and never looked back; together, both fit once
+    # the sources are capped: 5 + 12 + 9.4 + 10 + 6 = 42.4 min.
+    assert {n: o.label for n, o in picked.items()} == {"choose": "capped sources", "adapt": "adapt", "teacher": "teacher",
+                                                       "compress": "compress"}
+    without_cap = {**choices, "choose": [choices["choose"][0], SKIP]}
+    picked = budget.best_schedule(without_cap, 5 * MIN, 45 * MIN)
+    assert not picked["choose"].runs and picked["adapt"].label == "adapt"  # the sources dropped, adaptation re-admitted
+    assert all(o.runs for o in budget.best_schedule(choices, 5 * MIN, 60 * MIN).values())
+    tight = budget.best_schedule(choices, 5 * MIN, 1 * MIN)  # nothing fits: the cheapest plan, said by the caller
+    assert tight["teacher"].label == "teacher half" and not tight["choose"].runs and not tight["adapt"].runs
+
+
+class Plan:
+    """Just enough of a plan context for the levers."""
+
+    def __init__(self):
+        self.config = type("C", (), {"students": ["bert-3", "bert-2", "cnn", "bag"], "task": "classification"})()
+        self.decisions = []
+
+    def decide(self, stage, choice, why):
+        self.decisions.append({"stage": stage, "decision": choice, "why": why})
+
+
+@pytest.mark.parametrize("teacher_ratio, expect_wider", [(0.15, False), (0.5, True)])
+def test_a_student_under_the_baseline_pulls_the_levers_before_shipping(monkeypatch, teacher_ratio, expect_wider):
+    ctx, rows, distilled = Plan(), [{"student": "bag", "score": 0.70, "missed": [], "latency_ratio": 0.03}], []
+    monkeypatch.setattr(stages, "export_candidate", lambda ctx, teacher, name: {
+        "student": name, "score": 0.82, "latency_ratio": teacher_ratio, "latency_ms": teacher_ratio * 10,
+        "baseline_ms_beside": 10.0, "size_mb": 20.0})
+    ship = {"latency_ratio": 0.2, "latency_ms": 2.0, "size_mb": None, "min_kept": 0.9}
+    predicted = {"bert-3": 3.0, "bert-2": 2.3, "cnn": 1.0, "bag": 0.5}
+    _levers(ctx, {"score": 0.80, "latency_ms": 10.0}, {"score": 0.83, "folder": "t", "metric": "accuracy", "baseline_ms_beside": 10.0},
+            ship, rows, predicted, lambda kind: distilled.append(kind) or True)
+    assert "pull the levers" in [d["decision"] for d in ctx.decisions]
+    teacher_row = next(r for r in rows if r["student"] == "teacher-int8")
+    assert bool(teacher_row["missed"]) == expect_wider
+    assert distilled == (["bert-3"] if expect_wider else [])  # the widest untried within 1.8x the 2 ms target
