@@ -55,6 +55,9 @@ class PlanConfig(StrictModel):
     unlabelled: list[str] = Field(default_factory=list, description="In-domain text files (a line each, or TSV/CSV/JSONL text columns).")
     unlabelled_rest: Union[bool, int] = Field(False, description="With `labelled`: the other examples of train, labels "
                                               "dropped, join the unlabelled text (true: all; N: at most N).")
+    parallel: Optional[list[str]] = Field(None, min_length=2, max_length=2, description="Two row-aligned files: text in the "
+                                          "encoder's language and its translation into the target's; when the target's text is "
+                                          "in another language, its new word pieces start from the pieces they translate.")
     sources: Optional[str] = Field(None, description="YAML of labelled related tasks (the `bertx rank --sources` format).")
     encoders: list[str] = Field(default_factory=lambda: ["default"], description="Candidate encoder folders ('default': the packaged MiniLM).")
     ship: ShipConfig = Field(default_factory=ShipConfig)

@@ -128,3 +128,36 @@ def test_a_student_under_the_baseline_pulls_the_levers_before_shipping(monkeypat
     teacher_row = next(r for r in rows if r["student"] == "teacher-int8")
     assert bool(teacher_row["missed"]) == expect_wider
     assert distilled == (["bert-3"] if expect_wider else [])  # the widest untried within 1.8x the 2 ms target
+
+
+FOREIGN = ["bom", "ótimo", "lindo", "feliz", "ruim", "péssimo", "triste", "fraco", "filme", "história", "enredo", "muito"]
+
+
+def foreign_sentence(rng, positive: bool) -> str:
+    words = [rng.choice(FOREIGN[8:]) for _ in range(rng.randint(2, 5))]
+    words.insert(rng.randint(0, len(words)), rng.choice(FOREIGN[:4] if positive else FOREIGN[4:8]))
+    return " ".join(words)
+
+
+def test_a_target_in_another_language_goes_through_the_vocabulary_stage(tiny_bert, tmp_path):
+    import random
+
+    rng = random.Random(5)
+    rows = ["sentence\tlabel"] + [f"{foreign_sentence(rng, y)}\t{'pos' if y else 'neg'}" for y in (rng.random() < 0.5 for _ in range(2000))]
+    (tmp_path / "foreign.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = lean_plan(tiny_bert, tmp_path, train=str(tmp_path / "foreign.tsv"), labelled=120, unlabelled_rest=True,
+                       students=["cnn"], budget="30m")
+    config.pop("dev", None)
+    rows_planned = {r["stage"]: r for r in bertx.plan(config, dry_run=True, show_progress=False)["schedule"]}
+    assert rows_planned["adapt"]["run"] and rows_planned["adapt"]["vocabulary"]
+    ledger = bertx.plan(config, show_progress=False)
+    profile = ledger["stages"]["profile"]["result"]["profile"]
+    assert profile["foreign_text"] and profile["pieces_per_word"] > 1.4
+    out = Path(config["output"])
+    assert (out / "vocab" / "vocab_report.json").is_file() and (out / "adapt" / "bertx_run.yaml").is_file()
+    decisions = [d["decision"] for d in ledger["decisions"] if d["stage"] == "adapt"]
+    assert any(d.startswith("add ") and "word pieces" in d for d in decisions)
+    from transformers import AutoTokenizer
+
+    grown = AutoTokenizer.from_pretrained(out / "vocab")
+    assert len(grown) > len(AutoTokenizer.from_pretrained(tiny_bert))

@@ -190,7 +190,7 @@ _NOT_APPLICABLE = {
 }
 SOURCE_CAPS = (stages.SOURCE_EXAMPLES, 1000)
 # Expected points each option adds (budget.py's docstring says where they come from).
-VALUE = {"sources": 1.5, "capped sources": 1.2, "encoders": 0.5, "adapt": 1.0, "teacher": 2.0, "compress": 4.0}
+VALUE = {"sources": 1.5, "capped sources": 1.2, "encoders": 0.5, "adapt": 1.0, "language": 3.0, "teacher": 2.0, "compress": 4.0}
 
 
 def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float) -> list[budget.Option]:
@@ -214,10 +214,13 @@ def _adapt_options(ctx: stages.Context) -> list[budget.Option]:
     if stages.adapt_sequences(ctx) < 64:
         return []
     full = stages.adapt_steps(ctx)
-    rank = ctx.costs.rank(2, ctx.examples)
-    steps_cost = lambda steps: ctx.costs.pretrain(int(steps), length=stages.adapt_length(ctx)) + rank  # noqa: E731
-    options = [budget.Option("adapt", seconds, VALUE["adapt"] * (steps / full) ** 0.5,
-                             {"steps": int(steps), **({"note": f"shortened to {int(steps)} steps to fit the budget"} if steps < full else {})})
+    foreign = bool(ctx.profile.get("foreign_text"))
+    fixed = ctx.costs.rank(2, ctx.examples) + (ctx.costs.vocabulary(ctx.profile["unlabelled_lines"]) if foreign else 0.0)
+    steps_cost = lambda steps: ctx.costs.pretrain(int(steps), length=stages.adapt_length(ctx)) + fixed  # noqa: E731
+    value = VALUE["language"] if foreign else VALUE["adapt"]
+    options = [budget.Option("adapt", seconds, value * (steps / full) ** 0.5,
+                             {"steps": int(steps), "vocabulary": foreign,
+                              **({"note": f"shortened to {int(steps)} steps to fit the budget"} if steps < full else {})})
                for steps, seconds in budget.fractions_of(steps_cost, full, floor=min(full, 50))]
     return options + [budget.Option("skip", 0.0, 0.0, runs=False)]
 
@@ -249,11 +252,21 @@ def describe_schedule(ledger: dict) -> str:
              f"p95 {profile['lengths']['p95']} -> max_length {profile['max_length']}; "
              f"{profile['probe']['train_tokens_per_s']} training tokens/s at {profile['probe']['length']} tokens "
              f"(probed at {', '.join(str(p['length']) for p in profile['probe'].get('points', [profile['probe']]))}; {spent:.0f} s)"]
+    if "pieces_per_word" in profile:
+        lines.append(f"  {profile['pieces_per_word']:.2f} word pieces per word" + (
+            ": another language than the encoder's (the adapt stage gives it the text's word pieces first)"
+            if profile.get("foreign_text") else ""))
+    inputs = ledger["stages"]["profile"]["result"]["inputs"]
+    if inputs.get("report_role"):
+        count = profile.get("report_examples")
+        lines.append(f"  scores reported on the {inputs['report_role']}" + (f" ({count} examples, held out from every "
+                     "decision)" if count else ""))
     total = spent
     for row in ledger["schedule"]:
         if row["run"]:
             total += row["estimate_s"]
-            extra = {k: row[k] for k in ("regime", "epochs", "steps", "students_at_most", "transfer_examples", "note") if k in row}
+            extra = {k: row[k] for k in ("option", "regime", "epochs", "steps", "vocabulary", "source_examples", "students_at_most",
+                                         "transfer_examples", "note") if row.get(k) not in (None, False)}
             lines.append(f"  {row['stage']:<9} {minutes(row['estimate_s']):>6.1f} min  " + ", ".join(f"{k} {v}" for k, v in extra.items()))
         else:
             lines.append(f"  {row['stage']:<9}   skip      {row['reason']}")
@@ -329,7 +342,7 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
     else:
         skip("choose", rows()["choose"]["reason"])
     if rows()["adapt"]["run"]:
-        adapted = run_stage("adapt", lambda: stages.adapt(ctx, encoder, rows()["adapt"]["steps"]))
+        adapted = run_stage("adapt", lambda: stages.adapt(ctx, encoder, rows()["adapt"]["steps"], rows()["adapt"].get("vocabulary", False)))
         if adapted["kept"]:
             encoder = adapted["folder"]
     else:

@@ -17,6 +17,7 @@ EXPORT_S = 35.0        # int8 export of a 6-layer encoder: trace, calibrate, qua
 LATENCY_S = 2.0        # measuring single-input latency (load + 105 calls)
 STUDENT_CHECK_S = 8.0  # scoring a student's export on dev and measuring its latency
 TRAIN_EFFICIENCY = 0.8  # bertx's loop versus the probe's plain step ([CLS]-only last layer, frozen embeddings)
+VOCAB_S_PER_LINE = 4e-4  # retraining a WordPiece on a line of text and counting its pieces (2 cores)
 MLM_FACTOR = 1.25      # a masked-LM step versus a classification step of the same tokens
 
 # Work of a student per token, as a share of the 6-layer teacher's (training and inference), and its
@@ -105,6 +106,10 @@ class Costs:
 
     def export(self, share: float = 1.0) -> float:
         return 8.0 + EXPORT_S * share
+
+    def vocabulary(self, lines: int) -> float:
+        """`vocab extend` on the target's text: a tokenizer retrained on it, pieces counted twice, a folder written."""
+        return 20.0 + VOCAB_S_PER_LINE * lines
 
     def score(self, examples: int) -> float:
         """Scoring the baseline, the teacher and the shipped model on the held-out examples, with intervals."""

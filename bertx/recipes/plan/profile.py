@@ -53,6 +53,7 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),
         "tokenize_ms": tokenizer_ms(config, inputs["dev"], tokenizer), "vocab_size": len(tokenizer),
     }
+    profile.update(language_check(config, inputs["train"], tokenizer))
     if inputs.get("report") and inputs["report"] != inputs["dev"] and inputs.get("report_role") != "test file":
         profile["report_examples"] = _read(config, inputs["report"], tokenizer)[0]  # never the test file: read at the end
     if labels:
@@ -61,6 +62,40 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         profile["smallest_class"] = min(counts.values())
         profile["balance"] = round(min(counts.values()) / max(counts.values()), 3)
     return profile
+
+
+FOREIGN_PIECES_PER_WORD = 1.4  # the encoder's own language: 1.06-1.12 here (SST-2, Amazon reviews, CoNLL); Portuguese 1.89
+
+
+def language_check(config: PlanConfig, path: str, tokenizer, sample: int = 2000) -> dict:
+    """Word pieces per word of the training text under the encoder's tokenizer: an encoder spells its own
+    language in about 1.1 pieces per word and another one in many more, broken into fragments that carry
+    little meaning. Past FOREIGN_PIECES_PER_WORD the text is taken as another language (the plan then gives
+    the encoder the text's word pieces before adapting it)."""
+    from bertx.models.vocab_transfer import words_and_pieces
+
+    texts = _texts(config, path, sample)
+    words, pieces, _ = words_and_pieces(tokenizer, texts)
+    ratio = round(pieces / max(1, words), 3)
+    return {"pieces_per_word": ratio, "foreign_text": ratio >= FOREIGN_PIECES_PER_WORD}
+
+
+def _texts(config: PlanConfig, path: str, limit: int) -> list[str]:
+    if config.task == "ner":
+        from bertx.data.conll import read_tagged
+
+        return [" ".join(s.words) for s in read_tagged(path, limit=limit)]
+    if config.task == "qa":
+        from bertx.data.squad import read_qa
+
+        return [e.question for e in read_qa(path, limit=limit)]
+    from bertx.data.examples import read_examples
+    from bertx.tasks import get_task
+
+    data = config.data
+    examples, _ = read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
+                                data.label_separator, limit=limit)
+    return [t for e in examples for t in (e.text, e.text_pair) if t]
 
 
 def length_quantiles(lengths: list[int], count: int = 21) -> list[float]:

@@ -33,6 +33,7 @@ TEACHER_MAX_EPOCHS = 30     # ... up to this many epochs
 MULTITASK_SOURCE_CAP = 4    # a source brings at most this many times the target's examples into joint training
 SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many examples
 UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
+VOCAB_ADD = 5000            # word pieces of the target's language added to the encoder at most
 MAX_STUDENTS = 3            # students distilled at most
 LATENCY_MARGIN = 1.3        # a student predicted up to this far over the latency target is still tried
 FIXED_MS = 0.2              # tokenising and decoding one input, on top of a student's share of the teacher's latency
@@ -267,8 +268,15 @@ def adapt_length(ctx: Context) -> int:
     return min(128, ctx.profile["max_length"])
 
 
+OWN_PIECES_PER_WORD = 1.15  # what a vocabulary extended for the text's language spells it in (Portuguese: 1.12)
+
+
 def adapt_sequences(ctx: Context) -> int:
-    return int(ctx.profile["unlabelled_lines"] * ctx.profile["mean_length"] // adapt_length(ctx))
+    """Packed masked-LM blocks the unlabelled text makes; fewer once text in another language is spelt in its own pieces."""
+    tokens = ctx.profile["unlabelled_lines"] * ctx.profile["mean_length"]
+    if ctx.profile.get("foreign_text"):
+        tokens *= OWN_PIECES_PER_WORD / ctx.profile["pieces_per_word"]
+    return int(tokens // adapt_length(ctx))
 
 
 def adapt_steps(ctx: Context) -> int:
@@ -277,12 +285,16 @@ def adapt_steps(ctx: Context) -> int:
     return int(min(3 * per_epoch, max(per_epoch, 100)))
 
 
-def adapt(ctx: Context, encoder: str, steps: int) -> dict:
-    """Continue masked-LM pretraining of `encoder` on the unlabelled text; keep it if it ranks above its start."""
+def adapt(ctx: Context, encoder: str, steps: int, vocabulary: bool = False) -> dict:
+    """Continue masked-LM pretraining of `encoder` on the unlabelled text, first giving it the text's own word
+    pieces when the text is in another language (`vocabulary`); keep it if it ranks above its start."""
     from bertx.evaluation.rank import rank
     from bertx.recipes.pretrain import pretrain
 
     folder = ctx.out / "adapt"
+    start = encoder
+    if vocabulary:
+        encoder = extend_for_language(ctx, encoder)
     if finished(folder) is None:
         config = PretrainConfig(output=str(folder), data={"train": ctx.inputs["unlabelled"], "documents": "line", "max_length": adapt_length(ctx),
                                                           "eval_fraction": 0.02, "max_eval_sequences": 200},
@@ -295,13 +307,40 @@ def adapt(ctx: Context, encoder: str, steps: int) -> dict:
         ctx.decide("adapt", "keep the adapted encoder", f"{ctx.config.task} is not ranked from frozen features; adapted text is in-domain")
         result["kept"] = True
         return result
-    report = rank(ctx.inputs["train"], [encoder, str(folder)], ctx.config.task, ("logme",), 2000, ctx.profile["max_length"],
+    report = rank(ctx.inputs["train"], [start, str(folder)], ctx.config.task, ("logme",), 2000, ctx.profile["max_length"],
                   ctx.config.seed, str(ctx.out / "choose" / "adapted"), True, names=["before", "adapted"], data=ctx.reading())
     scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
     result["scores"], result["kept"] = scores, scores["adapted"] > scores["before"]
     ctx.decide("adapt", "keep the adapted encoder" if result["kept"] else "drop the adapted encoder",
-               f"LogME after {steps} MLM steps {scores['adapted']:.3f} against {scores['before']:.3f} before")
+               f"LogME after {'the new word pieces and ' if vocabulary else ''}{steps} MLM steps {scores['adapted']:.3f} "
+               f"against {scores['before']:.3f} before")
     return result
+
+
+def vocabulary_texts(ctx: Context) -> list[str]:
+    """The target language's text the new pieces are chosen from: the unlabelled text, else the training file."""
+    return ctx.inputs["unlabelled"] or ([ctx.inputs["train"]] if ctx.config.task != "ner" else [])
+
+
+def extend_for_language(ctx: Context, encoder: str) -> str:
+    """`bertx vocab extend` on the target's text (up to VOCAB_ADD pieces; `aligned` init from the plan's
+    `parallel` translations, else `mean`), into OUTPUT/vocab; reused when done."""
+    from bertx.recipes.vocab import extend_vocab
+
+    folder = ctx.out / "vocab"
+    report_file = folder / "vocab_report.json"
+    if report_file.is_file():
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+    else:
+        parallel = tuple(ctx.config.resolve(p) for p in ctx.config.parallel) if ctx.config.parallel else None
+        report = extend_vocab(encoder, vocabulary_texts(ctx), VOCAB_ADD, str(folder), init="aligned" if parallel else "mean",
+                              documents="line", seed=ctx.config.seed, overwrite=True, parallel=parallel, log=lambda line: None)
+    first = report["texts"][0]
+    before, after = report["tokens_per_word"][first]["before"], report["tokens_per_word"][first]["after"]
+    ctx.decide("adapt", f"add {report['added']} word pieces ({report['init']} init)",
+               f"the target's text takes {ctx.profile['pieces_per_word']:.2f} pieces per word under the encoder's vocabulary "
+               f"(its own language about 1.1): another language; {before:.2f} -> {after:.2f} pieces per word with them")
+    return str(folder)
 
 
 # ---- teacher ----------------------------------------------------------------------------------------
