@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bertx.config.base import DataConfig, StrictModel, check_task_name, default_data_dir
 
+MIN_BUDGET_S = 60
 STUDENTS = ("bert-3", "bert-2", "bert-1", "bilstm", "cnn", "bag")
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
 
@@ -82,8 +83,9 @@ class PlanConfig(StrictModel):
         """A bare number is minutes (`budget: 45`)."""
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"{value}m"
-        if isinstance(value, str):
-            duration_seconds(value)
+        if isinstance(value, str) and duration_seconds(value) < MIN_BUDGET_S:
+            raise ValueError(f"budget {value!r}: a plan needs at least a minute (the baseline and the teacher alone train "
+                             "for longer)")
         return value
 
     @field_validator("encoders")

@@ -45,6 +45,8 @@ def student_from_teacher_layers(teacher: nn.Module, kept: list[int]) -> nn.Modul
     # One deepcopy of the whole teacher keeps shared references shared (every module's `config` is the
     # student's one config object); the kept layers are then picked from the copy.
     student = copy.deepcopy(teacher)
+    for weight in student.parameters():  # a teacher loaded from a PEFT run has its base frozen; a student trains it all
+        weight.requires_grad_(True)
     copied = _layers(student)
     student.base_model.encoder.layer = nn.ModuleList([copied[i] for i in kept])
     student.config.num_hidden_layers = len(kept)

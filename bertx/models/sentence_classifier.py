@@ -37,6 +37,14 @@ class SentenceClassifier(nn.Module):
         config.num_labels = len(labels)
         config.problem_type = "single_label_classification"
 
+    @property
+    def base_model(self) -> nn.Module:
+        """The encoder, under the name HF heads give it: distillation copies a student's layers from it."""
+        return self.encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
     def set_attn_implementation(self, name: str) -> None:
         self.encoder.set_attn_implementation(name)
 

@@ -31,7 +31,8 @@ from bertx.data.transfer_set import append_features, augmented_features, read_un
 from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
-from bertx.models.encoder import check_encoder_folder, load_tokenizer
+from bertx.models.adapters import is_adapter_folder
+from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
 from bertx.models.small_students import KINDS as SMALL_KINDS
 from bertx.models.small_students import build_small_student
 from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
@@ -48,10 +49,15 @@ from bertx.training.teacher_cache import TeacherCache
 
 
 def load_teacher(path: str, task_name: str | None, max_length: int | None = None):
-    """The teacher as a `TrainedModel`, checked to be fine-tuned for the requested task kind."""
+    """The teacher as a `TrainedModel`, checked to be fine-tuned for the requested task kind: any folder bertx
+    trains (a fine-tuned run, a PEFT run whose adapter is merged as it loads, a few-shot run)."""
     from bertx.inference.loading import load_trained
 
-    check_encoder_folder(path, max_length=max_length)
+    if is_adapter_folder(path):  # a PEFT run: its base model is the folder to check; the loader merges the adapter
+        base = ((runfolder.read_run_config(path) or {}).get("model") or {}).get("name_or_path")
+        check_encoder_folder(resolve_model_path(base), max_length=max_length)
+    else:
+        check_encoder_folder(path, max_length=max_length)
     teacher = load_trained(path, device="cpu")
     disable_cls_only_last_layer(teacher.model)  # the student is copied from it, and internal losses read every position
     if task_name:

@@ -96,7 +96,7 @@ def test_dry_run_trains_nothing_and_prints_each_stage(tiny_bert, tmp_path, capsy
 
 
 def test_a_budget_too_small_skips_stages_with_the_reason(tiny_bert, tmp_path):
-    config = plan_config(tiny_bert, tmp_path, budget="20s")
+    config = plan_config(tiny_bert, tmp_path, budget="1m")
     rows = {r["stage"]: r for r in bertx.plan(config, dry_run=True, show_progress=False)["schedule"]}
     assert not rows["choose"]["run"] and "does not fit the budget" in rows["choose"]["reason"]
     assert not rows["adapt"]["run"] and "budget" in rows["adapt"]["reason"]
@@ -132,6 +132,7 @@ def test_sigkill_in_the_teacher_stage_then_a_rerun_continues_there_and_ships_the
     ({"trian": "x.tsv"}, "trian"),
     ({"train": "missing.tsv"}, "missing.tsv: file not found"),
     ({"budget": "soon"}, "write a duration"),
+    ({"budget": "1s"}, "at least a minute"),
     ({"ship": {"latency_ms": 0.0001}}, "no model can meet it"),
     ({"ship": {"size_mb": 0.0000001}}, "smallest student"),
     ({"regime": "fewshot", "task": "regression"}, "regime fewshot applies"),

@@ -15,6 +15,7 @@ finished stages and the decisions already taken, and an interrupted stage contin
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import tempfile
@@ -26,7 +27,7 @@ from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.recipes.plan import budget, stages
 from bertx.recipes.plan.costs import Costs, minutes
-from bertx.recipes.plan.inputs import prepare_inputs
+from bertx.recipes.plan.inputs import check_unchanged, prepare_inputs
 from bertx.recipes.plan.profile import encoder_path, probe_lengths, probe_points, profile_data
 from bertx.console import say
 
@@ -89,6 +90,7 @@ def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: boo
     record = ledger["stages"].get("profile")
     if record and record.get("status") == "done":
         result = record["result"]
+        check_unchanged(result["inputs"])
     else:
         started = time.perf_counter()
         inputs = prepare_inputs(config, folder / "profile")
@@ -190,7 +192,7 @@ _NOT_APPLICABLE = {
 }
 SOURCE_CAPS = (stages.SOURCE_EXAMPLES, 1000)
 # Expected points each option adds (budget.py's docstring says where they come from).
-VALUE = {"sources": 1.5, "capped sources": 1.2, "encoders": 0.5, "adapt": 1.0, "language": 3.0, "teacher": 2.0, "compress": 4.0}
+VALUE = {"sources": 1.5, "capped sources": 1.2, "closest sources": 1.3, "closest capped sources": 1.0, "encoders": 0.5, "adapt": 1.0, "language": 3.0, "teacher": 2.0, "compress": 4.0}
 
 
 def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float) -> list[budget.Option]:
@@ -200,11 +202,16 @@ def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float)
     extra = stages.teacher_estimate(ctx, regime, epochs) - stages.teacher_estimate(ctx, alone, epochs)
     options = []
     if config.sources:
-        for cap in SOURCE_CAPS:
-            seconds = stages.choose_estimate(ctx, cap) + extra
-            label = "sources" if cap == stages.SOURCE_EXAMPLES else "capped sources"
-            if all(seconds < o.seconds for o in options):  # a cap that saves nothing is not offered
-                options.append(budget.Option(label, seconds, VALUE[label], {"source_examples": cap, "teacher_extra_s": extra}))
+        count = len(stages.load_sources(config).tasks)
+        for closest, cap in itertools.product((None, stages.CLOSEST_SOURCES), SOURCE_CAPS):
+            if closest and closest >= count:
+                continue
+            seconds = stages.choose_estimate(ctx, cap, closest) + extra
+            label = ("closest " if closest else "") + ("sources" if cap == stages.SOURCE_EXAMPLES else "capped sources")
+            # a cheaper way that saves nothing over one worth more is not offered
+            if not any(o.seconds <= seconds and o.value >= VALUE[label] for o in options):
+                options.append(budget.Option(label, seconds, VALUE[label], {"source_examples": cap, "closest": closest,
+                                                                            "teacher_extra_s": extra}))
     else:
         options.append(budget.Option("encoders", stages.choose_estimate(ctx), VALUE["encoders"]))
     return options + [budget.Option("skip", 0.0, 0.0, runs=False)]
@@ -337,7 +344,8 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
     encoder = encoder_path(config.encoders[0])
     helpful: list[str] = []
     if rows()["choose"]["run"]:
-        chosen = run_stage("choose", lambda: stages.choose(ctx, rows()["choose"].get("source_examples", stages.SOURCE_EXAMPLES)))
+        chosen = run_stage("choose", lambda: stages.choose(ctx, rows()["choose"].get("source_examples", stages.SOURCE_EXAMPLES),
+                                                           rows()["choose"].get("closest")))
         encoder, helpful = chosen["encoder"], chosen["helpful"]
     else:
         skip("choose", rows()["choose"]["reason"])
@@ -428,11 +436,25 @@ def _compress(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_a
     kinds, predicted = stages.students_to_try(ctx, reference, target)
     transfer = stages.transfer_size(ctx)
     epochs = stages.student_epochs(transfer)
-    ctx.decide("compress", f"try {', '.join(kinds)}", "best expected dev score first among students predicted to meet the "
-               "latency (" + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items()) + ")"
-               + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else ""))
     partial = ledger["stages"].setdefault("compress-students", {"status": "partial", "rows": []})
     rows = partial["rows"]
+    measured_note = ""
+    if ship.get("latency_ratio"):
+        # Predictions are a table of shares; a student built and timed beside the baseline is a measurement.
+        shortlist = [k for k in stages.STUDENT_QUALITY if k in predicted and predicted[k] <= WIDER_MARGIN * target]
+        if "measured" not in partial:
+            partial["measured"] = stages.measured_candidates(ctx, teacher["folder"], shortlist, ship["latency_ratio"])
+            _save(out, ledger)
+        measured = partial["measured"]
+        kinds = [k for k in shortlist if measured.get(k, {}).get("meets_ratio")] + \
+                [k for k in kinds if k not in measured]
+        kinds = kinds[:stages.MAX_STUDENTS] or kinds
+        measured_note = "; measured (int8, beside the baseline): " + ", ".join(
+            f"{k} {m['latency_ratio']:.3f}x" for k, m in measured.items())
+    ctx.decide("compress", f"try {', '.join(kinds)}", "best expected dev score first among students predicted to meet the "
+               "latency (" + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items()) + ")"
+               + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else "")
+               + measured_note)
 
     def distil(kind: str) -> bool:
         """Distil, export and measure one student unless done; False when the budget cannot afford it."""
@@ -469,7 +491,7 @@ def _compress(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_a
         ctx.decide("compress", "ship the teacher", f"no student met every ship constraint ({misses})")
         chosen = None
     ledger["stages"].pop("compress-students", None)
-    return {"students": rows, "chosen": chosen}
+    return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
 
 
 def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:

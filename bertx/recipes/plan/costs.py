@@ -100,6 +100,10 @@ class Costs:
         labelling = self.infer_s(transfer) if with_teacher else 0.0
         return START_S + labelling + self.train_s(epochs * transfer, share=share) + self.evals_s(evals, share)
 
+    def measure_student(self, kind: str) -> float:
+        """Building a student of `kind` (one step), exporting it to int8 and timing it beside the baseline."""
+        return START_S + self.export(STUDENT_WORK[kind]) + 2 * LATENCY_S
+
     def student(self, kind: str, transfer: int, epochs: float) -> float:
         """One student of the compress stage: distilled, exported, scored and timed."""
         return self.distill(kind, transfer, epochs, int(epochs)) + self.export(STUDENT_WORK[kind]) + STUDENT_CHECK_S

@@ -74,7 +74,36 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
             dev = str(write_records(data / f"dev{suffix}", header, dev_records, tagged))
             notes["dev_split"] = {"dev": len(dev_records), "train": len(records), "fraction": config.dev_fraction}
         train = str(write_records(data / f"train{suffix}", header, records, tagged))
-    return {"train": train, "dev": dev, "unlabelled": unlabelled, "report": report, "report_role": role, "draws": notes}
+    sources = [p for p in (config.resolve(config.train), config.resolve(config.dev) if config.dev else None,
+                           *(config.resolve(p) for p in config.unlabelled)) if p]
+    return {"train": train, "dev": dev, "unlabelled": unlabelled, "report": report, "report_role": role, "draws": notes,
+            "fingerprints": {str(p): fingerprint(p) for p in sources}}
+
+
+def fingerprint(path: str) -> dict:
+    """Size, modification time and a digest of a file the plan read: a rerun checks its inputs did not change."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    stat = Path(path).stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+
+
+def check_unchanged(inputs: dict) -> None:
+    """A rerun continues only on the files its finished stages were trained on: one line names a file that
+    changed (the plan's draws of it are stale) and how to start again."""
+    for path, before in (inputs.get("fingerprints") or {}).items():
+        if not Path(path).is_file():
+            raise BertxError(f"{path}: this plan read it, and it is gone; restore it, or pass --overwrite to start the plan again")
+        stat = Path(path).stat()
+        if (stat.st_size, stat.st_mtime_ns) == (before["size"], before["mtime_ns"]):
+            continue
+        if fingerprint(path)["sha256"] != before["sha256"]:
+            raise BertxError(f"{path}: changed since this plan read it (the finished stages trained on the old version); "
+                             "pass --overwrite to start the plan again on the new file, or restore it")
 
 
 def _held_out(records: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

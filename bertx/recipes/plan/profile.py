@@ -31,7 +31,8 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
     """Counts, labels, lengths and the chosen max_length of the plan's data (no model is run)."""
     tokenizer = load_tokenizer(encoder_path(config.encoders[0]))
     train_rows, labels, lengths = _read(config, inputs["train"], tokenizer)
-    dev_rows, _, dev_lengths = _read(config, inputs["dev"], tokenizer)
+    dev_rows, dev_labels, dev_lengths = _read(config, inputs["dev"], tokenizer)
+    check_labels(config, inputs, labels, dev_labels)
     unlabelled_lines = sum(_count_lines(Path(p)) for p in inputs["unlabelled"])
     percentiles = {f"p{q}": int(np.percentile(lengths, q)) for q in (50, 90, 95, 99)} | {"max": int(max(lengths))}
     dev_p95 = int(np.percentile(dev_lengths, 95))
@@ -62,6 +63,25 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         profile["smallest_class"] = min(counts.values())
         profile["balance"] = round(min(counts.values()) / max(counts.values()), 3)
     return profile
+
+
+def check_labels(config: PlanConfig, inputs: dict, train_labels: list[str], dev_labels: list[str]) -> None:
+    """Labels a plan cannot learn from, refused before any training, naming the user's own files: one class
+    only, or dev labels that training never shows (a model cannot predict them)."""
+    from bertx.errors import BertxError
+
+    if config.task not in ("classification", "pair-classification"):
+        return
+    source = inputs.get("draws", {}).get("source_train", inputs["train"])
+    seen = set(train_labels)
+    if len(seen) < 2:
+        raise BertxError(f"{source}: the plan's training examples hold one class only ({', '.join(sorted(seen)) or 'none'}); "
+                         "a classifier needs at least two")
+    unseen = sorted(set(dev_labels) - seen)
+    if unseen:
+        dev = config.resolve(config.dev) if config.dev else source
+        raise BertxError(f"{dev}: dev labels never seen in the plan's training examples: {', '.join(unseen[:5])}; "
+                         "the model cannot predict them")
 
 
 FOREIGN_PIECES_PER_WORD = 1.4  # the encoder's own language: 1.06-1.12 here (SST-2, Amazon reviews, CoNLL); Portuguese 1.89

@@ -32,6 +32,8 @@ TEACHER_STEPS = 300         # the teacher trains at least this many steps (more 
 TEACHER_MAX_EPOCHS = 30     # ... up to this many epochs
 MULTITASK_SOURCE_CAP = 4    # a source brings at most this many times the target's examples into joint training
 SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many examples
+CLOSEST_SOURCES = 2         # when fine-tuning every source is too dear: only the ones closest in text
+SIMILARITY_S = 4.0          # embedding 200 texts of a source (or the target) to rank it by text similarity
 UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
 VOCAB_ADD = 5000            # word pieces of the target's language added to the encoder at most
 MAX_STUDENTS = 3            # students distilled at most
@@ -163,9 +165,10 @@ def cached_cap(sources: SourcesConfig, caps) -> int | None:
     return None
 
 
-def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES) -> dict:
+def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | None = None) -> dict:
     """The encoder among the candidates, then the source tasks (each fine-tuned on at most `source_examples`,
-    or found cached) predicted to help, from frozen features (LogME)."""
+    or found cached; only the `closest` in text to the target when given) predicted to help, from frozen
+    features (LogME)."""
     from bertx.evaluation.rank import rank
 
     config, folder = ctx.config, ctx.out / "choose"
@@ -190,6 +193,8 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES) -> dict:
 
         cap = cached_cap(sources, [SOURCE_EXAMPLES, source_examples]) or source_examples
         entries = capped_sources(sources, cap)
+        if closest and closest < len(entries) and cached_cap(sources, [cap]) is None:
+            entries = closest_entries(ctx, sources, entries, closest, result)
         trained = train_sources(entries, sources_folder(sources, cap), sources.task_config, ctx.show_progress)
         result["source_examples"] = cap
         report = rank_encoders(encoder_path(sources.model.name_or_path or "default"), trained, ctx.inputs["train"], config.task,
@@ -209,20 +214,41 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES) -> dict:
     return result
 
 
-def choose_estimate(ctx: Context, cap: int = SOURCE_EXAMPLES) -> float:
+def closest_entries(ctx: Context, sources: SourcesConfig, entries: list[TaskEntry], count: int, result: dict) -> list[TaskEntry]:
+    """The `count` sources whose text is closest to the target's (`similarity.py`): only they are fine-tuned."""
+    from bertx.recipes.plan.profile import _texts
+    from bertx.recipes.plan.similarity import source_texts, text_similarity
+
+    encoder = encoder_path(sources.model.name_or_path or "default")
+    similarity = text_similarity(encoder, _texts(ctx.config, ctx.inputs["train"], 200),
+                                 {e.name: source_texts(sources, e) for e in entries})
+    kept = list(similarity)[:count]
+    result["text_similarity"] = similarity
+    ctx.decide("choose", f"fine-tune {', '.join(kept)}", f"the {count} sources closest in text to the target (cosine of "
+               "mean sentence embeddings: " + ", ".join(f"{n} {v:.3f}" for n, v in similarity.items())
+               + "); fine-tuning every source did not fit the budget beside the other stages")
+    return [e for e in entries if e.name in kept]
+
+
+def choose_estimate(ctx: Context, cap: int = SOURCE_EXAMPLES, closest: int | None = None) -> float:
     seconds = ctx.costs.rank(len(ctx.config.encoders), ctx.examples) if len(ctx.config.encoders) > 1 else 0.0
     sources = load_sources(ctx.config)
     if sources is None:
         return seconds
     sizes = source_sizes(ctx)
     cap = cached_cap(sources, [SOURCE_EXAMPLES, cap]) or cap
-    for entry in capped_sources(sources, cap):
+    entries = capped_sources(sources, cap)
+    share = 1.0
+    if closest and closest < len(entries) and cached_cap(sources, [cap]) is None:
+        share, seconds = closest / len(entries), seconds + SIMILARITY_S * (len(entries) + 1)
+    for entry in entries:
         if (sources_folder(sources, cap) / entry.name / "metrics.json").is_file():
             continue
         count, lengths = sizes[entry.name]
         examples = min(entry.data.max_train_examples, count)
-        seconds += ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, lengths=lengths) + 5.0
-    return seconds + ctx.costs.rank(len(sources.tasks) + 1, ctx.examples)
+        seconds += share * (ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, lengths=lengths) + 5.0)
+    ranked = round(share * len(entries)) if share < 1 else len(sources.tasks)
+    return seconds + ctx.costs.rank(ranked + 1, ctx.examples)
 
 
 def source_sizes(ctx: Context) -> dict[str, tuple[int, list[float]]]:
@@ -428,6 +454,34 @@ def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None, fi
     return kinds[:MAX_STUDENTS], predicted
 
 
+def measured_candidates(ctx: Context, teacher_dir: str, kinds: list[str], ship_ratio: float) -> dict[str, dict]:
+    """Candidate students' latency measured, not predicted, best expected score first until one meets the
+    ratio: each built as distillation builds it (one training step on 64 examples: its shape and speed, not
+    its score), exported to int8 without the parity gate, and timed in turns with the baseline.
+    Returns {kind: {"latency_ms", "latency_ratio", "meets_ratio", ...}} for the kinds measured."""
+    from bertx.recipes.distill import distill
+
+    found: dict[str, dict] = {}
+    for kind in kinds:
+        if any(row["meets_ratio"] for row in found.values()):
+            break
+        folder = ctx.out / "compress" / "probe" / kind
+        export_dir = folder.parent / f"{kind}.export"
+        if not (export_dir / "export_report.json").is_file():
+            if finished(folder) is None:
+                config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading().model_copy(update={
+                    "max_train_examples": 64}), student=student_config(kind), baseline=False,
+                    train=TrainConfig(max_steps=1, batch_size=32, seed=ctx.config.seed, save_steps=None))
+                runfolder.make_folder(folder.parent)
+                distill(config, show_progress=False, overwrite=True)
+            from bertx.deploy.export import export
+
+            export(folder, export_dir, quantize="int8", overwrite=True, max_metric_drop=100.0, sample_size=64)
+        found[kind] = {**timed(ctx, export_dir), "meets_ratio": None}
+        found[kind]["meets_ratio"] = found[kind]["latency_ratio"] <= ship_ratio
+    return found
+
+
 def transfer_size(ctx: Context) -> int:
     unlabelled = min(UNLABELLED_CAP, ctx.profile["unlabelled_lines"]) if ctx.config.task in SEQUENCE + ("ner",) else 0
     augment = ctx.config.augment * ctx.examples if ctx.config.task in SEQUENCE else 0
@@ -503,7 +557,8 @@ def compress_estimate(ctx: Context) -> float:
     epochs = student_epochs(transfer)
     ratio = ctx.config.ship.latency_ratio
     kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
-    return ctx.costs.student(kinds[0] if kinds else "bert-2", transfer, epochs)
+    first = kinds[0] if kinds else "bert-2"
+    return ctx.costs.student(first, transfer, epochs) + (ctx.costs.measure_student(first) if ratio else 0.0)
 
 
 def export_candidate(ctx: Context, model: dict, name: str) -> dict:
