@@ -142,12 +142,16 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
     regime, why = stages.teacher_regime(ctx, ["(sources)"] if helpful_possible else [])
     alone, alone_why = stages.teacher_regime(ctx, [], ranked=False)
     epochs = stages.teacher_epochs(ctx.examples)
+    # Once the sources have been chosen, the teacher is priced in the regime they lead to (re-planning after
+    # the choose stage); before, its multi-task extra is priced with the sources (`_choose_options`).
+    sources_ran = "choose" in kept and kept["choose"].get("run") and helpful_possible
+    teacher_regime = (regime, why) if sources_ran else (alone, alone_why)
     fixed = {"baseline": {"estimate_s": stages.baseline_estimate(ctx)}, "ship": {"estimate_s": costs.ship(export=False)},
              "score": {"estimate_s": costs.score(ctx.profile.get("report_examples") or ctx.profile["dev_examples"])},
              "report": {"estimate_s": REPORT_S}}
     choices = {name: options for name, options in (
         ("choose", _choose_options(ctx, regime, alone, epochs)), ("adapt", _adapt_options(ctx)),
-        ("teacher", _teacher_options(ctx, alone, alone_why, epochs)), ("compress", _compress_options(ctx))) if options}
+        ("teacher", _teacher_options(ctx, *teacher_regime, epochs)), ("compress", _compress_options(ctx))) if options}
     for options in choices.values():
         for i, option in enumerate(options):
             options[i] = budget.Option(option.label, option.seconds * scale, option.value, option.settings, option.runs)
