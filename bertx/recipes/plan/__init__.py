@@ -286,6 +286,71 @@ def describe_schedule(ledger: dict) -> str:
 
 
 # ---- running --------------------------------------------------------------------------------------------
+class Stages:
+    """Runs a plan's stages in order against its ledger: a finished stage is reused, each one is recorded
+    when it ends (plan.json rewritten), and the stages not started yet are re-planned after it."""
+
+    def __init__(self, config: PlanConfig, out: Path, ledger: dict, ctx: stages.Context, log):
+        self.config, self.out, self.ledger, self.ctx, self.log = config, out, ledger, ctx, log
+        self.started = ledger.setdefault("started", [])
+
+    @property
+    def rows(self) -> dict:
+        return {r["stage"]: r for r in self.ledger["schedule"]}
+
+    def done(self, name: str) -> bool:
+        return self.ledger["stages"].get(name, {}).get("status") in ("done", "skipped")
+
+    def ran(self, name: str) -> bool:
+        return self.ledger["stages"].get(name, {}).get("status") == "done"
+
+    def run(self, name: str, body, trains: bool = True):
+        if self.done(name):
+            return self.ledger["stages"][name].get("result")
+        if name not in self.started:
+            self.started.append(name)
+            _save(self.out, self.ledger)
+        self.log(f"[plan] {name} ...")
+        begun = time.perf_counter()
+        result = body()
+        seconds = round(time.perf_counter() - begun, 1)
+        estimate = self.rows[name].get("estimate_s")
+        self.ledger["stages"][name] = {"status": "done", "estimate_s": estimate, "seconds": seconds, "trains": trains, "result": result}
+        if trains and estimate:
+            self.ctx.costs.calibrate(estimate, seconds)
+        self.ledger["elapsed_s"] = _elapsed(self.ledger)
+        self.replan()
+        _save(self.out, self.ledger)
+        self.log(f"[plan] {name} done in {minutes(seconds)} min (estimated {minutes(estimate or 0)}); "
+                 f"{minutes(self.config.budget_s - self.ledger['elapsed_s'])} min of the budget left")
+        return result
+
+    def skip(self, name: str, reason: str) -> None:
+        if not self.done(name):
+            self.started.append(name)
+            self.ledger["stages"][name] = {"status": "skipped", "reason": reason, "estimate_s": self.rows[name].get("estimate_s"),
+                                           "seconds": 0.0}
+            self.ctx.decide(name, "skip", reason)
+            _save(self.out, self.ledger)
+
+    def replan(self) -> None:
+        """The stages not started yet are chosen again with the costs calibrated on those that ran and the
+        time actually left: a stage dropped at the start is re-admitted when the earlier ones ran short."""
+        before = self.rows
+        kept = {n: before[n] for n in self.started if n in before}
+        self.ledger["schedule"] = schedule(self.ctx, _elapsed(self.ledger), kept, frozenset(n for n in self.started if self.done(n)))
+        for name, row in self.rows.items():
+            if name not in kept and row["run"] != before[name]["run"]:
+                self.ctx.decide("plan", f"re-plan: {'run' if row['run'] else 'drop'} {name}",
+                                f"after {self.started[-1]}: {minutes(self.config.budget_s - _elapsed(self.ledger))} min left, "
+                                f"costs scaled x{self.ctx.costs.scale:.2f} by the stages that ran")
+
+    def left_after(self, *later: str) -> float:
+        """Seconds of the budget left once the later mandatory stages are reserved."""
+        reserved = sum(self.rows[n]["estimate_s"] for n in later if self.rows[n]["run"] and not self.done(n))
+        return self.config.budget_s - _elapsed(self.ledger) - reserved
+
+
 def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) -> dict:
     ctx = _profiled(config, out, ledger, show_progress)
     ledger["elapsed_s"] = _elapsed(ledger)
@@ -294,95 +359,51 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
         ledger["estimate_s"] = round(ledger["elapsed_s"] + sum(r["estimate_s"] for r in ledger["schedule"] if r["run"]), 1)
     _save(out, ledger)
     log(describe_schedule(ledger))
-    started = ledger.setdefault("started", [])
-    done = lambda name: ledger["stages"].get(name, {}).get("status") in ("done", "skipped")  # noqa: E731
-    rows = lambda: {r["stage"]: r for r in ledger["schedule"]}  # noqa: E731
-
-    def replan() -> None:
-        """The stages not started yet are chosen again with the costs calibrated on those that ran and the
-        time actually left: a stage dropped at the start is re-admitted when the earlier ones ran short."""
-        before = rows()
-        kept = {n: before[n] for n in started if n in before}
-        ledger["schedule"] = schedule(ctx, _elapsed(ledger), kept, frozenset(n for n in started if done(n)))
-        for name, row in rows().items():
-            if name not in kept and row["run"] != before[name]["run"]:
-                ctx.decide("plan", f"re-plan: {'run' if row['run'] else 'drop'} {name}",
-                           f"after {started[-1]}: {minutes(config.budget_s - _elapsed(ledger))} min left, costs scaled "
-                           f"x{ctx.costs.scale:.2f} by the stages that ran")
-
-    def run_stage(name: str, body, trains: bool = True):
-        if done(name):
-            return ledger["stages"][name].get("result")
-        if name not in started:
-            started.append(name)
-            _save(out, ledger)
-        log(f"[plan] {name} ...")
-        begun = time.perf_counter()
-        result = body()
-        seconds = round(time.perf_counter() - begun, 1)
-        estimate = rows()[name].get("estimate_s")
-        ledger["stages"][name] = {"status": "done", "estimate_s": estimate, "seconds": seconds, "trains": trains, "result": result}
-        if trains and estimate:
-            ctx.costs.calibrate(estimate, seconds)
-        ledger["elapsed_s"] = _elapsed(ledger)
-        replan()
-        _save(out, ledger)
-        log(f"[plan] {name} done in {minutes(seconds)} min (estimated {minutes(estimate or 0)}); "
-            f"{minutes(config.budget_s - ledger['elapsed_s'])} min of the budget left")
-        return result
-
-    def skip(name: str, reason: str) -> None:
-        if not done(name):
-            started.append(name)
-            ledger["stages"][name] = {"status": "skipped", "reason": reason, "estimate_s": rows()[name].get("estimate_s"), "seconds": 0.0}
-            ctx.decide(name, "skip", reason)
-            _save(out, ledger)
-
-    def left_after(*later: str) -> float:
-        """Seconds of the budget left once the later mandatory stages are reserved."""
-        reserved = sum(rows()[n]["estimate_s"] for n in later if rows()[n]["run"] and not done(n))
-        return config.budget_s - _elapsed(ledger) - reserved
-
-    base = run_stage("baseline", lambda: stages.baseline(ctx))
+    plan = Stages(config, out, ledger, ctx, log)
+    base = plan.run("baseline", lambda: stages.baseline(ctx))
     ship_spec = _ship_targets(config, base)
-    encoder = encoder_path(config.encoders[0])
-    helpful: list[str] = []
-    if rows()["choose"]["run"]:
-        chosen = run_stage("choose", lambda: stages.choose(ctx, rows()["choose"].get("source_examples", stages.SOURCE_EXAMPLES),
-                                                           rows()["choose"].get("closest")))
-        encoder, helpful = chosen["encoder"], chosen["helpful"]
-    else:
-        skip("choose", rows()["choose"]["reason"])
-    if rows()["adapt"]["run"]:
-        adapted = run_stage("adapt", lambda: stages.adapt(ctx, encoder, rows()["adapt"]["steps"], rows()["adapt"].get("vocabulary", False)))
-        if adapted["kept"]:
-            encoder = adapted["folder"]
-    else:
-        skip("adapt", rows()["adapt"]["reason"])
-    regime, why = stages.teacher_regime(ctx, helpful, ranked=done("choose") and ledger["stages"]["choose"]["status"] == "done")
-    if not done("teacher"):
-        ctx.decide("teacher", f"regime {regime}, {rows()['teacher']['epochs']:g} epochs", why)
-    teacher = run_stage("teacher", lambda: stages.teacher(ctx, encoder, regime, helpful, rows()["teacher"]["epochs"]))
+    encoder, helpful = _transfer_stages(plan, ctx)
+    regime, why = stages.teacher_regime(ctx, helpful, ranked=plan.ran("choose"))
+    if not plan.done("teacher"):
+        ctx.decide("teacher", f"regime {regime}, {plan.rows['teacher']['epochs']:g} epochs", why)
+    teacher = plan.run("teacher", lambda: stages.teacher(ctx, encoder, regime, helpful, plan.rows["teacher"]["epochs"]))
     chosen_model = {**teacher, "kind": "teacher"}
-    if rows()["compress"]["run"]:
-        compressed = run_stage("compress", lambda: _compress(ctx, base, teacher, ship_spec, left_after, out, ledger))
-        if compressed.get("chosen"):
-            chosen_model = compressed["chosen"]
+    if plan.rows["compress"]["run"]:
+        compressed = plan.run("compress", lambda: _compress(ctx, base, teacher, ship_spec, plan.left_after, out, ledger))
+        chosen_model = compressed.get("chosen") or chosen_model
     else:
-        skip("compress", rows()["compress"]["reason"])
-    shipped = run_stage("ship", lambda: stages.ship(ctx, chosen_model), trains=False)
+        plan.skip("compress", plan.rows["compress"]["reason"])
+    shipped = plan.run("ship", lambda: stages.ship(ctx, chosen_model), trains=False)
     _flag_below_baseline(ctx, base, teacher, shipped, ledger)
-    scores = run_stage("score", lambda: stages.held_out_scores(ctx, base, teacher, shipped), trains=False)
+    scores = plan.run("score", lambda: stages.held_out_scores(ctx, base, teacher, shipped), trains=False)
     ledger["summary"] = _summary(ledger, base, teacher, shipped, ship_spec, scores)
     _save(out, ledger)
     from bertx.evaluation.plan_report import write_report
 
-    run_stage("report", lambda: {"html": str(write_report(out, ledger))}, trains=False)
+    plan.run("report", lambda: {"html": str(write_report(out, ledger))}, trains=False)
     ledger["summary"]["wall_s"] = ledger["elapsed_s"]
     _save(out, ledger)
     log(shipped_line(ledger["summary"], base, config))
     log(f"serve it: {shipped['serve']}")
     return ledger
+
+
+def _transfer_stages(plan: Stages, ctx: stages.Context) -> tuple[str, list[str]]:
+    """The choose and adapt stages, each run or skipped as scheduled: (the teacher's encoder, helpful sources)."""
+    encoder, helpful = encoder_path(ctx.config.encoders[0]), []
+    if plan.rows["choose"]["run"]:
+        row = plan.rows["choose"]
+        chosen = plan.run("choose", lambda: stages.choose(ctx, row.get("source_examples", stages.SOURCE_EXAMPLES), row.get("closest")))
+        encoder, helpful = chosen["encoder"], chosen["helpful"]
+    else:
+        plan.skip("choose", plan.rows["choose"]["reason"])
+    if plan.rows["adapt"]["run"]:
+        row = plan.rows["adapt"]
+        adapted = plan.run("adapt", lambda: stages.adapt(ctx, encoder, row["steps"], row.get("vocabulary", False)))
+        encoder = adapted["folder"] if adapted["kept"] else encoder
+    else:
+        plan.skip("adapt", plan.rows["adapt"]["reason"])
+    return encoder, helpful
 
 
 def shipped_line(summary: dict, base: dict, config: PlanConfig) -> str:
@@ -444,17 +465,7 @@ def _compress(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_a
     rows = partial["rows"]
     measured_note = ""
     if ship.get("latency_ratio"):
-        # Predictions are a table of shares; a student built and timed beside the baseline is a measurement.
-        shortlist = [k for k in stages.STUDENT_QUALITY if k in predicted and predicted[k] <= WIDER_MARGIN * target]
-        if "measured" not in partial:
-            partial["measured"] = stages.measured_candidates(ctx, teacher["folder"], shortlist, ship["latency_ratio"])
-            _save(out, ledger)
-        measured = partial["measured"]
-        kinds = [k for k in shortlist if measured.get(k, {}).get("meets_ratio")] + \
-                [k for k in kinds if k not in measured]
-        kinds = kinds[:stages.MAX_STUDENTS] or kinds
-        measured_note = "; measured (int8, beside the baseline): " + ", ".join(
-            f"{k} {m['latency_ratio']:.3f}x" for k, m in measured.items())
+        kinds, measured_note = _measured_kinds(ctx, teacher, ship, kinds, predicted, target, partial, lambda: _save(out, ledger))
     ctx.decide("compress", f"try {', '.join(kinds)}", "best expected dev score first among students predicted to meet the "
                "latency (" + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items()) + ")"
                + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else "")
@@ -496,6 +507,20 @@ def _compress(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_a
         chosen = None
     ledger["stages"].pop("compress-students", None)
     return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
+
+
+def _measured_kinds(ctx: stages.Context, teacher: dict, ship: dict, kinds: list[str], predicted: dict, target: float,
+                    partial: dict, save) -> tuple[list[str], str]:
+    """The students to try once the candidates are measured: predictions are a table of shares, a student
+    built and timed beside the baseline is a measurement. Returns (kinds, the note for the decision)."""
+    shortlist = [k for k in stages.STUDENT_QUALITY if k in predicted and predicted[k] <= WIDER_MARGIN * target]
+    if "measured" not in partial:
+        partial["measured"] = stages.measured_candidates(ctx, teacher["folder"], shortlist, ship["latency_ratio"])
+        save()
+    measured = partial["measured"]
+    found = [k for k in shortlist if measured.get(k, {}).get("meets_ratio")] + [k for k in kinds if k not in measured]
+    note = "; measured (int8, beside the baseline): " + ", ".join(f"{k} {m['latency_ratio']:.3f}x" for k, m in measured.items())
+    return found[:stages.MAX_STUDENTS] or kinds, note
 
 
 def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
