@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bertx.recipes.plan import stages
+from bertx.recipes.plan import compress
 from bertx.recipes.plan.costs import STUDENT_WORK, TRAIN_EFFICIENCY, Costs
 from bertx.recipes.plan.profile import length_quantiles, probe_lengths
 
@@ -75,9 +75,9 @@ def ratio_plan(ratio: float | None, students=("bert-3", "bert-2", "bilstm", "cnn
 @pytest.mark.parametrize("ratio, first", [(0.2, "bert-3"), (0.1, "bert-2"), (0.03, "bag"), (None, "bert-2")])
 def test_the_compress_estimate_prices_the_first_student_the_latency_ratio_allows(ratio, first):
     ctx = ratio_plan(ratio)
-    transfer = stages.transfer_size(ctx)
+    transfer = compress.transfer_size(ctx)
     measuring = ctx.costs.measure_student(first) if ratio else 0.0  # the candidate built and timed beside the baseline
-    assert stages.compress_estimate(ctx) == pytest.approx(ctx.costs.student(first, transfer, stages.student_epochs(transfer)) + measuring)
+    assert compress.compress_estimate(ctx) == pytest.approx(ctx.costs.student(first, transfer, compress.student_epochs(transfer)) + measuring)
     assert STUDENT_WORK[first] > 0
 
 
@@ -91,7 +91,7 @@ def test_calibration_weights_each_finished_stage_by_its_size():
 def test_a_shipped_model_under_the_baseline_is_flagged_once_with_the_nearest_alternative():
     from bertx.recipes.plan import _flag_below_baseline
 
-    ctx = stages.Context(config=None, out=None, inputs={}, profile={}, costs=None)
+    ctx = compress.Context(config=None, out=None, inputs={}, profile={}, costs=None)
     base, teacher = {"score": 0.60}, {"score": 0.61, "latency_ms": 10.0}
     wider = {"student": "bert-3", "score": 0.612, "latency_ratio": 0.341, "missed": ["latency 0.341x the baseline's > 0.2x"]}
     ledger = {"stages": {"compress": {"result": {"students": [wider]}}}}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import bertx
-from bertx.recipes.plan import _levers, budget, stages
+from bertx.recipes.plan import budget, compress, stages
 from tests.recipes.test_plan import plan_config
 
 MIN = 60.0
@@ -117,12 +117,12 @@ class Plan:
 @pytest.mark.parametrize("teacher_ratio, expect_wider", [(0.15, False), (0.5, True)])
 def test_a_student_under_the_baseline_pulls_the_levers_before_shipping(monkeypatch, teacher_ratio, expect_wider):
     ctx, rows, distilled = Plan(), [{"student": "bag", "score": 0.70, "missed": [], "latency_ratio": 0.03}], []
-    monkeypatch.setattr(stages, "export_candidate", lambda ctx, teacher, name: {
+    monkeypatch.setattr(compress, "export_candidate", lambda ctx, teacher, name: {
         "student": name, "score": 0.82, "latency_ratio": teacher_ratio, "latency_ms": teacher_ratio * 10,
         "baseline_ms_beside": 10.0, "size_mb": 20.0})
     ship = {"latency_ratio": 0.2, "latency_ms": 2.0, "size_mb": None, "min_kept": 0.9}
     predicted = {"bert-3": 3.0, "bert-2": 2.3, "cnn": 1.0, "bag": 0.5}
-    _levers(ctx, {"score": 0.80, "latency_ms": 10.0}, {"score": 0.83, "folder": "t", "metric": "accuracy", "baseline_ms_beside": 10.0},
+    compress._levers(ctx, {"score": 0.80, "latency_ms": 10.0}, {"score": 0.83, "folder": "t", "metric": "accuracy", "baseline_ms_beside": 10.0},
             ship, rows, predicted, lambda kind: distilled.append(kind) or True)
     assert "pull the levers" in [d["decision"] for d in ctx.decisions]
     teacher_row = next(r for r in rows if r["student"] == "teacher-int8")

@@ -94,28 +94,29 @@ def language_check(config: PlanConfig, path: str, tokenizer, sample: int = 2000)
     the encoder the text's word pieces before adapting it)."""
     from bertx.models.vocab_transfer import words_and_pieces
 
-    texts = _texts(config, path, sample)
+    texts = texts_of(config.task, path, config.data, sample)
     words, pieces, _ = words_and_pieces(tokenizer, texts)
     ratio = round(pieces / max(1, words), 3)
     return {"pieces_per_word": ratio, "foreign_text": ratio >= FOREIGN_PIECES_PER_WORD}
 
 
-def _texts(config: PlanConfig, path: str, limit: int) -> list[str]:
-    if config.task == "ner":
+def texts_of(kind: str, path: str, data, limit: int, pairs: bool = True) -> list[str]:
+    """The first `limit` texts of a labelled file of task `kind` read with the `data` options: a tagged file's
+    sentences, a QA file's questions, a sequence file's texts (and, with `pairs`, their second texts)."""
+    if kind == "ner":
         from bertx.data.conll import read_tagged
 
         return [" ".join(s.words) for s in read_tagged(path, limit=limit)]
-    if config.task == "qa":
+    if kind == "qa":
         from bertx.data.squad import read_qa
 
         return [e.question for e in read_qa(path, limit=limit)]
     from bertx.data.examples import read_examples
     from bertx.tasks import get_task
 
-    data = config.data
-    examples, _ = read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
+    examples, _ = read_examples(path, get_task(kind), data.text_column, data.text_pair_column, data.label_column,
                                 data.label_separator, limit=limit)
-    return [t for e in examples for t in (e.text, e.text_pair) if t]
+    return [t for e in examples for t in ((e.text, e.text_pair) if pairs else (e.text,)) if t]
 
 
 def length_quantiles(lengths: list[int], count: int = 21) -> list[float]:

@@ -22,20 +22,9 @@ LENGTH = 128
 
 def source_texts(sources: SourcesConfig, entry: TaskEntry, limit: int = SAMPLE) -> list[str]:
     """The first `limit` texts of a source's training file (the sentences of a tagged one)."""
-    from pathlib import Path
+    from bertx.recipes.plan.profile import texts_of
 
-    path = Path(entry.files(sources.data_dir)[0][1])
-    if entry.kind == "ner":
-        from bertx.data.conll import read_tagged
-
-        return [" ".join(s.words) for s in read_tagged(path, limit=limit)]
-    from bertx.data.examples import read_examples
-    from bertx.tasks import get_task
-
-    data = entry.data
-    found, _ = read_examples(path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column,
-                             data.label_separator, limit=limit)
-    return [e.text for e in found]
+    return texts_of(entry.kind, entry.files(sources.data_dir)[0][1], entry.data, limit, pairs=False)
 
 
 def centroid(model, tokenizer, texts: list[str], batch: int = 32) -> np.ndarray:

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertx import runfolder
-from bertx.config import (DataConfig, DistillConfig, FewshotConfig, FinetuneConfig, ModelConfig, MultitaskConfig, PeftOptions,
+from bertx.config import (DataConfig, FewshotConfig, FinetuneConfig, ModelConfig, MultitaskConfig, PeftOptions,
                           PretrainConfig, SourcesConfig, TaskEntry, TrainConfig, load_config)
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.evaluation.latency import paired_latency, single_input_latency
-from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, Costs
+from bertx.recipes.plan.costs import Costs
 from bertx.recipes.plan.profile import encoder_path, length_quantiles
 
 FEWSHOT_UNDER = 32          # examples per class below which the teacher is trained few-shot
@@ -34,11 +34,7 @@ MULTITASK_SOURCE_CAP = 4    # a source brings at most this many times the target
 SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many examples
 CLOSEST_SOURCES = 2         # when fine-tuning every source is too dear: only the ones closest in text
 SIMILARITY_S = 4.0          # embedding 200 texts of a source (or the target) to rank it by text similarity
-UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
 VOCAB_ADD = 5000            # word pieces of the target's language added to the encoder at most
-MAX_STUDENTS = 3            # students distilled at most
-LATENCY_MARGIN = 1.3        # a student predicted up to this far over the latency target is still tried
-FIXED_MS = 0.2              # tokenising and decoding one input, on top of a student's share of the teacher's latency
 RANKABLE = ("classification", "pair-classification", "regression", "ner")
 SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
 
@@ -68,6 +64,19 @@ class Context:
     @property
     def examples(self) -> int:
         return self.profile["train_examples"]
+
+
+PLAN_FILE = "plan.json"
+
+
+def save_ledger(out: Path, ledger: dict) -> None:
+    """plan.json, rewritten whole after every stage."""
+    runfolder.write_json(out / PLAN_FILE, ledger)
+
+
+def elapsed(ledger: dict) -> float:
+    """Seconds the plan's recorded stages took."""
+    return round(sum(r.get("seconds") or 0.0 for r in ledger["stages"].values()), 1)
 
 
 def continue_or_start(folder: Path) -> dict:
@@ -216,11 +225,11 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | 
 
 def closest_entries(ctx: Context, sources: SourcesConfig, entries: list[TaskEntry], count: int, result: dict) -> list[TaskEntry]:
     """The `count` sources whose text is closest to the target's (`similarity.py`): only they are fine-tuned."""
-    from bertx.recipes.plan.profile import _texts
-    from bertx.recipes.plan.similarity import source_texts, text_similarity
+    from bertx.recipes.plan.profile import texts_of
+    from bertx.recipes.plan.similarity import SAMPLE, source_texts, text_similarity
 
     encoder = encoder_path(sources.model.name_or_path or "default")
-    similarity = text_similarity(encoder, _texts(ctx.config, ctx.inputs["train"], 200),
+    similarity = text_similarity(encoder, texts_of(ctx.config.task, ctx.inputs["train"], ctx.config.data, SAMPLE),
                                  {e.name: source_texts(sources, e) for e in entries})
     kept = list(similarity)[:count]
     result["text_similarity"] = similarity
@@ -438,102 +447,6 @@ def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
     return seconds
 
 
-# ---- compress ---------------------------------------------------------------------------------------
-def student_config(kind: str) -> dict:
-    return {"layers": int(kind.split("-")[1])} if kind.startswith("bert-") else {"kind": kind}
-
-
-def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None, fixed_ms: float = FIXED_MS) -> tuple[list[str], dict]:
-    """The students worth distilling, best expected dev score first, and each one's predicted latency."""
-    kinds = [s for s in STUDENT_QUALITY if s in ctx.config.students]
-    if ctx.config.task == "ner":
-        kinds = [s for s in kinds if s != "bag"]
-    predicted = {s: round(teacher_ms * STUDENT_LATENCY[s] + fixed_ms, 2) for s in kinds}
-    if target_ms is not None:
-        kinds = [s for s in kinds if predicted[s] <= LATENCY_MARGIN * target_ms] or kinds[-1:]
-    return kinds[:MAX_STUDENTS], predicted
-
-
-def measured_candidates(ctx: Context, teacher_dir: str, kinds: list[str], ship_ratio: float) -> dict[str, dict]:
-    """Candidate students' latency measured, not predicted, best expected score first until one meets the
-    ratio: each built as distillation builds it (one training step on 64 examples: its shape and speed, not
-    its score), exported to int8 without the parity gate, and timed in turns with the baseline.
-    Returns {kind: {"latency_ms", "latency_ratio", "meets_ratio", ...}} for the kinds measured."""
-    from bertx.recipes.distill import distill
-
-    found: dict[str, dict] = {}
-    for kind in kinds:
-        if any(row["meets_ratio"] for row in found.values()):
-            break
-        folder = ctx.out / "compress" / "probe" / kind
-        export_dir = folder.parent / f"{kind}.export"
-        if not (export_dir / "export_report.json").is_file():
-            if finished(folder) is None:
-                config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading().model_copy(update={
-                    "max_train_examples": 64}), student=student_config(kind), baseline=False,
-                    train=TrainConfig(max_steps=1, batch_size=32, seed=ctx.config.seed, save_steps=None))
-                runfolder.make_folder(folder.parent)
-                distill(config, show_progress=False, overwrite=True)
-            from bertx.deploy.export import export
-
-            export(folder, export_dir, quantize="int8", overwrite=True, max_metric_drop=100.0, sample_size=64)
-        found[kind] = {**timed(ctx, export_dir), "meets_ratio": None}
-        found[kind]["meets_ratio"] = found[kind]["latency_ratio"] <= ship_ratio
-    return found
-
-
-def transfer_size(ctx: Context) -> int:
-    unlabelled = min(UNLABELLED_CAP, ctx.profile["unlabelled_lines"]) if ctx.config.task in SEQUENCE + ("ner",) else 0
-    augment = ctx.config.augment * ctx.examples if ctx.config.task in SEQUENCE else 0
-    return ctx.examples + unlabelled + augment
-
-
-def student_epochs(transfer: int) -> float:
-    """Three passes, more on a small transfer set (at least 300 steps of 32), at most 10."""
-    return float(min(10, max(3, -(-300 * 32 // max(1, transfer)))))
-
-
-def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) -> dict:
-    """Distil one student, export it (int8, else fp32), measure the export."""
-    from bertx.recipes.distill import distill
-
-    folder = ctx.out / "compress" / kind
-    sequence = ctx.config.task in SEQUENCE
-    metrics = finished(folder)
-    if metrics is None:
-        config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading(), student=student_config(kind),
-                               train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
-                               unlabelled=_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else [],
-                               augment=ctx.config.augment if sequence else 0,
-                               baseline=False)
-        runfolder.make_folder(folder.parent)
-        metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
-    export_dir = ctx.out / "compress" / f"{kind}.export"
-    report = export_model(folder, export_dir, ctx)
-    name, pytorch_score = main_score(metrics)
-    from bertx.evaluation.evaluate import evaluate
-
-    score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
-    return {"student": kind, "folder": str(folder), "export": str(export_dir), "quantize": report["quantize"], "metric": name,
-            "pytorch_score": pytorch_score, "score": score, **timed(ctx, export_dir),
-            "size_mb": weights_mb(export_dir)}
-
-
-def _unlabelled_files(ctx: Context) -> list[str]:
-    """The unlabelled text of the transfer set, at most UNLABELLED_CAP lines (a seeded draw beyond)."""
-    files = ctx.inputs["unlabelled"]
-    if ctx.profile["unlabelled_lines"] <= UNLABELLED_CAP:
-        return files
-    import random
-
-    lines = [line for path in files for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    random.Random(ctx.config.seed).shuffle(lines)
-    target = ctx.out / "compress" / "unlabelled.txt"
-    if not target.is_file():
-        runfolder.write_text(target, "\n".join(lines[:UNLABELLED_CAP]) + "\n")
-    return [str(target)]
-
-
 def export_model(folder: Path, export_dir: Path, ctx: Context | None = None) -> dict:
     """int8 export with its parity gate; fp32 when int8 fails the gate. A finished export is reused.
 
@@ -557,34 +470,6 @@ def export_model(folder: Path, export_dir: Path, ctx: Context | None = None) -> 
         return report
 
 
-def compress_estimate(ctx: Context) -> float:
-    """One student (the plan stops at the first that meets `ship`; more run only while the budget allows):
-    the first one tried. With `latency_ratio` that is known before the baseline, since the teacher is the
-    baseline's size; with an absolute latency a middle-sized one is assumed."""
-    transfer = transfer_size(ctx)
-    epochs = student_epochs(transfer)
-    ratio = ctx.config.ship.latency_ratio
-    kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
-    first = kinds[0] if kinds else "bert-2"
-    return ctx.costs.student(first, transfer, epochs) + (ctx.costs.measure_student(first) if ratio else 0.0)
-
-
-def export_candidate(ctx: Context, model: dict, name: str) -> dict:
-    """A trained model's own export (int8, else fp32) as a candidate to ship, in a student row's form."""
-    import time
-
-    from bertx.evaluation.evaluate import evaluate
-
-    started = time.perf_counter()
-    export_dir = ctx.out / f"{name.split('-')[0]}.export"
-    report = export_model(Path(model["folder"]), export_dir, ctx)
-    score = float(evaluate(export_dir, ctx.inputs["dev"])[model["metric"]])
-    return {"student": name, "folder": model["folder"], "export": str(export_dir), "quantize": report["quantize"],
-            "metric": model["metric"], "pytorch_score": model["score"], "score": score, **timed(ctx, export_dir),
-            "size_mb": weights_mb(export_dir), "seconds": round(time.perf_counter() - started, 1), "estimate_s": None,
-            "predicted_latency_ms": None}
-
-
 def held_out_scores(ctx: Context, base: dict, teacher: dict, shipped: dict) -> dict:
     """The baseline, the teacher and the shipped model scored once on the held-out examples (the test file or
     the report split, which no decision saw), each with a 95% bootstrap interval, and each one's difference
@@ -595,22 +480,6 @@ def held_out_scores(ctx: Context, base: dict, teacher: dict, shipped: dict) -> d
     report, role = ctx.inputs.get("report") or ctx.inputs["dev"], ctx.inputs.get("report_role") or REPORT_DEV
     models = {"baseline": base["folder"], "teacher": teacher["folder"], "shipped": shipped["folder"]}
     return {"on": role, "file": report, **scored(models, report, shipped["metric"], against="baseline", seed=ctx.config.seed)}
-
-
-def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
-    """The ship constraints `row` misses (empty: it meets them all)."""
-    missed = []
-    if ship.get("latency_ratio") is not None and row.get("latency_ratio") is not None:
-        if row["latency_ratio"] > ship["latency_ratio"]:
-            missed.append(f"latency {row['latency_ratio']:.3f}x the baseline's > {ship['latency_ratio']:g}x "
-                          f"({row['latency_ms']:.2f} ms beside its {row['baseline_ms_beside']:.2f})")
-    elif ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
-        missed.append(f"latency {row['latency_ms']:.2f} ms > {ship['latency_ms']:.2f}")
-    if ship.get("size_mb") is not None and row["size_mb"] > ship["size_mb"]:
-        missed.append(f"size {row['size_mb']:.1f} MB > {ship['size_mb']:g}")
-    if ship.get("min_kept") is not None and teacher_score and row["score"] / teacher_score < ship["min_kept"]:
-        missed.append(f"keeps {100 * row['score'] / teacher_score:.1f}% < {100 * ship['min_kept']:g}%")
-    return missed
 
 
 def ship(ctx: Context, chosen: dict) -> dict:

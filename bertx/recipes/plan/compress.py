@@ -1,0 +1,264 @@
+"""The compress stage of a plan: students distilled best-first on the transfer set, each exported and timed
+beside the baseline, candidates measured before any is trained, and the levers pulled before a model under
+the baseline ships."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bertx import runfolder
+from bertx.config import DistillConfig, TrainConfig
+from bertx.errors import BertxError
+from bertx.recipes.plan import stages
+from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, minutes
+from bertx.recipes.plan.stages import (SEQUENCE, Context, continue_or_start, elapsed, export_model, finished, main_score,
+                                       save_ledger, timed, weights_mb)
+
+UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
+MAX_STUDENTS = 3            # students distilled at most
+LATENCY_MARGIN = 1.3        # a student predicted up to this far over the latency target is still tried
+FIXED_MS = 0.2              # tokenising and decoding one input, on top of a student's share of the teacher's latency
+WIDER_MARGIN = 1.8  # a lever: a student predicted up to this far over the latency target is still measured
+
+
+# ---- compress ---------------------------------------------------------------------------------------
+def student_config(kind: str) -> dict:
+    return {"layers": int(kind.split("-")[1])} if kind.startswith("bert-") else {"kind": kind}
+
+
+def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None, fixed_ms: float = FIXED_MS) -> tuple[list[str], dict]:
+    """The students worth distilling, best expected dev score first, and each one's predicted latency."""
+    kinds = [s for s in STUDENT_QUALITY if s in ctx.config.students]
+    if ctx.config.task == "ner":
+        kinds = [s for s in kinds if s != "bag"]
+    predicted = {s: round(teacher_ms * STUDENT_LATENCY[s] + fixed_ms, 2) for s in kinds}
+    if target_ms is not None:
+        kinds = [s for s in kinds if predicted[s] <= LATENCY_MARGIN * target_ms] or kinds[-1:]
+    return kinds[:MAX_STUDENTS], predicted
+
+
+def measured_candidates(ctx: Context, teacher_dir: str, kinds: list[str], ship_ratio: float) -> dict[str, dict]:
+    """Candidate students' latency measured, not predicted, best expected score first until one meets the
+    ratio: each built as distillation builds it (one training step on 64 examples: its shape and speed, not
+    its score), exported to int8 without the parity gate, and timed in turns with the baseline.
+    Returns {kind: {"latency_ms", "latency_ratio", "meets_ratio", ...}} for the kinds measured."""
+    from bertx.recipes.distill import distill
+
+    found: dict[str, dict] = {}
+    for kind in kinds:
+        if any(row["meets_ratio"] for row in found.values()):
+            break
+        folder = ctx.out / "compress" / "probe" / kind
+        export_dir = folder.parent / f"{kind}.export"
+        if not (export_dir / "export_report.json").is_file():
+            if finished(folder) is None:
+                config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading().model_copy(update={
+                    "max_train_examples": 64}), student=student_config(kind), baseline=False,
+                    train=TrainConfig(max_steps=1, batch_size=32, seed=ctx.config.seed, save_steps=None))
+                runfolder.make_folder(folder.parent)
+                distill(config, show_progress=False, overwrite=True)
+            from bertx.deploy.export import export
+
+            export(folder, export_dir, quantize="int8", overwrite=True, max_metric_drop=100.0, sample_size=64)
+        timing = timed(ctx, export_dir)
+        found[kind] = {**timing, "meets_ratio": timing["latency_ratio"] <= ship_ratio}
+    return found
+
+
+def transfer_size(ctx: Context) -> int:
+    unlabelled = min(UNLABELLED_CAP, ctx.profile["unlabelled_lines"]) if ctx.config.task in SEQUENCE + ("ner",) else 0
+    augment = ctx.config.augment * ctx.examples if ctx.config.task in SEQUENCE else 0
+    return ctx.examples + unlabelled + augment
+
+
+def student_epochs(transfer: int) -> float:
+    """Three passes, more on a small transfer set (at least 300 steps of 32), at most 10."""
+    return float(min(10, max(3, -(-300 * 32 // max(1, transfer)))))
+
+
+def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) -> dict:
+    """Distil one student, export it (int8, else fp32), measure the export."""
+    from bertx.recipes.distill import distill
+
+    folder = ctx.out / "compress" / kind
+    sequence = ctx.config.task in SEQUENCE
+    metrics = finished(folder)
+    if metrics is None:
+        config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading(), student=student_config(kind),
+                               train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
+                               unlabelled=_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else [],
+                               augment=ctx.config.augment if sequence else 0,
+                               baseline=False)
+        runfolder.make_folder(folder.parent)
+        metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
+    export_dir = ctx.out / "compress" / f"{kind}.export"
+    report = export_model(folder, export_dir, ctx)
+    name, pytorch_score = main_score(metrics)
+    from bertx.evaluation.evaluate import evaluate
+
+    score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
+    return {"student": kind, "folder": str(folder), "export": str(export_dir), "quantize": report["quantize"], "metric": name,
+            "pytorch_score": pytorch_score, "score": score, **timed(ctx, export_dir),
+            "size_mb": weights_mb(export_dir)}
+
+
+def _unlabelled_files(ctx: Context) -> list[str]:
+    """The unlabelled text of the transfer set, at most UNLABELLED_CAP lines (a seeded draw beyond)."""
+    files = ctx.inputs["unlabelled"]
+    if ctx.profile["unlabelled_lines"] <= UNLABELLED_CAP:
+        return files
+    import random
+
+    lines = [line for path in files for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(ctx.config.seed).shuffle(lines)
+    target = ctx.out / "compress" / "unlabelled.txt"
+    if not target.is_file():
+        runfolder.write_text(target, "\n".join(lines[:UNLABELLED_CAP]) + "\n")
+    return [str(target)]
+
+
+def compress_estimate(ctx: Context) -> float:
+    """One student (the plan stops at the first that meets `ship`; more run only while the budget allows):
+    the first one tried. With `latency_ratio` that is known before the baseline, since the teacher is the
+    baseline's size; with an absolute latency a middle-sized one is assumed."""
+    transfer = transfer_size(ctx)
+    epochs = student_epochs(transfer)
+    ratio = ctx.config.ship.latency_ratio
+    kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
+    first = kinds[0] if kinds else "bert-2"
+    return ctx.costs.student(first, transfer, epochs) + (ctx.costs.measure_student(first) if ratio else 0.0)
+
+
+def export_candidate(ctx: Context, model: dict, name: str) -> dict:
+    """A trained model's own export (int8, else fp32) as a candidate to ship, in a student row's form."""
+    import time
+
+    from bertx.evaluation.evaluate import evaluate
+
+    started = time.perf_counter()
+    export_dir = ctx.out / f"{name.split('-')[0]}.export"
+    report = export_model(Path(model["folder"]), export_dir, ctx)
+    score = float(evaluate(export_dir, ctx.inputs["dev"])[model["metric"]])
+    return {"student": name, "folder": model["folder"], "export": str(export_dir), "quantize": report["quantize"],
+            "metric": model["metric"], "pytorch_score": model["score"], "score": score, **timed(ctx, export_dir),
+            "size_mb": weights_mb(export_dir), "seconds": round(time.perf_counter() - started, 1), "estimate_s": None,
+            "predicted_latency_ms": None}
+
+
+def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
+    """The ship constraints `row` misses (empty: it meets them all)."""
+    missed = []
+    if ship.get("latency_ratio") is not None and row.get("latency_ratio") is not None:
+        if row["latency_ratio"] > ship["latency_ratio"]:
+            missed.append(f"latency {row['latency_ratio']:.3f}x the baseline's > {ship['latency_ratio']:g}x "
+                          f"({row['latency_ms']:.2f} ms beside its {row['baseline_ms_beside']:.2f})")
+    elif ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
+        missed.append(f"latency {row['latency_ms']:.2f} ms > {ship['latency_ms']:.2f}")
+    if ship.get("size_mb") is not None and row["size_mb"] > ship["size_mb"]:
+        missed.append(f"size {row['size_mb']:.1f} MB > {ship['size_mb']:g}")
+    if ship.get("min_kept") is not None and teacher_score and row["score"] / teacher_score < ship["min_kept"]:
+        missed.append(f"keeps {100 * row['score'] / teacher_score:.1f}% < {100 * ship['min_kept']:g}%")
+    return missed
+
+
+def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, out: Path, ledger: dict) -> dict:
+    """Distil students best-first until one meets every ship constraint or the budget runs out; when the best
+    that meets them scores under the baseline, pull the levers that may close the gap (`_levers`)."""
+    # Predictions from the baseline's latency timed beside the teacher: one window, one machine state.
+    reference = teacher.get("baseline_ms_beside") or base["latency_ms"]
+    target = ship["latency_ratio"] * reference if ship.get("latency_ratio") else ship.get("latency_ms")
+    kinds, predicted = students_to_try(ctx, reference, target)
+    transfer = transfer_size(ctx)
+    epochs = student_epochs(transfer)
+    partial = ledger["stages"].setdefault("compress-students", {"status": "partial", "rows": []})
+    rows = partial["rows"]
+    measured_note = ""
+    if ship.get("latency_ratio"):
+        kinds, measured_note = _measured_kinds(ctx, teacher, ship, kinds, predicted, target, partial, lambda: save_ledger(out, ledger))
+    ctx.decide("compress", f"try {', '.join(kinds)}", "best expected dev score first among students predicted to meet the "
+               "latency (" + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items()) + ")"
+               + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else "")
+               + measured_note)
+
+    def distil(kind: str) -> bool:
+        """Distil, export and measure one student unless done; False when the budget cannot afford it."""
+        if any(r["student"] == kind for r in rows):
+            return True
+        estimate = ctx.costs.student(kind, transfer, epochs)
+        if len(rows) and left_after("ship", "score", "report") < estimate * ctx.costs.scale:
+            ctx.decide("compress", f"stop before {kind}", f"{minutes(estimate * ctx.costs.scale)} min needed, "
+                       f"{minutes(left_after('ship', 'score', 'report'))} min of the budget left")
+            return False
+        started = time.perf_counter()
+        result = distill_student(ctx, teacher["folder"], kind, epochs)
+        result["seconds"], result["estimate_s"] = round(time.perf_counter() - started, 1), round(estimate, 1)
+        result["predicted_latency_ms"] = predicted.get(kind)
+        result["missed"] = meets(result, ship, teacher["score"])
+        rows.append(result)
+        ledger["elapsed_s"] = elapsed(ledger) + sum(r["seconds"] for r in rows)
+        save_ledger(out, ledger)
+        return True
+
+    for kind in kinds:
+        if any(not r["missed"] for r in rows) or not distil(kind):  # the best-first search found a student that ships
+            break
+    _levers(ctx, base, teacher, ship, rows, predicted, distil)
+    ok = [r for r in rows if not r["missed"]]
+    if ok:
+        best = max(ok, key=lambda r: (r["score"], -r["latency_ms"]))
+        ctx.decide("compress", f"ship {'student ' if best['student'] != 'teacher-int8' else ''}{best['student']}",
+                   f"best dev {best['metric']} ({100 * best['score']:.2f}) among the models meeting every ship constraint; "
+                   f"teacher {100 * teacher['score']:.2f}, baseline {100 * base['score']:.2f}")
+        chosen = {**best, "kind": "student"}
+    else:
+        misses = "; ".join(f"{r['student']}: {', '.join(r['missed'])}" for r in rows) or "no student trained"
+        ctx.decide("compress", "ship the teacher", f"no student met every ship constraint ({misses})")
+        chosen = None
+    ledger["stages"].pop("compress-students", None)
+    return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
+
+
+def _measured_kinds(ctx: stages.Context, teacher: dict, ship: dict, kinds: list[str], predicted: dict, target: float,
+                    partial: dict, save) -> tuple[list[str], str]:
+    """The students to try once the candidates are measured: predictions are a table of shares, a student
+    built and timed beside the baseline is a measurement. Returns (kinds, the note for the decision)."""
+    shortlist = [k for k in STUDENT_QUALITY if k in predicted and predicted[k] <= WIDER_MARGIN * target]
+    if "measured" not in partial:
+        partial["measured"] = measured_candidates(ctx, teacher["folder"], shortlist, ship["latency_ratio"])
+        save()
+    measured = partial["measured"]
+    found = [k for k in shortlist if measured.get(k, {}).get("meets_ratio")] + [k for k in kinds if k not in measured]
+    note = "; measured (int8, beside the baseline): " + ", ".join(f"{k} {m['latency_ratio']:.3f}x" for k, m in measured.items())
+    return found[:MAX_STUDENTS] or kinds, note
+
+
+def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
+    """Never below the baseline without trying: when the best model meeting `ship` scores under the baseline
+    on dev, try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline, and
+    (2) the widest student not tried yet that the latency may allow, while the budget lasts."""
+    def best_ok() -> float:
+        return max([r["score"] for r in rows if not r["missed"]], default=-1.0)
+
+    if best_ok() >= base["score"]:
+        return
+    ctx.decide("compress", "pull the levers", f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, "
+               f"under the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, then a wider student")
+    if not any(r["student"] == "teacher-int8" for r in rows):
+        try:
+            row = export_candidate(ctx, teacher, "teacher-int8")
+        except BertxError as err:
+            ctx.decide("compress", "no teacher export", f"the teacher could not be exported: {err}")
+        else:
+            row["missed"] = meets(row, ship, teacher["score"])
+            rows.append(row)
+    if best_ok() >= base["score"]:
+        return
+    target = ship["latency_ratio"] * (teacher.get("baseline_ms_beside") or base["latency_ms"]) if ship.get("latency_ratio") \
+        else ship.get("latency_ms")
+    untried = [k for k in STUDENT_QUALITY if k in predicted and not any(r["student"] == k for r in rows)
+               and (target is None or predicted[k] <= WIDER_MARGIN * target)]
+    if untried:
+        ctx.decide("compress", f"try the wider {untried[0]}", f"predicted {predicted[untried[0]]:.2f} ms, within "
+                   f"{WIDER_MARGIN}x the target: the prediction may be pessimistic, and its measured latency decides")
+        distil(untried[0])
