@@ -35,6 +35,7 @@ SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many e
 CLOSEST_SOURCES = 2         # when fine-tuning every source is too dear: only the ones closest in text
 SIMILARITY_S = 4.0          # embedding 200 texts of a source (or the target) to rank it by text similarity
 VOCAB_ADD = 5000            # word pieces of the target's language added to the encoder at most
+OWN_PIECES_PER_WORD = 1.15  # what a vocabulary extended for the text's language spells it in (Portuguese: 1.12)
 RANKABLE = ("classification", "pair-classification", "regression", "ner")
 SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
 
@@ -301,9 +302,6 @@ def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: in
 def adapt_length(ctx: Context) -> int:
     """Masked-LM blocks as long as the task's inputs, at most 128 tokens."""
     return min(128, ctx.profile["max_length"])
-
-
-OWN_PIECES_PER_WORD = 1.15  # what a vocabulary extended for the text's language spells it in (Portuguese: 1.12)
 
 
 def adapt_sequences(ctx: Context) -> int:
