@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bertx.errors import BertxError
+from bertx.runfolder import cache_folder
 
 PREFIX = "hf:"
 
@@ -30,7 +31,7 @@ def is_dataset_reference(path: str) -> bool:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("BERTX_CACHE", Path.home() / ".cache" / "bertx")) / "datasets"
+    return cache_folder("datasets")
 
 
 def load(reference: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,21 @@ def _check_rows(path: Path, records: list[tuple[int, list[str]]]) -> tuple[list[
     return header, rows
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def surrogate_problem(text: str, decoded: Any) -> str | None:
+    """JSON may escape a lone surrogate (`\\ud800`): valid JSON, but text no tokenizer can encode. The
+    problem with `decoded` (what `text` parsed to), or None; only text that escapes a surrogate is checked."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return None
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"holds an unpaired surrogate ({err.object[err.start]!r}): text no tokenizer can encode"
+    return None
+
+
 def _read_jsonl(path: Path, lines: list[str]) -> tuple[list[str], list[Row]]:
     rows = []
     columns: list[str] = []
@@ -152,6 +168,9 @@ def _read_jsonl(path: Path, lines: list[str]) -> tuple[list[str], list[Row]]:
             raise DataError(path, index + 1, f"not valid JSON: {err.msg}") from None
         if not isinstance(obj, dict):
             raise DataError(path, index + 1, "each JSONL line must be an object")
+        problem = surrogate_problem(line, obj)
+        if problem:
+            raise DataError(path, index + 1, problem)
         if not columns:
             columns = list(obj)
         rows.append(Row(index + 1, obj))

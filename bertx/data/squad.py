@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from bertx.data.readers import file_format, read_rows, read_text
+from bertx.data.readers import file_format, read_rows, read_text, surrogate_problem
 from bertx.errors import DataError
 
 
@@ -66,6 +66,9 @@ def read_qa(path: str | Path, require_answers: bool = True, articles: Optional[s
             if err.msg != "Extra data":  # "Extra data": several objects, one per line, i.e. JSONL
                 raise DataError(path, err.lineno, f"not valid JSON: {err.msg}") from None
     if squad is not None:
+        problem = surrogate_problem(text, squad)
+        if problem:
+            raise DataError(path, None, problem)
         examples = _read_squad(path, squad, require_answers, parse_slice(articles, str(path)))
     else:
         if articles:

@@ -25,6 +25,7 @@ import numpy as np
 
 from bertx.data.text_corpus import DocumentMode, read_documents
 from bertx.errors import BertxError
+from bertx.runfolder import cache_folder
 from bertx.console import say
 
 FORMAT = 1
@@ -33,7 +34,7 @@ REPORT_EVERY = 10_000_000  # tokens between progress lines while tokenising
 
 
 def default_cache_root() -> Path:
-    return Path(os.environ.get("BERTX_CACHE", Path.home() / ".cache" / "bertx")) / "corpus"
+    return cache_folder("corpus")
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -79,11 +79,15 @@ class TeacherLabeller:
         name = None
         if self.config.labelling.store:
             name = teacher_store.key(self._digest(), self.how, self.label_kind, features)
-            found = teacher_store.load(name, self.keys)
-            if found is not None and len(found if self.keys is None else found[self.keys[0]]) == len(features.lengths):
+            found = teacher_store.load(name, self.keys, features.lengths, self.log)
+            if found is not None:
                 self.summary["from_store"] += len(features.lengths)
                 return TeacherCache.from_outputs(self.label_kind, found)
         outputs = self._remote(features) if self.config.labelling.engine == "ray" else self._local(features, self.how)
+        problem = teacher_store.check(outputs, self.keys, features.lengths)
+        if problem is not None:  # a diverged or damaged teacher: a student trained on it would be NaN too
+            raise BertxError(f"{self._source()}: the teacher's outputs are unusable ({problem}); "
+                             "retrain or re-export the teacher")
         self.summary["labelled"] += len(features.lengths)
         self.summary["seconds"] = round(self.summary["seconds"] + time.perf_counter() - started, 2)
         if name is not None:

@@ -39,6 +39,16 @@ def published_mode(folder: bool = False) -> int:
     return (0o777 if folder else 0o666) & ~_umask()
 
 
+def cache_folder(name: str) -> Path:
+    """`$BERTX_CACHE/NAME` (default `~/.cache/bertx/NAME`), the one place bertx keeps what it can rebuild:
+    teacher outputs, tokenised corpora, materialised datasets. A cache root that is not a folder is one line."""
+    root = Path(os.environ.get("BERTX_CACHE") or Path.home() / ".cache" / "bertx")
+    for path in (root, root / name):
+        if path.exists() and not path.is_dir():
+            raise BertxError(f"{path}: the bertx cache must be a folder, this is a file (set BERTX_CACHE to a folder)")
+    return root / name
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically (a temporary beside it, then a rename)."""
     path = Path(path)

@@ -75,7 +75,9 @@ def check_not_read(target: Path, reads: Iterable, what: str = "--output") -> Non
 
 def folder_kind(folder: Path) -> str | None:
     """What a folder holds, as far as bertx can tell: None (absent or empty), 'export', 'merge',
-    'task export', 'vocabulary', 'tokenizer', 'rank', 'run' (a training run or matrix) or 'foreign'."""
+    'task export', 'vocabulary', 'tokenizer', 'rank', 'plan', 'matrix' (a folder of many runs: transfer
+    matrices, source caches, selected multi-task), 'corpus', 'run' (a training run) or 'foreign'.
+    Folders record their kind (`written_as`); older ones are told by their files."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
@@ -95,9 +97,11 @@ def folder_kind(folder: Path) -> str | None:
         if written_as:
             return str(written_as)
         for key, kind in (("export", "export"), ("merged_from", "merge"), ("exported_from", "task export"),
-                          ("vocab_extend", "vocabulary")):
+                          ("vocab_extend", "vocabulary"), ("budget", "plan")):
             if key in run:
                 return kind
+        if (folder / "plan.json").is_file():
+            return "plan"
         return "run"
     if (folder / "tokenizer_config.json").is_file() and not (folder / "config.json").is_file():
         return "tokenizer"

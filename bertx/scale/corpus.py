@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from bertx.data.readers import decode_text
+from bertx.data.readers import decode_text, surrogate_problem
 from bertx.errors import BertxError, DataError
 
 FORMATS = {".txt": "text", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv",
@@ -207,21 +207,27 @@ def header(item_path: str, fmt: str) -> list[str]:
     raise DataError(item_path, None, "no readable row")
 
 
-def read_shard(shard: Shard, columns: list[str]) -> Iterator[Row]:
+def read_shard(shard: Shard, columns: list[str]) -> list[Row]:
     """The shard's rows: a text line (text format) or a dict of fields (other formats). `columns` is the
-    file's header (TSV, CSV), used to name the fields."""
+    file's header (TSV, CSV), used to name the fields. A `DataError` when the file no longer holds the
+    rows the shard was planned with (it was cut or rewritten while the job ran)."""
     if shard.format == "parquet":
-        yield from _parquet_rows(shard)
+        rows = list(_parquet_rows(shard))
     elif shard.format == "csv":
-        for row_count, (number, values) in enumerate(_csv_records(shard.path, skip=shard.offset)):
-            if row_count >= shard.count:
+        rows = []
+        for number, values in _csv_records(shard.path, skip=shard.offset):
+            if len(rows) >= shard.count:
                 break
             if len(values) != len(columns):
-                yield Row(number, None, f"row has {len(values)} columns, the header has {len(columns)}")
+                rows.append(Row(number, None, f"row has {len(values)} columns, the header has {len(columns)}"))
             else:
-                yield Row(number, dict(zip(columns, values)))
+                rows.append(Row(number, dict(zip(columns, values))))
     else:
-        yield from _line_rows(shard, columns)
+        return list(_line_rows(shard, columns))
+    if len(rows) < shard.count:
+        raise DataError(shard.path, None, f"holds {len(rows)} of the {shard.count} rows this shard was planned with from row "
+                                          f"{shard.first}: it changed while the job ran")
+    return rows
 
 
 def _line_rows(shard: Shard, columns: list[str]) -> Iterator[Row]:
@@ -229,6 +235,9 @@ def _line_rows(shard: Shard, columns: list[str]) -> Iterator[Row]:
         handle.seek(shard.offset)
         for number in range(shard.first, shard.first + shard.count):
             raw = handle.readline()
+            if not raw:  # the end of the file, before the lines the shard was planned with
+                raise DataError(shard.path, number, f"the file ends before the {shard.count} lines this shard was planned "
+                                                    "with: it changed while the job ran")
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             raw = raw[:-1] if raw.endswith(b"\n") else raw
@@ -262,7 +271,8 @@ def _json_row(number: int, line: str) -> Row:
         return Row(number, None, f"not valid JSON: {err.msg}")
     if not isinstance(found, dict):
         return Row(number, None, "each JSONL line must be an object")
-    return Row(number, found)
+    problem = surrogate_problem(line, found)
+    return Row(number, None, problem) if problem else Row(number, found)
 
 
 def _parquet_rows(shard: Shard) -> Iterator[Row]:

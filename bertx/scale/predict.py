@@ -63,22 +63,24 @@ def predict_corpus(job: CorpusJob, log: Callable[[str], None] = lambda line: Non
     settings = {"model": str(Path(job.model).resolve()), "inputs": [[str(Path(f.path).resolve()), f.size, f.mtime_ns] for f in files],
                 "shard_rows": job.shard_rows, "output_format": job.output_format, "batch_size": job.batch_size, "bf16": job.bf16}
     check_writable_target(out)
+    # The driver checks the model folder's task and every file's columns before Ray starts (from the
+    # configs: the weights load in the actors only), and before the folder is touched: one error line, not a
+    # million bad rows, and a corrected command finds the folder as it was.
+    reading = Reading(job.model)
+    shards = plan_shards(files, job.shard_rows)
+    for path, fmt in dict.fromkeys((s.path, s.format) for s in shards):
+        reading.columns(path, fmt)
     make_folder(out)
     lock = FolderLock(out).acquire()  # before anything in the folder is judged or replaced: one job per folder
     try:
         _claim(out, settings, job.overwrite)
-        # The driver checks the model folder's task and every file's columns before Ray starts (from the
-        # configs: the weights load in the actors only): one error line, not a million bad rows.
-        reading = Reading(job.model)
-        shards = plan_shards(files, job.shard_rows)
-        for path, fmt in dict.fromkeys((s.path, s.format) for s in shards):
-            reading.columns(path, fmt)
         done = _done_shards(out, job.output_format)
         todo = [s for s in shards if s.name not in done]
         log(f"{len(shards)} shards in {len(files)} file(s); {len(shards) - len(todo)} done before, {len(todo)} to do")
         started = time.perf_counter()
         if todo:
             _run_on_ray(job, out, todo, done, log)
+        _check_inputs_unchanged(files)
         return _finish(job, out, shards, done, files, time.perf_counter() - started)
     finally:
         lock.release()
@@ -95,12 +97,36 @@ def _claim(out: Path, settings: dict, overwrite: bool) -> None:
             what = "an earlier corpus prediction with other settings" if found == KIND else f"a bertx {found} folder"
             if found == "foreign":
                 what = "files that are not bertx's"
+            changed = _changed_inputs(earlier, settings) if found == KIND else []
+            if changed:
+                what = f"a corpus prediction of {changed[0]} as it was before it changed"
             raise BertxError(f"{out}: holds {what}; choose another --output or pass --overwrite")
         else:
             check_deletable(out, kind=KIND)
             empty_folder(out)  # the lock stays
     if not (out / RUN_FILE).is_file() or (read_run_config(out) or {}).get("corpus") != settings:
         write_run_config(out, {"written_as": KIND, "corpus": settings})
+
+
+def _changed_inputs(earlier: dict | None, settings: dict) -> list[str]:
+    """Inputs of the same job whose size or modification time differ from what it recorded."""
+    if not earlier or {k: v for k, v in earlier.items() if k != "inputs"} != {k: v for k, v in settings.items() if k != "inputs"}:
+        return []
+    before = {path: (size, mtime) for path, size, mtime in earlier.get("inputs", [])}
+    return [path for path, size, mtime in settings["inputs"] if path in before and before[path] != (size, mtime)]
+
+
+def _check_inputs_unchanged(files) -> None:
+    """Every input still has the size and time it had when the shards were planned: rows read from a file
+    that changed meanwhile are not one file's predictions."""
+    for f in files:
+        try:
+            stat = os.stat(f.path)
+        except OSError:
+            raise BertxError(f"{f.path}: disappeared while the job ran; rerun once the inputs are final") from None
+        if (stat.st_size, stat.st_mtime_ns) != (f.size, f.mtime_ns):
+            raise BertxError(f"{f.path}: changed while the job ran ({f.size:,} -> {stat.st_size:,} bytes); its predictions are "
+                             "not of one file: rerun with --overwrite once the file is final")
 
 
 def _done_shards(out: Path, output_format: str) -> dict[str, dict]:

@@ -95,7 +95,10 @@ class ShardWorker:
     def run(self, shard: Shard) -> dict:
         """Predict the shard and publish its output file; returns what the manifest records of it."""
         names, columns = self.columns(shard.path, shard.format)
-        rows = list(read_shard(shard, names))
+        try:
+            rows = read_shard(shard, names)
+        except DataError as err:  # the input was cut or rewritten under the job: nothing of the shard is kept
+            return {"name": shard.name, "error": f"{err}; rerun the job with --overwrite once the file is final"}
         records, bad = self.predict(shard, rows, columns)
         data = self._encode(records)
         target = self.output / f"{shard.name}.{self.output_format}"
@@ -120,17 +123,36 @@ class ShardWorker:
                 bad.append({"input": shard.path, "row": row.number, "problem": err.problem})
         try:
             outputs = self._predict([g[1] for g in good])
-        except Exception:  # one row the predictor cannot take: find it row by row, keep the rest
-            outputs = []
-            for number, given, _ in list(good):
-                try:
-                    outputs += self._predict([given])
-                except Exception as err:
-                    bad.append({"input": shard.path, "row": number, "problem": f"cannot predict: {str(err).splitlines()[0][:200]}"})
-                    outputs.append(None)
-        records = [{"input": shard.path, "row": number, **shown, **output}
-                   for (number, _, shown), output in zip(good, outputs) if output is not None]
+        except Exception:  # rows the predictor cannot take: found by halving, then the rest predicted as one batch
+            refused = self._refused(good)
+            bad += [{"input": shard.path, "row": good[i][0], "problem": f"cannot predict: {problem}"} for i, problem in refused.items()]
+            good = [g for i, g in enumerate(good) if i not in refused]
+            # One call over the rest, as if the bad rows were never there: a quantized model's outputs depend on
+            # its batch (activation ranges), so only the same batches give the single-process bits.
+            outputs = self._predict([g[1] for g in good]) if good else []
+        records = [{"input": shard.path, "row": number, **shown, **output} for (number, _, shown), output in zip(good, outputs)]
         return records, sorted(bad, key=lambda b: b["row"])
+
+    def _refused(self, good: list[tuple]) -> dict[int, str]:
+        """Index -> problem of the rows the predictor raises on: halves that predict are cleared whole, so
+        a few bad rows among thousands cost a few calls over the shard, not one call per row."""
+        refused: dict[int, str] = {}
+
+        def search(indices: list[int], failed: bool = False) -> None:
+            if not failed:
+                try:
+                    self._predict([good[i][1] for i in indices])
+                    return
+                except Exception as err:
+                    if len(indices) == 1:
+                        refused[indices[0]] = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+                        return
+            half = len(indices) // 2
+            search(indices[:half])
+            search(indices[half:])
+
+        search(list(range(len(good))), failed=True)  # the whole shard has just failed
+        return refused
 
     def _inputs(self, content, columns: Optional[Columns]) -> tuple[tuple, dict]:
         """(what the predictor reads, what the record shows) for one row; ValueError names the problem."""
@@ -178,7 +200,8 @@ class ShardWorker:
             import pyarrow.parquet as pq
 
             buffer = io.BytesIO()
-            pq.write_table(pa.Table.from_pylist(records), buffer)
+            names = list(dict.fromkeys(k for r in records for k in r))  # every record's fields, not the first's only
+            pq.write_table(pa.Table.from_pydict({k: [r.get(k) for r in records] for k in names}), buffer)
             return buffer.getvalue()
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 

@@ -20,10 +20,10 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from bertx.errors import BertxError, RunStopped
-from bertx.runfolder import (LOCK_FILE, RUN_FILE, FolderLock, absolute_paths, check_deletable, empty_folder, make_folder,
+from bertx.runfolder import (LOCK_FILE, RUN_FILE, FolderLock, absolute_paths, check_deletable, empty_folder, folder_kind, make_folder,
                              published_mode, read_run_config, write_json, write_run_config)
 
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
@@ -42,6 +42,9 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, protecte
             --resume was given for a run with different settings, or --overwrite may not delete it.
     """
     run_file = out / RUN_FILE
+    found = folder_kind(out)
+    if found not in (None, "run", "foreign"):  # a plan, a matrix, an export: never resumed into or replaced by a run
+        raise BertxError(f"{out}: holds a bertx {found} folder, not a training run; choose another --output")
     if resume:
         if not run_file.is_file():
             raise BertxError(f"{out}: nothing to resume (no {RUN_FILE}); drop --resume to start a new run")
@@ -53,7 +56,7 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, protecte
     contents = [p for p in out.iterdir() if p.name != LOCK_FILE]
     if contents:
         if overwrite:
-            check_deletable(out, protected)
+            check_deletable(out, protected, "run")
             empty_folder(out)
         elif run_file.is_file():
             raise BertxError(
@@ -65,25 +68,46 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, protecte
 
 
 @contextmanager
-def claimed_folder(out: Path, run_config: dict, overwrite: bool, protected: list[str | Path] = ()) -> Iterator[Path]:
-    """A folder of many runs (a matrix): locked while in use, emptied on --overwrite only when it is
-    bertx's, and marked with its run config so that a later --overwrite knows it is bertx's."""
+def claimed_folder(out: Path, run_config: dict, overwrite: bool, protected: list[str | Path] = (), kind: str = "matrix",
+                   check: Callable[[Path], object] | None = None) -> Iterator[Path]:
+    """A folder of many runs (a matrix, a plan): locked while in use, emptied on --overwrite only when it
+    holds the same kind, and marked with its run config and kind so that a later command knows it.
+
+    `check(out)` runs after the folder's kind is checked and before anything is written: a command whose
+    own checks fail (a plan rerun with other settings) leaves the folder as it found it."""
+    created = not Path(out).exists()
     make_folder(out)
     lock = FolderLock(out).acquire()
     try:
-        if any(p.name != LOCK_FILE for p in out.iterdir()):
+        found = folder_kind(out)
+        if found is not None:
             if overwrite:
-                check_deletable(out, protected)
+                check_deletable(out, protected, None if _legacy_matrix(out, found, kind) else kind)
                 empty_folder(out)
-            elif not (out / RUN_FILE).is_file():
-                raise BertxError(f"{out}: output folder is not empty and holds no bertx run; choose another --output")
-        write_run_config(out, run_config)
+            elif found == "foreign":
+                raise BertxError(f"{out}: output folder is not empty and holds no bertx output; choose another --output")
+            elif found != kind and not _legacy_matrix(out, found, kind):
+                raise BertxError(f"{out}: holds a bertx {found} folder, not a {kind}; choose another --output")
+        if check is not None:
+            check(out)
+        write_run_config(out, {**run_config, "written_as": kind})
         try:
             yield out
         except RunStopped as stop:  # an inner run was stopped: rerunning the matrix command continues it
             raise stop.in_matrix(out) from None
-    finally:
+    except BaseException:
         lock.release()
+        if created and not any(p.name != LOCK_FILE for p in Path(out).iterdir()):
+            shutil.rmtree(out, ignore_errors=True)  # refused before writing: leave no empty folder behind
+        raise
+    else:
+        lock.release()
+
+
+def _legacy_matrix(out: Path, found: str, kind: str) -> bool:
+    """A matrix written before folders recorded their kind reads as a 'run': one without a training
+    run's own files at its root."""
+    return kind == "matrix" and found == "run" and not any((out / name).exists() for name in ("log.jsonl", "config.json", "checkpoints"))
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -22,11 +22,13 @@ What the run guarantees, whatever the recipe:
 - SIGTERM and Ctrl-C write a checkpoint at the next step boundary and stop with 143 / 130
   (`RunStopped`); a second Ctrl-C stops at once;
 - checkpoints carry a manifest and `--resume` takes the newest intact one;
-- a run that fails before its first checkpoint removes what it wrote, so the folder is free again.
+- a run that fails before its first checkpoint removes what it wrote, so the folder is free again;
+- a loss that is NaN or infinite stops the run with one line before the step is taken.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -268,6 +270,9 @@ class Run:
                 reports tokens/s, the others examples/s.
             shown: extra fields for the progress bar.
         """
+        if not math.isfinite(loss):  # every later step would be NaN too, and the saved model with it
+            raise BertxError(f"the training loss is {loss} at step {self.state.step + 1}: the run diverged or read "
+                             "non-finite inputs or teacher outputs; stopped (lower the learning rate, or check the data)")
         optimizer_step(self.accelerator, model, optimizer, scheduler, self.settings.max_grad_norm)
         self.count_step(examples, tokens, batch)
         samples_s, tokens_s = self.throughput()

@@ -148,3 +148,31 @@ def test_bad_plans_are_one_line_before_any_work(tiny_bert, tmp_path, capsys, cha
     assert len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "plan" / "baseline").exists()
+
+
+def test_a_plan_and_a_training_run_never_claim_each_others_folders(finished, tiny_bert, tmp_path, capsys):
+    """A plan is its own folder kind: it neither runs inside a training run nor replaces one, a run or an
+    export never replaces a plan, and a refused plan rerun leaves the plan's files as they were."""
+    from tests.conftest import tiny_config
+
+    root, config, _ = finished
+    plan_dir = Path(config["output"])
+    train = str(root / "train.tsv")
+    bertx.finetune(tiny_config(tiny_bert, train, None, str(tmp_path / "run"), max_steps=2), show_progress=False)
+    run_file = (tmp_path / "run" / "bertx_run.yaml").read_bytes()
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    for extra in ([], ["--overwrite"]):
+        assert main(["plan", str(tmp_path / "plan.yaml"), "--output", str(tmp_path / "run"), *extra]) == 2
+        assert "holds a bertx run folder" in capsys.readouterr().err
+        assert (tmp_path / "run" / "bertx_run.yaml").read_bytes() == run_file and (tmp_path / "run" / "model.safetensors").is_file()
+
+    plan_files = {p.name: p.read_bytes() for p in plan_dir.iterdir() if p.is_file()}
+    for extra in ([], ["--overwrite"]):
+        assert main(["finetune", "--model", tiny_bert, "--train", train, "--output", str(plan_dir), "--max-steps", "1", *extra]) == 2
+        assert "holds a bertx plan folder" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "run"), "--output", str(plan_dir), "--overwrite"]) == 2
+    assert "holds a bertx plan folder" in capsys.readouterr().err
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump({**config, "seed": 99}), encoding="utf-8")
+    assert main(["plan", str(tmp_path / "other.yaml")]) == 2
+    assert "a plan with other settings (seed)" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in plan_dir.iterdir() if p.is_file()} == plan_files  # nothing rewritten

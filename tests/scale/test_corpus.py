@@ -108,3 +108,72 @@ def test_every_generated_row_is_a_record_or_a_bad_row(classifier, tmp_path_facto
     expected = [i + 1 for i, l in enumerate(path.read_text(encoding="utf-8").split("\n")[:-1])
                 if suffix == ".txt" or l.strip()]  # blank JSONL lines are no rows, as in every reader
     assert sorted(got) == expected
+
+
+# ---- content the job did not write is verified (issue 40) -------------------------------------------------------
+def test_a_shard_whose_file_was_cut_under_the_job_is_an_error_not_a_hole(classifier, tmp_path):
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"sentence": f"film {i}"}) + "\n" for i in range(40)))
+    pq.write_table(pa.table({"sentence": [f"film {i}" for i in range(40)]}), tmp_path / "b.parquet", row_group_size=10)
+    worker = ShardWorker(str(classifier), str(tmp_path))
+    for name, cut in (("a.jsonl", lambda p: p.write_bytes(p.read_bytes()[:200])),
+                      ("b.parquet", lambda p: pq.write_table(pa.table({"sentence": ["x"] * 12}), p, row_group_size=10))):
+        shards = plan_shards(expand_inputs([str(tmp_path / name)]), 16)
+        cut(tmp_path / name)  # another process rewrites the input after the shards were planned
+        results = [worker.run(s) for s in shards]
+        assert any("changed while the job ran" in r.get("error", "") for r in results), results
+        assert all("error" in r or r["predictions"] == r["count"] for r in results)
+
+
+def test_rows_the_predictor_refuses_are_isolated_and_the_rest_predicted_as_one_batch(classifier, tmp_path, monkeypatch):
+    texts = [f"a {'good' if i % 3 else 'dull'} film number {i}" for i in range(64)]
+    (tmp_path / "in.txt").write_text("\n".join(t if i not in (5, 41) else "BAD " + t for i, t in enumerate(texts)) + "\n")
+    (tmp_path / "clean.txt").write_text("\n".join(t for i, t in enumerate(texts) if i not in (5, 41)) + "\n")
+    worker = ShardWorker(str(classifier), str(tmp_path))
+    predict, calls = worker._predict, []
+
+    def refusing(inputs):
+        calls.append(len(inputs))
+        if any("BAD" in x[1] for x in inputs):
+            raise RuntimeError("the tokenizer cannot encode this\nsecond line")
+        return predict(inputs)
+
+    monkeypatch.setattr(worker, "_predict", refusing)
+    shard = plan_shards(expand_inputs([str(tmp_path / "in.txt")]), 100)[0]
+    records, bad = worker.predict(shard, read_shard(shard, []), None)
+    assert [b["row"] for b in bad] == [6, 42] and bad[0]["problem"] == "cannot predict: the tokenizer cannot encode this"
+    assert len(calls) <= 2 + 2 * 2 * 6 and calls[-1] == 62  # halving finds the two rows; the other 62 go in one call
+    clean = plan_shards(expand_inputs([str(tmp_path / "clean.txt")]), 100)[0]
+    alone, _ = worker.predict(clean, read_shard(clean, []), None)
+    assert [r["probs"] for r in records] == [r["probs"] for r in alone]  # as if the bad rows were never there
+
+
+def test_a_lone_surrogate_is_a_bad_row_and_parquet_keeps_every_field(classifier, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    (tmp_path / "a.jsonl").write_text('{"sentence": "fine"}\n{"sentence": "bad \\ud800 one"}\n'
+                                      '{"sentence": "pair \\ud83d\\ude00 ok"}\n')
+    shard = plan_shards(expand_inputs([str(tmp_path / "a.jsonl")]), 10)[0]
+    rows = read_shard(shard, header(shard.path, shard.format))
+    assert [r.problem for r in rows] == [None, "holds an unpaired surrogate ('\\ud800'): text no tokenizer can encode", None]
+    worker = ShardWorker(str(classifier), str(tmp_path), output_format="parquet")
+    data = worker._encode([{"text": "a", "label": "pos"}, {"text": "b", "label": "neg", "truncated": True}])
+    import io
+    assert pq.read_table(io.BytesIO(data)).to_pylist()[1] == {"text": "b", "label": "neg", "truncated": True}
+
+
+def test_a_job_that_fails_its_checks_leaves_no_folder_and_a_changed_input_is_named(classifier, tmp_path):
+    from bertx.scale import predict as corpus_job
+
+    (tmp_path / "in.jsonl").write_text('{"other": "no text column"}\n')
+    with pytest.raises(DataError):
+        corpus_job.predict_corpus(corpus_job.CorpusJob(str(classifier), [str(tmp_path / "in.jsonl")], str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()  # the corrected command is not refused by a folder it never used
+    (tmp_path / "in.jsonl").write_text('{"text": "a film"}\n')
+    files = expand_inputs([str(tmp_path / "in.jsonl")])
+    corpus_job._check_inputs_unchanged(files)
+    (tmp_path / "in.jsonl").write_text('{"text": "a film"}\n{"text": "another"}\n')
+    with pytest.raises(BertxError, match=r"in.jsonl: changed while the job ran \(19 -> 39 bytes\)"):
+        corpus_job._check_inputs_unchanged(files)
+    before = {"model": "m", "inputs": [[files[0].path, 19, 1]]}
+    assert corpus_job._changed_inputs(before, {"model": "m", "inputs": [[files[0].path, 42, 2]]}) == [files[0].path]
+    assert corpus_job._changed_inputs(before, {"model": "other", "inputs": [[files[0].path, 42, 2]]}) == []

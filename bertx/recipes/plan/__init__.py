@@ -51,8 +51,9 @@ def plan(config: PlanConfig, dry_run: bool = False, overwrite: bool = False, sho
              config.resolve(config.test) if config.test else None,
              *[config.resolve(p) for p in config.unlabelled], config.resolve(config.sources) if config.sources else None,
              *[encoder_path(e) for e in config.encoders]]
-    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, [r for r in reads if r]):
-        ledger = _load_ledger(out, config)
+    ledger: dict = {}  # read (and its settings checked) before the folder's run config is written
+    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, [r for r in reads if r], kind="plan",
+                                check=lambda folder: ledger.update(_load_ledger(folder, config))):
         return _run(config, out, ledger, show_progress, log)
 
 
