@@ -109,3 +109,13 @@ def test_every_shipped_transfer_config_loads(path):
     assert all(config.resolve(f).startswith("/data/") for f in files)
     assert {s.name for s in config.sources} <= {t.name for t in config.targets}  # every source has an in-domain column
     assert "plain" in config.methods and all(t.unlabelled for t in config.targets)
+
+
+def test_yaml_merge_keys_merge_and_the_mapping_itself_wins():
+    from bertx.config.loading import load_yaml
+
+    text = ("tasks:\n  - &first {name: a, kind: classification, train: a.tsv, data: {max_length: 32}}\n"
+            "  - <<: *first\n    name: b\n    train: b.tsv\n")
+    assert load_yaml(text)["tasks"][1] == {"name": "b", "kind": "classification", "train": "b.tsv", "data": {"max_length": 32}}
+    with pytest.raises(Exception, match="key 'name' appears twice"):
+        load_yaml(text + "    name: c\n")

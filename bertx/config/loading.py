@@ -14,12 +14,15 @@ from bertx.errors import BertxError
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a mapping that names a key twice (YAML would keep the last silently)."""
+    """The safe loader, refusing a mapping that names a key twice (YAML would keep the last silently);
+    merge keys (`<<: *base`) merge, and what the mapping itself says wins over what it merges."""
 
 
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *base`: the merged keys may be overridden here; construct_mapping merges them
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, (str, int, float, bool)):
             continue  # an unhashable key: construct_mapping reports it

@@ -68,13 +68,14 @@ class AdapterBankServed:
     batcher: MicroBatcher | None = None
     info: dict = field(default_factory=dict)
     graph: Any = None  # bertx.deploy.bank_graph.BankGraph, or None: the bank runs in PyTorch
+    pairs: dict = field(default_factory=dict)  # adapter name -> reads pairs (True), single texts (False) or either (None)
 
     kind = "adapters"
-    fields = ("adapter",)
 
     @classmethod
     def load(cls, name: str, folder: str, runtime: str = "onnx") -> "AdapterBankServed":
         from bertx.inference.loading import data_options
+        from bertx.inference.predictor import reads_pairs
         from bertx.models.adapters import base_with_head
         from bertx.models.cls_only import enable_cls_only_last_layer
         from bertx.models.encoder import load_tokenizer
@@ -106,7 +107,8 @@ class AdapterBankServed:
 
             graph = BankGraph(bank, tokenizer)
             bank.release_base()  # ONNX Runtime holds the base weights now; PyTorch's copy would only take memory
-        served = cls(name, str(folder), bank, tokenizer, max_length, {n: f[1] for n, f in facts.items()}, base, graph=graph)
+        served = cls(name, str(folder), bank, tokenizer, max_length, {n: f[1] for n, f in facts.items()}, base, graph=graph,
+                     pairs={n: reads_pairs(f[1], f[3]) for n, f in facts.items()})
         served.info = served.describe()
         return served
 
@@ -120,7 +122,7 @@ class AdapterBankServed:
     # ---- requests ------------------------------------------------------------------------------
     def check(self, inputs: Any, limits, tasks: Any = None, adapter: Any = None) -> list:
         """Each input as (text, pair or None, adapter name)."""
-        from bertx.deploy.server import BadRequest, canonical_input, checked_list
+        from bertx.deploy.server import BadRequest, canonical_input, checked_list, pair_form
 
         if tasks is not None:
             raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} is a folder of adapters")
@@ -130,11 +132,10 @@ class AdapterBankServed:
         if adapter not in self.bank.state.names:
             raise BadRequest(404, f"no adapter {adapter!r} in model {self.name!r}")
         spec = self.specs[adapter]
+        pairs = self.pairs.get(adapter) if spec.pair != "required" else True
         items = []
         for i, item in enumerate(checked_list(inputs, limits)):
-            text, pair = canonical_input(i, item, spec.name)
-            if spec.pair == "required" and pair is None:
-                raise BadRequest(422, f"inputs[{i}]: adapter {adapter!r} reads text pairs")
+            text, pair = pair_form(i, canonical_input(i, item, spec.name), pairs, f"adapter {adapter!r}")
             items.append((text, pair, adapter))
         return items
 
@@ -181,11 +182,13 @@ class AdapterBankServed:
         """Load another adapter of this base (or a new version of one) into the bank."""
         from bertx.models.lora_bank import read_adapter
 
-        base, task, labels, _ = adapter_facts(Path(folder))
+        from bertx.inference.predictor import reads_pairs
+
+        base, task, labels, run = adapter_facts(Path(folder))
         if base != self.base:
             raise BertxError(f"{folder}: its base model ({base}) is not this bank's ({self.base})")
         self.bank.add(read_adapter(adapter, folder, labels))
-        self.specs[adapter] = task
+        self.specs[adapter], self.pairs[adapter] = task, reads_pairs(task, run)
         self.info = self.describe()
         return {"adapter": adapter, "adapters": len(self.bank.state.names)}
 

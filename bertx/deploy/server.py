@@ -71,7 +71,11 @@ class ServedModel:
             raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} answers one task ({self.kind})")
         if adapter is not None:
             raise BadRequest(422, f"`adapter` is for a folder of adapters; model {self.name!r} is one model")
-        return [canonical_input(i, item, self.kind) for i, item in enumerate(checked_list(inputs, limits))]
+        from bertx.inference.predictor import reads_pairs
+
+        pairs = reads_pairs(self.trained.task, self.trained.run)
+        return [pair_form(i, canonical_input(i, item, self.kind), pairs, f"model {self.name!r}")
+                for i, item in enumerate(checked_list(inputs, limits))]
 
     def predict(self, inputs: list) -> list[dict]:
         """One batch through the model: the records `bertx predict` writes, in input order. Adapters that
@@ -162,6 +166,16 @@ def canonical_input(i: int, item: Any, kind: str):
             raise BadRequest(422, f"inputs[{i}]: a text pair is a list of two strings")
         return (text(item[0], "text"), text(item[1], "text_pair"))
     return (text(item, "input"), None)
+
+
+def pair_form(i: int, given: tuple, pairs: bool | None, who: str) -> tuple:
+    """`given` (text, pair or None) when it has the form the model was trained on (`pairs`: True, False or
+    None for either), else a `BadRequest`: a single-text model given a pair would read both as one text."""
+    if pairs is True and given[1] is None:
+        raise BadRequest(422, f"inputs[{i}]: {who} reads text pairs; send [text, text_pair] or {{\"text\", \"text_pair\"}}")
+    if pairs is False and given[1] is not None:
+        raise BadRequest(422, f"inputs[{i}]: {who} was trained on single texts; send one text per input, not a pair")
+    return given
 
 
 def parse_model_args(models: list[str]) -> dict[str, str]:
@@ -390,6 +404,10 @@ def add_admin_routes(app, models: dict, token: str, error) -> None:
             return error(400, "the body is not valid JSON")
         if not isinstance(body, dict) or not isinstance(body.get("folder"), str):
             return error(422, 'the body must be {"folder": "ADAPTER_DIR"} (and "model": NAME with several folders of adapters)')
+        try:
+            body["folder"].encode("utf-8")
+        except UnicodeEncodeError as err:
+            return error(422, f"`folder` holds an unpaired surrogate at character {err.start}; send a valid path")
         if not adapter.replace("-", "").replace("_", "").replace(".", "").isalnum():
             return error(422, f"adapter name {adapter!r}: use letters, digits, '-', '_' or '.'")
         try:
@@ -400,6 +418,9 @@ def add_admin_routes(app, models: dict, token: str, error) -> None:
 
     @app.delete("/v1/adapters/{adapter}")
     async def remove_adapter(adapter: str, request: Request, model: str | None = None):
+        denied = refused(request)  # before anything about the served banks is said
+        if denied is not None:
+            return denied
         try:
             bank = bank_of(model)
         except BadRequest as bad:

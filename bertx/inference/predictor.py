@@ -96,6 +96,16 @@ def reading_options(run: Optional[dict]) -> dict:
     }
 
 
+def reads_pairs(task: TaskSpec, run: Optional[dict]) -> Optional[bool]:
+    """Whether a model of this task and run reads text pairs (True), single texts (False), or either (None:
+    a run that did not record the columns it read)."""
+    if task.pair == "required":
+        return True
+    if task.pair != "optional" or not run or "columns" not in run:
+        return None
+    return bool(reading_options(run)["text_pair_column"])
+
+
 def decode(task: TaskSpec, logits: np.ndarray, labels: list[str]) -> list[dict]:
     if task.label_kind == "score":
         return [{"score": float(row[0])} for row in logits]

@@ -54,8 +54,8 @@ def read_adapter(name: str, folder: str | Path, labels: list[str]) -> AdapterFac
     try:
         settings = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
         tensors = load_file(str(folder / "adapter_model.safetensors"))
-    except (OSError, ValueError) as err:
-        raise BertxError(f"{folder}: not a readable LoRA adapter folder ({err})") from None
+    except Exception as err:  # OSError, JSON's ValueError, safetensors' own error for a cut or foreign file
+        raise BertxError(f"{folder}: not a readable LoRA adapter folder ({type(err).__name__}: {err})") from None
     if settings.get("peft_type") != "LORA":
         raise BertxError(f"{folder}: a {settings.get('peft_type')} adapter; only LoRA adapters share a mixed batch")
     for option, plain in (("use_dora", False), ("rank_pattern", {}), ("alpha_pattern", {}), ("bias", "none"),

@@ -151,6 +151,13 @@ def test_admin_routes_want_the_token_and_a_loopback_peer(adapters):
         assert client.post("/v1/adapters/extra", json=body).status_code == 401
         assert client.post("/v1/adapters/extra", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.delete("/v1/adapters/two").status_code == 401
+        assert client.delete("/v1/adapters/two?model=secret").status_code == 401  # no bank names before the token
+        assert "bank" not in client.delete("/v1/adapters/two?model=secret").text
+        surrogate = client.post("/v1/adapters/extra", content=b'{"folder": "/tmp/a\\ud800b"}',
+                                headers={"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"})
+        assert surrogate.status_code == 422 and "unpaired surrogate" in surrogate.json()["error"]
+        pair = client.post("/v1/models/bank/predict", json={"inputs": [["a good film", "a pair"]], "adapter": "two"})
+        assert pair.status_code == 422 and "adapter 'two' was trained on single texts" in pair.json()["error"]
     with TestClient(app, client=("10.0.0.5", 50000)) as remote:
         answer = remote.post("/v1/adapters/extra", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 403
@@ -176,6 +183,12 @@ def test_bad_folders_of_adapters_are_one_line(adapters, tmp_path, tiny_bert):
 
     with pytest.raises(BertxError, match="a bank serves adapters of one base"):
         load_models({"bank": str(mixed)})
+    cut = tmp_path / "cut"  # an adapter whose weights were cut short (a full disk, a killed copy)
+    shutil.copytree(adapters / "adapters", cut)
+    weights = cut / "three" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(BertxError, match="three: not a readable LoRA adapter folder"):
+        load_models({"bank": str(cut)})
 
 
 ADAPTER_VALUES = st.one_of(st.none(), st.sampled_from(["two", "three", "rank8", "", "nope", "../two"]), st.integers(),

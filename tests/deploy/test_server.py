@@ -89,6 +89,15 @@ def test_bad_requests_get_a_4xx_json_error_and_the_server_stays_up(client, body,
     assert client.get("/health").status_code == 200
 
 
+def test_a_model_answers_only_the_form_it_was_trained_on(client):
+    """A single-text model given a pair would read both texts as one: refused, as a pair model given one text is."""
+    for model, inputs, message in (("sentiment", [["a good film", "great story"]], "was trained on single texts"),
+                                   ("sentiment", [{"text": "good", "text_pair": "fine"}], "was trained on single texts"),
+                                   ("pairs", ["only one text"], "reads text pairs")):
+        answer = client.post(f"/v1/models/{model}/predict", json={"inputs": inputs})
+        assert answer.status_code == 422 and message in answer.json()["error"], answer.text
+
+
 def test_a_text_longer_than_the_model_is_truncated_and_says_so(client):
     long_text = "a good film " * 300  # ~900 tokens against the tiny model's 32
     got = client.post("/v1/models/sentiment/predict", json={"inputs": [long_text, "short and good"]}).json()["outputs"]

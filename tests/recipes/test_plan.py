@@ -176,3 +176,14 @@ def test_a_plan_and_a_training_run_never_claim_each_others_folders(finished, tin
     assert main(["plan", str(tmp_path / "other.yaml")]) == 2
     assert "a plan with other settings (seed)" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in plan_dir.iterdir() if p.is_file()} == plan_files  # nothing rewritten
+
+
+def test_a_bad_line_is_named_in_the_users_file_not_in_the_plans_draws(tiny_bert, tmp_path, capsys):
+    config = plan_config(tiny_bert, tmp_path, dev=None)
+    lines = (tmp_path / "train.tsv").read_bytes().split(b"\n")
+    lines[41] = lines[41].replace(b"\t", b"\x00\t", 1)  # a NUL byte on the user's line 42
+    (tmp_path / "train.tsv").write_bytes(b"\n".join(lines))
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if v is not None}), encoding="utf-8")
+    assert main(["plan", str(tmp_path / "plan.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'train.tsv'}:42: NUL byte" in err and "profile" not in err, err

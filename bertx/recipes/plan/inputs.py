@@ -27,6 +27,28 @@ REPORT_LABELLED_SHARE = "held-out share of the labelled examples"
 REPORT_DEV = "dev (the split that chose checkpoints and students: optimistic)"
 
 
+def read_task_file(config: PlanConfig, path: str) -> list:
+    """A labelled file read as the plan's task reads it (examples, tagged sentences or questions); every
+    problem is one line naming this file and its line."""
+    if config.task == "ner":
+        from bertx.data.conll import read_tagged
+
+        sentences = read_tagged(path)
+        if not sentences:
+            raise BertxError(f"{path}: no sentences")
+        return sentences
+    if config.task == "qa":
+        from bertx.data.squad import read_qa
+
+        return read_qa(path)
+    from bertx.data.examples import read_examples
+    from bertx.tasks import get_task
+
+    data = config.data
+    return read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
+                         data.label_separator)[0]
+
+
 def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
     """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made.
     The test file is checked to exist, never opened: it is read once, after the plan ships."""
@@ -37,6 +59,9 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
     for role, path in [("train", train), ("dev", dev), ("test", test)] + [("unlabelled", p) for p in unlabelled]:
         if path and not Path(path).is_file():
             raise BertxError(f"plan {role} file {path}: file not found")
+    for path in (train, dev):  # the user's own files and lines in every error, never the draws' copies
+        if path:
+            read_task_file(config, path)
     tagged = config.task == "ner"
     suffix = Path(train).suffix
     notes: dict = {"source_train": train}

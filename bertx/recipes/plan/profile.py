@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bertx.config.plan import PlanConfig
+from bertx.recipes.plan.inputs import read_task_file
 from bertx.models.encoder import load_tokenizer, resolve_model_path
 
 MAX_PLANNED_LENGTH = 256  # longer inputs are truncated: a plan on 2 cores cannot afford quadratic attention beyond
@@ -168,28 +169,15 @@ def tokenizer_ms(config: PlanConfig, path: str, tokenizer, inputs: int = 50) -> 
 def _read(config: PlanConfig, path: str, tokenizer) -> tuple[int, list[str], list[int]]:
     """(examples, their labels (classification kinds) or entity types (NER), token lengths with special tokens)."""
     if config.task == "ner":
-        from bertx.data.conll import read_tagged
-
-        sentences = read_tagged(path)
-        if not sentences:
-            from bertx.errors import BertxError
-
-            raise BertxError(f"{path}: no sentences")
+        sentences = read_task_file(config, path)
         encoded = tokenizer([s.words for s in sentences], is_split_into_words=True, verbose=False)["input_ids"]
         types = [tag[2:] for s in sentences for tag in (s.tags or []) if tag.startswith("B-")]
         return len(sentences), types, [len(ids) for ids in encoded]
     if config.task == "qa":
-        from bertx.data.squad import read_qa
-
-        examples = read_qa(path)
+        examples = read_task_file(config, path)
         encoded = tokenizer([e.question for e in examples], [e.context for e in examples], verbose=False)["input_ids"]
         return len(examples), [], [len(ids) for ids in encoded]
-    from bertx.data.examples import read_examples
-    from bertx.tasks import get_task
-
-    data = config.data
-    examples, _ = read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
-                                data.label_separator)
+    examples = read_task_file(config, path)
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair is not None else None
     encoded = tokenizer(texts, pairs, verbose=False)["input_ids"]
