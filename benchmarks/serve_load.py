@@ -88,7 +88,9 @@ class Server:
         import psutil
 
         self.port = port
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # A session of its own: a server's worker processes (LitServe spawns them) are stopped with it, and
+        # none is left to take CPU from the next server measured.
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
                                      env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
@@ -119,13 +121,22 @@ class Server:
         raise SystemExit("server did not become ready")
 
     def stop(self) -> int:
+        """SIGTERM to the server (its exit code says whether it shut down cleanly), then SIGKILL to whatever of
+        its session is left."""
+        import signal
+
         self._sampling = False
         self.proc.terminate()
         try:
-            return self.proc.wait(timeout=60)
+            code = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return -9
+            code = -9
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        return code
 
 
 async def drive(url: str, texts: list[str], concurrency: int, requests: int) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertx.deploy.batcher import MicroBatcher, input_weight
+from bertx.deploy.batcher import MicroBatcher, TokenWeight
 from bertx.errors import BertxError
 
 SEQUENCE_KINDS = ("classification", "pair-classification", "regression", "multilabel")
@@ -69,6 +69,7 @@ class AdapterBankServed:
     info: dict = field(default_factory=dict)
     graph: Any = None  # bertx.deploy.bank_graph.BankGraph, or None: the bank runs in PyTorch
     pairs: dict = field(default_factory=dict)  # adapter name -> reads pairs (True), single texts (False) or either (None)
+    counter: TokenWeight | None = None
 
     kind = "adapters"
 
@@ -169,7 +170,9 @@ class AdapterBankServed:
         return out
 
     def weigh(self, item) -> int:
-        return input_weight(item[:2], 6 * self.max_length)
+        if self.counter is None:
+            self.counter = TokenWeight(self.tokenizer, self.max_length)
+        return self.counter(item)
 
     def warm_up(self) -> float:
         from bertx.deploy.server import WARM_UP_TEXT, timed_warm_up

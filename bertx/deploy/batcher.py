@@ -6,12 +6,14 @@ model once in a worker thread, off the event loop, and hands every request its s
 The predictor itself sorts the batch by length, so padding stays small.
 
 Two guarantees beyond speed:
-- **Admission by expected wait.** The worker measures what an input costs (seconds per character, a
-  moving average over recent batches), corrects its predictions by how late answers really came, and
-  refuses a request at once (`QueueFull`, with the time until it would fit as the retry hint) when the
-  work ahead of it and its own would answer it later than the deadline. A count of queued inputs alone
-  does not bound latency: 1,024 short tweets and 1,024 long reviews wait very different times.
-  `max_queue` stays as a hard bound on memory.
+- **Admission by expected answer time.** An input's cost is its tokens after truncation (`TokenWeight`: a
+  500-word review costs what the model reads of it, `max_length` tokens, not its characters). The worker
+  fits a batch's seconds as a fixed part plus a part per token on recent batches, adds the slack it measures
+  between predicted and real answer times (the event loop, HTTP, a busy machine: a 95th percentile, in
+  seconds, so it does not scale long inputs' predictions), and refuses a request at once (`QueueFull`, with
+  the time until it would fit as the retry hint) only when the work ahead of it and its own would answer it
+  later than the deadline. A count of queued inputs alone does not bound latency: 1,024 short tweets and
+  1,024 long reviews wait very different times. `max_queue` stays as a hard bound on memory.
 - **One bad request harms no one.** If a batch fails, each of its requests is run again on its own, so
   only the request that fails alone gets the error; the others get their results.
 """
@@ -25,8 +27,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-# What an input costs besides its characters (tokenizer call, [CLS]/[SEP], head), in characters.
-INPUT_OVERHEAD_CHARS = 32
+# What an input costs besides its tokens (the request's own parsing, decoding, its record), in tokens.
+INPUT_OVERHEAD_TOKENS = 8
+# Characters a token rarely exceeds: a text is cut there before it is counted, so a megabyte-long input
+# costs the event loop no more than the model will read of it.
+CHARS_PER_TOKEN_AT_MOST = 16
+# Characters that hold at least a token in text of words (English averages 4-5): an input this much longer
+# than the model reads is read to `max_length` tokens, known without counting. Counting was the event loop's
+# largest cost under a load of reviews (33 of its 71 profile samples).
+CHARS_PER_TOKEN_AT_LEAST = 6
 
 
 class QueueFull(Exception):
@@ -37,13 +46,37 @@ class QueueFull(Exception):
         self.retry_after_s = retry_after_s
 
 
-def input_weight(item, max_chars: int | None = None) -> int:
-    """An input's expected cost in characters: its text(s), at most `max_chars` (the model reads only its
-    first max_length tokens of a long text, so a 20,000-character review costs what a 700-character one
-    does), plus a fixed overhead."""
-    parts = item if isinstance(item, (tuple, list)) else (item,)
-    chars = sum(len(p) for p in parts if isinstance(p, str))
-    return INPUT_OVERHEAD_CHARS + (chars if max_chars is None else min(chars, max_chars))
+class TokenWeight:
+    """An input's cost for admission: the tokens the model will read of it (after truncation at
+    `max_length`), plus a fixed overhead. Counted by a private copy of the model's tokenizer: the served
+    model's own is driven by the model thread, and a Rust tokenizer is not safe to share between threads.
+
+    Called with an input as the served model checks it: a text, or a tuple whose first two items are texts
+    (text and pair, question and context) or None."""
+
+    def __init__(self, tokenizer, max_length: int):
+        from tokenizers import Tokenizer
+
+        self.max_length = max_length
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self.tokenizer = Tokenizer.from_str(backend.to_str()) if backend is not None else None
+        if self.tokenizer is not None:
+            self.tokenizer.no_truncation()
+            self.tokenizer.no_padding()
+
+    def __call__(self, item) -> int:
+        parts = item[:2] if isinstance(item, (tuple, list)) else (item, None)
+        cap = CHARS_PER_TOKEN_AT_MOST * self.max_length
+        texts = [p[:cap] if isinstance(p, str) else None for p in (*parts, None)[:2]]
+        if texts[0] is None:
+            return INPUT_OVERHEAD_TOKENS
+        if sum(len(t) for t in texts if t) >= CHARS_PER_TOKEN_AT_LEAST * self.max_length:
+            return INPUT_OVERHEAD_TOKENS + self.max_length
+        if self.tokenizer is None:  # a slow tokenizer: about 4 characters a token
+            tokens = sum(len(t) for t in texts if t) // 4 + 3
+        else:
+            tokens = len(self.tokenizer.encode(texts[0], texts[1]).ids)
+        return INPUT_OVERHEAD_TOKENS + min(tokens, self.max_length)
 
 
 @dataclass
@@ -51,8 +84,7 @@ class _Job:
     inputs: list
     future: asyncio.Future
     weight: int = 0
-    predicted: float = 0.0  # the wait admission expected for it (seconds)
-    correction: float = 1.0  # the correction that prediction included
+    predicted: float = 0.0  # the wait the cost model expected for it, before the slack (seconds)
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -69,14 +101,14 @@ class MicroBatcher:
             instead of waiting (a lone request pays no wait).
         deadline_ms: the longest a request may expect to wait for its answer (the work queued ahead of it, and
             its own); beyond it, `QueueFull` at once. A request that finds the model idle is always taken.
-        seconds_per_char: the first estimate of an input's cost (the server measures it at warm-up).
-        weigh: an input's cost in characters (default `input_weight`; the server caps it at the model's length).
+        seconds_per_token: the first estimate of an input's cost (the server measures it at warm-up).
+        weigh: an input's cost in tokens (the server's `TokenWeight`; default: one unit per input).
     """
 
     def __init__(self, run_batch: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
                  max_queue: int = 1024, on_batch: Optional[Callable[[int], None]] = None,
-                 arriving: Optional[Callable[[], int]] = None, deadline_ms: float = 2000.0, seconds_per_char: float = 1e-5,
-                 weigh: Callable = input_weight):
+                 arriving: Optional[Callable[[], int]] = None, deadline_ms: float = 2000.0, seconds_per_token: float = 1e-4,
+                 weigh: Callable = lambda item: 1):
         self.run_batch = run_batch
         # How many requests are on their way to this batcher (received, not yet queued): waiting for
         # company only makes sense when some are. Without it, the first input always waits max_wait_ms.
@@ -84,26 +116,27 @@ class MicroBatcher:
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.deadline = deadline_ms / 1000.0
-        self.seconds_per_char = seconds_per_char
-        # A batch costs a fixed part (the call, the tokenizer, padding, decoding) plus a part per character. Fitted
-        # on recent batches: learning from characters alone, a run of one-input batches (a quiet server) made
-        # each character look several times dearer than in a full batch, and the first burst of concurrent
-        # requests was then refused as if it would take seconds (measured: 94% of 10,000 requests refused at
-        # concurrency 32, no prediction slower than 0.4 s).
+        self.seconds_per_token = seconds_per_token
+        # A batch costs a fixed part (the call, padding, decoding) plus a part per token. Fitted on recent
+        # batches: learning from tokens alone, a run of one-input batches (a quiet server) made each token look
+        # several times dearer than in a full batch, and the first burst of concurrent requests was then
+        # refused as if it would take seconds.
         self.seconds_per_batch = 0.0
         self.batches: deque[tuple[int, float]] = deque(maxlen=64)  # (weight, seconds) of recent batches
-        # Measured answer times over predicted ones: what the cost model misses (the event loop's own work,
-        # batches that mix requests, a busy machine). Predictions are scaled by the 95th percentile of the
-        # recent ratios, so that nearly every accepted request, not just the average one, meets the deadline
-        # (measured against a moving average of the ratios: p99 2.33 s vs 2.58 s, the same throughput).
-        self.ratios: deque[float] = deque(maxlen=200)
-        self.correction = 1.0
+        # Real answer times minus predicted ones: what the cost model misses (the event loop's own work, HTTP,
+        # batches that mix requests, a busy machine). Predictions add the 95th percentile of the recent
+        # differences, so that nearly every accepted request meets the deadline. A difference, not a ratio:
+        # a ratio learned on short sentences, where the fixed overheads dominate, multiplied the predictions
+        # for long reviews up to 4x and refused 93% of a load it answered in a quarter of the deadline.
+        self.slips: deque[float] = deque(maxlen=200)
+        self.slack = 0.0
         self.weigh = weigh
         self.on_batch = on_batch or (lambda size: None)
         self.waiting: list[_Job] = []
         self.queued_inputs = 0
         self.queued_weight = 0
         self.running_weight = 0  # the batch in the model now: it finishes before anything queued starts
+        self.running_until = 0.0  # when the cost model expects it to finish (perf_counter seconds)
         self._wake: Optional[asyncio.Event] = None
         self._worker: Optional[asyncio.Task] = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertx-model")
@@ -115,10 +148,21 @@ class MicroBatcher:
 
     def expected_wait(self, weight: int = 0, inputs: int = 1) -> float:
         """Seconds until a request of `weight` arriving now would be answered: the batch in the model, the
-        work queued ahead, its own."""
-        batches = -(-(self.queued_inputs + inputs) // self.max_batch_size) + (1 if self.running_weight else 0)
-        chars = self.queued_weight + self.running_weight + weight
-        return (batches * self.seconds_per_batch + chars * self.seconds_per_char) * self.correction
+        work queued ahead, its own, and the measured slack."""
+        return self._model_wait(weight, inputs) + self.slack
+
+    def _model_wait(self, weight: int = 0, inputs: int = 1) -> float:
+        """The cost model's seconds until the batch a request would join has run: what is left of the batch
+        in the model, the batches queued ahead, and its own batch, including the requests already on their
+        way that will share it (an answer comes when its whole batch is done)."""
+        ahead = self.queued_inputs + inputs
+        batches = -(-ahead // self.max_batch_size)
+        arriving = self.arriving() if self.arriving is not None else 0
+        company = min(batches * self.max_batch_size - ahead, max(0, arriving))
+        tokens = self.queued_weight + weight
+        tokens += company * tokens / ahead if ahead else 0
+        running = max(0.0, self.running_until - time.perf_counter()) if self.running_weight else 0.0
+        return running + batches * self.seconds_per_batch + tokens * self.seconds_per_token
 
     def check_admission(self, weight: int = 0) -> None:
         """Raise `QueueFull` when a request of `weight` would be answered later than the deadline. Cheap:
@@ -138,8 +182,7 @@ class MicroBatcher:
             raise QueueFull(f"{self.queued_inputs} inputs are waiting (limit {self.max_queue})", self.expected_wait())
         weight = sum(self.weigh(i) for i in inputs)
         self.check_admission(weight)
-        job = _Job(inputs, asyncio.get_running_loop().create_future(), weight, self.expected_wait(weight, len(inputs)),
-                   self.correction)
+        job = _Job(inputs, asyncio.get_running_loop().create_future(), weight, self._model_wait(weight, len(inputs)))
         self.waiting.append(job)
         self.queued_inputs += len(inputs)
         self.queued_weight += job.weight
@@ -161,6 +204,7 @@ class MicroBatcher:
                 self.queued_inputs -= size
                 self.queued_weight -= weight
                 self.running_weight = weight
+                self.running_until = time.perf_counter() + self.seconds_per_batch + weight * self.seconds_per_token
                 self.on_batch(size)
                 try:
                     await self._answer(jobs, weight)
@@ -200,21 +244,23 @@ class MicroBatcher:
         finished = time.perf_counter()
         self._measured(finished - started, weight)
         for job in jobs:
-            if job.predicted > 0.05:  # too short a prediction to learn from: the ratio would be noise
-                # the prediction included the correction in force then: compare with the raw cost model
-                self.ratios.append((finished - job.queued_at) / (job.predicted / job.correction))
-        if len(self.ratios) >= 20:
-            ordered = sorted(self.ratios)
-            self.correction = min(4.0, max(0.5, ordered[int(0.95 * (len(ordered) - 1))]))
+            self._learn_slip(finished - job.queued_at - job.predicted)
         start = 0
         for job in jobs:
             _settle(job, results[start:start + len(job.inputs)])
             start += len(job.inputs)
 
+    def _learn_slip(self, slip: float) -> None:
+        """One answer's real wait minus the cost model's prediction: the slack is their 95th percentile."""
+        self.slips.append(slip)
+        if len(self.slips) >= 20:
+            ordered = sorted(self.slips)
+            self.slack = min(self.deadline, max(0.0, ordered[int(0.95 * (len(ordered) - 1))]))
+
     def _measured(self, seconds: float, weight: int) -> None:
-        """Update the cost model from one batch: seconds = per batch + per character x weight, a least-squares
+        """Update the cost model from one batch: seconds = per batch + per token x weight, a least-squares
         line through the recent batches (it follows load and text lengths); a moving average of seconds per
-        character until the batches differ enough in size to fit a line."""
+        token until the batches differ enough in size to fit a line."""
         if weight <= 0:
             return
         self.batches.append((weight, seconds))
@@ -225,10 +271,10 @@ class MicroBatcher:
             mean_s = sum(t for _, t in self.batches) / len(self.batches)
             slope = sum((w - mean_w) * (t - mean_s) for w, t in self.batches) / len(self.batches) / spread
             if slope > 0:
-                self.seconds_per_char = slope
+                self.seconds_per_token = slope
                 self.seconds_per_batch = max(0.0, mean_s - slope * mean_w)
                 return
-        self.seconds_per_char = 0.7 * self.seconds_per_char + 0.3 * max(0.0, seconds - self.seconds_per_batch) / weight
+        self.seconds_per_token = 0.7 * self.seconds_per_token + 0.3 * max(0.0, seconds - self.seconds_per_batch) / weight
 
     async def close(self) -> None:
         """Refuse new work, let what is queued finish, stop the worker."""

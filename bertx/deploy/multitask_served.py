@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertx.deploy.batcher import MicroBatcher, input_weight
+from bertx.deploy.batcher import MicroBatcher, TokenWeight
 
 
 @dataclass
@@ -23,6 +23,7 @@ class MultiTaskServed:
     predictor: Any  # bertx.inference.multitask_predictor.MultiTaskPredictor
     batcher: MicroBatcher | None = None
     info: dict = field(default_factory=dict)
+    counter: TokenWeight | None = None
 
     kind = "multitask"
 
@@ -82,8 +83,9 @@ class MultiTaskServed:
         return out
 
     def weigh(self, item) -> int:
-        longest = max(h.max_length for h in self.predictor.heads.values())
-        return input_weight(item[:2], 6 * longest)
+        if self.counter is None:
+            self.counter = TokenWeight(self.predictor.tokenizer, max(h.max_length for h in self.predictor.heads.values()))
+        return self.counter(item)
 
     def warm_up(self) -> float:
         from bertx.deploy.server import WARM_UP_TEXT, timed_warm_up

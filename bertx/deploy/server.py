@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertx.deploy.batcher import MicroBatcher, QueueFull, input_weight
+from bertx.deploy.batcher import MicroBatcher, QueueFull, TokenWeight
 from bertx.deploy.server_metrics import ServerMetrics
 from bertx.errors import BertxError
 from bertx.console import say
@@ -60,6 +60,7 @@ class ServedModel:
     trained: Any  # bertx.inference.loading.TrainedModel
     batcher: MicroBatcher | None = None
     info: dict = field(default_factory=dict)
+    counter: TokenWeight | None = None
 
     @property
     def kind(self) -> str:
@@ -102,8 +103,10 @@ class ServedModel:
         return [{"text": t, **({"text_pair": p} if p is not None else {}), **r} for (t, p), r in zip(inputs, results)]
 
     def weigh(self, item) -> int:
-        """An input's cost for admission: characters, capped where the model stops reading (~6 per token)."""
-        return input_weight(item, 6 * self.trained.data.max_length)
+        """An input's cost for admission: the tokens the model reads of it."""
+        if self.counter is None:
+            self.counter = TokenWeight(self.trained.tokenizer, self.trained.data.max_length)
+        return self.counter(item)
 
     def warm_up(self) -> float:
         return timed_warm_up(self, ("a warm-up question?", WARM_UP_TEXT) if self.kind == "qa" else (WARM_UP_TEXT, None))
@@ -114,7 +117,7 @@ WARM_UP_TEXT = "a warm-up sentence of about the length of a short review, " * 4
 
 def timed_warm_up(model, sample) -> float:
     """Run a served model once (first calls are slow), then time a batch of `sample`: the first estimate of the
-    seconds an input character costs, which the batcher refines from every batch it runs."""
+    seconds an input token costs, which the batcher refines from every batch it runs."""
     model.predict([sample] * 2)
     batch = [sample] * 8
     started = time.perf_counter()
@@ -256,7 +259,7 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None, adm
             model.batcher = MicroBatcher(model.predict, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
                                          on_batch=lambda size, name=model.name: metrics.batch(name, size),
                                          arriving=lambda name=model.name: arriving[name], deadline_ms=limits.deadline_ms,
-                                         seconds_per_char=cost, weigh=model.weigh)
+                                         seconds_per_token=cost, weigh=model.weigh)
             model.batcher.start()
         state["ready"] = True
         yield
@@ -327,7 +330,9 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None, adm
             arriving[name] -= 1
             counted = False
             outputs = await model.batcher.submit(inputs)
-            return {"model": name, "outputs": outputs}
+            # Rendered straight to JSON: a returned dict would first walk FastAPI's `jsonable_encoder`, a
+            # recursive copy of every record that cost the event loop more than the JSON itself.
+            return JSONResponse({"model": name, "outputs": outputs})
         except QueueFull as full:
             status = 503
             retry = str(max(1, math.ceil(full.retry_after_s)))

@@ -147,7 +147,7 @@ def test_admission_is_by_expected_wait():
         return inputs
 
     async def scenario():
-        batcher = MicroBatcher(run, max_batch_size=4, max_wait_ms=1, max_queue=10_000, deadline_ms=300, seconds_per_char=1e-3)
+        batcher = MicroBatcher(run, max_batch_size=4, max_wait_ms=1, max_queue=10_000, deadline_ms=300, seconds_per_token=1e-3, weigh=len)
         batcher.start()
         accepted, refused = [], []
 
@@ -306,12 +306,39 @@ def test_the_cost_model_learns_a_fixed_part_per_batch():
     """One-input batches must not make a full batch look 32 times dearer: the fit separates the per-batch cost."""
     import random
 
-    batcher = MicroBatcher(lambda inputs: inputs, max_batch_size=32, seconds_per_char=1e-5)
+    batcher = MicroBatcher(lambda inputs: inputs, max_batch_size=32, seconds_per_token=1e-5)
     rng = random.Random(0)
     for _ in range(40):  # a quiet server: one short input per batch, 10 ms each, mostly fixed cost
         weight = rng.randint(60, 300)
         batcher._measured(0.010 + 2e-6 * weight, weight)
     assert batcher.seconds_per_batch == pytest.approx(0.010, rel=0.05)
-    assert batcher.seconds_per_char == pytest.approx(2e-6, rel=0.05)
+    assert batcher.seconds_per_token == pytest.approx(2e-6, rel=0.05)
     batcher.queued_inputs, batcher.queued_weight = 32, 32 * 160  # then a burst: one full batch ahead
     assert batcher.expected_wait(160) < 0.05  # two batches of work, not 33 lone inputs' worth
+
+
+def test_an_input_weighs_the_tokens_the_model_reads(tiny_bert):
+    """Admission counts tokens after truncation: a 10,000-character review costs what the model reads of it."""
+    from bertx.deploy.batcher import INPUT_OVERHEAD_TOKENS, TokenWeight
+    from bertx.models.encoder import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_bert)
+    weigh = TokenWeight(tokenizer, 32)
+    assert weigh("a good film") == INPUT_OVERHEAD_TOKENS + len(tokenizer("a good film")["input_ids"])
+    assert weigh(("a good film", "a dull plot")) == INPUT_OVERHEAD_TOKENS + len(tokenizer("a good film", "a dull plot")["input_ids"])
+    assert weigh(("a good film", None, "adapter-name")) == weigh("a good film")  # a bank's item: (text, pair, adapter)
+    assert weigh("a good film " * 1000) == INPUT_OVERHEAD_TOKENS + 32
+    assert weigh("a good film " * 2) < weigh("a good film " * 8) <= INPUT_OVERHEAD_TOKENS + 32
+
+
+def test_the_slack_adds_seconds_and_does_not_scale_long_inputs():
+    """What the cost model misses (HTTP, the event loop) is added in seconds: learned on short sentences whose
+    answers came 50 ms late, it must not multiply a queue of long reviews into a refusal."""
+    batcher = MicroBatcher(lambda inputs: inputs, max_batch_size=32, deadline_ms=2000, seconds_per_token=1e-4)
+    for _ in range(40):
+        batcher._learn_slip(0.05)
+    assert batcher.slack == pytest.approx(0.05)
+    batcher.queued_inputs, batcher.queued_weight = 31, 31 * 136  # 31 reviews of 128 tokens queued
+    model = batcher._model_wait(136)
+    assert batcher.expected_wait(136) == pytest.approx(model + 0.05) and model < 1.0
+    batcher.check_admission(136)  # ~0.5 s of work against a 2 s deadline: taken
