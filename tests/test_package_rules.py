@@ -1,4 +1,5 @@
-"""Rules read off the source itself: the packages import downwards only, and nothing unsafe is loaded.
+"""Rules read off the source itself: the packages import downwards only, no two modules import each other,
+and nothing unsafe is loaded.
 
 Layers, bottom to top (a module may import its own package and any package below it):
 
@@ -61,6 +62,47 @@ def test_packages_import_downwards_only():
             if LAYERS.index(target) > LAYERS.index(unit):
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {unit} imports {target}")
     assert not upward, "imports going up the layers:\n" + "\n".join(upward)
+
+
+def module_graph() -> dict[str, set[str]]:
+    """bertx module -> the bertx modules it imports (at module level or inside functions). An import of a
+    package's name counts as its `__init__`, except from inside that package (its own re-exports)."""
+    names = {".".join(("bertx", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__"): path
+             for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in names}
+    for name, path in names.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                wanted = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                wanted = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in wanted:
+                while target and target not in names:  # `bertx.x.y.attr` -> the module bertx.x.y
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def test_no_module_imports_a_module_that_imports_it():
+    """Within a package too: two modules that import each other (even inside a function) are one module
+    split in two, and the first thing a newcomer trips on."""
+    graph, cycles, done = module_graph(), [], set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for target in sorted(graph[name]):
+            if target in path:
+                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target not in done:
+                visit(target, path + [target])
+        done.add(name)
+
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(set(cycles)))
 
 
 def _call_name(node: ast.Call) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bertx.deploy.batcher import MicroBatcher, TokenWeight
+from bertx.deploy.requests import BadRequest, WARM_UP_TEXT, canonical_input, checked_list, pair_form, timed_warm_up
 from bertx.errors import BertxError
 
 SEQUENCE_KINDS = ("classification", "pair-classification", "regression", "multilabel")
@@ -123,8 +124,6 @@ class AdapterBankServed:
     # ---- requests ------------------------------------------------------------------------------
     def check(self, inputs: Any, limits, tasks: Any = None, adapter: Any = None) -> list:
         """Each input as (text, pair or None, adapter name)."""
-        from bertx.deploy.server import BadRequest, canonical_input, checked_list, pair_form
-
         if tasks is not None:
             raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} is a folder of adapters")
         if not isinstance(adapter, str):
@@ -145,7 +144,6 @@ class AdapterBankServed:
         from bertx.data.batching import collate
         from bertx.data.examples import Example
         from bertx.data.features import tokenize
-        from bertx.deploy.server import BadRequest
         from bertx.inference.predictor import decode
 
         state = self.bank.state  # this batch keeps this version, whatever is added or removed meanwhile
@@ -175,8 +173,6 @@ class AdapterBankServed:
         return self.counter(item)
 
     def warm_up(self) -> float:
-        from bertx.deploy.server import WARM_UP_TEXT, timed_warm_up
-
         name = self.bank.state.names[0]
         return timed_warm_up(self, (WARM_UP_TEXT, WARM_UP_TEXT if self.specs[name].pair == "required" else None, name))
 

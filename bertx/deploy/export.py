@@ -26,34 +26,11 @@ import torch
 from bertx import runfolder
 from bertx.errors import BertxError
 from bertx.inference.loading import TrainedModel, load_trained
+from bertx.deploy.tracing import TupleOutputs, input_names, output_names, trace
 from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel
 
 QUANTIZE = ("none", "int8")
 FORMATS = ("onnx", "openvino")
-
-
-def input_names(model) -> list[str]:
-    """The inputs the model's forward takes (DistilBERT and RoBERTa-likes have no token types)."""
-    import inspect
-
-    accepted = inspect.signature(model.forward).parameters
-    return [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in accepted]
-
-
-def output_names(task) -> list[str]:
-    return ["start_logits", "end_logits"] if task.name == "qa" else ["logits"]
-
-
-class _Outputs(torch.nn.Module):
-    """The HF model with positional inputs and a tuple of tensors out: what the exporter traces."""
-
-    def __init__(self, model, names: list[str], outputs_: list[str]):
-        super().__init__()
-        self.model, self.names, self.outputs = model, names, outputs_
-
-    def forward(self, *inputs):
-        result = self.model(**dict(zip(self.names, inputs)))
-        return tuple(getattr(result, name) for name in self.outputs)
 
 
 def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
@@ -62,31 +39,9 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
     model.set_attn_implementation("eager")  # plain MatMul/Softmax: what ONNX Runtime fuses and quantizes
     names, outs = input_names(model), output_names(trained.task)
     per_token = trained.task.name in ("ner", "qa")
-    trace(_Outputs(model, names, outs).eval(), trained.tokenizer, names,
+    trace(TupleOutputs(model, names, outs).eval(), trained.tokenizer, names,
           {name: {0: "batch", 1: "sequence"} if per_token else {0: "batch"} for name in outs}, path, opset)
     model.eval()
-
-
-def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[str, dict], path, opset: int,
-          extra: dict[str, tuple[torch.Tensor, dict]] | None = None) -> None:
-    """torch.onnx.export of `wrapper` (positional inputs `names`, then the `extra` tensors with their dynamic
-    axes; outputs named by `outputs` with theirs) on a padded example batch of two rows, so the traced graph
-    keeps the attention mask's path. `path`: a file, or a BytesIO for a graph kept in memory."""
-    import warnings
-
-    encoded = tokenizer(["a short example", "a somewhat longer example sentence for the export"], padding=True, return_tensors="pt")
-    sample = tuple(encoded[name] if name in encoded else torch.zeros_like(encoded["input_ids"]) for name in names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    extra = extra or {}
-    sample += tuple(tensor for tensor, _ in extra.values())
-    names = names + list(extra)
-    axes.update({name: dynamic for name, (_, dynamic) in extra.items()})
-    axes.update(outputs)
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python control flow in transformers' code
-        torch.onnx.export(wrapper, sample, path if hasattr(path, "write") else str(path), input_names=names,
-                          output_names=list(outputs), dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
-                          dynamo=False)
 
 
 # Opsets the TorchScript exporter writes (torch.onnx._constants); below 14 BERT's ops do not all exist.

@@ -67,7 +67,7 @@ def sample_texts(run: dict, task: str, head, tokenizer, size: int, split: str = 
 
 def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min_agreement: Optional[float],
                      sample_size: int, fp32_groups: int, overwrite: bool, log) -> dict:
-    from bertx.deploy.export import input_names
+    from bertx.deploy.tracing import input_names
     from bertx.deploy.parity import decisions_agree
     from bertx.inference.multitask_predictor import MultiTaskPredictor
 
@@ -124,7 +124,7 @@ def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min
 
 
 def _trace(predictor, names: list[str], tasks: list[str], path: Path, opset: int, run_dir: Path) -> None:
-    from bertx.deploy.export import trace
+    from bertx.deploy.tracing import trace
 
     predictor.encoder.set_attn_implementation("eager")
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bertx.deploy.batcher import MicroBatcher, TokenWeight
+from bertx.deploy.requests import BadRequest, WARM_UP_TEXT, canonical_input, checked_list, timed_warm_up
 
 
 @dataclass
@@ -42,8 +43,6 @@ class MultiTaskServed:
 
     def check(self, inputs: Any, limits, tasks: Any = None, adapter: Any = None) -> list:
         """Each input as (text, pair or None, the tasks it asks for)."""
-        from bertx.deploy.server import BadRequest, canonical_input, checked_list
-
         if adapter is not None:
             raise BadRequest(422, f"`adapter` is for a folder of adapters; model {self.name!r} is a multi-task model")
         heads = self.predictor.heads
@@ -88,7 +87,5 @@ class MultiTaskServed:
         return self.counter(item)
 
     def warm_up(self) -> float:
-        from bertx.deploy.server import WARM_UP_TEXT, timed_warm_up
-
         pairs = not self.predictor.tasks_for(False)  # a model of pair heads only warms up on pairs
         return timed_warm_up(self, (WARM_UP_TEXT, WARM_UP_TEXT if pairs else None, tuple(self.predictor.tasks_for(pairs))))

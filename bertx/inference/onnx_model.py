@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from bertx.errors import BertxError
+from bertx.inference.graph_io import ONNX_FILE, int64_feed, is_export, wrap_outputs  # noqa: F401  (ONNX_FILE, is_export: re-exported)
 
-ONNX_FILE = "model.onnx"
 
 
 class OnnxTaskModel(torch.nn.Module):
@@ -40,18 +40,6 @@ class OnnxTaskModel(torch.nn.Module):
         return wrap_outputs({name: torch.from_numpy(v) for name, v in values.items()})
 
 
-def int64_feed(names: list[str], input_ids, attention_mask=None, token_type_ids=None) -> dict[str, np.ndarray]:
-    """The graph's inputs as int64 arrays; one it takes but the batch lacks gets its neutral value."""
-    given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-    feed = {}
-    for name in names:
-        value = given.get(name)
-        if value is None:
-            value = torch.ones_like(input_ids) if name == "attention_mask" else torch.zeros_like(input_ids)
-        feed[name] = value.detach().cpu().numpy().astype(np.int64)
-    return feed
-
-
 def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str = "", spin: bool | None = None):
     """An ONNX Runtime CPU session on a graph file (or its bytes), every optimisation on; worker threads
     spin between operators when `spin` (None: unless BERTX_ONNX_SPIN=0)."""
@@ -70,20 +58,3 @@ def cpu_session(graph: str | Path | bytes, threads: int | None = None, what: str
         return ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own types for a broken or foreign graph
         raise BertxError(f"{what or graph}: not a loadable ONNX graph ({str(err).strip().splitlines()[0][:200]})") from None
-
-
-def wrap_outputs(values: dict[str, torch.Tensor]):
-    """The HF output type the PyTorch model would have returned."""
-    from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput
-
-    if "start_logits" in values:
-        return QuestionAnsweringModelOutput(start_logits=values["start_logits"], end_logits=values["end_logits"])
-    logits = values["logits"]
-    return (TokenClassifierOutput if logits.dim() == 3 else SequenceClassifierOutput)(logits=logits)
-
-
-def is_export(folder: str | Path) -> bool:
-    """An ONNX or OpenVINO export folder."""
-    from bertx.inference.openvino_model import OPENVINO_FILE
-
-    return (Path(folder) / ONNX_FILE).is_file() or (Path(folder) / OPENVINO_FILE).is_file()

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from bertx.errors import BertxError
+from bertx.inference.graph_io import OPENVINO_FILE, int64_feed, wrap_outputs  # noqa: F401  (OPENVINO_FILE: re-exported)
 
-OPENVINO_FILE = "openvino_model.xml"  # with openvino_model.bin beside it (the name optimum-intel uses too)
 PRECISIONS = ("auto", "f32", "bf16")
 
 
@@ -63,8 +63,6 @@ class OpenVinoTaskModel(torch.nn.Module):
         self.eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_ignored):
-        from bertx.inference.onnx_model import int64_feed, wrap_outputs
-
         feed = int64_feed(self.input_names, input_ids, attention_mask, token_type_ids)
         request = getattr(self._requests, "request", None)
         if request is None:
