@@ -152,7 +152,7 @@ def model2vec_rows(texts_train, labels_train, transfer, dev_texts, dev_gold, tea
         started = time.perf_counter()
         classifier = StaticModelForClassification.from_static_model(model=static).fit(list(x), list(y), random_seed=42)
         pipeline = classifier.to_pipeline()
-        predict = lambda batch, size: pipeline.predict(batch, batch_size=size, use_multiprocessing=False)  # noqa: E731
+        predict = lambda batch, size, pipeline=pipeline: pipeline.predict(batch, batch_size=size, use_multiprocessing=False)  # noqa: E731
         predicted = predict(dev_texts, 1024)
         rows[f"model2vec ({name})"] = {
             "accuracy": round(100 * sum(str(p) == g for p, g in zip(predicted, dev_gold)) / len(dev_gold), 2),
@@ -299,7 +299,7 @@ def main() -> None:
         started = time.perf_counter()
         final = bertx.distill(config, show_progress=False)
         report, metric = final["report"]["models"], final["report"]["main_metric"]
-        pick = lambda row: {score: round(100 * row["metrics"][metric], 2), "parameters": row["parameters"],  # noqa: E731
+        pick = lambda row, metric=metric: {score: round(100 * row["metrics"][metric], 2), "parameters": row["parameters"],  # noqa: E731
                             "size_mb": row["size_mb"], "latency_ms_batch1": row["latency_ms_batch1"],
                             "inputs_per_s_batch32": row["inputs_per_s_batch32"]}
         student, plain = pick(report["student"]), pick(report["student without teacher"])
@@ -328,7 +328,7 @@ def main() -> None:
     if not ner:
         peers["teacher int8"] = {"accuracy": accuracy_of(teacher_int8, texts, gold), "size_mb": folder_mb(teacher_int8),
                                  **bertx_speed(teacher_int8, texts, ner)}
-        for spec, row in rows.items():
+        for row in rows.values():
             best = max((row["student"], row.get("student_int8", {})), key=lambda r: -r.get("e2e_latency_ms_batch1", 1e9))
             row["vs_teacher_int8_b1"] = round(peers["teacher int8"]["e2e_latency_ms_batch1"] / best["e2e_latency_ms_batch1"], 2)
     if not ner and not args.no_peers:

@@ -65,7 +65,7 @@ def measure(task: str, run_dir: str, dev: str, limit: int, repeats: int, article
     rows = {}
     for name, folder in folders.items():
         predictor = make(folder)
-        wall, _ = timed(lambda: run(predictor), repeats)
+        wall, _ = timed(lambda predictor=predictor: run(predictor), repeats)
         scores = bertx.evaluate(folder, dev, limit=eval_limit, **({"articles": articles} if articles else {}))
         rows[name] = {"wall_s": round(wall, 3), "examples_per_s": round(count / wall, 1), metric: round(100 * scores[metric], 2)}
         print(task, name, rows[name], file=sys.stderr, flush=True)

@@ -105,11 +105,12 @@ def main() -> None:
             "peak_rss_mb": max(t["peak_rss_mb"] for t in tasks.values()),
         }
     if "full" in summary:
-        for method, row in summary.items():
+        for row in summary.values():
             row["gap_to_full_pts"] = round(row["mean"] - summary["full"]["mean"], 2)
             row["speed_vs_full"] = round(row["train_samples_per_s"] / summary["full"]["train_samples_per_s"], 2)
     lora = summary.get("lora", {})
-    result = {"benchmark": "peft_glue", "quick": args.quick, "peft_options": json.loads(args.peft), "peft_lr": args.lr, "epochs": epochs, "seed": args.seed, "tasks": rows,
+    result = {"benchmark": "peft_glue", "quick": args.quick, "peft_options": json.loads(args.peft), "peft_lr": args.lr, "epochs": epochs,
+              "seed": args.seed, "tasks": rows,
               "summary": summary,
               "target": {"lora_within_1pt": lora.get("gap_to_full_pts", -99) >= -1.0,
                          "lora_trainable_le_2pct": (lora.get("trainable_pct") or 99) <= 2.0,

@@ -107,7 +107,7 @@ def main() -> None:
         report = export(model_dir, folder, quantize=quantize, min_agreement=0.0, max_metric_drop=100.0, format=form)
         onnx_predictor = Predictor.load(folder)
         onnx_predictor.predict(texts[:64], batch_size=32)
-        wall, predicted = timed(lambda: onnx_predictor.predict(texts, batch_size=32), repeats)
+        wall, predicted = timed(lambda p=onnx_predictor: p.predict(texts, batch_size=32), repeats)
         results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1), "accuracy": accuracy(predicted),
                          "label_agreement_with_pytorch": round(sum(a["label"] == b["label"] for a, b in zip(ours, predicted)) / len(texts), 4),
                          "onnx_mb": round(report["size_bytes"][form] / 1e6, 1),
@@ -134,7 +134,7 @@ def main() -> None:
     classifier = pipeline("text-classification", model=model_dir, device=-1)
     classifier(texts[:64], batch_size=32)
     for name, batch in (("pipeline_bs1", 1), ("pipeline_bs32", 32)):
-        wall, theirs = timed(lambda: classifier(texts, batch_size=batch), repeats)
+        wall, theirs = timed(lambda batch=batch: classifier(texts, batch_size=batch), repeats)
         results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1)}
     agree = sum(o["label"] == t["label"] for o, t in zip(ours, theirs)) / len(texts)
 

@@ -42,7 +42,8 @@ CASES = [
     ("inf regression label", "finetune {base} --task regression --train {inf_scores}", "inf_scores.tsv:2: regression target 'inf' is not finite"),
     ("QA answer outside its context", "finetune {base} --task qa --train {bad_qa}", "answer 'Paris' is not at answer_start"),
     ("CoNLL line without a tag", "finetune {base} --task ner --train {no_tag}", "no_tag.txt:2: word 'Paris' has no tag"),
-    ("CoNLL line that lost one column", "finetune {base} --task ner --train {short_conll}", "short_conll.txt:3: 3 columns, but the file's word lines have 4"),
+    ("CoNLL line that lost one column", "finetune {base} --task ner --train {short_conll}",
+     "short_conll.txt:3: 3 columns, but the file's word lines have 4"),
     ("no such text column", "finetune {base} --text-column body", "no text column 'body'"),
     # ---- config and options ----------------------------------------------------------------------
     ("unknown YAML key", "finetune {unknown_key_yaml}", "train.learning_rate: Extra inputs are not permitted"),

@@ -245,7 +245,8 @@ def test_predict_texts_give_one_record_each_or_one_line(trained, capsys, texts):
     del out_lines
 
 
-@given(raw=st.one_of(st.binary(max_size=200), st.lists(st.text(max_size=20), max_size=5).map(lambda t: "\n".join(t).encode("utf-8", "surrogatepass"))))
+@given(raw=st.one_of(st.binary(max_size=200),
+                     st.lists(st.text(max_size=20), max_size=5).map(lambda t: "\n".join(t).encode("utf-8", "surrogatepass"))))
 def test_predict_from_stdin_reads_bytes_like_a_file(trained, capsys, monkeypatch, raw):
     """Issue 26 (8): stdin is decoded like the file readers (same errors, `\\n`-only lines), errors name <stdin>."""
     import io

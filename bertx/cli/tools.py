@@ -66,7 +66,7 @@ def tokenizer_train(
 ):
     """Train a WordPiece tokenizer with BERT's special tokens; writes an HF tokenizer folder.
 
-    Example: bertx tokenizer train --input ../shared/data/wikitext2/wiki.train.tokens --documents wikitext --vocab-size 16000 --lowercase --output runs/tok
+    Example: bertx tokenizer train --input wiki.train.tokens --documents wikitext --vocab-size 16000 --lowercase --output runs/tok
     """
     from bertx.data.wordpiece import train_wordpiece
 

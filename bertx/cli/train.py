@@ -78,7 +78,7 @@ def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
 
         sentences = read_tagged(dev_path, limit=n)
         for s, (tags, _) in zip(sentences, EntityPredictor(trained).tag([s.words for s in sentences])):
-            show = lambda spans: "; ".join(f"{t}: {' '.join(s.words[a:b])}" for t, a, b in spans) or "-"  # noqa: E731
+            show = lambda spans, s=s: "; ".join(f"{t}: {' '.join(s.words[a:b])}" for t, a, b in spans) or "-"  # noqa: E731
             typer.echo(f"  [{show(entity_spans(tags))} | gold {show(entity_spans(s.tags))}] {' '.join(s.words)[:100]}")
         return
     if trained.task.name == "qa":

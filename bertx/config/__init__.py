@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_DATA_DIR", "DataConfig", "MLMSettings", "ModelConfig", "StrictModel", "TrainConfig", "TrainingBlock",
     "default_data_dir", "resolve_data_path", "DistillConfig", "DistillLossConfig", "StudentConfig", "AuxMLMConfig",
     "AuxMLMSettings", "FinetuneConfig", "FewshotConfig", "PeftOptions", "apply_overrides", "load_config", "validate_config", "IntermediateConfig",
-    "PlanConfig", "ShipConfig", "MultitaskConfig", "SamplingConfig", "SelectConfig", "SourcesConfig", "TaskEntry", "ObjectiveConfig", "PretrainConfig", "PretrainDataConfig",
+    "PlanConfig", "ShipConfig", "MultitaskConfig", "SamplingConfig", "SelectConfig", "SourcesConfig", "TaskEntry", "ObjectiveConfig",
+    "PretrainConfig", "PretrainDataConfig",
     "PretrainModelConfig", "PretrainTrainConfig", "DAPTSettings", "TransferConfig", "TransferSource", "TransferTarget",
 ]

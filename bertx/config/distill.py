@@ -22,7 +22,8 @@ class StudentConfig(StrictModel):
                                   "embeddings (projected onto the top principal directions when narrower).")
     dropout: float = Field(0.2, ge=0, lt=1, description="bilstm/cnn/bag: dropout on embeddings and the head.")
     layers: Optional[int] = Field(None, ge=1, description="Student layers; alone: that many teacher layers, copied (default 3).")
-    keep_layers: Optional[list[int]] = Field(None, description="Teacher layers (0-based) the student starts from; default: evenly spread, ending at the top.")
+    keep_layers: Optional[list[int]] = Field(
+        None, description="Teacher layers (0-based) the student starts from; default: evenly spread, ending at the top.")
     hidden: Optional[int] = Field(None, ge=8, description="Narrower student: hidden size (randomly initialised).")
     heads: Optional[int] = Field(None, ge=1, description="Attention heads of a narrower student (default hidden / 64).")
     intermediate: Optional[int] = Field(None, ge=8, description="Feed-forward size of a narrower student (default 4 x hidden).")

@@ -9,8 +9,8 @@ speech. With no tagger here, there are two rules:
 - `neighbours`: one of the word's nearest neighbours among the training vocabulary in the teacher's own
   word-embedding space (`neighbours()`), which keeps most of a word's part of speech and sense; words
   without neighbours (several word pieces) fall back to `shape`.
-Then, with probability `p_ngram`, only an n-gram of the result is kept (n uniform in 1..5). Everything is a pure function of (seed, example index, variant), so a
-resumed or repeated run sees the same transfer set.
+Then, with probability `p_ngram`, only an n-gram of the result is kept (n uniform in 1..5). Everything is a
+pure function of (seed, example index, variant), so a resumed or repeated run sees the same transfer set.
 """
 
 from __future__ import annotations

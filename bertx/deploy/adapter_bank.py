@@ -53,7 +53,8 @@ def adapter_facts(folder: Path) -> tuple[str, object, list[str], dict]:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise BertxError(f"{folder}/config.json: unreadable ({err})") from None
-    labels = [config.get("id2label", {}).get(str(i), f"LABEL_{i}") for i in range(int(config.get("num_labels", len(config.get("id2label") or [0, 1]))))]
+    count = int(config.get("num_labels", len(config.get("id2label") or [0, 1])))
+    labels = [config.get("id2label", {}).get(str(i), f"LABEL_{i}") for i in range(count)]
     return base_model_path(folder, run), task, labels, run
 
 

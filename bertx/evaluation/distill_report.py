@@ -77,7 +77,7 @@ def write_report(teacher: str | Path, student: str | Path, baseline: str | Path 
         rows["student without teacher"] = describe(Path(baseline), dev_path)
     metric = rows["teacher"]["main_metric"]
     base_score, base_speed = rows["teacher"]["metrics"][metric], rows["teacher"]["inputs_per_s_batch32"]
-    for name, row in rows.items():
+    for row in rows.values():
         row["kept_pct"] = round(100 * row["metrics"][metric] / base_score, 2) if base_score else None
         row["speedup"] = round(row["inputs_per_s_batch32"] / base_speed, 2)
         row["latency_speedup"] = round(rows["teacher"]["latency_ms_batch1"] / row["latency_ms_batch1"], 2)

@@ -16,7 +16,7 @@ def describe(rows: dict[str, list[TransferSource]], targets: list[TransferTarget
     """In-domain score per row, transfer gaps per cell, off-diagonal mean and mean gap (all in points)."""
     columns = [t.name for t in targets]
     in_domain, gaps, off = [], [], []
-    for (row, sources), cells, dev in zip(rows.items(), values, source_dev):
+    for sources, cells, dev in zip(rows.values(), values, source_dev):
         own = {s.name for s in sources}
         diagonal = [v for c, v in zip(columns, cells) if c in own and v is not None]
         score = round(mean(diagonal), 2) if diagonal else dev

@@ -173,7 +173,7 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
                 if aux:
                     step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
             due = run.end_step(model, optimizer, scheduler, bar, step_loss, len(batches[progress.batch_in_epoch]),
-                               shown={"epoch": progress.epoch}, logged=lambda: {"aux_mlm_loss": step_mlm} if aux else {})
+                               shown={"epoch": progress.epoch}, logged=lambda mlm=step_mlm: {"aux_mlm_loss": mlm} if aux else {})
             if dev and due:
                 after_eval(evaluate_dev())
             run.after_step()

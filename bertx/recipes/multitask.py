@@ -76,7 +76,8 @@ def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> l
         label2id = {name: i for i, name in enumerate(train.labels)}
         dev = None
         if data_cfg.dev:
-            dev = kind.load_eval(local_file(data_cfg.resolve(data_cfg.dev)), data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples,
+            dev = kind.load_eval(local_file(data_cfg.resolve(data_cfg.dev)), data_cfg, tokenizer, label2id, run_config,
+                                 limit=data_cfg.max_dev_examples,
                                  articles=data_cfg.dev_articles)
         tasks.append(Task(entry, task_config, spec, kind, train, dev, entry.metric or spec.main_metric))
         if show_notes:

@@ -68,7 +68,8 @@ def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpu
     train = build_cache([f.path for f in files], tokenizer, [f.documents for f in files], data_cfg.cache_dir, show_progress)
     weights = [f.weight for f in files]
     if data_cfg.eval:
-        held_out = build_cache([local_file(p) for p in data_cfg.resolve(data_cfg.eval)], tokenizer, data_cfg.documents, data_cfg.cache_dir, show_progress)
+        held_out = build_cache([local_file(p) for p in data_cfg.resolve(data_cfg.eval)], tokenizer, data_cfg.documents,
+                               data_cfg.cache_dir, show_progress)
         return Corpus(train, train.file_ranges(), weights, held_out, {"all": [(0, held_out.n_documents)]})
     # The last documents of each file are held out: contiguous ranges keep packed blocks simple, the
     # split stable, and every language present in the held-out text.
@@ -233,7 +234,7 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
                 step_masked += int(losses.mlm_count)
             accuracy = step_correct / max(1, step_masked)
             if run.end_step(objective, optimizer, scheduler, bar, step_loss, len(rows), tokens=int(full["attention_mask"].sum()),
-                            shown={"mlm_acc": f"{accuracy:.3f}"}, logged=lambda: {"mlm_accuracy": accuracy}):
+                            shown={"mlm_acc": f"{accuracy:.3f}"}, logged=lambda accuracy=accuracy: {"mlm_accuracy": accuracy}):
                 metrics = after_eval()
             run.after_step()
         if progress.batch_in_epoch >= len(batches):

@@ -137,7 +137,8 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     figures = tokens_per_word({"before": tokenizer, "after": extended}, check, documents)
     report = {
         "model": model, "texts": texts, "reference": reference or [], "init": init, "requested": add, **grown,
-        "vocab_before": rows_before, "vocab_after": encoder.get_input_embeddings().weight.shape[0], "mlm_head": mlm, "candidates_vocab_size": vocab_size,
+        "vocab_before": rows_before, "vocab_after": encoder.get_input_embeddings().weight.shape[0], "mlm_head": mlm,
+        "candidates_vocab_size": vocab_size,
         "tokens_per_word": figures,
         "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]], "seconds": round(time.perf_counter() - started, 1),
     }

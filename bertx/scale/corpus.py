@@ -192,7 +192,7 @@ def header(item_path: str, fmt: str) -> list[str]:
         text = decode_text(Path(item_path).read_bytes()[: 1 << 20], item_path).split("\n")[0]
         return [name.strip() for name in next(csv.reader([text]))]
     with open(item_path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for raw in handle:
             line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
             if not line:
                 continue

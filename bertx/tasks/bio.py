@@ -73,7 +73,7 @@ def allowed_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     inside = np.array([tag.startswith("I-") for tag in labels])
     start = ~inside
     follow = np.ones((len(labels), len(labels)), dtype=bool)
-    for j, tag in enumerate(labels):
+    for j in range(len(labels)):
         if inside[j]:
             follow[:, j] = [types[i] == types[j] for i in range(len(labels))]
     return follow, start

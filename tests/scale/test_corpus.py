@@ -90,7 +90,7 @@ def test_every_generated_row_is_a_record_or_a_bad_row(classifier, tmp_path_facto
     folder = tmp_path_factory.mktemp("generated")
     path = folder / f"in{suffix}"
     body = [json.dumps({"text": line}) if suffix == ".jsonl" and i % 2 else line for i, line in enumerate(lines)]
-    path.write_text("\n".join(l.replace("\n", " ").replace("\r", " ") for l in body) + "\n", encoding="utf-8")
+    path.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in body) + "\n", encoding="utf-8")
     worker = ShardWorker(str(classifier), str(folder))
     try:
         shards = plan_shards(expand_inputs([str(path)]), shard_rows)
@@ -105,8 +105,8 @@ def test_every_generated_row_is_a_record_or_a_bad_row(classifier, tmp_path_facto
         assert len(out) == result["predictions"]
         got += [json.loads(r)["row"] for r in out] + [b["row"] for b in result["bad"]]
         assert all(b["input"] == str(path) and b["problem"] for b in result["bad"])
-    expected = [i + 1 for i, l in enumerate(path.read_text(encoding="utf-8").split("\n")[:-1])
-                if suffix == ".txt" or l.strip()]  # blank JSONL lines are no rows, as in every reader
+    expected = [i + 1 for i, line in enumerate(path.read_text(encoding="utf-8").split("\n")[:-1])
+                if suffix == ".txt" or line.strip()]  # blank JSONL lines are no rows, as in every reader
     assert sorted(got) == expected
 
 

@@ -59,7 +59,8 @@ def test_label_engine_ray_distils_the_same_student(ray_cluster, classifier, tmp_
     for engine in ("local", "ray"):
         config = {"teacher": str(classifier), "output": str(tmp_path / engine), "data": {"train": train, "max_length": 32},
                   "student": {"layers": 1}, "baseline": False, "augment": 2, "unlabelled": [str(tmp_path / "extra.txt")],
-                  "labelling": {"engine": engine, "store": False}, "train": {"max_steps": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}
+                  "labelling": {"engine": engine, "store": False},
+                  "train": {"max_steps": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}
         final = bertx.distill(config, show_progress=False)
         assert final["train_examples"] == 120 and final["unlabelled_examples"] == 20 + 240
         students[engine] = load_file(tmp_path / engine / "model.safetensors")

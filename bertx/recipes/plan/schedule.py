@@ -84,7 +84,8 @@ SOURCE_CAPS = (stages.SOURCE_EXAMPLES, 1000)
 
 
 # Expected points each option adds (budget.py's docstring says where they come from).
-VALUE = {"sources": 1.5, "capped sources": 1.2, "closest sources": 1.3, "closest capped sources": 1.0, "encoders": 0.5, "adapt": 1.0, "language": 3.0, "teacher": 2.0, "compress": 4.0}
+VALUE = {"sources": 1.5, "capped sources": 1.2, "closest sources": 1.3, "closest capped sources": 1.0, "encoders": 0.5,
+         "adapt": 1.0, "language": 3.0, "teacher": 2.0, "compress": 4.0}
 
 
 def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float) -> list[budget.Option]:
