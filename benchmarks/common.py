@@ -101,8 +101,16 @@ def save(name: str, result: dict) -> Path:
     return path
 
 
-def bertx_vs_trainer(script: str, name: str, doc: str, quick: tuple[int, int], full: tuple[int, int],
-                     required: Callable[[object], Path], workers: dict[str, Callable], hyperparameters: dict) -> None:
+def bertx_vs_trainer(
+    script: str,
+    name: str,
+    doc: str,
+    quick: tuple[int, int],
+    full: tuple[int, int],
+    required: Callable[[object], Path],
+    workers: dict[str, Callable],
+    hyperparameters: dict,
+) -> None:
     """The command line shared by the two-sided task benchmarks (bertx against the Trainer).
 
     Args:
@@ -133,10 +141,16 @@ def bertx_vs_trainer(script: str, name: str, doc: str, quick: tuple[int, int], f
         return
     if not required(args).is_file():
         raise SystemExit(f"{required(args)} not found (pass --data-dir)")
-    common = ["--train-examples", str(args.train_examples), "--dev-examples", str(args.dev_examples),
-              "--data-dir", args.data_dir] + (["--model", args.model] if args.model else [])
-    result: dict = {"benchmark": name, "train_examples": args.train_examples, "dev_examples": args.dev_examples,
-                    "hyperparameters": hyperparameters, "quick": args.quick}
+    common = ["--train-examples", str(args.train_examples), "--dev-examples", str(args.dev_examples), "--data-dir", args.data_dir] + (
+        ["--model", args.model] if args.model else []
+    )
+    result: dict = {
+        "benchmark": name,
+        "train_examples": args.train_examples,
+        "dev_examples": args.dev_examples,
+        "hyperparameters": hyperparameters,
+        "quick": args.quick,
+    }
     for side in ("bertx", "trainer"):
         print(f"running {side} ...", file=sys.stderr, flush=True)
         result[side] = run_child(script, ["--worker", side, *common])

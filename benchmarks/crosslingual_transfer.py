@@ -53,19 +53,25 @@ def pretrain_model(name: str, files: list[str], work: Path, steps: int) -> dict:
         print(f"  {name}: reusing the finished pretraining run", file=sys.stderr, flush=True)
         return json.loads(done.read_text())
     tokenizer_dir = work / f"tokenizer-{name}"
-    train_wordpiece(files, tokenizer_dir, vocab_size=PRETRAIN["vocab_size"], lowercase=False, documents="wikitext",
-                    show_progress=False)
-    config = PretrainConfig.model_validate({
-        "output": str(work / name),
-        "data": {"train": files, "documents": "wikitext", "max_length": PRETRAIN["max_length"], "max_eval_sequences": 500},
-        "model": {"preset": PRETRAIN["preset"], "tokenizer": str(tokenizer_dir), "dropout": 0.0},
-        "objective": {"whole_word_mask": True, "sentence_task": "none"},
-        "train": {"max_steps": steps, "batch_size": PRETRAIN["batch_size"], "lr": PRETRAIN["lr"],
-                  "eval_steps": max(steps // 4, 10), "save_steps": 100, "precision": "bf16"},
-    })
+    train_wordpiece(files, tokenizer_dir, vocab_size=PRETRAIN["vocab_size"], lowercase=False, documents="wikitext", show_progress=False)
+    config = PretrainConfig.model_validate(
+        {
+            "output": str(work / name),
+            "data": {"train": files, "documents": "wikitext", "max_length": PRETRAIN["max_length"], "max_eval_sequences": 500},
+            "model": {"preset": PRETRAIN["preset"], "tokenizer": str(tokenizer_dir), "dropout": 0.0},
+            "objective": {"whole_word_mask": True, "sentence_task": "none"},
+            "train": {
+                "max_steps": steps,
+                "batch_size": PRETRAIN["batch_size"],
+                "lr": PRETRAIN["lr"],
+                "eval_steps": max(steps // 4, 10),
+                "save_steps": 100,
+                "precision": "bf16",
+            },
+        }
+    )
     print(f"  {name}: pretraining {steps} steps ...", file=sys.stderr, flush=True)
-    return pretrain(config, resume=(work / name / "checkpoints").is_dir(), overwrite=not (work / name / "checkpoints").is_dir(),
-                    show_progress=False)
+    return pretrain(config, resume=(work / name / "checkpoints").is_dir(), overwrite=not (work / name / "checkpoints").is_dir(), show_progress=False)
 
 
 def main() -> None:
@@ -102,14 +108,18 @@ def main() -> None:
     matrices: dict[str, dict] = {}
     for task, spec in tasks.items():
         for name in pretrained:
-            config = TransferConfig.model_validate({
-                "output": str(work / f"{task}-{name}"), "task": spec["kind"], "methods": ["plain"],
-                "sources": [{"name": "en", "train": spec["train"], "dev": spec["en"]}],
-                "targets": [{"name": "en", "eval": spec["en"]}, {"name": "de", "eval": spec["de"]}],
-                "model": {"name_or_path": str(work / name)},
-                "data": {"max_length": 128, **spec.get("data", {})},
-                "train": {**FINETUNE, **spec["train_settings"], **({"epochs": 1} if args.quick else {})},
-            })
+            config = TransferConfig.model_validate(
+                {
+                    "output": str(work / f"{task}-{name}"),
+                    "task": spec["kind"],
+                    "methods": ["plain"],
+                    "sources": [{"name": "en", "train": spec["train"], "dev": spec["en"]}],
+                    "targets": [{"name": "en", "eval": spec["en"]}, {"name": "de", "eval": spec["de"]}],
+                    "model": {"name_or_path": str(work / name)},
+                    "data": {"max_length": 128, **spec.get("data", {})},
+                    "train": {**FINETUNE, **spec["train_settings"], **({"epochs": 1} if args.quick else {})},
+                }
+            )
             result = transfer(config, show_progress=False)["methods"]["plain"]
             en, de = result["values"][0]
             matrices.setdefault(task, {})[name] = {"en": en, "de": de, "gap": round(en - de, 2)}
@@ -117,10 +127,22 @@ def main() -> None:
         matrices[task]["de_gain_bilingual_pts"] = round(matrices[task]["bilingual"]["de"] - matrices[task]["english"]["de"], 2)
 
     result = {
-        "benchmark": "crosslingual_transfer", "quick": args.quick,
-        "pretraining": {**PRETRAIN, "steps": steps, "objective": "MLM alone (whole-word), packed blocks", "precision": "bf16",
-                        **{name: {"held_out_mlm_accuracy": round(m["mlm_accuracy"], 4), "minutes": round(m["wall_s"] / 60, 1),
-                                  "tokens_seen": m.get("train_tokens_seen")} for name, m in pretrained.items()}},
+        "benchmark": "crosslingual_transfer",
+        "quick": args.quick,
+        "pretraining": {
+            **PRETRAIN,
+            "steps": steps,
+            "objective": "MLM alone (whole-word), packed blocks",
+            "precision": "bf16",
+            **{
+                name: {
+                    "held_out_mlm_accuracy": round(m["mlm_accuracy"], 4),
+                    "minutes": round(m["wall_s"] / 60, 1),
+                    "tokens_seen": m.get("train_tokens_seen"),
+                }
+                for name, m in pretrained.items()
+            },
+        },
         "finetune": {**FINETUNE, "per_task": {t: spec["train_settings"] for t, spec in tasks.items()}},
         "metrics": {t: spec["metric"] for t, spec in tasks.items()},
         "scores": matrices,
@@ -152,12 +174,31 @@ def task_files(data: Path, splits: Path, quick: bool) -> dict[str, dict]:
     _, xnli_de = split(data / "xnli" / "dev-de.tsv", "xnli-de", 831)
     panx_limit = {"max_train_examples": 2000, "max_dev_examples": 300} if quick else {"max_dev_examples": 2000}
     return {
-        "pawsx": {"kind": "pair-classification", "metric": "accuracy", "train": paws_train, "en": paws_en,
-                  "de": str(data / "pawsx" / "dev-de.tsv"), "train_settings": {"epochs": 5}},
-        "xnli": {"kind": "pair-classification", "metric": "accuracy", "train": xnli_train, "en": xnli_en, "de": xnli_de,
-                 "train_settings": {"epochs": 8}},
-        "panx": {"kind": "ner", "metric": "f1", "train": str(data / "panx" / "train-en.txt"), "en": str(data / "panx" / "dev-en.txt"),
-                 "de": str(data / "panx" / "dev-de.txt"), "train_settings": {"epochs": 2}, "data": panx_limit},
+        "pawsx": {
+            "kind": "pair-classification",
+            "metric": "accuracy",
+            "train": paws_train,
+            "en": paws_en,
+            "de": str(data / "pawsx" / "dev-de.tsv"),
+            "train_settings": {"epochs": 5},
+        },
+        "xnli": {
+            "kind": "pair-classification",
+            "metric": "accuracy",
+            "train": xnli_train,
+            "en": xnli_en,
+            "de": xnli_de,
+            "train_settings": {"epochs": 8},
+        },
+        "panx": {
+            "kind": "ner",
+            "metric": "f1",
+            "train": str(data / "panx" / "train-en.txt"),
+            "en": str(data / "panx" / "dev-en.txt"),
+            "de": str(data / "panx" / "dev-de.txt"),
+            "train_settings": {"epochs": 2},
+            "data": panx_limit,
+        },
     }
 
 

@@ -40,10 +40,14 @@ from common import machine, save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = {  # target language text for vocab and MLM, transfer config, target column, layout of the text
-    "pt": {"text": "sst2-pt/train.tsv", "config": "configs/transfer/sst2-pt.yaml", "target": "pt", "documents": "blank",
-           "ceiling": "sst2-pt/train.tsv"},
-    "de": {"text": "de-text/mlqa_de_contexts.txt", "config": "configs/transfer/panx-de.yaml", "target": "de", "documents": "line",
-           "ceiling": None},
+    "pt": {
+        "text": "sst2-pt/train.tsv",
+        "config": "configs/transfer/sst2-pt.yaml",
+        "target": "pt",
+        "documents": "blank",
+        "ceiling": "sst2-pt/train.tsv",
+    },
+    "de": {"text": "de-text/mlqa_de_contexts.txt", "config": "configs/transfer/panx-de.yaml", "target": "de", "documents": "line", "ceiling": None},
 }
 
 
@@ -96,8 +100,10 @@ def parallel_de(data: Path, work: Path) -> tuple[str, str]:
         return str(out_en), str(out_de)
     en_lines, de_lines = [], []
     for folder in ("xnli", "pawsx"):
-        with open(data / folder / "dev-en.tsv", encoding="utf-8", newline="") as a, \
-                open(data / folder / "dev-de.tsv", encoding="utf-8", newline="") as b:
+        with (
+            open(data / folder / "dev-en.tsv", encoding="utf-8", newline="") as a,
+            open(data / folder / "dev-de.tsv", encoding="utf-8", newline="") as b,
+        ):
             for x, y in zip(csv.DictReader(a, delimiter="\t", quoting=csv.QUOTE_NONE), csv.DictReader(b, delimiter="\t", quoting=csv.QUOTE_NONE)):
                 for column in ("sentence1", "sentence2"):
                     if x.get(column) and y.get(column):
@@ -118,13 +124,28 @@ def mlm(encoder: str, text_files: list[dict], out: Path, args) -> dict:
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
     print(f"[mlm] {out.name} ...", file=sys.stderr, flush=True)
-    return pretrain(PretrainConfig.model_validate({
-        "output": str(out), "model": {"name_or_path": encoder},
-        "data": {"train": text_files, "max_length": 128, "eval_fraction": 0.02, "max_eval_sequences": 400},
-        "objective": {"whole_word_mask": True, "sentence_task": "none"},
-        "train": {"max_steps": args.mlm_steps, "batch_size": 32, "lr": 1e-4, "precision": "bf16", "eval_steps": None,
-                  "save_steps": None, "head_warmup_steps": 30, "warmup_ratio": 0.06},
-    }), overwrite=True, show_progress=False)
+    return pretrain(
+        PretrainConfig.model_validate(
+            {
+                "output": str(out),
+                "model": {"name_or_path": encoder},
+                "data": {"train": text_files, "max_length": 128, "eval_fraction": 0.02, "max_eval_sequences": 400},
+                "objective": {"whole_word_mask": True, "sentence_task": "none"},
+                "train": {
+                    "max_steps": args.mlm_steps,
+                    "batch_size": 32,
+                    "lr": 1e-4,
+                    "precision": "bf16",
+                    "eval_steps": None,
+                    "save_steps": None,
+                    "head_warmup_steps": 30,
+                    "warmup_ratio": 0.06,
+                },
+            }
+        ),
+        overwrite=True,
+        show_progress=False,
+    )
 
 
 def zero_shot(encoder: str, pair: dict, out: Path, args, ceiling: bool = False) -> dict:
@@ -152,17 +173,28 @@ def run_pair(name: str, args, work: Path) -> dict:
     data = Path(args.data_dir)
     text = str(data / pair["text"])
     english = str(data / "wikitext2/wiki.train.tokens")
-    texts = [{"path": english, "documents": "wikitext", "language": "en", "weight": args.english_weight},
-             {"path": text, "documents": pair["documents"], "language": name}]
+    texts = [
+        {"path": english, "documents": "wikitext", "language": "en", "weight": args.english_weight},
+        {"path": text, "documents": pair["documents"], "language": name},
+    ]
     minilm = resolve_model_path(None)
     rows, extended = {}, {}
     parallel = aligned_sst2(data, work) if name == "pt" else parallel_de(data, work)
     for init in ("mean", "random", "aligned"):
         folder = work / f"minilm-{name}-{init}"
         if not (folder / "vocab_report.json").is_file():
-            extend_vocab(minilm, [text], args.add, str(folder), init=init, reference=[english], documents=pair["documents"],
-                         overwrite=True, parallel=parallel if init == "aligned" else None,
-                         log=lambda line: print(line, file=sys.stderr, flush=True))
+            extend_vocab(
+                minilm,
+                [text],
+                args.add,
+                str(folder),
+                init=init,
+                reference=[english],
+                documents=pair["documents"],
+                overwrite=True,
+                parallel=parallel if init == "aligned" else None,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+            )
         extended[init] = json.loads((folder / "vocab_report.json").read_text())
     encoders = {  # the cheap rows first: the initialisations alone, then the MLM rows
         "as-is": (minilm, None),
@@ -180,8 +212,11 @@ def run_pair(name: str, args, work: Path) -> dict:
         pretraining = mlm(start, texts, mlm_out, args) if mlm_out else None
         encoder = str(mlm_out) if mlm_out else start
         scores = zero_shot(encoder, pair, work / f"transfer-{name}-{row}", args)
-        rows[row] = {"scores": scores, "mlm": {k: v for k, v in (pretraining or {}).items() if k.startswith("mlm_accuracy")} or None,
-                     "seconds": round(time.perf_counter() - started, 1)}
+        rows[row] = {
+            "scores": scores,
+            "mlm": {k: v for k, v in (pretraining or {}).items() if k.startswith("mlm_accuracy")} or None,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         print(f"[{name}] {row}: {scores}  mlm={rows[row]['mlm']}", file=sys.stderr, flush=True)
     if pair["ceiling"] and not args.rows:
         rows["translate-train (not zero-shot)"] = {"scores": zero_shot(minilm, pair, work / f"transfer-{name}-ceiling", args, ceiling=True)}
@@ -191,8 +226,10 @@ def run_pair(name: str, args, work: Path) -> dict:
     target_gain = {"pt": 10.0, "de": 5.0}[name]
     return {
         "rows": rows,
-        "vocab": {init: {k: report.get(k) for k in ("added", "initialised_from_old_pieces", "initialised_from_translations",
-                                                     "tokens_per_word", "seconds")} for init, report in extended.items()},
+        "vocab": {
+            init: {k: report.get(k) for k in ("added", "initialised_from_old_pieces", "initialised_from_translations", "tokens_per_word", "seconds")}
+            for init, report in extended.items()
+        },
         "parallel_pairs": sum(1 for _ in open(parallel[0], encoding="utf-8")),
         "best": best,
         "gain": round(rows[best]["scores"][pair["target"]] - base[pair["target"]], 2),
@@ -233,12 +270,19 @@ def main() -> None:
         raise SystemExit(f"{args.data_dir}/sst2-pt not found (pass --data-dir)")
     work = Path(args.work) / ("quick" if args.quick else "full")
     started = time.perf_counter()
-    result = {"benchmark": "crosslingual_vocab", "quick": args.quick, "add": args.add, "mlm_steps": args.mlm_steps,
-              "english_weight": args.english_weight, "pairs": {}}
+    result = {
+        "benchmark": "crosslingual_vocab",
+        "quick": args.quick,
+        "add": args.add,
+        "mlm_steps": args.mlm_steps,
+        "english_weight": args.english_weight,
+        "pairs": {},
+    }
     for name in [p for p in args.pairs.split(",") if p]:
         result["pairs"][name] = run_pair(name, args, work)
-    result.update(wall_s=round(time.perf_counter() - started, 1), machine=machine(),
-                  device_run="not run: no device machine was lent to this session (CPU only)")
+    result.update(
+        wall_s=round(time.perf_counter() - started, 1), machine=machine(), device_run="not run: no device machine was lent to this session (CPU only)"
+    )
     save(args.name or ("crosslingual_vocab_quick" if args.quick else "crosslingual_vocab"), result)
     print(table(result), file=sys.stderr)
     print(json.dumps(result))

@@ -60,15 +60,26 @@ def main() -> None:
     print(f"1/2 domain-adaptive pretraining on {reviews} {args.target} reviews, {epochs} epochs ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     adapted = work / f"minilm-{args.target}"
-    metrics = pretrain(PretrainConfig.model_validate({
-        "output": str(adapted),
-        "data": {"train": [str(text)], "max_length": 128, "eval_fraction": 0.05},
-        "model": {},  # the packaged MiniLM
-        "objective": {"whole_word_mask": True, "sentence_task": "none"},
-        "train": {"epochs": epochs, "batch_size": 32, "lr": 1e-4, "precision": "bf16", "eval_steps": None, "save_steps": 200},
-    }), overwrite=True, show_progress=False)
-    pretraining = {"epochs": epochs, "reviews": reviews, "minutes": round((time.perf_counter() - started) / 60, 1),
-                   "held_out_mlm_accuracy": round(metrics["mlm_accuracy"], 4), "steps": metrics["steps"]}
+    metrics = pretrain(
+        PretrainConfig.model_validate(
+            {
+                "output": str(adapted),
+                "data": {"train": [str(text)], "max_length": 128, "eval_fraction": 0.05},
+                "model": {},  # the packaged MiniLM
+                "objective": {"whole_word_mask": True, "sentence_task": "none"},
+                "train": {"epochs": epochs, "batch_size": 32, "lr": 1e-4, "precision": "bf16", "eval_steps": None, "save_steps": 200},
+            }
+        ),
+        overwrite=True,
+        show_progress=False,
+    )
+    pretraining = {
+        "epochs": epochs,
+        "reviews": reviews,
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "held_out_mlm_accuracy": round(metrics["mlm_accuracy"], 4),
+        "steps": metrics["steps"],
+    }
     print(f"  {pretraining}", file=sys.stderr, flush=True)
 
     print(f"2/2 fine-tuning on {args.source} labels, {seeds} seed(s) per model ...", file=sys.stderr, flush=True)
@@ -76,14 +87,27 @@ def main() -> None:
     for name, model in (("no_adaptation", None), ("dapt", str(adapted))):
         for seed in range(seeds):
             out = work / f"ft-{name}-{seed}"
-            bertx.finetune({
-                "task": "classification", "output": str(out),
-                "data": {"train": str(source / "train.tsv"), "max_length": FINETUNE["max_length"],
-                         "max_train_examples": 400 if args.quick else None},
-                "model": {"name_or_path": model},
-                "train": {"epochs": FINETUNE["epochs"], "batch_size": FINETUNE["batch_size"], "lr": FINETUNE["lr"],
-                          "seed": seed, "save_steps": None},
-            }, overwrite=True, show_progress=False)
+            bertx.finetune(
+                {
+                    "task": "classification",
+                    "output": str(out),
+                    "data": {
+                        "train": str(source / "train.tsv"),
+                        "max_length": FINETUNE["max_length"],
+                        "max_train_examples": 400 if args.quick else None,
+                    },
+                    "model": {"name_or_path": model},
+                    "train": {
+                        "epochs": FINETUNE["epochs"],
+                        "batch_size": FINETUNE["batch_size"],
+                        "lr": FINETUNE["lr"],
+                        "seed": seed,
+                        "save_steps": None,
+                    },
+                },
+                overwrite=True,
+                show_progress=False,
+            )
             row = scores.setdefault(name, {"target_dev": [], "target_train": [], "source_dev": []})
             row["target_dev"].append(bertx.evaluate(str(out), str(target / "dev.tsv"))["accuracy"])
             row["target_train"].append(bertx.evaluate(str(out), str(target / "train.tsv"))["accuracy"])
@@ -92,12 +116,17 @@ def main() -> None:
 
     mean = {name: {k: round(statistics.mean(v), 4) for k, v in row.items()} for name, row in scores.items()}
     result = {
-        "benchmark": "dapt_transfer", "quick": args.quick, "source": args.source, "target": args.target,
-        "pretraining": pretraining, "finetune": {**FINETUNE, "seeds": seeds},
+        "benchmark": "dapt_transfer",
+        "quick": args.quick,
+        "source": args.source,
+        "target": args.target,
+        "pretraining": pretraining,
+        "finetune": {**FINETUNE, "seeds": seeds},
         "mean_accuracy": mean,
         "gain_target_dev_pts": round(100 * (mean["dapt"]["target_dev"] - mean["no_adaptation"]["target_dev"]), 2),
         "gain_target_train_pts": round(100 * (mean["dapt"]["target_train"] - mean["no_adaptation"]["target_train"]), 2),
-        "per_seed": scores, "machine": machine(),
+        "per_seed": scores,
+        "machine": machine(),
     }
     save("dapt_transfer_quick" if args.quick else "dapt_transfer", result)
     print(json.dumps(result))

@@ -58,14 +58,13 @@ def parse_student(spec: str) -> dict:
         elif part[0] == "l":
             student["layers"] = int(part[1:])
         else:
-            raise SystemExit(f"--students {spec}: parts are eN (embedding width), hN (hidden), lN (layers) and kA.B "
-                             "(kernel widths)")
+            raise SystemExit(f"--students {spec}: parts are eN (embedding width), hN (hidden), lN (layers) and kA.B (kernel widths)")
     return student
 
 
 def timed(predict, texts: list[str], batch: int, repeats: int = 3) -> float:
     """Inputs/s at this batch size, raw strings to labels; the best of `repeats` passes."""
-    predict(texts[:batch * 2], batch)
+    predict(texts[: batch * 2], batch)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -92,8 +91,7 @@ def bertx_speed(folder: str, texts: list[str], ner: bool) -> dict:
 
     predictor = (EntityPredictor if ner else Predictor).load(folder, device="cpu")
     predict = lambda batch, size: predictor.predict(batch, batch_size=size)  # noqa: E731
-    return {"e2e_inputs_per_s_batch32": round(timed(predict, texts, 32), 1),
-            "e2e_latency_ms_batch1": single_latency_ms(predict, texts)}
+    return {"e2e_inputs_per_s_batch32": round(timed(predict, texts, 32), 1), "e2e_latency_ms_batch1": single_latency_ms(predict, texts)}
 
 
 def accuracy_of(folder: str, texts: list[str], gold: list[str]) -> float:
@@ -111,8 +109,10 @@ def dev_rows(data: Path, ner: bool) -> tuple[list[str], list[str]]:
     if not ner:
         rows = [line.split("\t") for line in (data / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
         return [r[0] for r in rows], [r[1] for r in rows]
-    sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip())
-                 for block in (data / "dev.txt").read_text(encoding="utf-8").split("\n\n")]
+    sentences = [
+        " ".join(line.split()[0] for line in block.splitlines() if line.strip())
+        for block in (data / "dev.txt").read_text(encoding="utf-8").split("\n\n")
+    ]
     return [s for s in sentences if s and not s.startswith("-DOCSTART-")], []
 
 
@@ -156,10 +156,12 @@ def model2vec_rows(texts_train, labels_train, transfer, dev_texts, dev_gold, tea
         predicted = predict(dev_texts, 1024)
         rows[f"model2vec ({name})"] = {
             "accuracy": round(100 * sum(str(p) == g for p, g in zip(predicted, dev_gold)) / len(dev_gold), 2),
-            "train_examples": len(x), "fit_s": round(time.perf_counter() - started + distill_s, 1),
+            "train_examples": len(x),
+            "fit_s": round(time.perf_counter() - started + distill_s, 1),
             "parameters": int(sum(p.numel() for p in classifier.parameters())),
             "e2e_inputs_per_s_batch32": round(timed(predict, dev_texts, 32), 1),
-            "e2e_latency_ms_batch1": single_latency_ms(predict, dev_texts)}
+            "e2e_latency_ms_batch1": single_latency_ms(predict, dev_texts),
+        }
         log(f"{name}: {json.dumps(rows[f'model2vec ({name})'])}")
     return rows
 
@@ -170,8 +172,7 @@ def unlabelled_sentences(data_dir: Path, work: Path, count: int) -> str:
     (Wikipedia articles, already split into words like CoNLL)."""
     from bertx.data.conll import read_tagged
 
-    sentences = [" ".join(s.words) for name in ("train-en.txt", "dev-en.txt")
-                 for s in read_tagged(data_dir / "panx" / name, require_tags=False)]
+    sentences = [" ".join(s.words) for name in ("train-en.txt", "dev-en.txt") for s in read_tagged(data_dir / "panx" / name, require_tags=False)]
     if len(sentences) < count:
         sentences += wikitext_sentences(data_dir / "wikitext2" / "wiki.train.tokens", count - len(sentences))
     path = work / "unlabelled-sentences.txt"
@@ -218,17 +219,26 @@ def transfer_texts(teacher: str, teacher_int8: str, data: Path, augment: int, se
     trained = load_trained(teacher, device="cpu")
     embeddings = trained.model.get_input_embeddings().weight.detach().float().numpy()
     reading = {"text_column": None, "text_pair_column": None}
-    features = augmented_features(str(data / "train.tsv"), trained.task, trained.tokenizer, max_length, limit, reading, augment,
-                                  seed, embeddings)
+    features = augmented_features(str(data / "train.tsv"), trained.task, trained.tokenizer, max_length, limit, reading, augment, seed, embeddings)
     examples, _ = read_examples(str(data / "train.tsv"), trained.task, None, None, None, require_label=False, limit=limit)
     texts = [e.text for e in examples]
-    variants, _ = make_variants(texts, None, augment, seed, trained.tokenizer.mask_token,
-                                near=neighbours(texts, trained.tokenizer, embeddings))
+    variants, _ = make_variants(texts, None, augment, seed, trained.tokenizer.mask_token, near=neighbours(texts, trained.tokenizer, embeddings))
     for source, how in ((teacher_int8, "export"), (teacher, "bf16"), (teacher, "fp32")):  # whichever labelled it
         outputs = teacher_store.load(teacher_store.key(teacher_store.teacher_digest(source), how, "class", features), None)
         if outputs is not None:
             return variants, [trained.labels[i] for i in np.asarray(outputs).argmax(-1)]
     return variants, None
+
+
+def _picked(row: dict, metric: str, score: str) -> dict:
+    """A report row's figures under this benchmark's names."""
+    return {
+        score: round(100 * row["metrics"][metric], 2),
+        "parameters": row["parameters"],
+        "size_mb": row["size_mb"],
+        "latency_ms_batch1": row["latency_ms_batch1"],
+        "inputs_per_s_batch32": row["inputs_per_s_batch32"],
+    }
 
 
 def main() -> None:
@@ -242,13 +252,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="Peak learning rate of the students (default: bertx's).")
     parser.add_argument("--students", default=None, help=f"Default: {DEFAULT_STUDENTS} (NER: {NER_STUDENTS}).")
     parser.add_argument("--no-peers", action="store_true", help="Skip model2vec and the 3-layer BERT student.")
-    parser.add_argument("--unlabelled-sentences", type=int, default=None,
-                        help="NER: this many unlabelled sentences as the taggers' transfer text, words only: PAN-X "
-                             "English train, then its dev, then WikiText-2 (default 70,000; quick 4,000; 0: none). More text "
-                             "was the lever that took the BiLSTM tagger past 97%% of its teacher (results/distill_ner_sweep_h200.json).")
+    parser.add_argument(
+        "--unlabelled-sentences",
+        type=int,
+        default=None,
+        help="NER: this many unlabelled sentences as the taggers' transfer text, words only: PAN-X "
+        "English train, then its dev, then WikiText-2 (default 70,000; quick 4,000; 0: none). More text "
+        "was the lever that took the BiLSTM tagger past 97%% of its teacher (results/distill_ner_sweep_h200.json).",
+    )
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
-    parser.add_argument("--remeasure", default=None, metavar="WORK",
-                        help="SST-2: only the measuring phase again, for a finished run whose folders are in WORK.")
+    parser.add_argument(
+        "--remeasure", default=None, metavar="WORK", help="SST-2: only the measuring phase again, for a finished run whose folders are in WORK."
+    )
     args = parser.parse_args()
     if args.remeasure:
         remeasure(args.remeasure, args.quick)
@@ -266,8 +281,12 @@ def main() -> None:
     data = Path(args.data_dir) / ("conll2003" if ner else "sst2")
     texts, gold = dev_rows(data, ner)
     max_length = 128 if ner else 66
-    files = {"train": str(data / ("train.txt" if ner else "train.tsv")), "dev": str(data / ("dev.txt" if ner else "dev.tsv")),
-             "max_length": max_length, **({"max_train_examples": train_examples} if train_examples else {})}
+    files = {
+        "train": str(data / ("train.txt" if ner else "train.tsv")),
+        "dev": str(data / ("dev.txt" if ner else "dev.tsv")),
+        "max_length": max_length,
+        **({"max_train_examples": train_examples} if train_examples else {}),
+    }
     score = "f1" if ner else "accuracy"
     specs = (args.students or (NER_STUDENTS if ner else DEFAULT_STUDENTS)).split(",")
 
@@ -286,10 +305,15 @@ def main() -> None:
     teacher_row = None
     for spec in specs:
         out = work / spec
-        config = {"teacher": args.teacher, "output": str(out), "augment": augment, "baseline": True,
-                  "data": files, "student": parse_student(spec),
-                  "train": {"epochs": epochs, "batch_size": 32 if ner else 64, "save_steps": None, "seed": 42,
-                            **({"lr": args.lr} if args.lr else {})}}
+        config = {
+            "teacher": args.teacher,
+            "output": str(out),
+            "augment": augment,
+            "baseline": True,
+            "data": files,
+            "student": parse_student(spec),
+            "train": {"epochs": epochs, "batch_size": 32 if ner else 64, "save_steps": None, "seed": 42, **({"lr": args.lr} if args.lr else {})},
+        }
         if ner:
             config["loss"] = {"soft": 1.0, "hard": 1.0}  # gold tags beside the teacher's: entity boundaries are sharp
             if args.unlabelled_sentences:
@@ -299,55 +323,75 @@ def main() -> None:
         started = time.perf_counter()
         final = bertx.distill(config, show_progress=False)
         report, metric = final["report"]["models"], final["report"]["main_metric"]
-        pick = lambda row, metric=metric: {score: round(100 * row["metrics"][metric], 2), "parameters": row["parameters"],  # noqa: E731
-                            "size_mb": row["size_mb"], "latency_ms_batch1": row["latency_ms_batch1"],
-                            "inputs_per_s_batch32": row["inputs_per_s_batch32"]}
-        student, plain = pick(report["student"]), pick(report["student without teacher"])
+        student, plain = _picked(report["student"], metric, score), _picked(report["student without teacher"], metric, score)
         student.update(bertx_speed(str(out), texts, ner))
         if ner:  # no measuring phase for NER: the labels-only twin's end-to-end speed is taken here, as the student's
             plain.update(bertx_speed(str(out / "baseline"), texts, ner))
         if teacher_row is None:
-            teacher_row = pick(report["teacher"])
+            teacher_row = _picked(report["teacher"], metric, score)
             teacher_row.update(bertx_speed(args.teacher, texts, ner))
-        row = {"student": student, "no_teacher": plain, "teacher_model_b32": pick(report["teacher"])["inputs_per_s_batch32"],
-               "wall_s": round(time.perf_counter() - started, 1),
-               "transfer_set": final.get("config", {}).get("transfer_set") or _transfer_summary(out)}
+        row = {
+            "student": student,
+            "no_teacher": plain,
+            "teacher_model_b32": _picked(report["teacher"], metric, score)["inputs_per_s_batch32"],
+            "wall_s": round(time.perf_counter() - started, 1),
+            "transfer_set": final.get("config", {}).get("transfer_set") or _transfer_summary(out),
+        }
         if not ner:
             export(str(out), str(work / f"{spec}-int8"), quantize="int8")
-            row["student_int8"] = {"accuracy": accuracy_of(str(work / f"{spec}-int8"), texts, gold),
-                                   "size_mb": folder_mb(str(work / f"{spec}-int8")), **bertx_speed(str(work / f"{spec}-int8"), texts, ner)}
-        row.update(student_kept=round(100 * student[score] / teacher_row[score], 2),
-                   speedup_model_b32=round(student["inputs_per_s_batch32"] / row["teacher_model_b32"], 2),
-                   speedup_e2e_b32=round(student["e2e_inputs_per_s_batch32"] / teacher_row["e2e_inputs_per_s_batch32"], 2),
-                   gain_over_no_teacher=round(student[score] - plain[score], 2),
-                   parameter_ratio=round(teacher_row["parameters"] / student["parameters"], 1))
+            row["student_int8"] = {
+                "accuracy": accuracy_of(str(work / f"{spec}-int8"), texts, gold),
+                "size_mb": folder_mb(str(work / f"{spec}-int8")),
+                **bertx_speed(str(work / f"{spec}-int8"), texts, ner),
+            }
+        row.update(
+            student_kept=round(100 * student[score] / teacher_row[score], 2),
+            speedup_model_b32=round(student["inputs_per_s_batch32"] / row["teacher_model_b32"], 2),
+            speedup_e2e_b32=round(student["e2e_inputs_per_s_batch32"] / teacher_row["e2e_inputs_per_s_batch32"], 2),
+            gain_over_no_teacher=round(student[score] - plain[score], 2),
+            parameter_ratio=round(teacher_row["parameters"] / student["parameters"], 1),
+        )
         rows[spec] = row
         log(f"{spec}: {json.dumps(row)}")
 
     peers: dict = {}
     if not ner:
-        peers["teacher int8"] = {"accuracy": accuracy_of(teacher_int8, texts, gold), "size_mb": folder_mb(teacher_int8),
-                                 **bertx_speed(teacher_int8, texts, ner)}
+        peers["teacher int8"] = {
+            "accuracy": accuracy_of(teacher_int8, texts, gold),
+            "size_mb": folder_mb(teacher_int8),
+            **bertx_speed(teacher_int8, texts, ner),
+        }
         for row in rows.values():
             best = max((row["student"], row.get("student_int8", {})), key=lambda r: -r.get("e2e_latency_ms_batch1", 1e9))
             row["vs_teacher_int8_b1"] = round(peers["teacher int8"]["e2e_latency_ms_batch1"] / best["e2e_latency_ms_batch1"], 2)
     if not ner and not args.no_peers:
         out = work / "bert-3layer"
         started = time.perf_counter()
-        bertx.distill({"teacher": args.teacher, "output": str(out), "baseline": False, "data": files,
-                               "train": {"epochs": 2 if args.quick else 3, "batch_size": 32, "save_steps": None, "seed": 42}},
-                              show_progress=False)
+        bertx.distill(
+            {
+                "teacher": args.teacher,
+                "output": str(out),
+                "baseline": False,
+                "data": files,
+                "train": {"epochs": 2 if args.quick else 3, "batch_size": 32, "save_steps": None, "seed": 42},
+            },
+            show_progress=False,
+        )
         from bertx.evaluation.distill_report import describe
 
         bert = describe(out, files["dev"])
-        peers["BERT 3-layer student"] = {"accuracy": round(100 * bert["metrics"]["accuracy"], 2), "parameters": bert["parameters"],
-                                         "size_mb": bert["size_mb"], "inputs_per_s_batch32": bert["inputs_per_s_batch32"],
-                                         "wall_s": round(time.perf_counter() - started, 1), **bertx_speed(str(out), texts, ner)}
+        peers["BERT 3-layer student"] = {
+            "accuracy": round(100 * bert["metrics"]["accuracy"], 2),
+            "parameters": bert["parameters"],
+            "size_mb": bert["size_mb"],
+            "inputs_per_s_batch32": bert["inputs_per_s_batch32"],
+            "wall_s": round(time.perf_counter() - started, 1),
+            **bertx_speed(str(out), texts, ner),
+        }
         log(f"BERT 3-layer: {json.dumps(peers['BERT 3-layer student'])}")
         examples = [line.split("\t") for line in (data / "train.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
         examples = examples[:train_examples] if train_examples else examples
-        variants, decided = transfer_texts(args.teacher, teacher_int8, data, augment, 42, max_length, train_examples) \
-            if augment else (None, None)
+        variants, decided = transfer_texts(args.teacher, teacher_int8, data, augment, 42, max_length, train_examples) if augment else (None, None)
         transfer = (None, None)
         if decided is not None:  # the labelled sentences keep their gold labels, as in the distillation
             transfer = ([e[0] for e in examples] + variants, [e[1] for e in examples] + decided)
@@ -355,10 +399,21 @@ def main() -> None:
             log("note: the transfer set is not in the teacher store; model2vec is trained on the labelled sentences only")
         peers.update(model2vec_rows([e[0] for e in examples], [e[1] for e in examples], transfer, texts, gold, args.teacher, log))
 
-    result = {"benchmark": "distill_other_networks", "task": args.task, "quick": args.quick, "teacher": args.teacher,
-              "work": str(work), "train_examples": train_examples or "all", "augment": augment, "epochs": epochs,
-              "lr": args.lr or "bertx default", **({"unlabelled_sentences": args.unlabelled_sentences} if ner else {}),
-              "students": rows, "teacher_row": teacher_row, "peers": peers}
+    result = {
+        "benchmark": "distill_other_networks",
+        "task": args.task,
+        "quick": args.quick,
+        "teacher": args.teacher,
+        "work": str(work),
+        "train_examples": train_examples or "all",
+        "augment": augment,
+        "epochs": epochs,
+        "lr": args.lr or "bertx default",
+        **({"unlabelled_sentences": args.unlabelled_sentences} if ner else {}),
+        "students": rows,
+        "teacher_row": teacher_row,
+        "peers": peers,
+    }
     finish(result, texts, gold, score, ner, log)
 
 
@@ -376,8 +431,14 @@ def finish(result: dict, texts: list[str], gold: list[str], score: str, ner: boo
     for spec, row in rows.items():
         points.append({"name": f"{spec}, distilled", "x": row["student"]["e2e_inputs_per_s_batch32"], "y": row["student"][score]})
         if "student_int8" in row:
-            points.append({"name": f"{spec}, distilled, int8", "x": row["student_int8"]["e2e_inputs_per_s_batch32"],
-                           "y": row["student_int8"][score], "marker": "^"})
+            points.append(
+                {
+                    "name": f"{spec}, distilled, int8",
+                    "x": row["student_int8"]["e2e_inputs_per_s_batch32"],
+                    "y": row["student_int8"][score],
+                    "marker": "^",
+                }
+            )
         plain = row["no_teacher"]
         if "e2e_inputs_per_s_batch32" in plain:  # the axis is end to end: a model-only figure would sit too far right
             points.append({"name": f"{spec}, labels only", "x": plain["e2e_inputs_per_s_batch32"], "y": plain[score], "marker": "x"})
@@ -420,9 +481,11 @@ def measure_phase(result: dict, texts: list[str], log) -> None:
             row["student_int8"].update(both(str(work / f"{spec}-int8")))
         student = row["student"]
         fastest_b1 = min(r["e2e_latency_ms_batch1"] for r in (student, row.get("student_int8") or student))
-        row.update(teacher_model_b32=teacher_row["inputs_per_s_batch32"],
-                   speedup_model_b32=round(student["inputs_per_s_batch32"] / teacher_row["inputs_per_s_batch32"], 2),
-                   speedup_e2e_b32=round(student["e2e_inputs_per_s_batch32"] / teacher_row["e2e_inputs_per_s_batch32"], 2))
+        row.update(
+            teacher_model_b32=teacher_row["inputs_per_s_batch32"],
+            speedup_model_b32=round(student["inputs_per_s_batch32"] / teacher_row["inputs_per_s_batch32"], 2),
+            speedup_e2e_b32=round(student["e2e_inputs_per_s_batch32"] / teacher_row["e2e_inputs_per_s_batch32"], 2),
+        )
         if "teacher int8" in peers:
             row["vs_teacher_int8_b1"] = round(peers["teacher int8"]["e2e_latency_ms_batch1"] / fastest_b1, 2)
         log(f"measured {spec}: {json.dumps({k: row[k] for k in ('speedup_model_b32', 'speedup_e2e_b32', 'vs_teacher_int8_b1') if k in row})}")
@@ -445,7 +508,8 @@ def model2vec_speed(texts: list[str]) -> dict:
 
     static = distill(model_name=resolve_model_path(None), pca_dims=256)
     classifier = StaticModelForClassification.from_static_model(model=static).fit(
-        texts[:200], ["a" if i % 2 else "b" for i in range(200)], max_epochs=1, random_seed=42)
+        texts[:200], ["a" if i % 2 else "b" for i in range(200)], max_epochs=1, random_seed=42
+    )
     pipeline = classifier.to_pipeline()
     predict = lambda batch, size: pipeline.predict(batch, batch_size=size, use_multiprocessing=False)  # noqa: E731
     return {"e2e_inputs_per_s_batch32": round(timed(predict, texts, 32), 1), "e2e_latency_ms_batch1": single_latency_ms(predict, texts)}
@@ -475,17 +539,20 @@ def summary(rows: dict, peers: dict, teacher: dict, score: str, ner: bool) -> di
         return {"ner_bilstm_kept": rows.get("bilstm", {}).get("student_kept")}
     fast = {spec: row for spec, row in rows.items() if row["speedup_model_b32"] >= 10} or rows
     best = max(fast, key=lambda spec: fast[spec]["student_kept"])
-    out = {"best_student": best, "best_student_kept": rows[best]["student_kept"],
-           "best_student_speedup_model_b32": rows[best]["speedup_model_b32"],
-           "best_student_vs_teacher_int8_b1": rows[best].get("vs_teacher_int8_b1")}
+    out = {
+        "best_student": best,
+        "best_student_kept": rows[best]["student_kept"],
+        "best_student_speedup_model_b32": rows[best]["speedup_model_b32"],
+        "best_student_vs_teacher_int8_b1": rows[best].get("vs_teacher_int8_b1"),
+    }
     m2v = [row for name, row in peers.items() if name.startswith("model2vec")]
     if m2v:
         top = max(m2v, key=lambda row: row["accuracy"])
         candidates = [r for row in rows.values() for r in (row["student"], row.get("student_int8")) if r]
         out["model2vec_accuracy"] = top["accuracy"]
         out["model2vec_dominated"] = all(
-            any(c[score] >= m[score] and c["e2e_inputs_per_s_batch32"] >= m["e2e_inputs_per_s_batch32"] for c in candidates)
-            for m in m2v)
+            any(c[score] >= m[score] and c["e2e_inputs_per_s_batch32"] >= m["e2e_inputs_per_s_batch32"] for c in candidates) for m in m2v
+        )
     return out
 
 

@@ -31,10 +31,30 @@ from common import machine, save  # noqa: E402
 
 SETTINGS = {
     # teacher epochs, student epochs, max_length, train examples (full, quick), dev examples (quick)
-    "sst2": {"task": "classification", "folder": "sst2", "train": "train.tsv", "dev": "dev.tsv", "max_length": 66,
-             "teacher_epochs": 1, "student_epochs": 3, "examples": (20000, 1000), "dev_quick": 300, "metric": "accuracy"},
-    "conll": {"task": "ner", "folder": "conll2003", "train": "train.txt", "dev": "dev.txt", "max_length": 128,
-              "teacher_epochs": 2, "student_epochs": 3, "examples": (None, 600), "dev_quick": 300, "metric": "f1"},
+    "sst2": {
+        "task": "classification",
+        "folder": "sst2",
+        "train": "train.tsv",
+        "dev": "dev.tsv",
+        "max_length": 66,
+        "teacher_epochs": 1,
+        "student_epochs": 3,
+        "examples": (20000, 1000),
+        "dev_quick": 300,
+        "metric": "accuracy",
+    },
+    "conll": {
+        "task": "ner",
+        "folder": "conll2003",
+        "train": "train.txt",
+        "dev": "dev.txt",
+        "max_length": 128,
+        "teacher_epochs": 2,
+        "student_epochs": 3,
+        "examples": (None, 600),
+        "dev_quick": 300,
+        "metric": "f1",
+    },
 }
 
 
@@ -62,17 +82,32 @@ def main() -> None:
 
     import bertx
 
-    data = {"train": str(root / s["train"]), "dev": str(root / s["dev"]), "max_length": s["max_length"],
-            "max_train_examples": n_train, "max_dev_examples": s["dev_quick"] if args.quick else None}
+    data = {
+        "train": str(root / s["train"]),
+        "dev": str(root / s["dev"]),
+        "max_length": s["max_length"],
+        "max_train_examples": n_train,
+        "max_dev_examples": s["dev_quick"] if args.quick else None,
+    }
     train = {"batch_size": 32, "lr": 1e-4, "warmup_ratio": 0.06, "save_steps": None, "seed": 42, "precision": "bf16"}
-    result: dict = {"benchmark": "distill_transfer", "task": args.task, "quick": args.quick, "train_examples": n_train,
-                    "teacher_epochs": teacher_epochs, "student_epochs": student_epochs, "train": train}
+    result: dict = {
+        "benchmark": "distill_transfer",
+        "task": args.task,
+        "quick": args.quick,
+        "train_examples": n_train,
+        "teacher_epochs": teacher_epochs,
+        "student_epochs": student_epochs,
+        "train": train,
+    }
     started = time.perf_counter()
 
     teacher_dir = work / "teacher"
     print("teacher ...", file=sys.stderr, flush=True)
-    teacher = bertx.finetune({"task": s["task"], "output": str(teacher_dir), "data": data,
-                              "train": {**train, "epochs": teacher_epochs}}, overwrite=True, show_progress=False)
+    teacher = bertx.finetune(
+        {"task": s["task"], "output": str(teacher_dir), "data": data, "train": {**train, "epochs": teacher_epochs}},
+        overwrite=True,
+        show_progress=False,
+    )
     result["teacher"] = {"dev": teacher[s["metric"]], "wall_s": teacher["wall_s"]}
     print(f"  teacher {s['metric']}={teacher[s['metric']]:.4f} ({teacher['wall_s']:.0f}s)", file=sys.stderr, flush=True)
 
@@ -88,22 +123,48 @@ def main() -> None:
     result["students"] = {}
     for n in layers:
         print(f"student {n} layers (distilled, then without teacher) ...", file=sys.stderr, flush=True)
-        final = bertx.distill({
-            "teacher": str(teacher_dir), "output": str(work / f"student-{n}"), "data": data,
-            "student": {"layers": n}, "unlabelled": unlabelled,
-            "loss": {"soft": 1.0, "hard": 0.5, "temperature": 2.0, "hidden": args.hidden_loss},
-            "train": {**train, "epochs": student_epochs},
-        }, overwrite=True, show_progress=False)
+        final = bertx.distill(
+            {
+                "teacher": str(teacher_dir),
+                "output": str(work / f"student-{n}"),
+                "data": data,
+                "student": {"layers": n},
+                "unlabelled": unlabelled,
+                "loss": {"soft": 1.0, "hard": 0.5, "temperature": 2.0, "hidden": args.hidden_loss},
+                "train": {**train, "epochs": student_epochs},
+            },
+            overwrite=True,
+            show_progress=False,
+        )
         report = final["report"]["models"]
-        row = {name: {k: report[name][k] for k in ("layers", "hidden", "parameters", "size_mb", "latency_ms_batch1",
-                                                  "inputs_per_s_batch32", "speedup", "latency_speedup", "kept_pct")}
-               | {"dev": report[name]["metrics"][s["metric"]]} for name in report}
+        row = {
+            name: {
+                k: report[name][k]
+                for k in (
+                    "layers",
+                    "hidden",
+                    "parameters",
+                    "size_mb",
+                    "latency_ms_batch1",
+                    "inputs_per_s_batch32",
+                    "speedup",
+                    "latency_speedup",
+                    "kept_pct",
+                )
+            }
+            | {"dev": report[name]["metrics"][s["metric"]]}
+            for name in report
+        }
         row["distill_wall_s"] = final["wall_s"]
         row["baseline_wall_s"] = final["baseline"]["wall_s"]
         row["beats_no_teacher_pts"] = round(100 * (row["student"]["dev"] - row["student without teacher"]["dev"]), 2)
         result["students"][f"{n}-layer"] = row
-        print(f"  {n} layers: kept {row['student']['kept_pct']}% at {row['student']['speedup']}x; "
-              f"without teacher {100 * row['student without teacher']['dev']:.2f}", file=sys.stderr, flush=True)
+        print(
+            f"  {n} layers: kept {row['student']['kept_pct']}% at {row['student']['speedup']}x; "
+            f"without teacher {100 * row['student without teacher']['dev']:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
     result["total_wall_s"] = round(time.perf_counter() - started, 1)
     result["machine"] = machine()
     name = f"distill_{args.task}" + ("_quick" if args.quick else "")

@@ -51,8 +51,7 @@ def variants(fp32: Path, work: Path, train_texts: list[str], trained) -> dict[st
     dynamic("naive", fp32)
     dynamic("per_channel", fp32, per_channel=True)
     dynamic("weights_only", fp32, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=act_act)
-    dynamic("weights_only_head", fp32, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"],
-            nodes_to_exclude=act_act + head)
+    dynamic("weights_only_head", fp32, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=act_act + head)
 
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -65,21 +64,30 @@ def variants(fp32: Path, work: Path, train_texts: list[str], trained) -> dict[st
     fused_head = [n for n in fused_weight if "classifier" in n or "pooler" in n]
     import onnx
 
-    dynamic("fused_weights_only_head", fused_path, per_channel=True, nodes_to_exclude=fused_act + fused_head,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    dynamic(
+        "fused_weights_only_head",
+        fused_path,
+        per_channel=True,
+        nodes_to_exclude=fused_act + fused_head,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
 
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = work / "preprocessed_fp32.onnx"
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # symbolic inference fails on the traced graph
     pre_weight, pre_act = weight_matmuls(prepared)
-    dynamic("preprocessed_weights_only_head", prepared, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"],
-            nodes_to_exclude=pre_act + [n for n in pre_weight if "classifier" in n or "pooler" in n])
+    dynamic(
+        "preprocessed_weights_only_head",
+        prepared,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_exclude=pre_act + [n for n in pre_weight if "classifier" in n or "pooler" in n],
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            encoded = [trained.tokenizer(text, truncation=True, max_length=trained.data.max_length, return_tensors="np")
-                       for text in train_texts]
+            encoded = [trained.tokenizer(text, truncation=True, max_length=trained.data.max_length, return_tensors="np") for text in train_texts]
             self.items = iter([{k: v.astype("int64") for k, v in e.items()} for e in encoded])
 
         def get_next(self):
@@ -96,9 +104,17 @@ def variants(fp32: Path, work: Path, train_texts: list[str], trained) -> dict[st
     made["calibrated_fallback"] = target
 
     target = work / "static_qdq.onnx"
-    quantize_static(str(fp32), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                    op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=act_act + head)
+    quantize_static(
+        str(fp32),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_exclude=act_act + head,
+    )
     made["static_qdq"] = target
     return made
 
@@ -136,12 +152,24 @@ def main() -> None:
             predicted = predictor.predict(texts, batch_size=32)
             best = min(best, time.perf_counter() - start)
         accuracy = sum(p["label"] == g for p, g in zip(predicted, gold)) / len(gold)
-        results[name] = {"accuracy": round(100 * accuracy, 2), "drop_pts": round(100 * (torch_accuracy - accuracy), 2),
-                         "agreement": round(sum(p["label"] == r["label"] for p, r in zip(predicted, reference)) / len(texts), 4),
-                         "sentences_per_s": round(len(texts) / best, 1), "mb": round(path.stat().st_size / 1e6, 1)}
+        results[name] = {
+            "accuracy": round(100 * accuracy, 2),
+            "drop_pts": round(100 * (torch_accuracy - accuracy), 2),
+            "agreement": round(sum(p["label"] == r["label"] for p, r in zip(predicted, reference)) / len(texts), 4),
+            "sentences_per_s": round(len(texts) / best, 1),
+            "mb": round(path.stat().st_size / 1e6, 1),
+        }
         print(name, results[name], file=sys.stderr, flush=True)
-    result = {"benchmark": "export_int8_choices", "model": args.model_dir, "pytorch_accuracy": round(100 * torch_accuracy, 2),
-              "sentences": len(texts), "batch_size": 32, "quick": args.quick, "variants": results, "machine": machine()}
+    result = {
+        "benchmark": "export_int8_choices",
+        "model": args.model_dir,
+        "pytorch_accuracy": round(100 * torch_accuracy, 2),
+        "sentences": len(texts),
+        "batch_size": 32,
+        "quick": args.quick,
+        "variants": results,
+        "machine": machine(),
+    }
     save("export_int8_choices_quick" if args.quick else "export_int8_choices", result)
     print(json.dumps(result))
 

@@ -32,10 +32,13 @@ def train(task: str, data_dir: str, examples: int) -> str:
     if task == "ner":
         data = {"train": f"{data_dir}/conll2003/train.txt", "max_train_examples": examples}
     else:
-        data = {"train": f"{data_dir}/squad/train-v1.1.reconstructed.json", "train_articles": "0:60",
-                "max_train_examples": examples, "max_length": 256}
-    bertx.finetune({"task": task, "output": out, "data": data, "train": {"epochs": 1, "save_steps": None, "precision": "bf16"}},
-                   show_progress=False)
+        data = {
+            "train": f"{data_dir}/squad/train-v1.1.reconstructed.json",
+            "train_articles": "0:60",
+            "max_train_examples": examples,
+            "max_length": 256,
+        }
+    bertx.finetune({"task": task, "output": out, "data": data, "train": {"epochs": 1, "save_steps": None, "precision": "bf16"}}, show_progress=False)
     return out
 
 
@@ -89,9 +92,9 @@ def main() -> None:
     qa_dir = (args.qa_dir or train("qa", args.data_dir, train_examples)) if "qa" in tasks else None
     squad = f"{args.data_dir}/squad/train-v1.1.reconstructed.json"
     result = {
-        "benchmark": "export_token_speed", "quick": args.quick,
-        **({"ner": measure("ner", ner_dir, f"{args.data_dir}/conll2003/dev.txt", limit, repeats, None, eval_limit)}
-           if ner_dir else {}),
+        "benchmark": "export_token_speed",
+        "quick": args.quick,
+        **({"ner": measure("ner", ner_dir, f"{args.data_dir}/conll2003/dev.txt", limit, repeats, None, eval_limit)} if ner_dir else {}),
         **({"qa": measure("qa", qa_dir, squad, limit, repeats, "400:", eval_limit)} if qa_dir else {}),
         "machine": machine(),
     }

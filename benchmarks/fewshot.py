@@ -55,15 +55,22 @@ def accuracy(predicted, gold) -> float:
     return sum(p == g for p, g in zip(predicted, gold)) / len(gold)
 
 
-def run_bertx(train: Path, dev: Path, out: Path, max_length: int, seed: int, rounds: int | None,
-              end_to_end: float | None = None) -> tuple[float, float]:
+def run_bertx(
+    train: Path, dev: Path, out: Path, max_length: int, seed: int, rounds: int | None, end_to_end: float | None = None
+) -> tuple[float, float]:
     import bertx
 
     started = time.perf_counter()
-    final = bertx.fewshot({"output": str(out), "data": {"train": str(train), "max_length": max_length},
-                           "train": {"seed": seed, "save_steps": None}, **({"rounds": rounds} if rounds else {}),
-                           **({} if end_to_end is None else {"end_to_end_epochs": end_to_end})},
-                          show_progress=False)
+    final = bertx.fewshot(
+        {
+            "output": str(out),
+            "data": {"train": str(train), "max_length": max_length},
+            "train": {"seed": seed, "save_steps": None},
+            **({"rounds": rounds} if rounds else {}),
+            **({} if end_to_end is None else {"end_to_end_epochs": end_to_end}),
+        },
+        show_progress=False,
+    )
     wall = time.perf_counter() - started
     del final
     return bertx.evaluate(out, str(dev))["accuracy"], wall
@@ -73,14 +80,20 @@ def run_finetune(train: Path, dev: Path, out: Path, max_length: int, seed: int) 
     import bertx
 
     started = time.perf_counter()
-    bertx.finetune({"task": "classification", "output": str(out), "data": {"train": str(train), "max_length": max_length},
-                    "train": {"seed": seed, "save_steps": None}}, show_progress=False)
+    bertx.finetune(
+        {
+            "task": "classification",
+            "output": str(out),
+            "data": {"train": str(train), "max_length": max_length},
+            "train": {"seed": seed, "save_steps": None},
+        },
+        show_progress=False,
+    )
     wall = time.perf_counter() - started
     return bertx.evaluate(out, str(dev))["accuracy"], wall
 
 
-def run_setfit(texts, labels, dev_texts, dev_labels, model_path: str, max_length: int, seed: int,
-               out: Path) -> tuple[float, float]:
+def run_setfit(texts, labels, dev_texts, dev_labels, model_path: str, max_length: int, seed: int, out: Path) -> tuple[float, float]:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -88,16 +101,20 @@ def run_setfit(texts, labels, dev_texts, dev_labels, model_path: str, max_length
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(model_path)
     model.model_body.max_seq_length = max_length
-    trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(out), seed=seed, show_progress_bar=False),
-                      train_dataset=Dataset.from_dict({"text": texts, "label": [names.index(y) for y in labels]}))
+    trainer = Trainer(
+        model=model,
+        args=TrainingArguments(output_dir=str(out), seed=seed, show_progress_bar=False),
+        train_dataset=Dataset.from_dict({"text": texts, "label": [names.index(y) for y in labels]}),
+    )
     trainer.train()
     wall = time.perf_counter() - started
     predicted = [names[int(i)] for i in model.predict(dev_texts, batch_size=64)]
     return accuracy(predicted, dev_labels), wall
 
 
-def run_method(method: str, train: Path, data: Path, out: Path, kt, ky, dev_texts, dev_labels, max_length: int, seed: int,
-               model_path: str, args) -> tuple[float, float]:
+def run_method(
+    method: str, train: Path, data: Path, out: Path, kt, ky, dev_texts, dev_labels, max_length: int, seed: int, model_path: str, args
+) -> tuple[float, float]:
     if method == "bertx":
         return run_bertx(train, data / "dev.tsv", out, max_length, seed, args.rounds, args.end_to_end_epochs)
     if method == "finetune":
@@ -127,8 +144,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--rounds", type=int, default=None, help="bertx fewshot's pair rounds (default: its own default).")
-    parser.add_argument("--end-to-end-epochs", type=float, default=None,
-                        help="bertx fewshot's end-to-end stage (default: bertx's own, 2 epochs from 16 examples per class).")
+    parser.add_argument(
+        "--end-to-end-epochs",
+        type=float,
+        default=None,
+        help="bertx fewshot's end-to-end stage (default: bertx's own, 2 epochs from 16 examples per class).",
+    )
     parser.add_argument("--name", default=None, help="Result file name (default fewshot / fewshot_quick).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
@@ -159,12 +180,13 @@ def main() -> None:
                 for method in methods:
                     if not warmed:  # one untimed run of every method first: imports and file caches, for all alike
                         print(f"warm-up: {method} ...", file=sys.stderr, flush=True)
-                        run_method(method, train, data, work / f"warm-{method}", kt, ky, dev_texts, dev_labels, max_length,
-                                   seed, model_path, args)
-                    score, wall = run_method(method, train, data, work / f"{name}-{k}-{seed}-{method}", kt, ky, dev_texts,
-                                             dev_labels, max_length, seed, model_path, args)
+                        run_method(method, train, data, work / f"warm-{method}", kt, ky, dev_texts, dev_labels, max_length, seed, model_path, args)
+                    score, wall = run_method(
+                        method, train, data, work / f"{name}-{k}-{seed}-{method}", kt, ky, dev_texts, dev_labels, max_length, seed, model_path, args
+                    )
                     cells.setdefault(name, {}).setdefault(str(k), {}).setdefault(method, []).append(
-                        {"seed": seed, "accuracy": round(100 * score, 2), "wall_s": round(wall, 1)})
+                        {"seed": seed, "accuracy": round(100 * score, 2), "wall_s": round(wall, 1)}
+                    )
                     print(f"{name} K={k} seed={seed} {method}: {100 * score:.2f} ({wall:.1f}s)", file=sys.stderr, flush=True)
                 warmed = True
     summary: dict = {}
@@ -173,17 +195,27 @@ def main() -> None:
             row = {}
             for method, runs in by_method.items():
                 scores = [r["accuracy"] for r in runs]
-                row[method] = {"mean": round(statistics.mean(scores), 2),
-                               "std": round(statistics.stdev(scores), 2) if len(scores) > 1 else 0.0,
-                               "wall_s": round(statistics.mean(r["wall_s"] for r in runs), 1)}
+                row[method] = {
+                    "mean": round(statistics.mean(scores), 2),
+                    "std": round(statistics.stdev(scores), 2) if len(scores) > 1 else 0.0,
+                    "wall_s": round(statistics.mean(r["wall_s"] for r in runs), 1),
+                }
             if "bertx" in row and "setfit" in row:
                 row["bertx_minus_setfit"] = round(row["bertx"]["mean"] - row["setfit"]["mean"], 2)
                 row["bertx_wall_ratio"] = round(row["bertx"]["wall_s"] / max(row["setfit"]["wall_s"], 1e-9), 2)
             if "bertx" in row and "finetune" in row:
                 row["bertx_minus_finetune"] = round(row["bertx"]["mean"] - row["finetune"]["mean"], 2)
             summary.setdefault(name, {})[k] = row
-    result = {"benchmark": "fewshot", "quick": args.quick, "datasets": datasets, "shots": shots, "seeds": seeds,
-              "summary": summary, "runs": cells, "machine": machine()}
+    result = {
+        "benchmark": "fewshot",
+        "quick": args.quick,
+        "datasets": datasets,
+        "shots": shots,
+        "seeds": seeds,
+        "summary": summary,
+        "runs": cells,
+        "machine": machine(),
+    }
     result["bertx_rounds"] = args.rounds
     result["bertx_end_to_end_epochs"] = args.end_to_end_epochs
     save(args.name or ("fewshot_quick" if args.quick else "fewshot"), result)

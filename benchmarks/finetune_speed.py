@@ -45,8 +45,14 @@ def nonembedding_params(model) -> int:
 
 def trainer_worker(args, dynamic: bool, bf16: bool = False) -> dict:
     import numpy as np
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments, default_data_collator)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -64,13 +70,26 @@ def trainer_worker(args, dynamic: bool, bf16: bool = False) -> dict:
     real_tokens = sum(len(ids) for ids in tok(texts, truncation=True, max_length=SAME["max_length"])["input_ids"])
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
     targs = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=SAME["batch_size"], per_device_eval_batch_size=32,
-        learning_rate=SAME["lr"], num_train_epochs=SAME["epochs"], seed=SAME["seed"], save_strategy="no",
-        eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
-        train_sampling_strategy="group_by_length" if dynamic else "random", bf16=bf16,
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=SAME["batch_size"],
+        per_device_eval_batch_size=32,
+        learning_rate=SAME["lr"],
+        num_train_epochs=SAME["epochs"],
+        seed=SAME["seed"],
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        train_sampling_strategy="group_by_length" if dynamic else "random",
+        bf16=bf16,
     )
     trainer = Trainer(
-        model=model, args=targs, train_dataset=train, eval_dataset=dev,
+        model=model,
+        args=targs,
+        train_dataset=train,
+        eval_dataset=dev,
         data_collator=DataCollatorWithPadding(tok) if dynamic else default_data_collator,
         compute_metrics=lambda p: {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())},
     )
@@ -86,9 +105,14 @@ def bertx_worker(args, same_hparams: bool, precision: str = "fp32") -> dict:
 
     out = tempfile.mkdtemp()
     config = {
-        "task": "classification", "output": out,
-        "data": {"train": str(Path(args.data_dir) / "sst2/train.tsv"), "max_train_examples": args.train_examples,
-                 "max_length": SAME["max_length"], "data_dir": args.data_dir},
+        "task": "classification",
+        "output": out,
+        "data": {
+            "train": str(Path(args.data_dir) / "sst2/train.tsv"),
+            "max_train_examples": args.train_examples,
+            "max_length": SAME["max_length"],
+            "data_dir": args.data_dir,
+        },
         "train": {"epochs": SAME["epochs"], "seed": SAME["seed"], "save_steps": None, "precision": precision},
     }
     if args.model:
@@ -102,8 +126,7 @@ def bertx_worker(args, same_hparams: bool, precision: str = "fp32") -> dict:
     predictor = Predictor.load(out)
     texts, _ = read_sst2(Path(args.data_dir) / "sst2/train.tsv", args.train_examples)
     real_tokens = sum(predictor.encode(texts).lengths)
-    return _figures(result["train_examples"], real_tokens, result["wall_s"], metrics["accuracy"],
-                    nonembedding_params(predictor.model))
+    return _figures(result["train_examples"], real_tokens, result["wall_s"], metrics["accuracy"], nonembedding_params(predictor.model))
 
 
 def _figures(examples: int, real_tokens: int, wall: float, accuracy: float, params: int) -> dict:
@@ -124,11 +147,15 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--model", default=None, help="Local HF folder (default: packaged MiniLM).")
-    parser.add_argument("--setups", default="bertx,trainer_dynamic,bertx_auto,trainer_dynamic_bf16,bertx_default,bertx_bf16,trainer_run_glue",
-                        help="Which set-ups to run (comma-separated); ratios need their two sides.")
+    parser.add_argument(
+        "--setups",
+        default="bertx,trainer_dynamic,bertx_auto,trainer_dynamic_bf16,bertx_default,bertx_bf16,trainer_run_glue",
+        help="Which set-ups to run (comma-separated); ratios need their two sides.",
+    )
     parser.add_argument("--name", default=None, help="Result file name.")
-    parser.add_argument("--worker", choices=["bertx", "bertx_default", "bertx_bf16", "bertx_auto", "trainer_run_glue",
-                                             "trainer_dynamic", "trainer_dynamic_bf16"])
+    parser.add_argument(
+        "--worker", choices=["bertx", "bertx_default", "bertx_bf16", "bertx_auto", "trainer_run_glue", "trainer_dynamic", "trainer_dynamic_bf16"]
+    )
     args = parser.parse_args()
     args.train_examples = args.train_examples or (1000 if args.quick else 8000)
     if args.model is None and args.worker and args.worker.startswith("trainer"):
@@ -154,8 +181,7 @@ def main() -> None:
     if args.model:
         common += ["--model", args.model]
     peak = matmul_peak_gflops()  # fp32, the denominator of bertx's MFU
-    result: dict = {"benchmark": "finetune_speed", "train_examples": args.train_examples, "hyperparameters": SAME,
-                    "quick": args.quick}
+    result: dict = {"benchmark": "finetune_speed", "train_examples": args.train_examples, "hyperparameters": SAME, "quick": args.quick}
     for name in args.setups.split(","):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result[name] = run_child(__file__, ["--worker", name, *common])
@@ -169,8 +195,7 @@ def main() -> None:
     def ratio(key: str, ours: str, peer: str, field: str = "samples_per_s") -> None:
         if ours in result and peer in result:
             result[key] = round(result[ours][field] / result[peer][field], 2)
-            result[key.replace("speedup", "accuracy_gap") + "_pts"] = round(
-                100 * (result[ours]["dev_accuracy"] - result[peer]["dev_accuracy"]), 2)
+            result[key.replace("speedup", "accuracy_gap") + "_pts"] = round(100 * (result[ours]["dev_accuracy"] - result[peer]["dev_accuracy"]), 2)
 
     ratio("speedup_vs_trainer_dynamic", "bertx", "trainer_dynamic")
     ratio("speedup_vs_run_glue", "bertx", "trainer_run_glue")

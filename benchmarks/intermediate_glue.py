@@ -46,8 +46,13 @@ def main() -> None:
         for entry in config.tasks:
             entry.data.max_train_examples, entry.data.max_dev_examples = 300, 150
     result = intermediate(config, show_progress=False)
-    result.update(benchmark="intermediate_glue", quick=args.quick, config=str(CONFIG.relative_to(CONFIG.parents[2])),
-                  train=config.train.model_dump(mode="json"), machine=machine())
+    result.update(
+        benchmark="intermediate_glue",
+        quick=args.quick,
+        config=str(CONFIG.relative_to(CONFIG.parents[2])),
+        train=config.train.model_dump(mode="json"),
+        machine=machine(),
+    )
     name = "intermediate_glue_quick" if args.quick else "intermediate_glue"
     save(name, result)
     for suffix in (".md", ".png"):

@@ -54,8 +54,16 @@ def task_entries(args) -> list[dict]:
             data["max_train_examples"] = args.sst2_examples
         if args.dev_examples:
             data["max_dev_examples"] = args.dev_examples
-        entries.append({"name": name, "kind": kind, "train": f"{{data_dir}}/{folder}/train.tsv",
-                        "dev": f"{{data_dir}}/{folder}/dev.tsv", "metric": metric, "data": data})
+        entries.append(
+            {
+                "name": name,
+                "kind": kind,
+                "train": f"{{data_dir}}/{folder}/train.tsv",
+                "dev": f"{{data_dir}}/{folder}/dev.tsv",
+                "metric": metric,
+                "data": data,
+            }
+        )
     return entries
 
 
@@ -73,8 +81,12 @@ def main() -> None:
     parser.add_argument("--aux", nargs="*", default=[], choices=["qnli"], help="Auxiliary tasks of the multi-task stage.")
     parser.add_argument("--reuse-single", default=None, help="Result JSON whose single-task scores to reuse.")
     parser.add_argument("--name", default=None, help="Result file name (default multitask_glue).")
-    parser.add_argument("--select", choices=["auto"], default=None,
-                        help="Instead of multi/multi+ft: per target, `select:` the helpful sources (LogME), multi-task, fine-tune.")
+    parser.add_argument(
+        "--select",
+        choices=["auto"],
+        default=None,
+        help="Instead of multi/multi+ft: per target, `select:` the helpful sources (LogME), multi-task, fine-tune.",
+    )
     parser.add_argument("--top-k", type=int, default=2, help="Sources kept per target with --select.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     parser.add_argument("--work", default="runs/bench-multitask")
@@ -93,17 +105,28 @@ def main() -> None:
     from bertx.recipes.multitask import multitask
 
     work = Path(args.work)
-    train = {"epochs": epochs, "batch_size": 32, "lr": args.lr, "warmup_ratio": 0.06, "save_steps": None,
-             "seed": args.seed, "precision": "bf16"}
+    train = {"epochs": epochs, "batch_size": 32, "lr": args.lr, "warmup_ratio": 0.06, "save_steps": None, "seed": args.seed, "precision": "bf16"}
     entries = task_entries(args)
-    aux = [{"name": f"{name}-aux", "kind": "pair-classification", "train": f"{{data_dir}}/glue/{name}/dev.tsv",
-            "data": {"max_length": 128}} for name in args.aux]
-    config = validate_config({"output": str(work / "multi"), "data_dir": args.data_dir, "tasks": entries,
-                              "sampling": {"strategy": args.sampling}, "train": train}, schema=MultitaskConfig)
+    aux = [
+        {"name": f"{name}-aux", "kind": "pair-classification", "train": f"{{data_dir}}/glue/{name}/dev.tsv", "data": {"max_length": 128}}
+        for name in args.aux
+    ]
+    config = validate_config(
+        {"output": str(work / "multi"), "data_dir": args.data_dir, "tasks": entries, "sampling": {"strategy": args.sampling}, "train": train},
+        schema=MultitaskConfig,
+    )
     mt_config = validate_config({**config.model_dump(), "tasks": entries + aux}, schema=MultitaskConfig)
     metric = {entry.name: entry.metric for entry in config.tasks}
-    result: dict = {"benchmark": "multitask_glue", "quick": args.quick, "epochs": epochs, "ft_epochs": ft_epochs,
-                    "sampling": args.sampling, "aux_tasks": args.aux, "train": train, "main_metrics": metric}
+    result: dict = {
+        "benchmark": "multitask_glue",
+        "quick": args.quick,
+        "epochs": epochs,
+        "ft_epochs": ft_epochs,
+        "sampling": args.sampling,
+        "aux_tasks": args.aux,
+        "train": train,
+        "main_metrics": metric,
+    }
 
     def run_single(setting: str, model: str | None, run_epochs: float) -> dict:
         scores, wall, steps = {}, 0.0, 0
@@ -134,9 +157,14 @@ def main() -> None:
     mt_config.train.max_steps = result["single"]["steps"]
     print("[multi] all tasks ...", file=sys.stderr, flush=True)
     mt = multitask(mt_config, overwrite=True, show_progress=False)
-    result["multi"] = {"scores": {name: mt["tasks"][name][metric[name]] for name in metric}, "mean": mt["mean"],
-                       "wall_s": mt["wall_s"], "steps": mt["steps"], "best_step": mt["best_step"],
-                       "batches_per_task": mt["batches_per_task"]}
+    result["multi"] = {
+        "scores": {name: mt["tasks"][name][metric[name]] for name in metric},
+        "mean": mt["mean"],
+        "wall_s": mt["wall_s"],
+        "steps": mt["steps"],
+        "best_step": mt["best_step"],
+        "batches_per_task": mt["batches_per_task"],
+    }
     print(f"  multi: {result['multi']['scores']}", file=sys.stderr, flush=True)
     result["multi+ft"] = run_single("multi+ft", str(work / "multi"), ft_epochs)
 
@@ -151,18 +179,31 @@ def run_selected(args, work: Path, entries: list[dict], train: dict, ft_epochs: 
 
     scores, selected, wall = {}, {}, 0.0
     for target in metric:
-        config = validate_config({"output": str(work / "select" / target), "data_dir": args.data_dir, "tasks": entries,
-                                  "sampling": {"strategy": args.sampling}, "train": train,
-                                  "select": {"target": target, "top_k": args.top_k, "finetune_epochs": ft_epochs,
-                                             "sources_cache": str(work / "single")}}, schema=MultitaskConfig)
+        config = validate_config(
+            {
+                "output": str(work / "select" / target),
+                "data_dir": args.data_dir,
+                "tasks": entries,
+                "sampling": {"strategy": args.sampling},
+                "train": train,
+                "select": {"target": target, "top_k": args.top_k, "finetune_epochs": ft_epochs, "sources_cache": str(work / "single")},
+            },
+            schema=MultitaskConfig,
+        )
         print(f"[select] {target} ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         summary = selected_multitask(config, overwrite=True, show_progress=False)
         wall += time.perf_counter() - started
         scores[target], selected[target] = summary["final"][metric[target]], summary["selected"]
         print(f"  {target}: selected {summary['selected']}, {metric[target]}={scores[target]:.4f}", file=sys.stderr, flush=True)
-    return {"scores": scores, "mean": sum(scores.values()) / len(scores), "selected": selected, "wall_s": round(wall, 1),
-            "estimator": "logme", "top_k": args.top_k}
+    return {
+        "scores": scores,
+        "mean": sum(scores.values()) / len(scores),
+        "selected": selected,
+        "wall_s": round(wall, 1),
+        "estimator": "logme",
+        "top_k": args.top_k,
+    }
 
 
 def finish(result: dict, settings: tuple[str, ...], started: float, args) -> None:
@@ -172,9 +213,12 @@ def finish(result: dict, settings: tuple[str, ...], started: float, args) -> Non
         result[setting]["gain_pts"] = {name: round(100 * (scores[name] - single["scores"][name]), 2) for name in scores}
         result[setting]["mean_gain_pts"] = round(100 * (result[setting]["mean"] - single["mean"]), 2)
     best = max(settings, key=lambda s: result[s]["mean"])
-    result["target"] = {"best_setting": best, "mean_gain_pts": result[best]["mean_gain_pts"],
-                        "rte_gain_pts": result[best]["gain_pts"]["rte"],
-                        "met": result[best]["mean_gain_pts"] >= 1.0 and result[best]["gain_pts"]["rte"] > 0}
+    result["target"] = {
+        "best_setting": best,
+        "mean_gain_pts": result[best]["mean_gain_pts"],
+        "rte_gain_pts": result[best]["gain_pts"]["rte"],
+        "met": result[best]["mean_gain_pts"] >= 1.0 and result[best]["gain_pts"]["rte"] > 0,
+    }
     result["total_wall_s"] = round(time.perf_counter() - started, 1)
     result["machine"] = machine()
     print(table(result), file=sys.stderr)
@@ -185,8 +229,7 @@ def finish(result: dict, settings: tuple[str, ...], started: float, args) -> Non
 
 def table(result: dict) -> str:
     names = list(result["main_metrics"])
-    lines = ["| setting | " + " | ".join(f"{n} ({result['main_metrics'][n]})" for n in names) + " | mean |",
-             "|---" * (len(names) + 2) + "|"]
+    lines = ["| setting | " + " | ".join(f"{n} ({result['main_metrics'][n]})" for n in names) + " | mean |", "|---" * (len(names) + 2) + "|"]
     for setting in [s for s in ("single", "multi", "multi+ft", "select") if s in result]:
         scores = result[setting]["scores"]
         lines.append(f"| {setting} | " + " | ".join(f"{100 * scores[n]:.2f}" for n in names) + f" | {100 * result[setting]['mean']:.2f} |")

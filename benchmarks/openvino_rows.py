@@ -42,8 +42,7 @@ def main() -> None:
 
     import torch
     from datasets import Dataset
-    from optimum.intel import (OVConfig, OVModelForSequenceClassification, OVQuantizationConfig, OVQuantizer,
-                               OVWeightQuantizationConfig)
+    from optimum.intel import OVConfig, OVModelForSequenceClassification, OVQuantizationConfig, OVQuantizer, OVWeightQuantizationConfig
     from transformers import AutoTokenizer
 
     import openvino
@@ -65,7 +64,7 @@ def main() -> None:
         for _ in range(args.repeats):
             started = time.perf_counter()
             for start in range(0, len(order), 32):
-                chosen = order[start:start + 32]
+                chosen = order[start : start + 32]
                 for i, label in zip(chosen, predict(model, [texts[i] for i in chosen])):
                     found[i] = labels[label]
             best = min(best, time.perf_counter() - started)
@@ -74,27 +73,41 @@ def main() -> None:
             started = time.perf_counter()
             predict(model, [text])
             single.append(time.perf_counter() - started)
-        return {"wall_s": round(best, 3), "sentences_per_s": round(len(texts) / best, 1),
-                "latency_ms_batch1": round(1000 * statistics.median(single), 3),
-                "accuracy": round(100 * sum(found[i] == g for i, g in enumerate(gold)) / len(gold), 2)}
+        return {
+            "wall_s": round(best, 3),
+            "sentences_per_s": round(len(texts) / best, 1),
+            "latency_ms_batch1": round(1000 * statistics.median(single), 3),
+            "accuracy": round(100 * sum(found[i] == g for i, g in enumerate(gold)) / len(gold), 2),
+        }
 
     work = Path(tempfile.mkdtemp())
     rows = {}
     fp32 = OVModelForSequenceClassification.from_pretrained(args.model_dir, export=True)
     rows["openvino_fp32"] = measure(fp32)
-    weights = OVModelForSequenceClassification.from_pretrained(args.model_dir, export=True,
-                                                               quantization_config=OVWeightQuantizationConfig(bits=8))
+    weights = OVModelForSequenceClassification.from_pretrained(args.model_dir, export=True, quantization_config=OVWeightQuantizationConfig(bits=8))
     rows["openvino_int8_weights"] = measure(weights)
     calibration = Dataset.from_list([dict(tokenizer(t, truncation=True, max_length=args.max_length)) for t in train[:300]])
     quantizer = OVQuantizer.from_pretrained(fp32)
-    quantizer.quantize(calibration_dataset=calibration, save_directory=work / "static",
-                       ov_config=OVConfig(quantization_config=OVQuantizationConfig(num_samples=300)))
+    quantizer.quantize(
+        calibration_dataset=calibration, save_directory=work / "static", ov_config=OVConfig(quantization_config=OVQuantizationConfig(num_samples=300))
+    )
     static = OVModelForSequenceClassification.from_pretrained(work / "static")
     rows["openvino_int8_static"] = measure(static)
     from importlib.metadata import version
 
-    print(json.dumps({"rows": rows, "versions": {"openvino": openvino.__version__, "optimum-intel": version("optimum-intel"),
-                                                 "transformers": version("transformers"), "torch": torch.__version__}}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "versions": {
+                    "openvino": openvino.__version__,
+                    "optimum-intel": version("optimum-intel"),
+                    "transformers": version("transformers"),
+                    "torch": torch.__version__,
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

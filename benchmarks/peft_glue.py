@@ -75,23 +75,39 @@ def main() -> None:
     rows: dict = {method: {} for method in methods}
     total_parameters = None
     for name, kind, folder, metric, max_length in [t for t in TASKS if t[0] in args.tasks.split(",")]:
-        data = {"train": str(data_dir / folder / "train.tsv"), "dev": str(data_dir / folder / "dev.tsv"), "max_length": max_length,
-                "max_train_examples": 400 if args.quick else (4000 if name == "sst2" else None)}
+        data = {
+            "train": str(data_dir / folder / "train.tsv"),
+            "dev": str(data_dir / folder / "dev.tsv"),
+            "max_length": max_length,
+            "max_train_examples": 400 if args.quick else (4000 if name == "sst2" else None),
+        }
         if args.quick:
             data["max_dev_examples"] = 200
         for method in methods:
-            train = {"epochs": epochs, "batch_size": 32, "warmup_ratio": 0.06, "save_steps": None, "seed": args.seed,
-                     "precision": "bf16", **({"lr": 1e-4} if method == "full" else {"lr": args.lr} if args.lr else {})}
+            train = {
+                "epochs": epochs,
+                "batch_size": 32,
+                "warmup_ratio": 0.06,
+                "save_steps": None,
+                "seed": args.seed,
+                "precision": "bf16",
+                **({"lr": 1e-4} if method == "full" else {"lr": args.lr} if args.lr else {}),
+            }
             config = {"task": kind, "output": str(work / method / name), "data": data, "train": train}
             if method != "full":
                 config["peft"] = {"method": method, **json.loads(args.peft)}
             print(f"[{method}] {name} ...", file=sys.stderr, flush=True)
             result = run_one(config)
             total_parameters = total_parameters or (result["total_parameters"] if method == "full" else None)
-            rows[method][name] = {"score": round(100 * result[metric], 2), "metric": metric,
-                                  "trainable_parameters": result["trainable_parameters"], "checkpoint_mb": result["checkpoint_mb"],
-                                  "train_samples_per_s": result["train_samples_per_s"], "peak_rss_mb": round(result["peak_rss_mb"]),
-                                  "wall_s": result["wall_s"]}
+            rows[method][name] = {
+                "score": round(100 * result[metric], 2),
+                "metric": metric,
+                "trainable_parameters": result["trainable_parameters"],
+                "checkpoint_mb": result["checkpoint_mb"],
+                "train_samples_per_s": result["train_samples_per_s"],
+                "peak_rss_mb": round(result["peak_rss_mb"]),
+                "wall_s": result["wall_s"],
+            }
             print(f"  {json.dumps(rows[method][name])}", file=sys.stderr, flush=True)
     summary = {}
     for method, tasks in rows.items():
@@ -99,7 +115,8 @@ def main() -> None:
         summary[method] = {
             "mean": round(sum(t["score"] for t in tasks.values()) / n, 2),
             "trainable_pct": round(100 * max(t["trainable_parameters"] or 0 for t in tasks.values()) / total_parameters, 3)
-            if total_parameters else None,
+            if total_parameters
+            else None,
             "checkpoint_mb": max(t["checkpoint_mb"] for t in tasks.values()),
             "train_samples_per_s": round(sum(t["train_samples_per_s"] for t in tasks.values()) / n, 1),
             "peak_rss_mb": max(t["peak_rss_mb"] for t in tasks.values()),
@@ -109,13 +126,22 @@ def main() -> None:
             row["gap_to_full_pts"] = round(row["mean"] - summary["full"]["mean"], 2)
             row["speed_vs_full"] = round(row["train_samples_per_s"] / summary["full"]["train_samples_per_s"], 2)
     lora = summary.get("lora", {})
-    result = {"benchmark": "peft_glue", "quick": args.quick, "peft_options": json.loads(args.peft), "peft_lr": args.lr, "epochs": epochs,
-              "seed": args.seed, "tasks": rows,
-              "summary": summary,
-              "target": {"lora_within_1pt": lora.get("gap_to_full_pts", -99) >= -1.0,
-                         "lora_trainable_le_2pct": (lora.get("trainable_pct") or 99) <= 2.0,
-                         "lora_checkpoint_le_2mb": lora.get("checkpoint_mb", 99) <= 2.0},
-              "machine": machine()}
+    result = {
+        "benchmark": "peft_glue",
+        "quick": args.quick,
+        "peft_options": json.loads(args.peft),
+        "peft_lr": args.lr,
+        "epochs": epochs,
+        "seed": args.seed,
+        "tasks": rows,
+        "summary": summary,
+        "target": {
+            "lora_within_1pt": lora.get("gap_to_full_pts", -99) >= -1.0,
+            "lora_trainable_le_2pct": (lora.get("trainable_pct") or 99) <= 2.0,
+            "lora_checkpoint_le_2mb": lora.get("checkpoint_mb", 99) <= 2.0,
+        },
+        "machine": machine(),
+    }
     save(args.name or ("peft_glue_quick" if args.quick else "peft_glue"), result)
     print(json.dumps(result))
 

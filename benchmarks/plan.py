@@ -39,8 +39,13 @@ from common import machine, save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("kitchen", "sst2-pt", "sst2", "rte", "conll2003")
-HELD_OUT = {"kitchen": "multidomain/kitchen/dev.tsv", "sst2": "sst2/dev.tsv", "sst2-pt": "sst2-pt/dev.tsv",
-            "rte": "glue/rte/dev.tsv", "conll2003": "conll2003/dev.txt"}
+HELD_OUT = {
+    "kitchen": "multidomain/kitchen/dev.tsv",
+    "sst2": "sst2/dev.tsv",
+    "sst2-pt": "sst2-pt/dev.tsv",
+    "rte": "glue/rte/dev.tsv",
+    "conll2003": "conll2003/dev.txt",
+}
 
 
 def data_dir() -> Path:
@@ -81,11 +86,21 @@ def held_out(ledger: dict, name: str, env: dict) -> dict:
     """The baseline, teacher and shipped model on the official dev file, which the plan never read."""
     summary = ledger["summary"]
     folders = [ledger["stages"]["baseline"]["result"]["folder"], ledger["stages"]["teacher"]["result"]["folder"], summary["shipped_dir"]]
-    done = subprocess.run([sys.executable, "-c", HELD_OUT_SCORE, summary["metric"], str(data_dir() / HELD_OUT[name]), *folders],
-                          cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", HELD_OUT_SCORE, summary["metric"], str(data_dir() / HELD_OUT[name]), *folders],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     baseline, teacher, shipped = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"baseline": round(100 * baseline, 2), "teacher": round(100 * teacher, 2), "shipped": round(100 * shipped, 2),
-            "gain_pts": round(100 * (shipped - baseline), 2)}
+    return {
+        "baseline": round(100 * baseline, 2),
+        "teacher": round(100 * teacher, 2),
+        "shipped": round(100 * shipped, 2),
+        "gain_pts": round(100 * (shipped - baseline), 2),
+    }
 
 
 def run_target(name: str, budget: str, out_root: Path) -> dict:
@@ -103,18 +118,28 @@ def run_target(name: str, budget: str, out_root: Path) -> dict:
     scored = held_out(ledger, name, env)
     interval = [round(100 * v, 2) for v in reported["shipped_interval"]]
     return {
-        **scored, "metric": summary["metric"],
-        "shipped_reported": round(100 * reported["shipped"], 2), "reported_interval": interval,
-        "reported_gain_pts": reported["gain_pts"], "reported_gain_interval_pts": reported["gain_interval_pts"],
+        **scored,
+        "metric": summary["metric"],
+        "shipped_reported": round(100 * reported["shipped"], 2),
+        "reported_interval": interval,
+        "reported_gain_pts": reported["gain_pts"],
+        "reported_gain_interval_pts": reported["gain_interval_pts"],
         "reported_on": f"{reported['examples']} examples, {reported['on']}",
         "interval_contains_held_out": interval[0] <= scored["shipped"] <= interval[1],
-        "dev_scores": {"baseline": round(100 * summary["baseline"], 2), "teacher": round(100 * summary["teacher"], 2),
-                       "shipped": round(100 * summary["shipped"], 2)},
-        "latency_ratio": summary["latency_ratio"], "baseline_latency_ms": summary["baseline_latency_ms"],
-        "shipped_latency_ms": summary["shipped_latency_ms"], "shipped_size_mb": summary["shipped_size_mb"],
-        "wall_min": round(wall_s / 60, 1), "estimate_min": estimate_min,
+        "dev_scores": {
+            "baseline": round(100 * summary["baseline"], 2),
+            "teacher": round(100 * summary["teacher"], 2),
+            "shipped": round(100 * summary["shipped"], 2),
+        },
+        "latency_ratio": summary["latency_ratio"],
+        "baseline_latency_ms": summary["baseline_latency_ms"],
+        "shipped_latency_ms": summary["shipped_latency_ms"],
+        "shipped_size_mb": summary["shipped_size_mb"],
+        "wall_min": round(wall_s / 60, 1),
+        "estimate_min": estimate_min,
         "estimate_error_pct": round(100 * (estimate_min - wall_s / 60) / (wall_s / 60), 1),
-        "budget_min": round(ledger["budget_s"] / 60, 1), "within_budget": wall_s <= 1.1 * ledger["budget_s"],
+        "budget_min": round(ledger["budget_s"] / 60, 1),
+        "within_budget": wall_s <= 1.1 * ledger["budget_s"],
         "stages_run": [k for k, v in ledger["stages"].items() if v.get("status") == "done"],
         "stages_skipped": {k: v.get("reason") for k, v in ledger["stages"].items() if v.get("status") == "skipped"},
         "minutes_per_stage": {k: round((v.get("seconds") or 0) / 60, 1) for k, v in ledger["stages"].items()},
@@ -145,9 +170,14 @@ def main() -> None:
 def summary(args, budget: str, results: dict) -> dict:
     gains = [r["gain_pts"] for r in results.values()]
     return {
-        "benchmark": "plan", "setting": "cold caches, no dev file, scored on the official dev file afterwards",
-        "quick": args.quick, "budget": budget, "machine": machine(), "targets_run": list(results),
-        "mean_gain_pts": round(sum(gains) / len(gains), 2), "min_gain_pts": min(gains),
+        "benchmark": "plan",
+        "setting": "cold caches, no dev file, scored on the official dev file afterwards",
+        "quick": args.quick,
+        "budget": budget,
+        "machine": machine(),
+        "targets_run": list(results),
+        "mean_gain_pts": round(sum(gains) / len(gains), 2),
+        "min_gain_pts": min(gains),
         "intervals_containing_held_out": sum(r["interval_contains_held_out"] for r in results.values()),
         "all_latency_within_fifth": all(r["latency_ratio"] <= 0.2 for r in results.values()),
         "all_estimates_within_25pct": all(abs(r["estimate_error_pct"]) <= 25 for r in results.values()),

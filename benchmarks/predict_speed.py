@@ -51,9 +51,15 @@ def make_model(data_dir: str) -> str:
     import bertx
 
     out = tempfile.mkdtemp() + "/sst2"
-    bertx.finetune({"task": "classification", "output": out,
-                    "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 2000},
-                    "train": {"epochs": 1, "save_steps": None}}, show_progress=False)
+    bertx.finetune(
+        {
+            "task": "classification",
+            "output": out,
+            "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 2000},
+            "train": {"epochs": 1, "save_steps": None},
+        },
+        show_progress=False,
+    )
     return out
 
 
@@ -62,9 +68,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="One timing per set-up instead of best of 3.")
     parser.add_argument("--model-dir", default=None, help="A fine-tuned folder (default: make one).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
-    parser.add_argument("--openvino-python", default=None,
-                        help="The Python of an environment with optimum-intel[openvino] (its own: it pins another "
-                             "transformers): adds the OpenVINO rows (benchmarks/openvino_rows.py).")
+    parser.add_argument(
+        "--openvino-python",
+        default=None,
+        help="The Python of an environment with optimum-intel[openvino] (its own: it pins another "
+        "transformers): adds the OpenVINO rows (benchmarks/openvino_rows.py).",
+    )
     args = parser.parse_args()
     dev = Path(args.data_dir) / "sst2/dev.tsv"
     if not dev.is_file():
@@ -87,8 +96,11 @@ def main() -> None:
     fast = Predictor.load(model_dir, bf16=True)
     fast.predict(texts[:64])
     wall, ours_bf16 = timed(lambda: fast.predict(texts), repeats)
-    results["bertx_bf16"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1),
-                             "label_agreement_with_fp32": sum(a["label"] == b["label"] for a, b in zip(ours, ours_bf16)) / len(texts)}
+    results["bertx_bf16"] = {
+        "wall_s": round(wall, 3),
+        "sentences_per_s": round(len(texts) / wall, 1),
+        "label_agreement_with_fp32": sum(a["label"] == b["label"] for a, b in zip(ours, ours_bf16)) / len(texts),
+    }
 
     results["bertx"]["accuracy"] = accuracy(ours)
     from bertx.deploy.export import export
@@ -108,16 +120,33 @@ def main() -> None:
         onnx_predictor = Predictor.load(folder)
         onnx_predictor.predict(texts[:64], batch_size=32)
         wall, predicted = timed(lambda p=onnx_predictor: p.predict(texts, batch_size=32), repeats)
-        results[name] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1), "accuracy": accuracy(predicted),
-                         "label_agreement_with_pytorch": round(sum(a["label"] == b["label"] for a, b in zip(ours, predicted)) / len(texts), 4),
-                         "onnx_mb": round(report["size_bytes"][form] / 1e6, 1),
-                         "latency_ms_batch1": single_latency_ms(onnx_predictor, texts),
-                         **({"openvino_precision": report["openvino_precision"]} if precision else {})}
+        results[name] = {
+            "wall_s": round(wall, 3),
+            "sentences_per_s": round(len(texts) / wall, 1),
+            "accuracy": accuracy(predicted),
+            "label_agreement_with_pytorch": round(sum(a["label"] == b["label"] for a, b in zip(ours, predicted)) / len(texts), 4),
+            "onnx_mb": round(report["size_bytes"][form] / 1e6, 1),
+            "latency_ms_batch1": single_latency_ms(onnx_predictor, texts),
+            **({"openvino_precision": report["openvino_precision"]} if precision else {}),
+        }
         os.environ.pop("BERTX_OPENVINO_PRECISION", None)
     if args.openvino_python:  # same folder, sentences, threads; another environment
-        found = subprocess.run([args.openvino_python, str(Path(__file__).with_name("openvino_rows.py")), "--model-dir", model_dir,
-                                "--data-dir", args.data_dir, "--repeats", str(repeats),
-                                "--max-length", str(predictor.max_length)], capture_output=True, text=True)
+        found = subprocess.run(
+            [
+                args.openvino_python,
+                str(Path(__file__).with_name("openvino_rows.py")),
+                "--model-dir",
+                model_dir,
+                "--data-dir",
+                args.data_dir,
+                "--repeats",
+                str(repeats),
+                "--max-length",
+                str(predictor.max_length),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if found.returncode != 0:
             raise SystemExit(f"openvino_rows.py failed:\n{found.stderr[-3000:]}")
         openvino = json.loads(found.stdout.strip().splitlines()[-1])
@@ -128,8 +157,11 @@ def main() -> None:
     inputs.write_text(dev.read_text(encoding="utf-8"), encoding="utf-8")
     cmd = [sys.executable, "-m", "bertx.cli", "predict", model_dir, "--input", str(inputs), "--output", str(inputs) + ".jsonl"]
     wall, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True), 1)
-    results["bertx_cli"] = {"wall_s": round(wall, 3), "sentences_per_s": round(len(texts) / wall, 1),
-                            "note": "whole command: Python start-up, model load, read, predict, write"}
+    results["bertx_cli"] = {
+        "wall_s": round(wall, 3),
+        "sentences_per_s": round(len(texts) / wall, 1),
+        "note": "whole command: Python start-up, model load, read, predict, write",
+    }
 
     classifier = pipeline("text-classification", model=model_dir, device=-1)
     classifier(texts[:64], batch_size=32)
@@ -139,7 +171,10 @@ def main() -> None:
     agree = sum(o["label"] == t["label"] for o, t in zip(ours, theirs)) / len(texts)
 
     result = {
-        "benchmark": "predict_speed", "sentences": len(texts), "quick": args.quick, **results,
+        "benchmark": "predict_speed",
+        "sentences": len(texts),
+        "quick": args.quick,
+        **results,
         "speedup_vs_pipeline_bs1": round(results["bertx"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
         "speedup_vs_pipeline_bs32": round(results["bertx"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
         "speedup_bf16_vs_pipeline_bs1": round(results["bertx_bf16"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
@@ -149,9 +184,15 @@ def main() -> None:
         "speedup_onnx_int8_vs_pipeline_b1": round(results["onnx_int8"]["sentences_per_s"] / results["pipeline_bs1"]["sentences_per_s"], 2),
         "speedup_onnx_int8_vs_pipeline_b32": round(results["onnx_int8"]["sentences_per_s"] / results["pipeline_bs32"]["sentences_per_s"], 2),
         "accuracy_drop_int8": round(results["bertx"]["accuracy"] - results["onnx_int8"]["accuracy"], 2),
-        **({"bertx_int8_vs_openvino_int8_static": round(results["onnx_int8"]["sentences_per_s"]
-                                                        / results["openvino_int8_static"]["sentences_per_s"], 2)}
-           if "openvino_int8_static" in results else {}),
+        **(
+            {
+                "bertx_int8_vs_openvino_int8_static": round(
+                    results["onnx_int8"]["sentences_per_s"] / results["openvino_int8_static"]["sentences_per_s"], 2
+                )
+            }
+            if "openvino_int8_static" in results
+            else {}
+        ),
         "machine": machine(),
     }
     save("predict_speed_quick" if args.quick else "predict_speed", result)

@@ -39,24 +39,40 @@ def bertx_worker(args) -> dict:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        config = PretrainConfig.model_validate({
-            "output": f"{tmp}/out",
-            "data": {"train": [args.text], "documents": "wikitext", "max_length": SAME["max_length"], "eval_fraction": 0,
-                     "cache_dir": f"{tmp}/cache"},
-            "model": {"name_or_path": args.model},
-            "objective": {"mlm_probability": SAME["mlm_probability"], "whole_word_mask": False, "sentence_task": "none"},
-            "train": {"max_steps": args.steps, "batch_size": SAME["batch_size"], "lr": SAME["lr"], "warmup_ratio": 0,
-                      "eval_steps": None, "save_steps": None},
-        })
+        config = PretrainConfig.model_validate(
+            {
+                "output": f"{tmp}/out",
+                "data": {
+                    "train": [args.text],
+                    "documents": "wikitext",
+                    "max_length": SAME["max_length"],
+                    "eval_fraction": 0,
+                    "cache_dir": f"{tmp}/cache",
+                },
+                "model": {"name_or_path": args.model},
+                "objective": {"mlm_probability": SAME["mlm_probability"], "whole_word_mask": False, "sentence_task": "none"},
+                "train": {
+                    "max_steps": args.steps,
+                    "batch_size": SAME["batch_size"],
+                    "lr": SAME["lr"],
+                    "warmup_ratio": 0,
+                    "eval_steps": None,
+                    "save_steps": None,
+                },
+            }
+        )
         metrics = pretrain(config, show_progress=False)
-    return {"tokens_per_s": metrics["tokens_per_s"], "train_s": metrics["wall_s"],
-            "wall_s_with_preprocessing": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "tokens_per_s": metrics["tokens_per_s"],
+        "train_s": metrics["wall_s"],
+        "wall_s_with_preprocessing": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def trainer_worker(args) -> dict:
     from datasets import Dataset
-    from transformers import (AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer,
-                              TrainingArguments)
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
     from transformers.utils import logging as hf_logging
 
     from bertx.data.text_corpus import iter_text
@@ -66,8 +82,7 @@ def trainer_worker(args) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     # The same text bertx reads (WikiText markup undone), one sentence per row as run_mlm reads lines.
     lines = Dataset.from_dict({"text": list(iter_text([args.text], "wikitext"))})
-    tokenised = lines.map(lambda batch: tokenizer(batch["text"], return_special_tokens_mask=True), batched=True,
-                          remove_columns=["text"])
+    tokenised = lines.map(lambda batch: tokenizer(batch["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"])
     block = SAME["max_length"]
 
     def group_texts(examples):  # run_mlm.py's grouping: concatenate, drop the remainder, cut into blocks
@@ -79,9 +94,20 @@ def trainer_worker(args) -> dict:
     model = AutoModelForMaskedLM.from_pretrained(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         training_args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=SAME["batch_size"], learning_rate=SAME["lr"], max_steps=args.steps,
-            lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.01, save_strategy="no", report_to=[], use_cpu=True,
-            logging_steps=10_000, disable_tqdm=True, seed=42, dataloader_num_workers=0,
+            output_dir=tmp,
+            per_device_train_batch_size=SAME["batch_size"],
+            learning_rate=SAME["lr"],
+            max_steps=args.steps,
+            lr_scheduler_type="linear",
+            warmup_steps=0,
+            weight_decay=0.01,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            logging_steps=10_000,
+            disable_tqdm=True,
+            seed=42,
+            dataloader_num_workers=0,
         )
         collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=SAME["mlm_probability"])
         trainer = Trainer(model=model, args=training_args, train_dataset=blocks, data_collator=collator)
@@ -89,8 +115,12 @@ def trainer_worker(args) -> dict:
         trainer.train()
         train_s = time.perf_counter() - train_started
     tokens = args.steps * SAME["batch_size"] * block
-    return {"tokens_per_s": round(tokens / train_s, 1), "train_s": round(train_s, 2),
-            "wall_s_with_preprocessing": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "tokens_per_s": round(tokens / train_s, 1),
+        "train_s": round(train_s, 2),
+        "wall_s_with_preprocessing": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def main() -> None:
@@ -114,8 +144,7 @@ def main() -> None:
     if not wiki.is_file():
         raise SystemExit(f"{wiki} not found (pass --data-dir)")
     common = ["--steps", str(args.steps), "--model", args.model]
-    result: dict = {"benchmark": "pretrain_speed", "steps": args.steps, "hyperparameters": SAME, "quick": args.quick,
-                    "model": args.model}
+    result: dict = {"benchmark": "pretrain_speed", "steps": args.steps, "hyperparameters": SAME, "quick": args.quick, "model": args.model}
     for side in ("bertx", "trainer"):
         print(f"running {side} ...", file=sys.stderr, flush=True)
         result[side] = run_child(__file__, ["--worker", side, "--text", str(wiki), *common])

@@ -36,13 +36,23 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3)
 def finetune_sst2(model_dir: Path, output: Path, data_dir: str, train_examples: int, dev_examples: int | None, lr: float) -> dict:
     from bertx import finetune
 
-    metrics = finetune({
-        "task": "classification", "output": str(output),
-        "data": {"train": f"{data_dir}/sst2/train.tsv", "dev": f"{data_dir}/sst2/dev.tsv", "max_length": FINETUNE["max_length"],
-                 "max_train_examples": train_examples, "max_dev_examples": dev_examples},
-        "model": {"name_or_path": str(model_dir), "freeze_word_embeddings": False, "dropout": 0.1},
-        "train": {"epochs": FINETUNE["epochs"], "batch_size": FINETUNE["batch_size"], "lr": lr, "save_steps": None},
-    }, overwrite=True, show_progress=False)
+    metrics = finetune(
+        {
+            "task": "classification",
+            "output": str(output),
+            "data": {
+                "train": f"{data_dir}/sst2/train.tsv",
+                "dev": f"{data_dir}/sst2/dev.tsv",
+                "max_length": FINETUNE["max_length"],
+                "max_train_examples": train_examples,
+                "max_dev_examples": dev_examples,
+            },
+            "model": {"name_or_path": str(model_dir), "freeze_word_embeddings": False, "dropout": 0.1},
+            "train": {"epochs": FINETUNE["epochs"], "batch_size": FINETUNE["batch_size"], "lr": lr, "save_steps": None},
+        },
+        overwrite=True,
+        show_progress=False,
+    )
     return {"dev_accuracy": round(metrics["accuracy"], 4), "best_step": metrics["best_step"], "wall_s": metrics["wall_s"]}
 
 
@@ -72,14 +82,15 @@ def main() -> None:
     vocab = train_wordpiece([str(wiki)], tokenizer_dir, vocab_size=16000, lowercase=True, documents="wikitext", show_progress=False)
 
     print(f"2/4 pretraining mini for {steps} steps ...", file=sys.stderr, flush=True)
-    config = PretrainConfig.model_validate({
-        "output": str(work / "mini-pretrained"),
-        "data": {"train": [str(wiki)], "documents": "wikitext", "max_length": 128, "max_eval_sequences": 1000},
-        "model": {"preset": "mini", "tokenizer": str(tokenizer_dir), "dropout": 0.0},
-        "objective": {"whole_word_mask": True, "sentence_task": "none"},
-        "train": {"max_steps": steps, "batch_size": 64, "lr": 1e-3, "eval_steps": max(steps // 5, 10), "save_steps": 100,
-                  "precision": "bf16"},
-    })
+    config = PretrainConfig.model_validate(
+        {
+            "output": str(work / "mini-pretrained"),
+            "data": {"train": [str(wiki)], "documents": "wikitext", "max_length": 128, "max_eval_sequences": 1000},
+            "model": {"preset": "mini", "tokenizer": str(tokenizer_dir), "dropout": 0.0},
+            "objective": {"whole_word_mask": True, "sentence_task": "none"},
+            "train": {"max_steps": steps, "batch_size": 64, "lr": 1e-3, "eval_steps": max(steps // 5, 10), "save_steps": 100, "precision": "bf16"},
+        }
+    )
     done = work / "mini-pretrained" / "metrics.json"
     if args.reuse and done.is_file() and json.loads(done.read_text())["steps"] == steps:
         pretrained = json.loads(done.read_text())  # the same run, finished earlier
@@ -104,17 +115,28 @@ def main() -> None:
     for name, folder in (("pretrained", work / "mini-pretrained"), ("random_init", random_dir)):
         for lr in rates:
             scores.setdefault(name, {})[f"lr={lr:g}"] = finetune_sst2(
-                folder, work / f"sst2-{name}", args.data_dir, FINETUNE["train_examples"], dev_examples, lr)
+                folder, work / f"sst2-{name}", args.data_dir, FINETUNE["train_examples"], dev_examples, lr
+            )
             print(f"  {name} lr={lr:g}: {scores[name][f'lr={lr:g}']}", file=sys.stderr, flush=True)
     best = {name: max(runs.values(), key=lambda r: r["dev_accuracy"])["dev_accuracy"] for name, runs in scores.items()}
 
     result = {
-        "benchmark": "pretrain_transfer", "quick": args.quick,
+        "benchmark": "pretrain_transfer",
+        "quick": args.quick,
         "pretraining": {
-            "preset": "mini", "layers": 4, "hidden": 256, "vocab_size": vocab["vocab_size"], "steps": steps,
-            "batch_size": 64, "max_length": 128, "lr": 1e-3, "precision": "bf16", "dropout": 0.0,
+            "preset": "mini",
+            "layers": 4,
+            "hidden": 256,
+            "vocab_size": vocab["vocab_size"],
+            "steps": steps,
+            "batch_size": 64,
+            "max_length": 128,
+            "lr": 1e-3,
+            "precision": "bf16",
+            "dropout": 0.0,
             "objective": "MLM alone (whole-word), packed blocks",
-            "minutes": round(pretrain_minutes, 1), "tokens_per_s": pretrained["tokens_per_s"],
+            "minutes": round(pretrain_minutes, 1),
+            "tokens_per_s": pretrained["tokens_per_s"],
             "held_out_mlm_accuracy": round(pretrained["mlm_accuracy"], 4),
             "held_out_perplexity": round(pretrained["perplexity"], 1),
         },

@@ -40,9 +40,15 @@ def make_model(data_dir: str, root: Path) -> str:
     import bertx
 
     out = root / "sst2"
-    bertx.finetune({"task": "classification", "output": str(out),
-                    "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 2000},
-                    "train": {"epochs": 1, "save_steps": None}}, show_progress=False)
+    bertx.finetune(
+        {
+            "task": "classification",
+            "output": str(out),
+            "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 2000},
+            "train": {"epochs": 1, "save_steps": None},
+        },
+        show_progress=False,
+    )
     return str(out)
 
 
@@ -60,7 +66,7 @@ def write_corpus(texts: list[str], rows: int, folder: Path) -> list[str]:
     paths = []
     for k in range(FILES):
         path = folder / f"part-{k}.txt"
-        path.write_text("\n".join(lines[k * per:(k + 1) * per]) + "\n", encoding="utf-8")
+        path.write_text("\n".join(lines[k * per : (k + 1) * per]) + "\n", encoding="utf-8")
         paths.append(str(path))
     return paths
 
@@ -112,8 +118,9 @@ class PipelinePredictor:
 
 def run_peer(ray_data, model_dir: str, files: list[str], out: Path) -> float:
     start = time.perf_counter()
-    ds = ray_data.read_text(files).map_batches(PipelinePredictor, fn_constructor_kwargs={"model_dir": model_dir},
-                                               compute=ray_data.ActorPoolStrategy(size=os.cpu_count()), num_cpus=1)
+    ds = ray_data.read_text(files).map_batches(
+        PipelinePredictor, fn_constructor_kwargs={"model_dir": model_dir}, compute=ray_data.ActorPoolStrategy(size=os.cpu_count()), num_cpus=1
+    )
     ds.write_json(str(out))
     return time.perf_counter() - start
 
@@ -141,9 +148,17 @@ def labelling(model_dir: str, texts: list[str], variants: int, local_slice: int)
     local = TeacherCache(teacher.model, part, "class", teacher.pad_id, "cpu")
     local_s = time.perf_counter() - start
     agree = float((local.rows.argmax(-1) == rows[:local_slice].argmax(-1)).mean())
-    return {"texts": len(every), "sentences": len(texts), "variants": variants, "labelling_s": round(ray_s, 1),
-            "texts_per_s": round(len(every) / ray_s, 1), "local_slice": local_slice, "local_texts_per_s": round(local_slice / local_s, 1),
-            "ray_vs_local": round((len(every) / ray_s) / (local_slice / local_s), 3), "label_agreement_with_local": agree}
+    return {
+        "texts": len(every),
+        "sentences": len(texts),
+        "variants": variants,
+        "labelling_s": round(ray_s, 1),
+        "texts_per_s": round(len(every) / ray_s, 1),
+        "local_slice": local_slice,
+        "local_texts_per_s": round(local_slice / local_s, 1),
+        "ray_vs_local": round((len(every) / ray_s) / (local_slice / local_s), 3),
+        "label_agreement_with_local": agree,
+    }
 
 
 def per_core_rates(model_dir: str, export: str, data_dir: str, texts: list[str], root: Path) -> dict:
@@ -157,17 +172,29 @@ def per_core_rates(model_dir: str, export: str, data_dir: str, texts: list[str],
     students = {}
     for name, student in (("student_3layer", {"layers": 3}), ("student_cnn", {"name_or_path": "cnn"})):
         folder = root / name
-        bertx.distill({"teacher": model_dir, "output": str(folder), "student": student, "baseline": False,
-                       "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 256},
-                       "train": {"max_steps": 2, "save_steps": None}}, show_progress=False)
+        bertx.distill(
+            {
+                "teacher": model_dir,
+                "output": str(folder),
+                "student": student,
+                "baseline": False,
+                "data": {"train": f"{data_dir}/sst2/train.tsv", "max_train_examples": 256},
+                "train": {"max_steps": 2, "save_steps": None},
+            },
+            show_progress=False,
+        )
         students[name] = str(folder)
     students["student_3layer_int8"] = export_int8(students.pop("student_3layer"), root / "student_3layer_int8")
     torch.set_num_threads(1)
     os.environ["BERTX_ONNX_THREADS"] = "1"
     sample = texts[:4000]
     rates = {}
-    for name, folder in (("teacher_fp32", model_dir), ("teacher_int8", export), ("student_3layer_int8", students["student_3layer_int8"]),
-                         ("student_cnn", students["student_cnn"])):
+    for name, folder in (
+        ("teacher_fp32", model_dir),
+        ("teacher_int8", export),
+        ("student_3layer_int8", students["student_3layer_int8"]),
+        ("student_cnn", students["student_cnn"]),
+    ):
         predictor = Predictor.load(folder, device="cpu")
         predictor.predict(sample[:256])
         start = time.perf_counter()
@@ -221,15 +248,26 @@ def main() -> None:
         manifest = predict_corpus(CorpusJob(export, files, str(root / "ray")))
         job_s = time.perf_counter() - job_start
         output_bytes = sum(shard["bytes"] for shard in manifest["shards"]) / manifest["predictions"]  # the cost model's writing
-        result["ray"] = {"wall_s": round(cluster_s + job_s, 2), "cluster_start_s": round(cluster_s, 2), "job_s": round(job_s, 2),
-                         "output_bytes_per_row": round(output_bytes, 1),
-                         "rows_per_s": round(rows / (cluster_s + job_s), 1), "rows_per_s_without_start": round(rows / job_s, 1),
-                         "workers": os.cpu_count(), "threads_per_worker": 1, "shards": len(manifest["shards"])}
+        result["ray"] = {
+            "wall_s": round(cluster_s + job_s, 2),
+            "cluster_start_s": round(cluster_s, 2),
+            "job_s": round(job_s, 2),
+            "output_bytes_per_row": round(output_bytes, 1),
+            "rows_per_s": round(rows / (cluster_s + job_s), 1),
+            "rows_per_s_without_start": round(rows / job_s, 1),
+            "workers": os.cpu_count(),
+            "threads_per_worker": 1,
+            "shards": len(manifest["shards"]),
+        }
         print(f"ray: {rows / (cluster_s + job_s):,.0f} rows/s", file=sys.stderr)
         peer_s = run_peer(ray.data, model_dir, peer_files, root / "peer")
-        result["ray_pipeline"] = {"rows": peer_rows, "wall_s": round(peer_s, 2), "rows_per_s": round(peer_rows / peer_s, 1),
-                                  "note": "pipeline on the PyTorch fp32 model the export was made from (a pipeline cannot run "
-                                          "the ONNX export); default pipeline batch size, Ray's default map_batches batch"}
+        result["ray_pipeline"] = {
+            "rows": peer_rows,
+            "wall_s": round(peer_s, 2),
+            "rows_per_s": round(peer_rows / peer_s, 1),
+            "note": "pipeline on the PyTorch fp32 model the export was made from (a pipeline cannot run "
+            "the ONNX export); default pipeline batch size, Ray's default map_batches batch",
+        }
         print(f"ray + pipeline: {peer_rows / peer_s:,.0f} rows/s", file=sys.stderr)
         result["labelling"] = labelling(model_dir, texts[:label_sentences], 4, min(10_000, label_sentences))
         print(f"labelling: {result['labelling']['labelling_s']} s", file=sys.stderr)

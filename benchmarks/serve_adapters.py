@@ -43,8 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, save  # noqa: E402
 from serve_load import Server, free_port  # noqa: E402
 
-TASKS = {"sst2": "sst2", "books": "multidomain/books", "dvd": "multidomain/dvd", "kitchen": "multidomain/kitchen",
-         "electronics": "multidomain/electronics"}
+TASKS = {
+    "sst2": "sst2",
+    "books": "multidomain/books",
+    "dvd": "multidomain/dvd",
+    "kitchen": "multidomain/kitchen",
+    "electronics": "multidomain/electronics",
+}
 TOKEN = "benchmark-admin-token-0123456789"
 
 
@@ -61,14 +66,26 @@ def train_adapters(args, work: Path) -> tuple[dict, dict, dict]:
     from bertx.recipes.task_folders import export_task
 
     run = work / "multitask-lora"
-    config = validate_config({
-        "output": str(run), "data_dir": args.data_dir,
-        "tasks": [{"name": name, "kind": "classification", "train": f"{{data_dir}}/{path}/train.tsv",
-                   "dev": f"{{data_dir}}/{path}/dev.tsv",
-                   "data": {"max_length": 128, "max_train_examples": args.train_examples}} for name, path in TASKS.items()],
-        "sampling": {"strategy": "proportional"}, "peft": {"method": "lora"},
-        "train": {"epochs": 1, "batch_size": 32, "save_steps": None, "seed": 42},
-    }, schema=MultitaskConfig)
+    config = validate_config(
+        {
+            "output": str(run),
+            "data_dir": args.data_dir,
+            "tasks": [
+                {
+                    "name": name,
+                    "kind": "classification",
+                    "train": f"{{data_dir}}/{path}/train.tsv",
+                    "dev": f"{{data_dir}}/{path}/dev.tsv",
+                    "data": {"max_length": 128, "max_train_examples": args.train_examples},
+                }
+                for name, path in TASKS.items()
+            ],
+            "sampling": {"strategy": "proportional"},
+            "peft": {"method": "lora"},
+            "train": {"epochs": 1, "batch_size": 32, "save_steps": None, "seed": 42},
+        },
+        schema=MultitaskConfig,
+    )
     if not (run / "metrics.json").is_file():
         print(f"[train] LoRA multi-task on {', '.join(TASKS)} ...", file=sys.stderr, flush=True)
         multitask(config, overwrite=True, show_progress=False)
@@ -92,7 +109,7 @@ def variant(source: str, target: Path, rng: random.Random, three_labels: bool) -
     tensors = {k: v * factor if ".lora_B." in k else v for k, v in tensors.items()}
     if three_labels:
         weight = next(k for k in tensors if k.endswith("classifier.weight"))
-        bias = weight[:-len("weight")] + "bias"
+        bias = weight[: -len("weight")] + "bias"
         generator = torch.Generator().manual_seed(rng.randrange(2**31))
         tensors[weight] = torch.cat([tensors[weight], 0.02 * torch.randn(1, tensors[weight].shape[1], generator=generator)])
         tensors[bias] = torch.cat([tensors[bias], torch.zeros(1)])
@@ -119,8 +136,9 @@ def make_bank(adapters: dict, folder: Path, count: int, seed: int = 0) -> list[s
     return names
 
 
-async def drive(url: str, texts: list[str], concurrency: int, requests: int, adapters: list[str] | None,
-                progress: list[int] | None = None, seed: int = 0) -> dict:
+async def drive(
+    url: str, texts: list[str], concurrency: int, requests: int, adapters: list[str] | None, progress: list[int] | None = None, seed: int = 0
+) -> dict:
     """`requests` single-sentence requests, `concurrency` in flight; each names a random adapter of the
     live list `adapters` (None: no adapter field). Errors are any status but 200."""
     import aiohttp
@@ -131,6 +149,7 @@ async def drive(url: str, texts: list[str], concurrency: int, requests: int, ada
     counter = iter(range(requests))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
         async def worker():
             for i in counter:
                 body = {"inputs": [texts[i % len(texts)]]}
@@ -154,8 +173,16 @@ async def drive(url: str, texts: list[str], concurrency: int, requests: int, ada
         wall = time.perf_counter() - started
     latencies.sort()
     pick = lambda q: round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)  # noqa: E731
-    return {"concurrency": concurrency, "requests": requests, "errors": sum(failures.values()), "failures": failures,
-            "sentences_per_s": round(requests / wall, 1), "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "errors": sum(failures.values()),
+        "failures": failures,
+        "sentences_per_s": round(requests / wall, 1),
+        "p50_ms": pick(0.50),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+    }
 
 
 def rss_mb(server: Server) -> float:
@@ -197,7 +224,7 @@ def agreement(port: int, merged_port: int, texts: list[str]) -> float:
 
     same = 0
     for start in range(0, len(texts), 32):
-        batch = texts[start:start + 32]
+        batch = texts[start : start + 32]
         ours = httpx.post(f"http://127.0.0.1:{port}/v1/models/bank/predict", json={"inputs": batch, "adapter": "sst2"}, timeout=60)
         theirs = httpx.post(f"http://127.0.0.1:{merged_port}/v1/models/merged/predict", json={"inputs": batch}, timeout=60)
         same += sum(a["label"] == b["label"] for a, b in zip(ours.json()["outputs"], theirs.json()["outputs"]))
@@ -242,8 +269,11 @@ def main() -> None:
         server = serve(f"merged={folder}", free_port())
         url = f"http://127.0.0.1:{server.port}/v1/models/merged/predict"
         asyncio.run(drive(url, texts, 4, 100, None))
-        row = {"c1": asyncio.run(drive(url, texts, 1, 500, None)), "c32": asyncio.run(drive(url, texts, 32, requests, None)),
-               "rss_mb": rss_mb(server)}
+        row = {
+            "c1": asyncio.run(drive(url, texts, 1, 500, None)),
+            "c32": asyncio.run(drive(url, texts, 32, requests, None)),
+            "rss_mb": rss_mb(server),
+        }
         return server, row
 
     torch_server, merged_pytorch = merged_rows(merged["sst2"])
@@ -282,15 +312,29 @@ def main() -> None:
     log(f"bank: {json.dumps(bank_row)}")
 
     result = {
-        "benchmark": "serve_adapters", "quick": args.quick, "tasks": list(TASKS), "train_examples": args.train_examples,
-        "training": training, "adapter_file_mb": adapter_mb, "adapters": count, "requests_c32": requests,
+        "benchmark": "serve_adapters",
+        "quick": args.quick,
+        "tasks": list(TASKS),
+        "train_examples": args.train_examples,
+        "training": training,
+        "adapter_file_mb": adapter_mb,
+        "adapters": count,
+        "requests_c32": requests,
         "ratio_c32_vs_merged": round(c32["sentences_per_s"] / merged_row["c32"]["sentences_per_s"], 3),
         "ratio_c32_vs_merged_pytorch": round(c32["sentences_per_s"] / merged_pytorch["c32"]["sentences_per_s"], 3),
-        "runtime": "onnx fp32 (bank and merged)", "bank_pytorch_c1": bank_pytorch_c1, "merged_pytorch": merged_pytorch,
-        "p50_ms_c1": c1["p50_ms"], "mb_per_adapter": round((bank_rss - bank1_rss) / (count - 1), 2),
-        "errors": c1["errors"] + c32["errors"], "live_changes": sum(c["status"] == 200 for c in changes),
-        "live_change_log": changes, "sst2_agreement_with_merged": agreed,
-        "bank": bank_row, "merged": merged_row, "bank_1_rss_mb": bank1_rss, "machine": machine(),
+        "runtime": "onnx fp32 (bank and merged)",
+        "bank_pytorch_c1": bank_pytorch_c1,
+        "merged_pytorch": merged_pytorch,
+        "p50_ms_c1": c1["p50_ms"],
+        "mb_per_adapter": round((bank_rss - bank1_rss) / (count - 1), 2),
+        "errors": c1["errors"] + c32["errors"],
+        "live_changes": sum(c["status"] == 200 for c in changes),
+        "live_change_log": changes,
+        "sst2_agreement_with_merged": agreed,
+        "bank": bank_row,
+        "merged": merged_row,
+        "bank_1_rss_mb": bank1_rss,
+        "machine": machine(),
     }
     save("serve_adapters" + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))

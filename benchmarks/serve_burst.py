@@ -57,8 +57,8 @@ async def burst(url: str, texts: list[str], clients: int, rng: random.Random) ->
     status and latency of each."""
     import aiohttp
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                     timeout=aiohttp.ClientTimeout(total=600)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=600)) as session:
+
         async def one(inputs: list[str]) -> dict:
             """Send; on 503 wait the Retry-After the server gave and send again (as a well-behaved client does)."""
             first = time.perf_counter()
@@ -81,8 +81,15 @@ async def burst(url: str, texts: list[str], clients: int, rng: random.Random) ->
                 refusals += 1
                 refusal_seconds.append(time.perf_counter() - started)
                 await asyncio.sleep(retry * (0.5 + rng.random()))  # spread the retries
-            return {"status": status, "seconds": time.perf_counter() - started, "end_to_end": time.perf_counter() - first,
-                    "inputs": len(inputs), "refusals": refusals, "refusal_seconds": refusal_seconds, "disconnects": disconnects}
+            return {
+                "status": status,
+                "seconds": time.perf_counter() - started,
+                "end_to_end": time.perf_counter() - first,
+                "inputs": len(inputs),
+                "refusals": refusals,
+                "refusal_seconds": refusal_seconds,
+                "disconnects": disconnects,
+            }
 
         requests = [[rng.choice(texts) for _ in range(rng.randint(1, 64))] for _ in range(clients)]
         return await asyncio.gather(*(one(r) for r in requests))
@@ -97,8 +104,7 @@ def quantile(values: list[float], q: float) -> float | None:
 
 def run_config(name: str, export_dir: str, deadline_ms: float, texts: list[str], bursts: int, clients: int, seed: int) -> dict:
     port = free_port()
-    server = Server([sys.executable, "-m", "bertx.cli", "serve", f"m={export_dir}", "--port", str(port),
-                     "--deadline-ms", str(deadline_ms)], port)
+    server = Server([sys.executable, "-m", "bertx.cli", "serve", f"m={export_dir}", "--port", str(port), "--deadline-ms", str(deadline_ms)], port)
     server.wait_ready()
     url = f"http://127.0.0.1:{port}/v1/models/m/predict"
     rng = random.Random(seed)
@@ -113,17 +119,27 @@ def run_config(name: str, export_dir: str, deadline_ms: float, texts: list[str],
     end_to_end = [a["end_to_end"] for a in answers if a["status"] == 200]
     refused = [s for a in answers for s in a["refusal_seconds"]]
     result = {
-        "name": name, "deadline_ms": deadline_ms, "requests": len(answers),
-        "accepted": len(accepted), "refusals_503": len(refused), "gave_up": sum(a["status"] == 503 for a in answers),
+        "name": name,
+        "deadline_ms": deadline_ms,
+        "requests": len(answers),
+        "accepted": len(accepted),
+        "refusals_503": len(refused),
+        "gave_up": sum(a["status"] == 503 for a in answers),
         "errors_5xx": sum(isinstance(a["status"], int) and a["status"] >= 500 and a["status"] != 503 for a in answers),
         "statuses": {code: sum(str(a["status"]) == code for a in answers) for code in sorted({str(a["status"]) for a in answers})},
         # the wait of an accepted attempt (queue + its own batch): what the deadline bounds
-        "accepted_p50_s": quantile(accepted, 0.5), "accepted_p99_s": quantile(accepted, 0.99), "accepted_max_s": quantile(accepted, 1.0),
+        "accepted_p50_s": quantile(accepted, 0.5),
+        "accepted_p99_s": quantile(accepted, 0.99),
+        "accepted_max_s": quantile(accepted, 1.0),
         # from the first attempt to the answer, retries included: what the client sees
-        "end_to_end_p50_s": quantile(end_to_end, 0.5), "end_to_end_p99_s": quantile(end_to_end, 0.99),
-        "refused_p99_s": quantile(refused, 0.99), "keep_alive_races_resent": sum(a["disconnects"] for a in answers),
+        "end_to_end_p50_s": quantile(end_to_end, 0.5),
+        "end_to_end_p99_s": quantile(end_to_end, 0.99),
+        "refused_p99_s": quantile(refused, 0.99),
+        "keep_alive_races_resent": sum(a["disconnects"] for a in answers),
         "documents_per_s": round(sum(a["inputs"] for a in answers if a["status"] == 200) / wall, 1),
-        "wall_s": round(wall, 1), "peak_rss_mb": round(server.peak_rss / 2**20, 1), "exit_code_after_sigterm": exit_code,
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": round(server.peak_rss / 2**20, 1),
+        "exit_code_after_sigterm": exit_code,
     }
     print(json.dumps(result), file=sys.stderr, flush=True)
     return result
@@ -142,17 +158,20 @@ def main() -> None:
     export_dir = args.export_dir
     if export_dir is None:
         export_dir = str(Path(tempfile.mkdtemp()) / "int8")
-        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir, "--quantize", "int8"],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir, "--quantize", "int8"], check=True)
     deadline = run_config("bertx (expected-wait admission)", export_dir, 2000, texts, bursts, clients, args.seed)
     count_only = run_config("bertx (queue-count admission only)", export_dir, 1e9, texts, bursts, clients, args.seed)
     result = {
-        "benchmark": "serve_burst", "quick": args.quick, "bursts": bursts, "clients_per_burst": clients,
-        "documents": {"source": "multidomain train reviews", "count": len(texts),
-                      "median_chars": sorted(map(len, texts))[len(texts) // 2]},
-        "expected_wait": deadline, "count_only": count_only,
+        "benchmark": "serve_burst",
+        "quick": args.quick,
+        "bursts": bursts,
+        "clients_per_burst": clients,
+        "documents": {"source": "multidomain train reviews", "count": len(texts), "median_chars": sorted(map(len, texts))[len(texts) // 2]},
+        "expected_wait": deadline,
+        "count_only": count_only,
         "p99_ratio_count_only_over_deadline": round(count_only["accepted_p99_s"] / deadline["accepted_p99_s"], 1)
-        if deadline["accepted_p99_s"] else None,
+        if deadline["accepted_p99_s"]
+        else None,
         "machine": machine(),
     }
     save("serve_burst_quick" if args.quick else "serve_burst", result)

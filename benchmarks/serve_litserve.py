@@ -96,6 +96,7 @@ async def burst(url: str, texts: list[str], clients: int, deadline_s: float) -> 
     results: list[tuple[int, float]] = []
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
         async def one(i: int):
             start = time.perf_counter()
             try:
@@ -109,9 +110,13 @@ async def burst(url: str, texts: list[str], clients: int, deadline_s: float) -> 
         await asyncio.gather(*(one(i) for i in range(clients)))
     answered = [t for s, t in results if s == 200]
     answered.sort()
-    return {"clients": clients, "answered": len(answered), "refused_503": sum(s == 503 for s, _ in results),
-            "answered_within_deadline": sum(t <= deadline_s for t in answered),
-            "p99_answered_ms": round(1000 * answered[min(len(answered) - 1, int(0.99 * len(answered)))], 1) if answered else None}
+    return {
+        "clients": clients,
+        "answered": len(answered),
+        "refused_503": sum(s == 503 for s, _ in results),
+        "answered_within_deadline": sum(t <= deadline_s for t in answered),
+        "p99_answered_ms": round(1000 * answered[min(len(answered) - 1, int(0.99 * len(answered)))], 1) if answered else None,
+    }
 
 
 def measure(name: str, server: Server, path: str, loads: dict, requests: int, bursts: int, deadline_s: float) -> dict:
@@ -124,7 +129,7 @@ def measure(name: str, server: Server, path: str, loads: dict, requests: int, bu
         print(f"{name} {mode} c32 {level}", file=sys.stderr, flush=True)
     shots = []
     for b in range(bursts):
-        shots.append(asyncio.run(burst(url, loads["documents"][b * 200:], 200, deadline_s)))
+        shots.append(asyncio.run(burst(url, loads["documents"][b * 200 :], 200, deadline_s)))
         print(f"{name} burst {shots[-1]}", file=sys.stderr, flush=True)
         time.sleep(2)  # the server drains before the next burst
     result["bursts"] = shots
@@ -146,41 +151,59 @@ def main() -> None:
     loads = {"sentences": sentences(Path(args.data_dir)), "documents": documents(Path(args.data_dir))}
     import yaml
 
-    max_length = int(((yaml.safe_load((Path(args.model_dir) / "bertx_run.yaml").read_text()) or {}).get("data") or {})
-                     .get("max_length") or 128)
+    max_length = int(((yaml.safe_load((Path(args.model_dir) / "bertx_run.yaml").read_text()) or {}).get("data") or {}).get("max_length") or 128)
     export_dir = args.export_dir
     if export_dir is None:
         export_dir = str(Path(tempfile.mkdtemp()) / "int8")
-        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir,
-                        "--quantize", "int8"], check=True)
+        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir, "--quantize", "int8"], check=True)
     deadline_s = args.deadline_ms / 1000
     rows = {}
     port = free_port()
-    rows["bertx"] = measure("bertx", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port),
-                                             "--deadline-ms", str(args.deadline_ms)], port),
-                            "/v1/models/sst2/predict", loads, requests, bursts, deadline_s)
+    rows["bertx"] = measure(
+        "bertx",
+        Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port), "--deadline-ms", str(args.deadline_ms)], port),
+        "/v1/models/sst2/predict",
+        loads,
+        requests,
+        bursts,
+        deadline_s,
+    )
     script = Path(tempfile.mkdtemp()) / "litserve_server.py"  # a file: LitServe's worker processes re-import it
     script.write_text(LITSERVE_SERVER, encoding="utf-8")
     for name, kind, folder in (("litserve_same_model", "bertx", export_dir), ("litserve_pipeline", "pipeline", args.model_dir)):
         port = free_port()
-        rows[name] = measure(name, LitServer([sys.executable, str(script), kind, folder, str(port), str(max_length)], port),
-                             "/predict", loads, requests, bursts, deadline_s)
+        rows[name] = measure(
+            name,
+            LitServer([sys.executable, str(script), kind, folder, str(port), str(max_length)], port),
+            "/predict",
+            loads,
+            requests,
+            bursts,
+            deadline_s,
+        )
 
     def ratio(peer: str, mode: str) -> float:
         return round(rows["bertx"][f"{mode}_c32"]["sentences_per_s"] / rows[peer][f"{mode}_c32"]["sentences_per_s"], 2)
 
     result = {
-        "benchmark": "serve_litserve", "quick": args.quick, "requests_per_load": requests, "bursts": bursts,
-        "deadline_ms": args.deadline_ms, "max_length": max_length, "model": args.model_dir,
+        "benchmark": "serve_litserve",
+        "quick": args.quick,
+        "requests_per_load": requests,
+        "bursts": bursts,
+        "deadline_ms": args.deadline_ms,
+        "max_length": max_length,
+        "model": args.model_dir,
         "mean_words": {mode: round(sum(len(t.split()) for t in texts) / len(texts), 1) for mode, texts in loads.items()},
         **rows,
         "vs_litserve_same_model": {f"{m}_c32": ratio("litserve_same_model", m) for m in ("sentences", "documents")},
         "vs_litserve_pipeline": {f"{m}_c32": ratio("litserve_pipeline", m) for m in ("sentences", "documents")},
         "documents_c32_refused": rows["bertx"]["documents_c32"]["errors"],
-        "burst_answered_within_deadline": {"bertx": rows["bertx"]["burst_answered_within_deadline"],
-                                           "litserve": rows["litserve_same_model"]["burst_answered_within_deadline"],
-                                           "litserve_pipeline": rows["litserve_pipeline"]["burst_answered_within_deadline"],
-                                           "of": 200 * bursts},
+        "burst_answered_within_deadline": {
+            "bertx": rows["bertx"]["burst_answered_within_deadline"],
+            "litserve": rows["litserve_same_model"]["burst_answered_within_deadline"],
+            "litserve_pipeline": rows["litserve_pipeline"]["burst_answered_within_deadline"],
+            "of": 200 * bursts,
+        },
         "machine": machine(),
     }
     save("serve_litserve" + ("_quick" if args.quick else ""), result)

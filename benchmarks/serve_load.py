@@ -70,8 +70,9 @@ def documents(data_dir: Path, limit: int = 5000) -> list[str]:
     found = []
     for domain in ("books", "dvd", "electronics", "kitchen"):
         with open(data_dir / "multidomain" / domain / "train.tsv", encoding="utf-8") as f:
-            found += [row["sentence"] for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-                      if 100 <= len(row["sentence"].split()) <= 500]
+            found += [
+                row["sentence"] for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if 100 <= len(row["sentence"].split()) <= 500
+            ]
     return found[:limit]
 
 
@@ -90,8 +91,14 @@ class Server:
         self.port = port
         # A session of its own: a server's worker processes (LitServe spawns them) are stopped with it, and
         # none is left to take CPU from the next server measured.
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                     env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0
         self._sampling = True
@@ -151,6 +158,7 @@ async def drive(url: str, texts: list[str], concurrency: int, requests: int) -> 
     counter = iter(range(requests))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
         async def worker():
             nonlocal errors
             for i in counter:
@@ -169,8 +177,15 @@ async def drive(url: str, texts: list[str], concurrency: int, requests: int) -> 
         wall = time.perf_counter() - started
     latencies.sort()
     pick = lambda q: round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)  # noqa: E731
-    return {"concurrency": concurrency, "requests": requests, "errors": errors, "sentences_per_s": round(requests / wall, 1),
-            "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "errors": errors,
+        "sentences_per_s": round(requests / wall, 1),
+        "p50_ms": pick(0.50),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+    }
 
 
 def load_test(name: str, server: Server, path: str, texts: list[str], requests: int) -> dict:
@@ -191,9 +206,12 @@ def main() -> None:
     parser.add_argument("--export-dir", default=None, help="Its int8 export (default: made with `bertx export --quantize int8`).")
     parser.add_argument("--quick", action="store_true", help="500 requests per level instead of 5,000.")
     parser.add_argument("--requests", type=int, default=None)
-    parser.add_argument("--documents", action="store_true",
-                        help="Amazon reviews of 100-500 words (truncated to the model's length by both servers) instead "
-                             "of SST-2 sentences; 2,000 requests per level (quick: 300).")
+    parser.add_argument(
+        "--documents",
+        action="store_true",
+        help="Amazon reviews of 100-500 words (truncated to the model's length by both servers) instead "
+        "of SST-2 sentences; 2,000 requests per level (quick: 300).",
+    )
     parser.add_argument("--openvino", action="store_true", help="Add a row: the run exported with --format openvino.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
@@ -201,44 +219,64 @@ def main() -> None:
     texts = documents(Path(args.data_dir)) if args.documents else sentences(Path(args.data_dir))
     import yaml
 
-    max_length = int(((yaml.safe_load((Path(args.model_dir) / "bertx_run.yaml").read_text()) or {}).get("data") or {})
-                     .get("max_length") or 128)
+    max_length = int(((yaml.safe_load((Path(args.model_dir) / "bertx_run.yaml").read_text()) or {}).get("data") or {}).get("max_length") or 128)
     export_dir = args.export_dir
     if export_dir is None:
         export_dir = str(Path(tempfile.mkdtemp()) / "int8")
-        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir,
-                        "--quantize", "int8"], check=True)
+        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", export_dir, "--quantize", "int8"], check=True)
 
     port = free_port()
-    ours = load_test("bertx", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port)], port),
-                     "/v1/models/sst2/predict", texts, requests)
+    ours = load_test(
+        "bertx",
+        Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={export_dir}", "--port", str(port)], port),
+        "/v1/models/sst2/predict",
+        texts,
+        requests,
+    )
     openvino = None
     if args.openvino:
         openvino_dir = str(Path(tempfile.mkdtemp()) / "openvino")
-        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", openvino_dir,
-                        "--format", "openvino"], check=True)
+        subprocess.run([sys.executable, "-m", "bertx.cli", "export", args.model_dir, "--output", openvino_dir, "--format", "openvino"], check=True)
         port = free_port()
-        openvino = load_test("bertx-openvino", Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={openvino_dir}",
-                                                       "--port", str(port)], port), "/v1/models/sst2/predict", texts, requests)
+        openvino = load_test(
+            "bertx-openvino",
+            Server([sys.executable, "-m", "bertx.cli", "serve", f"sst2={openvino_dir}", "--port", str(port)], port),
+            "/v1/models/sst2/predict",
+            texts,
+            requests,
+        )
     port = free_port()
-    naive = load_test("naive", Server([sys.executable, "-c", NAIVE_SERVER, args.model_dir, str(port), str(max_length)], port), "/predict",
-                      texts, requests)
+    naive = load_test(
+        "naive", Server([sys.executable, "-c", NAIVE_SERVER, args.model_dir, str(port), str(max_length)], port), "/predict", texts, requests
+    )
     c32, c1, c64 = ours["levels"]["c32"], ours["levels"]["c1"], ours["levels"]["c64"]
     result = {
-        "benchmark": "serve_load", "mode": "documents" if args.documents else "sentences", "texts": len(texts),
-        "mean_words": round(sum(len(t.split()) for t in texts) / len(texts), 1), "max_length": max_length,
-        "requests_per_level": requests, "quick": args.quick, "model": args.model_dir,
-        "bertx": ours, "naive_pipeline_server": naive,
+        "benchmark": "serve_load",
+        "mode": "documents" if args.documents else "sentences",
+        "texts": len(texts),
+        "mean_words": round(sum(len(t.split()) for t in texts) / len(texts), 1),
+        "max_length": max_length,
+        "requests_per_level": requests,
+        "quick": args.quick,
+        "model": args.model_dir,
+        "bertx": ours,
+        "naive_pipeline_server": naive,
         "throughput_ratio_c32": round(c32["sentences_per_s"] / naive["levels"]["c32"]["sentences_per_s"], 2),
-        "p50_ms_c1": c1["p50_ms"], "p99_over_p50_c64": round(c64["p99_ms"] / c64["p50_ms"], 2),
+        "p50_ms_c1": c1["p50_ms"],
+        "p99_over_p50_c64": round(c64["p99_ms"] / c64["p50_ms"], 2),
         "bertx_errors": sum(level["errors"] for level in ours["levels"].values()),
-        **({"bertx_openvino": openvino, "openvino_vs_int8_c32": round(openvino["levels"]["c32"]["sentences_per_s"]
-                                                                     / c32["sentences_per_s"], 2),
-            "openvino_p50_ms_c1": openvino["levels"]["c1"]["p50_ms"]} if openvino else {}),
+        **(
+            {
+                "bertx_openvino": openvino,
+                "openvino_vs_int8_c32": round(openvino["levels"]["c32"]["sentences_per_s"] / c32["sentences_per_s"], 2),
+                "openvino_p50_ms_c1": openvino["levels"]["c1"]["p50_ms"],
+            }
+            if openvino
+            else {}
+        ),
         "machine": machine(),
     }
-    save("serve_load" + ("_documents" if args.documents else "") + ("_openvino" if args.openvino else "")
-         + ("_quick" if args.quick else ""), result)
+    save("serve_load" + ("_documents" if args.documents else "") + ("_openvino" if args.openvino else "") + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))
 
 

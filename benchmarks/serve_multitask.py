@@ -34,10 +34,22 @@ def train(data_dir: str, root: Path, examples: int) -> Path:
     import bertx
 
     out = root / "mt"
-    bertx.multitask({"output": str(out), "tasks": [
-        {"name": name, "kind": "classification", "train": f"{data_dir}/{folder}/train.tsv",
-         "data": {"max_length": 128, "max_train_examples": examples}} for name, folder in TASKS.items()],
-        "train": {"epochs": 1, "batch_size": 32, "save_steps": None}}, show_progress=False)
+    bertx.multitask(
+        {
+            "output": str(out),
+            "tasks": [
+                {
+                    "name": name,
+                    "kind": "classification",
+                    "train": f"{data_dir}/{folder}/train.tsv",
+                    "data": {"max_length": 128, "max_train_examples": examples},
+                }
+                for name, folder in TASKS.items()
+            ],
+            "train": {"epochs": 1, "batch_size": 32, "save_steps": None},
+        },
+        show_progress=False,
+    )
     for name in TASKS:
         bertx.export_task(out, name, root / f"task-{name}")
     return out
@@ -101,11 +113,21 @@ def main() -> None:
         "four_models": run_child(script, ["--child", "single", "--folders", *map(str, singles), "--texts", str(text_file)])["peak_rss_mb"],
     }
     result = {
-        "benchmark": "serve_multitask", "quick": args.quick, "sentences": len(texts), "tasks": list(TASKS), "threads": torch.get_num_threads(),
-        "multitask": {"wall_s": round(shared_s, 3), "sentences_per_s": round(len(texts) / shared_s, 1),
-                      "answers_per_s": round(len(texts) * len(TASKS) / shared_s, 1)},
-        "four_models": {"wall_s": round(four_s, 3), "sentences_per_s": round(len(texts) / four_s, 1),
-                        "answers_per_s": round(len(texts) * len(TASKS) / four_s, 1)},
+        "benchmark": "serve_multitask",
+        "quick": args.quick,
+        "sentences": len(texts),
+        "tasks": list(TASKS),
+        "threads": torch.get_num_threads(),
+        "multitask": {
+            "wall_s": round(shared_s, 3),
+            "sentences_per_s": round(len(texts) / shared_s, 1),
+            "answers_per_s": round(len(texts) * len(TASKS) / shared_s, 1),
+        },
+        "four_models": {
+            "wall_s": round(four_s, 3),
+            "sentences_per_s": round(len(texts) / four_s, 1),
+            "answers_per_s": round(len(texts) * len(TASKS) / four_s, 1),
+        },
         "label_agreement": round(agree / (len(texts) * len(TASKS)), 4),
         "memory_mb": memory,
         "multitask_ratio": round(four_s / shared_s, 2),

@@ -54,14 +54,22 @@ def main() -> None:
             shutil.copy(Path(work) / f"matrix-{method}.{suffix}", RESULTS / f"{name}-matrix-{method}.{suffix}")
     config_path = Path(args.config).resolve()
     result = {
-        "benchmark": "transfer_matrix", "name": name, "quick": args.quick,
-        "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else args.config, "overrides": chosen,
+        "benchmark": "transfer_matrix",
+        "name": name,
+        "quick": args.quick,
+        "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else args.config,
+        "overrides": chosen,
         "model": config.model.name_or_path or "packaged all-MiniLM-L6-v2",
-        "summary": {m: {k: r[k] for k in ("in_domain", "off_diagonal_mean", "mean_gap", "off_diagonal_vs_plain") if k in r}
-                    for m, r in summary["methods"].items()},
+        "summary": {
+            m: {k: r[k] for k in ("in_domain", "off_diagonal_mean", "mean_gap", "off_diagonal_vs_plain") if k in r}
+            for m, r in summary["methods"].items()
+        },
         "matrices": {m: r["values"] for m, r in summary["methods"].items()},
-        "rows": summary["rows"], "columns": summary["columns"], "metric": summary["metric"],
-        "wall_minutes": round(summary["wall_s"] / 60, 1), "machine": machine(),
+        "rows": summary["rows"],
+        "columns": summary["columns"],
+        "metric": summary["metric"],
+        "wall_minutes": round(summary["wall_s"] / 60, 1),
+        "machine": machine(),
     }
     save(name, result)
     print(json.dumps(result))

@@ -69,9 +69,15 @@ def sources_study(args, work: Path) -> dict:
         predicted = predicted_ranking(config, targets, encoders, recorded, out, args.max_examples)
         finetune_s = recorded["wall_s"]
     rank_s = sum(predicted["rank_seconds"].values())
-    return {"agreement": predicted["agreement"], "scores": predicted["scores"], "measured": predicted["measured_gains"],
-            "rank_s": round(rank_s, 1), "finetune_s": finetune_s, "speedup": round(finetune_s / rank_s, 1),
-            "measured_from": "this run" if args.quick else "results/intermediate_glue.json (same config and seed)"}
+    return {
+        "agreement": predicted["agreement"],
+        "scores": predicted["scores"],
+        "measured": predicted["measured_gains"],
+        "rank_s": round(rank_s, 1),
+        "finetune_s": finetune_s,
+        "speedup": round(finetune_s / rank_s, 1),
+        "measured_from": "this run" if args.quick else "results/intermediate_glue.json (same config and seed)",
+    }
 
 
 def domains_study(args, work: Path) -> dict:
@@ -82,25 +88,34 @@ def domains_study(args, work: Path) -> dict:
 
     recorded = json.loads((RESULTS / "transfer_amazon-matrix-plain.json").read_text())
     domains = recorded["rows"]
-    entries = [TaskEntry(name=d, kind="classification", train=f"{args.data_dir}/multidomain/{d}/train.tsv", data={"max_length": 128})
-               for d in domains]
+    entries = [
+        TaskEntry(name=d, kind="classification", train=f"{args.data_dir}/multidomain/{d}/train.tsv", data={"max_length": 128}) for d in domains
+    ]
     train = TrainConfig(epochs=1, batch_size=32, lr=1e-4, precision="bf16", save_steps=None)  # configs/transfer/amazon.yaml
-    encoders = train_sources(entries, work / "amazon-sources",
-                             lambda entry, folder: entry.finetune_config(args.data_dir, ModelConfig(), train, folder))
+    encoders = train_sources(
+        entries, work / "amazon-sources", lambda entry, folder: entry.finetune_config(args.data_dir, ModelConfig(), train, folder)
+    )
     finetune_s = sum(json.loads((work / "amazon-sources" / d / "metrics.json").read_text())["wall_s"] for d in domains)
     scores = {e: {} for e in ESTIMATORS}
     measured, rank_s = {}, 0.0
     for j, target in enumerate(domains):
         others = {d: encoders[d] for d in domains if d != target}
-        report = rank_encoders(resolve_model_path(None), others, entries[j].files(args.data_dir)[0][1], "classification",
-                               ESTIMATORS, args.max_examples, max_length=128)
+        report = rank_encoders(
+            resolve_model_path(None), others, entries[j].files(args.data_dir)[0][1], "classification", ESTIMATORS, args.max_examples, max_length=128
+        )
         rank_s += sum(r["seconds"] for r in report["candidates"])
         for e in ESTIMATORS:
             scores[e][target] = {r["candidate"]: r["scores"][e] for r in report["candidates"] if r["candidate"] in others}
         measured[target] = {d: recorded["values"][domains.index(d)][j] for d in others}
-    return {"agreement": {e: agreement(scores[e], measured) for e in ESTIMATORS}, "scores": scores, "measured": measured,
-            "rank_s": round(rank_s, 1), "finetune_s": round(finetune_s, 1), "speedup": round(finetune_s / rank_s, 1),
-            "measured_from": "results/transfer_amazon-matrix-plain.json (zero-shot accuracy, same config)"}
+    return {
+        "agreement": {e: agreement(scores[e], measured) for e in ESTIMATORS},
+        "scores": scores,
+        "measured": measured,
+        "rank_s": round(rank_s, 1),
+        "finetune_s": round(finetune_s, 1),
+        "speedup": round(finetune_s / rank_s, 1),
+        "measured_from": "results/transfer_amazon-matrix-plain.json (zero-shot accuracy, same config)",
+    }
 
 
 def encoder_pool(args, work: Path) -> dict[str, str]:
@@ -130,13 +145,27 @@ def encoder_pool(args, work: Path) -> dict[str, str]:
         folder = work / "pool" / f"minilm-dapt-{domain}"
         if not (folder / "metrics.json").is_file():
             print(f"[pool] DAPT on {domain} reviews ...", file=sys.stderr, flush=True)
-            pretrain(PretrainConfig.model_validate({
-                "output": str(folder), "model": {},
-                "data": {"train": [f"{args.data_dir}/multidomain/{domain}/train.tsv"], "max_length": 128, "eval_fraction": 0.05},
-                "objective": {"whole_word_mask": True, "sentence_task": "none"},
-                "train": {"epochs": 1, "batch_size": 32, "lr": 1e-4, "precision": "bf16",
-                          "eval_steps": None, "save_steps": None, **({"max_steps": 10} if args.quick else {})},
-            }), overwrite=True, show_progress=False)
+            pretrain(
+                PretrainConfig.model_validate(
+                    {
+                        "output": str(folder),
+                        "model": {},
+                        "data": {"train": [f"{args.data_dir}/multidomain/{domain}/train.tsv"], "max_length": 128, "eval_fraction": 0.05},
+                        "objective": {"whole_word_mask": True, "sentence_task": "none"},
+                        "train": {
+                            "epochs": 1,
+                            "batch_size": 32,
+                            "lr": 1e-4,
+                            "precision": "bf16",
+                            "eval_steps": None,
+                            "save_steps": None,
+                            **({"max_steps": 10} if args.quick else {}),
+                        },
+                    }
+                ),
+                overwrite=True,
+                show_progress=False,
+            )
         pool[folder.name] = str(folder)
     return pool
 
@@ -162,35 +191,67 @@ def encoders_study(args, work: Path) -> dict:
             run = work / "finetune" / f"{target}-{name}"
             if not (run / "metrics.json").is_file():
                 print(f"[encoders] fine-tuning {name} on {target} ...", file=sys.stderr, flush=True)
-                finetune(FinetuneConfig.model_validate({
-                    "task": task, "output": str(run), "model": {"name_or_path": folder},
-                    "data": {"train": f"{args.data_dir}/{train}", "dev": f"{args.data_dir}/{dev}", "max_length": max_length,
-                             "max_train_examples": n_train, "max_dev_examples": n_dev},
-                    "train": {"epochs": 1 if args.quick else 2, "batch_size": 32, "lr": 1e-4, "precision": "bf16", "save_steps": None},
-                }), overwrite=True, show_progress=False)
+                finetune(
+                    FinetuneConfig.model_validate(
+                        {
+                            "task": task,
+                            "output": str(run),
+                            "model": {"name_or_path": folder},
+                            "data": {
+                                "train": f"{args.data_dir}/{train}",
+                                "dev": f"{args.data_dir}/{dev}",
+                                "max_length": max_length,
+                                "max_train_examples": n_train,
+                                "max_dev_examples": n_dev,
+                            },
+                            "train": {"epochs": 1 if args.quick else 2, "batch_size": 32, "lr": 1e-4, "precision": "bf16", "save_steps": None},
+                        }
+                    ),
+                    overwrite=True,
+                    show_progress=False,
+                )
             metrics = json.loads((run / "metrics.json").read_text())
             measured[target][name] = 100 * metrics[metrics["metric_for_best"]]
             finetune_s += metrics["wall_s"]
         # The estimate reads the same training examples the fine-tuning used (its first n_train).
-        report = rank(f"{args.data_dir}/{train}", list(pool.values()), task, ESTIMATORS, min(n_train, args.max_examples),
-                      max_length, names=list(pool),
-                      data=DataConfig(max_train_examples=n_train))
+        report = rank(
+            f"{args.data_dir}/{train}",
+            list(pool.values()),
+            task,
+            ESTIMATORS,
+            min(n_train, args.max_examples),
+            max_length,
+            names=list(pool),
+            data=DataConfig(max_train_examples=n_train),
+        )
         rank_s += sum(r["seconds"] for r in report["candidates"])
         for e in ESTIMATORS:
             scores[e][target] = {r["candidate"]: r["scores"][e] for r in report["candidates"]}
         print(f"[encoders] {target}: measured {measured[target]}", file=sys.stderr, flush=True)
-    return {"agreement": {e: agreement(scores[e], measured) for e in ESTIMATORS}, "scores": scores, "measured": measured,
-            "rank_s": round(rank_s, 1), "finetune_s": round(finetune_s, 1), "speedup": round(finetune_s / rank_s, 1),
-            "pool": list(pool), "measured_from": "this run"}
+    return {
+        "agreement": {e: agreement(scores[e], measured) for e in ESTIMATORS},
+        "scores": scores,
+        "measured": measured,
+        "rank_s": round(rank_s, 1),
+        "finetune_s": round(finetune_s, 1),
+        "speedup": round(finetune_s / rank_s, 1),
+        "pool": list(pool),
+        "measured_from": "this run",
+    }
 
 
 def table(result: dict) -> str:
-    lines = ["| study | " + " | ".join(f"{e} tau" for e in ESTIMATORS) + " | logme regret | rank s | fine-tune s | speed-up |",
-             "|---|" + "---:|" * (len(ESTIMATORS) + 4)]
+    lines = [
+        "| study | " + " | ".join(f"{e} tau" for e in ESTIMATORS) + " | logme regret | rank s | fine-tune s | speed-up |",
+        "|---|" + "---:|" * (len(ESTIMATORS) + 4),
+    ]
     for study, r in result["studies"].items():
         taus = [r["agreement"][e]["mean_tau"] for e in ESTIMATORS]
-        lines.append(f"| {study} | " + " | ".join("n/a" if t is None else f"{t:.2f}" for t in taus)
-                     + f" | {r['agreement']['logme']['mean_regret']:.2f} | {r['rank_s']} | {r['finetune_s']} | {r['speedup']}x |")
+        lines.append(
+            f"| {study} | "
+            + " | ".join("n/a" if t is None else f"{t:.2f}" for t in taus)
+            + f" | {r['agreement']['logme']['mean_regret']:.2f} | {r['rank_s']} | {r['finetune_s']} | {r['speedup']}x |"
+        )
     return "\n".join(lines)
 
 
@@ -202,8 +263,9 @@ def main() -> None:
     parser.add_argument("--work", default="runs/bench-transferability")
     parser.add_argument("--name", default=None)
     parser.add_argument("--encoder-examples", type=int, default=1000, help="Training examples per encoder fine-tuning.")
-    parser.add_argument("--max-examples", type=int, default=2000, help="Target training examples each estimate reads "
-                        "(fewer: faster; the speed study).")
+    parser.add_argument(
+        "--max-examples", type=int, default=2000, help="Target training examples each estimate reads (fewer: faster; the speed study)."
+    )
     args = parser.parse_args()
     if not (Path(args.data_dir) / "glue/rte/train.tsv").is_file():
         raise SystemExit(f"{args.data_dir}/glue not found (pass --data-dir)")
@@ -215,13 +277,14 @@ def main() -> None:
     for study in studies:
         print(f"== {study} ==", file=sys.stderr, flush=True)
         result["studies"][study] = run[study](args, work)
-    means = {e: [r["agreement"][e]["mean_tau"] for r in result["studies"].values() if r["agreement"][e]["mean_tau"] is not None]
-             for e in ESTIMATORS}
+    means = {e: [r["agreement"][e]["mean_tau"] for r in result["studies"].values() if r["agreement"][e]["mean_tau"] is not None] for e in ESTIMATORS}
     result["mean_tau"] = {e: round(sum(v) / len(v), 3) if v else None for e, v in means.items()}
     best = max((e for e in ESTIMATORS if result["mean_tau"][e] is not None), key=lambda e: result["mean_tau"][e])
     sources = result["studies"].get("sources")
     result["target"] = {
-        "best_estimator": best, "mean_tau": result["mean_tau"][best], "tau_met": result["mean_tau"][best] >= 0.6,
+        "best_estimator": best,
+        "mean_tau": result["mean_tau"][best],
+        "tau_met": result["mean_tau"][best] >= 0.6,
         "source_regret": sources["agreement"][best]["mean_regret"] if sources else None,
         "regret_met": bool(sources) and sources["agreement"][best]["mean_regret"] <= 1.0,
         "min_speedup": min(r["speedup"] for r in result["studies"].values()),

@@ -45,8 +45,14 @@ def main() -> None:
     from bertx.recipes.tune import tune
 
     work = Path(args.work) / ("quick" if args.quick else "full") / (Path(args.space).stem if args.space else "default-space")
-    overrides = [f"data.data_dir={args.data_dir}", f"data.max_train_examples={examples}", "train.epochs=1",
-                 "train.eval_steps=50", "train.save_steps=null", f"output={work / 'default'}"]
+    overrides = [
+        f"data.data_dir={args.data_dir}",
+        f"data.max_train_examples={examples}",
+        "train.epochs=1",
+        "train.eval_steps=50",
+        "train.save_steps=null",
+        f"output={work / 'default'}",
+    ]
     if dev:
         overrides.append(f"data.max_dev_examples={dev}")
     config = load_config(ROOT / "configs/sst2.yaml", overrides, schema=FinetuneConfig)
@@ -57,17 +63,28 @@ def main() -> None:
     space = yaml.safe_load(Path(args.space).read_text()) if args.space else None
     summary = tune(config, trials, str(work / "search"), space, log=lambda line: print(line, file=sys.stderr, flush=True))
     result = {
-        "benchmark": "tune_sst2", "quick": args.quick, "train_examples": examples, "trials": trials, "space": args.space or "default",
+        "benchmark": "tune_sst2",
+        "quick": args.quick,
+        "train_examples": examples,
+        "trials": trials,
+        "space": args.space or "default",
         "default_recipe": {"accuracy": default["accuracy"], "wall_s": default["wall_s"], "precision": default.get("precision")},
         "best": {"accuracy": summary["best_value"], "trial": summary["best_trial"], "params": summary["best_params"]},
         "gain_pts": round(100 * (summary["best_value"] - default["accuracy"]), 2),
-        "complete": summary["complete"], "pruned": summary["pruned"], "search_wall_s": summary["wall_s"],
-        "wall_saved_by_pruning_s": summary["wall_saved_by_pruning_s"], "table": summary["table"],
-        "wall_s": round(time.perf_counter() - started, 1), "machine": machine(),
+        "complete": summary["complete"],
+        "pruned": summary["pruned"],
+        "search_wall_s": summary["wall_s"],
+        "wall_saved_by_pruning_s": summary["wall_saved_by_pruning_s"],
+        "table": summary["table"],
+        "wall_s": round(time.perf_counter() - started, 1),
+        "machine": machine(),
     }
     save(args.name or ("tune_sst2_quick" if args.quick else "tune_sst2"), result)
-    print(f"default {100 * default['accuracy']:.2f} | best of {trials} trials {100 * summary['best_value']:.2f} "
-          f"({summary['pruned']} pruned, ~{summary['wall_saved_by_pruning_s']}s saved)", file=sys.stderr)
+    print(
+        f"default {100 * default['accuracy']:.2f} | best of {trials} trials {100 * summary['best_value']:.2f} "
+        f"({summary['pruned']} pruned, ~{summary['wall_saved_by_pruning_s']}s saved)",
+        file=sys.stderr,
+    )
     print(json.dumps(result))
 
 

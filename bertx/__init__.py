@@ -24,7 +24,14 @@ Python API (mirrors the CLI):
 """
 
 from bertx.config import (  # noqa: E402
-    DistillConfig, FewshotConfig, FinetuneConfig, IntermediateConfig, MultitaskConfig, PretrainConfig, TransferConfig, load_config,
+    DistillConfig,
+    FewshotConfig,
+    FinetuneConfig,
+    IntermediateConfig,
+    MultitaskConfig,
+    PretrainConfig,
+    TransferConfig,
+    load_config,
 )
 from bertx.errors import BertxError, DataError  # noqa: E402
 
@@ -117,8 +124,18 @@ def evaluate(model_dir, data, **kwargs) -> dict:
     return _evaluate(model_dir, data, **kwargs)
 
 
-def rank(train, candidates=None, sources=None, task: str = "classification", estimators=("logme", "hscore", "knn", "probe"),
-         max_examples: int = 2000, max_length: int = 128, seed: int = 42, output=None, overwrite: bool = False) -> dict:
+def rank(
+    train,
+    candidates=None,
+    sources=None,
+    task: str = "classification",
+    estimators=("logme", "hscore", "knn", "probe"),
+    max_examples: int = 2000,
+    max_length: int = 128,
+    seed: int = 42,
+    output=None,
+    overwrite: bool = False,
+) -> dict:
     """Rank candidate encoder folders, or the source tasks of a `SourcesConfig` (or YAML path, or dict), for the
     target task in `train` from frozen features; see `bertx.evaluation.rank` and `bertx.recipes.sources`."""
     if (candidates is None) == (sources is None):
@@ -126,15 +143,33 @@ def rank(train, candidates=None, sources=None, task: str = "classification", est
     if sources is None:
         from bertx.evaluation.rank import rank as _rank
 
-        return _rank(str(train), [str(c) for c in candidates], task, tuple(estimators), max_examples, max_length, seed,
-                     None if output is None else str(output), overwrite)
+        return _rank(
+            str(train),
+            [str(c) for c in candidates],
+            task,
+            tuple(estimators),
+            max_examples,
+            max_length,
+            seed,
+            None if output is None else str(output),
+            overwrite,
+        )
     from bertx.config import SourcesConfig
     from bertx.recipes.sources import rank_sources
 
     if not isinstance(sources, (dict, SourcesConfig)):
         sources = load_config(str(sources), [], schema=SourcesConfig)
-    return rank_sources(_validated(sources, SourcesConfig), str(train), task, tuple(estimators), max_examples, max_length,
-                        seed, None if output is None else str(output), overwrite)
+    return rank_sources(
+        _validated(sources, SourcesConfig),
+        str(train),
+        task,
+        tuple(estimators),
+        max_examples,
+        max_length,
+        seed,
+        None if output is None else str(output),
+        overwrite,
+    )
 
 
 _LAZY = {  # import torch/transformers only when prediction is used
@@ -155,8 +190,33 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["FinetuneConfig", "PretrainConfig", "MultitaskConfig", "IntermediateConfig", "TransferConfig", "DistillConfig",
-           "FewshotConfig", "load_config", "plan", "finetune", "fewshot", "pretrain", "multitask", "export_task", "intermediate", "distill",
-           "transfer", "evaluate", "rank", "Predictor", "EntityPredictor", "AnswerPredictor", "MultiTaskPredictor", "CorpusJob", "predict_corpus",
-           "BertxError", "DataError"]
+__all__ = [
+    "FinetuneConfig",
+    "PretrainConfig",
+    "MultitaskConfig",
+    "IntermediateConfig",
+    "TransferConfig",
+    "DistillConfig",
+    "FewshotConfig",
+    "load_config",
+    "plan",
+    "finetune",
+    "fewshot",
+    "pretrain",
+    "multitask",
+    "export_task",
+    "intermediate",
+    "distill",
+    "transfer",
+    "evaluate",
+    "rank",
+    "Predictor",
+    "EntityPredictor",
+    "AnswerPredictor",
+    "MultiTaskPredictor",
+    "CorpusJob",
+    "predict_corpus",
+    "BertxError",
+    "DataError",
+]
 __version__ = "0.1.0"

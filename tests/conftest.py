@@ -31,8 +31,9 @@ try:
     settings.register_profile("ci", max_examples=30, deadline=None, suppress_health_check=_checks, derandomize=True)
     settings.register_profile("long", max_examples=600, deadline=None, suppress_health_check=_checks)
     # BERTX_HYPOTHESIS_EXAMPLES=N: any other count (e.g. 60 for the tests that train a tiny model per example)
-    settings.register_profile("custom", max_examples=int(os.environ.get("BERTX_HYPOTHESIS_EXAMPLES", "30")), deadline=None,
-                              suppress_health_check=_checks)
+    settings.register_profile(
+        "custom", max_examples=int(os.environ.get("BERTX_HYPOTHESIS_EXAMPLES", "30")), deadline=None, suppress_health_check=_checks
+    )
     settings.load_profile("custom" if os.environ.get("BERTX_HYPOTHESIS_EXAMPLES") else os.environ.get("BERTX_HYPOTHESIS", "ci"))
 except ImportError:  # pragma: no cover - hypothesis comes with the test extras
     pass
@@ -51,8 +52,14 @@ def make_tiny_bert(folder: Path) -> Path:
     vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
     tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)}, do_lower_case=True)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=128, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
     )
     import torch
 

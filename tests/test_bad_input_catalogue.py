@@ -36,14 +36,20 @@ CASES = [
     ("JSONL list label for single-label", "finetune {base} --train {list_labels}", "list_labels.jsonl:1: label ['neg'] is a list"),
     ("JSONL text with a lone surrogate", "finetune {base} --train {surrogate}", "surrogate.jsonl:2: holds an unpaired surrogate"),
     ("predict JSONL with a lone surrogate", "predict {finished} --input {surrogate}", "surrogate.jsonl:2: holds an unpaired surrogate"),
-    ("multi-label with every label empty", "finetune {base} --task multilabel --train {empty_multilabel} --dev {empty_multilabel}",
-     "every example's label list is empty"),
+    (
+        "multi-label with every label empty",
+        "finetune {base} --task multilabel --train {empty_multilabel} --dev {empty_multilabel}",
+        "every example's label list is empty",
+    ),
     ("NaN regression label", "finetune {base} --task regression --train {nan_scores}", "nan_scores.tsv:3: regression target 'nan' is not finite"),
     ("inf regression label", "finetune {base} --task regression --train {inf_scores}", "inf_scores.tsv:2: regression target 'inf' is not finite"),
     ("QA answer outside its context", "finetune {base} --task qa --train {bad_qa}", "answer 'Paris' is not at answer_start"),
     ("CoNLL line without a tag", "finetune {base} --task ner --train {no_tag}", "no_tag.txt:2: word 'Paris' has no tag"),
-    ("CoNLL line that lost one column", "finetune {base} --task ner --train {short_conll}",
-     "short_conll.txt:3: 3 columns, but the file's word lines have 4"),
+    (
+        "CoNLL line that lost one column",
+        "finetune {base} --task ner --train {short_conll}",
+        "short_conll.txt:3: 3 columns, but the file's word lines have 4",
+    ),
     ("no such text column", "finetune {base} --text-column body", "no text column 'body'"),
     # ---- config and options ----------------------------------------------------------------------
     ("unknown YAML key", "finetune {unknown_key_yaml}", "train.learning_rate: Extra inputs are not permitted"),
@@ -67,46 +73,54 @@ CASES = [
     ("overwrite a folder that is not a run", "finetune {base} --output {ws}/models --overwrite", "not a bertx run folder"),
     ("overwrite the working directory", "finetune {base} --output . --overwrite", "would delete the working directory"),
     ("overwrite the data the run reads", "finetune {base} --output {ws}/data --overwrite", "data/train.tsv, which this run reads"),
-    ("overwrite the run the model comes from", "finetune {base} --model {finished} --output {finished} --overwrite",
-     "which this run reads"),
+    ("overwrite the run the model comes from", "finetune {base} --model {finished} --output {finished} --overwrite", "which this run reads"),
     ("an existing run without --resume", "finetune {base} --output {finished}", "holds another run"),
     ("resume with nothing to resume", "finetune {base} --output {ws}/fresh --resume", "nothing to resume"),
     # ---- evaluate / predict --------------------------------------------------------------------
     ("evaluate a folder that is not a model", "evaluate {ws}/data --data {train}", "config.json: missing"),
     ("evaluate a missing file", "evaluate {finished} --data {ws}/nope.tsv", "nope.tsv: file not found"),
-    ("predict into a missing folder", "predict {finished} --input {texts} --output {ws}/no/such/pred.jsonl",
-     "--output folder"),
+    ("predict into a missing folder", "predict {finished} --input {texts} --output {ws}/no/such/pred.jsonl", "--output folder"),
     ("predict over its own input", "predict {finished} --input {texts} --output {texts}", "which this command reads"),
     ("predict a file with an empty line", "predict {finished} --input {texts_blank}", "texts_blank.txt:2: empty text"),
     ("predict a format that does not exist", "predict {finished} --input {texts} --format xml", "--format 'xml'"),
     # ---- pretraining and tokenizers --------------------------------------------------------------
     ("pretrain on an empty text", "pretrain --model {tiny} --train {empty_txt} --output {ws}/pt", "holds no text"),
-    ("pretrain beyond the model's positions", "pretrain --model {tiny} --train {texts} --max-length 4096 --output {ws}/pt",
-     "exceeds the model's 128 positions"),
+    (
+        "pretrain beyond the model's positions",
+        "pretrain --model {tiny} --train {texts} --max-length 4096 --output {ws}/pt",
+        "exceeds the model's 128 positions",
+    ),
     ("tokenizer into a model folder", "tokenizer train --input {texts} --output {finished}", "holds a model"),
     ("tokenizer from a missing text", "tokenizer train --input {ws}/nope.txt --output {ws}/tok", "nope.txt: text file not found"),
     # ---- multi-task, distillation, matrices ------------------------------------------------------
     ("multitask: duplicated task name", "multitask {mt_duplicate}", "task name 'a' appears twice"),
     ("multitask: missing train file", "multitask {mt_missing}", "task 'a': train file"),
     ("distill from a non-model teacher", "distill --teacher {ws}/data --train {train} --dev {dev} --output {ws}/d", "config.json: missing"),
-    ("distill: keep_layers with a random student", "distill --teacher {finished} --train {train} student.hidden=16 "
-     "student.keep_layers=[0]", "student.keep_layers applies to students made from the teacher's layers only"),
+    (
+        "distill: keep_layers with a random student",
+        "distill --teacher {finished} --train {train} student.hidden=16 student.keep_layers=[0]",
+        "student.keep_layers applies to students made from the teacher's layers only",
+    ),
     ("transfer: missing target file", "transfer {transfer_missing}", "target 'b': eval file"),
     ("intermediate: unknown target", "intermediate {intermediate_unknown}", "target 'zz' is not one of the tasks"),
     ("multitask-export of a non-multitask folder", "multitask-export {finished} --task a --output {ws}/x", "not a multi-task run folder"),
     # ---- issue 26: found by a hostile user, each fixed by the shared guarantees --------------------
-    ("predict over the model it reads", "predict {finished} --input {texts} --output {finished}/model.safetensors",
-     "which this command reads"),
+    ("predict over the model it reads", "predict {finished} --input {texts} --output {finished}/model.safetensors", "which this command reads"),
     ("export into the run it reads", "export {finished} --output {finished}/onnx", "which this command reads"),
-    ("export --overwrite over a training run", "export {finished} --output {other_run} --overwrite",
-     "replaces only an earlier export folder"),
-    ("vocab extend --overwrite over a training run", "vocab extend --model {tiny} --text {texts} --add 5 --output {other_run} --overwrite",
-     "replaces only an earlier vocabulary folder"),
+    ("export --overwrite over a training run", "export {finished} --output {other_run} --overwrite", "replaces only an earlier export folder"),
+    (
+        "vocab extend --overwrite over a training run",
+        "vocab extend --model {tiny} --text {texts} --add 5 --output {other_run} --overwrite",
+        "replaces only an earlier vocabulary folder",
+    ),
     ("predict --batch-size 0", "predict {finished} --input {texts} --batch-size 0", "Invalid value for '--batch-size'"),
     ("export --opset 5", "export {finished} --output {ws}/e --opset 5", "Invalid value for '--opset'"),
     ("export --format tflite", "export {finished} --output {ws}/e --format tflite", "--format 'tflite': choose one of onnx, openvino"),
-    ("export --format openvino --quantize int8", "export {finished} --output {ws}/e --format openvino --quantize int8",
-     "--format openvino --quantize int8: not offered"),
+    (
+        "export --format openvino --quantize int8",
+        "export {finished} --output {ws}/e --format openvino --quantize int8",
+        "--format openvino --quantize int8: not offered",
+    ),
     ("serve --adapter-runtime tf", "serve {finished} --adapter-runtime tf", "--adapter-runtime 'tf': choose one of onnx, pytorch"),
     ("evaluate --limit -1", "evaluate {finished} --data {dev} --limit -1", "Invalid value for '--limit'"),
     ("evaluate --limit 0", "evaluate {finished} --data {dev} --limit 0", "Invalid value for '--limit'"),
@@ -135,11 +149,18 @@ def workspace(tiny_bert, tmp_path_factory):
     d.mkdir()
     train = write_toy_classification(d / "train.tsv", 64, seed=1)
     dev = write_toy_classification(d / "dev.tsv", 32, seed=2)
-    base = {"task": "classification", "output": str(ws / "out"), "data": {"train": str(train), "dev": str(dev), "max_length": 32},
-            "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-            "train": {"epochs": 1, "batch_size": 16, "save_steps": None}}
+    base = {
+        "task": "classification",
+        "output": str(ws / "out"),
+        "data": {"train": str(train), "dev": str(dev), "max_length": 32},
+        "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+        "train": {"epochs": 1, "batch_size": 16, "save_steps": None},
+    }
     files = {
-        "ws": str(ws), "tiny": tiny_bert, "train": str(train), "dev": str(dev),
+        "ws": str(ws),
+        "tiny": tiny_bert,
+        "train": str(train),
+        "dev": str(dev),
         "base": _write(ws / "base.yaml", yaml.safe_dump(base)),
         "empty": _write(d / "empty.tsv", ""),
         "header_only": _write(d / "header_only.tsv", "sentence\tlabel\n"),
@@ -155,8 +176,10 @@ def workspace(tiny_bert, tmp_path_factory):
         "empty_multilabel": _write(d / "empty_multilabel.tsv", "sentence\tlabel\ngood film\t\nbad film\t\n"),
         "nan_scores": _write(d / "nan_scores.tsv", "sentence\tlabel\ngood\t1.0\nbad\tnan\n"),
         "inf_scores": _write(d / "inf_scores.tsv", "sentence\tlabel\ngood\tinf\n"),
-        "bad_qa": _write(d / "bad_qa.jsonl", json.dumps({"id": "q1", "question": "Where?", "context": "It was in Rome.",
-                                                         "answers": {"text": ["Paris"], "answer_start": [10]}}) + "\n"),
+        "bad_qa": _write(
+            d / "bad_qa.jsonl",
+            json.dumps({"id": "q1", "question": "Where?", "context": "It was in Rome.", "answers": {"text": ["Paris"], "answer_start": [10]}}) + "\n",
+        ),
         "no_tag": _write(d / "no_tag.txt", "Angela B-PER\nParis\n"),
         "short_conll": _write(d / "short_conll.txt", "Angela NNP B-NP B-PER\nvisited VBD B-VP O\nParis NNP B-NP\n"),
         "unknown_key_yaml": _write(ws / "unknown_key.yaml", yaml.safe_dump({**base, "train": {"learning_rate": 1e-3}})),
@@ -168,16 +191,40 @@ def workspace(tiny_bert, tmp_path_factory):
         "bad_space": _write(ws / "bad_space.yaml", "train.batch_size: {type: categorical, choices: [0, -5]}\n"),
         "log_space": _write(ws / "log_space.yaml", "train.lr: {type: float, low: 0, high: 1, log: true}\n"),
         "one_each": _write(d / "one_each.tsv", "sentence\tlabel\ngood film\tpos\nbad film\tneg\n"),
-        "mt_duplicate": _write(ws / "mt_dup.yaml", yaml.safe_dump({"tasks": [
-            {"name": "a", "kind": "classification", "train": str(train)},
-            {"name": "a", "kind": "classification", "train": str(train)}]})),
-        "mt_missing": _write(ws / "mt_missing.yaml", yaml.safe_dump({"output": str(ws / "mt"), "tasks": [
-            {"name": "a", "kind": "classification", "train": str(d / "gone.tsv")}]})),
-        "transfer_missing": _write(ws / "transfer.yaml", yaml.safe_dump({"output": str(ws / "tr"), "sources": [
-            {"name": "a", "train": str(train)}], "targets": [{"name": "b", "eval": str(d / "gone.tsv")}]})),
-        "intermediate_unknown": _write(ws / "inter.yaml", yaml.safe_dump({"output": str(ws / "im"), "targets": ["zz"], "tasks": [
-            {"name": "a", "kind": "classification", "train": str(train), "dev": str(dev)},
-            {"name": "b", "kind": "classification", "train": str(train), "dev": str(dev)}]})),
+        "mt_duplicate": _write(
+            ws / "mt_dup.yaml",
+            yaml.safe_dump(
+                {
+                    "tasks": [
+                        {"name": "a", "kind": "classification", "train": str(train)},
+                        {"name": "a", "kind": "classification", "train": str(train)},
+                    ]
+                }
+            ),
+        ),
+        "mt_missing": _write(
+            ws / "mt_missing.yaml",
+            yaml.safe_dump({"output": str(ws / "mt"), "tasks": [{"name": "a", "kind": "classification", "train": str(d / "gone.tsv")}]}),
+        ),
+        "transfer_missing": _write(
+            ws / "transfer.yaml",
+            yaml.safe_dump(
+                {"output": str(ws / "tr"), "sources": [{"name": "a", "train": str(train)}], "targets": [{"name": "b", "eval": str(d / "gone.tsv")}]}
+            ),
+        ),
+        "intermediate_unknown": _write(
+            ws / "inter.yaml",
+            yaml.safe_dump(
+                {
+                    "output": str(ws / "im"),
+                    "targets": ["zz"],
+                    "tasks": [
+                        {"name": "a", "kind": "classification", "train": str(train), "dev": str(dev)},
+                        {"name": "b", "kind": "classification", "train": str(train), "dev": str(dev)},
+                    ],
+                }
+            ),
+        ),
     }
     # Broken copies of the tiny model: a vocabulary-less tokenizer, and empty weights.
     for name, breaks in (("no_vocab_model", ("tokenizer.json", "vocab.txt")), ("empty_weights_model", ())):
@@ -226,8 +273,18 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(workspace, capsys, mon
 
 def test_the_catalogue_covers_every_command_and_forty_cases():
     commands = {case[1].split()[0] if case[1].split()[0] != "tokenizer" else "tokenizer train" for case in CASES}
-    assert {"finetune", "evaluate", "predict", "pretrain", "tokenizer train", "multitask", "multitask-export", "distill",
-            "transfer", "intermediate"} <= commands
+    assert {
+        "finetune",
+        "evaluate",
+        "predict",
+        "pretrain",
+        "tokenizer train",
+        "multitask",
+        "multitask-export",
+        "distill",
+        "transfer",
+        "intermediate",
+    } <= commands
     assert len(CASES) >= 40
 
 

@@ -26,13 +26,19 @@ def trained(tiny_bert, tmp_path_factory):
     train = write_toy_classification(root / "train.tsv", 240, seed=1)
     dev = write_toy_classification(root / "dev.tsv", 80, seed=2)
     config = root / "toy.yaml"
-    config.write_text(yaml.safe_dump({"task": "classification", "data": {"train": str(train), "dev": str(dev)},
-                                      "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-                                      "train": {"epochs": 1, "lr": 1e-3}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "classification",
+                "data": {"train": str(train), "dev": str(dev)},
+                "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+                "train": {"epochs": 1, "lr": 1e-3},
+            }
+        )
+    )
     out = root / "run"
     # YAML config + dotted overrides + options, the way the README shows it
-    result = invoke("finetune", config, "train.lr=3e-3", "train.epochs=3", "train.seed=7", "--batch-size", 16,
-                    "--output", out, "--show-examples", 3)
+    result = invoke("finetune", config, "train.lr=3e-3", "train.epochs=3", "train.seed=7", "--batch-size", 16, "--output", out, "--show-examples", 3)
     assert result.exit_code == 0, result.output
     assert "dev: accuracy=" in result.output and "example predictions:" in result.output
     return root, out, dev
@@ -101,11 +107,17 @@ def test_unknown_config_key_and_bad_override(tmp_path):
 
 def test_errors_have_no_traceback_in_a_real_process(tmp_path):
     """The installed entry point, not just the test runner, prints one line and exits 2."""
-    proc = subprocess.run([sys.executable, "-m", "bertx.cli", "evaluate", str(tmp_path / "nope"), "--data", "x.tsv"],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bertx.cli", "evaluate", str(tmp_path / "nope"), "--data", "x.tsv"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: model folder not found "
-                                                "(pass a local folder, or a hub id such as bert-base-uncased)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nope'}: model folder not found (pass a local folder, or a hub id such as bert-base-uncased)"
+    ]
 
 
 def test_every_command_help_shows_a_worked_example():
@@ -113,8 +125,26 @@ def test_every_command_help_shows_a_worked_example():
 
     from bertx.cli import app
 
-    commands = ["finetune", "evaluate", "predict", "pretrain", "multitask", "multitask-export", "intermediate", "transfer",
-                "distill", "fewshot", "export", "serve", "merge", "rank", "report", "tune", "vocab extend", "tokenizer train"]
+    commands = [
+        "finetune",
+        "evaluate",
+        "predict",
+        "pretrain",
+        "multitask",
+        "multitask-export",
+        "intermediate",
+        "transfer",
+        "distill",
+        "fewshot",
+        "export",
+        "serve",
+        "merge",
+        "rank",
+        "report",
+        "tune",
+        "vocab extend",
+        "tokenizer train",
+    ]
     missing = [c for c in commands if "Example: bertx" not in " ".join(CliRunner().invoke(app, [*c.split(), "--help"]).output.split())]
     assert missing == []
 

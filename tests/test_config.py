@@ -78,8 +78,7 @@ def test_every_shipped_multitask_config_loads(path):
         assert entry.metric in {"accuracy", "f1", "mcc", "pearson"}
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("distill/*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("distill/*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_distillation_config_loads(path):
     from bertx.config import DistillConfig
 
@@ -99,8 +98,7 @@ def test_distillation_config_refuses_nonsense():
         load_config(None, ["teacher=/t", "loss.temperature=0"], schema=DistillConfig)
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("transfer/*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("transfer/*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_transfer_config_loads(path):
     from bertx.config import TransferConfig
 
@@ -114,8 +112,7 @@ def test_every_shipped_transfer_config_loads(path):
 def test_yaml_merge_keys_merge_and_the_mapping_itself_wins():
     from bertx.config.loading import load_yaml
 
-    text = ("tasks:\n  - &first {name: a, kind: classification, train: a.tsv, data: {max_length: 32}}\n"
-            "  - <<: *first\n    name: b\n    train: b.tsv\n")
+    text = "tasks:\n  - &first {name: a, kind: classification, train: a.tsv, data: {max_length: 32}}\n  - <<: *first\n    name: b\n    train: b.tsv\n"
     assert load_yaml(text)["tasks"][1] == {"name": "b", "kind": "classification", "train": "b.tsv", "data": {"max_length": 32}}
     with pytest.raises(Exception, match="key 'name' appears twice"):
         load_yaml(text + "    name: c\n")

@@ -18,8 +18,24 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
 # deploy (export, merge, serve) sits below recipes: `bertx plan` ships what it trains. scale (Ray) runs the
 # predictors on a cluster and labels distillation data for the recipes.
-LAYERS = ["errors", "console", "runfolder", "data", "metrics", "models", "tasks", "config", "training", "inference", "evaluation", "deploy",
-          "scale", "recipes", "cli", "__init__"]
+LAYERS = [
+    "errors",
+    "console",
+    "runfolder",
+    "data",
+    "metrics",
+    "models",
+    "tasks",
+    "config",
+    "training",
+    "inference",
+    "evaluation",
+    "deploy",
+    "scale",
+    "recipes",
+    "cli",
+    "__init__",
+]
 
 
 def modules():
@@ -67,8 +83,7 @@ def test_packages_import_downwards_only():
 def module_graph() -> dict[str, set[str]]:
     """bertx module -> the bertx modules it imports (at module level or inside functions). An import of a
     package's name counts as its `__init__`, except from inside that package (its own re-exports)."""
-    names = {".".join(("bertx", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__"): path
-             for path in PACKAGE.rglob("*.py")}
+    names = {".".join(("bertx", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__"): path for path in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in names}
     for name, path in names.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -94,7 +109,7 @@ def test_no_module_imports_a_module_that_imports_it():
     def visit(name: str, path: list[str]) -> None:
         for target in sorted(graph[name]):
             if target in path:
-                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif target not in done:
                 visit(target, path + [target])
         done.add(name)
@@ -123,9 +138,21 @@ def _keyword(node: ast.Call, name: str):
 
 
 def test_no_unsafe_loading_or_execution():
-    forbidden_calls = {"eval", "exec", "pickle.load", "pickle.loads", "yaml.load", "yaml.unsafe_load", "os.system",
-                       "os.popen", "subprocess.run", "subprocess.Popen", "subprocess.call", "subprocess.check_output",
-                       "marshal.loads"}
+    forbidden_calls = {
+        "eval",
+        "exec",
+        "pickle.load",
+        "pickle.loads",
+        "yaml.load",
+        "yaml.unsafe_load",
+        "os.system",
+        "os.popen",
+        "subprocess.run",
+        "subprocess.Popen",
+        "subprocess.call",
+        "subprocess.check_output",
+        "marshal.loads",
+    }
     problems = []
     for path, _, tree in modules():
         where = path.relative_to(PACKAGE.parent)

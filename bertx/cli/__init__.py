@@ -71,8 +71,7 @@ def _undecodable(args: list[str]) -> str | None:
             arg.encode("utf-8")
         except UnicodeEncodeError as err:
             shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-            return (f"argument {number} ({shown!r}) is not valid UTF-8 (character {err.start}); bertx takes paths and texts "
-                    "in UTF-8")
+            return f"argument {number} ({shown!r}) is not valid UTF-8 (character {err.start}); bertx takes paths and texts in UTF-8"
     return None
 
 

@@ -9,8 +9,9 @@ import typer
 
 from bertx.errors import BertxError, RunStopped, Terminated
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="BERT knowledge transfer: pretrain, fine-tune, multi-task, distil, evaluate, predict."
+)
 
 # The same two flags on every training command.
 RESUME = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint.")

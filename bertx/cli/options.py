@@ -98,9 +98,28 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 # Offered on every training command whose config has the field.
-COMMON = ("output", "model", "train", "dev", "data_dir", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "seed",
-          "precision", "report_to", "eval_steps", "save_steps", "keep_checkpoints", "early_stopping_patience", "max_length",
-          "max_train_examples", "max_dev_examples")
+COMMON = (
+    "output",
+    "model",
+    "train",
+    "dev",
+    "data_dir",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "seed",
+    "precision",
+    "report_to",
+    "eval_steps",
+    "save_steps",
+    "keep_checkpoints",
+    "early_stopping_patience",
+    "max_length",
+    "max_train_examples",
+    "max_dev_examples",
+)
 
 
 def _unwrap_optional(annotation):
@@ -172,8 +191,15 @@ def config_and_overrides(config: Optional[str], overrides: Optional[List[str]]) 
     return config, overrides
 
 
-def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options: tuple[str, ...], friendly: Callable,
-                   config_required: bool = False, config_help: str = "YAML run config (see configs/).") -> Callable:
+def config_command(
+    app: typer.Typer,
+    name: str,
+    schema: type[BaseModel],
+    options: tuple[str, ...],
+    friendly: Callable,
+    config_required: bool = False,
+    config_help: str = "YAML run config (see configs/).",
+) -> Callable:
     """Register `body(cfg, **its own parameters)` as a command whose options set config fields.
 
     The command takes a YAML config, dotted `key=value` overrides, the derived options, and the
@@ -186,11 +212,17 @@ def config_command(app: typer.Typer, name: str, schema: type[BaseModel], options
         own = list(inspect.signature(body).parameters.values())[1:]
         derived = derived_options(schema, options)
         config_param = inspect.Parameter(
-            "config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str if config_required else Optional[str],
-            default=typer.Argument(... if config_required else None, help=config_help))
+            "config",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=str if config_required else Optional[str],
+            default=typer.Argument(... if config_required else None, help=config_help),
+        )
         overrides_param = inspect.Parameter(
-            "overrides", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[List[str]],
-            default=typer.Argument(None, help="Dotted overrides of any config field, e.g. train.lr=5e-5."))
+            "overrides",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Optional[List[str]],
+            default=typer.Argument(None, help="Dotted overrides of any config field, e.g. train.lr=5e-5."),
+        )
         params = [config_param, overrides_param]
         params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=o) for n, _, a, o in derived]
         params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]

@@ -16,8 +16,11 @@ def rank(
     candidates: List[str] = typer.Argument(None, help="Encoder folders to score (pretrained, DAPT, fine-tuned, students)."),
     train: str = typer.Option(..., help="The target task's labelled training file."),
     task: str = typer.Option("classification", help="classification, pair-classification, regression or ner."),
-    sources: Optional[str] = typer.Option(None, help="YAML of source tasks (`tasks:`, `model:`, `train:`, `output:` cache): "
-                                          "each is fine-tuned once and its encoder ranked beside the plain one."),
+    sources: Optional[str] = typer.Option(
+        None,
+        help="YAML of source tasks (`tasks:`, `model:`, `train:`, `output:` cache): "
+        "each is fine-tuned once and its encoder ranked beside the plain one.",
+    ),
     estimators: str = typer.Option("logme,hscore,knn,probe", help="Comma-separated; the first one ranks."),
     max_examples: int = typer.Option(2000, min=2, help="Training examples drawn (with the seed) for the features."),
     max_length: int = typer.Option(128, min=8, max=8192, help="Longest tokenised input."),
@@ -38,8 +41,9 @@ def rank(
     if sources:
         if candidates:
             raise BertxError("rank: give either candidate folders or --sources, not both")
-        report = rank_sources(load_config(sources, [], schema=SourcesConfig), train, task, chosen, max_examples, max_length,
-                              seed, output, overwrite, log=echo)
+        report = rank_sources(
+            load_config(sources, [], schema=SourcesConfig), train, task, chosen, max_examples, max_length, seed, output, overwrite, log=echo
+        )
     else:
         report = run_rank(train, list(candidates or []), task, chosen, max_examples, max_length, seed, output, overwrite, log=echo)
     typer.echo(markdown(report))
@@ -73,8 +77,10 @@ def tokenizer_train(
     if documents not in ("blank", "line", "wikitext"):
         raise BertxError(f"--documents {documents!r}: choose blank, line or wikitext")
     result = train_wordpiece(list(input), output, vocab_size, lowercase, min_frequency, documents, overwrite=overwrite)  # type: ignore[arg-type]
-    typer.echo(f"wrote a {result['vocab_size']}-piece WordPiece tokenizer ({'uncased' if lowercase else 'cased'}) "
-               f"from {result['sentences']:,} sentences to {output}")
+    typer.echo(
+        f"wrote a {result['vocab_size']}-piece WordPiece tokenizer ({'uncased' if lowercase else 'cased'}) "
+        f"from {result['sentences']:,} sentences to {output}"
+    )
 
 
 @app.command()
@@ -120,8 +126,11 @@ def vocab_extend(
     text: List[str] = typer.Option(..., "--text", help="Text in the new language (repeat for several files; TSV/CSV/JSONL: text columns)."),
     add: int = typer.Option(..., min=1, help="How many pieces to add at most (the most tokens saved first)."),
     output: str = typer.Option(..., help="Folder for the extended encoder."),
-    init: str = typer.Option("mean", help="mean: each new piece from the mean of the old pieces spelling it (FVT); random: the "
-                             "control; aligned: from the old pieces it translates to in --parallel."),
+    init: str = typer.Option(
+        "mean",
+        help="mean: each new piece from the mean of the old pieces spelling it (FVT); random: the "
+        "control; aligned: from the old pieces it translates to in --parallel.",
+    ),
     parallel: List[str] = typer.Option([], "--parallel", help="With --init aligned: two row-aligned files, the model's language first."),
     reference: List[str] = typer.Option([], "--reference", help="Text in the model's own language: tokens per word reported, must not worsen."),
     vocab_size: int = typer.Option(30000, min=10, help="Size of the retrained vocabulary the candidate pieces come from."),
@@ -139,10 +148,24 @@ def vocab_extend(
         raise BertxError(f"--documents {documents!r}: choose blank, line or wikitext")
     if parallel and len(parallel) != 2:
         raise BertxError("--parallel takes two files: the model's language, then the new one (row-aligned)")
-    report = extend_vocab(model, list(text), add, output, init, vocab_size, list(reference), documents, seed, overwrite,
-                          parallel=tuple(parallel) if parallel else None, log=lambda line: typer.echo(line, err=True))
-    typer.echo(f"added {report['added']} pieces ({report['vocab_before']} -> {report['vocab_after']}; "
-               f"{report['initialised_from_old_pieces']} initialised from old pieces, init={report['init']})")
+    report = extend_vocab(
+        model,
+        list(text),
+        add,
+        output,
+        init,
+        vocab_size,
+        list(reference),
+        documents,
+        seed,
+        overwrite,
+        parallel=tuple(parallel) if parallel else None,
+        log=lambda line: typer.echo(line, err=True),
+    )
+    typer.echo(
+        f"added {report['added']} pieces ({report['vocab_before']} -> {report['vocab_after']}; "
+        f"{report['initialised_from_old_pieces']} initialised from old pieces, init={report['init']})"
+    )
     for path, figures in report["tokens_per_word"].items():
         typer.echo(f"  {path}: {figures['before']:.3f} -> {figures['after']:.3f} tokens per word")
     typer.echo(f"wrote {output} (report: {output}/vocab_report.json)")

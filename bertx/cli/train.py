@@ -14,13 +14,20 @@ from bertx.config import DistillConfig, FewshotConfig, FinetuneConfig, Intermedi
 from bertx.data.hf_datasets import local_file
 
 
-@config_command(app, "plan", PlanConfig, ("output", "task", "budget", "sources", "unlabelled", "labelled", "regime"), friendly,
-                config_required=True, config_help="Plan YAML: task, train, dev, unlabelled, sources, encoders, ship, budget "
-                "(see configs/plan/).")
+@config_command(
+    app,
+    "plan",
+    PlanConfig,
+    ("output", "task", "budget", "sources", "unlabelled", "labelled", "regime"),
+    friendly,
+    config_required=True,
+    config_help="Plan YAML: task, train, dev, unlabelled, sources, encoders, ship, budget (see configs/plan/).",
+)
 def plan(
     cfg,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Profile the data, print the stages with their estimated minutes "
-                                 "and the reasons for skipping any; train nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Profile the data, print the stages with their estimated minutes and the reasons for skipping any; train nothing."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the plan again instead of continuing it."),
 ):
     """From a target task to the best small model that meets `ship`, within a budget: profile, choose, adapt,
@@ -33,9 +40,26 @@ def plan(
     run_plan(cfg, dry_run=dry_run, overwrite=overwrite, show_progress=False, log=typer.echo)
 
 
-@config_command(app, "finetune", FinetuneConfig, COMMON + (
-    "task", "text_column", "text_pair_column", "label_column", "doc_stride", "max_query_length", "tag_scheme",
-    "aux_mlm_text", "aux_mlm_weight", "peft", "lora_r"), friendly)
+@config_command(
+    app,
+    "finetune",
+    FinetuneConfig,
+    COMMON
+    + (
+        "task",
+        "text_column",
+        "text_pair_column",
+        "label_column",
+        "doc_stride",
+        "max_query_length",
+        "tag_scheme",
+        "aux_mlm_text",
+        "aux_mlm_weight",
+        "peft",
+        "lora_r",
+    ),
+    friendly,
+)
 def finetune(
     cfg,
     resume: bool = RESUME,
@@ -61,7 +85,8 @@ def _print_metrics(metrics: dict, output: str) -> None:
     shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k not in ("wall_s", "train_samples_per_s")}
     typer.echo(f"\nmodel saved to {output}")
     typer.echo(
-        "dev: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
+        "dev: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
         + f"  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, {metrics['train_samples_per_s']:.1f} samples/s)"
     )
 
@@ -102,8 +127,7 @@ def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
         typer.echo(f"  [{guess}{confidence} | gold {ex.label}] {text[:100]}")
 
 
-@config_command(app, "fewshot", FewshotConfig, COMMON + ("task", "text_column", "text_pair_column", "label_column", "shots",
-                                                       "rounds"), friendly)
+@config_command(app, "fewshot", FewshotConfig, COMMON + ("task", "text_column", "text_pair_column", "label_column", "shots", "rounds"), friendly)
 def fewshot(
     cfg,
     resume: bool = RESUME,
@@ -119,8 +143,13 @@ def fewshot(
     _print_metrics({k: v for k, v in final.items() if isinstance(v, (int, float))}, cfg.output)
 
 
-@config_command(app, "pretrain", PretrainConfig, COMMON + (
-    "eval", "documents", "preset", "layers", "hidden", "heads", "tokenizer", "sentence_task", "whole_word_mask"), friendly)
+@config_command(
+    app,
+    "pretrain",
+    PretrainConfig,
+    COMMON + ("eval", "documents", "preset", "layers", "hidden", "heads", "tokenizer", "sentence_task", "whole_word_mask"),
+    friendly,
+)
 def pretrain(
     cfg,
     resume: bool = RESUME,
@@ -137,13 +166,20 @@ def pretrain(
         return
     typer.echo(f"\nmodel saved to {cfg.output}")
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float) and k not in ("wall_s", "tokens_per_s", "epochs"))
-    typer.echo(f"held-out: {shown or '(no held-out text)'}  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, "
-               f"{metrics['tokens_per_s']:.0f} tokens/s)")
+    typer.echo(
+        f"held-out: {shown or '(no held-out text)'}  ({metrics['steps']} steps, {metrics['wall_s']:.0f}s, {metrics['tokens_per_s']:.0f} tokens/s)"
+    )
 
 
-@config_command(app, "multitask", MultitaskConfig, COMMON + ("sampling", "sampling_temperature", "select", "top_k", "peft", "lora_r"),
-                friendly,
-                config_required=True, config_help="YAML config with a `tasks:` list (see configs/multitask/).")
+@config_command(
+    app,
+    "multitask",
+    MultitaskConfig,
+    COMMON + ("sampling", "sampling_temperature", "select", "top_k", "peft", "lora_r"),
+    friendly,
+    config_required=True,
+    config_help="YAML config with a `tasks:` list (see configs/multitask/).",
+)
 def multitask(
     cfg,
     resume: bool = RESUME,
@@ -170,8 +206,9 @@ def multitask(
     final = run_multitask(cfg, resume=resume, overwrite=overwrite)
     if int(os.environ.get("RANK", "0")) != 0:
         return
-    typer.echo(f"\nencoder and heads saved to {cfg.output} ({final['steps']} steps, {final['wall_s']:.0f}s, "
-               f"{final['train_samples_per_s']:.1f} samples/s)")
+    typer.echo(
+        f"\nencoder and heads saved to {cfg.output} ({final['steps']} steps, {final['wall_s']:.0f}s, {final['train_samples_per_s']:.1f} samples/s)"
+    )
     if final["tasks"]:
         typer.echo(task_table(final))
     typer.echo(f"export one task: bertx multitask-export {cfg.output} --task {cfg.tasks[0].name} --output DIR")
@@ -195,8 +232,15 @@ def multitask_export(
     typer.echo(f"wrote task {task!r} to {output}")
 
 
-@config_command(app, "intermediate", IntermediateConfig, COMMON, friendly, config_required=True,
-                config_help="YAML config with a `tasks:` list (see configs/intermediate/).")
+@config_command(
+    app,
+    "intermediate",
+    IntermediateConfig,
+    COMMON,
+    friendly,
+    config_required=True,
+    config_help="YAML config with a `tasks:` list (see configs/intermediate/).",
+)
 def intermediate(
     cfg,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
@@ -221,8 +265,15 @@ def _echo_predicted(output: str) -> None:
         typer.echo("\n" + predicted.read_text(encoding="utf-8"))
 
 
-@config_command(app, "transfer", TransferConfig, COMMON + ("methods",), friendly, config_required=True,
-                config_help="YAML config with `sources:` and `targets:` (see configs/transfer/).")
+@config_command(
+    app,
+    "transfer",
+    TransferConfig,
+    COMMON + ("methods",),
+    friendly,
+    config_required=True,
+    config_help="YAML config with `sources:` and `targets:` (see configs/transfer/).",
+)
 def transfer(
     cfg,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of reusing finished runs."),
@@ -242,10 +293,30 @@ def transfer(
     typer.echo(f"matrices written to {cfg.output}/matrix-<method>.json, .md and .png; summary in {cfg.output}/summary.json")
 
 
-@config_command(app, "distill", DistillConfig, COMMON + (
-    "teacher", "student", "student_kind", "student_layers", "student_hidden", "kd_temperature", "unlabelled", "augment", "baseline", "label_engine",
-    "label_address", "label_workers", "label_precision", "teacher_export", "augment_rule"),
-    friendly)
+@config_command(
+    app,
+    "distill",
+    DistillConfig,
+    COMMON
+    + (
+        "teacher",
+        "student",
+        "student_kind",
+        "student_layers",
+        "student_hidden",
+        "kd_temperature",
+        "unlabelled",
+        "augment",
+        "baseline",
+        "label_engine",
+        "label_address",
+        "label_workers",
+        "label_precision",
+        "teacher_export",
+        "augment_rule",
+    ),
+    friendly,
+)
 def distill(
     cfg,
     resume: bool = RESUME,

@@ -47,22 +47,31 @@ def evaluate(
 @friendly
 def predict(
     model_dir: str = typer.Argument(..., help="Folder written by `bertx finetune` (or its ONNX export)."),
-    input: Optional[List[str]] = typer.Option(None, "--input", help="TSV/CSV/JSONL with text column(s), .txt with one text per line, "
-                                              "or - for standard input (one text per line); NER: also CoNLL columns; QA: SQuAD JSON "
-                                              "or JSONL with question and context. With --engine ray: files or globs, repeatable, "
-                                              "Parquet too."),
+    input: Optional[List[str]] = typer.Option(
+        None,
+        "--input",
+        help="TSV/CSV/JSONL with text column(s), .txt with one text per line, "
+        "or - for standard input (one text per line); NER: also CoNLL columns; QA: SQuAD JSON "
+        "or JSONL with question and context. With --engine ray: files or globs, repeatable, "
+        "Parquet too.",
+    ),
     text: Optional[List[str]] = typer.Option(None, "--text", help="A text to predict (repeatable), instead of --input."),
     output: Optional[str] = typer.Option(None, help="JSONL output file (default: stdout); with --engine ray, a folder of shards."),
     batch_size: int = typer.Option(128, min=1, help="Examples per forward pass."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 matrix products: faster on AVX512-BF16/AMX CPUs and GPUs."),
-    input_format: str = typer.Option("auto", "--format",
-                                     help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."),
+    input_format: str = typer.Option(
+        "auto", "--format", help="NER input: auto, text, conll or jsonl (auto: .conll/.bio/.iob are CoNLL, .txt is raw text)."
+    ),
     engine: str = typer.Option("local", help="local (this process) or ray (a corpus on a Ray cluster: shards, a manifest, resumable)."),
     address: Optional[str] = typer.Option(None, help="Ray: the cluster to join (auto, or ray://HOST:PORT); default: a private one on this machine."),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray: actors, one model load each (default: one per core; threads = cores / workers)."),
-    shard_rows: int = typer.Option(10_000, min=1, help="Ray: lines per shard (CSV: records), the unit of work, output and "
-                                   "resumption; the default is the chunk single-process predict uses, so an int8 export "
-                                   "predicts the same either way."),
+    shard_rows: int = typer.Option(
+        10_000,
+        min=1,
+        help="Ray: lines per shard (CSV: records), the unit of work, output and "
+        "resumption; the default is the chunk single-process predict uses, so an int8 export "
+        "predicts the same either way.",
+    ),
     output_format: str = typer.Option("jsonl", help="Ray: shard files as jsonl or parquet."),
     max_bad_rows: int = typer.Option(100, min=0, help="Ray: unreadable rows skipped (and listed in bad_rows.jsonl) before the job stops."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Ray: replace an earlier corpus prediction with other settings."),
@@ -80,8 +89,7 @@ def predict(
     if engine not in ("local", "ray"):
         raise BertxError(f"--engine {engine!r}: choose local or ray")
     if engine == "ray":
-        return _predict_corpus(model_dir, input, text, output, batch_size, bf16, address, workers, shard_rows, output_format,
-                               max_bad_rows, overwrite)
+        return _predict_corpus(model_dir, input, text, output, batch_size, bf16, address, workers, shard_rows, output_format, max_bad_rows, overwrite)
     if (not input) == (not text):
         raise BertxError("predict: give either --input FILE (or - for standard input) or one or more --text")
     if input and len(input) > 1:
@@ -105,8 +113,7 @@ def predict(
         typer.echo(f"wrote {count} predictions to {output}", err=True)
 
 
-def _predict_corpus(model_dir, inputs, text, output, batch_size, bf16, address, workers, shard_rows, output_format,
-                    max_bad_rows, overwrite) -> None:
+def _predict_corpus(model_dir, inputs, text, output, batch_size, bf16, address, workers, shard_rows, output_format, max_bad_rows, overwrite) -> None:
     from bertx.scale.cluster import import_ray
     from bertx.scale.predict import CorpusJob, predict_corpus
 
@@ -115,8 +122,7 @@ def _predict_corpus(model_dir, inputs, text, output, batch_size, bf16, address, 
     if not output:
         raise BertxError("--engine ray writes a folder of shards: give --output DIR")
     import_ray()  # one line on how to install it, before any work
-    job = CorpusJob(model_dir, list(inputs), output, output_format, shard_rows, batch_size, bf16, max_bad_rows, address, workers,
-                    overwrite)
+    job = CorpusJob(model_dir, list(inputs), output, output_format, shard_rows, batch_size, bf16, max_bad_rows, address, workers, overwrite)
     manifest = predict_corpus(job, log=lambda line: typer.echo(line, err=True))
     bad = f"; {manifest['bad_rows']} bad rows skipped (listed in {Path(output) / 'bad_rows.jsonl'})" if manifest["bad_rows"] else ""
     typer.echo(f"wrote {manifest['predictions']} predictions in {len(manifest['shards'])} shards to {output}{bad}", err=True)
@@ -141,14 +147,20 @@ def export(
     quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; sensitive layers kept in fp32)."),
     format: str = typer.Option("onnx", help="onnx, or openvino (fp32 graph as OpenVINO IR; its CPU plugin may compute in bf16)."),
     opset: int = typer.Option(17, min=14, max=20, help="ONNX opset (14-20)."),
-    max_metric_drop: float = typer.Option(0.5, min=0.0, help="Fail when the task's main metric on the labelled sample falls by "
-                                          "more points (the default gate)."),
-    min_agreement: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Also fail when a smaller share of sample "
-                                                  "predictions agree with PyTorch (e.g. 0.99)."),
+    max_metric_drop: float = typer.Option(
+        0.5, min=0.0, help="Fail when the task's main metric on the labelled sample falls by more points (the default gate)."
+    ),
+    min_agreement: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0, help="Also fail when a smaller share of sample predictions agree with PyTorch (e.g. 0.99)."
+    ),
     sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
     sample_size: int = typer.Option(1000, min=1, help="Examples in the parity check."),
-    fp32_groups: int = typer.Option(5, min=0, help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
-                                    "kept in fp32, chosen by calibration on training text; 0: all int8."),
+    fp32_groups: int = typer.Option(
+        5,
+        min=0,
+        help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
+        "kept in fp32, chosen by calibration on training text; 0: all int8.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
 ):
     """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels.
@@ -157,9 +169,20 @@ def export(
     """
     from bertx.deploy.export import describe, export as run_export
 
-    report = run_export(run_dir, output, quantize=quantize, opset=opset, min_agreement=min_agreement, sample_size=sample_size,
-                        sample_file=sample, fp32_groups=fp32_groups, overwrite=overwrite, max_metric_drop=max_metric_drop,
-                        format=format, log=lambda line: typer.echo(line, err=True))
+    report = run_export(
+        run_dir,
+        output,
+        quantize=quantize,
+        opset=opset,
+        min_agreement=min_agreement,
+        sample_size=sample_size,
+        sample_file=sample,
+        fp32_groups=fp32_groups,
+        overwrite=overwrite,
+        max_metric_drop=max_metric_drop,
+        format=format,
+        log=lambda line: typer.echo(line, err=True),
+    )
     typer.echo(describe(report))
     typer.echo(f"written to {output} (report: {output}/export_report.json)")
 
@@ -191,15 +214,21 @@ def serve(
     max_wait_ms: float = typer.Option(5.0, min=0.0, help="How long a lone input waits for others to batch with."),
     max_queue: int = typer.Option(1024, min=1, help="Most inputs waiting per model (a bound on memory); beyond: 503."),
     max_inputs: int = typer.Option(64, min=1, help="Most inputs in one request (413 beyond)."),
-    max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB (413 beyond); long texts are "
-                                      "truncated to the model's length, never refused."),
-    deadline_ms: float = typer.Option(2000.0, min=1.0, help="A request whose expected queue wait is longer gets 503 + "
-                                      "Retry-After at once: accepted requests wait at most about this long."),
-    admin_token_file: Optional[str] = typer.Option(None, help="Turn on POST/DELETE /v1/adapters/NAME (add or remove "
-                                                   "adapters of a served folder of adapters, live) for loopback clients "
-                                                   "sending `Authorization: Bearer TOKEN`, TOKEN read from this file."),
-    adapter_runtime: str = typer.Option("onnx", help="What runs a served folder of adapters: onnx (one graph, "
-                                        "2-3x faster on CPUs) or pytorch."),
+    max_body_mb: float = typer.Option(
+        8.0, min=0.001, help="Largest request body in MB (413 beyond); long texts are truncated to the model's length, never refused."
+    ),
+    deadline_ms: float = typer.Option(
+        2000.0,
+        min=1.0,
+        help="A request whose expected queue wait is longer gets 503 + Retry-After at once: accepted requests wait at most about this long.",
+    ),
+    admin_token_file: Optional[str] = typer.Option(
+        None,
+        help="Turn on POST/DELETE /v1/adapters/NAME (add or remove "
+        "adapters of a served folder of adapters, live) for loopback clients "
+        "sending `Authorization: Bearer TOKEN`, TOKEN read from this file.",
+    ),
+    adapter_runtime: str = typer.Option("onnx", help="What runs a served folder of adapters: onnx (one graph, 2-3x faster on CPUs) or pytorch."),
 ):
     """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
 
@@ -209,9 +238,14 @@ def serve(
     """
     from bertx.deploy.server import Limits, serve as run_serve
 
-    run_serve(list(models), host, port, Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, int(max_body_mb * 1024 * 1024),
-                                              deadline_ms), admin_token_file=admin_token_file,
-              adapter_runtime=adapter_runtime)
+    run_serve(
+        list(models),
+        host,
+        port,
+        Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, int(max_body_mb * 1024 * 1024), deadline_ms),
+        admin_token_file=admin_token_file,
+        adapter_runtime=adapter_runtime,
+    )
 
 
 @app.command()

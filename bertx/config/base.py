@@ -69,8 +69,10 @@ class DataConfig(StrictModel):
     )
     # token classification and QA windows
     doc_stride: Optional[int] = Field(
-        None, ge=1, description="Tokens shared by consecutive windows of a long input; default: 128 for QA "
-        "(less if the window is small), a quarter of max_length for NER."
+        None,
+        ge=1,
+        description="Tokens shared by consecutive windows of a long input; default: 128 for QA "
+        "(less if the window is small), a quarter of max_length for NER.",
     )
     # extractive QA
     max_query_length: int = Field(64, ge=1, description="QA: longest question in tokens; longer ones are cut and counted.")
@@ -90,11 +92,11 @@ class ModelConfig(StrictModel):
         description="Keep the word-embedding matrix fixed: half of MiniLM's weights, little to gain on "
         "small data, and skipping its optimizer update makes each step much cheaper.",
     )
-    cls_only_last_layer: bool = Field(
-        True, description="Compute the last layer for the [CLS] position only (all the head reads): ~14% less work."
-    )
+    cls_only_last_layer: bool = Field(True, description="Compute the last layer for the [CLS] position only (all the head reads): ~14% less work.")
     dropout: Optional[float] = Field(
-        0.0, ge=0.0, lt=1.0,
+        0.0,
+        ge=0.0,
+        lt=1.0,
         description="Encoder dropout (hidden and attention); null keeps the model's own. 0 by default: in short "
         "runs on little data it slows learning more than it regularises (+1.3 points on 8,000 SST-2 sentences).",
     )
@@ -117,12 +119,14 @@ class TrainingBlock(StrictModel):
     logging_steps: int = Field(20, ge=1, description="Append a training-loss line to the log every N steps.")
     seed: int = Field(42, description="Seed for initialisation, data order, masking and dropout.")
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(
-        default_factory=list, description="Trackers that receive the losses, learning rate, throughput, dev metrics and the "
+        default_factory=list,
+        description="Trackers that receive the losses, learning rate, throughput, dev metrics and the "
         "config as hyper-parameters: tensorboard (OUTPUT/tensorboard) and/or mlflow ($MLFLOW_TRACKING_URI, else OUTPUT/mlflow.db).",
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="Mixed precision. auto: bf16 autocast where the hardware runs it fast (a GPU with bf16, a CPU "
-        "with AVX512-BF16 or AMX), fp32 elsewhere; $BERTX_PRECISION overrides auto. bf16 or fp16 (GPUs) force it."
+        "auto",
+        description="Mixed precision. auto: bf16 autocast where the hardware runs it fast (a GPU with bf16, a CPU "
+        "with AVX512-BF16 or AMX), fp32 elsewhere; $BERTX_PRECISION overrides auto. bf16 or fp16 (GPUs) force it.",
     )
 
 
@@ -134,15 +138,15 @@ class TrainConfig(TrainingBlock):
     metric_for_best: Optional[str] = Field(None, description="Dev metric that picks the best checkpoint; default: the task's.")
     early_stopping_patience: Optional[int] = Field(None, ge=1, description="Stop after N evaluations without improvement.")
     bucket_size: int = Field(64, ge=1, description="Batches per length bucket: sorts this many batches by length.")
-    head_init: Literal["probe", "random"] = Field(
-        "probe", description="probe: fit the new head on frozen features first (LP-FT); random: HF's init."
-    )
+    head_init: Literal["probe", "random"] = Field("probe", description="probe: fit the new head on frozen features first (LP-FT); random: HF's init.")
     probe_examples: int = Field(1000, ge=2, description="Training examples the probe head is fitted on.")
 
 
 def head_warmup_field():
     return Field(
-        0, ge=0, description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
+        0,
+        ge=0,
+        description="First N steps: only the MLM head learns (the encoder's output is detached), so a new "
         "head's random gradients do not disturb a trained encoder (an encoder saved without an MLM head, like MiniLM).",
     )
 

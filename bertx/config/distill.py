@@ -14,16 +14,20 @@ class StudentConfig(StrictModel):
     is not a transformer (BiLSTM, CNN, bag of embeddings)."""
 
     kind: Literal["transformer", "bilstm", "cnn", "bag"] = Field(
-        "transformer", description="transformer (BERT layers), or bilstm, cnn, bag: non-transformer sequence students "
-        "on the teacher's WordPiece ids.")
+        "transformer", description="transformer (BERT layers), or bilstm, cnn, bag: non-transformer sequence students on the teacher's WordPiece ids."
+    )
     embedding_dim: Optional[int] = Field(None, ge=8, description="bilstm/cnn/bag: embedding width (default: 128 for cnn, the teacher's otherwise).")
     kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5], description="cnn: convolution widths.")
-    init_embeddings: bool = Field(True, description="bilstm/cnn/bag: start the embeddings from the teacher's word "
-                                  "embeddings (projected onto the top principal directions when narrower).")
+    init_embeddings: bool = Field(
+        True,
+        description="bilstm/cnn/bag: start the embeddings from the teacher's word "
+        "embeddings (projected onto the top principal directions when narrower).",
+    )
     dropout: float = Field(0.2, ge=0, lt=1, description="bilstm/cnn/bag: dropout on embeddings and the head.")
     layers: Optional[int] = Field(None, ge=1, description="Student layers; alone: that many teacher layers, copied (default 3).")
     keep_layers: Optional[list[int]] = Field(
-        None, description="Teacher layers (0-based) the student starts from; default: evenly spread, ending at the top.")
+        None, description="Teacher layers (0-based) the student starts from; default: evenly spread, ending at the top."
+    )
     hidden: Optional[int] = Field(None, ge=8, description="Narrower student: hidden size (randomly initialised).")
     heads: Optional[int] = Field(None, ge=1, description="Attention heads of a narrower student (default hidden / 64).")
     intermediate: Optional[int] = Field(None, ge=8, description="Feed-forward size of a narrower student (default 4 x hidden).")
@@ -38,8 +42,7 @@ class StudentConfig(StrictModel):
         """`--student bilstm|cnn|bag` names a kind of student (unless a folder of that name exists)."""
         import os
 
-        if isinstance(values, dict) and values.get("name_or_path") in ("bilstm", "cnn", "bag") \
-                and not os.path.isdir(values["name_or_path"]):
+        if isinstance(values, dict) and values.get("name_or_path") in ("bilstm", "cnn", "bag") and not os.path.isdir(values["name_or_path"]):
             values = {**values, "kind": values["name_or_path"], "name_or_path": None}
         return values
 
@@ -63,8 +66,9 @@ class DistillLossConfig(StrictModel):
     embedding: float = Field(0.0, ge=0, description="MSE between the embedding layers' outputs.")
     value_relation: float = Field(0.0, ge=0, description="MiniLM: KL between the last layers' value-value relations.")
     layer_map: Optional[list[tuple[int, int]]] = Field(
-        None, description="(student layer, teacher layer) pairs, 1-based (0 = embeddings) for the hidden and "
-        "attention losses; default: each student layer to the teacher layer it was copied from, or spread evenly."
+        None,
+        description="(student layer, teacher layer) pairs, 1-based (0 = embeddings) for the hidden and "
+        "attention losses; default: each student layer to the teacher layer it was copied from, or spread evenly.",
     )
     relation_heads: Optional[int] = Field(None, ge=1, description="Relation heads of the value-relation loss (default: the teacher's heads).")
 
@@ -78,20 +82,33 @@ class LabellingConfig(StrictModel):
     """Where the teacher labels the transfer set (training text, augmented variants, unlabelled text)."""
 
     engine: Literal["local", "ray"] = Field(
-        "local", description="local (this process) or ray: the teacher's outputs computed by a pool of Ray actors, the same "
-        "length-sorted batches as locally, so the cache is the same.")
+        "local",
+        description="local (this process) or ray: the teacher's outputs computed by a pool of Ray actors, the same "
+        "length-sorted batches as locally, so the cache is the same.",
+    )
     address: Optional[str] = Field(None, description="Ray: the cluster to join (auto, ray://HOST:PORT); default: a private one.")
     workers: Optional[int] = Field(None, ge=1, description="Ray: actors, one teacher load each (default: one per core).")
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="The teacher's arithmetic while labelling: auto tries bf16 where the CPU runs it fast and keeps "
-        "it when it agrees with fp32 on a sample (min_agreement), else fp32.")
+        "auto",
+        description="The teacher's arithmetic while labelling: auto tries bf16 where the CPU runs it fast and keeps "
+        "it when it agrees with fp32 on a sample (min_agreement), else fp32.",
+    )
     teacher_export: Optional[str] = Field(
-        None, description="An ONNX export of the teacher (`bertx export --quantize int8`): it labels the transfer set when it "
-        "agrees with the PyTorch teacher on a sample (min_agreement); tried first, it is the fastest.")
-    min_agreement: float = Field(0.99, gt=0, le=1, description="Share of sample examples on which a faster teacher must "
-                                 "decide as the fp32 teacher does (labels; tags per token).")
-    store: bool = Field(True, description="Keep the teacher's outputs on disk by content (teacher weights, arithmetic, token "
-                        "ids): another student or run on the same transfer set reuses them instead of labelling again.")
+        None,
+        description="An ONNX export of the teacher (`bertx export --quantize int8`): it labels the transfer set when it "
+        "agrees with the PyTorch teacher on a sample (min_agreement); tried first, it is the fastest.",
+    )
+    min_agreement: float = Field(
+        0.99,
+        gt=0,
+        le=1,
+        description="Share of sample examples on which a faster teacher must decide as the fp32 teacher does (labels; tags per token).",
+    )
+    store: bool = Field(
+        True,
+        description="Keep the teacher's outputs on disk by content (teacher weights, arithmetic, token "
+        "ids): another student or run on the same transfer set reuses them instead of labelling again.",
+    )
 
 
 class DistillConfig(StrictModel):
@@ -102,18 +119,23 @@ class DistillConfig(StrictModel):
     student: StudentConfig = Field(default_factory=StudentConfig)
     loss: DistillLossConfig = Field(default_factory=DistillLossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    cache_teacher: bool = Field(
-        True, description="Compute the teacher's outputs once, before training (when only output losses are on)."
-    )
+    cache_teacher: bool = Field(True, description="Compute the teacher's outputs once, before training (when only output losses are on).")
     unlabelled: list[str] = Field(
-        default_factory=list, description="Extra files of unlabelled text (one per line, or TSV/CSV/JSONL text columns); the "
-        "teacher labels them and they join the training data (sequence tasks)."
+        default_factory=list,
+        description="Extra files of unlabelled text (one per line, or TSV/CSV/JSONL text columns); the "
+        "teacher labels them and they join the training data (sequence tasks).",
     )
-    augment: int = Field(0, ge=0, description="Sequence tasks: N teacher-labelled variants of every training text (Tang et "
-                         "al.: masking, same-class word replacement, n-gram sampling), deterministic from the seed.")
+    augment: int = Field(
+        0,
+        ge=0,
+        description="Sequence tasks: N teacher-labelled variants of every training text (Tang et "
+        "al.: masking, same-class word replacement, n-gram sampling), deterministic from the seed.",
+    )
     augment_rule: Literal["shape", "neighbours"] = Field(
-        "shape", description="How augmentation replaces a word: a training word of the same shape, or one of its nearest "
-        "training words in the teacher's embedding space (neighbours).")
+        "shape",
+        description="How augmentation replaces a word: a training word of the same shape, or one of its nearest "
+        "training words in the teacher's embedding space (neighbours).",
+    )
     baseline: bool = Field(True, description="Also train the same student without a teacher, for the report.")
     labelling: LabellingConfig = Field(default_factory=LabellingConfig)
 

@@ -37,21 +37,28 @@ class FewshotConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: FewshotTrain = Field(default_factory=FewshotTrain)
-    shots: Optional[int] = Field(None, ge=2, description="Examples per class drawn from the training file with the seed; "
-                                 "default: the file as it is.")
-    rounds: int = Field(10, ge=1, description="Contrastive rounds: each round pairs every example with one of its class "
-                        "and one of another (2 x rounds x examples pairs).")
-    loss: Literal["cosine", "contrastive"] = Field("cosine", description="cosine: squared error between the pair's cosine "
-                                                   "and 1/0 (SetFit's); contrastive: pull same-class pairs together, push "
-                                                   "others below a margin.")
+    shots: Optional[int] = Field(None, ge=2, description="Examples per class drawn from the training file with the seed; default: the file as it is.")
+    rounds: int = Field(
+        10,
+        ge=1,
+        description="Contrastive rounds: each round pairs every example with one of its class and one of another (2 x rounds x examples pairs).",
+    )
+    loss: Literal["cosine", "contrastive"] = Field(
+        "cosine",
+        description="cosine: squared error between the pair's cosine "
+        "and 1/0 (SetFit's); contrastive: pull same-class pairs together, push "
+        "others below a margin.",
+    )
     margin: float = Field(0.5, ge=0, le=2, description="contrastive: cosine distance other-class pairs are pushed beyond.")
-    normalize: bool = Field(True, description="Scale sentence vectors to unit length before the head (as "
-                            "sentence-transformers encoders are used).")
+    normalize: bool = Field(True, description="Scale sentence vectors to unit length before the head (as sentence-transformers encoders are used).")
     head_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic-regression head.")
-    end_to_end_epochs: Optional[float] = Field(None, ge=0, description="After the head is fitted: passes of cross-entropy "
-                                               "training of encoder and head together over the K x C examples (SetFit's "
-                                               "end-to-end stage); 0: none; default: 2 when every class has at least "
-                                               f"{END_TO_END_FROM} examples, else none.")
+    end_to_end_epochs: Optional[float] = Field(
+        None,
+        ge=0,
+        description="After the head is fitted: passes of cross-entropy "
+        "training of encoder and head together over the K x C examples (SetFit's "
+        "end-to-end stage); 0: none; default: 2 when every class has at least "
+        f"{END_TO_END_FROM} examples, else none.",
+    )
     end_to_end_lr: float = Field(1e-5, gt=0, description="Encoder learning rate of the end-to-end stage.")
     end_to_end_head_lr: float = Field(1e-2, gt=0, description="Head learning rate of the end-to-end stage.")
-

@@ -26,20 +26,26 @@ class AuxMLMConfig(AuxMLMSettings):
 class PeftOptions(StrictModel):
     """Parameter-efficient fine-tuning: a frozen encoder, a small trained adapter and the task head."""
 
-    method: Literal["lora", "ia3", "bitfit"] = Field("lora", description="lora (low-rank updates), ia3 (learnt scaling "
-                                                     "vectors) or bitfit (biases only).")
+    method: Literal["lora", "ia3", "bitfit"] = Field(
+        "lora", description="lora (low-rank updates), ia3 (learnt scaling vectors) or bitfit (biases only)."
+    )
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: float = Field(16.0, gt=0, description="LoRA scale numerator (updates are scaled by alpha / r).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on LoRA's input.")
-    target_modules: Optional[list[str]] = Field(None, description="Linear layers (by name suffix) that get an adapter; "
-                                                "default: every linear map of each layer (LoRA), key/value/output (IA3).")
-    feedforward_modules: Optional[list[str]] = Field(None, description="IA3: which targets scale their input (default: "
-                                                     "output.dense).")
-    rslora: bool = Field(True, description="LoRA: scale updates by alpha / sqrt(r) (rank-stabilised LoRA; on five GLUE tasks "
-                         "69.90 against 69.23 with alpha / r, full fine-tuning 70.47); false: alpha / r.")
+    target_modules: Optional[list[str]] = Field(
+        None,
+        description="Linear layers (by name suffix) that get an adapter; default: every linear map of each layer (LoRA), key/value/output (IA3).",
+    )
+    feedforward_modules: Optional[list[str]] = Field(None, description="IA3: which targets scale their input (default: output.dense).")
+    rslora: bool = Field(
+        True,
+        description="LoRA: scale updates by alpha / sqrt(r) (rank-stabilised LoRA; on five GLUE tasks "
+        "69.90 against 69.23 with alpha / r, full fine-tuning 70.47); false: alpha / r.",
+    )
     bias: Literal["none", "all"] = Field("none", description="LoRA: also train every bias of the encoder (saved with the adapter).")
-    b_lr_ratio: float = Field(1.0, gt=0, description="LoRA+: LoRA's B matrices learn at this multiple of the learning rate "
-                              "(the LoRA+ paper uses 16).")
+    b_lr_ratio: float = Field(
+        1.0, gt=0, description="LoRA+: LoRA's B matrices learn at this multiple of the learning rate (the LoRA+ paper uses 16)."
+    )
 
 
 class FinetuneConfig(StrictModel):
@@ -55,6 +61,5 @@ class FinetuneConfig(StrictModel):
     def _known_task(self) -> "FinetuneConfig":
         check_task_name(self.task)
         if self.peft and self.aux_mlm:
-            raise ValueError("peft and aux_mlm do not combine (the auxiliary MLM head would train the frozen encoder's "
-                             "embeddings); choose one")
+            raise ValueError("peft and aux_mlm do not combine (the auxiliary MLM head would train the frozen encoder's embeddings); choose one")
         return self

@@ -100,8 +100,12 @@ def _scalar(raw: str):
         return raw
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema: type[StrictModel] = FinetuneConfig,
-                values: dict[str, Any] | None = None):
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    schema: type[StrictModel] = FinetuneConfig,
+    values: dict[str, Any] | None = None,
+):
     """Read a YAML config (or start from defaults), apply overrides and typed option values, validate.
 
     Args:

@@ -7,7 +7,13 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from bertx.config.base import (
-    DataConfig, ModelConfig, StrictModel, TrainConfig, check_task_name, check_unique_names, default_data_dir,
+    DataConfig,
+    ModelConfig,
+    StrictModel,
+    TrainConfig,
+    check_task_name,
+    check_unique_names,
+    default_data_dir,
     resolve_data_path,
 )
 from bertx.config.finetune import FinetuneConfig, PeftOptions
@@ -29,12 +35,19 @@ class TaskEntry(StrictModel):
     def head_name(self) -> str:
         return self.head or self.name
 
-    def finetune_config(self, data_dir: str, model: "ModelConfig", train: "TrainConfig", output: str,
-                        peft: Optional[PeftOptions] = None) -> "FinetuneConfig":
+    def finetune_config(
+        self, data_dir: str, model: "ModelConfig", train: "TrainConfig", output: str, peft: Optional[PeftOptions] = None
+    ) -> "FinetuneConfig":
         """This task as a single-task run config: what its kind needs to read, head and score it."""
         data = self.data.model_copy(update={"train": self.train, "dev": self.dev, "data_dir": data_dir})
-        return FinetuneConfig(task=self.kind, output=output, data=data, model=model.model_copy(), peft=peft,
-                              train=train.model_copy(update={"metric_for_best": self.metric}))
+        return FinetuneConfig(
+            task=self.kind,
+            output=output,
+            data=data,
+            model=model.model_copy(),
+            peft=peft,
+            train=train.model_copy(update={"metric_for_best": self.metric}),
+        )
 
     @model_validator(mode="after")
     def _known_kind(self) -> "TaskEntry":
@@ -69,8 +82,10 @@ class SelectConfig(StrictModel):
     estimator: Literal["logme", "hscore", "knn", "probe"] = Field("logme", description="What ranks the sources.")
     max_examples: int = Field(2000, ge=10, description="Target training examples whose features are scored.")
     finetune_epochs: float = Field(2.0, ge=0, description="Epochs of the final fine-tuning on the target alone (0: none).")
-    sources_cache: Optional[str] = Field(None, description="Folder of source runs shared by several selected runs "
-                                         "(a finished run SOURCE/metrics.json is reused); default: OUTPUT/sources.")
+    sources_cache: Optional[str] = Field(
+        None,
+        description="Folder of source runs shared by several selected runs (a finished run SOURCE/metrics.json is reused); default: OUTPUT/sources.",
+    )
 
 
 class MultitaskConfig(StrictModel):
@@ -85,8 +100,11 @@ class MultitaskConfig(StrictModel):
         "batch_size is per task batch (grad_accum splits it into micro-batches, as in fine-tuning).",
     )
     select: Optional[SelectConfig] = Field(None, description="Source selection for one target task (see SelectConfig).")
-    peft: Optional[PeftOptions] = Field(None, description="One adapter (LoRA, IA3, BitFit) and head per task over one frozen "
-                                        "encoder held once in memory; each task exports as a PEFT run folder.")
+    peft: Optional[PeftOptions] = Field(
+        None,
+        description="One adapter (LoRA, IA3, BitFit) and head per task over one frozen "
+        "encoder held once in memory; each task exports as a PEFT run folder.",
+    )
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "MultitaskConfig":
@@ -95,8 +113,9 @@ class MultitaskConfig(StrictModel):
         for entry in self.tasks:
             other = heads.setdefault(entry.head_name, entry)
             if other.kind != entry.kind:
-                raise ValueError(f"tasks {other.name!r} ({other.kind}) and {entry.name!r} ({entry.kind}) cannot share "
-                                 f"head {entry.head_name!r}: their kinds differ")
+                raise ValueError(
+                    f"tasks {other.name!r} ({other.kind}) and {entry.name!r} ({entry.kind}) cannot share head {entry.head_name!r}: their kinds differ"
+                )
         if self.select:
             target = next((entry for entry in self.tasks if entry.name == self.select.target), None)
             if target is None:
@@ -106,11 +125,15 @@ class MultitaskConfig(StrictModel):
             if len(self.tasks) < 2:
                 raise ValueError("select: needs at least one task besides the target")
         if self.select and self.peft:
-            raise ValueError("select: and peft: do not combine: with a frozen encoder and one adapter per task, no source "
-                             "can change what the target learns; drop one of them")
+            raise ValueError(
+                "select: and peft: do not combine: with a frozen encoder and one adapter per task, no source "
+                "can change what the target learns; drop one of them"
+            )
         if self.train.metric_for_best:
-            raise ValueError("train.metric_for_best does not apply to multi-task runs: the best checkpoint has the best "
-                             "mean of the tasks' main metrics; set a task's `metric:` instead")
+            raise ValueError(
+                "train.metric_for_best does not apply to multi-task runs: the best checkpoint has the best "
+                "mean of the tasks' main metrics; set a task's `metric:` instead"
+            )
         return self
 
     def task_config(self, entry: TaskEntry, output: str | None = None) -> "FinetuneConfig":
@@ -131,7 +154,8 @@ class IntermediateConfig(StrictModel):
     keep_models: bool = Field(False, description="Keep every target model (otherwise only metrics and the source encoders).")
     predict: list[Literal["logme", "hscore", "knn", "probe"]] = Field(
         default_factory=lambda: ["logme", "hscore", "knn", "probe"],
-        description="Estimators whose source ranking per target is set beside the measured gains ([] = none).")
+        description="Estimators whose source ranking per target is set beside the measured gains ([] = none).",
+    )
 
     @model_validator(mode="after")
     def _consistent_tasks(self) -> "IntermediateConfig":

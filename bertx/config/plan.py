@@ -35,46 +35,75 @@ class ShipConfig(StrictModel):
     """What the shipped model must meet; every given constraint must hold."""
 
     latency_ms: Optional[float] = Field(None, gt=0, description="Single-input latency, end to end with tokenisation, on this machine.")
-    latency_ratio: Optional[float] = Field(None, gt=0, le=1, description="Latency as a share of the baseline's (the plain "
-                                           "`bertx finetune` model in PyTorch), measured by the plan's profile.")
+    latency_ratio: Optional[float] = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Latency as a share of the baseline's (the plain `bertx finetune` model in PyTorch), measured by the plan's profile.",
+    )
     size_mb: Optional[float] = Field(None, gt=0, description="Size of the shipped folder's weights.")
-    min_kept: float = Field(0.9, gt=0, le=1.5, description="Share of the teacher's dev score a student must keep; if none "
-                            "does, the teacher is shipped (0.9 by default: a student that lost more is not worth its speed).")
+    min_kept: float = Field(
+        0.9,
+        gt=0,
+        le=1.5,
+        description="Share of the teacher's dev score a student must keep; if none "
+        "does, the teacher is shipped (0.9 by default: a student that lost more is not worth its speed).",
+    )
 
 
 class PlanConfig(StrictModel):
     task: str = Field(..., description="Task kind: classification, pair-classification, regression, multilabel, ner or qa.")
     train: str = Field(..., description="Labelled training file. `{data_dir}` expands.")
-    dev: Optional[str] = Field(None, description="Dev file for the plan's choices; default: a seeded split of train "
-                               "(dev_fraction), recorded.")
-    test: Optional[str] = Field(None, description="Labelled file held out from every decision, read once after the plan "
-                                "ships: the reported scores and their intervals. Without it, report_fraction of the dev "
-                                "file (or of the labelled examples) is held out instead.")
+    dev: Optional[str] = Field(None, description="Dev file for the plan's choices; default: a seeded split of train (dev_fraction), recorded.")
+    test: Optional[str] = Field(
+        None,
+        description="Labelled file held out from every decision, read once after the plan "
+        "ships: the reported scores and their intervals. Without it, report_fraction of the dev "
+        "file (or of the labelled examples) is held out instead.",
+    )
     output: str = Field("runs/plan", description="Output folder: one run folder per stage, plan.json, report.html, ship/.")
-    labelled: Optional[int] = Field(None, ge=2, description="Use a seeded draw of N labelled examples of train (the "
-                                    "low-resource setting); the draw is written under OUTPUT/profile/.")
+    labelled: Optional[int] = Field(
+        None,
+        ge=2,
+        description="Use a seeded draw of N labelled examples of train (the low-resource setting); the draw is written under OUTPUT/profile/.",
+    )
     unlabelled: list[str] = Field(default_factory=list, description="In-domain text files (a line each, or TSV/CSV/JSONL text columns).")
-    unlabelled_rest: Union[bool, int] = Field(False, description="With `labelled`: the other examples of train, labels "
-                                              "dropped, join the unlabelled text (true: all; N: at most N).")
-    parallel: Optional[list[str]] = Field(None, min_length=2, max_length=2, description="Two row-aligned files: text in the "
-                                          "encoder's language and its translation into the target's; when the target's text is "
-                                          "in another language, its new word pieces start from the pieces they translate.")
+    unlabelled_rest: Union[bool, int] = Field(
+        False, description="With `labelled`: the other examples of train, labels dropped, join the unlabelled text (true: all; N: at most N)."
+    )
+    parallel: Optional[list[str]] = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="Two row-aligned files: text in the "
+        "encoder's language and its translation into the target's; when the target's text is "
+        "in another language, its new word pieces start from the pieces they translate.",
+    )
     sources: Optional[str] = Field(None, description="YAML of labelled related tasks (the `bertx rank --sources` format).")
     encoders: list[str] = Field(default_factory=lambda: ["default"], description="Candidate encoder folders ('default': the packaged MiniLM).")
     ship: ShipConfig = Field(default_factory=ShipConfig)
     budget: str = Field("45m", description="Wall-clock budget on this machine (45m, 1h30m, 90s).")
     regime: Literal["auto", "full", "fewshot", "multitask", "adapters"] = Field(
-        "auto", description="How the teacher is trained; auto: few-shot under 32 examples per class, multi-task when "
-        "sources help, full fine-tuning otherwise.")
+        "auto",
+        description="How the teacher is trained; auto: few-shot under 32 examples per class, multi-task when "
+        "sources help, full fine-tuning otherwise.",
+    )
     students: list[Literal[STUDENTS]] = Field(default_factory=lambda: list(STUDENTS), description="Student kinds the plan may try.")
     augment: int = Field(4, ge=0, description="Teacher-labelled variants of every labelled text in the transfer set (sequence tasks).")
     dev_fraction: float = Field(0.2, gt=0, lt=0.9, description="Share of train held out as dev when no dev file is given.")
-    report_fraction: float = Field(0.2, ge=0, lt=0.9, description="Without `test:`, the share of the dev file (or, "
-                                   "without one, of the labelled examples) that no decision sees and the reported scores "
-                                   "come from; 0: report on dev, flagged as optimistic.")
+    report_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=0.9,
+        description="Without `test:`, the share of the dev file (or, "
+        "without one, of the labelled examples) that no decision sees and the reported scores "
+        "come from; 0: report on dev, flagged as optimistic.",
+    )
     seed: int = Field(42, description="Seed of every draw and run.")
-    data: DataConfig = Field(default_factory=DataConfig, description="Reading options (columns, tag scheme); "
-                             "max_length when set, otherwise chosen from the length profile.")
+    data: DataConfig = Field(
+        default_factory=DataConfig,
+        description="Reading options (columns, tag scheme); max_length when set, otherwise chosen from the length profile.",
+    )
     data_dir: str = Field(default_factory=default_data_dir, description="Root of the shared datasets (`{data_dir}` in paths).")
 
     @field_validator("budget", mode="before")
@@ -84,8 +113,7 @@ class PlanConfig(StrictModel):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"{value}m"
         if isinstance(value, str) and duration_seconds(value) < MIN_BUDGET_S:
-            raise ValueError(f"budget {value!r}: a plan needs at least a minute (the baseline and the teacher alone train "
-                             "for longer)")
+            raise ValueError(f"budget {value!r}: a plan needs at least a minute (the baseline and the teacher alone train for longer)")
         return value
 
     @field_validator("encoders")

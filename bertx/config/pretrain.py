@@ -45,8 +45,9 @@ class PretrainDataConfig(StrictModel):
         for item in self.train:
             entry = TextFile(path=item) if isinstance(item, str) else item
             path = resolve_data_path(entry.path, self.data_dir)
-            files.append(TextFile(path=path, documents=entry.documents or self.documents, weight=entry.weight,
-                                  language=entry.language or Path(path).stem))
+            files.append(
+                TextFile(path=path, documents=entry.documents or self.documents, weight=entry.weight, language=entry.language or Path(path).stem)
+            )
         return files
 
     def train_paths(self) -> list[str]:

@@ -7,7 +7,14 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from bertx.config.base import (
-    DataConfig, MLMSettings, ModelConfig, StrictModel, TrainConfig, check_task_name, check_unique_names, default_data_dir,
+    DataConfig,
+    MLMSettings,
+    ModelConfig,
+    StrictModel,
+    TrainConfig,
+    check_task_name,
+    check_unique_names,
+    default_data_dir,
     resolve_data_path,
 )
 from bertx.config.finetune import AuxMLMConfig, AuxMLMSettings, FinetuneConfig
@@ -27,11 +34,13 @@ class TransferTarget(StrictModel):
     name: str = Field(..., min_length=1, description="Domain or language name.")
     eval: str = Field(..., description="Labelled file the models are scored on. `{data_dir}` expands.")
     unlabelled: list[str] = Field(
-        default_factory=list, description="The target's unlabelled text for the adaptation methods: plain text files, or "
+        default_factory=list,
+        description="The target's unlabelled text for the adaptation methods: plain text files, or "
         "labelled TSV/CSV/JSONL files whose labels are dropped (for example the target's training file).",
     )
     rank_on: Optional[str] = Field(
-        None, description="A few labelled examples of the target (for example its training file), read only with "
+        None,
+        description="A few labelled examples of the target (for example its training file), read only with "
         "`predict:`: each source's model is scored on them from frozen features, and that predicted ranking is set "
         "beside the measured row.",
     )
@@ -72,8 +81,10 @@ class TransferConfig(StrictModel):
     aux_mlm: AuxMLMSettings = Field(default_factory=AuxMLMSettings)
     keep_models: bool = Field(False, description="Keep every trained model (otherwise only the scores and the DAPT encoders).")
     predict: list[Literal["logme", "hscore", "knn", "probe"]] = Field(
-        default_factory=list, description="Estimators that rank the sources for each target with `rank_on:` (plain "
-        "method, one model per source), set beside the measured matrix in predicted.json / .md.")
+        default_factory=list,
+        description="Estimators that rank the sources for each target with `rank_on:` (plain "
+        "method, one model per source), set beside the measured matrix in predicted.json / .md.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "TransferConfig":
@@ -91,12 +102,10 @@ class TransferConfig(StrictModel):
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("a method is listed twice")
         if self.train_on != "each" and any("aux-mlm" in m for m in self.methods):
-            raise ValueError("the joint row (train_on: all) is trained multi-task, which has no auxiliary MLM loss; "
-                             "use train_on: each with aux-mlm")
+            raise ValueError("the joint row (train_on: all) is trained multi-task, which has no auxiliary MLM loss; use train_on: each with aux-mlm")
         return self
 
-    def source_config(self, source: TransferSource, output: str, model: Optional[str] = None,
-                      aux_text: Optional[list[str]] = None) -> FinetuneConfig:
+    def source_config(self, source: TransferSource, output: str, model: Optional[str] = None, aux_text: Optional[list[str]] = None) -> FinetuneConfig:
         """The fine-tuning run of one source: from `model` (default: the config's), optionally with an auxiliary MLM loss."""
         data = self.data.model_copy(update={"train": source.train, "dev": source.dev, "data_dir": self.data_dir})
         model_config = self.model.model_copy(update={"name_or_path": model}) if model else self.model.model_copy()

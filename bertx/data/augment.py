@@ -60,7 +60,7 @@ def neighbours(texts: Sequence[str], tokenizer, embeddings: np.ndarray, k: int =
     k = min(k, len(kept) - 1)
     table = {}
     for start in range(0, len(kept), block):
-        scores = vectors[start:start + block] @ vectors.T  # (B, W)
+        scores = vectors[start : start + block] @ vectors.T  # (B, W)
         rows = np.arange(scores.shape[0])
         scores[rows, start + rows] = -np.inf  # never the word itself
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # the k best, unordered
@@ -70,9 +70,17 @@ def neighbours(texts: Sequence[str], tokenizer, embeddings: np.ndarray, k: int =
     return table
 
 
-def variant(words: list[str], rng: random.Random, classes: dict[str, list[str]], mask_token: str,
-            p_mask: float, p_replace: float, p_ngram: float, max_ngram: int = 5,
-            near: Optional[dict[str, list[str]]] = None) -> list[str]:
+def variant(
+    words: list[str],
+    rng: random.Random,
+    classes: dict[str, list[str]],
+    mask_token: str,
+    p_mask: float,
+    p_replace: float,
+    p_ngram: float,
+    max_ngram: int = 5,
+    near: Optional[dict[str, list[str]]] = None,
+) -> list[str]:
     out = []
     for word in words:
         roll = rng.random()
@@ -87,13 +95,21 @@ def variant(words: list[str], rng: random.Random, classes: dict[str, list[str]],
     if len(out) > 1 and rng.random() < p_ngram:
         n = rng.randint(1, min(max_ngram, len(out)))
         start = rng.randint(0, len(out) - n)
-        out = out[start:start + n]
+        out = out[start : start + n]
     return out
 
 
-def augment(texts: Sequence[str], pairs: Optional[Sequence[Optional[str]]], n: int, seed: int, mask_token: str,
-            p_mask: float = 0.1, p_replace: float = 0.1, p_ngram: float = 0.25,
-            near: Optional[dict[str, list[str]]] = None) -> tuple[list[str], Optional[list[str]]]:
+def augment(
+    texts: Sequence[str],
+    pairs: Optional[Sequence[Optional[str]]],
+    n: int,
+    seed: int,
+    mask_token: str,
+    p_mask: float = 0.1,
+    p_replace: float = 0.1,
+    p_ngram: float = 0.25,
+    near: Optional[dict[str, list[str]]] = None,
+) -> tuple[list[str], Optional[list[str]]]:
     """`n` variants of every text (and of its pair, independently), in example order; `near`: the
     `neighbours()` table, for the neighbour replacement rule (None: the shape rule).
 

@@ -82,8 +82,7 @@ def _read_conll(path, require_tags: bool) -> list[TaggedSentence]:
             if len(fields) != width:
                 # e.g. a CoNLL-2003 line (word POS chunk NER) that lost its NER tag would otherwise be read
                 # with its chunk tag (B-NP) as an entity type
-                raise DataError(path, number, f"{len(fields)} columns, but the file's word lines have {width}; "
-                                              "is a tag missing?")
+                raise DataError(path, number, f"{len(fields)} columns, but the file's word lines have {width}; is a tag missing?")
             tags.append(fields[-1])
         words.append(fields[0])
         lines.append(number)

@@ -62,4 +62,3 @@ def write_records(path: Path, header: str, records: list[str], tagged: bool) -> 
     separator = "\n" if tagged else ""
     path.parent.mkdir(parents=True, exist_ok=True)
     return runfolder.write_text(path, header + separator.join(records))
-

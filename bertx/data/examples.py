@@ -53,9 +53,7 @@ def find_columns(
             return explicit
         found = next((name for name in candidates if name in header), None)
         if found is None and required:
-            raise DataError(
-                path, 1, f"no {what} column (looked for {', '.join(candidates)}); columns are: {', '.join(header)}"
-            )
+            raise DataError(path, 1, f"no {what} column (looked for {', '.join(candidates)}); columns are: {', '.join(header)}")
         return found
 
     text = pick(text_column, TEXT_COLUMNS, "text", True)

@@ -30,8 +30,11 @@ class Features:
 def inputs_of(features: Features, indices: Sequence[int]) -> Features:
     """The token ids (and types, lengths) of the chosen examples, in that order: what a model reads of them."""
     types = features.token_type_ids
-    return Features(input_ids=[features.input_ids[i] for i in indices], token_type_ids=[types[i] for i in indices] if types else None,
-                    lengths=[features.lengths[i] for i in indices])
+    return Features(
+        input_ids=[features.input_ids[i] for i in indices],
+        token_type_ids=[types[i] for i in indices] if types else None,
+        lengths=[features.lengths[i] for i in indices],
+    )
 
 
 def tokenize(tokenizer, examples: Sequence[Example], max_length: int, chunk: int = 4096) -> Features:

@@ -47,7 +47,7 @@ def load(reference: str):
         if isinstance(found, datasets.DatasetDict):
             raise BertxError(f"{reference}: a DatasetDict; give one split's folder ({', '.join(f'{reference}/{s}' for s in found)})")
         return found
-    parts = reference[len(PREFIX):].split(":")
+    parts = reference[len(PREFIX) :].split(":")
     if len(parts) not in (2, 3) or not all(parts):
         raise BertxError(f"{reference}: write hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT (for example hf:glue:sst2:train)")
     name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
@@ -93,8 +93,11 @@ def _materialised(reference: str, root: str) -> str:
         for row in dataset:
             for column, (kind, labels) in names.items():
                 value = row[column]
-                row[column] = labels[value] if kind == "one" and isinstance(value, int) and value >= 0 else (
-                    [labels[v] for v in value] if kind == "many" else value)
+                row[column] = (
+                    labels[value]
+                    if kind == "one" and isinstance(value, int) and value >= 0
+                    else ([labels[v] for v in value] if kind == "many" else value)
+                )
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     os.replace(tmp, target)
     return str(target)

@@ -37,8 +37,11 @@ class MaskingSpec:
     @classmethod
     def from_tokenizer(cls, tokenizer, mlm_probability: float = 0.15, whole_word: bool = True, source: str = "tokenizer") -> "MaskingSpec":
         vocab = tokenizer.get_vocab()
-        missing = [name for name in ("mask_token", "cls_token", "sep_token", "pad_token") if getattr(tokenizer, name, None) is None
-                   or getattr(tokenizer, name) not in vocab]
+        missing = [
+            name
+            for name in ("mask_token", "cls_token", "sep_token", "pad_token")
+            if getattr(tokenizer, name, None) is None or getattr(tokenizer, name) not in vocab
+        ]
         if missing:
             tokens = ", ".join(name.replace("_token", "").upper() for name in missing)
             raise BertxError(f"{source}: the vocabulary has no {tokens} token; masked-LM pretraining needs [MASK], [CLS], [SEP] and [PAD]")
@@ -50,8 +53,16 @@ class MaskingSpec:
             continuation[index] = piece.startswith(prefix) and len(piece) > len(prefix)
         for index in tokenizer.all_special_ids:
             special[index] = True
-        return cls(tokenizer.mask_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
-                   continuation, special, mlm_probability, whole_word)
+        return cls(
+            tokenizer.mask_token_id,
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.pad_token_id,
+            continuation,
+            special,
+            mlm_probability,
+            whole_word,
+        )
 
 
 def assemble(tokens: np.ndarray, rows: np.ndarray, spec: MaskingSpec) -> dict[str, torch.Tensor]:

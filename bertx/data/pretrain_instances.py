@@ -51,8 +51,9 @@ def _trim(a: list[int], b: list[int], target: int, rng: np.random.Generator) -> 
             longer[1] -= cut
 
 
-def sentence_pairs(cache: TokenCache, first_doc: int, end_doc: int, target: int, task: SentenceTask,
-                   short_seq_prob: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def sentence_pairs(
+    cache: TokenCache, first_doc: int, end_doc: int, target: int, task: SentenceTask, short_seq_prob: float, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
     """Sentence-pair instances of documents first_doc..end_doc-1.
 
     Args:
@@ -118,8 +119,9 @@ def sentence_pairs(cache: TokenCache, first_doc: int, end_doc: int, target: int,
     return instances, long_sentences
 
 
-def build_instances(cache: TokenCache, first_doc: int, end_doc: int, max_length: int, task: SentenceTask,
-                    seed: int, epoch: int, short_seq_prob: float = 0.1) -> tuple[np.ndarray, int]:
+def build_instances(
+    cache: TokenCache, first_doc: int, end_doc: int, max_length: int, task: SentenceTask, seed: int, epoch: int, short_seq_prob: float = 0.1
+) -> tuple[np.ndarray, int]:
     """One epoch's instances; a pure function of (seed, epoch), so a resumed run sees the same ones."""
     rng = np.random.default_rng([seed, epoch])
     if task == "none":
@@ -128,8 +130,16 @@ def build_instances(cache: TokenCache, first_doc: int, end_doc: int, max_length:
     return sentence_pairs(cache, first_doc, end_doc, max_length - 3, task, short_seq_prob, rng)
 
 
-def mixed_instances(cache: TokenCache, ranges: list[tuple[int, int]], weights: list[float], max_length: int,
-                    task: SentenceTask, seed: int, epoch: int, short_seq_prob: float = 0.1) -> tuple[np.ndarray, int, list[int]]:
+def mixed_instances(
+    cache: TokenCache,
+    ranges: list[tuple[int, int]],
+    weights: list[float],
+    max_length: int,
+    task: SentenceTask,
+    seed: int,
+    epoch: int,
+    short_seq_prob: float = 0.1,
+) -> tuple[np.ndarray, int, list[int]]:
     """One epoch's instances from several document ranges (one per file or language), each range's share
     scaled by its weight: 2 repeats every instance, 0.5 keeps a seeded half. Instances never cross
     ranges, so a block is one language. One range of weight 1 gives `build_instances` unchanged.

@@ -28,8 +28,9 @@ class QaFeatures:
     windowed: int  # examples that needed more than one window
 
 
-def qa_features(tokenizer, examples: Sequence[QaExample], max_length: int, doc_stride: int, max_query_length: int,
-                with_targets: bool, chunk: int = 1024) -> QaFeatures:
+def qa_features(
+    tokenizer, examples: Sequence[QaExample], max_length: int, doc_stride: int, max_query_length: int, with_targets: bool, chunk: int = 1024
+) -> QaFeatures:
     """Tokenise (question, context) pairs into windows.
 
     Args:
@@ -46,8 +47,13 @@ def qa_features(tokenizer, examples: Sequence[QaExample], max_length: int, doc_s
     for begin in range(0, len(examples), chunk):
         part = examples[begin : begin + chunk]
         enc = tokenizer(
-            questions[begin : begin + len(part)], [ex.context for ex in part], truncation="only_second",
-            max_length=max_length, stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+            questions[begin : begin + len(part)],
+            [ex.context for ex in part],
+            truncation="only_second",
+            max_length=max_length,
+            stride=doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
             verbose=False,
         )
         for f, local in enumerate(enc["overflow_to_sample_mapping"]):

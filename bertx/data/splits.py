@@ -30,9 +30,7 @@ def encode_split(
     With `label2id=None` the labels are parsed but not encoded (the caller builds the label space
     from them first, then calls `attach_targets`).
     """
-    examples, columns = read_examples(
-        path, task, text_column, text_pair_column, label_column, label_separator, require_label, limit, columns
-    )
+    examples, columns = read_examples(path, task, text_column, text_pair_column, label_column, label_separator, require_label, limit, columns)
     features = tokenize(tokenizer, examples, max_length)
     if label2id is not None and columns.label is not None:
         attach_targets(features, examples, task, label2id, path)

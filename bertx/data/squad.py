@@ -33,7 +33,7 @@ class QaExample:
 
 
 def parse_slice(spec: Optional[str], what: str) -> slice:
-    """"START:END" (Python slice syntax, either side optional) -> slice; None -> everything."""
+    """ "START:END" (Python slice syntax, either side optional) -> slice; None -> everything."""
     if not spec:
         return slice(None)
     try:
@@ -45,8 +45,7 @@ def parse_slice(spec: Optional[str], what: str) -> slice:
     return slice(*parts)
 
 
-def read_qa(path: str | Path, require_answers: bool = True, articles: Optional[str] = None,
-            limit: Optional[int] = None) -> list[QaExample]:
+def read_qa(path: str | Path, require_answers: bool = True, articles: Optional[str] = None, limit: Optional[int] = None) -> list[QaExample]:
     """Read QA examples.
 
     Args:
@@ -81,7 +80,7 @@ def read_qa(path: str | Path, require_answers: bool = True, articles: Optional[s
 
 def _read_squad(path: Path, doc, require_answers: bool, articles: slice) -> list[QaExample]:
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise DataError(path, None, "not SQuAD JSON: no top-level \"data\" list")
+        raise DataError(path, None, 'not SQuAD JSON: no top-level "data" list')
     examples = []
     for a, article in enumerate(doc["data"][articles]):
         title = article.get("title", f"article {a}") if isinstance(article, dict) else ""
@@ -92,12 +91,12 @@ def _read_squad(path: Path, doc, require_answers: bool, articles: slice) -> list
                 qid = qa.get("id", f"{title}/{p}/{q}") if isinstance(qa, dict) else f"{title}/{p}/{q}"
                 place = f"question {qid}"
                 if qa.get("is_impossible"):
-                    raise DataError(path, place, "unanswerable question (SQuAD 2.0) is not supported: "
-                                    "bertx's QA head always extracts a span; drop such questions")
+                    raise DataError(
+                        path, place, "unanswerable question (SQuAD 2.0) is not supported: bertx's QA head always extracts a span; drop such questions"
+                    )
                 raw = _get(qa, "answers", list, path, place) if require_answers else qa.get("answers") or []
                 answers = [(_get(x, "text", str, path, place), _get(x, "answer_start", int, path, place)) for x in raw]
-                examples.append(_check(path, place, str(qid), _get(qa, "question", str, path, place), context,
-                                       answers, require_answers, title))
+                examples.append(_check(path, place, str(qid), _get(qa, "question", str, path, place), context, answers, require_answers, title))
     return examples
 
 
@@ -119,8 +118,18 @@ def _read_jsonl(path: Path, require_answers: bool) -> list[QaExample]:
             raw = [{"text": t, "answer_start": s} for t, s in zip(texts, starts)]
         for x in raw or []:
             answers.append((_get(x, "text", str, path, row.line), _get(x, "answer_start", int, path, row.line)))
-        examples.append(_check(path, row.line, str(fields.get("id", row.line)), _get(fields, "question", str, path, row.line),
-                               _get(fields, "context", str, path, row.line), answers, require_answers, ""))
+        examples.append(
+            _check(
+                path,
+                row.line,
+                str(fields.get("id", row.line)),
+                _get(fields, "question", str, path, row.line),
+                _get(fields, "context", str, path, row.line),
+                answers,
+                require_answers,
+                "",
+            )
+        )
     return examples
 
 
@@ -145,6 +154,5 @@ def _check(path, where, qid: str, question: str, context: str, answers, require_
             raise DataError(path, where, "empty answer text")
         if context[start : start + len(text)] != text:
             found = context[start : start + len(text)]
-            raise DataError(path, where, f"answer {text!r} is not at answer_start {start} of the context "
-                            f"(the context has {found!r} there)")
+            raise DataError(path, where, f"answer {text!r} is not at answer_start {start} of the context (the context has {found!r} there)")
     return QaExample(qid, question, context, list(answers), title, where)

@@ -94,8 +94,9 @@ def open_cache(folder: Path) -> TokenCache:
     return TokenCache(folder, view("tokens.bin", dtype), view("sentences.bin", np.int64), view("documents.bin", np.int64), meta)
 
 
-def build_cache(paths: list[str], tokenizer, mode: DocumentMode | list[DocumentMode] = "blank", root: str | Path | None = None,
-                show_progress: bool = True) -> TokenCache:
+def build_cache(
+    paths: list[str], tokenizer, mode: DocumentMode | list[DocumentMode] = "blank", root: str | Path | None = None, show_progress: bool = True
+) -> TokenCache:
     """Tokenise text files into a memory-mapped cache, or reuse the one already built for them.
 
     Args:
@@ -121,8 +122,7 @@ def build_cache(paths: list[str], tokenizer, mode: DocumentMode | list[DocumentM
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.uint32
     n_tokens = n_sentences = n_documents = 0
     next_report = REPORT_EVERY
-    with open(tmp / "tokens.bin", "wb") as tokens, open(tmp / "sentences.bin", "wb") as sentences, \
-            open(tmp / "documents.bin", "wb") as documents:
+    with open(tmp / "tokens.bin", "wb") as tokens, open(tmp / "sentences.bin", "wb") as sentences, open(tmp / "documents.bin", "wb") as documents:
         pending: list[str] = []  # sentences waiting to be tokenised in one batch
         pending_docs: list[int] = []  # how many of them each pending document has
 
@@ -166,9 +166,15 @@ def build_cache(paths: list[str], tokenizer, mode: DocumentMode | list[DocumentM
         sentences.write(np.asarray([n_tokens], dtype=np.int64).tobytes())
         documents.write(np.asarray([n_sentences], dtype=np.int64).tobytes())
     meta = {
-        "format": FORMAT, "sources": [str(Path(p).resolve()) for p in paths], "mode": mode,
-        "tokenizer": tokenizer_fingerprint(tokenizer), "dtype": np.dtype(dtype).name,
-        "tokens": n_tokens, "sentences": n_sentences, "documents": n_documents, "file_documents": file_documents,
+        "format": FORMAT,
+        "sources": [str(Path(p).resolve()) for p in paths],
+        "mode": mode,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "dtype": np.dtype(dtype).name,
+        "tokens": n_tokens,
+        "sentences": n_sentences,
+        "documents": n_documents,
+        "file_documents": file_documents,
     }
     if n_tokens == 0:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -31,8 +31,7 @@ def read_unlabelled(paths: list[str], spec: TaskSpec, tokenizer, max_length: int
         if Path(path).suffix.lower() == ".txt":
             found = [Example(text, None, None, i + 1) for i, text in enumerate(read_text_lines(path))]
         else:
-            found, _ = read_examples(path, spec, reading.get("text_column"), reading.get("text_pair_column"),
-                                     None, require_label=False)
+            found, _ = read_examples(path, spec, reading.get("text_column"), reading.get("text_pair_column"), None, require_label=False)
         if not found:
             raise BertxError(f"{path}: no text in the unlabelled file")
         examples.extend(found)
@@ -49,16 +48,23 @@ def unlabelled_sentences(paths: list[str], tokenizer, max_length: int, overlap: 
         sentences.extend(words for words in (line.split() for line in read_text_lines(path)) if words)
     if not sentences:
         raise BertxError(f"{', '.join(paths)}: no text in the unlabelled files")
-    return word_features(tokenizer, sentences, max_length, overlap, [[0] * len(w) for w in sentences], labels,
-                         label_all_subtokens).features
+    return word_features(tokenizer, sentences, max_length, overlap, [[0] * len(w) for w in sentences], labels, label_all_subtokens).features
 
 
-def augmented_features(train_path: str, spec: TaskSpec, tokenizer, max_length: int, limit: int | None, reading: dict, n: int,
-                       seed: int, embeddings: np.ndarray | None = None):
+def augmented_features(
+    train_path: str,
+    spec: TaskSpec,
+    tokenizer,
+    max_length: int,
+    limit: int | None,
+    reading: dict,
+    n: int,
+    seed: int,
+    embeddings: np.ndarray | None = None,
+):
     """`n` augmented variants of every training text (`augment.py`), tokenised, unlabelled. With the teacher's
     input `embeddings`, words are replaced by their nearest training words in that space."""
-    examples, _ = read_examples(train_path, spec, reading.get("text_column"), reading.get("text_pair_column"), None,
-                                require_label=False, limit=limit)
+    examples, _ = read_examples(train_path, spec, reading.get("text_column"), reading.get("text_pair_column"), None, require_label=False, limit=limit)
     pairs = [e.text_pair for e in examples] if any(e.text_pair for e in examples) else None
     texts = [e.text for e in examples] + [p for p in (pairs or []) if p]
     near = neighbours(texts, tokenizer, embeddings) if embeddings is not None else None

@@ -75,9 +75,15 @@ def windows(word_ids: list[int], budget: int, overlap: int) -> list[tuple[int, i
         start = back if word_start[back] else nxt
 
 
-def word_features(tokenizer, sentences: Sequence[Sequence[str]], max_length: int, overlap: int,
-                  tag_ids: Optional[Sequence[Sequence[int]]] = None, labels: Optional[Sequence[str]] = None,
-                  label_all_subtokens: bool = False) -> WordFeatures:
+def word_features(
+    tokenizer,
+    sentences: Sequence[Sequence[str]],
+    max_length: int,
+    overlap: int,
+    tag_ids: Optional[Sequence[Sequence[int]]] = None,
+    labels: Optional[Sequence[str]] = None,
+    label_all_subtokens: bool = False,
+) -> WordFeatures:
     """Build window features (with per-token labels when `tag_ids` is given).
 
     Args:
@@ -114,8 +120,10 @@ def word_features(tokenizer, sentences: Sequence[Sequence[str]], max_length: int
             owned_rows.append(owned)
             label_rows.append(row)
     features = Features(
-        input_ids=input_ids, token_type_ids=[[0] * len(x) for x in input_ids],
-        labels=label_rows if tag_ids is not None else None, lengths=[len(x) for x in input_ids],
+        input_ids=input_ids,
+        token_type_ids=[[0] * len(x) for x in input_ids],
+        labels=label_rows if tag_ids is not None else None,
+        lengths=[len(x) for x in input_ids],
         label_pad=IGNORE,
     )
     return WordFeatures(features, sentence_of, owned_rows, windowed, [len(words) for words in sentences])

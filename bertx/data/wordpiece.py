@@ -31,18 +31,25 @@ def check_tokenizer_output(output: Path, overwrite: bool) -> None:
     names = {p.name for p in output.iterdir()}
     model = [name for name in MODEL_FILES if name in names]
     if model:
-        raise BertxError(f"{output}: holds a model ({', '.join(model)}); a new tokenizer there would no longer match its "
-                         "weights; choose another --output")
+        raise BertxError(
+            f"{output}: holds a model ({', '.join(model)}); a new tokenizer there would no longer match its weights; choose another --output"
+        )
     if not names <= TOKENIZER_FILES:
-        raise BertxError(f"{output}: folder is not empty ({', '.join(sorted(names - TOKENIZER_FILES)[:3])} ...); "
-                         "choose another --output")
+        raise BertxError(f"{output}: folder is not empty ({', '.join(sorted(names - TOKENIZER_FILES)[:3])} ...); choose another --output")
     if not overwrite:
         raise BertxError(f"{output}: holds a tokenizer already; pass --overwrite to replace it or choose another --output")
 
 
-def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 30522, lowercase: bool = True,
-                    min_frequency: int = 2, documents: DocumentMode = "blank", show_progress: bool = True,
-                    overwrite: bool = False) -> dict:
+def train_wordpiece(
+    paths: list[str],
+    output: str | Path,
+    vocab_size: int = 30522,
+    lowercase: bool = True,
+    min_frequency: int = 2,
+    documents: DocumentMode = "blank",
+    show_progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Learn a WordPiece vocabulary from text files.
 
     Args:
@@ -72,8 +79,11 @@ def train_wordpiece(paths: list[str], output: str | Path, vocab_size: int = 3052
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-        continuing_subword_prefix="##", show_progress=show_progress,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        continuing_subword_prefix="##",
+        show_progress=show_progress,
     )
     lines = 0
 

@@ -47,8 +47,7 @@ def adapter_facts(folder: Path) -> tuple[str, object, list[str], dict]:
     run = read_run_config(folder) or {}
     task = TASKS.get(run.get("task") or "classification")
     if task is None or task.name not in SEQUENCE_KINDS:
-        raise BertxError(f"{folder}: a {run.get('task')} adapter; a mixed batch serves sequence tasks "
-                         f"({', '.join(SEQUENCE_KINDS)}); serve it merged")
+        raise BertxError(f"{folder}: a {run.get('task')} adapter; a mixed batch serves sequence tasks ({', '.join(SEQUENCE_KINDS)}); serve it merged")
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -92,8 +91,7 @@ class AdapterBankServed:
         base, task, _, run = facts[first.name]
         others = [child for child in members if facts[child.name][0] != base]
         if others:
-            raise BertxError(f"{others[0]}: its base model ({facts[others[0].name][0]}) is not {base}; a bank serves "
-                             "adapters of one base")
+            raise BertxError(f"{others[0]}: its base model ({facts[others[0].name][0]}) is not {base}; a bank serves adapters of one base")
         adapters = [read_adapter(child.name, child, facts[child.name][2]) for child in members]
         model = base_with_head(first, task.auto_class, run)
         enable_cls_only_last_layer(model)  # the heads read [CLS] alone, as a merged model is served
@@ -110,17 +108,33 @@ class AdapterBankServed:
 
             graph = BankGraph(bank, tokenizer)
             bank.release_base()  # ONNX Runtime holds the base weights now; PyTorch's copy would only take memory
-        served = cls(name, str(folder), bank, tokenizer, max_length, {n: f[1] for n, f in facts.items()}, base, graph=graph,
-                     pairs={n: reads_pairs(f[1], f[3]) for n, f in facts.items()})
+        served = cls(
+            name,
+            str(folder),
+            bank,
+            tokenizer,
+            max_length,
+            {n: f[1] for n, f in facts.items()},
+            base,
+            graph=graph,
+            pairs={n: reads_pairs(f[1], f[3]) for n, f in facts.items()},
+        )
         served.info = served.describe()
         return served
 
     def describe(self) -> dict:
         state = self.bank.state
-        return {"name": self.name, "task": "adapters", "runtime": "onnx" if self.graph else "pytorch", "mixed_batches": True,
-                "max_length": self.max_length,
-                "adapters": {n: {"task": self.specs[n].name, "labels": list(labels) if self.specs[n].label_kind != "score" else []}
-                             for n, labels in zip(state.names, state.labels)}}
+        return {
+            "name": self.name,
+            "task": "adapters",
+            "runtime": "onnx" if self.graph else "pytorch",
+            "mixed_batches": True,
+            "max_length": self.max_length,
+            "adapters": {
+                n: {"task": self.specs[n].name, "labels": list(labels) if self.specs[n].label_kind != "score" else []}
+                for n, labels in zip(state.names, state.labels)
+            },
+        }
 
     # ---- requests ------------------------------------------------------------------------------
     def check(self, inputs: Any, limits, tasks: Any = None, adapter: Any = None) -> list:
@@ -128,8 +142,11 @@ class AdapterBankServed:
         if tasks is not None:
             raise BadRequest(422, f"`tasks` is for multi-task models; model {self.name!r} is a folder of adapters")
         if not isinstance(adapter, str):
-            raise BadRequest(422, f"model {self.name!r} serves adapters: name one with `adapter` (one of "
-                                  f"{', '.join(self.bank.state.names[:10])}{', ...' if len(self.bank.state.names) > 10 else ''})")
+            raise BadRequest(
+                422,
+                f"model {self.name!r} serves adapters: name one with `adapter` (one of "
+                f"{', '.join(self.bank.state.names[:10])}{', ...' if len(self.bank.state.names) > 10 else ''})",
+            )
         if adapter not in self.bank.state.names:
             raise BadRequest(404, f"no adapter {adapter!r} in model {self.name!r}")
         spec = self.specs[adapter]
@@ -162,7 +179,7 @@ class AdapterBankServed:
         for row, ((text, pair, adapter), slot) in enumerate(zip(items, slots)):
             labels = list(state.labels[slot])
             width = max(1, len(labels)) if self.specs[adapter].label_kind != "score" else 1
-            record = decode(self.specs[adapter], logits[row:row + 1, :width], labels)[0]
+            record = decode(self.specs[adapter], logits[row : row + 1, :width], labels)[0]
             if row in features.truncated_rows:
                 record["truncated"] = True
             out.append({"text": text, **({"text_pair": pair} if pair is not None else {}), "adapter": adapter, **record})

@@ -48,7 +48,7 @@ class _Traced(nn.Module):
         from bertx.models.lora_bank import BankState
 
         batch = dict(zip(self.names, inputs))
-        rows, stacks = inputs[len(self.names)], inputs[len(self.names) + 1:]
+        rows, stacks = inputs[len(self.names)], inputs[len(self.names) + 1 :]
         lora = {path: (stacks[2 * i], stacks[2 * i + 1]) for i, path in enumerate(self.targets)}
         offset = 2 * len(self.targets)
         heads = {path: (stacks[offset + 2 * i], stacks[offset + 2 * i + 1]) for i, path in enumerate(self.heads)}
@@ -82,14 +82,20 @@ class BankGraph:
                 axes[1] = f"width_{name.rsplit('.', 1)[0]}"
             extra[name] = (torch.from_numpy(array), axes)
         buffer = io.BytesIO()
-        trace(_Traced(bank, self.names, self.targets, self.heads).eval(), tokenizer, self.names,
-              {"logits": {0: "batch", 1: "labels"}}, buffer, opset, extra)
+        trace(
+            _Traced(bank, self.names, self.targets, self.heads).eval(),
+            tokenizer,
+            self.names,
+            {"logits": {0: "batch", 1: "labels"}},
+            buffer,
+            opset,
+            extra,
+        )
         # Its worker threads spin between operators, even in the server (where single-model graphs do not):
         # the bank's graph has three times a merged model's operators, most of them small, and waking the
         # threads for each cost more than spinning takes from the event loop. Measured on 2 cores, 100
         # adapters: p50 at concurrency 1 4.7 ms spinning vs 5.7 ms not, concurrency-32 throughput 322 vs 289/s.
-        self.session = cpu_session(buffer.getvalue(), threads, what="the adapter bank's graph",
-                                   spin=os.environ.get("BERTX_BANK_SPIN", "1") != "0")
+        self.session = cpu_session(buffer.getvalue(), threads, what="the adapter bank's graph", spin=os.environ.get("BERTX_BANK_SPIN", "1") != "0")
         self.graph_bytes = len(buffer.getvalue())
 
     def logits(self, state, slots: list[int], batch: dict[str, torch.Tensor]) -> np.ndarray:

@@ -105,10 +105,18 @@ class MicroBatcher:
         weigh: an input's cost in tokens (the server's `TokenWeight`; default: one unit per input).
     """
 
-    def __init__(self, run_batch: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 1024, on_batch: Optional[Callable[[int], None]] = None,
-                 arriving: Optional[Callable[[], int]] = None, deadline_ms: float = 2000.0, seconds_per_token: float = 1e-4,
-                 weigh: Callable = lambda item: 1):
+    def __init__(
+        self,
+        run_batch: Callable[[list], list],
+        max_batch_size: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 1024,
+        on_batch: Optional[Callable[[int], None]] = None,
+        arriving: Optional[Callable[[], int]] = None,
+        deadline_ms: float = 2000.0,
+        seconds_per_token: float = 1e-4,
+        weigh: Callable = lambda item: 1,
+    ):
         self.run_batch = run_batch
         # How many requests are on their way to this batcher (received, not yet queued): waiting for
         # company only makes sense when some are. Without it, the first input always waits max_wait_ms.
@@ -173,8 +181,7 @@ class MicroBatcher:
         wait = self.expected_wait(weight)
         if busy and wait > self.deadline:
             # Come back when the work ahead has drained enough for this request to fit in the deadline.
-            raise QueueFull(f"the work queued ahead would answer it in {wait:.1f}s (deadline {self.deadline:g}s)",
-                            wait - self.deadline)
+            raise QueueFull(f"the work queued ahead would answer it in {wait:.1f}s (deadline {self.deadline:g}s)", wait - self.deadline)
 
     async def submit(self, inputs: list) -> list:
         """Queue a request's inputs; return its results once its batch has run."""
@@ -247,7 +254,7 @@ class MicroBatcher:
             self._learn_slip(finished - job.queued_at - job.predicted)
         start = 0
         for job in jobs:
-            _settle(job, results[start:start + len(job.inputs)])
+            _settle(job, results[start : start + len(job.inputs)])
             start += len(job.inputs)
 
     def _learn_slip(self, slip: float) -> None:

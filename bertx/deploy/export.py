@@ -39,8 +39,14 @@ def to_onnx(trained: TrainedModel, path: Path, opset: int) -> None:
     model.set_attn_implementation("eager")  # plain MatMul/Softmax: what ONNX Runtime fuses and quantizes
     names, outs = input_names(model), output_names(trained.task)
     per_token = trained.task.name in ("ner", "qa")
-    trace(TupleOutputs(model, names, outs).eval(), trained.tokenizer, names,
-          {name: {0: "batch", 1: "sequence"} if per_token else {0: "batch"} for name in outs}, path, opset)
+    trace(
+        TupleOutputs(model, names, outs).eval(),
+        trained.tokenizer,
+        names,
+        {name: {0: "batch", 1: "sequence"} if per_token else {0: "batch"} for name in outs},
+        path,
+        opset,
+    )
     model.eval()
 
 
@@ -50,10 +56,21 @@ OPSETS = (14, 20)
 METRIC_TOLERANCE = 0.5
 
 
-def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "int8"] = "none", opset: int = 17,
-           min_agreement: Optional[float] = None, sample_size: int = 1000, sample_file: Optional[str] = None,
-           fp32_groups: int = 5, keep_fp32: Optional[list[str]] = None, overwrite: bool = False,
-           max_metric_drop: float = METRIC_TOLERANCE, format: str = "onnx", log=lambda line: None) -> dict:
+def export(
+    run_dir: str | Path,
+    output: str | Path,
+    quantize: Literal["none", "int8"] = "none",
+    opset: int = 17,
+    min_agreement: Optional[float] = None,
+    sample_size: int = 1000,
+    sample_file: Optional[str] = None,
+    fp32_groups: int = 5,
+    keep_fp32: Optional[list[str]] = None,
+    overwrite: bool = False,
+    max_metric_drop: float = METRIC_TOLERANCE,
+    format: str = "onnx",
+    log=lambda line: None,
+) -> dict:
     """Export a trained folder to ONNX, check it against the PyTorch model, write the folder.
 
     Args:
@@ -81,9 +98,11 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
     if format not in FORMATS:
         raise BertxError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     if format == "openvino" and quantize != "none":
-        raise BertxError("--format openvino --quantize int8: not offered; OpenVINO runs the fp32 graph in bf16 where the "
-                         "CPU has it (as accurate as bertx's int8 there, and as fast), and its static int8 lost 0.57 points "
-                         "of SST-2 accuracy (docs/deploy.md); use --format onnx --quantize int8")
+        raise BertxError(
+            "--format openvino --quantize int8: not offered; OpenVINO runs the fp32 graph in bf16 where the "
+            "CPU has it (as accurate as bertx's int8 there, and as fast), and its static int8 lost 0.57 points "
+            "of SST-2 accuracy (docs/deploy.md); use --format onnx --quantize int8"
+        )
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise BertxError(f"--min-agreement {min_agreement}: give a share between 0 and 1 (0.99 = 99%)")
     if not OPSETS[0] <= opset <= OPSETS[1]:
@@ -102,8 +121,7 @@ def export(run_dir: str | Path, output: str | Path, quantize: Literal["none", "i
     _warn_missing_data(trained, sample_file, quantize, log)
     gate = {"max_metric_drop": max_metric_drop, "min_agreement": min_agreement}
     with runfolder.output_folder(output, "export", overwrite, [run_dir, sample_file]) as folder:
-        return _export_into(trained, run_dir, folder, quantize, opset, gate, sample_size, sample_file, fp32_groups, keep_fp32,
-                            format, log)
+        return _export_into(trained, run_dir, folder, quantize, opset, gate, sample_size, sample_file, fp32_groups, keep_fp32, format, log)
 
 
 def _warn_missing_data(trained: TrainedModel, sample_file: Optional[str], quantize: str, log) -> None:
@@ -114,8 +132,7 @@ def _warn_missing_data(trained: TrainedModel, sample_file: Optional[str], quanti
         fallback = "the training file" if "train" not in missing and data.get("train") else "sentences made from the vocabulary"
         log(f"warning: the run's dev file {missing['dev']} is not there; the parity check uses {fallback} (pass --sample FILE)")
     if missing.get("train") and quantize == "int8":
-        log(f"warning: the run's training file {missing['train']} is not there; int8 calibration uses sentences made from "
-            "the vocabulary")
+        log(f"warning: the run's training file {missing['train']} is not there; int8 calibration uses sentences made from the vocabulary")
 
 
 def _gate(check: dict, gate: dict, run_dir: Path) -> None:
@@ -127,22 +144,37 @@ def _gate(check: dict, gate: dict, run_dir: Path) -> None:
         name = check["main_metric"]
         drop = 100 * (torch_m[name] - onnx_m[name])
         if drop > gate["max_metric_drop"]:
-            raise BertxError(f"{run_dir}: the ONNX model's {name} on the sample is {100 * onnx_m[name]:.2f}, "
-                             f"{drop:.2f} points below PyTorch's {100 * torch_m[name]:.2f} (allowed: "
-                             f"--max-metric-drop {gate['max_metric_drop']:g}); nothing was written")
+            raise BertxError(
+                f"{run_dir}: the ONNX model's {name} on the sample is {100 * onnx_m[name]:.2f}, "
+                f"{drop:.2f} points below PyTorch's {100 * torch_m[name]:.2f} (allowed: "
+                f"--max-metric-drop {gate['max_metric_drop']:g}); nothing was written"
+            )
     min_agreement = gate["min_agreement"]
     if min_agreement is None and not metrics:
         min_agreement = 0.99  # no labels to score: agreement is all there is to check
     if min_agreement is not None and check["agreement"] < min_agreement:
-        raise BertxError(f"{run_dir}: the ONNX model agrees with PyTorch on {100 * check['agreement']:.2f}% of "
-                         f"{check['sample']['examples']} sample predictions, {100 * (min_agreement - check['agreement']):.2f} "
-                         f"points below --min-agreement {100 * min_agreement:g}% (largest logit difference "
-                         f"{check['max_abs_logit_diff']:.4g}); nothing was written")
+        raise BertxError(
+            f"{run_dir}: the ONNX model agrees with PyTorch on {100 * check['agreement']:.2f}% of "
+            f"{check['sample']['examples']} sample predictions, {100 * (min_agreement - check['agreement']):.2f} "
+            f"points below --min-agreement {100 * min_agreement:g}% (largest logit difference "
+            f"{check['max_abs_logit_diff']:.4g}); nothing was written"
+        )
 
 
-def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: str, opset: int, gate: dict,
-                 sample_size: int, sample_file: Optional[str], fp32_groups: int, keep_fp32: Optional[list[str]],
-                 format: str, log) -> dict:
+def _export_into(
+    trained: TrainedModel,
+    run_dir: Path,
+    folder: Path,
+    quantize: str,
+    opset: int,
+    gate: dict,
+    sample_size: int,
+    sample_file: Optional[str],
+    fp32_groups: int,
+    keep_fp32: Optional[list[str]],
+    format: str,
+    log,
+) -> dict:
     started = time.perf_counter()
     fp32 = folder / ("model.fp32.onnx" if quantize != "none" or format != "onnx" else ONNX_FILE)
     try:
@@ -164,8 +196,16 @@ def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: s
         # label alone moves a span: its fallback goes on to a quarter of the all-int8 change, not half. Measured on
         # 4,000 SQuAD questions (MiniLM): half -> -0.44 F1; a quarter (all 5 groups) -> -0.09.
         qa = trained.task.name == "qa"
-        quantization = calibrated_int8(fp32, folder / ONNX_FILE, outputs_of, fp32_groups, keep_fp32=keep_fp32, log=log,
-                                       change=span_error if qa else mean_squared, target_ratio=0.25 if qa else 0.5)
+        quantization = calibrated_int8(
+            fp32,
+            folder / ONNX_FILE,
+            outputs_of,
+            fp32_groups,
+            keep_fp32=keep_fp32,
+            log=log,
+            change=span_error if qa else mean_squared,
+            target_ratio=0.25 if qa else 0.5,
+        )
         quantization["calibration_examples"] = len(features.lengths)
         fp32.unlink()
     if format == "openvino":
@@ -182,15 +222,24 @@ def _export_into(trained: TrainedModel, run_dir: Path, folder: Path, quantize: s
     check = parity(trained, replace(trained, model=onnx_model), sample_file, sample_size)
     if check.get("metrics"):
         names = check["metrics"]["pytorch"]
-        check["main_metric"] = trained.task.main_metric if trained.task.main_metric in names else next(
-            k for k, v in names.items() if isinstance(v, float))
+        check["main_metric"] = (
+            trained.task.main_metric if trained.task.main_metric in names else next(k for k, v in names.items() if isinstance(v, float))
+        )
     report = {
-        "source": str(run_dir), "task": trained.task.name, "format": format, "quantize": quantize, "opset": opset,
-        "inputs": input_names(trained.model), "outputs": output_names(trained.task), **check,
-        "gate": gate, "quantization": quantization,
+        "source": str(run_dir),
+        "task": trained.task.name,
+        "format": format,
+        "quantize": quantize,
+        "opset": opset,
+        "inputs": input_names(trained.model),
+        "outputs": output_names(trained.task),
+        **check,
+        "gate": gate,
+        "quantization": quantization,
         "size_bytes": {format: graph_bytes, "pytorch": _weights_size(run_dir)},
         "seconds": round(time.perf_counter() - started, 1),
-        "onnxruntime": _version("onnxruntime"), "torch": torch.__version__,
+        "onnxruntime": _version("onnxruntime"),
+        "torch": torch.__version__,
     }
     if format == "openvino":
         report.update(openvino=_version("openvino"), openvino_precision=onnx_model.precision)
@@ -220,20 +269,26 @@ def describe(report: dict) -> str:
     """The report in a few lines, for the console."""
     if report["task"] == "multitask":
         heads = ", ".join(f"{t} {100 * h['agreement']:.2f}%" for t, h in report["heads"].items())
-        return (f"exported {len(report['heads'])} heads in one graph ({report['quantize']}) from {report['source']}\n"
-                f"agreement with PyTorch per head: {heads}\nsize: {report['size_bytes']['onnx'] / 1e6:.1f} MB")
-    lines = [f"exported {report['task']} model ({report.get('format', 'onnx')}, {report['quantize']}) from {report['source']}",
-             f"agreement with PyTorch: {100 * report['agreement']:.2f}% of {report['sample']['examples']} "
-             f"({report['sample']['source']}), largest logit difference {report['max_abs_logit_diff']:.3g}"]
+        return (
+            f"exported {len(report['heads'])} heads in one graph ({report['quantize']}) from {report['source']}\n"
+            f"agreement with PyTorch per head: {heads}\nsize: {report['size_bytes']['onnx'] / 1e6:.1f} MB"
+        )
+    lines = [
+        f"exported {report['task']} model ({report.get('format', 'onnx')}, {report['quantize']}) from {report['source']}",
+        f"agreement with PyTorch: {100 * report['agreement']:.2f}% of {report['sample']['examples']} "
+        f"({report['sample']['source']}), largest logit difference {report['max_abs_logit_diff']:.3g}",
+    ]
     if report.get("metrics"):
         torch_m, onnx_m = report["metrics"]["pytorch"], report["metrics"]["onnx"]
         shown = [k for k, v in torch_m.items() if isinstance(v, float)][:3]
         lines.append("metrics on the sample (pytorch -> onnx): " + ", ".join(f"{k} {torch_m[k]:.4f} -> {onnx_m[k]:.4f}" for k in shown))
     if report.get("quantization"):
         q = report["quantization"]
-        lines.append(f"int8: {q['quantized_matmuls']} MatMuls quantized; kept in fp32 by calibration: "
-                     f"{', '.join(q['fp32_groups']) or 'nothing'} (output {q.get('change', 'mean_squared')} {q['calibration'][0]['mse']:.3g} -> "
-                     f"{q['calibration'][-1]['mse']:.3g})")
+        lines.append(
+            f"int8: {q['quantized_matmuls']} MatMuls quantized; kept in fp32 by calibration: "
+            f"{', '.join(q['fp32_groups']) or 'nothing'} (output {q.get('change', 'mean_squared')} {q['calibration'][0]['mse']:.3g} -> "
+            f"{q['calibration'][-1]['mse']:.3g})"
+        )
     size = report["size_bytes"]
     graph = report.get("format", "onnx")
     lines.append(f"size: {size[graph] / 1e6:.1f} MB (PyTorch weights {size['pytorch'] / 1e6:.1f} MB)")

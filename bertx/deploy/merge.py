@@ -18,8 +18,10 @@ from bertx import runfolder
 def merge(run_dir: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     run_dir, output = Path(run_dir), Path(output)
     if not is_adapter_folder(run_dir):
-        raise BertxError(f"{run_dir}: holds no adapter (adapter_config.json or bitfit_model.safetensors); "
-                         "only a `bertx finetune ... peft.method=...` run has one to merge")
+        raise BertxError(
+            f"{run_dir}: holds no adapter (adapter_config.json or bitfit_model.safetensors); "
+            "only a `bertx finetune ... peft.method=...` run has one to merge"
+        )
     run = runfolder.read_run_config(run_dir) or {}
     if run.get("task") not in TASKS:
         raise BertxError(f"{run_dir}: {runfolder.RUN_FILE} names no task; merge a folder written by bertx finetune")

@@ -65,8 +65,9 @@ def sample_texts(run: dict, task: str, head, tokenizer, size: int, split: str = 
     return [(" ".join(w), " ".join(reversed(w)) if head.pairs else None) for w in words]
 
 
-def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min_agreement: Optional[float],
-                     sample_size: int, fp32_groups: int, overwrite: bool, log) -> dict:
+def export_multitask(
+    run_dir: Path, output: Path, quantize: str, opset: int, min_agreement: Optional[float], sample_size: int, fp32_groups: int, overwrite: bool, log
+) -> dict:
     from bertx.deploy.tracing import input_names
     from bertx.deploy.parity import decisions_agree
     from bertx.inference.multitask_predictor import MultiTaskPredictor
@@ -96,18 +97,28 @@ def export_multitask(run_dir: Path, output: Path, quantize: str, opset: int, min
             reference = predictor._heads_on(_features(predictor, texts, head.max_length), [task], 64)[task]
             exported = _graph_logits(folder / "model.onnx", predictor, texts, task)
             same = decisions_agree(head.spec.label_kind, reference, exported, [])
-            heads[task] = {"examples": len(texts), "agreement": round(same, 4),
-                           "max_abs_logit_diff": float(np.abs(reference - exported).max())}
-        report = {"source": str(run_dir), "task": "multitask", "tasks": tasks, "quantize": quantize, "opset": opset,
-                  "outputs": [OUTPUT_PREFIX + t for t in tasks], "heads": heads, "gate": {"min_agreement": gate},
-                  "quantization": quantization, "agreement": min(h["agreement"] for h in heads.values()),
-                  "size_bytes": {"onnx": (folder / "model.onnx").stat().st_size},
-                  "seconds": round(time.perf_counter() - started, 1)}
+            heads[task] = {"examples": len(texts), "agreement": round(same, 4), "max_abs_logit_diff": float(np.abs(reference - exported).max())}
+        report = {
+            "source": str(run_dir),
+            "task": "multitask",
+            "tasks": tasks,
+            "quantize": quantize,
+            "opset": opset,
+            "outputs": [OUTPUT_PREFIX + t for t in tasks],
+            "heads": heads,
+            "gate": {"min_agreement": gate},
+            "quantization": quantization,
+            "agreement": min(h["agreement"] for h in heads.values()),
+            "size_bytes": {"onnx": (folder / "model.onnx").stat().st_size},
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         worst = min(heads, key=lambda t: heads[t]["agreement"])
         if heads[worst]["agreement"] < gate:
-            raise BertxError(f"{run_dir}: head {worst!r} of the ONNX model decides as PyTorch on "
-                             f"{100 * heads[worst]['agreement']:.2f}% of {heads[worst]['examples']} sample inputs, below "
-                             f"{100 * gate:g}% (--min-agreement); nothing was written")
+            raise BertxError(
+                f"{run_dir}: head {worst!r} of the ONNX model decides as PyTorch on "
+                f"{100 * heads[worst]['agreement']:.2f}% of {heads[worst]['examples']} sample inputs, below "
+                f"{100 * gate:g}% (--min-agreement); nothing was written"
+            )
         predictor.encoder.config.save_pretrained(folder)
         predictor.tokenizer.save_pretrained(folder)
         for task in tasks:
@@ -128,8 +139,7 @@ def _trace(predictor, names: list[str], tasks: list[str], path: Path, opset: int
 
     predictor.encoder.set_attn_implementation("eager")
     try:
-        trace(_AllHeads(predictor, names, tasks).eval(), predictor.tokenizer, names,
-              {OUTPUT_PREFIX + t: {0: "batch"} for t in tasks}, path, opset)
+        trace(_AllHeads(predictor, names, tasks).eval(), predictor.tokenizer, names, {OUTPUT_PREFIX + t: {0: "batch"} for t in tasks}, path, opset)
     except (RuntimeError, ValueError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise BertxError(f"{run_dir}: the ONNX exporter cannot write this model at opset {opset}: {first}") from None

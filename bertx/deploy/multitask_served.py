@@ -33,10 +33,16 @@ class MultiTaskServed:
         from bertx.inference.multitask_predictor import MultiTaskPredictor
 
         predictor = MultiTaskPredictor.load(folder)
-        tasks = {t: {"task": h.spec.name, "labels": h.labels if h.spec.label_kind != "score" else [], "reads": "pairs" if h.pairs else "texts",
-                     "max_length": h.max_length} for t, h in predictor.heads.items()}
-        info = {"name": name, "task": "multitask", "tasks": tasks, "runtime": "onnx" if predictor.onnx else "pytorch",
-                "one_encoder_pass": True}
+        tasks = {
+            t: {
+                "task": h.spec.name,
+                "labels": h.labels if h.spec.label_kind != "score" else [],
+                "reads": "pairs" if h.pairs else "texts",
+                "max_length": h.max_length,
+            }
+            for t, h in predictor.heads.items()
+        }
+        info = {"name": name, "task": "multitask", "tasks": tasks, "runtime": "onnx" if predictor.onnx else "pytorch", "one_encoder_pass": True}
         if predictor.skipped:
             info["not_served"] = predictor.skipped  # token and span heads: serve their exports
         return cls(name, folder, predictor, info=info)
@@ -77,8 +83,7 @@ class MultiTaskServed:
             answers = self.predictor.predict([items[i][0] for i in group], [items[i][1] for i in group] if with_pairs else None, union)
             for i, answer in zip(group, answers):
                 text, pair, wanted = items[i]
-                out[i] = {"text": text, **({"text_pair": pair} if pair is not None else {}),
-                          "tasks": {t: answer[t] for t in wanted}}
+                out[i] = {"text": text, **({"text_pair": pair} if pair is not None else {}), "tasks": {t: answer[t] for t in wanted}}
         return out
 
     def weigh(self, item) -> int:

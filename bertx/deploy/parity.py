@@ -111,8 +111,11 @@ def _sequence(reference: TrainedModel, candidate: TrainedModel, source: Optional
     else:
         key = "labels" if reference.task.label_kind == "classes" else "label"
         agree = np.array([x[key] == y[key] for x, y in zip(decode(reference.task, a, labels), decode(reference.task, b, labels))])
-    return {"agreement": float(agree.mean()), "max_abs_logit_diff": float(np.abs(a - b).max()),
-            "sample": {"examples": len(examples), "unit": "label"}}
+    return {
+        "agreement": float(agree.mean()),
+        "max_abs_logit_diff": float(np.abs(a - b).max()),
+        "sample": {"examples": len(examples), "unit": "label"},
+    }
 
 
 def _ner(reference: TrainedModel, candidate: TrainedModel, source: Optional[str], size: int) -> dict:
@@ -126,10 +129,12 @@ def _ner(reference: TrainedModel, candidate: TrainedModel, source: Optional[str]
     tags_a = EntityPredictor(reference).tag(sentences)
     tags_b = EntityPredictor(candidate).tag(sentences)
     agree = [x[0] == y[0] for x, y in zip(tags_a, tags_b)]
-    features = tokenize(reference.tokenizer, [Example(" ".join(s), None, None, i) for i, s in enumerate(sentences)],
-                        reference.data.max_length)
-    return {"agreement": float(np.mean(agree)), "max_abs_logit_diff": _token_diff(reference, candidate, features, ("logits",)),
-            "sample": {"examples": len(sentences), "unit": "sentence (every tag the same)"}}
+    features = tokenize(reference.tokenizer, [Example(" ".join(s), None, None, i) for i, s in enumerate(sentences)], reference.data.max_length)
+    return {
+        "agreement": float(np.mean(agree)),
+        "max_abs_logit_diff": _token_diff(reference, candidate, features, ("logits",)),
+        "sample": {"examples": len(sentences), "unit": "sentence (every tag the same)"},
+    }
 
 
 def _qa(reference: TrainedModel, candidate: TrainedModel, source: Optional[str], size: int) -> dict:
@@ -145,11 +150,12 @@ def _qa(reference: TrainedModel, candidate: TrainedModel, source: Optional[str],
     answers_a = AnswerPredictor(reference).predict_examples(examples)
     answers_b = AnswerPredictor(candidate).predict_examples(examples)
     agree = [x["answer"] == y["answer"] for x, y in zip(answers_a, answers_b)]
-    features = tokenize(reference.tokenizer, [Example(e.question, e.context, None, i) for i, e in enumerate(examples)],
-                        reference.data.max_length)
-    return {"agreement": float(np.mean(agree)),
-            "max_abs_logit_diff": _token_diff(reference, candidate, features, ("start_logits", "end_logits")),
-            "sample": {"examples": len(examples), "unit": "answer text"}}
+    features = tokenize(reference.tokenizer, [Example(e.question, e.context, None, i) for i, e in enumerate(examples)], reference.data.max_length)
+    return {
+        "agreement": float(np.mean(agree)),
+        "max_abs_logit_diff": _token_diff(reference, candidate, features, ("start_logits", "end_logits")),
+        "sample": {"examples": len(examples), "unit": "answer text"},
+    }
 
 
 def _token_diff(reference: TrainedModel, candidate: TrainedModel, features, keys: tuple[str, ...]) -> float:

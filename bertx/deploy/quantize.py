@@ -71,8 +71,14 @@ def quantize(source: Path, target: Path, exclude: list[str]) -> None:
         os.chdir(scratch)
         root.setLevel(logging.ERROR)  # its "consider pre-processing" warning, once per calibration step, says nothing to act on
         try:
-            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude)
+            quantize_dynamic(
+                str(source),
+                str(target),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul", "Gemm"],
+                nodes_to_exclude=exclude,
+            )
         finally:
             os.chdir(here)
             root.setLevel(level)
@@ -97,10 +103,16 @@ def span_error(reference: list[np.ndarray], found: list[np.ndarray]) -> float:
     return float(np.mean(errors))
 
 
-def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], list[np.ndarray]],
-                    max_fp32_groups: int = 5, target_ratio: float = 0.5, keep_fp32: Optional[list[str]] = None,
-                    log: Callable[[str], None] = lambda line: None,
-                    change: Callable[[list, list], float] = mean_squared) -> dict:
+def calibrated_int8(
+    source: Path,
+    target: Path,
+    outputs_of: Callable[[Path], list[np.ndarray]],
+    max_fp32_groups: int = 5,
+    target_ratio: float = 0.5,
+    keep_fp32: Optional[list[str]] = None,
+    log: Callable[[str], None] = lambda line: None,
+    change: Callable[[list, list], float] = mean_squared,
+) -> dict:
     """Quantise `source` into `target`, keeping the calibrated most sensitive groups of MatMuls in fp32.
 
     Each group (a layer's attention projections, its feed-forward input, its feed-forward output) is
@@ -145,8 +157,16 @@ def calibrated_int8(source: Path, target: Path, outputs_of: Callable[[Path], lis
     kept = steps[-1]["fp32_groups"]
     quantize(source, target, activations + always + [n for group in kept for n in groups[group]])
     trial.unlink(missing_ok=True)
-    return {"method": "dynamic int8, per-channel weights, calibrated fp32 fallback", "weights": "int8 (symmetric, per channel)",
-            "activations": "uint8 (dynamic, per tensor)", "fp32_groups": kept, "fp32_always": always,
-            "activation_matmuls_fp32": len(activations),
-            "quantized_matmuls": len(with_weight) - len(always) - sum(len(groups[g]) for g in kept),
-            "calibration": steps, "change": change.__name__, "target_ratio": target_ratio, "max_fp32_groups": max_fp32_groups}
+    return {
+        "method": "dynamic int8, per-channel weights, calibrated fp32 fallback",
+        "weights": "int8 (symmetric, per channel)",
+        "activations": "uint8 (dynamic, per tensor)",
+        "fp32_groups": kept,
+        "fp32_always": always,
+        "activation_matmuls_fp32": len(activations),
+        "quantized_matmuls": len(with_weight) - len(always) - sum(len(groups[g]) for g in kept),
+        "calibration": steps,
+        "change": change.__name__,
+        "target_ratio": target_ratio,
+        "max_fp32_groups": max_fp32_groups,
+    }

@@ -44,6 +44,7 @@ def checked_list(inputs: Any, limits: Any) -> list:
 
 def canonical_input(i: int, item: Any, kind: str):
     """One input as (text, pair or None), or (question, context) for QA; `BadRequest` names what is wrong."""
+
     def text(value: Any, what: str) -> str:
         if not isinstance(value, str):
             raise BadRequest(422, f"inputs[{i}]: {what} must be a string, got {type(value).__name__}")
@@ -52,8 +53,7 @@ def canonical_input(i: int, item: Any, kind: str):
         try:  # JSON may carry lone surrogates (\ud800): valid JSON, but no tokenizer can encode them
             value.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise BadRequest(422, f"inputs[{i}]: {what} holds an unpaired surrogate at character {err.start}; "
-                                  "send valid Unicode text") from None
+            raise BadRequest(422, f"inputs[{i}]: {what} holds an unpaired surrogate at character {err.start}; send valid Unicode text") from None
         return value
 
     if kind == "qa":
@@ -76,7 +76,7 @@ def pair_form(i: int, given: tuple, pairs: bool | None, who: str) -> tuple:
     """`given` (text, pair or None) when it has the form the model was trained on (`pairs`: True, False or
     None for either), else a `BadRequest`: a single-text model given a pair would read both as one text."""
     if pairs is True and given[1] is None:
-        raise BadRequest(422, f"inputs[{i}]: {who} reads text pairs; send [text, text_pair] or {{\"text\", \"text_pair\"}}")
+        raise BadRequest(422, f'inputs[{i}]: {who} reads text pairs; send [text, text_pair] or {{"text", "text_pair"}}')
     if pairs is False and given[1] is not None:
         raise BadRequest(422, f"inputs[{i}]: {who} was trained on single texts; send one text per input, not a pair")
     return given

@@ -20,7 +20,6 @@ run again request by request (`batcher.py`). Texts longer than the model's lengt
 Uvicorn handles SIGTERM: it stops accepting, lets requests in flight finish, and exits 0.
 """
 
-
 import asyncio
 import json
 import logging
@@ -76,8 +75,9 @@ class ServedModel:
         from bertx.inference.predictor import reads_pairs
 
         pairs = reads_pairs(self.trained.task, self.trained.run)
-        return [pair_form(i, canonical_input(i, item, self.kind), pairs, f"model {self.name!r}")
-                for i, item in enumerate(checked_list(inputs, limits))]
+        return [
+            pair_form(i, canonical_input(i, item, self.kind), pairs, f"model {self.name!r}") for i, item in enumerate(checked_list(inputs, limits))
+        ]
 
     def predict(self, inputs: list) -> list[dict]:
         """One batch through the model: the records `bertx predict` writes, in input order. Adapters that
@@ -164,9 +164,14 @@ def load_models(named: dict[str, str], adapter_runtime: str = "onnx") -> dict[st
         trained = loaded.get(name) or load_trained(folder, device="cpu")
         labels = trained.labels if trained.task.label_kind not in ("score", "span") else []
         # No filesystem path: clients learn what a model does, not where the server keeps it.
-        info = {"name": name, "task": trained.task.name, "labels": labels,
-                "runtime": getattr(trained.model, "runtime", "pytorch"),
-                "max_length": trained.data.max_length, "shared_base": name in loaded}
+        info = {
+            "name": name,
+            "task": trained.task.name,
+            "labels": labels,
+            "runtime": getattr(trained.model, "runtime", "pytorch"),
+            "max_length": trained.data.max_length,
+            "shared_base": name in loaded,
+        }
         served[name] = ServedModel(name, str(folder), trained, info=info)
     return served
 
@@ -188,10 +193,17 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None, adm
         loop = asyncio.get_running_loop()
         for model in models.values():
             cost = await loop.run_in_executor(None, model.warm_up)
-            model.batcher = MicroBatcher(model.predict, limits.max_batch_size, limits.max_wait_ms, limits.max_queue,
-                                         on_batch=lambda size, name=model.name: metrics.batch(name, size),
-                                         arriving=lambda name=model.name: arriving[name], deadline_ms=limits.deadline_ms,
-                                         seconds_per_token=cost, weigh=model.weigh)
+            model.batcher = MicroBatcher(
+                model.predict,
+                limits.max_batch_size,
+                limits.max_wait_ms,
+                limits.max_queue,
+                on_batch=lambda size, name=model.name: metrics.batch(name, size),
+                arriving=lambda name=model.name: arriving[name],
+                deadline_ms=limits.deadline_ms,
+                seconds_per_token=cost,
+                weigh=model.weigh,
+            )
             model.batcher.start()
         state["ready"] = True
         yield
@@ -254,8 +266,11 @@ def create_app(models: dict[str, ServedModel], limits: Limits | None = None, adm
                 raise BadRequest(422, 'the body must be a JSON object with an `inputs` list: {"inputs": [...]}')
             unknown = set(body) - {"inputs", "tasks", "adapter"}
             if unknown:
-                raise BadRequest(422, f"unknown fields {sorted(unknown)}; the body has `inputs` (and `tasks` for a multi-task "
-                                      "model, `adapter` for a folder of adapters)")
+                raise BadRequest(
+                    422,
+                    f"unknown fields {sorted(unknown)}; the body has `inputs` (and `tasks` for a multi-task "
+                    "model, `adapter` for a folder of adapters)",
+                )
             inputs = model.check(body["inputs"], limits, **{k: body[k] for k in ("tasks", "adapter") if k in body})
             if not state["ready"]:
                 raise BadRequest(503, "models are loading")
@@ -397,8 +412,15 @@ def read_admin_token(path: str | None) -> str | None:
     return token
 
 
-def serve(model_args: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Limits | None = None,
-          log_level: str = "warning", admin_token_file: str | None = None, adapter_runtime: str = "onnx") -> None:
+def serve(
+    model_args: list[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: Limits | None = None,
+    log_level: str = "warning",
+    admin_token_file: str | None = None,
+    adapter_runtime: str = "onnx",
+) -> None:
     """Load the models and run the server until SIGTERM or Ctrl-C (then finish in-flight requests, exit 0)."""
     import os
     import signal

@@ -13,12 +13,11 @@ class ServerMetrics:
 
         self.registry = CollectorRegistry()
         self.content_type = CONTENT_TYPE_LATEST
-        self.requests = Counter("bertx_requests", "Prediction requests by model and HTTP status.", ["model", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("bertx_request_seconds", "Prediction request latency.", ["model"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batches = Histogram("bertx_batch_size", "Inputs per model call (after micro-batching).", ["model"],
-                                 buckets=BATCH_BUCKETS, registry=self.registry)
+        self.requests = Counter("bertx_requests", "Prediction requests by model and HTTP status.", ["model", "status"], registry=self.registry)
+        self.latency = Histogram("bertx_request_seconds", "Prediction request latency.", ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batches = Histogram(
+            "bertx_batch_size", "Inputs per model call (after micro-batching).", ["model"], buckets=BATCH_BUCKETS, registry=self.registry
+        )
         self.depth = Gauge("bertx_queue_depth", "Inputs waiting for the model.", ["model"], registry=self.registry)
 
     def request(self, model: str, status: int, seconds: float) -> None:

@@ -72,4 +72,3 @@ def load_shared(members: list[tuple[str, str]], auto_class: str, run_of) -> dict
         config = AutoConfig.from_pretrained(folder)
         views[name] = (AdapterView(shared, name, config, lock).eval(), config)
     return views
-

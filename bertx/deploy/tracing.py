@@ -32,8 +32,15 @@ class TupleOutputs(torch.nn.Module):
         return tuple(getattr(result, name) for name in self.outputs)
 
 
-def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[str, dict], path, opset: int,
-          extra: dict[str, tuple[torch.Tensor, dict]] | None = None) -> None:
+def trace(
+    wrapper: torch.nn.Module,
+    tokenizer,
+    names: list[str],
+    outputs: dict[str, dict],
+    path,
+    opset: int,
+    extra: dict[str, tuple[torch.Tensor, dict]] | None = None,
+) -> None:
     """torch.onnx.export of `wrapper` (positional inputs `names`, then the `extra` tensors with their dynamic
     axes; outputs named by `outputs` with theirs) on a padded example batch of two rows, so the traced graph
     keeps the attention mask's path. `path`: a file, or a BytesIO for a graph kept in memory."""
@@ -49,6 +56,14 @@ def trace(wrapper: torch.nn.Module, tokenizer, names: list[str], outputs: dict[s
     axes.update(outputs)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow in transformers' code
-        torch.onnx.export(wrapper, sample, path if hasattr(path, "write") else str(path), input_names=names,
-                          output_names=list(outputs), dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
-                          dynamo=False)
+        torch.onnx.export(
+            wrapper,
+            sample,
+            path if hasattr(path, "write") else str(path),
+            input_names=names,
+            output_names=list(outputs),
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )

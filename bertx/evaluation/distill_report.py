@@ -27,8 +27,7 @@ def size_on_disk_mb(folder: Path) -> float:
 
 
 @torch.inference_mode()
-def measure_speed(model, features, pad_id: int, latency_inputs: int = 100, throughput_inputs: int = 1024,
-                  batch_size: int = 32) -> dict:
+def measure_speed(model, features, pad_id: int, latency_inputs: int = 100, throughput_inputs: int = 1024, batch_size: int = 32) -> dict:
     """Median batch-1 latency (ms) and batch-32 throughput (inputs/s) on the first dev inputs, on CPU."""
     model.eval()
     n = len(features.lengths)
@@ -48,8 +47,7 @@ def measure_speed(model, features, pad_id: int, latency_inputs: int = 100, throu
     for indices in batches:
         model(**collate(features, indices, pad_id))
     elapsed = time.perf_counter() - start
-    return {"latency_ms_batch1": round(1000 * statistics.median(times), 2),
-            "inputs_per_s_batch32": round(len(subset) / elapsed, 1)}
+    return {"latency_ms_batch1": round(1000 * statistics.median(times), 2), "inputs_per_s_batch32": round(len(subset) / elapsed, 1)}
 
 
 def describe(folder: Path, dev_path: str) -> dict:
@@ -62,9 +60,13 @@ def describe(folder: Path, dev_path: str) -> dict:
     metrics, evalset = evaluate_loaded(trained, dev_path)  # the dev file is read and tokenised once per model
     config = trained.model.config
     return {
-        "folder": str(folder), "layers": config.num_hidden_layers, "hidden": config.hidden_size,
-        "parameters": parameter_count(trained.model), "size_mb": round(size_on_disk_mb(Path(folder)), 1),
-        **measure_speed(trained.model, evalset.features, trained.pad_id), "metrics": metrics,
+        "folder": str(folder),
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "parameters": parameter_count(trained.model),
+        "size_mb": round(size_on_disk_mb(Path(folder)), 1),
+        **measure_speed(trained.model, evalset.features, trained.pad_id),
+        "metrics": metrics,
         "main_metric": trained.task.main_metric if trained.task.main_metric in metrics else next(iter(metrics)),
     }
 
@@ -90,8 +92,10 @@ def write_report(teacher: str | Path, student: str | Path, baseline: str | Path 
 
 def markdown(report: dict) -> str:
     metric = report["main_metric"]
-    lines = [f"| model | layers x hidden | parameters | size | latency, batch 1 | inputs/s, batch 32 | speed-up | dev {metric} | % of teacher |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| model | layers x hidden | parameters | size | latency, batch 1 | inputs/s, batch 32 | speed-up | dev {metric} | % of teacher |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, row in report["models"].items():
         lines.append(
             f"| {name} | {row['layers']} x {row['hidden']} | {row['parameters'] / 1e6:.1f}M | {row['size_mb']:.0f} MB | "

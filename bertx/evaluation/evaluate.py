@@ -8,9 +8,17 @@ from typing import Optional
 from bertx.inference.loading import load_trained
 
 
-def evaluate(model_dir: str | Path, data: str, batch_size: int = 64, text_column: Optional[str] = None,
-             text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
-             articles: Optional[str] = None, limit: Optional[int] = None, bf16: bool = False) -> dict:
+def evaluate(
+    model_dir: str | Path,
+    data: str,
+    batch_size: int = 64,
+    text_column: Optional[str] = None,
+    text_pair_column: Optional[str] = None,
+    label_column: Optional[str] = None,
+    articles: Optional[str] = None,
+    limit: Optional[int] = None,
+    bf16: bool = False,
+) -> dict:
     """Metrics of the model in `model_dir` on the labelled file `data`.
 
     Files are read with the training run's options (columns found, tag scheme, QA windows; from its
@@ -26,9 +34,16 @@ def evaluate(model_dir: str | Path, data: str, batch_size: int = 64, text_column
     return metrics
 
 
-def evaluate_loaded(trained, data: str, batch_size: int = 64, text_column: Optional[str] = None,
-                    text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
-                    articles: Optional[str] = None, limit: Optional[int] = None):
+def evaluate_loaded(
+    trained,
+    data: str,
+    batch_size: int = 64,
+    text_column: Optional[str] = None,
+    text_pair_column: Optional[str] = None,
+    label_column: Optional[str] = None,
+    articles: Optional[str] = None,
+    limit: Optional[int] = None,
+):
     """`evaluate` for a model already loaded (`load_trained`); also returns the encoded evaluation set."""
     run = dict(trained.run)
     columns = dict(run.get("columns") or {})
@@ -40,8 +55,9 @@ def evaluate_loaded(trained, data: str, batch_size: int = 64, text_column: Optio
     if articles is None and dev and Path(dev).resolve() == Path(data).resolve():
         articles = trained.data.dev_articles
     evalset = trained.kind.load_eval(data, trained.data, trained.tokenizer, trained.label2id, run, limit, articles)
-    metrics = trained.kind.evaluate(trained.model, evalset, trained.pad_id, trained.data, batch_size=batch_size,
-                                    autocast_dtype=trained.autocast_dtype)
+    metrics = trained.kind.evaluate(
+        trained.model, evalset, trained.pad_id, trained.data, batch_size=batch_size, autocast_dtype=trained.autocast_dtype
+    )
     metrics["examples"] = evalset.size
     metrics.update(evalset.counts)
     return metrics, evalset

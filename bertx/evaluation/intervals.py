@@ -18,8 +18,7 @@ def scorer_of(model_dir: str | Path, data: str):
     return scorer, evalset.size
 
 
-def scored(models: dict[str, str | Path], data: str, metric: str, against: str | None = None, rounds: int = 1000,
-           seed: int = 0) -> dict:
+def scored(models: dict[str, str | Path], data: str, metric: str, against: str | None = None, rounds: int = 1000, seed: int = 0) -> dict:
     """Each model's `metric` on `data` with its 95% interval, and (with `against`, one of the models) each other
     model's difference from it with the paired interval and whether that difference is inside the noise."""
     scorers = {name: scorer_of(folder, data) for name, folder in models.items()}
@@ -33,6 +32,9 @@ def scored(models: dict[str, str | Path], data: str, metric: str, against: str |
             if name == against:
                 continue
             low, high = paired_difference(scorer, base, examples, metric, rounds, seed)
-            result[name]["vs_" + against] = {"difference": round(result[name]["score"] - result[against]["score"], 4),
-                                             "interval": [round(low, 4), round(high, 4)], "within_noise": low <= 0 <= high}
+            result[name]["vs_" + against] = {
+                "difference": round(result[name]["score"] - result[against]["score"], 4),
+                "interval": [round(low, 4), round(high, 4)],
+                "within_noise": low <= 0 <= high,
+            }
     return result

@@ -22,8 +22,7 @@ def single_input_latency(folder: str | Path, dev_path: str, inputs: int = 100, w
         call(item)
         times.append(1000 * (time.perf_counter() - start))
     times.sort()
-    return {"latency_ms": round(statistics.median(times), 3), "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3),
-            "inputs": len(times)}
+    return {"latency_ms": round(statistics.median(times), 3), "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3), "inputs": len(times)}
 
 
 def paired_latency(folders: dict[str, str | Path], dev_path: str, rounds: int = 5, inputs: int = 20, warmup: int = 5) -> dict:
@@ -47,8 +46,11 @@ def paired_latency(folders: dict[str, str | Path], dev_path: str, rounds: int = 
     found = {}
     for name, values in times.items():
         values.sort()
-        found[name] = {"latency_ms": round(statistics.median(values), 3), "p90_ms": round(values[int(0.9 * (len(values) - 1))], 3),
-                       "inputs": len(values)}
+        found[name] = {
+            "latency_ms": round(statistics.median(values), 3),
+            "p90_ms": round(values[int(0.9 * (len(values) - 1))], 3),
+            "inputs": len(values),
+        }
     return found
 
 

@@ -14,10 +14,19 @@ from typing import Optional
 from bertx import runfolder
 
 
-def write_matrix(folder: str | Path, name: str, rows: list[str], columns: list[str], values: list[list[Optional[float]]],
-                 title: str, baseline: Optional[list] = None, baseline_label: str = "none",
-                 extra: Optional[dict] = None, highlight: Optional[list[list[int]]] = None,
-                 row_axis: str = "trained first on") -> dict:
+def write_matrix(
+    folder: str | Path,
+    name: str,
+    rows: list[str],
+    columns: list[str],
+    values: list[list[Optional[float]]],
+    title: str,
+    baseline: Optional[list] = None,
+    baseline_label: str = "none",
+    extra: Optional[dict] = None,
+    highlight: Optional[list[list[int]]] = None,
+    row_axis: str = "trained first on",
+) -> dict:
     """Write NAME.json, NAME.md and NAME.png into `folder` and return the JSON object.
 
     Args:
@@ -35,9 +44,18 @@ def write_matrix(folder: str | Path, name: str, rows: list[str], columns: list[s
     if baseline is not None:
         per_cell = baseline if is_matrix(baseline) else [baseline] * len(values)
         gains = [[None if v is None or b is None else round(v - b, 2) for v, b in zip(row, ref)] for row, ref in zip(values, per_cell)]
-    result = {"title": title, "rows": rows, "columns": columns, "values": values, "baseline": baseline,
-              "baseline_label": baseline_label if baseline is not None else None, "gains": gains,
-              "highlight": highlight or [], "row_axis": row_axis, **(extra or {})}
+    result = {
+        "title": title,
+        "rows": rows,
+        "columns": columns,
+        "values": values,
+        "baseline": baseline,
+        "baseline_label": baseline_label if baseline is not None else None,
+        "gains": gains,
+        "highlight": highlight or [],
+        "row_axis": row_axis,
+        **(extra or {}),
+    }
     runfolder.write_text(folder / f"{name}.json", json.dumps(result, indent=2) + "\n")
     runfolder.write_text(folder / f"{name}.md", markdown(result))
     heatmap(result, folder / f"{name}.png")

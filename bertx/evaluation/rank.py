@@ -36,8 +36,7 @@ MAX_WORDS = 20_000  # NER rows: enough for stable estimates, small enough for kN
 
 
 @torch.no_grad()
-def frozen_features(folder: str, features, rows: list[int], pad_id: int, per_word: bool,
-                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def frozen_features(folder: str, features, rows: list[int], pad_id: int, per_word: bool, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(features, targets) of the chosen examples: one mean-pooled row per example, or (per_word) one row
     per labelled first piece, in the order of `rows`."""
     from transformers import AutoModel
@@ -67,10 +66,21 @@ def frozen_features(folder: str, features, rows: list[int], pad_id: int, per_wor
     return np.concatenate([f for f, _ in ordered]), np.concatenate([y for _, y in ordered])
 
 
-def rank(train: str, candidates: list[str], task: str = "classification", estimators: tuple[str, ...] = ESTIMATORS,
-         max_examples: int = 2000, max_length: int = 128, seed: int = 42, output: str | None = None,
-         overwrite: bool = False, log=lambda line: None, names: list[str] | None = None, data: DataConfig | None = None,
-         reads: dict | None = None) -> dict:
+def rank(
+    train: str,
+    candidates: list[str],
+    task: str = "classification",
+    estimators: tuple[str, ...] = ESTIMATORS,
+    max_examples: int = 2000,
+    max_length: int = 128,
+    seed: int = 42,
+    output: str | None = None,
+    overwrite: bool = False,
+    log=lambda line: None,
+    names: list[str] | None = None,
+    data: DataConfig | None = None,
+    reads: dict | None = None,
+) -> dict:
     """Score each candidate encoder for the task in `train`; write rank.json/.md/.png to `output` when given.
 
     `names` label the candidates in the report (default: their folders); `data` gives the reading options
@@ -118,16 +128,31 @@ def rank(train: str, candidates: list[str], task: str = "classification", estima
             f, y = f[keep], y[keep]
         featured = time.perf_counter()
         scores = {e: estimate(e, f, y, regression, seed) for e in estimators}
-        results.append({"candidate": name, "folder": folder, "scores": scores, "examples": len(rows), "rows": len(f),
-                        "features_s": round(featured - started, 2), "estimators_s": round(time.perf_counter() - featured, 2),
-                        "seconds": round(time.perf_counter() - started, 2)})
+        results.append(
+            {
+                "candidate": name,
+                "folder": folder,
+                "scores": scores,
+                "examples": len(rows),
+                "rows": len(f),
+                "features_s": round(featured - started, 2),
+                "estimators_s": round(time.perf_counter() - featured, 2),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
         log(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if v is not None) + f"  ({results[-1]['seconds']:.1f}s)")
     first = estimators[0]
     results.sort(key=lambda r: -(r["scores"][first] if r["scores"][first] is not None else -np.inf))
     for place, result in enumerate(results, 1):
         result["rank"] = place
-    report = {"train": train, "task": task, "estimators": list(estimators), "ranked_by": first, "candidates": results,
-              "feature_precision": resolve_precision("auto")}
+    report = {
+        "train": train,
+        "task": task,
+        "estimators": list(estimators),
+        "ranked_by": first,
+        "candidates": results,
+        "feature_precision": resolve_precision("auto"),
+    }
     if out:
         write_report(report, out, overwrite, [train, *candidates])
     return report
@@ -139,8 +164,10 @@ def _check_classes(train: str, labels: list, names: list[str]) -> None:
     for value, count in zip(values, counts):
         if count < 2:
             name = names[int(value)] if int(value) < len(names) else value
-            raise BertxError(f"{train}: class {name!r} has {count} example among those drawn; rank needs at least 2 per class "
-                             "(raise --max-examples or add examples)")
+            raise BertxError(
+                f"{train}: class {name!r} has {count} example among those drawn; rank needs at least 2 per class "
+                "(raise --max-examples or add examples)"
+            )
 
 
 def markdown(report: dict) -> str:
@@ -165,8 +192,9 @@ def _write_report_files(report: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     runfolder.write_json(out / "rank.json", report)
-    runfolder.write_text(out / "rank.md", f"Candidates for `{report['train']}` ({report['task']}), ranked by {report['ranked_by']}.\n\n"
-                         + markdown(report) + "\n")
+    runfolder.write_text(
+        out / "rank.md", f"Candidates for `{report['train']}` ({report['task']}), ranked by {report['ranked_by']}.\n\n" + markdown(report) + "\n"
+    )
     names = report["estimators"]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.5 * len(report["candidates"]) + 1.5), squeeze=False)
     labels = [Path(r["candidate"]).name or r["candidate"] for r in report["candidates"]]

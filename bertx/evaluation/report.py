@@ -1,14 +1,14 @@
 """`bertx report`: one self-contained HTML page for any run folder (figures inlined; no network needed).
 
-    run folder -> bertx_run.yaml (the config) + log.jsonl (learning curves, dev metrics over steps)
-    -> a model on a dev file: predictions scored per kind
-         classification / pairs  confusion matrix, per-class precision / recall / F1, the 20 most
-                                 confident mistakes with their text
-         regression              predicted against gold scores, the 20 largest errors
-         NER                     per-type table, sentences with mistaken spans
-         QA                      EM / F1, the 20 worst answers
-    -> figures and Markdown tables the run already wrote (multi-task, distillation, transfer, rank)
-    -> report.html
+run folder -> bertx_run.yaml (the config) + log.jsonl (learning curves, dev metrics over steps)
+-> a model on a dev file: predictions scored per kind
+     classification / pairs  confusion matrix, per-class precision / recall / F1, the 20 most
+                             confident mistakes with their text
+     regression              predicted against gold scores, the 20 largest errors
+     NER                     per-type table, sentences with mistaken spans
+     QA                      EM / F1, the 20 worst answers
+-> figures and Markdown tables the run already wrote (multi-task, distillation, transfer, rank)
+-> report.html
 """
 
 from __future__ import annotations
@@ -80,8 +80,18 @@ def curves(records: list[dict]) -> str:
         right.set(title="learning rate", xlabel="step")
         parts.append(figure_tag(fig, "learning curves"))
     evals = [r for r in records if r.get("event") == "eval"]
-    names = sorted({k for r in evals for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and k not in ("step", "time", "epoch") and "loss" not in k and not k.endswith("_s")})
+    names = sorted(
+        {
+            k
+            for r in evals
+            for k, v in r.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k not in ("step", "time", "epoch")
+            and "loss" not in k
+            and not k.endswith("_s")
+        }
+    )
     if evals and names:
         fig, axis = plt.subplots(figsize=(10, 3.2))
         for name in names[:8]:
@@ -103,8 +113,9 @@ def sequence_section(trained, dev: str, limit: int | None) -> str:
 
     found = trained.run.get("columns") or {}
     columns = Columns(found["text"], found.get("text_pair"), found.get("label") or trained.data.label_column) if found.get("text") else None
-    examples, features, _ = encode_split(dev, trained.task, trained.tokenizer, trained.data.max_length, trained.label2id,
-                                         columns=columns, limit=limit)
+    examples, features, _ = encode_split(
+        dev, trained.task, trained.tokenizer, trained.data.max_length, trained.label2id, columns=columns, limit=limit
+    )
     logits = model_outputs(trained.model, features, trained.pad_id, 64, autocast_dtype=trained.autocast_dtype)
     gold = np.asarray(features.labels)
     texts = [ex.text + (f" ||| {ex.text_pair}" if ex.text_pair else "") for ex in examples]
@@ -114,8 +125,11 @@ def sequence_section(trained, dev: str, limit: int | None) -> str:
         axis.scatter(gold, pred, s=6, alpha=0.5)
         axis.set(xlabel="gold", ylabel="predicted", title="predicted against gold")
         worst = np.argsort(-np.abs(pred - gold))[:MISTAKES]
-        return (figure_tag(fig, "predicted against gold") + "<h3>Largest errors</h3>"
-                + table(["gold", "predicted", "text"], [[float(gold[i]), float(pred[i]), texts[i]] for i in worst]))
+        return (
+            figure_tag(fig, "predicted against gold")
+            + "<h3>Largest errors</h3>"
+            + table(["gold", "predicted", "text"], [[float(gold[i]), float(pred[i]), texts[i]] for i in worst])
+        )
     if trained.task.label_kind != "class":
         return "<p>Multi-label runs: see the metrics above.</p>"
     labels = [trained.model.config.id2label[i] for i in range(trained.model.config.num_labels)]
@@ -129,17 +143,26 @@ def sequence_section(trained, dev: str, limit: int | None) -> str:
     axis.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         axis.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
-    axis.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
-             xlabel="predicted", ylabel="gold", title="confusion matrix")
+    axis.set(
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="gold",
+        title="confusion matrix",
+    )
     precision, recall, f1, support = precision_recall_fscore_support(gold, pred, labels=list(range(len(labels))), zero_division=0)
-    per_class = table(["class", "precision", "recall", "F1", "support"],
-                      [[labels[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i])] for i in range(len(labels))])
+    per_class = table(
+        ["class", "precision", "recall", "F1", "support"],
+        [[labels[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i])] for i in range(len(labels))],
+    )
     wrong = np.flatnonzero(pred != gold)
     worst = wrong[np.argsort(-probs[wrong, pred[wrong]])][:MISTAKES]
-    mistakes = table(["gold", "predicted", "confidence", "text"],
-                     [[labels[gold[i]], labels[pred[i]], float(probs[i, pred[i]]), texts[i]] for i in worst])
-    return (figure_tag(fig, "confusion matrix") + "<h3>Per class</h3>" + per_class
-            + f"<h3>The {len(worst)} most confident mistakes</h3>" + mistakes)
+    mistakes = table(
+        ["gold", "predicted", "confidence", "text"], [[labels[gold[i]], labels[pred[i]], float(probs[i, pred[i]]), texts[i]] for i in worst]
+    )
+    return figure_tag(fig, "confusion matrix") + "<h3>Per class</h3>" + per_class + f"<h3>The {len(worst)} most confident mistakes</h3>" + mistakes
 
 
 def ner_section(trained, dev: str, limit: int | None) -> str:
@@ -152,8 +175,10 @@ def ner_section(trained, dev: str, limit: int | None) -> str:
     from bertx.metrics.tagging import tagging_metrics
 
     metrics = tagging_metrics(evalset.gold, pred)
-    per_type = table(["type", "precision", "recall", "F1", "support"],
-                     [[t, r["precision"], r["recall"], r["f1"], r["support"]] for t, r in metrics["per_type"].items()])
+    per_type = table(
+        ["type", "precision", "recall", "F1", "support"],
+        [[t, r["precision"], r["recall"], r["f1"], r["support"]] for t, r in metrics["per_type"].items()],
+    )
     sentences, _ = trained.kind.read(dev, trained.data, limit)
     rows = []
     for sentence, gold, guess in zip(sentences, evalset.gold, pred):
@@ -162,9 +187,13 @@ def ner_section(trained, dev: str, limit: int | None) -> str:
             rows.append([marked])
         if len(rows) >= MISTAKES:
             break
-    return (f"<p>entity F1 {metrics['f1']:.4f}, precision {metrics['precision']:.4f}, recall {metrics['recall']:.4f}</p>"
-            + "<h3>Per type</h3>" + per_type + f"<h3>Sentences with mistaken tags (first {len(rows)})</h3>"
-            + table(["words, [word: gold→predicted] where they differ"], rows))
+    return (
+        f"<p>entity F1 {metrics['f1']:.4f}, precision {metrics['precision']:.4f}, recall {metrics['recall']:.4f}</p>"
+        + "<h3>Per type</h3>"
+        + per_type
+        + f"<h3>Sentences with mistaken tags (first {len(rows)})</h3>"
+        + table(["words, [word: gold→predicted] where they differ"], rows)
+    )
 
 
 def qa_section(trained, dev: str, limit: int | None) -> str:
@@ -173,8 +202,9 @@ def qa_section(trained, dev: str, limit: int | None) -> str:
     dev_articles = trained.data.dev_articles if Path(dev).resolve() == Path((trained.run.get("data") or {}).get("dev") or "").resolve() else None
     evalset = trained.kind.load_eval(dev, trained.data, trained.tokenizer, trained.label2id, trained.run, limit, dev_articles)
     qa, examples = evalset.extra
-    found = trained.kind.answers(trained.model, qa, examples, trained.pad_id, None, 64, trained.autocast_dtype,
-                                 trained.data.n_best, trained.data.max_answer_length)
+    found = trained.kind.answers(
+        trained.model, qa, examples, trained.pad_id, None, 64, trained.autocast_dtype, trained.data.n_best, trained.data.max_answer_length
+    )
     scored = []
     for example, answer, golds in zip(examples, found, evalset.gold):
         best_f1 = max(f1(answer["answer"], g) for g in golds) if golds else 0.0
@@ -183,8 +213,9 @@ def qa_section(trained, dev: str, limit: int | None) -> str:
     em = float(np.mean([s[1] for s in scored])) if scored else 0.0
     mean_f1 = float(np.mean([s[0] for s in scored])) if scored else 0.0
     worst = sorted(scored, key=lambda s: s[0])[:MISTAKES]
-    return (f"<p>EM {100 * em:.2f}, F1 {100 * mean_f1:.2f} over {len(scored)} questions</p><h3>The worst answers</h3>"
-            + table(["F1", "question", "predicted", "gold"], [[s[0], s[2], s[3], s[4]] for s in worst]))
+    return f"<p>EM {100 * em:.2f}, F1 {100 * mean_f1:.2f} over {len(scored)} questions</p><h3>The worst answers</h3>" + table(
+        ["F1", "question", "predicted", "gold"], [[s[0], s[2], s[3], s[4]] for s in worst]
+    )
 
 
 def run_figures(folder: Path) -> str:
@@ -192,7 +223,7 @@ def run_figures(folder: Path) -> str:
     parts = []
     for path in sorted(folder.glob("*.png")):
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f"<h3>{html.escape(path.name)}</h3><img alt=\"{html.escape(path.stem)}\" src=\"data:image/png;base64,{data}\">")
+        parts.append(f'<h3>{html.escape(path.name)}</h3><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">')
     for path in sorted(folder.glob("*.md")):
         # A table someone else put in the folder may be in any encoding: shown with the bad bytes replaced.
         text = path.read_bytes().decode("utf-8", errors="replace")
@@ -206,8 +237,7 @@ th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}pre{backgro
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:3px}h3{font-size:15px}"""
 
 
-def report(folder: str | Path, output: str | Path | None = None, dev: str | None = None, limit: int | None = 2000,
-           warn=lambda line: None) -> Path:
+def report(folder: str | Path, output: str | Path | None = None, dev: str | None = None, limit: int | None = 2000, warn=lambda line: None) -> Path:
     """Write the HTML report of the run in `folder` (default `folder/report.html`); returns its path.
 
     `warn` receives a line for each section left out for want of data (the run's dev file moved or gone)."""
@@ -248,8 +278,10 @@ def report(folder: str | Path, output: str | Path | None = None, dev: str | None
         sections.append("<h2>Figures and tables of the run</h2>" + figures)
     if run:
         sections.append("<h2>Config</h2><pre>" + html.escape(yaml.safe_dump(run, sort_keys=False)) + "</pre>")
-    page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bertx report: {html.escape(folder.name)}"
-            f"</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>bertx report: {html.escape(folder.name)}'
+        f"</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
+    )
     target = Path(output) if output else folder / "report.html"
     reads = [p for p in folder.iterdir() if p.name != "report.html"] + ([Path(dev)] if dev else [])
     with runfolder.output_file(target, reads=reads) as handle:

@@ -27,9 +27,16 @@ class AnswerPredictor:
         if not examples:
             return []
         qa = t.kind.encode(list(examples), t.data, t.tokenizer, with_targets=False)
-        return t.kind.answers(t.model, qa, list(examples), t.pad_id, batch_size=batch_size,
-                              autocast_dtype=t.autocast_dtype, n_best=t.data.n_best,
-                              max_answer_length=t.data.max_answer_length)
+        return t.kind.answers(
+            t.model,
+            qa,
+            list(examples),
+            t.pad_id,
+            batch_size=batch_size,
+            autocast_dtype=t.autocast_dtype,
+            n_best=t.data.n_best,
+            max_answer_length=t.data.max_answer_length,
+        )
 
     def predict(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 64) -> list[dict]:
         """One answer per question: `answer`, `start` and `end` (characters in its context), `score`."""

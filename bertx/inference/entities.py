@@ -66,7 +66,8 @@ class EntityPredictor:
             entities = []
             for kind, first, end in entity_spans(tags):
                 start_char, end_char = words[first][1][0], words[end - 1][1][1]
-                entities.append({"type": kind, "text": text[start_char:end_char], "start": start_char, "end": end_char,
-                                 "score": float(np.mean(probs[first:end]))})
+                entities.append(
+                    {"type": kind, "text": text[start_char:end_char], "start": start_char, "end": end_char, "score": float(np.mean(probs[first:end]))}
+                )
             results.append(entities)
         return results

@@ -57,8 +57,10 @@ class TrainedModel:
 
 def task_of(model_dir: Path, run: dict | None, config: dict) -> TaskSpec:
     if run and "multitask" in run:
-        raise BertxError(f"{model_dir}: a multi-task folder (tasks: {', '.join(run['multitask'])}); write one task as a "
-                         f"model first: bertx multitask-export {model_dir} --task NAME --output DIR")
+        raise BertxError(
+            f"{model_dir}: a multi-task folder (tasks: {', '.join(run['multitask'])}); write one task as a "
+            f"model first: bertx multitask-export {model_dir} --task NAME --output DIR"
+        )
     if run and run.get("task") in TASKS:
         return TASKS[run["task"]]
     architecture = (config.get("architectures") or [""])[0]
@@ -68,8 +70,7 @@ def task_of(model_dir: Path, run: dict | None, config: dict) -> TaskSpec:
         return TASKS["qa"]
     if architecture.endswith("ForSequenceClassification"):
         return TASKS[PROBLEM_TO_TASK.get(config.get("problem_type") or "", "classification")]
-    raise BertxError(f"{model_dir}: holds no task head (architectures: {config.get('architectures')}); "
-                     "fine-tune it first with `bertx finetune`")
+    raise BertxError(f"{model_dir}: holds no task head (architectures: {config.get('architectures')}); fine-tune it first with `bertx finetune`")
 
 
 def folder_task(model_dir: str | Path) -> tuple[TaskSpec, dict]:
@@ -150,8 +151,7 @@ def trained_with(model: torch.nn.Module, folder: str | Path, max_length: int | N
     return TrainedModel(model, tokenizer or load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)
 
 
-def load_trained(model_dir: str | Path, device: str | None = None, max_length: int | None = None,
-                 bf16: bool = False) -> TrainedModel:
+def load_trained(model_dir: str | Path, device: str | None = None, max_length: int | None = None, bf16: bool = False) -> TrainedModel:
     """Load a fine-tuned folder for evaluation or prediction.
 
     Args:
@@ -184,5 +184,4 @@ def load_trained(model_dir: str | Path, device: str | None = None, max_length: i
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     if task.auto_class == "AutoModelForSequenceClassification":
         enable_cls_only_last_layer(model)  # the head reads [CLS] only: skip the rest of the last layer
-    return TrainedModel(model, load_tokenizer(str(model_dir)), task, get_kind(task), data, run,
-                        torch.bfloat16 if bf16 else None)
+    return TrainedModel(model, load_tokenizer(str(model_dir)), task, get_kind(task), data, run, torch.bfloat16 if bf16 else None)

@@ -75,8 +75,7 @@ class OnnxHeads:
         out: dict[str, np.ndarray] = {}
         for indices in sorted_batches(features.lengths, batch_size):
             batch = collate(features, indices, pad_id)
-            feed = {name: (batch.get(name) if batch.get(name) is not None else torch.zeros_like(batch["input_ids"])).numpy()
-                    for name in self.inputs}
+            feed = {name: (batch.get(name) if batch.get(name) is not None else torch.zeros_like(batch["input_ids"])).numpy() for name in self.inputs}
             for task, values in zip(tasks, self.session.run([f"logits_{t}" for t in tasks], feed)):
                 if task not in out:
                     out[task] = np.empty((len(features.lengths), values.shape[1]), dtype=np.float32)
@@ -85,8 +84,7 @@ class OnnxHeads:
 
 
 class MultiTaskPredictor:
-    def __init__(self, encoder: Optional[nn.Module], tokenizer, heads: dict[str, Head], skipped: list[str],
-                 onnx: Optional[OnnxHeads] = None):
+    def __init__(self, encoder: Optional[nn.Module], tokenizer, heads: dict[str, Head], skipped: list[str], onnx: Optional[OnnxHeads] = None):
         self.encoder, self.tokenizer, self.heads, self.skipped, self.onnx = encoder, tokenizer, heads, skipped, onnx
         self._computed = _Computed()
         for head in heads.values():
@@ -105,8 +103,10 @@ class MultiTaskPredictor:
         if "multitask" not in run:
             raise BertxError(f"{folder}: not a multi-task folder (no `multitask` section in bertx_run.yaml)")
         if is_adapter_multitask(folder):
-            raise BertxError(f"{folder}: a multi-task run of adapters; serve its tasks' adapters over one base instead "
-                             f"(bertx multitask-export each task, then bertx serve a=DIR1 b=DIR2)")
+            raise BertxError(
+                f"{folder}: a multi-task run of adapters; serve its tasks' adapters over one base instead "
+                f"(bertx multitask-export each task, then bertx serve a=DIR1 b=DIR2)"
+            )
         exported = (folder / "model.onnx").is_file()  # `bertx export` of a multi-task run: one graph, every head
         encoder = None if exported else AutoModel.from_pretrained(folder).eval()
         heads, skipped = {}, []
@@ -119,8 +119,14 @@ class MultiTaskPredictor:
             head_dir = folder / HEADS_DIR / info["head"]
             if exported:
                 config = AutoConfig.from_pretrained(head_dir)
-                heads[name] = Head(name, spec, None, [config.id2label[i] for i in range(config.num_labels)],
-                                   _max_length(info, run), bool((info.get("columns") or {}).get("text_pair")))
+                heads[name] = Head(
+                    name,
+                    spec,
+                    None,
+                    [config.id2label[i] for i in range(config.num_labels)],
+                    _max_length(info, run),
+                    bool((info.get("columns") or {}).get("text_pair")),
+                )
                 continue
             if not (head_dir / HEAD_WEIGHTS).is_file():
                 raise BertxError(f"{head_dir}: the head of task {name!r} is missing")
@@ -148,8 +154,9 @@ class MultiTaskPredictor:
         return [name for name, head in self.heads.items() if head.pairs == pairs]
 
     @torch.inference_mode()
-    def predict(self, texts: Sequence[str], pairs: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None,
-                batch_size: int = 128) -> list[dict[str, dict]]:
+    def predict(
+        self, texts: Sequence[str], pairs: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None, batch_size: int = 128
+    ) -> list[dict[str, dict]]:
         """Every requested task's answer for every input: `[{task: {"label", "probs"} | {"score"} | ...}]`.
 
         Args:
@@ -177,8 +184,9 @@ class MultiTaskPredictor:
                     cut = tokenize(self.tokenizer, [examples[i] for i in again], head.max_length)
                     logits[name][again] = self._heads_on(cut, [name], batch_size)[name]
             # Cut at `longest`, or (shorter window) longer than this head reads: those rows have length `longest`.
-            truncated = set(features.truncated_rows if head.max_length == longest else
-                            [i for i, n in enumerate(features.lengths) if n > head.max_length])
+            truncated = set(
+                features.truncated_rows if head.max_length == longest else [i for i, n in enumerate(features.lengths) if n > head.max_length]
+            )
             for i, answer in enumerate(decode(head.spec, logits[name], head.labels)):
                 if i in truncated:
                     answer["truncated"] = True

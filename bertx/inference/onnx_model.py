@@ -17,7 +17,6 @@ from bertx.errors import BertxError
 from bertx.inference.graph_io import ONNX_FILE, int64_feed, is_export, wrap_outputs  # noqa: F401  (ONNX_FILE, is_export: re-exported)
 
 
-
 class OnnxTaskModel(torch.nn.Module):
     """A read-only task model backed by an ONNX Runtime session."""
 

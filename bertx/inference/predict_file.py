@@ -88,8 +88,9 @@ def _write_jsonl(records: Iterable[dict], out: Destination) -> int:
     return count
 
 
-def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128,
-                 bf16: bool = False, input_format: str = "auto") -> int:
+def predict_file(
+    model_dir: str, input_path: str, output_path: Optional[str] = None, batch_size: int = 128, bf16: bool = False, input_format: str = "auto"
+) -> int:
     """Predict every example of `input_path` and write to `output_path` (stdout if None).
 
     Returns:
@@ -106,8 +107,7 @@ def predict_file(model_dir: str, input_path: str, output_path: Optional[str] = N
     if trained.task.name == "qa":
         examples = read_qa(input_path, require_answers=False)
         answers = AnswerPredictor(trained).predict_examples(examples, batch_size)
-        return _write_jsonl(({"id": ex.id, "question": ex.question, **answer} for ex, answer in zip(examples, answers)),
-                            out)
+        return _write_jsonl(({"id": ex.id, "question": ex.question, **answer} for ex, answer in zip(examples, answers)), out)
     return _predict_sequences(Predictor.from_trained(trained), input_path, out, batch_size)
 
 
@@ -124,8 +124,9 @@ def _predict_sequences(predictor: Predictor, input_path: str, out: Destination, 
         texts = [ex.text for ex in examples]
         pairs = [ex.text_pair for ex in examples] if columns.text_pair else None
         keys = chunk_keys(file_format(input_path), [ex.line for ex in examples])
-    results = in_chunks(keys, lambda rows: predictor.predict([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None,
-                                                             batch_size=batch_size))
+    results = in_chunks(
+        keys, lambda rows: predictor.predict([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None, batch_size=batch_size)
+    )
 
     def records():
         for i, (text, result) in enumerate(zip(texts, results)):
@@ -134,8 +135,7 @@ def _predict_sequences(predictor: Predictor, input_path: str, out: Destination, 
     return _write_jsonl(records(), out)
 
 
-def _predict_entities(predictor: EntityPredictor, input_path: str, out: Destination, batch_size: int,
-                      input_format: str) -> int:
+def _predict_entities(predictor: EntityPredictor, input_path: str, out: Destination, batch_size: int, input_format: str) -> int:
     if input_format == "auto":
         if Path(input_path).suffix.lower() in (".conll", ".bio", ".iob"):
             input_format = "conll"

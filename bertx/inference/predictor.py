@@ -32,8 +32,7 @@ class Predictor:
     autocast_dtype: Optional[torch.dtype] = None  # torch.bfloat16 for bf16 matrix products
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str | None = None, max_length: int | None = None,
-             bf16: bool = False) -> "Predictor":
+    def load(cls, model_dir: str | Path, device: str | None = None, max_length: int | None = None, bf16: bool = False) -> "Predictor":
         """Load a folder written by `bertx finetune` (or any HF sequence-classification folder).
 
         Args:
@@ -49,8 +48,7 @@ class Predictor:
     def from_trained(cls, trained) -> "Predictor":
         if trained.task.auto_class != "AutoModelForSequenceClassification":
             raise BertxError(f"a {trained.task.name} model: use EntityPredictor (ner) or AnswerPredictor (qa)")
-        return cls(trained.model, trained.tokenizer, trained.task, trained.data.max_length, trained.run,
-                   trained.autocast_dtype)
+        return cls(trained.model, trained.tokenizer, trained.task, trained.data.max_length, trained.run, trained.autocast_dtype)
 
     def reading_options(self) -> dict:
         return reading_options(self.run)
@@ -65,8 +63,7 @@ class Predictor:
 
     def outputs(self, features: Features, batch_size: int = 128) -> np.ndarray:
         """Raw head outputs (N, num_labels) in input order."""
-        return model_outputs(self.model, features, self.tokenizer.pad_token_id, batch_size,
-                             autocast_dtype=self.autocast_dtype)
+        return model_outputs(self.model, features, self.tokenizer.pad_token_id, batch_size, autocast_dtype=self.autocast_dtype)
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 128) -> list[dict]:
         """Predict texts (or text pairs).
@@ -111,10 +108,7 @@ def decode(task: TaskSpec, logits: np.ndarray, labels: list[str]) -> list[dict]:
         return [{"score": float(row[0])} for row in logits]
     if task.label_kind == "classes":
         probs = 1.0 / (1.0 + np.exp(-logits))
-        return [
-            {"labels": [labels[j] for j in np.flatnonzero(row > 0.5)], "probs": dict(zip(labels, map(float, row)))}
-            for row in probs
-        ]
+        return [{"labels": [labels[j] for j in np.flatnonzero(row > 0.5)], "probs": dict(zip(labels, map(float, row)))} for row in probs]
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = shifted / shifted.sum(axis=1, keepdims=True)
     return [{"label": labels[int(row.argmax())], "probs": dict(zip(labels, map(float, row)))} for row in probs]

@@ -32,14 +32,16 @@ def _interval(values: list[float], confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_interval(scorer: Scorer, examples: int, metric: str, rounds: int = 1000, seed: int = 0,
-                       confidence: float = 0.95) -> tuple[float, float]:
+def bootstrap_interval(
+    scorer: Scorer, examples: int, metric: str, rounds: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
     """(low, high) of `metric` over `rounds` resamples of the `examples` scored examples."""
     return _interval(_resampled(scorer, _draws(examples, rounds, seed), metric), confidence)
 
 
-def paired_difference(scorer_a: Scorer, scorer_b: Scorer, examples: int, metric: str, rounds: int = 1000, seed: int = 0,
-                      confidence: float = 0.95) -> tuple[float, float]:
+def paired_difference(
+    scorer_a: Scorer, scorer_b: Scorer, examples: int, metric: str, rounds: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
     """(low, high) of `metric`(a) - `metric`(b), both models scored on each same resample of the examples."""
     draws = _draws(examples, rounds, seed)
     return _interval(list(np.subtract(_resampled(scorer_a, draws, metric), _resampled(scorer_b, draws, metric))), confidence)

@@ -28,9 +28,9 @@ def tagging_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     correct = sum(g == p for gs, ps in zip(gold, pred) for g, p in zip(gs, ps))
     report = classification_report(gold, pred, output_dict=True, **options)
     per_type = {
-        name: {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]),
-               "support": int(row["support"])}
-        for name, row in report.items() if not name.endswith(" avg")
+        name: {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]), "support": int(row["support"])}
+        for name, row in report.items()
+        if not name.endswith(" avg")
     }
     return {
         "f1": float(f1_score(gold, pred, **options)),

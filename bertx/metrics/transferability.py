@@ -31,8 +31,14 @@ def logme_evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> f
     a = beta * f.T @ f + alpha * np.eye(d)
     m = beta * np.linalg.solve(a, f.T @ y)  # posterior mean of w
     residual = float(((f @ m - y) ** 2).sum())
-    return (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - alpha / 2 * float(m @ m) - beta / 2 * residual
-            - 0.5 * float(np.linalg.slogdet(a)[1]) - n / 2 * math.log(2 * math.pi))
+    return (
+        d / 2 * math.log(alpha)
+        + n / 2 * math.log(beta)
+        - alpha / 2 * float(m @ m)
+        - beta / 2 * residual
+        - 0.5 * float(np.linalg.slogdet(a)[1])
+        - n / 2 * math.log(2 * math.pi)
+    )
 
 
 def _logme_one(u: np.ndarray, sigma_full: np.ndarray, y: np.ndarray, n: int, d: int, iterations: int = 100) -> float:
@@ -55,8 +61,14 @@ def _logme_one(u: np.ndarray, sigma_full: np.ndarray, y: np.ndarray, n: int, d: 
     t = alpha / beta
     m2 = float((sigma * x2 / (t + sigma) ** 2).sum())
     res2 = float((x2 / (1 + sigma / t) ** 2).sum()) + outside
-    evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - alpha / 2 * m2 - beta / 2 * res2
-                - 0.5 * float(np.log(alpha + beta * sigma_full).sum()) - n / 2 * math.log(2 * math.pi))
+    evidence = (
+        d / 2 * math.log(alpha)
+        + n / 2 * math.log(beta)
+        - alpha / 2 * m2
+        - beta / 2 * res2
+        - 0.5 * float(np.log(alpha + beta * sigma_full).sum())
+        - n / 2 * math.log(2 * math.pi)
+    )
     return evidence / n
 
 
@@ -156,10 +168,19 @@ def agreement(predicted: dict[str, dict[str, float]], measured: dict[str, dict[s
     `measured[target][candidate]` (gains or scores, in points)."""
     # A target the estimator cannot score (H-score of a regression target) is left out and listed.
     scored = [t for t in measured if any(predicted[t].get(n) is not None for n in measured[t])]
-    per = {t: {"tau": kendall_tau(predicted[t], measured[t]), "regret": regret(predicted[t], measured[t]),
-               "picked": max((n for n in measured[t] if predicted[t].get(n) is not None), key=lambda n: predicted[t][n]),
-               "best": max(measured[t], key=measured[t].get)} for t in scored}
+    per = {
+        t: {
+            "tau": kendall_tau(predicted[t], measured[t]),
+            "regret": regret(predicted[t], measured[t]),
+            "picked": max((n for n in measured[t] if predicted[t].get(n) is not None), key=lambda n: predicted[t][n]),
+            "best": max(measured[t], key=measured[t].get),
+        }
+        for t in scored
+    }
     taus = [v["tau"] for v in per.values() if v["tau"] is not None]
-    return {"targets": per, "mean_tau": float(np.mean(taus)) if taus else None,
-            "mean_regret": float(np.mean([v["regret"] for v in per.values()])) if per else None,
-            "not_scored": [t for t in measured if t not in scored]}
+    return {
+        "targets": per,
+        "mean_tau": float(np.mean(taus)) if taus else None,
+        "mean_regret": float(np.mean([v["regret"] for v in per.values()])) if per else None,
+        "not_scored": [t for t in measured if t not in scored],
+    }

@@ -38,8 +38,11 @@ IA3_FEEDFORWARD = ["output.dense"]
 # token_type_ids and never passes them on, so a BERT QA adapter would train blind to which tokens are the
 # question and which the context, then be served (merged) with them: found when the merged model's F1 fell
 # 0.12 below the unmerged one's on the toy task. The plain PeftModel passes every input through.
-PEFT_TASK_TYPES = {"AutoModelForSequenceClassification": "SEQ_CLS", "AutoModelForTokenClassification": "TOKEN_CLS",
-                   "AutoModelForQuestionAnswering": None}
+PEFT_TASK_TYPES = {
+    "AutoModelForSequenceClassification": "SEQ_CLS",
+    "AutoModelForTokenClassification": "TOKEN_CLS",
+    "AutoModelForQuestionAnswering": None,
+}
 
 
 def head_modules(model: nn.Module) -> list[str]:
@@ -74,12 +77,19 @@ def add_adapters(model: nn.Module, options, auto_class: str) -> nn.Module:
     check_targets(model, targets)
     task_type = PEFT_TASK_TYPES[auto_class]
     if options.method == "lora":
-        settings = peft.LoraConfig(task_type=task_type, r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
-                                   target_modules=targets, modules_to_save=heads, use_rslora=options.rslora, bias=options.bias)
+        settings = peft.LoraConfig(
+            task_type=task_type,
+            r=options.r,
+            lora_alpha=options.alpha,
+            lora_dropout=options.dropout,
+            target_modules=targets,
+            modules_to_save=heads,
+            use_rslora=options.rslora,
+            bias=options.bias,
+        )
     else:
         feedforward = [t for t in (options.feedforward_modules or IA3_FEEDFORWARD) if t in targets]
-        settings = peft.IA3Config(task_type=task_type, target_modules=targets, feedforward_modules=feedforward,
-                                  modules_to_save=heads)
+        settings = peft.IA3Config(task_type=task_type, target_modules=targets, feedforward_modules=feedforward, modules_to_save=heads)
     return peft.get_peft_model(model, settings)
 
 
@@ -99,15 +109,15 @@ def check_targets(model: nn.Module, targets: list[str]) -> None:
     for target in targets:
         if not any(name == target or name.endswith("." + target) for name in names):
             sample = sorted({name.split(".")[-1] for name in names})
-            raise BertxError(f"peft.target_modules: no linear layer of this model is named {target!r} "
-                             f"(its linear layers end in: {', '.join(sample)})")
+            raise BertxError(
+                f"peft.target_modules: no linear layer of this model is named {target!r} (its linear layers end in: {', '.join(sample)})"
+            )
 
 
 def trainable_counts(model: nn.Module) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    return {"trainable_parameters": trainable, "total_parameters": total,
-            "trainable_pct": round(100 * trainable / max(total, 1), 3)}
+    return {"trainable_parameters": trainable, "total_parameters": total, "trainable_pct": round(100 * trainable / max(total, 1), 3)}
 
 
 class AdapterModel(nn.Module):
@@ -144,8 +154,10 @@ def base_model_path(folder: Path, run: dict) -> str:
     if not path and (folder / ADAPTER_CONFIG).is_file():
         path = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not path or not Path(path).is_dir():
-        raise BertxError(f"{folder}: an adapter needs its base model, {path or 'unknown'}, which is not a folder here; "
-                         "put it back, or merge the adapter where it is (`bertx merge`)")
+        raise BertxError(
+            f"{folder}: an adapter needs its base model, {path or 'unknown'}, which is not a folder here; "
+            "put it back, or merge the adapter where it is (`bertx merge`)"
+        )
     return str(path)
 
 
@@ -156,8 +168,7 @@ def base_with_head(folder: Path, auto_class: str, run: dict) -> nn.Module:
     from transformers import AutoConfig
 
     with without_load_report():
-        return getattr(transformers, auto_class).from_pretrained(base_model_path(folder, run),
-                                                                 config=AutoConfig.from_pretrained(folder))
+        return getattr(transformers, auto_class).from_pretrained(base_model_path(folder, run), config=AutoConfig.from_pretrained(folder))
 
 
 def load_adapter_model(folder: str | Path, auto_class: str, run: dict, merge: bool = True) -> nn.Module:

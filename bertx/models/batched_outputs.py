@@ -14,8 +14,9 @@ from bertx.data.features import Features
 
 
 @torch.inference_mode()
-def model_outputs(model, features: Features, pad_id: int, batch_size: int = 128, device=None,
-                  autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+def model_outputs(
+    model, features: Features, pad_id: int, batch_size: int = 128, device=None, autocast_dtype: torch.dtype | None = None
+) -> np.ndarray:
     """Head outputs (logits or scores) for every example, shape (N, num_labels).
 
     `autocast_dtype=torch.bfloat16` runs matrix products in bf16 (fast on CPUs with AVX512-BF16 or
@@ -37,8 +38,15 @@ def model_outputs(model, features: Features, pad_id: int, batch_size: int = 128,
 
 
 @torch.inference_mode()
-def token_outputs(model, features: Features, pad_id: int, keys: tuple[str, ...] = ("logits",), batch_size: int = 64,
-                  device=None, autocast_dtype: torch.dtype | None = None) -> dict[str, list[np.ndarray]]:
+def token_outputs(
+    model,
+    features: Features,
+    pad_id: int,
+    keys: tuple[str, ...] = ("logits",),
+    batch_size: int = 64,
+    device=None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, list[np.ndarray]]:
     """Per-token head outputs: for each name in `keys`, a list with one (T_i, ...) array per example."""
     was_training = model.training
     model.eval()

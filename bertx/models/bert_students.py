@@ -57,8 +57,9 @@ def student_from_teacher_layers(teacher: nn.Module, kept: list[int]) -> nn.Modul
     return student
 
 
-def student_from_config(teacher: nn.Module, layers: int, hidden: int | None = None, heads: int | None = None,
-                        intermediate: int | None = None) -> nn.Module:
+def student_from_config(
+    teacher: nn.Module, layers: int, hidden: int | None = None, heads: int | None = None, intermediate: int | None = None
+) -> nn.Module:
     """A randomly initialised student of the teacher's class, labels and vocabulary, with the given sizes."""
     import transformers
 
@@ -81,8 +82,11 @@ def student_from_encoder(path: str, teacher: nn.Module, dropout: float | None) -
     from bertx.models.heads import load_with_new_head
 
     config = teacher.config
-    labels = [config.id2label[i] for i in range(config.num_labels)] if type(teacher).__name__.endswith(
-        ("SequenceClassification", "TokenClassification")) else None
+    labels = (
+        [config.id2label[i] for i in range(config.num_labels)]
+        if type(teacher).__name__.endswith(("SequenceClassification", "TokenClassification"))
+        else None
+    )
     auto = "AutoModelFor" + type(teacher).__name__.split("For", 1)[1]
     extra = {"problem_type": config.problem_type} if getattr(config, "problem_type", None) else {}
     return load_with_new_head(path, auto, labels, dropout, **extra)

@@ -31,8 +31,12 @@ def _last_layer(model: nn.Module) -> nn.Module | None:
         return None
     last = layers[-1]
     attention = getattr(last, "attention", None)
-    needed = (getattr(attention, "self", None), getattr(attention, "output", None),
-              getattr(last, "intermediate", None), getattr(last, "output", None))
+    needed = (
+        getattr(attention, "self", None),
+        getattr(attention, "output", None),
+        getattr(last, "intermediate", None),
+        getattr(last, "output", None),
+    )
     if any(part is None for part in needed) or getattr(last, "add_cross_attention", False):
         return None
     if not all(hasattr(attention.self, name) for name in ("query", "key", "value", "attention_head_size", "scaling")):

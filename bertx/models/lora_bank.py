@@ -58,16 +58,16 @@ def read_adapter(name: str, folder: str | Path, labels: list[str]) -> AdapterFac
         raise BertxError(f"{folder}: not a readable LoRA adapter folder ({type(err).__name__}: {err})") from None
     if settings.get("peft_type") != "LORA":
         raise BertxError(f"{folder}: a {settings.get('peft_type')} adapter; only LoRA adapters share a mixed batch")
-    for option, plain in (("use_dora", False), ("rank_pattern", {}), ("alpha_pattern", {}), ("bias", "none"),
-                          ("lora_bias", False)):
+    for option, plain in (("use_dora", False), ("rank_pattern", {}), ("alpha_pattern", {}), ("bias", "none"), ("lora_bias", False)):
         if settings.get(option, plain) not in (plain, None):
-            raise BertxError(f"{folder}: adapter_config {option}={settings[option]!r}; a mixed batch takes plain LoRA "
-                             "(serve this adapter merged: `bertx merge`)")
+            raise BertxError(
+                f"{folder}: adapter_config {option}={settings[option]!r}; a mixed batch takes plain LoRA (serve this adapter merged: `bertx merge`)"
+            )
     r = int(settings["r"])
-    scale = float(settings["lora_alpha"]) / (r ** 0.5 if settings.get("use_rslora") else r)
+    scale = float(settings["lora_alpha"]) / (r**0.5 if settings.get("use_rslora") else r)
     lora, heads = {}, {}
     for key, value in tensors.items():
-        path = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        path = key[len(PREFIX) :] if key.startswith(PREFIX) else key
         if ".lora_A." in path:
             target = path.split(".lora_A.")[0]
             b = tensors[key.replace(".lora_A.", ".lora_B.")]
@@ -116,8 +116,7 @@ def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, 
         a, b = adapter.lora.get(path, (torch.zeros(base.in_features, 1), torch.zeros(1, base.out_features)))
         A, B = state.lora.get(path, (torch.zeros(n, base.in_features, 1), torch.zeros(n, 1, base.out_features)))
         r = max(A.shape[2], a.shape[1])
-        lora[path] = (torch.cat([zero_padded(A, 2, r), zero_padded(a, 1, r)[None]]),
-                      torch.cat([zero_padded(B, 1, r), zero_padded(b, 0, r)[None]]))
+        lora[path] = (torch.cat([zero_padded(A, 2, r), zero_padded(a, 1, r)[None]]), torch.cat([zero_padded(B, 1, r), zero_padded(b, 0, r)[None]]))
     heads = {}
     for path in sorted(set(state.heads) | set(adapter.heads)):
         base = base_modules[path]
@@ -130,10 +129,11 @@ def appended(state: BankState, adapter: AdapterFactors, base_modules: dict[str, 
             W = default[0][None].expand(n, -1, -1).clone()
             b = (default[1] if default[1] is not None else torch.zeros(default[0].shape[0]))[None].expand(n, -1).clone()
         width = max(W.shape[1], weight.shape[0])
-        heads[path] = (torch.cat([zero_padded(W, 1, width), zero_padded(weight, 0, width)[None]]),
-                       torch.cat([zero_padded(b, 1, width), zero_padded(bias, 0, width)[None]]))
-    return BankState(state.names + (adapter.name,), lora, heads, state.labels + (tuple(adapter.labels),),
-                     state.folders + (adapter.folder,))
+        heads[path] = (
+            torch.cat([zero_padded(W, 1, width), zero_padded(weight, 0, width)[None]]),
+            torch.cat([zero_padded(b, 1, width), zero_padded(bias, 0, width)[None]]),
+        )
+    return BankState(state.names + (adapter.name,), lora, heads, state.labels + (tuple(adapter.labels),), state.folders + (adapter.folder,))
 
 
 def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) -> BankState:
@@ -144,8 +144,7 @@ def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) 
         r = max(a.lora[path][0].shape[1] for a in adapters if path in a.lora)
         none = (torch.zeros(base.in_features, r), torch.zeros(r, base.out_features))
         pairs = [a.lora.get(path, none) for a in adapters]
-        lora[path] = (torch.stack([zero_padded(x, 1, r) for x, _ in pairs]),
-                      torch.stack([zero_padded(y, 0, r) for _, y in pairs]))
+        lora[path] = (torch.stack([zero_padded(x, 1, r) for x, _ in pairs]), torch.stack([zero_padded(y, 0, r) for _, y in pairs]))
     heads = {}
     for path in sorted({p for a in adapters for p in a.heads}):
         base = base_modules[path]
@@ -153,10 +152,8 @@ def stacked(adapters: list[AdapterFactors], base_modules: dict[str, nn.Linear]) 
         own = [a.heads.get(path, default) for a in adapters]
         own = [(w, b if b is not None else torch.zeros(w.shape[0])) for w, b in own]
         width = max(w.shape[0] for w, _ in own)
-        heads[path] = (torch.stack([zero_padded(w, 0, width) for w, _ in own]),
-                       torch.stack([zero_padded(b, 0, width) for _, b in own]))
-    return BankState(tuple(a.name for a in adapters), lora, heads, tuple(tuple(a.labels) for a in adapters),
-                     tuple(a.folder for a in adapters))
+        heads[path] = (torch.stack([zero_padded(w, 0, width) for w, _ in own]), torch.stack([zero_padded(b, 0, width) for _, b in own]))
+    return BankState(tuple(a.name for a in adapters), lora, heads, tuple(tuple(a.labels) for a in adapters), tuple(a.folder for a in adapters))
 
 
 def without(state: BankState, name: str) -> BankState:
@@ -165,8 +162,13 @@ def without(state: BankState, name: str) -> BankState:
     keep = torch.tensor([i for i in range(len(state.names)) if i != slot], dtype=torch.long)
     pick = lambda pair: tuple(t.index_select(0, keep) for t in pair)  # noqa: E731
     drop = lambda items: tuple(x for i, x in enumerate(items) if i != slot)  # noqa: E731
-    return BankState(drop(state.names), {p: pick(v) for p, v in state.lora.items()}, {p: pick(v) for p, v in state.heads.items()},
-                     drop(state.labels), drop(state.folders))
+    return BankState(
+        drop(state.names),
+        {p: pick(v) for p, v in state.lora.items()},
+        {p: pick(v) for p, v in state.heads.items()},
+        drop(state.labels),
+        drop(state.folders),
+    )
 
 
 class BankedLinear(nn.Module):
@@ -239,8 +241,9 @@ class LoraBank:
         """One line when an adapter reaches modules this bank was not built for."""
         extra = (set(adapter.lora) - self.targets) or (set(adapter.heads) - self.head_paths)
         if extra:
-            raise BertxError(f"{adapter.folder}: the adapter adapts {sorted(extra)[0]}, which the other adapters of "
-                             "this base do not; serve it in its own bank")
+            raise BertxError(
+                f"{adapter.folder}: the adapter adapts {sorted(extra)[0]}, which the other adapters of this base do not; serve it in its own bank"
+            )
 
     def add(self, adapter: AdapterFactors) -> None:
         """Put an adapter in (replacing one of the same name): a new snapshot, swapped in."""

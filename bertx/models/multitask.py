@@ -129,6 +129,8 @@ def load_task_model(mt_dir: str | Path, head: str, auto_class: str):
     missing, unexpected = model.load_state_dict(load_file(str(folder / HEAD_WEIGHTS)), strict=False)
     prefix = _encoder_attribute(model) + "."
     if unexpected or any(not k.startswith(prefix) for k in missing):
-        raise BertxError(f"{folder / HEAD_WEIGHTS}: head weights do not fit {config.architectures} "
-                         f"(missing {[k for k in missing if not k.startswith(prefix)][:3]}, unexpected {unexpected[:3]})")
+        raise BertxError(
+            f"{folder / HEAD_WEIGHTS}: head weights do not fit {config.architectures} "
+            f"(missing {[k for k in missing if not k.startswith(prefix)][:3]}, unexpected {unexpected[:3]})"
+        )
     return model.eval()

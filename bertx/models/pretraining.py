@@ -21,7 +21,11 @@ from bertx.errors import BertxError
 
 # Sizes of Google's BERT miniatures (Turc et al., 2019): heads = hidden / 64, feed-forward = 4 x hidden.
 PRESETS = {
-    "tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "medium": (8, 512), "base": (12, 768),
+    "tiny": (2, 128),
+    "mini": (4, 256),
+    "small": (4, 512),
+    "medium": (8, 512),
+    "base": (12, 768),
 }
 
 
@@ -42,9 +46,15 @@ def new_model(tokenizer, layers: int, hidden: int, heads: int, max_position: int
     from transformers import BertConfig, BertForPreTraining
 
     config = BertConfig(
-        vocab_size=id_space(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=4 * hidden, max_position_embeddings=max_position, pad_token_id=tokenizer.pad_token_id,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        vocab_size=id_space(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=max_position,
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     return BertForPreTraining(config)
 
@@ -109,8 +119,7 @@ class PretrainingObjective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label=None,
-                heads_only: bool = False) -> PretrainingLosses:
+    def forward(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label=None, heads_only: bool = False) -> PretrainingLosses:
         """`heads_only`: the encoder's outputs are detached, so only the heads learn (head warm-up)."""
         bert, heads = self.model.bert, self.model.cls
         out = bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)

@@ -94,8 +94,9 @@ class SequenceStudent(nn.Module):
         if c.per_token and c.kind == "bag":
             raise ValueError("a bag of embeddings sees no context: it cannot tag tokens")
         if c.kind == "bilstm":
-            self.encoder = nn.LSTM(c.embedding_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True,
-                                   dropout=c.dropout if c.layers > 1 else 0.0)
+            self.encoder = nn.LSTM(
+                c.embedding_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True, dropout=c.dropout if c.layers > 1 else 0.0
+            )
             features = (2 if c.per_token else 4) * c.hidden  # a tagger reads the state, not [max; mean]
         elif c.kind == "cnn":
             self.encoder = nn.ModuleList(nn.Conv1d(c.embedding_dim, c.hidden, k, padding=k // 2) for k in c.kernel_sizes)
@@ -104,8 +105,7 @@ class SequenceStudent(nn.Module):
             self.encoder = None
             features = c.embedding_dim
         self.dropout = nn.Dropout(c.dropout)
-        self.classifier = nn.Sequential(nn.Linear(features, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
-                                        nn.Linear(c.hidden, c.num_labels))
+        self.classifier = nn.Sequential(nn.Linear(features, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, c.num_labels))
 
     def set_attn_implementation(self, _name: str) -> None:
         """No attention here; the exporter asks every model for eager attention."""
@@ -170,17 +170,33 @@ class SequenceStudent(nn.Module):
         self.config.save_pretrained(folder)
 
 
-def build_small_student(kind: str, teacher, embedding_dim: Optional[int], hidden: Optional[int], layers: Optional[int],
-                        kernel_sizes: list[int], dropout: float, init_embeddings: bool, pad_id: int,
-                        per_token: bool = False) -> SequenceStudent:
+def build_small_student(
+    kind: str,
+    teacher,
+    embedding_dim: Optional[int],
+    hidden: Optional[int],
+    layers: Optional[int],
+    kernel_sizes: list[int],
+    dropout: float,
+    init_embeddings: bool,
+    pad_id: int,
+    per_token: bool = False,
+) -> SequenceStudent:
     """A new student for the teacher's task and vocabulary; its embeddings optionally from the teacher's."""
     t = teacher.config
     width = embedding_dim or min(DEFAULT_EMBEDDING.get(kind, t.hidden_size), t.hidden_size)
     config = SmallStudentConfig(
-        kind=kind, vocab_size=t.vocab_size, embedding_dim=width, hidden=hidden or (300 if kind == "bilstm" else 256),
-        layers=layers or 1, kernel_sizes=list(kernel_sizes), dropout=dropout, pad_id=pad_id,
+        kind=kind,
+        vocab_size=t.vocab_size,
+        embedding_dim=width,
+        hidden=hidden or (300 if kind == "bilstm" else 256),
+        layers=layers or 1,
+        kernel_sizes=list(kernel_sizes),
+        dropout=dropout,
+        pad_id=pad_id,
         id2label={int(k): v for k, v in t.id2label.items()},
-        problem_type=None if per_token else (t.problem_type or "single_label_classification"), num_labels=t.num_labels,
+        problem_type=None if per_token else (t.problem_type or "single_label_classification"),
+        num_labels=t.num_labels,
         per_token=per_token,
     )
     student = SequenceStudent(config)

@@ -28,7 +28,7 @@ def old_split(piece: str, vocab: dict[str, int], unk: str = "[UNK]", max_chars: 
     """How the old vocabulary spells a new piece: WordPiece's greedy longest match, a `##` piece
     continuing a word (its parts are all `##` pieces), a word-initial piece starting one."""
     continuing = piece.startswith(PREFIX)
-    text = piece[len(PREFIX):] if continuing else piece
+    text = piece[len(PREFIX) :] if continuing else piece
     if len(text) > max_chars:
         return [unk]
     parts, start = [], 0
@@ -125,8 +125,9 @@ def grow_embeddings(model, old_vocab: dict[str, int], pieces: list[str], init: s
     return {"added": len(pieces), "initialised_from_old_pieces": spelt}
 
 
-def aligned_rows(source_ids: list[list[int]], target_ids: list[list[int]], new_ids: list[int], old_size: int,
-                 excluded: set[int], top_k: int = 10) -> dict[int, tuple[list[int], list[float]]]:
+def aligned_rows(
+    source_ids: list[list[int]], target_ids: list[list[int]], new_ids: list[int], old_size: int, excluded: set[int], top_k: int = 10
+) -> dict[int, tuple[list[int], list[float]]]:
     """For each new piece, the old pieces it is translated by, from row-aligned sentence pairs: the `top_k`
     old ids of the source-language side with the highest Dice coefficient 2 c(new, old) / (c(new) + c(old))
     over pairs (c: in how many pairs a piece occurs), with the coefficients as weights. New pieces that

@@ -63,8 +63,10 @@ def load_teacher(path: str, task_name: str | None, max_length: int | None = None
     if task_name:
         wanted = TASKS[task_name]
         if (wanted.auto_class, wanted.label_kind) != (teacher.task.auto_class, teacher.task.label_kind):
-            raise BertxError(f"{path}: the teacher is fine-tuned for {teacher.task.name} ({type(teacher.model).__name__}), "
-                             f"not for {task_name}; distil with a teacher of that task kind")
+            raise BertxError(
+                f"{path}: the teacher is fine-tuned for {teacher.task.name} ({type(teacher.model).__name__}), "
+                f"not for {task_name}; distil with a teacher of that task kind"
+            )
     return teacher
 
 
@@ -77,15 +79,24 @@ def build_student(config: DistillConfig, teacher, dropout: float | None, per_tok
     student_cfg = config.student
     teacher_layers = teacher.config.num_hidden_layers
     if student_cfg.kind in SMALL_KINDS:
-        return build_small_student(student_cfg.kind, teacher, student_cfg.embedding_dim, student_cfg.hidden, student_cfg.layers,
-                                   student_cfg.kernel_sizes, student_cfg.dropout,
-                                   student_cfg.init_embeddings, teacher.config.pad_token_id or 0,
-                                   per_token=per_token), None
+        return build_small_student(
+            student_cfg.kind,
+            teacher,
+            student_cfg.embedding_dim,
+            student_cfg.hidden,
+            student_cfg.layers,
+            student_cfg.kernel_sizes,
+            student_cfg.dropout,
+            student_cfg.init_embeddings,
+            teacher.config.pad_token_id or 0,
+            per_token=per_token,
+        ), None
     if student_cfg.init == "encoder":
         return student_from_encoder(student_cfg.name_or_path, teacher, dropout), None
     if student_cfg.init == "random":
-        return student_from_config(teacher, student_cfg.layers or teacher_layers, student_cfg.hidden, student_cfg.heads,
-                                   student_cfg.intermediate), None
+        return student_from_config(
+            teacher, student_cfg.layers or teacher_layers, student_cfg.hidden, student_cfg.heads, student_cfg.intermediate
+        ), None
     kept = student_cfg.keep_layers or default_kept_layers(teacher_layers, student_cfg.layers or min(3, teacher_layers))
     if student_cfg.layers and len(kept) != student_cfg.layers:
         raise BertxError(f"student.layers is {student_cfg.layers} but student.keep_layers lists {len(kept)} layers")
@@ -101,17 +112,19 @@ def check_small_student(config: DistillConfig, task) -> None:
     if kind not in SMALL_KINDS:
         return
     if task.label_kind == "tags" and kind == "bag":
-        raise BertxError("student.kind bag: a bag of embeddings sees no context, so it cannot tag tokens; "
-                         "use student.kind bilstm (or cnn) for NER")
+        raise BertxError("student.kind bag: a bag of embeddings sees no context, so it cannot tag tokens; use student.kind bilstm (or cnn) for NER")
     if task.label_kind not in ("class", "score", "classes", "tags"):
-        raise BertxError(f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label) "
-                         f"and, as a tagger, NER; the teacher is a {task.name} model")
+        raise BertxError(
+            f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label) "
+            f"and, as a tagger, NER; the teacher is a {task.name} model"
+        )
     if config.loss.needs_internals:
-        raise BertxError(f"student.kind {kind}: has no transformer layers to match; use the output losses only "
-                         "(loss.soft, loss.hard), not loss.hidden, attention, embedding or value_relation")
+        raise BertxError(
+            f"student.kind {kind}: has no transformer layers to match; use the output losses only "
+            "(loss.soft, loss.hard), not loss.hidden, attention, embedding or value_relation"
+        )
     if config.student.keep_layers or config.student.name_or_path or config.student.heads or config.student.intermediate:
-        raise BertxError(f"student.kind {kind}: student.keep_layers, name_or_path, heads and intermediate apply to "
-                         "transformer students only")
+        raise BertxError(f"student.kind {kind}: student.keep_layers, name_or_path, heads and intermediate apply to transformer students only")
 
 
 def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
@@ -127,11 +140,17 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
     from bertx.evaluation.distill_report import write_report
 
     out = Path(config.output)
-    plain = config.model_copy(update={
-        "output": str(out / "baseline"), "baseline": False, "unlabelled": [], "augment": 0,
-        "loss": config.loss.model_copy(update={"soft": 0.0, "hidden": 0.0, "attention": 0.0, "embedding": 0.0,
-                                               "value_relation": 0.0, "hard": 1.0}),
-    })
+    plain = config.model_copy(
+        update={
+            "output": str(out / "baseline"),
+            "baseline": False,
+            "unlabelled": [],
+            "augment": 0,
+            "loss": config.loss.model_copy(
+                update={"soft": 0.0, "hidden": 0.0, "attention": 0.0, "embedding": 0.0, "value_relation": 0.0, "hard": 1.0}
+            ),
+        }
+    )
     resume_baseline = resume and (out / "baseline" / runfolder.RUN_FILE).is_file()
     final["baseline"] = train_student(plain, resume=resume_baseline, overwrite=not resume_baseline, show_progress=show_progress)
     final["report"] = write_report(config.teacher, out, out / "baseline", local_file(config.data.resolve(config.data.dev)), out)
@@ -161,12 +180,15 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
         return _train(config, run, run_config, teacher, train_path, dev_path, show_progress and run.main)
 
 
-UNLABELLED_NEEDS_CACHE = ("unlabelled and augmented distillation text works for sequence tasks with cached teacher "
-                          "outputs (soft-target and hard losses only, cache_teacher: true)")
+UNLABELLED_NEEDS_CACHE = (
+    "unlabelled and augmented distillation text works for sequence tasks with cached teacher "
+    "outputs (soft-target and hard losses only, cache_teacher: true)"
+)
 
 
-def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, device, kind, tokenizer, labels: list[str],
-                        train_path: str, main: bool) -> tuple[TeacherCache, dict]:
+def _label_transfer_set(
+    config: DistillConfig, teacher, train, teacher_train, device, kind, tokenizer, labels: list[str], train_path: str, main: bool
+) -> tuple[TeacherCache, dict]:
     """The teacher's outputs on the training text, then on the unlabelled and augmented text, which joins the
     training data with the teacher's decisions as its labels: by the fastest teacher that agrees with fp32,
     from the teacher store when labelled before, here or on a Ray cluster (`teacher_labels.py`)."""
@@ -181,11 +203,12 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
         if config.unlabelled and task.label_kind == "tags" and not config.augment:
             # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
             # most probable tag at each word's first piece the hard one.
-            extra = unlabelled_sentences(unlabelled, tokenizer, data_cfg.max_length,
-                                         window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
+            extra = unlabelled_sentences(unlabelled, tokenizer, data_cfg.max_length, window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
             extra_cache = label(extra)
-            tags = [np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
-                    for row, logits in zip(extra.labels, extra_cache.outputs["logits"])]
+            tags = [
+                np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
+                for row, logits in zip(extra.labels, extra_cache.outputs["logits"])
+            ]
             append_features(train.features, extra, tags)
             cache.append(extra_cache)
         elif config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
@@ -200,8 +223,19 @@ def _label_transfer_set(config: DistillConfig, teacher, train, teacher_train, de
                 embeddings = None
                 if config.augment_rule == "neighbours":
                     embeddings = teacher.model.get_input_embeddings().weight.detach().float().cpu().numpy()
-                extras.append(augmented_features(train_path, kind.spec, tokenizer, data_cfg.max_length, data_cfg.max_train_examples,
-                                                 reading, config.augment, config.train.seed, embeddings))
+                extras.append(
+                    augmented_features(
+                        train_path,
+                        kind.spec,
+                        tokenizer,
+                        data_cfg.max_length,
+                        data_cfg.max_train_examples,
+                        reading,
+                        config.augment,
+                        config.train.seed,
+                        embeddings,
+                    )
+                )
             for extra in extras:
                 extra_cache = label(extra)
                 append_features(train.features, extra, extra_cache.labels().tolist())
@@ -224,12 +258,16 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     shared_tokens = same_vocabulary(tokenizer, teacher.tokenizer)
     if not shared_tokens:
         if not config.student.allow_other_tokenizer:
-            raise BertxError(f"{config.student.name_or_path}: the student's tokenizer differs from the teacher's "
-                             f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
-                             "to distil through the outputs only")
+            raise BertxError(
+                f"{config.student.name_or_path}: the student's tokenizer differs from the teacher's "
+                f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
+                "to distil through the outputs only"
+            )
         if task.label_kind not in ("class", "score", "classes") or loss_cfg.needs_internals:
-            raise BertxError("a student with another tokenizer can learn sequence tasks through the soft-target and hard "
-                             "losses only (token positions do not line up)")
+            raise BertxError(
+                "a student with another tokenizer can learn sequence tasks through the soft-target and hard "
+                "losses only (token positions do not line up)"
+            )
     needs_teacher = bool(loss_cfg.soft or loss_cfg.needs_internals)  # hard labels alone: training without a teacher
     live_teacher = needs_teacher and (loss_cfg.needs_internals or not config.cache_teacher)
     if loss_cfg.needs_internals:
@@ -247,21 +285,26 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     if labels:
         unknown = sorted(set(train.labels) - set(labels))
         if unknown:
-            raise BertxError(f"{train_path}: labels {unknown} are not among the teacher's ({', '.join(labels)}); "
-                             "the teacher was fine-tuned on another label set")
+            raise BertxError(
+                f"{train_path}: labels {unknown} are not among the teacher's ({', '.join(labels)}); the teacher was fine-tuned on another label set"
+            )
         remap_targets(train.features, task.label_kind, train.labels, label2id)
     teacher_run = dict(teacher.run)
     teacher_run.setdefault("columns", train.info.get("columns"))
-    dev = kind.load_eval(dev_path, data_cfg, tokenizer, label2id, teacher_run, limit=data_cfg.max_dev_examples,
-                         articles=data_cfg.dev_articles) if dev_path else None
+    dev = (
+        kind.load_eval(dev_path, data_cfg, tokenizer, label2id, teacher_run, limit=data_cfg.max_dev_examples, articles=data_cfg.dev_articles)
+        if dev_path
+        else None
+    )
     teacher_train = train if shared_tokens else kind.load_train(train_path, data_cfg, teacher.tokenizer)
     device = accelerator.device
     teacher.model.to(device).eval()
     n_labelled = len(train.features.lengths)
     cache = None
     if needs_teacher and not live_teacher:
-        cache, run_config["transfer_set"] = _label_transfer_set(config, teacher, train, teacher_train, device, kind, tokenizer,
-                                                                labels, train_path, main)
+        cache, run_config["transfer_set"] = _label_transfer_set(
+            config, teacher, train, teacher_train, device, kind, tokenizer, labels, train_path, main
+        )
     elif config.unlabelled or config.augment:
         raise BertxError(UNLABELLED_NEEDS_CACHE)
     run_config.update(train.info)
@@ -284,8 +327,14 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     # A BiLSTM / CNN / bag student learns from scratch: unless train.lr was given, it gets a rate that suits
     # a randomly initialised small network rather than the 1e-4 that suits a pretrained transformer.
     peak_lr = SMALL_STUDENT_LR if config.student.kind in SMALL_KINDS and "lr" not in train_cfg.model_fields_set else train_cfg.lr
-    optimizer = build_optimizer(distiller, peak_lr, train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay,
-                                head_prefixes=("student.classifier", "student.qa_outputs"))
+    optimizer = build_optimizer(
+        distiller,
+        peak_lr,
+        train_cfg.weight_decay,
+        train_cfg.head_lr,
+        train_cfg.layer_decay,
+        head_prefixes=("student.classifier", "student.qa_outputs"),
+    )
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     distiller, optimizer = accelerator.prepare(distiller, optimizer)
     request = accelerator.unwrap_model(distiller).teacher_request()
@@ -295,13 +344,23 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
 
     started = time.perf_counter()
     progress = run.start(
-        accelerator.unwrap_model(distiller), optimizer, scheduler,
+        accelerator.unwrap_model(distiller),
+        optimizer,
+        scheduler,
         lambda folder: outputs.save_model_atomic(student_model(), tokenizer, folder),
-        train_examples=n_labelled, unlabelled_examples=n_train - n_labelled,
-        dev_examples=dev.size if dev else 0, total_steps=total_steps, labels=labels, processes=world,
-        teacher=str(config.teacher), student_init=config.student.init, kept_layers=kept,
-        student_layers=student.config.num_hidden_layers, student_hidden=student.config.hidden_size,
-        layer_map=layer_map, teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
+        train_examples=n_labelled,
+        unlabelled_examples=n_train - n_labelled,
+        dev_examples=dev.size if dev else 0,
+        total_steps=total_steps,
+        labels=labels,
+        processes=world,
+        teacher=str(config.teacher),
+        student_init=config.student.init,
+        kept_layers=kept,
+        student_layers=student.config.num_hidden_layers,
+        student_hidden=student.config.hidden_size,
+        layer_map=layer_map,
+        teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
         losses={k: v for k, v in loss_cfg.model_dump().items() if isinstance(v, float) and v},
     )
 
@@ -347,8 +406,16 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
                 step_loss += run.backward(loss)
                 for name, value in loss_parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * share
-            due = run.end_step(distiller, optimizer, scheduler, bar, step_loss, len(batches[progress.batch_in_epoch]),
-                               shown={"epoch": progress.epoch}, logged=loss_terms)
+            due = run.end_step(
+                distiller,
+                optimizer,
+                scheduler,
+                bar,
+                step_loss,
+                len(batches[progress.batch_in_epoch]),
+                shown={"epoch": progress.epoch},
+                logged=loss_terms,
+            )
             if dev and due:
                 after_eval(evaluate_dev())
             run.after_step()
@@ -365,7 +432,13 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     # ---- publish -----------------------------------------------------------------------------
     run.publish()
     final = dict(progress.best_metrics)
-    final.update(steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name, wall_s=round(wall, 2),
-                 train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
-                 train_examples=n_labelled, unlabelled_examples=n_train - n_labelled)
+    final.update(
+        steps=progress.step,
+        best_step=progress.best_step,
+        metric_for_best=metric_name,
+        wall_s=round(wall, 2),
+        train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
+        train_examples=n_labelled,
+        unlabelled_examples=n_train - n_labelled,
+    )
     return run.finish(final)

@@ -58,9 +58,12 @@ def fewshot(config: FewshotConfig, resume: bool = False, overwrite: bool = False
 
 
 def subset(features: Features, indices: list[int]) -> Features:
-    return Features([features.input_ids[i] for i in indices],
-                    [features.token_type_ids[i] for i in indices] if features.token_type_ids else None,
-                    labels=[features.labels[i] for i in indices], lengths=[features.lengths[i] for i in indices])
+    return Features(
+        [features.input_ids[i] for i in indices],
+        [features.token_type_ids[i] for i in indices] if features.token_type_ids else None,
+        labels=[features.labels[i] for i in indices],
+        lengths=[features.lengths[i] for i in indices],
+    )
 
 
 def pair_loss(u: torch.Tensor, v: torch.Tensor, target: torch.Tensor, kind: str, margin: float) -> torch.Tensor:
@@ -71,8 +74,9 @@ def pair_loss(u: torch.Tensor, v: torch.Tensor, target: torch.Tensor, kind: str,
     return (target * (1 - cos) ** 2 + (1 - target) * torch.relu(cos - 1 + margin) ** 2).mean()
 
 
-def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None,
-           show_progress: bool) -> dict:
+def _train(
+    config: FewshotConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None, show_progress: bool
+) -> dict:
     from transformers import AutoModel
 
     train_cfg, data_cfg = config.train, config.data
@@ -89,8 +93,11 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
     run_config.update(train.info)
     run_config["labels"] = train.labels
     run_config["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
-    dev = kind.load_eval(dev_path, data_cfg, tokenizer, {n: i for i, n in enumerate(train.labels)}, run_config,
-                         limit=data_cfg.max_dev_examples) if dev_path else None
+    dev = (
+        kind.load_eval(dev_path, data_cfg, tokenizer, {n: i for i, n in enumerate(train.labels)}, run_config, limit=data_cfg.max_dev_examples)
+        if dev_path
+        else None
+    )
     run.write_config(run_config)
 
     # ---- model, optimiser ---------------------------------------------------------------------
@@ -101,9 +108,18 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(model.encoder, train_cfg.lr, train_cfg.weight_decay)  # the head is fitted afterwards, not trained
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
-    progress = run.start(model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
-                          train_examples=len(chosen), pairs=len(pairs), total_steps=total_steps, labels=train.labels,
-                          model=model_path, loss=config.loss)
+    progress = run.start(
+        model,
+        optimizer,
+        scheduler,
+        lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
+        train_examples=len(chosen),
+        pairs=len(pairs),
+        total_steps=total_steps,
+        labels=train.labels,
+        model=model_path,
+        loss=config.loss,
+    )
 
     # ---- contrastive stage --------------------------------------------------------------------
     started = time.perf_counter()
@@ -114,7 +130,7 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
         if progress.epoch:
             random.Random(train_cfg.seed + progress.epoch).shuffle(order)
         while progress.batch_in_epoch < steps_per_epoch and progress.step < total_steps:
-            batch_pairs = order[progress.batch_in_epoch * train_cfg.batch_size:(progress.batch_in_epoch + 1) * train_cfg.batch_size]
+            batch_pairs = order[progress.batch_in_epoch * train_cfg.batch_size : (progress.batch_in_epoch + 1) * train_cfg.batch_size]
             needed = sorted({i for i, j, _ in batch_pairs} | {j for i, j, _ in batch_pairs})
             where = {index: row for row, index in enumerate(needed)}
             batch = {k: t.to(device) for k, t in collate(features, needed, tokenizer.pad_token_id).items()}
@@ -140,14 +156,19 @@ def _train(config: FewshotConfig, task, run: Run, run_config: dict, model_path: 
     wall = time.perf_counter() - started
     run.publish(from_best=False)
     final = kind.evaluate(model, dev, tokenizer.pad_token_id, data_cfg, device=device) if dev else {}
-    final.update(examples=len(chosen), pairs=len(pairs), steps=progress.step, end_to_end_steps=e2e_steps,
-                 head_train_accuracy=round(head_score, 4),
-                 wall_s=round(wall, 2), train_samples_per_s=round(run.throughput()[0], 2))
+    final.update(
+        examples=len(chosen),
+        pairs=len(pairs),
+        steps=progress.step,
+        end_to_end_steps=e2e_steps,
+        head_train_accuracy=round(head_score, 4),
+        wall_s=round(wall, 2),
+        train_samples_per_s=round(run.throughput()[0], 2),
+    )
     return run.finish(final)
 
 
-def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, run: Run,
-               epochs: float) -> int:
+def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, run: Run, epochs: float) -> int:
     """SetFit's end-to-end stage: the tuned encoder and the fitted head trained together with cross-entropy
     on the K x C examples. Seconds long, so not checkpointed: a stop here ends the run, and `--resume`
     starts again from the contrastive stage's last checkpoint (refits the head, repeats this stage), which
@@ -156,8 +177,10 @@ def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, confi
     n = len(features.lengths)
     steps_per_epoch = math.ceil(n / train_cfg.batch_size)
     total = max(1, math.ceil(epochs * steps_per_epoch))
-    optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": config.end_to_end_lr},
-                                   {"params": model.head.parameters(), "lr": config.end_to_end_head_lr}], weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [{"params": model.encoder.parameters(), "lr": config.end_to_end_lr}, {"params": model.head.parameters(), "lr": config.end_to_end_head_lr}],
+        weight_decay=0.0,
+    )
     scheduler = linear_schedule(optimizer, 0, total)
     order = list(range(n))
     model.train()
@@ -165,7 +188,7 @@ def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, confi
         epoch, k = divmod(step, steps_per_epoch)
         if k == 0:
             random.Random(train_cfg.seed + 7_919 * (epoch + 1)).shuffle(order)
-        rows = order[k * train_cfg.batch_size:(k + 1) * train_cfg.batch_size]
+        rows = order[k * train_cfg.batch_size : (k + 1) * train_cfg.batch_size]
         batch = {key: t.to(accelerator.device) for key, t in collate(features, rows, pad_id, torch.long).items()}
         with accelerator.autocast():
             loss = model(**batch).loss

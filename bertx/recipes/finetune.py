@@ -37,8 +37,13 @@ from bertx.data.hf_datasets import local_file
 from bertx.console import say
 
 
-def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True,
-             on_eval: Callable[[int, float, dict], None] | None = None) -> dict:
+def finetune(
+    config: FinetuneConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    on_eval: Callable[[int, float, dict], None] | None = None,
+) -> dict:
     """Fine-tune an encoder on one task (any kind: sequence, NER, QA) and write an HF-compatible model folder.
 
     Args:
@@ -71,8 +76,9 @@ def finetune(config: FinetuneConfig, resume: bool = False, overwrite: bool = Fal
         return _train(config, task, run, run_config, model_path, train_path, dev_path, show_progress and main)
 
 
-def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None,
-           show_progress: bool) -> dict:
+def _train(
+    config: FinetuneConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None, show_progress: bool
+) -> dict:
     train_cfg, data_cfg = config.train, config.data
     accelerator, main = run.accelerator, run.main
 
@@ -105,14 +111,23 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
     world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = math.ceil(len(train_features.lengths) / train_cfg.batch_size)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, peft_lr(config.peft, train_cfg), train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay,
-                                lr_scales=lr_scales(config.peft))
+    optimizer = build_optimizer(
+        model, peft_lr(config.peft, train_cfg), train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay, lr_scales=lr_scales(config.peft)
+    )
     aux = None
     if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
         aux_cfg = config.aux_mlm
-        aux = AuxText([local_file(data_cfg.resolve(p)) for p in aux_cfg.text], tokenizer, aux_cfg.documents, aux_cfg.max_length,
-                      aux_cfg.batch_size or train_cfg.batch_size,
-                      aux_cfg.mlm_probability, aux_cfg.whole_word_mask, train_cfg.seed, show_progress=main)
+        aux = AuxText(
+            [local_file(data_cfg.resolve(p)) for p in aux_cfg.text],
+            tokenizer,
+            aux_cfg.documents,
+            aux_cfg.max_length,
+            aux_cfg.batch_size or train_cfg.batch_size,
+            aux_cfg.mlm_probability,
+            aux_cfg.whole_word_mask,
+            train_cfg.seed,
+            show_progress=main,
+        )
         model = TaskWithAuxMLM(model, aux_cfg.weight)
         optimizer.add_param_group({"params": model.new_parameters(), "lr": train_cfg.lr, "weight_decay": 0.0})
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
@@ -131,9 +146,18 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
 
     # ---- start or resume ---------------------------------------------------------------------
     progress = run.start(
-        accelerator.unwrap_model(model), optimizer, scheduler, lambda folder: outputs.save_model_atomic(saved_model(), tokenizer, folder),
-        train_examples=len(train_features.lengths), dev_examples=dev.size if dev else 0, total_steps=total_steps,
-        train_counts=train.counts, dev_counts=dev.counts if dev else {}, labels=labels, processes=world, model=model_path,
+        accelerator.unwrap_model(model),
+        optimizer,
+        scheduler,
+        lambda folder: outputs.save_model_atomic(saved_model(), tokenizer, folder),
+        train_examples=len(train_features.lengths),
+        dev_examples=dev.size if dev else 0,
+        total_steps=total_steps,
+        train_counts=train.counts,
+        dev_counts=dev.counts if dev else {},
+        labels=labels,
+        processes=world,
+        model=model_path,
         **head_report,
     )
     if main:
@@ -172,8 +196,16 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
                 step_loss += run.backward(loss)
                 if aux:
                     step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
-            due = run.end_step(model, optimizer, scheduler, bar, step_loss, len(batches[progress.batch_in_epoch]),
-                               shown={"epoch": progress.epoch}, logged=lambda mlm=step_mlm: {"aux_mlm_loss": mlm} if aux else {})
+            due = run.end_step(
+                model,
+                optimizer,
+                scheduler,
+                bar,
+                step_loss,
+                len(batches[progress.batch_in_epoch]),
+                shown={"epoch": progress.epoch},
+                logged=lambda mlm=step_mlm: {"aux_mlm_loss": mlm} if aux else {},
+            )
             if dev and due:
                 after_eval(evaluate_dev())
             run.after_step()
@@ -191,9 +223,13 @@ def _train(config: FinetuneConfig, task, run: Run, run_config: dict, model_path:
     run.publish()
     final = dict(progress.best_metrics)
     final.update(
-        steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name,
-        stopped_early=progress.stopped_early, train_examples=len(train_features.lengths),
-        truncated_train=train.counts.get("truncated", 0), wall_s=round(wall, 2),
+        steps=progress.step,
+        best_step=progress.best_step,
+        metric_for_best=metric_name,
+        stopped_early=progress.stopped_early,
+        train_examples=len(train_features.lengths),
+        truncated_train=train.counts.get("truncated", 0),
+        wall_s=round(wall, 2),
         train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
     )
     return run.finish(final)

@@ -71,23 +71,28 @@ def _matrix(config: IntermediateConfig, out: Path, show_progress: bool) -> dict:
 
     baseline = [score(run(t, out / "baseline" / t.name, None)) for t in targets]
     source_train = config.source_train or config.train
-    encoders = train_sources(config.tasks, out / "sources",
-                             lambda entry, folder: config.task_config(entry, folder, source_train), show_progress)
-    values = [[score(run(t, out / "transfer" / f"{s.name}-to-{t.name}", str(encoders[s.name]))) for t in targets]
-              for s in config.tasks]
+    encoders = train_sources(config.tasks, out / "sources", lambda entry, folder: config.task_config(entry, folder, source_train), show_progress)
+    values = [[score(run(t, out / "transfer" / f"{s.name}-to-{t.name}", str(encoders[s.name]))) for t in targets] for s in config.tasks]
     metric_names = {t.name: t.metric or "main" for t in targets}
     result = write_matrix(
-        out, "matrix", [s.name for s in config.tasks], [t.name for t in targets], values,
+        out,
+        "matrix",
+        [s.name for s in config.tasks],
+        [t.name for t in targets],
+        values,
         title="Intermediate-task transfer: target dev score after fine-tuning on the source first",
-        baseline=baseline, baseline_label="none", extra={"metrics": metric_names, "wall_s": round(time.perf_counter() - started, 1)},
+        baseline=baseline,
+        baseline_label="none",
+        extra={"metrics": metric_names, "wall_s": round(time.perf_counter() - started, 1)},
     )
     if config.predict:
         result["predicted"] = predicted_ranking(config, targets, encoders, result, out)
     return result
 
 
-def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], encoders: dict[str, Path], result: dict, out: Path,
-                      max_examples: int = 2000) -> dict:
+def predicted_ranking(
+    config: IntermediateConfig, targets: list[TaskEntry], encoders: dict[str, Path], result: dict, out: Path, max_examples: int = 2000
+) -> dict:
     """Rank each target's sources (the target itself left out) from frozen features and set the ranking
     beside the measured gains: Kendall's tau and top-1 regret per estimator -> predicted.json / .md."""
     base = resolve_model_path(config.model.name_or_path)
@@ -96,16 +101,22 @@ def predicted_ranking(config: IntermediateConfig, targets: list[TaskEntry], enco
     for j, target in enumerate(targets):
         sources = {name: path for name, path in encoders.items() if name != target.name}
         train = target.files(config.data_dir)[0][1]
-        report = rank_encoders(base, sources, train, target.kind, config.predict, max_examples, max_length=target.data.max_length,
-                               data=target.data)
+        report = rank_encoders(base, sources, train, target.kind, config.predict, max_examples, max_length=target.data.max_length, data=target.data)
         for estimator in config.predict:
             scores[estimator][target.name] = {r["candidate"]: r["scores"][estimator] for r in report["candidates"] if r["candidate"] in sources}
         seconds[target.name] = round(sum(r["seconds"] for r in report["candidates"]), 1)
         measured[target.name] = {name: result["gains"][result["rows"].index(name)][j] for name in sources}
-    found = {"scores": scores, "measured_gains": measured, "rank_seconds": seconds,
-             "agreement": {e: agreement(scores[e], measured) for e in config.predict}}
-    write_predicted(out, found, [t.name for t in targets], "Predicted source ranking (frozen features of each source's "
-                    "encoder on the target's training data) against the measured gains; regret in points.")
+    found = {
+        "scores": scores,
+        "measured_gains": measured,
+        "rank_seconds": seconds,
+        "agreement": {e: agreement(scores[e], measured) for e in config.predict},
+    }
+    write_predicted(
+        out,
+        found,
+        [t.name for t in targets],
+        "Predicted source ranking (frozen features of each source's "
+        "encoder on the target's training data) against the measured gains; regret in points.",
+    )
     return found
-
-

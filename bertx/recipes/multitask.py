@@ -76,9 +76,15 @@ def load_tasks(config: MultitaskConfig, tokenizer, show_notes: bool = True) -> l
         label2id = {name: i for i, name in enumerate(train.labels)}
         dev = None
         if data_cfg.dev:
-            dev = kind.load_eval(local_file(data_cfg.resolve(data_cfg.dev)), data_cfg, tokenizer, label2id, run_config,
-                                 limit=data_cfg.max_dev_examples,
-                                 articles=data_cfg.dev_articles)
+            dev = kind.load_eval(
+                local_file(data_cfg.resolve(data_cfg.dev)),
+                data_cfg,
+                tokenizer,
+                label2id,
+                run_config,
+                limit=data_cfg.max_dev_examples,
+                articles=data_cfg.dev_articles,
+            )
         tasks.append(Task(entry, task_config, spec, kind, train, dev, entry.metric or spec.main_metric))
         if show_notes:
             for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
@@ -98,8 +104,10 @@ def task_run_info(task: Task, model_path: str) -> dict:
     """The single-task run config of one task, as `bertx finetune` would have written it (used by export)."""
     run_config = task.config.model_dump(mode="json")
     run_config["model"]["name_or_path"] = model_path
-    run_config["data"]["train"], run_config["data"]["dev"] = (local_file(task.config.data.resolve(task.config.data.train)),
-                                                      local_file(task.config.data.resolve(task.config.data.dev)))
+    run_config["data"]["train"], run_config["data"]["dev"] = (
+        local_file(task.config.data.resolve(task.config.data.train)),
+        local_file(task.config.data.resolve(task.config.data.dev)),
+    )
     run_config.update(task.train.info)
     run_config["labels"] = task.train.labels
     run_config["head"] = task.entry.head_name
@@ -128,8 +136,9 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
     check_task_files(config)
     model_path = resolve_model_path(config.model.name_or_path)
     check_encoder_folder(model_path, max_length=max(t.data.max_length for t in config.tasks))
-    accelerator = make_accelerator(train_cfg.precision, find_unused_parameters=len(config.tasks) > 1, report_to=train_cfg.report_to,
-                                   out=config.output)
+    accelerator = make_accelerator(
+        train_cfg.precision, find_unused_parameters=len(config.tasks) > 1, report_to=train_cfg.report_to, out=config.output
+    )
     run_config = config.model_dump(mode="json")
     run_config["model"]["name_or_path"] = model_path
     reads = [model_path] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
@@ -158,24 +167,33 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     started = time.perf_counter()
     # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
     cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
-    views = {head: task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
-             for head, task in heads.items()}
+    views = {
+        head: task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
+        for head, task in heads.items()
+    }
     if config.peft:
         model, head_reports = adapter_task_models(config, built, heads, views, head_of, tokenizer, run.resume)
     else:
         model = MultiTaskModel(built, head_of)
         if config.model.freeze_word_embeddings:
             word_embeddings(model.encoder).requires_grad_(False)
-        head_reports = {head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, run.resume)
-                        for head, task in heads.items()}
+        head_reports = {
+            head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, run.resume) for head, task in heads.items()
+        }
 
     world, rank = accelerator.num_processes, accelerator.process_index
     batches_per_epoch = sum(math.ceil(task.size / train_cfg.batch_size) for task in tasks)
     steps_per_epoch = math.ceil(batches_per_epoch / sampling_cfg.tasks_per_step)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, peft_lr(config.peft, train_cfg), train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay,
-                                head_prefixes=("heads",),
-                                lr_scales=lr_scales(config.peft))
+    optimizer = build_optimizer(
+        model,
+        peft_lr(config.peft, train_cfg),
+        train_cfg.weight_decay,
+        train_cfg.head_lr,
+        train_cfg.layer_decay,
+        head_prefixes=("heads",),
+        lr_scales=lr_scales(config.peft),
+    )
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     sampler = TaskSampler([task.size for task in tasks], sampling_cfg.strategy, sampling_cfg.temperature, train_cfg.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -186,12 +204,30 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     # ---- start or resume: the run's own counters are the sampler's draws and each task's cursor ----
     fresh = RunState(extra={"draws": 0, "cursors": {task.name: [0, 0] for task in tasks}})
     progress = run.start(
-        shared(), optimizer, scheduler, lambda folder: save_shared(shared(), tokenizer, folder), state=fresh,
-        total_steps=total_steps, steps_per_epoch=steps_per_epoch, processes=world,
-        model=model_path, sampling=sampling_cfg.strategy, task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
-        tasks={t.name: {"kind": t.entry.kind, "train_examples": t.size, "dev_examples": t.dev.size if t.dev else 0,
-                        "labels": t.train.labels, "weight": t.entry.weight, "head": t.entry.head_name} for t in tasks},
-        heads=head_reports, **(trainable_counts(shared()) if config.peft else {}),
+        shared(),
+        optimizer,
+        scheduler,
+        lambda folder: save_shared(shared(), tokenizer, folder),
+        state=fresh,
+        total_steps=total_steps,
+        steps_per_epoch=steps_per_epoch,
+        processes=world,
+        model=model_path,
+        sampling=sampling_cfg.strategy,
+        task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
+        tasks={
+            t.name: {
+                "kind": t.entry.kind,
+                "train_examples": t.size,
+                "dev_examples": t.dev.size if t.dev else 0,
+                "labels": t.train.labels,
+                "weight": t.entry.weight,
+                "head": t.entry.head_name,
+            }
+            for t in tasks
+        },
+        heads=head_reports,
+        **(trainable_counts(shared()) if config.peft else {}),
     )
     cursors = progress.extra["cursors"]  # task -> [epoch, batches of that epoch consumed]
 
@@ -212,8 +248,11 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         return cached[1][cursor[1] - 1]
 
     def evaluate_all() -> dict[str, dict]:
-        return {t.name: t.kind.evaluate(shared().task_model(t.name), t.dev, tokenizer.pad_token_id, t.config.data,
-                                        device=accelerator.device) for t in tasks if t.dev}
+        return {
+            t.name: t.kind.evaluate(shared().task_model(t.name), t.dev, tokenizer.pad_token_id, t.config.data, device=accelerator.device)
+            for t in tasks
+            if t.dev
+        }
 
     def after_eval(results: dict[str, dict]) -> None:
         for name, metrics in results.items():
@@ -225,8 +264,10 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
         run.log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
         if show_progress:
-            say(f"step {progress.step}: mean={value:.4f}  " + "  ".join(
-                f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items()))
+            say(
+                f"step {progress.step}: mean={value:.4f}  "
+                + "  ".join(f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items())
+            )
 
     # ---- the loop ----------------------------------------------------------------------------
     has_dev = any(t.dev for t in tasks)
@@ -235,8 +276,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     loss_sums = {t.name: [0.0, 0] for t in tasks}  # since the last log line: summed loss, batches
 
     def per_task_losses() -> dict:  # each task's mean loss and batch count since the last log line, then start again
-        logged = {"batches": {name: n for name, (_, n) in loss_sums.items()},
-                  **{f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}}
+        logged = {"batches": {name: n for name, (_, n) in loss_sums.items()}, **{f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}}
         for sums in loss_sums.values():
             sums[:] = [0.0, 0]
         return logged
@@ -264,8 +304,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
             loss_sums[task.name][0] += task_loss
             loss_sums[task.name][1] += 1
             step_examples += len(indices)
-        due = run.end_step(model, optimizer, scheduler, bar, step_loss, step_examples, batch=False, shown={"task": task.name},
-                           logged=per_task_losses)
+        due = run.end_step(model, optimizer, scheduler, bar, step_loss, step_examples, batch=False, shown={"task": task.name}, logged=per_task_losses)
         at_epoch_end = progress.step % steps_per_epoch == 0
         if has_dev and (due or at_epoch_end):
             after_eval(evaluate_all())
@@ -278,9 +317,14 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     # ---- publish -----------------------------------------------------------------------------
     run.publish()
     final = {
-        "mean": progress.best_metric, "tasks": progress.best_metrics, "main_metrics": {t.name: t.metric for t in tasks},
-        "steps": progress.step, "best_step": progress.best_step, "stopped_early": progress.stopped_early,
-        "wall_s": round(wall, 2), "train_samples_per_s": round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
+        "mean": progress.best_metric,
+        "tasks": progress.best_metrics,
+        "main_metrics": {t.name: t.metric for t in tasks},
+        "steps": progress.step,
+        "best_step": progress.best_step,
+        "stopped_early": progress.stopped_early,
+        "wall_s": round(wall, 2),
+        "train_samples_per_s": round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
         "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sampling_cfg.tasks_per_step, list(by_name)),
     }
     if main:
@@ -296,12 +340,15 @@ def save_shared(model, tokenizer, folder: Path) -> None:
         model.save(folder, tokenizer)
 
 
-def adapter_task_models(config: MultitaskConfig, built: dict, heads: dict[str, Task], views: dict, head_of: dict[str, str],
-                        tokenizer, resume: bool) -> tuple[AdapterTaskModels, dict]:
+def adapter_task_models(
+    config: MultitaskConfig, built: dict, heads: dict[str, Task], views: dict, head_of: dict[str, str], tokenizer, resume: bool
+) -> tuple[AdapterTaskModels, dict]:
     """`peft:` in a multi-task config: each head's model gets its own adapter (as a single-task PEFT run
     would), over frozen encoder weights held once in memory (`models/multitask_adapters.py`)."""
-    reports = {head: task.kind.prepare_model(built[head], task.train, peft_head_init(views[head], built[head]), tokenizer, resume)
-               for head, task in heads.items()}
+    reports = {
+        head: task.kind.prepare_model(built[head], task.train, peft_head_init(views[head], built[head]), tokenizer, resume)
+        for head, task in heads.items()
+    }
     own_biases = trains_biases(config.peft)  # BitFit (or LoRA with bias: all) trains the biases: each task keeps its own
     share_frozen_weights(list(built.values()), keep_own=lambda name: own_biases and name.endswith(".bias"))
     adapted = {head: add_adapters(model, config.peft, heads[head].spec.auto_class) for head, model in built.items()}

@@ -68,8 +68,9 @@ def load_corpus(config: PretrainConfig, tokenizer, show_progress: bool) -> Corpu
     train = build_cache([f.path for f in files], tokenizer, [f.documents for f in files], data_cfg.cache_dir, show_progress)
     weights = [f.weight for f in files]
     if data_cfg.eval:
-        held_out = build_cache([local_file(p) for p in data_cfg.resolve(data_cfg.eval)], tokenizer, data_cfg.documents,
-                               data_cfg.cache_dir, show_progress)
+        held_out = build_cache(
+            [local_file(p) for p in data_cfg.resolve(data_cfg.eval)], tokenizer, data_cfg.documents, data_cfg.cache_dir, show_progress
+        )
         return Corpus(train, train.file_ranges(), weights, held_out, {"all": [(0, held_out.n_documents)]})
     # The last documents of each file are held out: contiguous ranges keep packed blocks simple, the
     # split stable, and every language present in the held-out text.
@@ -114,8 +115,9 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
 
     train_cfg, data_cfg, oc = config.train, config.data, config.objective
     # During a head warm-up the encoder gets no gradient: data parallelism must accept unused weights.
-    accelerator = make_accelerator(train_cfg.precision, find_unused_parameters=train_cfg.head_warmup_steps > 0, report_to=train_cfg.report_to,
-                                   out=config.output)
+    accelerator = make_accelerator(
+        train_cfg.precision, find_unused_parameters=train_cfg.head_warmup_steps > 0, report_to=train_cfg.report_to, out=config.output
+    )
     set_seed(train_cfg.seed)
     quiet_transformers()
 
@@ -133,15 +135,15 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
         return _train(config, run, run_config, tokenizer, spec, model, origin, show_progress and run.main)
 
 
-def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: MaskingSpec, model, origin: dict,
-           show_progress: bool) -> dict:
+def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: MaskingSpec, model, origin: dict, show_progress: bool) -> dict:
     train_cfg, data_cfg, oc = config.train, config.data, config.objective
     accelerator, main = run.accelerator, run.main
     corpus = load_corpus(config, tokenizer, show_progress)
 
     def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
-        instances, cut, counts = mixed_instances(corpus.train, corpus.train_ranges, corpus.weights, data_cfg.max_length,
-                                                 oc.sentence_task, train_cfg.seed, epoch, data_cfg.short_seq_prob)
+        instances, cut, counts = mixed_instances(
+            corpus.train, corpus.train_ranges, corpus.weights, data_cfg.max_length, oc.sentence_task, train_cfg.seed, epoch, data_cfg.short_seq_prob
+        )
         per_file[:] = counts
         return instances, cut
 
@@ -155,8 +157,10 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
     # Held-out rows per language (one language when it is one file, or eval files are given).
     eval_sets: dict[str, np.ndarray] = {}
     for language, ranges in corpus.eval_ranges.items():
-        rows = [build_instances(corpus.eval, first, end, data_cfg.max_length, oc.sentence_task, train_cfg.seed + 1, 0, data_cfg.short_seq_prob)[0]
-                for first, end in ranges]
+        rows = [
+            build_instances(corpus.eval, first, end, data_cfg.max_length, oc.sentence_task, train_cfg.seed + 1, 0, data_cfg.short_seq_prob)[0]
+            for first, end in ranges
+        ]
         eval_sets[language] = np.concatenate(rows)[: max(1, data_cfg.max_eval_sequences // len(corpus.eval_ranges))]
     eval_rows = np.concatenate(list(eval_sets.values())) if eval_sets else np.zeros((0, 5), dtype=np.int64)
     run.write_config(run_config)
@@ -171,11 +175,19 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
 
     # ---- start or resume ---------------------------------------------------------------------
     progress = run.start(
-        model, optimizer, scheduler, lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
-        total_steps=total_steps, train_tokens=corpus.train_tokens(),
-        train_documents=corpus.train_documents, sequences_per_epoch=len(instances), eval_sequences=len(eval_rows),
+        model,
+        optimizer,
+        scheduler,
+        lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
+        total_steps=total_steps,
+        train_tokens=corpus.train_tokens(),
+        train_documents=corpus.train_documents,
+        sequences_per_epoch=len(instances),
+        eval_sequences=len(eval_rows),
         sequences_per_file=dict(zip(data_cfg.train_paths(), per_file)),
-        parameters=sum(p.numel() for p in model.parameters()), processes=world, **origin,
+        parameters=sum(p.numel() for p in model.parameters()),
+        processes=world,
+        **origin,
     )
     if run.resume and progress.epoch:
         instances, long_sentences = epoch_instances(progress.epoch)
@@ -187,13 +199,14 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
     def after_eval() -> dict[str, float]:
         metrics = {}
         if len(eval_rows):
-            metrics = evaluate_pretraining(accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec,
-                                           train_cfg.batch_size, accelerator.device, train_cfg.seed)
+            metrics = evaluate_pretraining(
+                accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec, train_cfg.batch_size, accelerator.device, train_cfg.seed
+            )
             if len(eval_sets) > 1:  # each language's own masked-token accuracy: a gain in one can hide a loss in the other
                 for language, rows in eval_sets.items():
                     metrics[f"mlm_accuracy_{language}"] = evaluate_pretraining(
-                        accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, train_cfg.batch_size, accelerator.device,
-                        train_cfg.seed)["mlm_accuracy"]
+                        accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, train_cfg.batch_size, accelerator.device, train_cfg.seed
+                    )["mlm_accuracy"]
         progress.last_eval_step = progress.step
         run.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
         if show_progress and metrics:
@@ -233,8 +246,17 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
                 step_correct += int(losses.mlm_correct)
                 step_masked += int(losses.mlm_count)
             accuracy = step_correct / max(1, step_masked)
-            if run.end_step(objective, optimizer, scheduler, bar, step_loss, len(rows), tokens=int(full["attention_mask"].sum()),
-                            shown={"mlm_acc": f"{accuracy:.3f}"}, logged=lambda accuracy=accuracy: {"mlm_accuracy": accuracy}):
+            if run.end_step(
+                objective,
+                optimizer,
+                scheduler,
+                bar,
+                step_loss,
+                len(rows),
+                tokens=int(full["attention_mask"].sum()),
+                shown={"mlm_acc": f"{accuracy:.3f}"},
+                logged=lambda accuracy=accuracy: {"mlm_accuracy": accuracy},
+            ):
                 metrics = after_eval()
             run.after_step()
         if progress.batch_in_epoch >= len(batches):
@@ -249,15 +271,20 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
     # ---- publish: the final model (pretraining keeps no "best") ------------------------------------
     run.publish(from_best=False)
     final = dict(metrics)
-    final.update(steps=progress.step, epochs=round(progress.step / steps_per_epoch, 3), wall_s=round(wall, 2),
-                 tokens_per_s=round((progress.tokens_seen - start_tokens) / max(wall, 1e-9), 1),
-                 train_tokens_seen=progress.tokens_seen)
+    final.update(
+        steps=progress.step,
+        epochs=round(progress.step / steps_per_epoch, 3),
+        wall_s=round(wall, 2),
+        tokens_per_s=round((progress.tokens_seen - start_tokens) / max(wall, 1e-9), 1),
+        train_tokens_seen=progress.tokens_seen,
+    )
     return run.finish(final)
 
 
 @torch.no_grad()
-def evaluate_pretraining(objective: PretrainingObjective, tokens: np.ndarray, rows: np.ndarray, spec: MaskingSpec,
-                         batch_size: int, device, seed: int) -> dict[str, float]:
+def evaluate_pretraining(
+    objective: PretrainingObjective, tokens: np.ndarray, rows: np.ndarray, spec: MaskingSpec, batch_size: int, device, seed: int
+) -> dict[str, float]:
     """Held-out MLM accuracy and perplexity (and NSP/SOP accuracy), with the same masks at every evaluation."""
     was_training = objective.training
     objective.eval()

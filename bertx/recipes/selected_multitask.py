@@ -49,25 +49,45 @@ def _stages(config: MultitaskConfig, out: Path, show_progress: bool) -> dict:
     if ranked.is_file():
         report = with_helpful(json.loads(ranked.read_text(encoding="utf-8")))
     else:
-        report = rank_encoders(resolve_model_path(config.model.name_or_path), encoders, target.files(config.data_dir)[0][1],
-                               target.kind, (select.estimator,), select.max_examples, target.data.max_length,
-                               seed=config.train.seed, output=str(out / "selection"), overwrite=True, data=target.data)
+        report = rank_encoders(
+            resolve_model_path(config.model.name_or_path),
+            encoders,
+            target.files(config.data_dir)[0][1],
+            target.kind,
+            (select.estimator,),
+            select.max_examples,
+            target.data.max_length,
+            seed=config.train.seed,
+            output=str(out / "selection"),
+            overwrite=True,
+            data=target.data,
+        )
     chosen = report["helpful"][: select.top_k]
     say(f"[select] {target.name}: sources ranked {', '.join(report['sources_ranked'])}; selected: {', '.join(chosen) or 'none'}")
 
     train = config.train.model_copy(update={"epochs": select.finetune_epochs}) if chosen else config.train
-    multi, final, model_dir = joint_then_alone(config, target, [e for e in others if e.name in chosen], out,
-                                               train if select.finetune_epochs > 0 or not chosen else None, show_progress)
+    multi, final, model_dir = joint_then_alone(
+        config, target, [e for e in others if e.name in chosen], out, train if select.finetune_epochs > 0 or not chosen else None, show_progress
+    )
     metric = final["metric_for_best"] if "metric_for_best" in final else (target.metric or "main")
-    summary = {"target": target.name, "estimator": select.estimator, "ranking": report["sources_ranked"],
-               "scores": {r["candidate"]: r["scores"][select.estimator] for r in report["candidates"]},
-               "selected": chosen, "metric": metric, "after_multitask": multi, "final": final,
-               "model": str(model_dir)}
+    summary = {
+        "target": target.name,
+        "estimator": select.estimator,
+        "ranking": report["sources_ranked"],
+        "scores": {r["candidate"]: r["scores"][select.estimator] for r in report["candidates"]},
+        "selected": chosen,
+        "metric": metric,
+        "after_multitask": multi,
+        "final": final,
+        "model": str(model_dir),
+    }
     runfolder.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    lines = [f"Target **{target.name}**: sources ranked by {select.estimator} (plain encoder = none): "
-             + ", ".join(f"{name} {summary['scores'][name]:.4f}" for name in ["none", *report["sources_ranked"]]),
-             f"selected: {', '.join(chosen) or 'none (fine-tuned alone)'}",
-             f"final {metric}: {100 * final[metric]:.2f}" if metric in final else "final: see summary.json"]
+    lines = [
+        f"Target **{target.name}**: sources ranked by {select.estimator} (plain encoder = none): "
+        + ", ".join(f"{name} {summary['scores'][name]:.4f}" for name in ["none", *report["sources_ranked"]]),
+        f"selected: {', '.join(chosen) or 'none (fine-tuned alone)'}",
+        f"final {metric}: {100 * final[metric]:.2f}" if metric in final else "final: see summary.json",
+    ]
     runfolder.write_text(out / "summary.md", "\n\n".join(lines) + "\n")
     return summary
 
@@ -84,8 +104,11 @@ def joint_then_alone(config: MultitaskConfig, target, chosen: list, out: Path, f
     if chosen:
         mt_dir = out / "multitask"
         if not (mt_dir / "metrics.json").is_file():
-            multitask(config.model_copy(update={"select": None, "output": str(mt_dir), "tasks": [target, *chosen]}),
-                      overwrite=True, show_progress=show_progress)
+            multitask(
+                config.model_copy(update={"select": None, "output": str(mt_dir), "tasks": [target, *chosen]}),
+                overwrite=True,
+                show_progress=show_progress,
+            )
         multi = json.loads((mt_dir / "metrics.json").read_text(encoding="utf-8"))["tasks"][target.name]
         start = out / "multitask-target"
         if not (start / runfolder.RUN_FILE).is_file():
@@ -95,6 +118,7 @@ def joint_then_alone(config: MultitaskConfig, target, chosen: list, out: Path, f
     final_dir = out / "target"
     if not (final_dir / "metrics.json").is_file():
         model = config.model.model_copy(update={"name_or_path": str(start)}) if start else config.model
-        finetune(target.finetune_config(config.data_dir, model, final_train or config.train, str(final_dir)), overwrite=True,
-                 show_progress=show_progress)
+        finetune(
+            target.finetune_config(config.data_dir, model, final_train or config.train, str(final_dir)), overwrite=True, show_progress=show_progress
+        )
     return multi, json.loads((final_dir / "metrics.json").read_text(encoding="utf-8")), final_dir

@@ -28,8 +28,9 @@ from bertx.console import say
 BASE = "none"  # the candidate name of the encoder the sources started from
 
 
-def train_sources(entries: list[TaskEntry], folder: Path, run_config: Callable[[TaskEntry, str], object],
-                  show_progress: bool = False, log=say) -> dict[str, Path]:
+def train_sources(
+    entries: list[TaskEntry], folder: Path, run_config: Callable[[TaskEntry, str], object], show_progress: bool = False, log=say
+) -> dict[str, Path]:
     """Fine-tune every source into `folder/NAME` unless that run finished before; their encoders by name."""
     encoders = {}
     for entry in entries:
@@ -56,12 +57,35 @@ def source_encoder(folder: Path) -> Path:
     return encoder_dir
 
 
-def rank_encoders(base: str, encoders: dict[str, Path], train: str, task: str, estimators=ESTIMATORS, max_examples: int = 2000,
-                  max_length: int = 128, seed: int = 42, output: str | None = None, overwrite: bool = False,
-                  data: DataConfig | None = None, log=lambda line: None) -> dict:
+def rank_encoders(
+    base: str,
+    encoders: dict[str, Path],
+    train: str,
+    task: str,
+    estimators=ESTIMATORS,
+    max_examples: int = 2000,
+    max_length: int = 128,
+    seed: int = 42,
+    output: str | None = None,
+    overwrite: bool = False,
+    data: DataConfig | None = None,
+    log=lambda line: None,
+) -> dict:
     """Rank the base encoder and the source encoders for the target in `train`; marks the helpful sources."""
-    report = rank(train, [base, *map(str, encoders.values())], task, tuple(estimators), max_examples, max_length, seed,
-                  output, overwrite, log, names=[BASE, *encoders], data=data)
+    report = rank(
+        train,
+        [base, *map(str, encoders.values())],
+        task,
+        tuple(estimators),
+        max_examples,
+        max_length,
+        seed,
+        output,
+        overwrite,
+        log,
+        names=[BASE, *encoders],
+        data=data,
+    )
     return with_helpful(report)
 
 
@@ -76,9 +100,19 @@ def with_helpful(report: dict) -> dict:
     return report
 
 
-def rank_sources(config: SourcesConfig, train: str, task: str, estimators=ESTIMATORS, max_examples: int = 2000,
-                 max_length: int = 128, seed: int = 42, output: str | None = None, overwrite: bool = False,
-                 show_progress: bool = False, log=say) -> dict:
+def rank_sources(
+    config: SourcesConfig,
+    train: str,
+    task: str,
+    estimators=ESTIMATORS,
+    max_examples: int = 2000,
+    max_length: int = 128,
+    seed: int = 42,
+    output: str | None = None,
+    overwrite: bool = False,
+    show_progress: bool = False,
+    log=say,
+) -> dict:
     """`bertx rank --sources`: train (or reuse) every source in `config.output`, then rank them for `train`."""
     if not Path(train).is_file():
         raise BertxError(f"{train}: file not found")
@@ -86,19 +120,21 @@ def rank_sources(config: SourcesConfig, train: str, task: str, estimators=ESTIMA
     reads = [config.model.name_or_path, train] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
     with outputs.claimed_folder(cache, config.model_dump(mode="json"), False, reads):
         encoders = train_sources(config.tasks, cache, config.task_config, show_progress, log)
-    return rank_encoders(resolve_model_path(config.model.name_or_path), encoders, train, task, estimators, max_examples,
-                         max_length, seed, output, overwrite, log=log)
+    return rank_encoders(
+        resolve_model_path(config.model.name_or_path), encoders, train, task, estimators, max_examples, max_length, seed, output, overwrite, log=log
+    )
 
 
 def write_predicted(out: Path, found: dict, targets: list[str], caption: str) -> None:
     """predicted.json and predicted.md of a measured matrix: per estimator and target, Kendall's tau of the
     predicted source ranking against the measured values and the regret of the top pick."""
     runfolder.write_text(out / "predicted.json", json.dumps(found, indent=2) + "\n")
-    lines = ["| estimator | " + " | ".join(f"{t}: tau, regret" for t in targets) + " | mean tau | mean regret |",
-             "|---|" + "---|" * (len(targets) + 2)]
+    lines = [
+        "| estimator | " + " | ".join(f"{t}: tau, regret" for t in targets) + " | mean tau | mean regret |",
+        "|---|" + "---|" * (len(targets) + 2),
+    ]
     for estimator, a in found["agreement"].items():
-        cells = [f"{_num(a['targets'][t]['tau'])}, {_num(a['targets'][t]['regret'])}" if t in a["targets"] else "n/a"
-                 for t in targets]
+        cells = [f"{_num(a['targets'][t]['tau'])}, {_num(a['targets'][t]['regret'])}" if t in a["targets"] else "n/a" for t in targets]
         lines.append(f"| {estimator} | " + " | ".join(cells) + f" | {_num(a['mean_tau'])} | {_num(a['mean_regret'])} |")
     runfolder.write_text(out / "predicted.md", caption + "\n\n" + "\n".join(lines) + "\n")
 

@@ -53,8 +53,7 @@ def export_task(mt_dir: str | Path, task: str, output: str | Path, overwrite: bo
         folder = mt_dir / ADAPTERS_DIR / info["head"]
         if not folder.is_dir():
             raise BertxError(f"{folder}: the adapter of task {task!r} is missing from this multi-task folder")
-        return runfolder.write_model_folder(output, CopiedFiles(folder), load_tokenizer(str(folder)), info, overwrite, [mt_dir],
-                                          kind="task export")
+        return runfolder.write_model_folder(output, CopiedFiles(folder), load_tokenizer(str(folder)), info, overwrite, [mt_dir], kind="task export")
     model = load_task_model(mt_dir, info["head"], get_task(info["task"]).auto_class)
     return runfolder.write_model_folder(output, model, load_tokenizer(str(mt_dir)), info, overwrite, [mt_dir], kind="task export")
 

@@ -64,8 +64,10 @@ class TeacherLabeller:
             if agreement >= settings.min_agreement:
                 self.how = how
                 break
-            self.log(f"note: the {self._name(how)} teacher decides as the fp32 teacher on {100 * agreement:.1f}% of "
-                     f"{len(sample.lengths)} sample texts, below {100 * settings.min_agreement:.0f}%: not used")
+            self.log(
+                f"note: the {self._name(how)} teacher decides as the fp32 teacher on {100 * agreement:.1f}% of "
+                f"{len(sample.lengths)} sample texts, below {100 * settings.min_agreement:.0f}%: not used"
+            )
         self.summary.update(teacher=self._name(self.how))
 
     def _name(self, how: str) -> str:
@@ -86,8 +88,7 @@ class TeacherLabeller:
         outputs = self._remote(features) if self.config.labelling.engine == "ray" else self._local(features, self.how)
         problem = teacher_store.check(outputs, self.keys, features.lengths)
         if problem is not None:  # a diverged or damaged teacher: a student trained on it would be NaN too
-            raise BertxError(f"{self._source()}: the teacher's outputs are unusable ({problem}); "
-                             "retrain or re-export the teacher")
+            raise BertxError(f"{self._source()}: the teacher's outputs are unusable ({problem}); retrain or re-export the teacher")
         self.summary["labelled"] += len(features.lengths)
         self.summary["seconds"] = round(self.summary["seconds"] + time.perf_counter() - started, 2)
         if name is not None:
@@ -123,8 +124,9 @@ class TeacherLabeller:
                 raise BertxError(f"{folder}: labelling.teacher_export must be a `bertx export` folder (model.onnx)")
             exported = load_trained(folder)
             if exported.labels != self.teacher.labels:
-                raise BertxError(f"{folder}: the export's labels ({', '.join(exported.labels)}) are not the teacher's "
-                                 f"({', '.join(self.teacher.labels)})")
+                raise BertxError(
+                    f"{folder}: the export's labels ({', '.join(exported.labels)}) are not the teacher's ({', '.join(self.teacher.labels)})"
+                )
             self._export = exported.model
         return self._export
 
@@ -136,9 +138,16 @@ class TeacherLabeller:
         if not self._on_ray:  # one cluster for every part of the transfer set
             self.stack.enter_context(connected(settings.address))
             self._on_ray = True
-        return label_on_ray(self._source(), features, self.teacher.pad_id, self.keys, bf16=self.how == "bf16",
-                            address=settings.address, workers=settings.workers, log=self.log)
+        return label_on_ray(
+            self._source(),
+            features,
+            self.teacher.pad_id,
+            self.keys,
+            bf16=self.how == "bf16",
+            address=settings.address,
+            workers=settings.workers,
+            log=self.log,
+        )
 
     def close(self) -> None:
         self.stack.close()
-

@@ -31,8 +31,16 @@ from typing import Optional
 
 from bertx import runfolder
 from bertx.config import (
-    MultitaskConfig, ObjectiveConfig, PretrainConfig, PretrainDataConfig, PretrainModelConfig, PretrainTrainConfig,
-    TaskEntry, TransferConfig, TransferSource, TransferTarget,
+    MultitaskConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    PretrainDataConfig,
+    PretrainModelConfig,
+    PretrainTrainConfig,
+    TaskEntry,
+    TransferConfig,
+    TransferSource,
+    TransferTarget,
 )
 from bertx.data.conll import read_tagged
 from bertx.data.examples import read_examples
@@ -97,8 +105,12 @@ def _matrices(config: TransferConfig, out: Path, show_progress: bool) -> dict:
         reference = plain["values"] if plain and method != "plain" else None
         write_method(out, list(row_sources(config)), [t.name for t in config.targets], method, result, reference, metric)
     summary = {
-        "task": config.task, "metric": metric, "rows": list(rows), "columns": [t.name for t in config.targets],
-        "methods": methods, "wall_s": round(time.perf_counter() - started, 1),
+        "task": config.task,
+        "metric": metric,
+        "rows": list(rows),
+        "columns": [t.name for t in config.targets],
+        "methods": methods,
+        "wall_s": round(time.perf_counter() - started, 1),
     }
     if plain and plain["off_diagonal_mean"] is not None:
         for result in methods.values():
@@ -127,10 +139,14 @@ def predicted_ranking(config: TransferConfig, plain: dict, predictions: dict[str
                 scores[e][t][row] = by_target[t].get(e)
     measured = {t: m for t, m in measured.items() if len(m) >= 2}  # a ranking needs two sources
     scores = {e: {t: s for t, s in by_target.items() if t in measured} for e, by_target in scores.items()}
-    found = {"scores": scores, "measured": measured,
-             "agreement": {e: agreement(scores[e], measured) for e in config.predict} if measured else {}}
-    write_predicted(out, found, list(measured), "Predicted source ranking (frozen features of each source's model on "
-                    "the target's `rank_on:` examples) against the measured zero-shot scores; regret in points.")
+    found = {"scores": scores, "measured": measured, "agreement": {e: agreement(scores[e], measured) for e in config.predict} if measured else {}}
+    write_predicted(
+        out,
+        found,
+        list(measured),
+        "Predicted source ranking (frozen features of each source's model on "
+        "the target's `rank_on:` examples) against the measured zero-shot scores; regret in points.",
+    )
     return found
 
 
@@ -149,8 +165,14 @@ class _Runner:
         self.config, self.out, self.metric, self.show_progress = config, out, metric, show_progress
         self.rank_reads: dict = {}  # each target's `rank_on:` file tokenised once for every source's model
 
-    def scores(self, folder: Path, sources: list[TransferSource], targets: list[TransferTarget],
-               method: str = "plain", target: Optional[TransferTarget] = None) -> dict:
+    def scores(
+        self,
+        folder: Path,
+        sources: list[TransferSource],
+        targets: list[TransferTarget],
+        method: str = "plain",
+        target: Optional[TransferTarget] = None,
+    ) -> dict:
         """{target name: main metric in points, "source_dev": the source's dev score} of one trained model."""
         from bertx.recipes.finetune import finetune  # looked up at call time: tests replace it to prove reuse
 
@@ -190,11 +212,18 @@ class _Runner:
         model_dir = folder / "model"
         if not (model_dir / runfolder.RUN_FILE).is_file():
             data = cfg.data.model_copy(update={"train": None, "dev": None})
-            tasks = [TaskEntry(name=s.name, kind=cfg.task, train=s.train, dev=s.dev, head="joint", data=data,
-                               metric=cfg.train.metric_for_best) for s in sources]
+            tasks = [
+                TaskEntry(name=s.name, kind=cfg.task, train=s.train, dev=s.dev, head="joint", data=data, metric=cfg.train.metric_for_best)
+                for s in sources
+            ]
             model = cfg.model.model_copy(update={"name_or_path": start_from}) if start_from else cfg.model
-            run = MultitaskConfig(output=str(folder / "multitask"), data_dir=cfg.data_dir, tasks=tasks, model=model,
-                                  train=cfg.train.model_copy(update={"metric_for_best": None}))
+            run = MultitaskConfig(
+                output=str(folder / "multitask"),
+                data_dir=cfg.data_dir,
+                tasks=tasks,
+                model=model,
+                train=cfg.train.model_copy(update={"metric_for_best": None}),
+            )
             resume = (folder / "multitask" / "checkpoints").is_dir()
             multitask(run, resume=resume, overwrite=not resume, show_progress=self.show_progress)
             export_task(folder / "multitask", sources[0].name, model_dir, overwrite=True)
@@ -210,9 +239,17 @@ class _Runner:
         cfg, found = self.config, {}
         for target in cfg.targets:
             if target.rank_on and target.name != row:
-                report = rank(data_file(cfg, target.rank_on), [str(model_dir)], cfg.task, tuple(cfg.predict),
-                              max_length=cfg.data.max_length, seed=cfg.train.seed, names=[row], data=cfg.data,
-                              reads=self.rank_reads)
+                report = rank(
+                    data_file(cfg, target.rank_on),
+                    [str(model_dir)],
+                    cfg.task,
+                    tuple(cfg.predict),
+                    max_length=cfg.data.max_length,
+                    seed=cfg.train.seed,
+                    names=[row],
+                    data=cfg.data,
+                    reads=self.rank_reads,
+                )
                 result = report["candidates"][0]
                 found[target.name] = {**result["scores"], "seconds": result["seconds"]}
         return found
@@ -238,13 +275,27 @@ class _Runner:
         d = cfg.dapt
         run = PretrainConfig(
             output=str(folder),
-            data=PretrainDataConfig(train=target.unlabelled, documents=cfg.unlabelled_documents, max_length=d.max_length,
-                                    eval_fraction=0.05, max_eval_sequences=200, data_dir=cfg.data_dir),
+            data=PretrainDataConfig(
+                train=target.unlabelled,
+                documents=cfg.unlabelled_documents,
+                max_length=d.max_length,
+                eval_fraction=0.05,
+                max_eval_sequences=200,
+                data_dir=cfg.data_dir,
+            ),
             model=PretrainModelConfig(name_or_path=cfg.model.name_or_path),
             objective=ObjectiveConfig(mlm_probability=d.mlm_probability, whole_word_mask=d.whole_word_mask, sentence_task="none"),
-            train=PretrainTrainConfig(epochs=d.epochs, max_steps=d.max_steps, batch_size=d.batch_size, lr=d.lr,
-                                      precision=cfg.train.precision, seed=cfg.train.seed, eval_steps=None, save_steps=100,
-                                      head_warmup_steps=d.head_warmup_steps),
+            train=PretrainTrainConfig(
+                epochs=d.epochs,
+                max_steps=d.max_steps,
+                batch_size=d.batch_size,
+                lr=d.lr,
+                precision=cfg.train.precision,
+                seed=cfg.train.seed,
+                eval_steps=None,
+                save_steps=100,
+                head_warmup_steps=d.head_warmup_steps,
+            ),
         )
         say(f"[transfer] dapt-encoders/{target.name} ...")
         resume = (folder / "checkpoints").is_dir()
@@ -254,6 +305,7 @@ class _Runner:
 
 
 # ---- checks before any training -----------------------------------------------------------------
+
 
 def check_inputs(config: TransferConfig) -> None:
     """Every file exists, every target has readable unlabelled text where a method needs it, and every
@@ -267,8 +319,10 @@ def check_inputs(config: TransferConfig) -> None:
         if not Path(data_file(config, target.eval)).is_file():
             raise BertxError(f"target {target.name!r}: eval file {data_file(config, target.eval)}: file not found")
         if adapting and not target.unlabelled:
-            raise BertxError(f"target {target.name!r}: method {adapting[0]} needs the target's unlabelled text; list files "
-                             "under `unlabelled:` (a labelled file may be given: its labels are dropped)")
+            raise BertxError(
+                f"target {target.name!r}: method {adapting[0]} needs the target's unlabelled text; list files "
+                "under `unlabelled:` (a labelled file may be given: its labels are dropped)"
+            )
         for path in target.unlabelled:
             check_unlabelled(target.name, data_file(config, path), config.unlabelled_documents)
         if config.predict and target.rank_on and not Path(data_file(config, target.rank_on)).is_file():
@@ -284,8 +338,10 @@ def check_inputs(config: TransferConfig) -> None:
             unknown = sorted(labels - source_labels)
             if unknown:
                 what = "entity types" if spec.label_kind == "tags" else "labels"
-                raise BertxError(f"target {target.name!r}: {path}: {what} {', '.join(unknown)} never occur in source "
-                                 f"{source!r} ({', '.join(sorted(source_labels))}); a model trained there cannot predict them")
+                raise BertxError(
+                    f"target {target.name!r}: {path}: {what} {', '.join(unknown)} never occur in source "
+                    f"{source!r} ({', '.join(sorted(source_labels))}); a model trained there cannot predict them"
+                )
 
 
 def check_unlabelled(target: str, path: str, documents: str) -> None:

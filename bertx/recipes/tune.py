@@ -57,8 +57,9 @@ def check_space(space: dict, config: dict, source: str) -> dict:
             raise BertxError(f"{source}: {key}: type must be one of {', '.join(KINDS)}")
         if kind == "categorical" and not spec.get("choices"):
             raise BertxError(f"{source}: {key}: a categorical dimension needs `choices`")
-        if kind != "categorical" and not (isinstance(spec.get("low"), (int, float)) and isinstance(spec.get("high"), (int, float))
-                                          and spec["low"] < spec["high"]):
+        if kind != "categorical" and not (
+            isinstance(spec.get("low"), (int, float)) and isinstance(spec.get("high"), (int, float)) and spec["low"] < spec["high"]
+        ):
             raise BertxError(f"{source}: {key}: needs numbers low < high")
         if kind == "int" and not all(isinstance(spec[end], int) and not isinstance(spec[end], bool) for end in ("low", "high")):
             raise BertxError(f"{source}: {key}: an int dimension needs whole numbers low and high")
@@ -101,8 +102,18 @@ def with_values(config: dict, values: dict) -> dict:
     return result
 
 
-def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = None, storage: str | None = None,
-         study_name: str = "bertx-tune", seed: int = 0, prune: bool = True, show_progress: bool = False, log=say) -> dict:
+def tune(
+    config: FinetuneConfig,
+    trials: int,
+    output: str,
+    space: dict | None = None,
+    storage: str | None = None,
+    study_name: str = "bertx-tune",
+    seed: int = 0,
+    prune: bool = True,
+    show_progress: bool = False,
+    log=say,
+) -> dict:
     """Search `space` for the fine-tuning `config`; returns the summary written to OUTPUT/tune.json.
 
     Args:
@@ -132,9 +143,14 @@ def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = 
     url = storage or f"sqlite:///{(out / 'tune.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # bertx logs each trial's outcome itself, in one line
     rdb = RDBStorage(url, heartbeat_interval=30, grace_period=90, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    study = optuna.create_study(study_name=study_name, storage=rdb, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3) if prune else optuna.pruners.NopPruner())
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=rdb,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3) if prune else optuna.pruners.NopPruner(),
+    )
 
     failures = {"in_a_row": 0, "last": None, "stopped": None}
 
@@ -183,8 +199,7 @@ def tune(config: FinetuneConfig, trials: int, output: str, space: dict | None = 
         stop = failures["stopped"]
         raise RunStopped(stop.signum, stop.step, out, "run the same command again to continue the study")
     if failures["in_a_row"] >= MAX_FAILURES_IN_A_ROW:
-        raise BertxError(f"tune: {failures['in_a_row']} trials in a row failed, so the search stopped; the last, "
-                         f"{failures['last']}")
+        raise BertxError(f"tune: {failures['in_a_row']} trials in a row failed, so the search stopped; the last, {failures['last']}")
     return write_summary(study, base, out, config)
 
 
@@ -199,18 +214,34 @@ def write_summary(study, base: dict, out: Path, config: FinetuneConfig) -> dict:
     full = sum(t.user_attrs.get("wall_s", 0) for t in done) / len(done)
     spent = sum(t.user_attrs.get("wall_s", 0) for t in done + pruned)
     best_config = with_values(base, {**best.params, "output": config.output})
-    runfolder.write_text(out / "best.yaml", "# the best trial's config (bertx tune); run it with: bertx finetune best.yaml\n"
-                         + yaml.safe_dump(best_config, sort_keys=False))
+    runfolder.write_text(
+        out / "best.yaml",
+        "# the best trial's config (bertx tune); run it with: bertx finetune best.yaml\n" + yaml.safe_dump(best_config, sort_keys=False),
+    )
     summary = {
-        "metric": config.train.metric_for_best or "main", "best_value": best.value, "best_trial": best.number,
-        "best_params": best.params, "best_output": best.user_attrs.get("output"), "trials": len(study.trials),
-        "complete": len(done), "pruned": len(pruned),
+        "metric": config.train.metric_for_best or "main",
+        "best_value": best.value,
+        "best_trial": best.number,
+        "best_params": best.params,
+        "best_output": best.user_attrs.get("output"),
+        "trials": len(study.trials),
+        "complete": len(done),
+        "pruned": len(pruned),
         "wall_s": round(spent, 1),
         # what the pruned trials would have cost had they run to the end, at the mean complete trial's time
         "wall_saved_by_pruning_s": round(max(0.0, sum(full - t.user_attrs.get("wall_s", full) for t in pruned)), 1),
-        "table": [{"trial": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
-                   "wall_s": t.user_attrs.get("wall_s"), "steps": t.user_attrs.get("steps")}
-                  for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)],
+        "table": [
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "params": t.params,
+                "wall_s": t.user_attrs.get("wall_s"),
+                "steps": t.user_attrs.get("steps"),
+            }
+            for t in study.trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        ],
     }
     runfolder.write_json(out / "tune.json", summary)
     return summary

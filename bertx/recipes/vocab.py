@@ -22,7 +22,12 @@ from bertx.data.text_corpus import iter_text
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path, without_load_report
 from bertx.models.vocab_transfer import (
-    align_embeddings, aligned_rows, extended_tokenizer_json, grow_embeddings, useful_pieces, words_and_pieces,
+    align_embeddings,
+    aligned_rows,
+    extended_tokenizer_json,
+    grow_embeddings,
+    useful_pieces,
+    words_and_pieces,
 )
 from bertx.console import say
 
@@ -58,8 +63,7 @@ def align_from_parallel(encoder, tokenizer, extended, parallel: tuple[str, str],
 
     source, target = ([" ".join(doc) for doc in read_documents([path], "line")] for path in parallel)
     if len(source) != len(target):
-        raise BertxError(f"--parallel {parallel[0]} has {len(source)} rows but {parallel[1]} has {len(target)}; "
-                         "give row-aligned translations")
+        raise BertxError(f"--parallel {parallel[0]} has {len(source)} rows but {parallel[1]} has {len(target)}; give row-aligned translations")
     log(f"[vocab] aligning new pieces over {len(source)} sentence pairs ...")
     source_ids = tokenizer(source, add_special_tokens=False)["input_ids"]
     target_ids = extended(target, add_special_tokens=False)["input_ids"]
@@ -68,9 +72,20 @@ def align_from_parallel(encoder, tokenizer, extended, parallel: tuple[str, str],
     return align_embeddings(encoder, rows)
 
 
-def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str = "mean", vocab_size: int = 30000,
-                 reference: list[str] | None = None, documents: str = "blank", seed: int = 0, overwrite: bool = False,
-                 parallel: tuple[str, str] | None = None, log=say) -> dict:
+def extend_vocab(
+    model: str,
+    texts: list[str],
+    add: int,
+    output: str,
+    init: str = "mean",
+    vocab_size: int = 30000,
+    reference: list[str] | None = None,
+    documents: str = "blank",
+    seed: int = 0,
+    overwrite: bool = False,
+    parallel: tuple[str, str] | None = None,
+    log=say,
+) -> dict:
     """Add up to `add` pieces of the language of `texts` to the encoder in `model`; write it to `output`.
 
     Args:
@@ -122,10 +137,14 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
 
     from tokenizers import Tokenizer
 
-    special = {name: getattr(tokenizer, name) for name in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-               if getattr(tokenizer, name, None) is not None}
-    extended = type(tokenizer)(tokenizer_object=Tokenizer.from_str(extended_tokenizer_json(tokenizer, pieces)),
-                               model_max_length=tokenizer.model_max_length, **special)
+    special = {
+        name: getattr(tokenizer, name)
+        for name in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        if getattr(tokenizer, name, None) is not None
+    }
+    extended = type(tokenizer)(
+        tokenizer_object=Tokenizer.from_str(extended_tokenizer_json(tokenizer, pieces)), model_max_length=tokenizer.model_max_length, **special
+    )
     mlm = has_mlm_head(model)
     with without_load_report():
         encoder = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(model)
@@ -136,11 +155,19 @@ def extend_vocab(model: str, texts: list[str], add: int, output: str, init: str 
     check = [*texts, *(reference or [])]
     figures = tokens_per_word({"before": tokenizer, "after": extended}, check, documents)
     report = {
-        "model": model, "texts": texts, "reference": reference or [], "init": init, "requested": add, **grown,
-        "vocab_before": rows_before, "vocab_after": encoder.get_input_embeddings().weight.shape[0], "mlm_head": mlm,
+        "model": model,
+        "texts": texts,
+        "reference": reference or [],
+        "init": init,
+        "requested": add,
+        **grown,
+        "vocab_before": rows_before,
+        "vocab_after": encoder.get_input_embeddings().weight.shape[0],
+        "mlm_head": mlm,
         "candidates_vocab_size": vocab_size,
         "tokens_per_word": figures,
-        "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]], "seconds": round(time.perf_counter() - started, 1),
+        "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]],
+        "seconds": round(time.perf_counter() - started, 1),
     }
     run_info = {"vocab_extend": {k: v for k, v in report.items() if k not in ("top_pieces", "tokens_per_word")}}
     reads = [Path(model), *map(Path, check), *map(Path, parallel or [])]

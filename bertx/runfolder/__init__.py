@@ -11,13 +11,56 @@ This floor sits just above `errors`: data, models, training, inference, deploy a
 through it, and it imports nothing of bertx but `errors`.
 """
 
-from bertx.runfolder.files import (LOCK_FILE, RUN_FILE, absolute_paths, cache_folder, file_digest, published_mode, read_run_config, write_bytes,
-                                   write_json, write_run_config, write_text)
+from bertx.runfolder.files import (
+    LOCK_FILE,
+    RUN_FILE,
+    absolute_paths,
+    cache_folder,
+    file_digest,
+    published_mode,
+    read_run_config,
+    write_bytes,
+    write_json,
+    write_run_config,
+    write_text,
+)
 from bertx.runfolder.lock import FolderLock
-from bertx.runfolder.targets import (check_deletable, check_not_read, check_output_file, check_output_folder, check_writable_target,
-                                     empty_folder, folder_kind, make_folder, output_file, output_folder, write_model_folder)
+from bertx.runfolder.targets import (
+    check_deletable,
+    check_not_read,
+    check_output_file,
+    check_output_folder,
+    check_writable_target,
+    empty_folder,
+    folder_kind,
+    make_folder,
+    output_file,
+    output_folder,
+    write_model_folder,
+)
 
-__all__ = ["LOCK_FILE", "RUN_FILE", "FolderLock", "absolute_paths", "cache_folder", "check_deletable", "check_not_read", "check_output_file",
-           "check_output_folder", "check_writable_target", "empty_folder", "file_digest", "folder_kind", "make_folder", "output_file",
-           "output_folder", "published_mode", "read_run_config", "write_bytes", "write_json", "write_model_folder", "write_run_config",
-           "write_text"]
+__all__ = [
+    "LOCK_FILE",
+    "RUN_FILE",
+    "FolderLock",
+    "absolute_paths",
+    "cache_folder",
+    "check_deletable",
+    "check_not_read",
+    "check_output_file",
+    "check_output_folder",
+    "check_writable_target",
+    "empty_folder",
+    "file_digest",
+    "folder_kind",
+    "make_folder",
+    "output_file",
+    "output_folder",
+    "published_mode",
+    "read_run_config",
+    "write_bytes",
+    "write_json",
+    "write_model_folder",
+    "write_run_config",
+    "write_text",
+]

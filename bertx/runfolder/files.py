@@ -24,8 +24,25 @@ LOCK_FILE = ".bertx.lock"
 
 # Keys of a run config whose values are file or folder paths (at any depth): stored absolute, so that
 # `export`, `report` and `evaluate` find the run's data from any working directory.
-PATH_KEYS = {"train", "dev", "eval", "test", "name_or_path", "teacher", "unlabelled", "text", "output", "tokenizer", "documents_file",
-             "rank_on", "model", "source", "from", "adapter", "multitask"}
+PATH_KEYS = {
+    "train",
+    "dev",
+    "eval",
+    "test",
+    "name_or_path",
+    "teacher",
+    "unlabelled",
+    "text",
+    "output",
+    "tokenizer",
+    "documents_file",
+    "rank_on",
+    "model",
+    "source",
+    "from",
+    "adapter",
+    "multitask",
+}
 
 
 def _umask() -> int:

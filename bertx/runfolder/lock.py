@@ -29,8 +29,12 @@ class FolderLock:
         self.took_over: dict | None = None
 
     def acquire(self) -> "FolderLock":
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "process_start": process_start(os.getpid())}
+        mine = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "process_start": process_start(os.getpid()),
+        }
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -96,8 +96,13 @@ def folder_kind(folder: Path) -> str | None:
         written_as = run.get("written_as")
         if written_as:
             return str(written_as)
-        for key, kind in (("export", "export"), ("merged_from", "merge"), ("exported_from", "task export"),
-                          ("vocab_extend", "vocabulary"), ("budget", "plan")):
+        for key, kind in (
+            ("export", "export"),
+            ("merged_from", "merge"),
+            ("exported_from", "task export"),
+            ("vocab_extend", "vocabulary"),
+            ("budget", "plan"),
+        ):
             if key in run:
                 return kind
         if (folder / "plan.json").is_file():
@@ -126,11 +131,9 @@ def check_deletable(out: Path, protected: Iterable = (), kind: str | None = None
     if found is None:
         return
     if found == "foreign":
-        raise BertxError(f"{out}: not a bertx run folder (no {RUN_FILE}) and not empty; --overwrite deletes only bertx runs; "
-                         "choose another --output")
+        raise BertxError(f"{out}: not a bertx run folder (no {RUN_FILE}) and not empty; --overwrite deletes only bertx runs; choose another --output")
     if kind is not None and found != kind:
-        raise BertxError(f"{out}: holds a bertx {found} folder; --overwrite here replaces only an earlier {kind} folder; "
-                         "choose another --output")
+        raise BertxError(f"{out}: holds a bertx {found} folder; --overwrite here replaces only an earlier {kind} folder; choose another --output")
 
 
 def empty_folder(out: Path) -> None:
@@ -275,8 +278,9 @@ def _swap_in(tmp: Path, target: Path, lock: FolderLock) -> None:
     shutil.rmtree(graveyard, ignore_errors=True)
 
 
-def write_model_folder(output: str | Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path], kind: str,
-                       extra_files: dict[str, str] | None = None) -> Path:
+def write_model_folder(
+    output: str | Path, model, tokenizer, run_info: dict, overwrite: bool, reads: list[Path], kind: str, extra_files: dict[str, str] | None = None
+) -> Path:
     """Write a standalone model folder (weights, tokenizer, bertx_run.yaml) derived from other folders
     (`reads`, never replaced) through the one folder writer: complete or not at all, and on --overwrite
     only over an earlier folder of the same `kind` ('merge', 'task export', 'vocabulary')."""

@@ -28,8 +28,7 @@ import numpy as np
 from bertx.data.readers import decode_text, surrogate_problem
 from bertx.errors import BertxError, DataError
 
-FORMATS = {".txt": "text", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv",
-           ".parquet": "parquet"}
+FORMATS = {".txt": "text", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv", ".parquet": "parquet"}
 CHUNK = 1 << 24  # bytes read at a time while finding line offsets
 
 
@@ -82,8 +81,7 @@ def expand_inputs(patterns: list[str]) -> list[InputFile]:
             seen.add(key)
             fmt = FORMATS.get(Path(match).suffix.lower())
             if fmt is None:
-                raise BertxError(f"{match}: unknown input format {Path(match).suffix or '(no suffix)'}; "
-                                 f"use {', '.join(sorted(FORMATS))}")
+                raise BertxError(f"{match}: unknown input format {Path(match).suffix or '(no suffix)'}; use {', '.join(sorted(FORMATS))}")
             stat = Path(match).stat()
             files.append(InputFile(match, fmt, stat.st_size, stat.st_mtime_ns))
     return files
@@ -225,8 +223,11 @@ def read_shard(shard: Shard, columns: list[str]) -> list[Row]:
     else:
         return list(_line_rows(shard, columns))
     if len(rows) < shard.count:
-        raise DataError(shard.path, None, f"holds {len(rows)} of the {shard.count} rows this shard was planned with from row "
-                                          f"{shard.first}: it changed while the job ran")
+        raise DataError(
+            shard.path,
+            None,
+            f"holds {len(rows)} of the {shard.count} rows this shard was planned with from row {shard.first}: it changed while the job ran",
+        )
     return rows
 
 
@@ -236,8 +237,9 @@ def _line_rows(shard: Shard, columns: list[str]) -> Iterator[Row]:
         for number in range(shard.first, shard.first + shard.count):
             raw = handle.readline()
             if not raw:  # the end of the file, before the lines the shard was planned with
-                raise DataError(shard.path, number, f"the file ends before the {shard.count} lines this shard was planned "
-                                                    "with: it changed while the job ran")
+                raise DataError(
+                    shard.path, number, f"the file ends before the {shard.count} lines this shard was planned with: it changed while the job ran"
+                )
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             raw = raw[:-1] if raw.endswith(b"\n") else raw

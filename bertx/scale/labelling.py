@@ -26,8 +26,7 @@ BATCHES_PER_TASK = 16  # one task: 16 batches of 128, about 2,000 texts (seconds
 class TeacherWorker:
     """A Ray actor: the teacher loaded once; each call labels one run of batches."""
 
-    def __init__(self, teacher: str, features: Features, pad_id: int, per_token_keys: Optional[tuple], batch_size: int,
-                 bf16: bool, threads: int):
+    def __init__(self, teacher: str, features: Features, pad_id: int, per_token_keys: Optional[tuple], batch_size: int, bf16: bool, threads: int):
         import torch
 
         from bertx.inference.loading import load_trained
@@ -54,13 +53,21 @@ class TeacherWorker:
         return {"task": batch["task"], "outputs": blobs}
 
 
-def label_on_ray(teacher: str, features: Features, pad_id: int, per_token_keys: Optional[tuple] = None, batch_size: int = 128,
-                 bf16: bool = False, address: Optional[str] = None, workers: Optional[int] = None,
-                 log: Callable[[str], None] = lambda line: None):
+def label_on_ray(
+    teacher: str,
+    features: Features,
+    pad_id: int,
+    per_token_keys: Optional[tuple] = None,
+    batch_size: int = 128,
+    bf16: bool = False,
+    address: Optional[str] = None,
+    workers: Optional[int] = None,
+    log: Callable[[str], None] = lambda line: None,
+):
     """The teacher's outputs for every example, in input order: an (N, C) array, or for per-token heads a dict
     of per-example (T_i, ...) arrays (what `model_outputs` / `token_outputs` return in one process)."""
     batches = sorted_batches(features.lengths, batch_size)
-    tasks = [sum(batches[k:k + BATCHES_PER_TASK], []) for k in range(0, len(batches), BATCHES_PER_TASK)]
+    tasks = [sum(batches[k : k + BATCHES_PER_TASK], []) for k in range(0, len(batches), BATCHES_PER_TASK)]
     if not tasks:
         return np.zeros((0, 1), dtype=np.float32) if per_token_keys is None else {k: [] for k in per_token_keys}
     with connected(address) as cpus:
@@ -70,10 +77,19 @@ def label_on_ray(teacher: str, features: Features, pad_id: int, per_token_keys: 
         log(f"labelling {len(features.lengths):,} texts on Ray: {pool.workers} workers x {pool.threads} thread(s)")
         items = ray.data.from_items([{"task": k, "indices": indices} for k, indices in enumerate(tasks)], override_num_blocks=len(tasks))
         results = items.map_batches(
-            TeacherWorker, batch_size=1, num_cpus=pool.threads,
+            TeacherWorker,
+            batch_size=1,
+            num_cpus=pool.threads,
             compute=ray.data.ActorPoolStrategy(size=min(pool.workers, len(tasks)), max_tasks_in_flight_per_actor=1),
-            fn_constructor_kwargs={"teacher": str(teacher), "features": features, "pad_id": pad_id, "per_token_keys": per_token_keys,
-                                   "batch_size": batch_size, "bf16": bf16, "threads": pool.threads},
+            fn_constructor_kwargs={
+                "teacher": str(teacher),
+                "features": features,
+                "pad_id": pad_id,
+                "per_token_keys": per_token_keys,
+                "batch_size": batch_size,
+                "bf16": bf16,
+                "threads": pool.threads,
+            },
         )
         rows: Optional[np.ndarray] = None
         per_token = {k: [None] * len(features.lengths) for k in per_token_keys or ()}

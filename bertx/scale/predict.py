@@ -25,8 +25,20 @@ from typing import Callable, Optional
 
 from bertx.errors import BertxError
 from bertx.inference.predict_file import CHUNK_LINES
-from bertx.runfolder import (RUN_FILE, FolderLock, check_deletable, check_not_read, check_writable_target, empty_folder, folder_kind,
-                             make_folder, read_run_config, write_json, write_run_config, write_text)
+from bertx.runfolder import (
+    RUN_FILE,
+    FolderLock,
+    check_deletable,
+    check_not_read,
+    check_writable_target,
+    empty_folder,
+    folder_kind,
+    make_folder,
+    read_run_config,
+    write_json,
+    write_run_config,
+    write_text,
+)
 from bertx.scale.cluster import connected, split_cores
 from bertx.scale.corpus import Shard, expand_inputs, plan_shards
 from bertx.scale.shard_worker import Reading, ShardWorker
@@ -60,8 +72,14 @@ def predict_corpus(job: CorpusJob, log: Callable[[str], None] = lambda line: Non
     files = expand_inputs(job.inputs)
     out = Path(job.output)
     check_not_read(out, [job.model, *[f.path for f in files]])
-    settings = {"model": str(Path(job.model).resolve()), "inputs": [[str(Path(f.path).resolve()), f.size, f.mtime_ns] for f in files],
-                "shard_rows": job.shard_rows, "output_format": job.output_format, "batch_size": job.batch_size, "bf16": job.bf16}
+    settings = {
+        "model": str(Path(job.model).resolve()),
+        "inputs": [[str(Path(f.path).resolve()), f.size, f.mtime_ns] for f in files],
+        "shard_rows": job.shard_rows,
+        "output_format": job.output_format,
+        "batch_size": job.batch_size,
+        "bf16": job.bf16,
+    }
     check_writable_target(out)
     # The driver checks the model folder's task and every file's columns before Ray starts (from the
     # configs: the weights load in the actors only), and before the folder is touched: one error line, not a
@@ -125,8 +143,10 @@ def _check_inputs_unchanged(files) -> None:
         except OSError:
             raise BertxError(f"{f.path}: disappeared while the job ran; rerun once the inputs are final") from None
         if (stat.st_size, stat.st_mtime_ns) != (f.size, f.mtime_ns):
-            raise BertxError(f"{f.path}: changed while the job ran ({f.size:,} -> {stat.st_size:,} bytes); its predictions are "
-                             "not of one file: rerun with --overwrite once the file is final")
+            raise BertxError(
+                f"{f.path}: changed while the job ran ({f.size:,} -> {stat.st_size:,} bytes); its predictions are "
+                "not of one file: rerun with --overwrite once the file is final"
+            )
 
 
 def _done_shards(out: Path, output_format: str) -> dict[str, dict]:
@@ -159,10 +179,18 @@ def _run_on_ray(job: CorpusJob, out: Path, todo: list[Shard], done: dict, log: C
         results = shards.map_batches(
             # One shard in flight per actor: shards are long, so no actor idles, and none holds a queue of
             # shards while another finishes early.
-            ShardWorker, batch_size=1, num_cpus=pool.threads,
+            ShardWorker,
+            batch_size=1,
+            num_cpus=pool.threads,
             compute=ray.data.ActorPoolStrategy(size=min(pool.workers, len(todo)), max_tasks_in_flight_per_actor=1),
-            fn_constructor_kwargs={"model_dir": job.model, "output": str(out), "output_format": job.output_format,
-                                   "batch_size": job.batch_size, "bf16": job.bf16, "threads": pool.threads},
+            fn_constructor_kwargs={
+                "model_dir": job.model,
+                "output": str(out),
+                "output_format": job.output_format,
+                "batch_size": job.batch_size,
+                "bf16": job.bf16,
+                "threads": pool.threads,
+            },
         )
         bad = sum(len(e["bad"]) for e in done.values())
         rows, started, last = 0, time.perf_counter(), 0.0
@@ -177,9 +205,11 @@ def _run_on_ray(job: CorpusJob, out: Path, todo: list[Shard], done: dict, log: C
                 rows += entry["predictions"] + len(entry["bad"])
                 if bad > job.max_bad_rows:
                     first = next(b for e in done.values() for b in e["bad"])
-                    raise BertxError(f"{bad} bad rows, more than --max-bad-rows {job.max_bad_rows} (first: {first['input']}:"
-                                     f"{first['row']}: {first['problem']}); the finished shards are kept: rerun with a higher "
-                                     "--max-bad-rows to continue")
+                    raise BertxError(
+                        f"{bad} bad rows, more than --max-bad-rows {job.max_bad_rows} (first: {first['input']}:"
+                        f"{first['row']}: {first['problem']}); the finished shards are kept: rerun with a higher "
+                        "--max-bad-rows to continue"
+                    )
                 now = time.perf_counter()
                 if now - last > 10:
                     last = now
@@ -207,12 +237,22 @@ def _finish(job: CorpusJob, out: Path, shards: list[Shard], done: dict, files, s
     entries = [done[s.name] for s in shards]
     bad = [b for e in entries for b in e["bad"]]
     manifest = {
-        "kind": KIND, "model": str(Path(job.model).resolve()), "format": job.output_format, "shard_rows": job.shard_rows,
+        "kind": KIND,
+        "model": str(Path(job.model).resolve()),
+        "format": job.output_format,
+        "shard_rows": job.shard_rows,
         "inputs": [{"path": f.path, "format": f.format, "bytes": f.size} for f in files],
-        "predictions": sum(e["predictions"] for e in entries), "bad_rows": len(bad), "seconds": round(seconds, 2),
-        "shards": [{"file": f"{e['name']}.{job.output_format}", **{k: e[k] for k in ("input", "first", "count", "predictions",
-                                                                                     "bytes", "sha256")},
-                    "bad_rows": len(e["bad"])} for e in entries],
+        "predictions": sum(e["predictions"] for e in entries),
+        "bad_rows": len(bad),
+        "seconds": round(seconds, 2),
+        "shards": [
+            {
+                "file": f"{e['name']}.{job.output_format}",
+                **{k: e[k] for k in ("input", "first", "count", "predictions", "bytes", "sha256")},
+                "bad_rows": len(e["bad"]),
+            }
+            for e in entries
+        ],
     }
     write_text(out / "bad_rows.jsonl", "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bad))
     write_json(out / "manifest.json", manifest)

@@ -55,18 +55,19 @@ class Reading:
             chosen = None
             if self.task.name != "ner":
                 if fmt == "text" and self.task.pair == "required":
-                    raise DataError(path, None, f"a {self.task.name} model reads text pairs; give TSV, CSV, JSONL or Parquet "
-                                                "with both text columns")
+                    raise DataError(path, None, f"a {self.task.name} model reads text pairs; give TSV, CSV, JSONL or Parquet with both text columns")
                 if fmt != "text":
-                    chosen = find_columns(path, names, self.task, self.options["text_column"], self.options["text_pair_column"],
-                                          label_column=None, require_label=False)
+                    chosen = find_columns(
+                        path, names, self.task, self.options["text_column"], self.options["text_pair_column"], label_column=None, require_label=False
+                    )
             self._columns[path] = (names, chosen)
         return self._columns[path]
 
 
 class ShardWorker:
-    def __init__(self, model_dir: str, output: str, output_format: str = "jsonl", batch_size: int = 128,
-                 bf16: bool = False, threads: Optional[int] = None):
+    def __init__(
+        self, model_dir: str, output: str, output_format: str = "jsonl", batch_size: int = 128, bf16: bool = False, threads: Optional[int] = None
+    ):
         from bertx.inference.entities import EntityPredictor
         from bertx.inference.loading import load_trained
         from bertx.inference.predictor import Predictor
@@ -106,8 +107,16 @@ class ShardWorker:
             write_bytes(target, data)
         except OSError as err:
             return {"name": shard.name, "error": f"{target}: cannot write ({(err.strerror or str(err)).lower()})"}
-        return {"name": shard.name, "input": shard.path, "first": shard.first, "count": shard.count,
-                "predictions": len(records), "bad": bad, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        return {
+            "name": shard.name,
+            "input": shard.path,
+            "first": shard.first,
+            "count": shard.count,
+            "predictions": len(records),
+            "bad": bad,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
 
     def predict(self, shard: Shard, rows: list[Row], columns: Optional[Columns]) -> tuple[list[dict], list[dict]]:
         bad = [{"input": shard.path, "row": r.number, "problem": r.problem} for r in rows if r.problem]
@@ -204,4 +213,3 @@ class ShardWorker:
             pq.write_table(pa.Table.from_pydict({k: [r.get(k) for r in records] for k in names}), buffer)
             return buffer.getvalue()
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-

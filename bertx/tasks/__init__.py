@@ -9,18 +9,28 @@ from bertx.data.task_spec import EvalSet, TaskKind, TaskSpec, TrainData
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in [
-        TaskSpec("classification", "class", "single_label_classification", "optional", "accuracy",
-                 "one label per text (or text pair if a second text column is present)"),
-        TaskSpec("pair-classification", "class", "single_label_classification", "required", "accuracy",
-                 "one label per sentence pair (MRPC, RTE, QNLI, ...)"),
-        TaskSpec("regression", "score", "regression", "optional", "pearson",
-                 "one real-valued score per text or pair (STS-B)"),
-        TaskSpec("multilabel", "classes", "multi_label_classification", "optional", "micro_f1",
-                 "any number of labels per text"),
-        TaskSpec("ner", "tags", None, "none", "f1", "a BIO tag per word (CoNLL columns or JSONL tokens/tags)",
-                 auto_class="AutoModelForTokenClassification"),
-        TaskSpec("qa", "span", None, "none", "f1", "extractive question answering (SQuAD JSON or JSONL)",
-                 auto_class="AutoModelForQuestionAnswering"),
+        TaskSpec(
+            "classification",
+            "class",
+            "single_label_classification",
+            "optional",
+            "accuracy",
+            "one label per text (or text pair if a second text column is present)",
+        ),
+        TaskSpec(
+            "pair-classification",
+            "class",
+            "single_label_classification",
+            "required",
+            "accuracy",
+            "one label per sentence pair (MRPC, RTE, QNLI, ...)",
+        ),
+        TaskSpec("regression", "score", "regression", "optional", "pearson", "one real-valued score per text or pair (STS-B)"),
+        TaskSpec("multilabel", "classes", "multi_label_classification", "optional", "micro_f1", "any number of labels per text"),
+        TaskSpec(
+            "ner", "tags", None, "none", "f1", "a BIO tag per word (CoNLL columns or JSONL tokens/tags)", auto_class="AutoModelForTokenClassification"
+        ),
+        TaskSpec("qa", "span", None, "none", "f1", "extractive question answering (SQuAD JSON or JSONL)", auto_class="AutoModelForQuestionAnswering"),
     ]
 }
 

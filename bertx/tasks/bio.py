@@ -27,8 +27,9 @@ def entity_type(tag: str) -> str | None:
     return None if tag == "O" else tag[2:]
 
 
-def normalise_tags(sentences: Sequence[TaggedSentence], path: str, scheme: Literal["bio", "iob1"] = "bio",
-                   invalid: Literal["repair", "error"] = "repair") -> int:
+def normalise_tags(
+    sentences: Sequence[TaggedSentence], path: str, scheme: Literal["bio", "iob1"] = "bio", invalid: Literal["repair", "error"] = "repair"
+) -> int:
     """Check every tag, convert IOB1 to BIO, and repair (or reject) invalid `I-` tags, in place.
 
     Returns:
@@ -42,8 +43,11 @@ def normalise_tags(sentences: Sequence[TaggedSentence], path: str, scheme: Liter
                 raise DataError(path, sentence.lines[k], f"tag {tag!r} is not O, B-TYPE or I-TYPE")
             if tag.startswith("I-") and entity_type(previous) != tag[2:]:
                 if scheme == "bio" and invalid == "error":
-                    raise DataError(path, sentence.lines[k], f"tag {tag!r} follows {previous!r}: invalid BIO "
-                                    "(set data.invalid_tags=repair to read it as B-, or data.tag_scheme=iob1)")
+                    raise DataError(
+                        path,
+                        sentence.lines[k],
+                        f"tag {tag!r} follows {previous!r}: invalid BIO (set data.invalid_tags=repair to read it as B-, or data.tag_scheme=iob1)",
+                    )
                 sentence.tags[k] = "B-" + tag[2:]
                 repaired += scheme == "bio"
             previous = tag
@@ -61,8 +65,11 @@ def encode_tags(sentence: TaggedSentence, label2id: dict[str, int], path: str) -
     ids = []
     for k, tag in enumerate(sentence.tags or []):
         if tag not in label2id:
-            raise DataError(path, sentence.lines[k], f"tag {tag!r} was never seen in training "
-                            f"(known types: {', '.join(sorted({t[2:] for t in label2id if t != 'O'}))})")
+            raise DataError(
+                path,
+                sentence.lines[k],
+                f"tag {tag!r} was never seen in training (known types: {', '.join(sorted({t[2:] for t in label2id if t != 'O'}))})",
+            )
         ids.append(label2id[tag])
     return ids
 

@@ -46,26 +46,26 @@ class NerTask:
             raise DataError(path, None, "no entity tags in the training file (every tag is O)")
         label2id = {name: i for i, name in enumerate(labels)}
         tag_ids = [encode_tags(s, label2id, path) for s in sentences]
-        words = word_features(tokenizer, [s.words for s in sentences], data.max_length, window_overlap(data),
-                              tag_ids, labels, data.label_all_subtokens)
+        words = word_features(
+            tokenizer, [s.words for s in sentences], data.max_length, window_overlap(data), tag_ids, labels, data.label_all_subtokens
+        )
         counts = {"sentences": len(sentences), "windowed": words.windowed, "repaired_tags": repaired}
         return TrainData(words.features, labels, {}, counts)
 
-    def load_eval(self, path: str, data, tokenizer, label2id: dict, run: dict, limit: Optional[int] = None,
-                  articles: Optional[str] = None) -> EvalSet:
+    def load_eval(
+        self, path: str, data, tokenizer, label2id: dict, run: dict, limit: Optional[int] = None, articles: Optional[str] = None
+    ) -> EvalSet:
         sentences, repaired = self.read(path, data, limit)
         tag_ids = [encode_tags(s, label2id, path) for s in sentences]
         words = word_features(tokenizer, [s.words for s in sentences], data.max_length, window_overlap(data), tag_ids)
-        return EvalSet(words.features, [s.tags for s in sentences], extra=words,
-                       counts={"windowed": words.windowed, "repaired_tags": repaired})
+        return EvalSet(words.features, [s.tags for s in sentences], extra=words, counts={"windowed": words.windowed, "repaired_tags": repaired})
 
     def build_model(self, path: str, labels: list[str], dropout: Optional[float]):
         return load_with_new_head(path, self.spec.auto_class, labels, dropout)
 
     def prepare_model(self, model, train: TrainData, config, tokenizer, resume: bool) -> dict:
         if config.train.head_init == "probe" and not resume:
-            return token_probe_init_head(model, train.features, tokenizer.pad_token_id,
-                                         config.train.probe_examples, config.train.seed)
+            return token_probe_init_head(model, train.features, tokenizer.pad_token_id, config.train.probe_examples, config.train.seed)
         return {"head_init": "random"}
 
     def word_logits(self, model, words, pad_id: int, device=None, batch_size: int = 64, autocast_dtype=None) -> list:
@@ -73,8 +73,7 @@ class NerTask:
         out = token_outputs(model, words.features, pad_id, ("logits",), batch_size, device, autocast_dtype)
         return merge_word_logits(words, out["logits"])
 
-    def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64,
-                 autocast_dtype=None) -> dict:
+    def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64, autocast_dtype=None) -> dict:
         return self.scorer(model, evalset, pad_id, data, device, batch_size, autocast_dtype)(None)
 
     def scorer(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 64, autocast_dtype=None):

@@ -31,9 +31,16 @@ class SequenceTask:
 
     def load_train(self, path: str, data, tokenizer) -> TrainData:
         examples, features, columns = encode_split(
-            path, self.spec, tokenizer, data.max_length, None, text_column=data.text_column,
-            text_pair_column=data.text_pair_column, label_column=data.label_column,
-            label_separator=data.label_separator, limit=data.max_train_examples,
+            path,
+            self.spec,
+            tokenizer,
+            data.max_length,
+            None,
+            text_column=data.text_column,
+            text_pair_column=data.text_pair_column,
+            label_column=data.label_column,
+            label_separator=data.label_separator,
+            limit=data.max_train_examples,
         )
         labels = build_label_space(self.spec, [ex.label for ex in examples])
         if self.spec.label_kind == "class" and len(labels) < 2:
@@ -44,16 +51,25 @@ class SequenceTask:
         info = {"columns": {"text": columns.text, "text_pair": columns.text_pair, "label": columns.label}}
         return TrainData(features, labels, info, {"truncated": features.truncated})
 
-    def load_eval(self, path: str, data, tokenizer, label2id: dict, run: dict, limit: Optional[int] = None,
-                  articles: Optional[str] = None) -> EvalSet:
+    def load_eval(
+        self, path: str, data, tokenizer, label2id: dict, run: dict, limit: Optional[int] = None, articles: Optional[str] = None
+    ) -> EvalSet:
         found = run.get("columns") or {}
         columns = None
         if found.get("text"):
             columns = Columns(found["text"], found.get("text_pair"), found.get("label") or data.label_column)
         _, features, _ = encode_split(
-            path, self.spec, tokenizer, data.max_length, label2id, columns=columns, text_column=data.text_column,
-            text_pair_column=data.text_pair_column, label_column=data.label_column,
-            label_separator=data.label_separator, limit=limit,
+            path,
+            self.spec,
+            tokenizer,
+            data.max_length,
+            label2id,
+            columns=columns,
+            text_column=data.text_column,
+            text_pair_column=data.text_pair_column,
+            label_column=data.label_column,
+            label_separator=data.label_separator,
+            limit=limit,
         )
         return EvalSet(features, np.asarray(features.labels), counts={"truncated": features.truncated})
 
@@ -65,12 +81,12 @@ class SequenceTask:
         if config.model.cls_only_last_layer and getattr(config, "aux_mlm", None) is None:
             enable_cls_only_last_layer(model)
         if config.train.head_init == "probe" and not resume:  # a resumed run loads its head from the checkpoint
-            return probe_init_head(model, train.features, self.spec.label_kind, tokenizer.pad_token_id,
-                                   config.train.probe_examples, config.train.seed)
+            return probe_init_head(
+                model, train.features, self.spec.label_kind, tokenizer.pad_token_id, config.train.probe_examples, config.train.seed
+            )
         return {"head_init": "random"}
 
-    def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 128,
-                 autocast_dtype=None) -> dict:
+    def evaluate(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 128, autocast_dtype=None) -> dict:
         return self.scorer(model, evalset, pad_id, data, device, batch_size, autocast_dtype)(None)
 
     def scorer(self, model, evalset: EvalSet, pad_id: int, data, device=None, batch_size: int = 128, autocast_dtype=None):
@@ -78,5 +94,4 @@ class SequenceTask:
         what bootstrap intervals resample."""
         logits = model_outputs(model, evalset.features, pad_id, batch_size, device=device, autocast_dtype=autocast_dtype)
         gold = np.asarray(evalset.gold)
-        return lambda idx=None: task_metrics(self.spec.label_kind, logits if idx is None else logits[idx],
-                                             gold if idx is None else gold[idx])
+        return lambda idx=None: task_metrics(self.spec.label_kind, logits if idx is None else logits[idx], gold if idx is None else gold[idx])

@@ -18,8 +18,14 @@ from bertx.data.qa_features import QaFeatures
 from bertx.data.squad import QaExample
 
 
-def best_answers(qa: QaFeatures, examples: list[QaExample], start_logits: list[np.ndarray], end_logits: list[np.ndarray],
-                 n_best: int = 20, max_answer_length: int = 30) -> list[dict]:
+def best_answers(
+    qa: QaFeatures,
+    examples: list[QaExample],
+    start_logits: list[np.ndarray],
+    end_logits: list[np.ndarray],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> list[dict]:
     """One answer per example: `answer` (text), `start`, `end` (characters in the context) and `score`."""
     by_example = defaultdict(list)
     for f, index in enumerate(qa.example):
@@ -51,6 +57,5 @@ def best_answers(qa: QaFeatures, examples: list[QaExample], start_logits: list[n
         probs = np.exp(scores - scores.max())
         best = int(scores.argmax())
         start, end = spans[best]
-        results.append({"answer": example.context[start:end], "start": int(start), "end": int(end),
-                        "score": float(probs[best] / probs.sum())})
+        results.append({"answer": example.context[start:end], "start": int(start), "end": int(end), "score": float(probs[best] / probs.sum())})
     return results

@@ -46,8 +46,7 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if fast_bf16() else "fp32"
 
 
-def make_accelerator(precision: str, find_unused_parameters: bool = False, report_to: list[str] | None = None,
-                     out: str | None = None):
+def make_accelerator(precision: str, find_unused_parameters: bool = False, report_to: list[str] | None = None, out: str | None = None):
     """An `Accelerator` for this run's precision ("auto", "fp32", "bf16", "fp16"; see `resolve_precision`).
 
     `report_to` names Accelerate trackers (tensorboard, mlflow) that log into the run's folder `out`
@@ -69,5 +68,9 @@ def make_accelerator(precision: str, find_unused_parameters: bool = False, repor
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
     from bertx.training.trackers import accelerator_options
 
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no" if precision == "fp32" else precision,
-                       kwargs_handlers=handlers, **accelerator_options(report_to or [], out))
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision="no" if precision == "fp32" else precision,
+        kwargs_handlers=handlers,
+        **accelerator_options(report_to or [], out),
+    )

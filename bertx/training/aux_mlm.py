@@ -48,8 +48,9 @@ class TaskWithAuxMLM(nn.Module):
         """`mlm_head_only`: the MLM loss trains the new head alone (its input is detached) during its warm-up."""
         out = self.task_model(**batch)
         if mlm is not None:
-            hidden = self.encoder(input_ids=mlm["input_ids"], attention_mask=mlm["attention_mask"],
-                                  token_type_ids=mlm["token_type_ids"]).last_hidden_state  # (B, T, H)
+            hidden = self.encoder(
+                input_ids=mlm["input_ids"], attention_mask=mlm["attention_mask"], token_type_ids=mlm["token_type_ids"]
+            ).last_hidden_state  # (B, T, H)
             picked = mlm["labels"] != -100
             masked = hidden[picked].detach() if mlm_head_only else hidden[picked]
             scores = self.mlm_head(masked)  # (M, V): masked positions only
@@ -61,8 +62,18 @@ class TaskWithAuxMLM(nn.Module):
 class AuxText:
     """Masked-LM batches of unlabelled text, by step."""
 
-    def __init__(self, paths: list[str], tokenizer, documents: str, max_length: int, batch_size: int,
-                 mlm_probability: float, whole_word: bool, seed: int, show_progress: bool = True):
+    def __init__(
+        self,
+        paths: list[str],
+        tokenizer,
+        documents: str,
+        max_length: int,
+        batch_size: int,
+        mlm_probability: float,
+        whole_word: bool,
+        seed: int,
+        show_progress: bool = True,
+    ):
         self.cache = build_cache(paths, tokenizer, documents, show_progress=show_progress)
         self.spec = MaskingSpec.from_tokenizer(tokenizer, mlm_probability, whole_word, source=paths[0])
         self.max_length, self.batch_size, self.seed = max_length, batch_size, seed

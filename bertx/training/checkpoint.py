@@ -113,8 +113,9 @@ def save_checkpoint(root: Path, step: int, accelerator, payload: dict[str, Any],
         shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoints_in(root)
         kept = f"the previous checkpoint ({previous[-1].name}) is intact" if previous else "no earlier checkpoint exists"
-        raise BertxError(f"{tmp}: could not write the checkpoint of step {step} ({describe_os_error(err, root)}); {kept}; "
-                         "free space and resume with --resume") from None
+        raise BertxError(
+            f"{tmp}: could not write the checkpoint of step {step} ({describe_os_error(err, root)}); {kept}; free space and resume with --resume"
+        ) from None
     accelerator.wait_for_everyone()
     return final
 

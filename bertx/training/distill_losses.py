@@ -27,8 +27,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     return (values * weight).sum() / weight.sum().clamp(min=1)
 
 
-def kl_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float, mask: torch.Tensor | None = None,
-            dim: int = -1) -> torch.Tensor:
+def kl_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
     """T^2 x KL(softmax(teacher/T) || softmax(student/T)) along `dim`, averaged over the other positions.
 
     The T^2 keeps the gradient's size independent of T (Hinton et al., 2015).
@@ -67,8 +66,9 @@ def soft_target_loss(kind: str, student: dict, teacher: dict, temperature: float
     return kl_soft(student["logits"], teacher["logits"], temperature)
 
 
-def hidden_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor,
-                projection: torch.nn.Module | None = None) -> torch.Tensor:
+def hidden_loss(
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor, projection: torch.nn.Module | None = None
+) -> torch.Tensor:
     """MSE between (B, T, Hs) student and (B, T, Ht) teacher hidden states over real tokens."""
     s = projection(student_hidden) if projection is not None else student_hidden
     return _masked_mean((s.float() - teacher_hidden.float()) ** 2, mask)
@@ -96,8 +96,7 @@ def value_relation(values: torch.Tensor, heads: int) -> torch.Tensor:
     return v @ v.transpose(-1, -2) / d**0.5  # (B, heads, T, T)
 
 
-def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tensor, mask: torch.Tensor,
-                        heads: int) -> torch.Tensor:
+def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
     """MiniLM's value-relation transfer: KL between teacher and student V-V relations (same `heads` on both
     sides, so different widths are fine)."""
     keys = mask[:, None, None, :] == 0  # (B, 1, 1, T): padded keys get no weight

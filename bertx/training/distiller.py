@@ -38,8 +38,10 @@ def default_layer_map(student_layers: int, teacher_layers: int, kept: list[int] 
 def check_layer_map(layer_map: list[tuple[int, int]], student_layers: int, teacher_layers: int) -> None:
     for s, t in layer_map:
         if not (1 <= s <= student_layers and 1 <= t <= teacher_layers):
-            raise BertxError(f"loss.layer_map pair ({s}, {t}) is out of range: student layers are 1..{student_layers}, "
-                             f"teacher layers 1..{teacher_layers} (0, the embeddings, belongs to loss.embedding)")
+            raise BertxError(
+                f"loss.layer_map pair ({s}, {t}) is out of range: student layers are 1..{student_layers}, "
+                f"teacher layers 1..{teacher_layers} (0, the embeddings, belongs to loss.embedding)"
+            )
 
 
 @contextmanager
@@ -59,8 +61,7 @@ def model_inputs(batch: dict) -> dict:
 
 
 class Distiller(nn.Module):
-    def __init__(self, student: nn.Module, teacher_config, loss: DistillLossConfig, label_kind: str,
-                 layer_map: list[tuple[int, int]]):
+    def __init__(self, student: nn.Module, teacher_config, loss: DistillLossConfig, label_kind: str, layer_map: list[tuple[int, int]]):
         super().__init__()
         self.student = student
         self.loss, self.label_kind, self.layer_map = loss, label_kind, layer_map
@@ -79,8 +80,7 @@ class Distiller(nn.Module):
 
     def teacher_request(self) -> dict:
         """What the teacher's forward must return for the enabled losses."""
-        return {"output_hidden_states": bool(self.loss.hidden or self.loss.embedding),
-                "output_attentions": bool(self.loss.attention)}
+        return {"output_hidden_states": bool(self.loss.hidden or self.loss.embedding), "output_attentions": bool(self.loss.attention)}
 
     def forward(self, batch: dict, teacher: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted loss and its parts for one batch; `teacher` holds the teacher's outputs for it."""
@@ -102,11 +102,13 @@ class Distiller(nn.Module):
         if w.embedding:
             parts["embedding"] = hidden_loss(out.hidden_states[0], teacher["hidden_states"][0], mask, self.projection)
         if w.hidden:
-            parts["hidden"] = sum(hidden_loss(out.hidden_states[s], teacher["hidden_states"][t], mask, self.projection)
-                                  for s, t in self.layer_map) / len(self.layer_map)
+            parts["hidden"] = sum(
+                hidden_loss(out.hidden_states[s], teacher["hidden_states"][t], mask, self.projection) for s, t in self.layer_map
+            ) / len(self.layer_map)
         if w.attention:
-            parts["attention"] = sum(attention_loss(out.attentions[s - 1], teacher["attentions"][t - 1], mask)
-                                     for s, t in self.layer_map) / len(self.layer_map)
+            parts["attention"] = sum(attention_loss(out.attentions[s - 1], teacher["attentions"][t - 1], mask) for s, t in self.layer_map) / len(
+                self.layer_map
+            )
         if w.value_relation:
             parts["value_relation"] = value_relation_loss(store["values"], teacher["values"], mask, self.relation_heads)
         total = sum(getattr(w, name) * value for name, value in parts.items())

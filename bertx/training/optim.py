@@ -19,9 +19,15 @@ def layer_depth(name: str, num_layers: int) -> int:
     return 0 if "embeddings" in name else num_layers + 1
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: float | None = None,
-                     layer_decay: float = 1.0, head_prefixes=("classifier", "pre_classifier", "score"),
-                     lr_scales: dict[str, float] | None = None):
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    lr: float,
+    head_lr: float | None = None,
+    layer_decay: float = 1.0,
+    head_prefixes=("classifier", "pre_classifier", "score"),
+    lr_scales: dict[str, float] | None = None,
+):
     """Split trainable parameters into groups by (weight decay or not, learning rate).
 
     Biases and LayerNorm weights get no weight decay: decaying them toward zero only hurts.
@@ -42,14 +48,19 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: 
         group_lr *= next((scale for key, scale in (lr_scales or {}).items() if key in name), 1.0)
         groups.setdefault((decay, group_lr), []).append(param)
     return [
-        {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr": group_lr}
-        for (decay, group_lr), params in sorted(groups.items())
+        {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr": group_lr} for (decay, group_lr), params in sorted(groups.items())
     ]
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, head_lr: float | None = None,
-                    layer_decay: float = 1.0, head_prefixes=("classifier", "pre_classifier", "score"),
-                    lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    head_lr: float | None = None,
+    layer_decay: float = 1.0,
+    head_prefixes=("classifier", "pre_classifier", "score"),
+    lr_scales: dict[str, float] | None = None,
+) -> torch.optim.Optimizer:
     groups = parameter_groups(model, weight_decay, lr, head_lr, layer_decay, head_prefixes, lr_scales)
     on_cpu = next(model.parameters()).device.type == "cpu"
     # The fused kernel updates all tensors in one pass (CPU and CUDA); fall back where unsupported.

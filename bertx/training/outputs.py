@@ -23,13 +23,33 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bertx.errors import BertxError, RunStopped
-from bertx.runfolder import (LOCK_FILE, RUN_FILE, FolderLock, absolute_paths, check_deletable, empty_folder, folder_kind, make_folder,
-                             published_mode, read_run_config, write_json, write_run_config)
+from bertx.runfolder import (
+    LOCK_FILE,
+    RUN_FILE,
+    FolderLock,
+    absolute_paths,
+    check_deletable,
+    empty_folder,
+    folder_kind,
+    make_folder,
+    published_mode,
+    read_run_config,
+    write_json,
+    write_run_config,
+)
 
 # Fields a resumed run may change: they steer how long and how chattily it runs, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "max_steps", "early_stopping_patience", "eval_steps", "save_steps", "logging_steps",
-                     "keep_checkpoints", "report_to",
-                     "output"}  # a run folder may move: `--resume --output NEW_PLACE` continues it
+RESUMABLE_CHANGES = {
+    "epochs",
+    "max_steps",
+    "early_stopping_patience",
+    "eval_steps",
+    "save_steps",
+    "logging_steps",
+    "keep_checkpoints",
+    "report_to",
+    "output",
+}  # a run folder may move: `--resume --output NEW_PLACE` continues it
 # Keys the run adds after reading its data (found columns, label names): not settings.
 DERIVED = {"columns", "labels", "multitask", "distilled_from", "fewshot", "written_as"}
 
@@ -60,16 +80,21 @@ def prepare_output(out: Path, run: dict, resume: bool, overwrite: bool, protecte
             empty_folder(out)
         elif run_file.is_file():
             raise BertxError(
-                f"{out}: holds another run ({RUN_FILE}); pass --resume to continue it, --overwrite to replace it, "
-                "or choose another --output"
+                f"{out}: holds another run ({RUN_FILE}); pass --resume to continue it, --overwrite to replace it, or choose another --output"
             )
         else:
             raise BertxError(f"{out}: output folder is not empty and holds no bertx run; choose another --output")
 
 
 @contextmanager
-def claimed_folder(out: Path, run_config: dict, overwrite: bool, protected: list[str | Path] = (), kind: str = "matrix",
-                   check: Callable[[Path], object] | None = None) -> Iterator[Path]:
+def claimed_folder(
+    out: Path,
+    run_config: dict,
+    overwrite: bool,
+    protected: list[str | Path] = (),
+    kind: str = "matrix",
+    check: Callable[[Path], object] | None = None,
+) -> Iterator[Path]:
     """A folder of many runs (a matrix, a plan): locked while in use, emptied on --overwrite only when it
     holds the same kind, and marked with its run config and kind so that a later command knows it.
 
@@ -134,8 +159,10 @@ def save_model_atomic(model, tokenizer, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         from bertx.training.checkpoint import describe_os_error
 
-        raise BertxError(f"{target}: could not save the model ({describe_os_error(err, target.parent)}); the model saved before is "
-                         "intact; free space and resume with --resume") from None
+        raise BertxError(
+            f"{target}: could not save the model ({describe_os_error(err, target.parent)}); the model saved before is "
+            "intact; free space and resume with --resume"
+        ) from None
     old = target.with_name(target.name + ".old")
     if target.exists():
         os.replace(target, old)

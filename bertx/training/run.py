@@ -49,7 +49,6 @@ from bertx.training.trackers import Trackers
 from bertx.console import say
 
 
-
 @dataclass
 class RunState:
     """Where the run is: everything besides tensors that a resumed run needs."""
@@ -99,8 +98,11 @@ class _StopSignals:
     def _handle(self, signum, frame) -> None:
         if self.deferred and self.received is None:
             self.received = signum
-            say(f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this step"
-                       + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""), err=True)
+            say(
+                f"received {signal.Signals(signum).name}: saving a checkpoint at the end of this step"
+                + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""),
+                err=True,
+            )
             return
         if signum == signal.SIGINT and self.deferred:
             raise KeyboardInterrupt
@@ -132,8 +134,16 @@ class Run:
 
     # ---- claiming the folder ----------------------------------------------------------------------
     @classmethod
-    def open(cls, out: str | Path, run_config: dict, accelerator, settings, resume: bool = False, overwrite: bool = False,
-             reads: list[str | Path | None] = ()) -> "Run":
+    def open(
+        cls,
+        out: str | Path,
+        run_config: dict,
+        accelerator,
+        settings,
+        resume: bool = False,
+        overwrite: bool = False,
+        reads: list[str | Path | None] = (),
+    ) -> "Run":
         """Lock and prepare the output folder (main process); every process gets the `Run`.
 
         Args:
@@ -146,8 +156,7 @@ class Run:
         """
         world = accelerator.num_processes
         if settings.batch_size < world * settings.grad_accum:
-            raise BertxError(f"train.batch_size {settings.batch_size} is smaller than processes x grad_accum "
-                             f"({world} x {settings.grad_accum})")
+            raise BertxError(f"train.batch_size {settings.batch_size} is smaller than processes x grad_accum ({world} x {settings.grad_accum})")
         run = cls(Path(out), accelerator, settings, resume)
         run.run_config = run_config
         if run.main:
@@ -162,8 +171,10 @@ class Run:
             run._claimed = True  # new, empty or emptied by --overwrite: what appears in it now is this run's
             if run.lock.took_over is not None:
                 owner = run.lock.took_over
-                say(f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on "
-                           f"{owner.get('host')}); taking it over", err=True)
+                say(
+                    f"note: {run.out} was locked by a run that is no longer alive (pid {owner.get('pid')} on {owner.get('host')}); taking it over",
+                    err=True,
+                )
         accelerator.wait_for_everyone()
         run.signals.install()
         return run
@@ -188,8 +199,18 @@ class Run:
         """A run that failed before its first checkpoint leaves the folder as it found it (bertx's files only)."""
         import shutil
 
-        for name in (runfolder.RUN_FILE, "log.jsonl", "metrics.json", "best", "best.tmp", "final", "final.tmp", "checkpoints",
-                     "tensorboard", "mlflow.db"):
+        for name in (
+            runfolder.RUN_FILE,
+            "log.jsonl",
+            "metrics.json",
+            "best",
+            "best.tmp",
+            "final",
+            "final.tmp",
+            "checkpoints",
+            "tensorboard",
+            "mlflow.db",
+        ):
             path = self.out / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -202,8 +223,7 @@ class Run:
             runfolder.write_run_config(self.out, run_config)
 
     # ---- training ---------------------------------------------------------------------------------
-    def start(self, model, optimizer, scheduler, save_model: Callable[[Path], None], /, state: RunState | None = None,
-              **start_log: Any) -> RunState:
+    def start(self, model, optimizer, scheduler, save_model: Callable[[Path], None], /, state: RunState | None = None, **start_log: Any) -> RunState:
         """Attach what a checkpoint holds; resume from the newest intact checkpoint or log the start.
 
         Args:
@@ -218,8 +238,7 @@ class Run:
         self.trackers.start(self.run_config)
         self.state = state or RunState()
         if self.resume:
-            saved, folder = restore_training_state(self.out / "checkpoints", model, optimizer, scheduler,
-                                                   self.accelerator.process_index)
+            saved, folder = restore_training_state(self.out / "checkpoints", model, optimizer, scheduler, self.accelerator.process_index)
             fresh_extra = self.state.extra
             self.state = RunState.from_dict(saved)
             self.state.extra = {**fresh_extra, **self.state.extra}
@@ -250,7 +269,7 @@ class Run:
     def micro_batch(self, model, last: bool) -> Iterator[None]:
         """The forward pass and loss of one micro-batch: under autocast, and without the gradient all-reduce
         across processes unless it is the step's `last` micro-batch (DDP's `no_sync`)."""
-        with (nullcontext() if last else self.accelerator.no_sync(model)), self.accelerator.autocast():
+        with nullcontext() if last else self.accelerator.no_sync(model), self.accelerator.autocast():
             yield
 
     def backward(self, loss) -> float:
@@ -258,8 +277,19 @@ class Run:
         self.accelerator.backward(loss)
         return loss.item()
 
-    def end_step(self, model, optimizer, scheduler, bar, loss: float, examples: int, tokens: int = 0, batch: bool = True,
-                 shown: dict | None = None, logged: Callable[[], dict] | None = None) -> bool:
+    def end_step(
+        self,
+        model,
+        optimizer,
+        scheduler,
+        bar,
+        loss: float,
+        examples: int,
+        tokens: int = 0,
+        batch: bool = True,
+        shown: dict | None = None,
+        logged: Callable[[], dict] | None = None,
+    ) -> bool:
         """Close an optimizer step: the step itself (clipping, scheduler), the state's counters, the progress
         bar, and every `logging_steps` the train line of the log (`logged()` adds the recipe's own fields,
         computed only then). Returns whether an evaluation is due (every `eval_steps`).
@@ -271,8 +301,10 @@ class Run:
             shown: extra fields for the progress bar.
         """
         if not math.isfinite(loss):  # every later step would be NaN too, and the saved model with it
-            raise BertxError(f"the training loss is {loss} at step {self.state.step + 1}: the run diverged or read "
-                             "non-finite inputs or teacher outputs; stopped (lower the learning rate, or check the data)")
+            raise BertxError(
+                f"the training loss is {loss} at step {self.state.step + 1}: the run diverged or read "
+                "non-finite inputs or teacher outputs; stopped (lower the learning rate, or check the data)"
+            )
         optimizer_step(self.accelerator, model, optimizer, scheduler, self.settings.max_grad_norm)
         self.count_step(examples, tokens, batch)
         samples_s, tokens_s = self.throughput()
@@ -289,8 +321,12 @@ class Run:
 
     def checkpoint(self) -> Path:
         model, optimizer, scheduler = self._modules
-        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "progress": asdict(self.state)}
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "progress": asdict(self.state),
+        }
         keep = getattr(self.settings, "keep_checkpoints", 1) or 1
         return save_checkpoint(self.out / "checkpoints", self.state.step, self.accelerator, payload, keep=keep)
 

@@ -16,8 +16,7 @@ from bertx.training.distiller import output_keys
 
 
 class TeacherCache:
-    def __init__(self, teacher, features: Features, label_kind: str, pad_id: int, device=None, batch_size: int = 128,
-                 autocast_dtype=None):
+    def __init__(self, teacher, features: Features, label_kind: str, pad_id: int, device=None, batch_size: int = 128, autocast_dtype=None):
         self.label_kind = label_kind
         self.keys = output_keys(label_kind)
         if label_kind in ("class", "score", "classes"):

@@ -19,7 +19,6 @@ import math
 import os
 from pathlib import Path
 
-TRACKERS = ("tensorboard", "mlflow")
 EXPERIMENT = "bertx"
 
 

@@ -37,8 +37,7 @@ def test_shards_and_micro_batches_partition_a_batch():
 
 
 def test_sorted_batches_and_collate():
-    features = Features(input_ids=[[2, 5, 3], [2, 3], [2, 6, 7, 3]], token_type_ids=None, labels=[1, 0, 1],
-                        lengths=[3, 2, 4])
+    features = Features(input_ids=[[2, 5, 3], [2, 3], [2, 6, 7, 3]], token_type_ids=None, labels=[1, 0, 1], lengths=[3, 2, 4])
     assert sorted_batches(features.lengths, 2) == [[2, 0], [1]]
     batch = collate(features, [1, 2], pad_id=0, label_dtype=torch.long)
     assert batch["input_ids"].tolist() == [[2, 3, 0, 0], [2, 6, 7, 3]]

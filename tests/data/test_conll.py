@@ -28,17 +28,19 @@ def test_conll_word_without_tag_names_the_line(tmp_path):
 
 
 def test_jsonl_tokens_and_tags(tmp_path):
-    path = write(tmp_path, "a.jsonl", '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\n'
-                                      '{"words": ["Bob"], "ner_tags": ["B-PER"]}\n')
+    path = write(tmp_path, "a.jsonl", '{"tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}\n{"words": ["Bob"], "ner_tags": ["B-PER"]}\n')
     assert [s.tags for s in read_tagged(path)] == [["B-ORG", "O"], ["B-PER"]]
 
 
-@pytest.mark.parametrize("line, problem", [
-    ('{"tokens": ["a", "b"], "tags": ["O"]}', "2 tokens but 1 tags"),
-    ('{"tokens": ["a"]}', "missing field"),
-    ('{"tokens": [], "tags": []}', "empty sentence"),
-    ('{"tokens": ["a b"], "tags": ["O"]}', "contains whitespace"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ('{"tokens": ["a", "b"], "tags": ["O"]}', "2 tokens but 1 tags"),
+        ('{"tokens": ["a"]}', "missing field"),
+        ('{"tokens": [], "tags": []}', "empty sentence"),
+        ('{"tokens": ["a b"], "tags": ["O"]}', "contains whitespace"),
+    ],
+)
 def test_jsonl_problems_name_the_line(tmp_path, line, problem):
     path = write(tmp_path, "a.jsonl", '{"tokens": ["x"], "tags": ["O"]}\n' + line + "\n")
     with pytest.raises(DataError, match=rf"a.jsonl:2: .*{problem}"):

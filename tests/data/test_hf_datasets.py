@@ -30,16 +30,35 @@ def saved(tmp_path, monkeypatch):
 def test_a_saved_dataset_trains_like_a_file(saved, tiny_bert, tmp_path):
     first = json.loads(open(materialise(str(saved / "train"))).readline())
     assert first["label"] in ("neg", "pos")
-    assert main(["finetune", "--model", tiny_bert, "--train", str(saved / "train"), "--dev", str(saved / "validation"),
-                 "--epochs", "1", "--output", str(tmp_path / "run"), "model.freeze_word_embeddings=false", "data.max_length=32"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                tiny_bert,
+                "--train",
+                str(saved / "train"),
+                "--dev",
+                str(saved / "validation"),
+                "--epochs",
+                "1",
+                "--output",
+                str(tmp_path / "run"),
+                "model.freeze_word_embeddings=false",
+                "data.max_length=32",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "run/metrics.json").read_text())["train_examples"] == 160
 
 
 def test_ner_tag_ids_become_tag_names(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))
-    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
-                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "I-PER"]))})
+    features = datasets.Features(
+        {"tokens": datasets.Sequence(datasets.Value("string")), "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "I-PER"]))}
+    )
     datasets.Dataset.from_dict({"tokens": [["Ada", "Lovelace", "wrote"]], "ner_tags": [[1, 2, 0]]}, features=features).save_to_disk(tmp_path / "ner")
     row = json.loads(open(materialise(str(tmp_path / "ner"))).readline())
     assert row["ner_tags"] == ["B-PER", "I-PER", "O"]

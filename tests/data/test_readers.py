@@ -52,7 +52,7 @@ def test_pair_columns_detected(tmp_path):
         ("reg.tsv", "sentence\tlabel\ngood\t1.5\nbad\thigh\n", REG, 3, "regression target 'high' is not a number"),
         ("empty_label.tsv", "sentence\tlabel\ngood\t\n", CLS, 2, "empty label"),
         ("bad.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label"\n', CLS, 2, "not valid JSON"),
-        ("list.jsonl", '[1, 2]\n', CLS, 1, "must be an object"),
+        ("list.jsonl", "[1, 2]\n", CLS, 1, "must be an object"),
     ],
 )
 def test_bad_rows_name_file_line_and_problem(tmp_path, name, content, task, line, message):

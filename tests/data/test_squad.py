@@ -15,8 +15,7 @@ CONTEXT = "the film was good and the plot was bad"
 
 
 def squad(tmp_path, qas, context=CONTEXT, name="s.json", articles=1):
-    doc = {"version": "1.1", "data": [{"title": f"t{a}", "paragraphs": [{"context": context, "qas": qas}]}
-                                      for a in range(articles)]}
+    doc = {"version": "1.1", "data": [{"title": f"t{a}", "paragraphs": [{"context": context, "qas": qas}]} for a in range(articles)]}
     path = tmp_path / name
     path.write_text(json.dumps(doc), encoding="utf-8")
     return str(path)
@@ -37,21 +36,27 @@ def test_squad_json_and_article_ranges(tmp_path):
 def test_jsonl_both_answer_layouts(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text(
-        json.dumps({"question": "how?", "context": CONTEXT, "answers": {"text": ["good"], "answer_start": [13]}}) + "\n"
-        + json.dumps({"id": "x", "question": "what?", "context": CONTEXT, "answers": [{"text": "bad", "answer_start": 35}]}) + "\n",
-        encoding="utf-8")
+        json.dumps({"question": "how?", "context": CONTEXT, "answers": {"text": ["good"], "answer_start": [13]}})
+        + "\n"
+        + json.dumps({"id": "x", "question": "what?", "context": CONTEXT, "answers": [{"text": "bad", "answer_start": 35}]})
+        + "\n",
+        encoding="utf-8",
+    )
     examples = read_qa(path)
     assert [ex.answers for ex in examples] == [[("good", 13)], [("bad", 35)]]
     assert examples[1].id == "x"
 
 
-@pytest.mark.parametrize("item, context, problem", [
-    (qa(start=14), CONTEXT, r"question q1\): answer 'good' is not at answer_start 14"),
-    (qa(), "   ", r"question q1\): empty context"),
-    ({"id": "q1", "question": "why", "answers": [], "is_impossible": True}, CONTEXT, "unanswerable"),
-    ({"id": "q1", "answers": []}, CONTEXT, "missing 'question'"),
-    ({"id": "q1", "question": "why", "answers": []}, CONTEXT, "no answer"),
-])
+@pytest.mark.parametrize(
+    "item, context, problem",
+    [
+        (qa(start=14), CONTEXT, r"question q1\): answer 'good' is not at answer_start 14"),
+        (qa(), "   ", r"question q1\): empty context"),
+        ({"id": "q1", "question": "why", "answers": [], "is_impossible": True}, CONTEXT, "unanswerable"),
+        ({"id": "q1", "answers": []}, CONTEXT, "missing 'question'"),
+        ({"id": "q1", "question": "why", "answers": []}, CONTEXT, "no answer"),
+    ],
+)
 def test_bad_questions_name_their_id(tmp_path, item, context, problem):
     with pytest.raises(DataError, match=problem):
         read_qa(squad(tmp_path, [item], context=context))

@@ -8,7 +8,11 @@ from bertx.errors import BertxError, DataError
 
 def test_split_sentences_on_end_punctuation_before_a_capital():
     assert split_sentences("It rained. Then it stopped! Why? 3 days later it rained.") == [
-        "It rained.", "Then it stopped!", "Why?", "3 days later it rained."]
+        "It rained.",
+        "Then it stopped!",
+        "Why?",
+        "3 days later it rained.",
+    ]
     # no split inside "e.g. the" or "3.5": the next word does not start a sentence
     assert split_sentences("Use e.g. the best one. It is 3.5 m long.") == ["Use e.g. the best one.", "It is 3.5 m long."]
 
@@ -24,7 +28,9 @@ def test_wikitext_articles_drop_headings_and_undo_markup(tmp_path):
     path = tmp_path / "wiki.tokens"
     path.write_text(
         " = Alpha = \n\n A well @-@ known 1 @,@ 000 m peak . It is 3 @.@ 5 km wide . \n\n = = History = = \n\n"
-        " Settled early . \n = Beta = \n\n Second article . \n", encoding="utf-8")
+        " Settled early . \n = Beta = \n\n Second article . \n",
+        encoding="utf-8",
+    )
     docs = list(read_documents([str(path)], "wikitext"))
     assert docs == [["A well-known 1,000 m peak .", "It is 3.5 km wide .", "Settled early ."], ["Second article ."]]
     assert list(iter_text([str(path)], "wikitext"))[0] == "A well-known 1,000 m peak ."

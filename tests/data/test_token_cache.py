@@ -124,8 +124,13 @@ def test_mlm_batch_layout(corpus):
     assert batch["token_type_ids"][0, : a1 - a0 + 2].eq(0).all() and batch["token_type_ids"][0, a1 - a0 + 2 : n].eq(1).all()
     assert batch["next_sentence_label"].tolist() == rows[:6, 4].tolist()
     restored = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])[0, :n].tolist()
-    assert restored == [tokenizer.cls_token_id, *cache.tokens[a0:a1].tolist(), tokenizer.sep_token_id,
-                        *cache.tokens[b0:b1].tolist(), tokenizer.sep_token_id]
+    assert restored == [
+        tokenizer.cls_token_id,
+        *cache.tokens[a0:a1].tolist(),
+        tokenizer.sep_token_id,
+        *cache.tokens[b0:b1].tolist(),
+        tokenizer.sep_token_id,
+    ]
 
 
 def test_vocabulary_without_mask_is_refused(tmp_path):

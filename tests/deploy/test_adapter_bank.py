@@ -45,9 +45,13 @@ def adapters(tiny_bert, tmp_path_factory):
     data.mkdir()
     two = (str(write_toy_classification(data / "t2.tsv", 160, seed=1)), None)
     three = (write_three_way(data / "t3.tsv", 200, seed=2), None)
-    for name, files, r, seed, where in (("two", two, 4, 1, "adapters"), ("three", three, 4, 2, "adapters"),
-                                        ("rank8", two, 8, 3, "adapters"), ("extra", three, 4, 4, "spare")):
-        config = tiny_config(tiny_bert, *files, str(root / where / name), epochs=3, lr=1e-2 / r ** 0.5, seed=seed)
+    for name, files, r, seed, where in (
+        ("two", two, 4, 1, "adapters"),
+        ("three", three, 4, 2, "adapters"),
+        ("rank8", two, 8, 3, "adapters"),
+        ("extra", three, 4, 4, "spare"),
+    ):
+        config = tiny_config(tiny_bert, *files, str(root / where / name), epochs=3, lr=1e-2 / r**0.5, seed=seed)
         config["peft"] = {"method": "lora", "r": r}
         bertx.finetune(config, show_progress=False)
         for leftover in ("checkpoints", "best"):
@@ -77,7 +81,7 @@ def test_a_mixed_batch_answers_each_row_as_its_adapter_alone(adapters, runtime):
         assert record["probs"] == pytest.approx(want["probs"], abs=1e-4)
     # one adapter for the whole batch takes the plain path: the same answers
     single = served.predict([(t, None, "three") for t in TEXTS])
-    assert [r["probs"] for r in single] == [pytest.approx(w["probs"], abs=1e-4) for w in expected["three"][:len(TEXTS)]]
+    assert [r["probs"] for r in single] == [pytest.approx(w["probs"], abs=1e-4) for w in expected["three"][: len(TEXTS)]]
 
 
 def test_http_requests_name_their_adapter(adapters):
@@ -89,10 +93,12 @@ def test_http_requests_name_their_adapter(adapters):
         answer = client.post("/v1/models/bank/predict", json={"inputs": TEXTS, "adapter": "three"})
         assert answer.status_code == 200
         assert [o["label"] for o in answer.json()["outputs"]] == [o["label"] for o in alone(adapters / "adapters" / "three", TEXTS)]
-        for body, status, words in (({"inputs": TEXTS}, 422, "name one with `adapter`"),
-                                    ({"inputs": TEXTS, "adapter": "nope"}, 404, "no adapter 'nope'"),
-                                    ({"inputs": TEXTS, "adapter": 3}, 422, "name one with `adapter`"),
-                                    ({"inputs": TEXTS, "adapter": "two", "tasks": ["x"]}, 422, "`tasks` is for multi-task")):
+        for body, status, words in (
+            ({"inputs": TEXTS}, 422, "name one with `adapter`"),
+            ({"inputs": TEXTS, "adapter": "nope"}, 404, "no adapter 'nope'"),
+            ({"inputs": TEXTS, "adapter": 3}, 422, "name one with `adapter`"),
+            ({"inputs": TEXTS, "adapter": "two", "tasks": ["x"]}, 422, "`tasks` is for multi-task"),
+        ):
             refused = client.post("/v1/models/bank/predict", json=body)
             assert refused.status_code == status and words in refused.json()["error"]
         assert client.post("/v1/adapters/x", json={"folder": "y"}).status_code == 404  # admin routes off by default
@@ -153,8 +159,11 @@ def test_admin_routes_want_the_token_and_a_loopback_peer(adapters):
         assert client.delete("/v1/adapters/two").status_code == 401
         assert client.delete("/v1/adapters/two?model=secret").status_code == 401  # no bank names before the token
         assert "bank" not in client.delete("/v1/adapters/two?model=secret").text
-        surrogate = client.post("/v1/adapters/extra", content=b'{"folder": "/tmp/a\\ud800b"}',
-                                headers={"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"})
+        surrogate = client.post(
+            "/v1/adapters/extra",
+            content=b'{"folder": "/tmp/a\\ud800b"}',
+            headers={"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+        )
         assert surrogate.status_code == 422 and "unpaired surrogate" in surrogate.json()["error"]
         pair = client.post("/v1/models/bank/predict", json={"inputs": [["a good film", "a pair"]], "adapter": "two"})
         assert pair.status_code == 422 and "adapter 'two' was trained on single texts" in pair.json()["error"]
@@ -191,11 +200,26 @@ def test_bad_folders_of_adapters_are_one_line(adapters, tmp_path, tiny_bert):
         load_models({"bank": str(cut)})
 
 
-ADAPTER_VALUES = st.one_of(st.none(), st.sampled_from(["two", "three", "rank8", "", "nope", "../two"]), st.integers(),
-                           st.lists(st.text(max_size=4), max_size=2), st.text(max_size=8))
-INPUT_VALUES = st.one_of(st.lists(st.one_of(st.text(max_size=20), st.lists(st.text(max_size=8), max_size=3), st.none(),
-                                            st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"text_pair": st.text(max_size=8)})),
-                                  max_size=4), st.text(max_size=5), st.none())
+ADAPTER_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["two", "three", "rank8", "", "nope", "../two"]),
+    st.integers(),
+    st.lists(st.text(max_size=4), max_size=2),
+    st.text(max_size=8),
+)
+INPUT_VALUES = st.one_of(
+    st.lists(
+        st.one_of(
+            st.text(max_size=20),
+            st.lists(st.text(max_size=8), max_size=3),
+            st.none(),
+            st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"text_pair": st.text(max_size=8)}),
+        ),
+        max_size=4,
+    ),
+    st.text(max_size=5),
+    st.none(),
+)
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +244,15 @@ def test_any_inputs_and_adapter_names_get_answers_or_one_4xx(bank_client, inputs
         assert set(response.json()) == {"error"}
 
 
-@given(name=st.text(max_size=12), body=st.one_of(st.none(), st.integers(), st.text(max_size=8),
-                                                 st.fixed_dictionaries({"folder": st.one_of(st.text(max_size=12), st.integers())},
-                                                                       optional={"model": st.text(max_size=6)})))
+@given(
+    name=st.text(max_size=12),
+    body=st.one_of(
+        st.none(),
+        st.integers(),
+        st.text(max_size=8),
+        st.fixed_dictionaries({"folder": st.one_of(st.text(max_size=12), st.integers())}, optional={"model": st.text(max_size=6)}),
+    ),
+)
 def test_the_admin_route_answers_any_change_with_a_4xx_or_a_change(bank_client, name, body):
     """Generated admin requests (with the token): never a 5xx; nothing generated here names a real adapter
     folder, so nothing is added, and the served adapters stay as they were."""

@@ -43,8 +43,7 @@ def _train(tiny_bert, root: Path, task: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(tiny_bert, tmp_path_factory):
     root = tmp_path_factory.mktemp("export-runs")
-    return root, {task: _train(tiny_bert, root, task)
-                  for task in ("classification", "pair-classification", "regression", "multilabel", "ner", "qa")}
+    return root, {task: _train(tiny_bert, root, task) for task in ("classification", "pair-classification", "regression", "multilabel", "ner", "qa")}
 
 
 @pytest.mark.parametrize("task", ["classification", "pair-classification", "regression", "multilabel", "ner", "qa"])
@@ -147,12 +146,26 @@ def test_a_distilled_student_and_a_multitask_export_export_too(runs, tiny_bert, 
     root, folders = runs
     train, dev = str(root / "train-classification.tsv"), str(root / "dev-classification.tsv")
     student = tmp_path / "student"
-    bertx.distill({"teacher": str(folders["classification"]), "output": str(student), "baseline": False,
-                   "data": {"train": train, "dev": dev, "max_length": 32}, "student": {"layers": 1},
-                   "train": {"epochs": 1, "batch_size": 16, "save_steps": None}}, show_progress=False)
-    bertx.multitask({"output": str(tmp_path / "mt"), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-                     "tasks": [{"name": "sent", "kind": "classification", "train": train, "dev": dev, "data": {"max_length": 32}}],
-                     "train": {"epochs": 1, "batch_size": 16, "save_steps": None}}, show_progress=False)
+    bertx.distill(
+        {
+            "teacher": str(folders["classification"]),
+            "output": str(student),
+            "baseline": False,
+            "data": {"train": train, "dev": dev, "max_length": 32},
+            "student": {"layers": 1},
+            "train": {"epochs": 1, "batch_size": 16, "save_steps": None},
+        },
+        show_progress=False,
+    )
+    bertx.multitask(
+        {
+            "output": str(tmp_path / "mt"),
+            "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+            "tasks": [{"name": "sent", "kind": "classification", "train": train, "dev": dev, "data": {"max_length": 32}}],
+            "train": {"epochs": 1, "batch_size": 16, "save_steps": None},
+        },
+        show_progress=False,
+    )
     task = bertx.export_task(tmp_path / "mt", "sent", tmp_path / "mt-sent")
     for source in (student, task):
         report = export(source, tmp_path / f"{source.name}-onnx")
@@ -173,8 +186,28 @@ def test_a_run_folder_travels_and_missing_data_is_said(tiny_bert, tmp_path, monk
     write_toy_classification(home / "data" / "train.tsv", 96, seed=1)
     write_toy_classification(home / "data" / "dev.tsv", 32, seed=2)
     monkeypatch.chdir(home)
-    assert main(["finetune", "--model", tiny_bert, "--train", "data/train.tsv", "--dev", "data/dev.tsv", "--output", "run",
-                 "--epochs", "1", "--max-length", "32", "--show-examples", "0"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                tiny_bert,
+                "--train",
+                "data/train.tsv",
+                "--dev",
+                "data/dev.tsv",
+                "--output",
+                "run",
+                "--epochs",
+                "1",
+                "--max-length",
+                "32",
+                "--show-examples",
+                "0",
+            ]
+        )
+        == 0
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

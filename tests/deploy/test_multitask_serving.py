@@ -82,14 +82,17 @@ def test_the_server_answers_the_tasks_each_request_asks(client):
     assert one["label"] == answer["outputs"][0]["tasks"]["sent"]["label"]
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ({"inputs": ["x"], "tasks": ["nope"]}, 422, "no task 'nope'"),
-    ({"inputs": ["x"], "tasks": "sent"}, 422, "`tasks` must be a non-empty list"),
-    ({"inputs": ["x"], "tasks": []}, 422, "`tasks` must be a non-empty list"),
-    ({"inputs": ["x"], "tasks": ["pair"]}, 422, "task 'pair' reads a text pair"),
-    ({"inputs": [["a", "b"]], "tasks": ["sent"]}, 422, "task 'sent' reads a single text"),
-    ({"inputs": ["x"], "task": ["sent"]}, 422, "unknown fields"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ({"inputs": ["x"], "tasks": ["nope"]}, 422, "no task 'nope'"),
+        ({"inputs": ["x"], "tasks": "sent"}, 422, "`tasks` must be a non-empty list"),
+        ({"inputs": ["x"], "tasks": []}, 422, "`tasks` must be a non-empty list"),
+        ({"inputs": ["x"], "tasks": ["pair"]}, 422, "task 'pair' reads a text pair"),
+        ({"inputs": [["a", "b"]], "tasks": ["sent"]}, 422, "task 'sent' reads a single text"),
+        ({"inputs": ["x"], "task": ["sent"]}, 422, "unknown fields"),
+    ],
+)
 def test_a_request_that_does_not_fit_is_one_4xx(client, body, status, says):
     response = client.post("/v1/models/glue/predict", json=body)
     assert response.status_code == status and says in response.json()["error"]
@@ -100,11 +103,18 @@ def test_tasks_on_a_single_task_model_is_a_4xx(client):
     assert response.status_code == 422 and "multi-task" in response.json()["error"]
 
 
-TASK_VALUES = st.one_of(st.none(), st.text(max_size=8), st.lists(st.one_of(st.sampled_from(["sent", "short", "pair", "ner", ""]),
-                                                                       st.integers(), st.none()), max_size=4))
-INPUT_VALUES = st.lists(st.one_of(st.text(max_size=20), st.lists(st.text(max_size=8), max_size=3), st.none(),
-                                  st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"text_pair": st.text(max_size=8)})),
-                        max_size=4)
+TASK_VALUES = st.one_of(
+    st.none(), st.text(max_size=8), st.lists(st.one_of(st.sampled_from(["sent", "short", "pair", "ner", ""]), st.integers(), st.none()), max_size=4)
+)
+INPUT_VALUES = st.lists(
+    st.one_of(
+        st.text(max_size=20),
+        st.lists(st.text(max_size=8), max_size=3),
+        st.none(),
+        st.fixed_dictionaries({"text": st.text(max_size=8)}, optional={"text_pair": st.text(max_size=8)}),
+    ),
+    max_size=4,
+)
 
 
 @given(inputs=INPUT_VALUES, tasks=TASK_VALUES)

@@ -37,8 +37,14 @@ def folders(tiny_bert, tmp_path_factory):
 def client(folders):
     from fastapi.testclient import TestClient
 
-    models = load_models({"sentiment": str(folders["classification"]), "entities": str(folders["ner"]),
-                          "answers": str(folders["qa"]), "pairs": str(folders["pair-classification"])})
+    models = load_models(
+        {
+            "sentiment": str(folders["classification"]),
+            "entities": str(folders["ner"]),
+            "answers": str(folders["qa"]),
+            "pairs": str(folders["pair-classification"]),
+        }
+    )
     with TestClient(create_app(models, Limits(max_inputs=4, max_body_bytes=8192))) as test_client:
         yield test_client
 
@@ -58,31 +64,35 @@ def test_predictions_are_the_records_bertx_predict_writes(client, folders):
     expected = bertx.Predictor.load(folders["classification"]).predict(texts)
     assert got["model"] == "sentiment" and [o["text"] for o in got["outputs"]] == texts
     assert [o["label"] for o in got["outputs"]] == [e["label"] for e in expected]
-    pairs = client.post("/v1/models/pairs/predict", json={"inputs": [["good film", "great story"],
-                                                                      {"text": "bad", "text_pair": "dull"}]}).json()
+    pairs = client.post("/v1/models/pairs/predict", json={"inputs": [["good film", "great story"], {"text": "bad", "text_pair": "dull"}]}).json()
     assert [o["text_pair"] for o in pairs["outputs"]] == ["great story", "dull"]
     entities = client.post("/v1/models/entities/predict", json={"inputs": ["the film was good and great"]}).json()
     assert set(entities["outputs"][0]) == {"text", "entities"}
-    answers = client.post("/v1/models/answers/predict",
-                          json={"inputs": [{"question": "which is good", "context": "the film was superb and dark"}]}).json()
+    answers = client.post(
+        "/v1/models/answers/predict", json={"inputs": [{"question": "which is good", "context": "the film was superb and dark"}]}
+    ).json()
     assert {"question", "answer", "start", "end", "score"} <= set(answers["outputs"][0])
 
 
-@pytest.mark.parametrize("body,status,message", [
-    (b"{not json", 400, "not valid JSON"),
-    (b'["a list"]', 422, "JSON object with an `inputs` list"),
-    (b'{"texts": ["a"]}', 422, "`inputs` list"),
-    (b'{"inputs": "a good film"}', 422, "`inputs` must be a list"),
-    (b'{"inputs": []}', 422, "`inputs` is empty"),
-    (b'{"inputs": [42]}', 422, "inputs[0]: input must be a string, got int"),
-    (b'{"inputs": ["ok", ""]}', 422, "inputs[1]: input is empty"),
-    (b'{"inputs": ["a", "b", "c", "d", "e"]}', 413, "5 inputs in one request; the limit is 4"),
-    (json.dumps({"inputs": ["x" * 9000]}).encode(), 413, "bytes; the limit is 8,192"),
-    (b'{"inputs": ["bad \\ud800 text"]}', 422, "inputs[0]: input holds an unpaired surrogate"),
-    (b'{"inputs": ' + b'[' * 3000 + b']' * 3000 + b'}', 400, "nested too deeply"),
-    (b'{"inputs": ["a"], "extra": 1}', 422, "unknown fields ['extra']"),
-    (b'{"inputs": [["only one"]]}', 422, "a text pair is a list of two strings"),
-], ids=lambda value: value[:40].decode("utf-8", "replace") if isinstance(value, bytes) else str(value)[:40])
+@pytest.mark.parametrize(
+    "body,status,message",
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'["a list"]', 422, "JSON object with an `inputs` list"),
+        (b'{"texts": ["a"]}', 422, "`inputs` list"),
+        (b'{"inputs": "a good film"}', 422, "`inputs` must be a list"),
+        (b'{"inputs": []}', 422, "`inputs` is empty"),
+        (b'{"inputs": [42]}', 422, "inputs[0]: input must be a string, got int"),
+        (b'{"inputs": ["ok", ""]}', 422, "inputs[1]: input is empty"),
+        (b'{"inputs": ["a", "b", "c", "d", "e"]}', 413, "5 inputs in one request; the limit is 4"),
+        (json.dumps({"inputs": ["x" * 9000]}).encode(), 413, "bytes; the limit is 8,192"),
+        (b'{"inputs": ["bad \\ud800 text"]}', 422, "inputs[0]: input holds an unpaired surrogate"),
+        (b'{"inputs": ' + b"[" * 3000 + b"]" * 3000 + b"}", 400, "nested too deeply"),
+        (b'{"inputs": ["a"], "extra": 1}', 422, "unknown fields ['extra']"),
+        (b'{"inputs": [["only one"]]}', 422, "a text pair is a list of two strings"),
+    ],
+    ids=lambda value: value[:40].decode("utf-8", "replace") if isinstance(value, bytes) else str(value)[:40],
+)
 def test_bad_requests_get_a_4xx_json_error_and_the_server_stays_up(client, body, status, message):
     response = client.post("/v1/models/sentiment/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status and message in response.json()["error"], response.text
@@ -91,9 +101,11 @@ def test_bad_requests_get_a_4xx_json_error_and_the_server_stays_up(client, body,
 
 def test_a_model_answers_only_the_form_it_was_trained_on(client):
     """A single-text model given a pair would read both texts as one: refused, as a pair model given one text is."""
-    for model, inputs, message in (("sentiment", [["a good film", "great story"]], "was trained on single texts"),
-                                   ("sentiment", [{"text": "good", "text_pair": "fine"}], "was trained on single texts"),
-                                   ("pairs", ["only one text"], "reads text pairs")):
+    for model, inputs, message in (
+        ("sentiment", [["a good film", "great story"]], "was trained on single texts"),
+        ("sentiment", [{"text": "good", "text_pair": "fine"}], "was trained on single texts"),
+        ("pairs", ["only one text"], "reads text pairs"),
+    ):
         answer = client.post(f"/v1/models/{model}/predict", json={"inputs": inputs})
         assert answer.status_code == 422 and message in answer.json()["error"], answer.text
 
@@ -126,6 +138,7 @@ def test_a_poisoned_request_fails_alone(folders):
 
     model.predict = fragile
     with TestClient(server.create_app(models, Limits(max_wait_ms=200))) as test_client:
+
         async def burst():
             import httpx
 
@@ -142,6 +155,7 @@ def test_a_poisoned_request_fails_alone(folders):
 
 def test_admission_is_by_expected_wait():
     """A request whose queue wait would pass the deadline is refused at once, with the wait as Retry-After."""
+
     def run(inputs):
         time.sleep(0.001 * sum(len(x) for x in inputs))
         return inputs
@@ -224,6 +238,7 @@ def test_the_batcher_gathers_concurrent_requests_and_refuses_when_full():
 
 def test_a_lone_request_does_not_wait_for_company():
     """With nobody else arriving, the batch runs at once: a 60-second max_wait is never waited out."""
+
     async def scenario():
         batcher = MicroBatcher(lambda inputs: inputs, max_batch_size=8, max_wait_ms=60_000, arriving=lambda: 0)
         batcher.start()
@@ -274,8 +289,13 @@ def test_a_real_server_finishes_a_slow_request_after_sigterm_and_exits_0(folders
 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, f"m={folders['classification']}", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SERVER, f"m={folders['classification']}", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -8,8 +8,16 @@ from bertx.evaluation.matrix_report import write_matrix
 
 
 def test_matrix_files_and_gains(tmp_path):
-    result = write_matrix(tmp_path, "m", ["a", "b"], ["x", "y", "z"], [[60.0, 70.5, None], [58.0, 71.0, 80.0]],
-                          title="t", baseline=[59.0, 70.0, 81.0], extra={"metrics": {"x": "accuracy"}})
+    result = write_matrix(
+        tmp_path,
+        "m",
+        ["a", "b"],
+        ["x", "y", "z"],
+        [[60.0, 70.5, None], [58.0, 71.0, 80.0]],
+        title="t",
+        baseline=[59.0, 70.0, 81.0],
+        extra={"metrics": {"x": "accuracy"}},
+    )
     assert result["gains"][0][:2] == pytest.approx([1.0, 0.5]) and result["gains"][0][2] is None
     assert result["gains"][1] == pytest.approx([-1.0, 1.0, -1.0])
     saved = json.loads((tmp_path / "m.json").read_text())

@@ -25,8 +25,7 @@ def classifier(tiny_bert, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     train = write_toy_classification(tmp / "train.tsv", 240, 1)
     dev = write_toy_classification(tmp / "dev.tsv", 80, 2)
-    bertx.finetune(tiny_config(tiny_bert, str(train), str(dev), str(tmp / "run"), epochs=2, eval_steps=10, logging_steps=5),
-                   show_progress=False)
+    bertx.finetune(tiny_config(tiny_bert, str(train), str(dev), str(tmp / "run"), epochs=2, eval_steps=10, logging_steps=5), show_progress=False)
     return tmp / "run"
 
 
@@ -68,13 +67,15 @@ def test_the_page_renders_in_a_headless_browser(classifier, tmp_path):
     page = (tmp_path / "r.html").read_text().replace("<head>", "<head>" + probe, 1)
     (tmp_path / "probe.html").write_text(page)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--allow-file-access-from-files"]
-    dom = subprocess.run([browser, *flags, "--virtual-time-budget=5000", "--dump-dom", (tmp_path / "probe.html").as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [browser, *flags, "--virtual-time-budget=5000", "--dump-dom", (tmp_path / "probe.html").as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     found = json.loads(dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0].replace("&quot;", '"'))
     assert found["errors"] == []
     assert found["images"] and all(w > 0 and h > 0 for w, h, _, _ in found["images"])
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTEFACTS / "report.png"
-    subprocess.run([browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", (tmp_path / "r.html").as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", (tmp_path / "r.html").as_uri()], capture_output=True, timeout=120
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -28,9 +28,9 @@ def toy_features(tokenizer, n, kind):
     return features
 
 
-@pytest.mark.parametrize("kind,task,labels", [("class2", "classification", ["neg", "pos"]),
-                                              ("class3", "classification", ["a", "b", "c"]),
-                                              ("score", "regression", [])])
+@pytest.mark.parametrize(
+    "kind,task,labels", [("class2", "classification", ["neg", "pos"]), ("class3", "classification", ["a", "b", "c"]), ("score", "regression", [])]
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_head_computes_the_fitted_probe(tiny_bert, kind, task, labels, seed):
     import torch
@@ -57,4 +57,3 @@ def test_head_computes_the_fitted_probe(tiny_bert, kind, task, labels, seed):
         else:
             np.testing.assert_allclose(logits, decision, atol=1e-4)
         assert report["probe_train_score"] == pytest.approx(probe.score(x, gold), abs=1e-4)
-

@@ -29,8 +29,26 @@ def fake_cache(tiny_bert, tmp_path, monkeypatch):
 
 def test_a_cached_hub_id_resolves_to_its_snapshot(fake_cache, toy_data, tmp_path):
     assert resolve_model_path("bertx-test/tiny-bert") == str(fake_cache)
-    assert main(["finetune", "--model", "bertx-test/tiny-bert", "--train", toy_data[0], "--dev", toy_data[1], "--epochs", "1",
-                 "--output", str(tmp_path / "run"), "model.freeze_word_embeddings=false", "data.max_length=32"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                "bertx-test/tiny-bert",
+                "--train",
+                toy_data[0],
+                "--dev",
+                toy_data[1],
+                "--epochs",
+                "1",
+                "--output",
+                str(tmp_path / "run"),
+                "model.freeze_word_embeddings=false",
+                "data.max_length=32",
+            ]
+        )
+        == 0
+    )
 
 
 def test_an_uncached_id_offline_is_one_line(fake_cache, toy_data, capsys):

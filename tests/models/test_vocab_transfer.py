@@ -71,8 +71,9 @@ def test_a_tied_mlm_decoder_grows_with_the_embeddings(tmp_path):
     torch.manual_seed(0)
     BertForMaskedLM(BertConfig.from_pretrained(base)).save_pretrained(tmp_path / "mlm")
     AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path / "mlm")
-    report = extend_vocab(str(tmp_path / "mlm"), [write_new_language(tmp_path / "pt.txt")], 4, str(tmp_path / "ext"),
-                          init="random", vocab_size=200, log=lambda s: None)
+    report = extend_vocab(
+        str(tmp_path / "mlm"), [write_new_language(tmp_path / "pt.txt")], 4, str(tmp_path / "ext"), init="random", vocab_size=200, log=lambda s: None
+    )
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "ext")
     decoder = model.get_output_embeddings()
     assert report["mlm_head"] and decoder.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
@@ -85,8 +86,9 @@ def test_bad_input_is_one_line(tiny_bert, tmp_path, capsys):
         extend_vocab(tiny_bert, [english], 0, str(tmp_path / "a"))
     with pytest.raises(BertxError, match="adds no new pieces"):  # the toy English words are all whole pieces already
         extend_vocab(tiny_bert, [english], 10, str(tmp_path / "b"), vocab_size=200, log=lambda s: None)
-    assert main(["vocab", "extend", "--model", tiny_bert, "--text", str(tmp_path / "missing.txt"), "--add", "5",
-                 "--output", str(tmp_path / "c")]) == 2
+    assert (
+        main(["vocab", "extend", "--model", tiny_bert, "--text", str(tmp_path / "missing.txt"), "--add", "5", "--output", str(tmp_path / "c")]) == 2
+    )
     assert "missing.txt: text file not found" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -106,8 +108,16 @@ def test_aligned_init_takes_each_new_piece_from_its_translation(tiny_bert, tmp_p
         other.append(" ".join(translate[w] for w in words))
     (tmp_path / "en.txt").write_text("\n".join(en) + "\n")
     (tmp_path / "xx.txt").write_text("\n".join(other) + "\n")
-    report = extend_vocab(tiny_bert, [str(tmp_path / "xx.txt")], 8, str(tmp_path / "ext"), init="aligned", vocab_size=300,
-                          parallel=(str(tmp_path / "en.txt"), str(tmp_path / "xx.txt")), log=lambda s: None)
+    report = extend_vocab(
+        tiny_bert,
+        [str(tmp_path / "xx.txt")],
+        8,
+        str(tmp_path / "ext"),
+        init="aligned",
+        vocab_size=300,
+        parallel=(str(tmp_path / "en.txt"), str(tmp_path / "xx.txt")),
+        log=lambda s: None,
+    )
     assert report["initialised_from_translations"] > 0
     old_vocab = AutoTokenizer.from_pretrained(tiny_bert).get_vocab()
     new_vocab = AutoTokenizer.from_pretrained(tmp_path / "ext").get_vocab()

@@ -42,6 +42,11 @@ def kill_after_step(recipe: str, config: dict, step: int, bar_recipe: str | None
     """Run `bertx.<recipe>(config)` in a child process and kill it right after optimizer step `step` of the
     recipe `bar_recipe` (default: the same), counted from the call of `inside` when given."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, recipe, json.dumps(config), str(step), bar_recipe or recipe, inside],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, recipe, json.dumps(config), str(step), bar_recipe or recipe, inside],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]

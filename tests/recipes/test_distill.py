@@ -31,9 +31,14 @@ def teacher(tiny_bert, tmp_path_factory):
 
 
 def kd_config(tmp, train, dev, output, **changes) -> dict:
-    config = {"teacher": str(tmp / "model"), "output": str(output), "data": {"train": train, "dev": dev, "max_length": 32},
-              "student": {"layers": 1}, "baseline": False,
-              "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}
+    config = {
+        "teacher": str(tmp / "model"),
+        "output": str(output),
+        "data": {"train": train, "dev": dev, "max_length": 32},
+        "student": {"layers": 1},
+        "baseline": False,
+        "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7},
+    }
     for key, value in changes.items():
         section, _, field = key.partition("__")
         if field:
@@ -55,8 +60,14 @@ def test_student_copies_the_kept_teacher_layers(teacher):
 
 def test_all_losses_report_and_hf_folder(teacher, tmp_path):
     tmp, train, dev = teacher
-    config = kd_config(tmp, train, dev, tmp_path / "kd", baseline=True,
-                       loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0, "attention": 1.0, "embedding": 0.5, "value_relation": 1.0})
+    config = kd_config(
+        tmp,
+        train,
+        dev,
+        tmp_path / "kd",
+        baseline=True,
+        loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0, "attention": 1.0, "embedding": 0.5, "value_relation": 1.0},
+    )
     final = bertx.distill(config, show_progress=False)
     assert final["accuracy"] > 0.9 and final["baseline"]["accuracy"] > 0.5
     out = tmp_path / "kd"
@@ -92,8 +103,14 @@ def test_cached_teacher_and_unlabelled_text(teacher, tmp_path):
 
 def test_narrower_random_student_with_projected_hidden_loss(teacher, tmp_path):
     tmp, train, dev = teacher
-    config = kd_config(tmp, train, dev, tmp_path / "narrow", student={"layers": 1, "hidden": 16, "heads": 2},
-                       loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0, "value_relation": 1.0, "relation_heads": 2})
+    config = kd_config(
+        tmp,
+        train,
+        dev,
+        tmp_path / "narrow",
+        student={"layers": 1, "hidden": 16, "heads": 2},
+        loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0, "value_relation": 1.0, "relation_heads": 2},
+    )
     final = bertx.distill(config, show_progress=False)
     assert json.loads((tmp_path / "narrow/config.json").read_text())["hidden_size"] == 16
     assert final["steps"] == 45 and 0 <= final["accuracy"] <= 1
@@ -108,10 +125,15 @@ def test_token_and_span_tasks_distil(tiny_bert, tmp_path, task):
         train, dev = write_qa(tmp_path / "train.jsonl", 300, 1), write_qa(tmp_path / "dev.jsonl", 60, 2)
         data = {"max_query_length": 8, "doc_stride": 8}
     teacher_metrics = bertx.finetune(token_config(tiny_bert, task, train, dev, tmp_path / "teacher", **data), show_progress=False)
-    config = {"teacher": str(tmp_path / "teacher"), "output": str(tmp_path / "student"), "student": {"layers": 1},
-              "data": {"train": train, "dev": dev, "max_length": 32, **data}, "baseline": False,
-              "loss": {"soft": 1.0, "hard": 0.5, "hidden": 1.0},
-              "train": {"epochs": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 3}}
+    config = {
+        "teacher": str(tmp_path / "teacher"),
+        "output": str(tmp_path / "student"),
+        "student": {"layers": 1},
+        "data": {"train": train, "dev": dev, "max_length": 32, **data},
+        "baseline": False,
+        "loss": {"soft": 1.0, "hard": 0.5, "hidden": 1.0},
+        "train": {"epochs": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 3},
+    }
     final = bertx.distill(config, show_progress=False)
     assert final["f1"] > 0.5 * teacher_metrics["f1"], (final, teacher_metrics)
     assert bertx.evaluate(tmp_path / "student", dev)["f1"] == pytest.approx(final["f1"])
@@ -139,8 +161,9 @@ def test_bad_inputs_stop_before_training(teacher, tiny_bert, tmp_path):
     folder = tmp_path / "other-vocab"
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
     BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}).save_pretrained(folder)
-    BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(folder)
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(
+        folder
+    )
     fails({**base, "student": {"name_or_path": str(folder)}}, "the student's tokenizer differs from the teacher's")
     allowed = {**base, "student": {"name_or_path": str(folder), "allow_other_tokenizer": True}, "loss": {"soft": 1.0, "hard": 0.5}}
     assert "accuracy" in bertx.distill(allowed, show_progress=False)
@@ -158,9 +181,9 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 def test_killed_distillation_resumes_to_the_same_student(teacher, tmp_path):
     tmp, train, dev = teacher
+
     def config(name):
-        return kd_config(tmp, train, dev, tmp_path / name, loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0},
-                         train__epochs=2, train__save_steps=5)
+        return kd_config(tmp, train, dev, tmp_path / name, loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0}, train__epochs=2, train__save_steps=5)
 
     whole = bertx.distill(config("whole"), show_progress=False)
     kill_after_step("distill", config("killed"), 12)

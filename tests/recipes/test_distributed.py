@@ -29,9 +29,29 @@ def cli(args, nproc: int):
 def test_two_processes_match_one(tiny_bert, toy_data, tmp_path):
     train, dev = toy_data
     # No dropout: with it, each process draws its own masks and the runs differ by design.
-    common = ["finetune", "--task", "classification", "--train", train, "--dev", dev, "--model", tiny_bert, "--epochs", "2",
-              "--batch-size", "16", "--lr", "3e-3", "--seed", "7", "--show-examples", "0",
-              "model.dropout=0.0", "model.freeze_word_embeddings=false"]
+    common = [
+        "finetune",
+        "--task",
+        "classification",
+        "--train",
+        train,
+        "--dev",
+        dev,
+        "--model",
+        tiny_bert,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--seed",
+        "7",
+        "--show-examples",
+        "0",
+        "model.dropout=0.0",
+        "model.freeze_word_embeddings=false",
+    ]
     cli([*common, "--output", str(tmp_path / "one")], 1)
     two = cli([*common, "--output", str(tmp_path / "two")], 2)
     assert two.stdout.count("model saved to") == 1  # only the main process reports
@@ -55,9 +75,31 @@ def test_pretraining_on_two_processes_matches_one(tiny_bert, tmp_path):
 
     text = write_patterned_text(tmp_path / "corpus.txt")
     # Masks are drawn for the whole global batch from (seed, step): both runs see the same ones.
-    common = ["pretrain", "--train", text, "--tokenizer", tiny_bert, "--layers", "1", "--hidden", "32", "--heads", "2",
-              "--max-steps", "6", "--batch-size", "8", "--lr", "3e-3", "--sentence-task", "sop", "--max-length", "32",
-              "model.dropout=0.0", f"data.cache_dir={tmp_path / 'cache'}"]
+    common = [
+        "pretrain",
+        "--train",
+        text,
+        "--tokenizer",
+        tiny_bert,
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--lr",
+        "3e-3",
+        "--sentence-task",
+        "sop",
+        "--max-length",
+        "32",
+        "model.dropout=0.0",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
     cli([*common, "--output", str(tmp_path / "one")], 1)
     cli([*common, "--output", str(tmp_path / "two")], 2)
     w1, w2 = load_file(tmp_path / "one/model.safetensors"), load_file(tmp_path / "two/model.safetensors")
@@ -106,15 +148,42 @@ sys.exit(main(sys.argv[1:]))
 def test_a_signal_to_one_process_stops_all_at_the_same_step_and_resumes(tiny_bert, toy_data, tmp_path):
     torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
     train, dev = toy_data
-    common = ["finetune", "--task", "classification", "--train", train, "--dev", dev, "--model", tiny_bert, "--epochs", "1",
-              "--batch-size", "16", "--lr", "3e-3", "--seed", "7", "--show-examples", "0", "--save-steps", "100",
-              "model.dropout=0.0", "model.freeze_word_embeddings=false"]
+    common = [
+        "finetune",
+        "--task",
+        "classification",
+        "--train",
+        train,
+        "--dev",
+        dev,
+        "--model",
+        tiny_bert,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--seed",
+        "7",
+        "--show-examples",
+        "0",
+        "--save-steps",
+        "100",
+        "model.dropout=0.0",
+        "model.freeze_word_embeddings=false",
+    ]
     cli([*common, "--output", str(tmp_path / "whole")], 2)
     script = tmp_path / "stop_one.py"
     script.write_text(STOP_ONE_PROCESS)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    stopped = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29534", str(script), *common,
-                              "--output", str(tmp_path / "stopped")], env=env, capture_output=True, text=True, timeout=600)
+    stopped = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", "29534", str(script), *common, "--output", str(tmp_path / "stopped")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert stopped.returncode != 0 and "stopped at step 5; resume with --resume" in stopped.stderr, stopped.stderr[-3000:]
     checkpoint = tmp_path / "stopped/checkpoints/step-5"
     assert (checkpoint / "rng-0.pt").is_file() and (checkpoint / "rng-1.pt").is_file()
@@ -127,15 +196,60 @@ def test_two_nodes_train_what_two_processes_on_one_node_train(tiny_bert, toy_dat
     bit for bit what one node with two processes trains. A real cluster only changes the endpoint's host."""
     torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
     train, dev = toy_data
-    common = ["finetune", "--task", "classification", "--train", train, "--dev", dev, "--model", tiny_bert, "--epochs", "1",
-              "--batch-size", "16", "--lr", "3e-3", "--seed", "7", "--show-examples", "0", "model.dropout=0.0",
-              "model.freeze_word_embeddings=false"]
+    common = [
+        "finetune",
+        "--task",
+        "classification",
+        "--train",
+        train,
+        "--dev",
+        dev,
+        "--model",
+        tiny_bert,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--seed",
+        "7",
+        "--show-examples",
+        "0",
+        "model.dropout=0.0",
+        "model.freeze_word_embeddings=false",
+    ]
     cli([*common, "--output", str(tmp_path / "one-node")], 2)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    nodes = [subprocess.Popen([torchrun, "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank), "--rdzv_backend", "c10d",
-                               "--rdzv_endpoint", "localhost:29536", "--rdzv_id", "bertx-two-nodes", "-m", "bertx.cli", *common,
-                               "--output", str(tmp_path / "two-nodes")],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    nodes = [
+        subprocess.Popen(
+            [
+                torchrun,
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "1",
+                "--node_rank",
+                str(rank),
+                "--rdzv_backend",
+                "c10d",
+                "--rdzv_endpoint",
+                "localhost:29536",
+                "--rdzv_id",
+                "bertx-two-nodes",
+                "-m",
+                "bertx.cli",
+                *common,
+                "--output",
+                str(tmp_path / "two-nodes"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     outputs = [node.communicate(timeout=600) for node in nodes]
     assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
     start = json.loads((tmp_path / "two-nodes/log.jsonl").read_text().splitlines()[0])

@@ -42,14 +42,20 @@ def test_pairs_are_balanced_deterministic_and_never_self():
 
 
 def config(tiny_bert, train, dev, out, **extra):
-    return {"output": str(out), "model": {"name_or_path": tiny_bert}, "data": {"train": train, "dev": dev, "max_length": 32},
-            "shots": 8, "rounds": 20, "train": {"lr": 3e-3, "seed": 5, "save_steps": 10}, **extra}
+    return {
+        "output": str(out),
+        "model": {"name_or_path": tiny_bert},
+        "data": {"train": train, "dev": dev, "max_length": 32},
+        "shots": 8,
+        "rounds": 20,
+        "train": {"lr": 3e-3, "seed": 5, "save_steps": 10},
+        **extra,
+    }
 
 
 @pytest.fixture
 def files(tmp_path):
-    return (str(write_toy_classification(tmp_path / "train.tsv", 200, seed=1)),
-            str(write_toy_classification(tmp_path / "dev.tsv", 80, seed=2)))
+    return (str(write_toy_classification(tmp_path / "train.tsv", 200, seed=1)), str(write_toy_classification(tmp_path / "dev.tsv", 80, seed=2)))
 
 
 @pytest.mark.parametrize("loss", ["cosine", "contrastive"])
@@ -83,14 +89,37 @@ def test_the_folder_exports_and_the_cli_runs(tiny_bert, files, tmp_path):
     from bertx.deploy.export import export
 
     out = tmp_path / "cli"
-    assert main(["fewshot", "--model", tiny_bert, "--train", files[0], "--dev", files[1], "--shots", "8", "--rounds", "5",
-                 "--lr", "3e-3", "--max-length", "32", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fewshot",
+                "--model",
+                tiny_bert,
+                "--train",
+                files[0],
+                "--dev",
+                files[1],
+                "--shots",
+                "8",
+                "--rounds",
+                "5",
+                "--lr",
+                "3e-3",
+                "--max-length",
+                "32",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "sentence_head.json").read_text())["labels"] == ["neg", "pos"]
     report = export(out, tmp_path / "onnx")
     assert report["agreement"] == 1.0, report
     texts = ["a good film", "dull"]
-    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "onnx").predict(texts)] == \
-        [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "onnx").predict(texts)] == [
+        p["label"] for p in bertx.Predictor.load(out).predict(texts)
+    ]
     assert main(["fewshot", "--model", tiny_bert, "--train", files[0], "--shots", "500", "--output", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
 

@@ -42,8 +42,7 @@ def test_learns_and_saves_hf_folder(tiny_bert, toy_data, tmp_path):
 
 def test_same_seed_same_result(tiny_bert, toy_data, tmp_path):
     train, dev = toy_data
-    runs = [bertx.finetune(tiny_config(tiny_bert, train, dev, str(tmp_path / f"r{i}"), epochs=1), show_progress=False)
-            for i in range(2)]
+    runs = [bertx.finetune(tiny_config(tiny_bert, train, dev, str(tmp_path / f"r{i}"), epochs=1), show_progress=False) for i in range(2)]
     assert runs[0]["accuracy"] == runs[1]["accuracy"] and runs[0]["mcc"] == runs[1]["mcc"]
     a = (tmp_path / "r0/model.safetensors").read_bytes()
     assert a == (tmp_path / "r1/model.safetensors").read_bytes()
@@ -51,23 +50,32 @@ def test_same_seed_same_result(tiny_bert, toy_data, tmp_path):
 
 def test_pair_regression_and_multilabel(tiny_bert, tmp_path):
     pair = write_toy_classification(tmp_path / "pair.tsv", 60, seed=3, pair=True)
-    m = bertx.finetune({**tiny_config(tiny_bert, str(pair), str(pair), str(tmp_path / "p"), epochs=1),
-                        "task": "pair-classification"}, show_progress=False)
+    m = bertx.finetune(
+        {**tiny_config(tiny_bert, str(pair), str(pair), str(tmp_path / "p"), epochs=1), "task": "pair-classification"}, show_progress=False
+    )
     assert "accuracy" in m
 
     lines = ["sentence1\tsentence2\tlabel"] + [f"good film {i % 5}\tbad plot\t{(i % 5) * 1.25}" for i in range(40)]
     (tmp_path / "sts.tsv").write_text("\n".join(lines) + "\n")
-    m = bertx.finetune({**tiny_config(tiny_bert, str(tmp_path / "sts.tsv"), str(tmp_path / "sts.tsv"),
-                                      str(tmp_path / "r"), epochs=1), "task": "regression"}, show_progress=False)
+    m = bertx.finetune(
+        {**tiny_config(tiny_bert, str(tmp_path / "sts.tsv"), str(tmp_path / "sts.tsv"), str(tmp_path / "r"), epochs=1), "task": "regression"},
+        show_progress=False,
+    )
     assert {"pearson", "spearman"} <= set(m)
     pred = bertx.Predictor.load(tmp_path / "r").predict(["good film"], ["bad plot"])
     assert isinstance(pred[0]["score"], float)
 
-    rows = [{"text": "good great", "label": ["pos"]}, {"text": "bad sad", "label": ["neg"]},
-            {"text": "good bad", "label": ["pos", "neg"]}, {"text": "the film", "label": []}] * 10
+    rows = [
+        {"text": "good great", "label": ["pos"]},
+        {"text": "bad sad", "label": ["neg"]},
+        {"text": "good bad", "label": ["pos", "neg"]},
+        {"text": "the film", "label": []},
+    ] * 10
     (tmp_path / "ml.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    m = bertx.finetune({**tiny_config(tiny_bert, str(tmp_path / "ml.jsonl"), str(tmp_path / "ml.jsonl"),
-                                      str(tmp_path / "m"), epochs=1), "task": "multilabel"}, show_progress=False)
+    m = bertx.finetune(
+        {**tiny_config(tiny_bert, str(tmp_path / "ml.jsonl"), str(tmp_path / "ml.jsonl"), str(tmp_path / "m"), epochs=1), "task": "multilabel"},
+        show_progress=False,
+    )
     assert {"micro_f1", "macro_f1"} <= set(m)
     from transformers import AutoConfig
 
@@ -76,8 +84,9 @@ def test_pair_regression_and_multilabel(tiny_bert, tmp_path):
 
 def test_early_stopping_and_eval_steps(tiny_bert, toy_data, tmp_path):
     train, dev = toy_data
-    cfg = tiny_config(tiny_bert, train, dev, str(tmp_path / "e"), epochs=20, eval_steps=3, early_stopping_patience=2,
-                      lr=1e-9)  # a learning rate this small never improves: stops after 1 + 2 evaluations
+    cfg = tiny_config(
+        tiny_bert, train, dev, str(tmp_path / "e"), epochs=20, eval_steps=3, early_stopping_patience=2, lr=1e-9
+    )  # a learning rate this small never improves: stops after 1 + 2 evaluations
     m = bertx.finetune(cfg, show_progress=False)
     assert m["stopped_early"] and m["steps"] == 9
 

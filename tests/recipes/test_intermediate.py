@@ -14,14 +14,18 @@ from tests.conftest import write_toy_classification
 def config(tiny_bert, tmp_path) -> dict:
     files = {
         "sent": (write_toy_classification(tmp_path / "s.tsv", 240, 1), write_toy_classification(tmp_path / "sd.tsv", 60, 2)),
-        "pair": (write_toy_classification(tmp_path / "p.tsv", 120, 3, labels=("no", "yes"), pair=True),
-                 write_toy_classification(tmp_path / "pd.tsv", 60, 4, labels=("no", "yes"), pair=True)),
+        "pair": (
+            write_toy_classification(tmp_path / "p.tsv", 120, 3, labels=("no", "yes"), pair=True),
+            write_toy_classification(tmp_path / "pd.tsv", 60, 4, labels=("no", "yes"), pair=True),
+        ),
     }
     kinds = {"sent": "classification", "pair": "pair-classification"}
-    return {"output": str(tmp_path / "matrix"), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-            "tasks": [{"name": n, "kind": kinds[n], "train": str(f[0]), "dev": str(f[1]), "data": {"max_length": 32}}
-                      for n, f in files.items()],
-            "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}
+    return {
+        "output": str(tmp_path / "matrix"),
+        "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+        "tasks": [{"name": n, "kind": kinds[n], "train": str(f[0]), "dev": str(f[1]), "data": {"max_length": 32}} for n, f in files.items()],
+        "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7},
+    }
 
 
 def test_matrix_is_complete_and_reruns_reuse_finished_runs(tiny_bert, tmp_path, monkeypatch):

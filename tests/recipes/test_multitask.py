@@ -23,8 +23,10 @@ from tests.recipes.test_token_tasks import write_conll
 def toy_tasks(tmp: Path) -> dict:
     return {
         "sent": (write_toy_classification(tmp / "sent.tsv", 240, 1), write_toy_classification(tmp / "sent-dev.tsv", 80, 2)),
-        "pair": (write_toy_classification(tmp / "pair.tsv", 120, 3, labels=("no", "yes"), pair=True),
-                 write_toy_classification(tmp / "pair-dev.tsv", 60, 4, labels=("no", "yes"), pair=True)),
+        "pair": (
+            write_toy_classification(tmp / "pair.tsv", 120, 3, labels=("no", "yes"), pair=True),
+            write_toy_classification(tmp / "pair-dev.tsv", 60, 4, labels=("no", "yes"), pair=True),
+        ),
         "ner": (write_conll(tmp / "ner.txt", 200, 5), write_conll(tmp / "ner-dev.txt", 50, 6)),
     }
 
@@ -35,8 +37,10 @@ def mt_config(tiny_bert: str, tmp: Path, output: str, **train) -> dict:
     return {
         "output": output,
         "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-        "tasks": [{"name": name, "kind": kinds[name], "train": str(files[name][0]), "dev": str(files[name][1]),
-                   "data": {"max_length": 32}} for name in files],
+        "tasks": [
+            {"name": name, "kind": kinds[name], "train": str(files[name][0]), "dev": str(files[name][1]), "data": {"max_length": 32}}
+            for name in files
+        ],
         "sampling": {"strategy": "temperature", "temperature": 2.0},
         "train": {"epochs": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 5, **train},
     }
@@ -91,10 +95,16 @@ def test_exported_tasks_are_standalone_models_with_the_same_scores(mt_run):
 def test_finetune_starts_from_the_shared_encoder(mt_run, tmp_path):
     tmp, _ = mt_run
     train, dev = tmp / "sent.tsv", tmp / "sent-dev.tsv"
-    metrics = bertx.finetune({"task": "classification", "output": str(tmp_path / "ft"),
-                              "model": {"name_or_path": str(tmp / "run"), "freeze_word_embeddings": False},
-                              "data": {"train": str(train), "dev": str(dev), "max_length": 32},
-                              "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "save_steps": None}}, show_progress=False)
+    metrics = bertx.finetune(
+        {
+            "task": "classification",
+            "output": str(tmp_path / "ft"),
+            "model": {"name_or_path": str(tmp / "run"), "freeze_word_embeddings": False},
+            "data": {"train": str(train), "dev": str(dev), "max_length": 32},
+            "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "save_steps": None},
+        },
+        show_progress=False,
+    )
     assert metrics["accuracy"] > 0.9  # one epoch from the multi-task encoder is already right
 
 
@@ -138,16 +148,19 @@ def bad_config(tmp_path, tiny_bert, change) -> str:
     return str(tmp_path / "bad.yaml")
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda c: c["tasks"].append(dict(c["tasks"][0])), "task name 'sent' appears twice"),
-    (lambda c: c["tasks"][1].update(train="/no/such/pair.tsv"), "task 'pair': train file /no/such/pair.tsv: file not found"),
-    (lambda c: c["tasks"][0].update(kind="summarise"), "task 'sent': unknown kind 'summarise'"),
-    (lambda c: c["sampling"].update(strategy="sometimes"), "sampling.strategy: Input should be"),
-    (lambda c: c["sampling"].update(temperature=0), "sampling.temperature: Input should be greater than 0"),
-    (lambda c: c["tasks"][1].update(head="sent", kind="classification"), "share head 'sent' but their label sets differ"),
-    (lambda c: c["tasks"][2].update(head="sent"), "cannot share head 'sent': their kinds differ"),
-    (lambda c: c["train"].update(metric_for_best="accuracy"), "set a task's `metric:` instead"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda c: c["tasks"].append(dict(c["tasks"][0])), "task name 'sent' appears twice"),
+        (lambda c: c["tasks"][1].update(train="/no/such/pair.tsv"), "task 'pair': train file /no/such/pair.tsv: file not found"),
+        (lambda c: c["tasks"][0].update(kind="summarise"), "task 'sent': unknown kind 'summarise'"),
+        (lambda c: c["sampling"].update(strategy="sometimes"), "sampling.strategy: Input should be"),
+        (lambda c: c["sampling"].update(temperature=0), "sampling.temperature: Input should be greater than 0"),
+        (lambda c: c["tasks"][1].update(head="sent", kind="classification"), "share head 'sent' but their label sets differ"),
+        (lambda c: c["tasks"][2].update(head="sent"), "cannot share head 'sent': their kinds differ"),
+        (lambda c: c["train"].update(metric_for_best="accuracy"), "set a task's `metric:` instead"),
+    ],
+)
 def test_bad_configs_stop_with_one_line_before_training(tiny_bert, tmp_path, change, message):
     result = CliRunner().invoke(app, ["multitask", bad_config(tmp_path, tiny_bert, change)])
     assert result.exit_code == 2, result.output
@@ -165,9 +178,15 @@ def test_one_task_multitask_run_is_fine_tuning(tiny_bert, tmp_path):
     train = str(write_toy_classification(tmp_path / "t.tsv", 160, 1))
     dev = str(write_toy_classification(tmp_path / "d.tsv", 60, 2))
     single = bertx.finetune(tiny_config(tiny_bert, train, dev, str(tmp_path / "ft"), epochs=2), show_progress=False)
-    mt = bertx.multitask({"output": str(tmp_path / "mt"), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-                          "tasks": [{"name": "only", "kind": "classification", "train": train, "dev": dev, "data": {"max_length": 32}}],
-                          "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}, show_progress=False)
+    mt = bertx.multitask(
+        {
+            "output": str(tmp_path / "mt"),
+            "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+            "tasks": [{"name": "only", "kind": "classification", "train": train, "dev": dev, "data": {"max_length": 32}}],
+            "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7},
+        },
+        show_progress=False,
+    )
     assert mt["steps"] == single["steps"] and mt["best_step"] == single["best_step"]
     assert mt["tasks"]["only"]["accuracy"] == single["accuracy"]
     encoder, heads = load_file(tmp_path / "mt/model.safetensors"), load_file(tmp_path / "mt/heads/only/head.safetensors")

@@ -114,11 +114,14 @@ def test_killed_peft_multitask_run_resumes_to_the_same_result(tiny_bert, tmp_pat
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--peft", "lora", "--select", "sent"], "select: and peft: do not combine"),
-    (["--select", "nope"], "select.target 'nope' is not one of the tasks"),
-    (["--peft", "adapterdrop"], "peft.method: Input should be"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--peft", "lora", "--select", "sent"], "select: and peft: do not combine"),
+        (["--select", "nope"], "select.target 'nope' is not one of the tasks"),
+        (["--peft", "adapterdrop"], "peft.method: Input should be"),
+    ],
+)
 def test_bad_adapter_and_selection_flags_stop_with_one_line(tiny_bert, tmp_path, flags, message):
     import yaml
 

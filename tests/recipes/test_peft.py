@@ -23,7 +23,7 @@ TEXTS = ["a good film", "the story was dull and sad", "fine acting , great plot"
 def lora_lr(r: int = 8) -> float:
     """The tiny model's LoRA step: rsLoRA (the default) scales updates by alpha / sqrt(r), sqrt(r) times
     the alpha / r these tests were tuned with at lr 1e-2."""
-    return 1e-2 / r ** 0.5
+    return 1e-2 / r**0.5
 
 
 def peft_config(tiny_bert, toy_data, out, method, **options):
@@ -97,15 +97,15 @@ def test_peft_reads_the_folder_and_the_merged_folder_matches(tiny_bert, toy_data
     with torch.no_grad():
         assert torch.allclose(merged(**batch).logits, expected, atol=1e-4)
     assert merged.config.id2label == {0: "neg", 1: "pos"}
-    assert bertx.evaluate(tmp_path / "merged", toy_data[1])["accuracy"] == pytest.approx(
-        bertx.evaluate(out, toy_data[1])["accuracy"])
+    assert bertx.evaluate(tmp_path / "merged", toy_data[1])["accuracy"] == pytest.approx(bertx.evaluate(out, toy_data[1])["accuracy"])
     pytest.importorskip("onnxruntime")
     from bertx.deploy.export import export
 
     report = export(out, tmp_path / "onnx")  # the adapter folder itself exports (merged on load)
     assert report["agreement"] == 1.0, report
-    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "onnx").predict(TEXTS)] == \
-        [p["label"] for p in bertx.Predictor.load(out).predict(TEXTS)]
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "onnx").predict(TEXTS)] == [
+        p["label"] for p in bertx.Predictor.load(out).predict(TEXTS)
+    ]
 
 
 @pytest.mark.parametrize("task", ["ner", "qa"])
@@ -148,15 +148,31 @@ def test_a_killed_lora_run_resumes_to_the_same_adapter(tiny_bert, toy_data, tmp_
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"method": "prefix"}, "peft.method"),
-    ({"target_modules": ["attn_q"]}, "no linear layer of this model is named 'attn_q'"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"method": "prefix"}, "peft.method"),
+        ({"target_modules": ["attn_q"]}, "no linear layer of this model is named 'attn_q'"),
+    ],
+)
 def test_bad_peft_options_are_one_line(tiny_bert, toy_data, tmp_path, change, message):
     with pytest.raises((BertxError, ValueError), match=message):
         bertx.finetune(peft_config(tiny_bert, toy_data, tmp_path / "x", **{"method": "lora", **change}), show_progress=False)
-    assert main(["finetune", "--model", tiny_bert, "--train", toy_data[0], "--output", str(tmp_path / "y"),
-                 *[f"peft.{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in change.items()]]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                tiny_bert,
+                "--train",
+                toy_data[0],
+                "--output",
+                str(tmp_path / "y"),
+                *[f"peft.{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in change.items()],
+            ]
+        )
+        == 2
+    )
 
 
 def test_two_adapters_are_served_from_one_base(tiny_bert, toy_data, tmp_path):
@@ -198,14 +214,13 @@ def test_lora_variants_rslora_biases_and_lora_plus(tiny_bert):
     from bertx.training.optim import build_optimizer
 
     model = build_classifier(tiny_bert, get_task("classification"), ["neg", "pos"])
-    options = FinetuneConfig.model_validate({"peft": {"method": "lora", "r": 4, "rslora": True, "bias": "all",
-                                                      "b_lr_ratio": 16}}).peft
+    options = FinetuneConfig.model_validate({"peft": {"method": "lora", "r": 4, "rslora": True, "bias": "all", "b_lr_ratio": 16}}).peft
     wrapped = add_adapters(model, options, "AutoModelForSequenceClassification")
     trainable = {name for name, p in wrapped.named_parameters() if p.requires_grad}
     assert any(".attention.self.query.base_layer.bias" in name for name in trainable)  # bias: all
     assert wrapped.peft_config["default"].use_rslora
     layer = wrapped.base_model.model.bert.encoder.layer[0].attention.self.query
-    assert layer.scaling["default"] == pytest.approx(16 / 4 ** 0.5)  # alpha / sqrt(r), not alpha / r
+    assert layer.scaling["default"] == pytest.approx(16 / 4**0.5)  # alpha / sqrt(r), not alpha / r
     optimizer = build_optimizer(wrapped, 1e-3, 0.01, lr_scales=lr_scales(options))
     lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     named = dict(wrapped.named_parameters())
@@ -213,6 +228,5 @@ def test_lora_variants_rslora_biases_and_lora_plus(tiny_bert):
     assert [round(lr, 6) for lr in {lr_of[id(p)] for n, p in named.items() if "lora_A" in n}] == [0.001]
     assert FinetuneConfig.model_validate({"peft": {"method": "lora"}}).peft.rslora  # the default (measured on GLUE)
     plain = FinetuneConfig.model_validate({"peft": {"method": "lora", "r": 4, "rslora": False}}).peft
-    original = add_adapters(build_classifier(tiny_bert, get_task("classification"), ["neg", "pos"]), plain,
-                            "AutoModelForSequenceClassification")
+    original = add_adapters(build_classifier(tiny_bert, get_task("classification"), ["neg", "pos"]), plain, "AutoModelForSequenceClassification")
     assert original.base_model.model.bert.encoder.layer[0].attention.self.query.scaling["default"] == pytest.approx(16 / 4)

@@ -27,17 +27,35 @@ def plan_config(tiny_bert: str, root: Path, **changes) -> dict:
     write_toy_classification(root / "source.tsv", 200, 3)
     rng = random.Random(4)
     (root / "text.txt").write_text("".join(toy_sentence(rng, rng.random() < 0.5) + "\n" for _ in range(400)), encoding="utf-8")
-    (root / "sources.yaml").write_text(yaml.safe_dump({
-        "output": str(root / "sources"), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-        "tasks": [{"name": "toy", "kind": "classification", "train": str(root / "source.tsv"), "data": {"max_length": 32}}],
-        "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None}}), encoding="utf-8")
+    (root / "sources.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "output": str(root / "sources"),
+                "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+                "tasks": [{"name": "toy", "kind": "classification", "train": str(root / "source.tsv"), "data": {"max_length": 32}}],
+                "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None},
+            }
+        ),
+        encoding="utf-8",
+    )
     twin = root / "twin"
     if not twin.exists():
         twin.symlink_to(tiny_bert, target_is_directory=True)
-    config = {"task": "classification", "train": str(root / "train.tsv"), "dev": str(root / "dev.tsv"), "labelled": 160,
-              "unlabelled_rest": True, "unlabelled": [str(root / "text.txt")], "sources": str(root / "sources.yaml"),
-              "encoders": [tiny_bert, str(twin)], "budget": "30m", "output": str(root / "plan"),
-              "students": ["bert-1", "cnn"], "augment": 1, "seed": 3}
+    config = {
+        "task": "classification",
+        "train": str(root / "train.tsv"),
+        "dev": str(root / "dev.tsv"),
+        "labelled": 160,
+        "unlabelled_rest": True,
+        "unlabelled": [str(root / "text.txt")],
+        "sources": str(root / "sources.yaml"),
+        "encoders": [tiny_bert, str(twin)],
+        "budget": "30m",
+        "output": str(root / "plan"),
+        "students": ["bert-1", "cnn"],
+        "augment": 1,
+        "seed": 3,
+    }
     config.update(changes)
     return config
 
@@ -53,8 +71,16 @@ def test_every_stage_runs_leaves_its_folder_and_ships(finished):
     root, config, ledger = finished
     out = Path(config["output"])
     stages = ledger["stages"]
-    assert [s for s in ("profile", "baseline", "choose", "adapt", "teacher", "compress", "ship", "report")
-            if stages[s]["status"] == "done"] == ["profile", "baseline", "choose", "adapt", "teacher", "compress", "ship", "report"]
+    assert [s for s in ("profile", "baseline", "choose", "adapt", "teacher", "compress", "ship", "report") if stages[s]["status"] == "done"] == [
+        "profile",
+        "baseline",
+        "choose",
+        "adapt",
+        "teacher",
+        "compress",
+        "ship",
+        "report",
+    ]
     for folder in (out / "baseline", out / "adapt", Path(stages["teacher"]["result"]["folder"]), out / "ship"):
         assert (folder / "bertx_run.yaml").is_file(), folder
     profile = stages["profile"]["result"]
@@ -108,8 +134,7 @@ def test_a_budget_too_small_skips_stages_with_the_reason(tiny_bert, tmp_path):
 
 def test_sigkill_in_the_teacher_stage_then_a_rerun_continues_there_and_ships_the_same_model(tiny_bert, tmp_path):
     # No latency target: which student ships depends on dev scores only, not on timings.
-    config = plan_config(tiny_bert, tmp_path, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert],
-                         students=["cnn"])
+    config = plan_config(tiny_bert, tmp_path, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert], students=["cnn"])
     whole = bertx.plan({**config, "output": str(tmp_path / "whole")}, show_progress=False)
     kill_after_step("plan", config, 120, bar_recipe="finetune", inside="bertx.recipes.plan.stages:teacher")
     out = Path(config["output"])
@@ -128,16 +153,19 @@ def test_sigkill_in_the_teacher_stage_then_a_rerun_continues_there_and_ships_the
         assert a["label"] == b["label"] and a["probs"] == pytest.approx(b["probs"], abs=1e-4)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"trian": "x.tsv"}, "trian"),
-    ({"train": "missing.tsv"}, "missing.tsv: file not found"),
-    ({"budget": "soon"}, "write a duration"),
-    ({"budget": "1s"}, "at least a minute"),
-    ({"ship": {"latency_ms": 0.0001}}, "no model can meet it"),
-    ({"ship": {"size_mb": 0.0000001}}, "smallest student"),
-    ({"regime": "fewshot", "task": "regression"}, "regime fewshot applies"),
-    ({"unlabelled_rest": True, "labelled": None}, "unlabelled_rest needs"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"trian": "x.tsv"}, "trian"),
+        ({"train": "missing.tsv"}, "missing.tsv: file not found"),
+        ({"budget": "soon"}, "write a duration"),
+        ({"budget": "1s"}, "at least a minute"),
+        ({"ship": {"latency_ms": 0.0001}}, "no model can meet it"),
+        ({"ship": {"size_mb": 0.0000001}}, "smallest student"),
+        ({"regime": "fewshot", "task": "regression"}, "regime fewshot applies"),
+        ({"unlabelled_rest": True, "labelled": None}, "unlabelled_rest needs"),
+    ],
+)
 def test_bad_plans_are_one_line_before_any_work(tiny_bert, tmp_path, capsys, change, message):
     config = {**plan_config(tiny_bert, tmp_path), **change}
     config = {k: v for k, v in config.items() if v is not None}

@@ -14,9 +14,11 @@ from bertx.recipes.plan.costs import STUDENT_WORK, TRAIN_EFFICIENCY, Costs
 from bertx.recipes.plan.profile import length_quantiles, probe_lengths
 
 # Per-token training rates like a 2-core machine's: fixed costs dominate short batches, memory traffic long ones.
-POINTS = [{"length": 16, "train_s": 16 * 3e-4, "infer_s": 16 * 4e-5},
-          {"length": 128, "train_s": 128 * 2e-4, "infer_s": 128 * 4e-5},
-          {"length": 256, "train_s": 256 * 7e-4, "infer_s": 256 * 6e-5}]
+POINTS = [
+    {"length": 16, "train_s": 16 * 3e-4, "infer_s": 16 * 4e-5},
+    {"length": 128, "train_s": 128 * 2e-4, "infer_s": 128 * 4e-5},
+    {"length": 256, "train_s": 256 * 7e-4, "infer_s": 256 * 6e-5},
+]
 
 
 def costs(**profile) -> Costs:
@@ -57,18 +59,31 @@ def test_quantiles_span_the_distribution():
     assert len(found) == 21 and found[0] == 1 and found[-1] == 100 and found[10] == pytest.approx(50.5)
 
 
-@pytest.mark.parametrize("mean, longest, expected", [
-    (20.0, 48, [20, 48]), (14.0, 160, [16, 64, 128, 160]), (96.0, 256, [64, 96, 128, 256]), (40.0, 600, [40, 64, 128, 256]),
-])
+@pytest.mark.parametrize(
+    "mean, longest, expected",
+    [
+        (20.0, 48, [20, 48]),
+        (14.0, 160, [16, 64, 128, 160]),
+        (96.0, 256, [64, 96, 128, 256]),
+        (40.0, 600, [40, 64, 128, 256]),
+    ],
+)
 def test_the_probe_times_the_mean_the_middle_lengths_and_the_longest(mean, longest, expected):
     assert probe_lengths(mean, longest) == expected
 
 
 def ratio_plan(ratio: float | None, students=("bert-3", "bert-2", "bilstm", "cnn", "bert-1", "bag")):
-    config = SimpleNamespace(task="classification", students=list(students), augment=0,
-                             ship=SimpleNamespace(latency_ratio=ratio, latency_ms=None if ratio else 5.0))
-    profile = {"max_length": 64, "mean_length_at_max": 20.0, "dev_mean_length": 20.0, "dev_examples": 100,
-               "train_examples": 1000, "unlabelled_lines": 0}
+    config = SimpleNamespace(
+        task="classification", students=list(students), augment=0, ship=SimpleNamespace(latency_ratio=ratio, latency_ms=None if ratio else 5.0)
+    )
+    profile = {
+        "max_length": 64,
+        "mean_length_at_max": 20.0,
+        "dev_mean_length": 20.0,
+        "dev_examples": 100,
+        "train_examples": 1000,
+        "unlabelled_lines": 0,
+    }
     return SimpleNamespace(config=config, profile=profile, costs=costs(**profile), examples=1000)
 
 

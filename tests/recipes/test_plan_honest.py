@@ -18,8 +18,9 @@ MIN = 60.0
 
 def lean_plan(tiny_bert: str, root: Path, **changes) -> dict:
     """No dev file, no sources, one encoder, one student: the smallest plan a user may write."""
-    config = plan_config(tiny_bert, root, dev=None, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert],
-                         students=["cnn"], labelled=200)
+    config = plan_config(
+        tiny_bert, root, dev=None, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert], students=["cnn"], labelled=200
+    )
     config.update(changes)
     return {k: v for k, v in config.items() if v is not None}
 
@@ -86,15 +87,16 @@ SKIP = option("skip", 0, 0, runs=False)
 
 def test_the_schedule_readmits_a_stage_when_dropping_another_frees_its_time():
     # The cold machine of the user's report: the sources cost 24.8 min, adaptation 9.4 min, budget 45 min.
-    choices = {"choose": [option("sources", 24.8, 1.5), option("capped sources", 12.0, 1.2), SKIP],
-               "adapt": [option("adapt", 9.4, 1.0), option("adapt half", 4.7, 0.7), SKIP],
-               "teacher": [option("teacher", 10, 2.0), option("teacher half", 5, 1.4)],
-               "compress": [option("compress", 6, 4.0), option("skip", 1, 0.0, runs=False)]}
+    choices = {
+        "choose": [option("sources", 24.8, 1.5), option("capped sources", 12.0, 1.2), SKIP],
+        "adapt": [option("adapt", 9.4, 1.0), option("adapt half", 4.7, 0.7), SKIP],
+        "teacher": [option("teacher", 10, 2.0), option("teacher half", 5, 1.4)],
+        "compress": [option("compress", 6, 4.0), option("skip", 1, 0.0, runs=False)],
+    }
     picked = budget.best_schedule(choices, 5 * MIN, 45 * MIN)
     # Greedy trimming dropped adapt first, then the sources, and never looked back; together, both fit once
     # the sources are capped: 5 + 12 + 9.4 + 10 + 6 = 42.4 min.
-    assert {n: o.label for n, o in picked.items()} == {"choose": "capped sources", "adapt": "adapt", "teacher": "teacher",
-                                                       "compress": "compress"}
+    assert {n: o.label for n, o in picked.items()} == {"choose": "capped sources", "adapt": "adapt", "teacher": "teacher", "compress": "compress"}
     without_cap = {**choices, "choose": [choices["choose"][0], SKIP]}
     picked = budget.best_schedule(without_cap, 5 * MIN, 45 * MIN)
     assert not picked["choose"].runs and picked["adapt"].label == "adapt"  # the sources dropped, adaptation re-admitted
@@ -117,13 +119,29 @@ class Plan:
 @pytest.mark.parametrize("teacher_ratio, expect_wider", [(0.15, False), (0.5, True)])
 def test_a_student_under_the_baseline_pulls_the_levers_before_shipping(monkeypatch, teacher_ratio, expect_wider):
     ctx, rows, distilled = Plan(), [{"student": "bag", "score": 0.70, "missed": [], "latency_ratio": 0.03}], []
-    monkeypatch.setattr(compress, "export_candidate", lambda ctx, teacher, name: {
-        "student": name, "score": 0.82, "latency_ratio": teacher_ratio, "latency_ms": teacher_ratio * 10,
-        "baseline_ms_beside": 10.0, "size_mb": 20.0})
+    monkeypatch.setattr(
+        compress,
+        "export_candidate",
+        lambda ctx, teacher, name: {
+            "student": name,
+            "score": 0.82,
+            "latency_ratio": teacher_ratio,
+            "latency_ms": teacher_ratio * 10,
+            "baseline_ms_beside": 10.0,
+            "size_mb": 20.0,
+        },
+    )
     ship = {"latency_ratio": 0.2, "latency_ms": 2.0, "size_mb": None, "min_kept": 0.9}
     predicted = {"bert-3": 3.0, "bert-2": 2.3, "cnn": 1.0, "bag": 0.5}
-    compress._levers(ctx, {"score": 0.80, "latency_ms": 10.0}, {"score": 0.83, "folder": "t", "metric": "accuracy", "baseline_ms_beside": 10.0},
-            ship, rows, predicted, lambda kind: distilled.append(kind) or True)
+    compress._levers(
+        ctx,
+        {"score": 0.80, "latency_ms": 10.0},
+        {"score": 0.83, "folder": "t", "metric": "accuracy", "baseline_ms_beside": 10.0},
+        ship,
+        rows,
+        predicted,
+        lambda kind: distilled.append(kind) or True,
+    )
     assert "pull the levers" in [d["decision"] for d in ctx.decisions]
     teacher_row = next(r for r in rows if r["student"] == "teacher-int8")
     assert bool(teacher_row["missed"]) == expect_wider
@@ -145,8 +163,7 @@ def test_a_target_in_another_language_goes_through_the_vocabulary_stage(tiny_ber
     rng = random.Random(5)
     rows = ["sentence\tlabel"] + [f"{foreign_sentence(rng, y)}\t{'pos' if y else 'neg'}" for y in (rng.random() < 0.5 for _ in range(2000))]
     (tmp_path / "foreign.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    config = lean_plan(tiny_bert, tmp_path, train=str(tmp_path / "foreign.tsv"), labelled=120, unlabelled_rest=True,
-                       students=["cnn"], budget="30m")
+    config = lean_plan(tiny_bert, tmp_path, train=str(tmp_path / "foreign.tsv"), labelled=120, unlabelled_rest=True, students=["cnn"], budget="30m")
     config.pop("dev", None)
     rows_planned = {r["stage"]: r for r in bertx.plan(config, dry_run=True, show_progress=False)["schedule"]}
     assert rows_planned["adapt"]["run"] and rows_planned["adapt"]["vocabulary"]

@@ -20,12 +20,22 @@ def teacher_of(regime: str, tiny_bert: str, root: Path) -> Path:
         from bertx.config import FewshotConfig
         from bertx.recipes.fewshot import fewshot
 
-        fewshot(FewshotConfig(task="classification", output=str(root / "teacher"), model={"name_or_path": tiny_bert}, data=data,
-                              train={"seed": 1}), show_progress=False)
+        fewshot(
+            FewshotConfig(task="classification", output=str(root / "teacher"), model={"name_or_path": tiny_bert}, data=data, train={"seed": 1}),
+            show_progress=False,
+        )
     else:
-        bertx.finetune({"task": "classification", "output": str(root / "teacher"), "model": {"name_or_path": tiny_bert},
-                        "peft": {"method": "lora"}, "data": data,
-                        "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None}}, show_progress=False)
+        bertx.finetune(
+            {
+                "task": "classification",
+                "output": str(root / "teacher"),
+                "model": {"name_or_path": tiny_bert},
+                "peft": {"method": "lora"},
+                "data": data,
+                "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "save_steps": None},
+            },
+            show_progress=False,
+        )
     return root / "teacher"
 
 
@@ -34,9 +44,17 @@ def teacher_of(regime: str, tiny_bert: str, root: Path) -> Path:
 def test_a_teacher_of_every_regime_distils_into_every_student_kind(tiny_bert, tmp_path, regime, student):
     teacher = teacher_of(regime, tiny_bert, tmp_path)
     out = tmp_path / "student"
-    metrics = bertx.distill({"teacher": str(teacher), "output": str(out), "student": student, "baseline": False,
-                             "data": {"train": str(tmp_path / "train.tsv"), "dev": str(tmp_path / "dev.tsv")},
-                             "train": {"epochs": 1, "batch_size": 8}}, show_progress=False)
+    metrics = bertx.distill(
+        {
+            "teacher": str(teacher),
+            "output": str(out),
+            "student": student,
+            "baseline": False,
+            "data": {"train": str(tmp_path / "train.tsv"), "dev": str(tmp_path / "dev.tsv")},
+            "train": {"epochs": 1, "batch_size": 8},
+        },
+        show_progress=False,
+    )
     assert 0.0 <= metrics["accuracy"] <= 1.0
     predicted = bertx.Predictor.load(out).predict(["a good film", "the plot was dull"])
     assert all(p["label"] in ("neg", "pos") for p in predicted)

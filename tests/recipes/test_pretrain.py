@@ -117,8 +117,20 @@ def cli(*args):
 
 
 def test_bad_input_gives_one_line(tiny_bert, text, tmp_path):
-    base = ["pretrain", "--tokenizer", tiny_bert, "--layers", "1", "--hidden", "32", "--heads", "2", "--max-steps", "2",
-            f"data.cache_dir={tmp_path / 'cache'}"]
+    base = [
+        "pretrain",
+        "--tokenizer",
+        tiny_bert,
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--max-steps",
+        "2",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     result = cli(*base, "--train", str(empty), "--output", str(tmp_path / "o1"))
@@ -145,8 +157,18 @@ def test_tokenizer_that_does_not_fit_the_model_is_refused(tiny_bert, text, tmp_p
     bigger = tmp_path / "tok"
     result = cli("tokenizer", "train", "--input", text, "--output", str(bigger), "--vocab-size", "400", "--min-frequency", "1")
     assert result.exit_code == 0, result.output
-    result = cli("pretrain", "--model", tiny_bert, "--tokenizer", str(bigger), "--train", text, "--output", str(tmp_path / "o"),
-                 f"data.cache_dir={tmp_path / 'cache'}")
+    result = cli(
+        "pretrain",
+        "--model",
+        tiny_bert,
+        "--tokenizer",
+        str(bigger),
+        "--train",
+        text,
+        "--output",
+        str(tmp_path / "o"),
+        f"data.cache_dir={tmp_path / 'cache'}",
+    )
     assert result.exit_code == 2 and "embeddings; use the tokenizer the model was trained with" in result.output
 
 
@@ -154,9 +176,32 @@ def test_long_sentences_are_cut_and_counted_and_eval_file_is_used(tiny_bert, tex
     long_text = tmp_path / "long.txt"
     long_text.write_text(("The film was very good and the story was happy " * 20 + ".\n\n") * 30, encoding="utf-8")
     held_out = write_patterned_text(tmp_path / "held_out.txt", documents=10, seed=3)
-    result = cli("pretrain", "--train", str(long_text), "--eval", held_out, "--tokenizer", tiny_bert, "--layers", "1",
-                 "--hidden", "32", "--heads", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "32",
-                 "--sentence-task", "nsp", "--output", str(tmp_path / "o"), f"data.cache_dir={tmp_path / 'cache'}")
+    result = cli(
+        "pretrain",
+        "--train",
+        str(long_text),
+        "--eval",
+        held_out,
+        "--tokenizer",
+        tiny_bert,
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "32",
+        "--sentence-task",
+        "nsp",
+        "--output",
+        str(tmp_path / "o"),
+        f"data.cache_dir={tmp_path / 'cache'}",
+    )
     assert result.exit_code == 0, result.output
     assert "30 sentences are longer than max_length=32 tokens and were cut into pieces" in result.output
     start = json.loads((tmp_path / "o" / "log.jsonl").read_text().splitlines()[0])

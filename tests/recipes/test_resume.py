@@ -50,8 +50,7 @@ bertx.finetune(config, show_progress=True)  # the bar must count steps
 
 def run_and_kill(config: dict, kill_at: int, mode: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(config), str(kill_at), mode], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(config), str(kill_at), mode], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
@@ -89,5 +88,4 @@ def test_resume_refuses_other_settings_or_nothing(resumable, tmp_path):
         bertx.finetune(changed, resume=True, show_progress=False)
     other = make_tiny_bert(tmp_path / "other-bert")  # a checkpoint from another model is refused too
     with pytest.raises(BertxError, match=r"other settings than the saved run: model.name_or_path"):
-        bertx.finetune({**config, "model": {**config["model"], "name_or_path": str(other)}}, resume=True,
-                       show_progress=False)
+        bertx.finetune({**config, "model": {**config["model"], "name_or_path": str(other)}}, resume=True, show_progress=False)

@@ -27,17 +27,28 @@ def write_noise(path, n, seed):
 
 def tasks(tmp_path) -> list[dict]:
     return [
-        {"name": "sent", "kind": "classification", "train": str(write_toy_classification(tmp_path / "s.tsv", 200, 1)),
-         "dev": str(write_toy_classification(tmp_path / "sd.tsv", 60, 2)), "data": {"max_length": 32}},
-        {"name": "pair", "kind": "pair-classification", "train": str(write_toy_classification(tmp_path / "p.tsv", 200, 3, pair=True)),
-         "data": {"max_length": 32}},
+        {
+            "name": "sent",
+            "kind": "classification",
+            "train": str(write_toy_classification(tmp_path / "s.tsv", 200, 1)),
+            "dev": str(write_toy_classification(tmp_path / "sd.tsv", 60, 2)),
+            "data": {"max_length": 32},
+        },
+        {
+            "name": "pair",
+            "kind": "pair-classification",
+            "train": str(write_toy_classification(tmp_path / "p.tsv", 200, 3, pair=True)),
+            "data": {"max_length": 32},
+        },
         {"name": "noise", "kind": "classification", "train": str(write_noise(tmp_path / "n.tsv", 200, 5)), "data": {"max_length": 32}},
     ]
 
 
 def settings(tiny_bert) -> dict:
-    return {"model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-            "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}
+    return {
+        "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+        "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7},
+    }
 
 
 def test_sources_are_trained_once_and_ranked_against_the_plain_encoder(tiny_bert, tmp_path, monkeypatch):
@@ -59,8 +70,12 @@ def test_sources_are_trained_once_and_ranked_against_the_plain_encoder(tiny_bert
 
 
 def test_multitask_select_trains_on_the_helpful_sources_then_the_target(tiny_bert, tmp_path):
-    config = {"output": str(tmp_path / "mt"), "tasks": tasks(tmp_path), **settings(tiny_bert),
-              "select": {"target": "sent", "top_k": 1, "finetune_epochs": 1}}
+    config = {
+        "output": str(tmp_path / "mt"),
+        "tasks": tasks(tmp_path),
+        **settings(tiny_bert),
+        "select": {"target": "sent", "top_k": 1, "finetune_epochs": 1},
+    }
     (tmp_path / "mt.yaml").write_text(yaml.safe_dump(config))
     assert main(["multitask", str(tmp_path / "mt.yaml")]) == 0
     summary = json.loads((tmp_path / "mt/summary.json").read_text())
@@ -71,11 +86,14 @@ def test_multitask_select_trains_on_the_helpful_sources_then_the_target(tiny_ber
     assert main(["evaluate", str(tmp_path / "mt/target"), "--data", config["tasks"][0]["dev"]]) == 0
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"target": "qnli"}, "select.target 'qnli' is not one of the tasks"),
-    ({"target": "pair"}, "select.target 'pair' needs a dev file"),
-    ({"estimator": "leep"}, "estimator"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"target": "qnli"}, "select.target 'qnli' is not one of the tasks"),
+        ({"target": "pair"}, "select.target 'pair' needs a dev file"),
+        ({"estimator": "leep"}, "estimator"),
+    ],
+)
 def test_bad_select_is_one_line(tiny_bert, tmp_path, capsys, change, message):
     config = {"output": str(tmp_path / "mt"), "tasks": tasks(tmp_path), **settings(tiny_bert), "select": {"target": "sent", **change}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
@@ -90,14 +108,19 @@ def test_python_api_ranks_sources_and_runs_the_selected_multitask(tiny_bert, tmp
 
     entries = tasks(tmp_path)
     cache = str(tmp_path / "cache")
-    report = bertx.rank(entries[0]["train"], sources={"output": cache, "tasks": entries[1:], **settings(tiny_bert)},
-                        estimators=("logme",))
+    report = bertx.rank(entries[0]["train"], sources={"output": cache, "tasks": entries[1:], **settings(tiny_bert)}, estimators=("logme",))
     assert report["helpful"][:1] == ["pair"]
     with pytest.raises(bertx.BertxError, match="not both or neither"):
         bertx.rank(entries[0]["train"])
     by_folder = bertx.rank(entries[0]["train"], candidates=[tiny_bert, tmp_path / "cache/pair/encoder"], estimators=("knn",))
     assert by_folder["candidates"][0]["folder"].endswith("encoder")  # the source's encoder suits the target better
-    summary = bertx.multitask({"output": str(tmp_path / "mt"), "tasks": entries, **settings(tiny_bert),
-                               "select": {"target": "sent", "top_k": 1, "finetune_epochs": 1, "sources_cache": cache}},
-                              show_progress=False)
+    summary = bertx.multitask(
+        {
+            "output": str(tmp_path / "mt"),
+            "tasks": entries,
+            **settings(tiny_bert),
+            "select": {"target": "sent", "top_k": 1, "finetune_epochs": 1, "sources_cache": cache},
+        },
+        show_progress=False,
+    )
     assert summary["selected"] == ["pair"] and summary["final"]["accuracy"] > 0.9

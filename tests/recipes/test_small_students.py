@@ -94,14 +94,18 @@ def test_an_int8_student_export_decides_as_the_student(teacher, tmp_path):  # no
     report = export(out, tmp_path / "cnn-int8", quantize="int8")
     assert report["quantize"] == "int8" and report["agreement"] >= 0.95, report
     texts = ["a good film", "the story was dull and sad", "fine", "awful plot"]
-    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "cnn-int8").predict(texts)] == \
-        [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / "cnn-int8").predict(texts)] == [
+        p["label"] for p in bertx.Predictor.load(out).predict(texts)
+    ]
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"loss": {"hidden": 1.0}}, "has no transformer layers to match"),
-    ({"student": {"kind": "cnn", "heads": 2}}, "apply to transformer students only"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"loss": {"hidden": 1.0}}, "has no transformer layers to match"),
+        ({"student": {"kind": "cnn", "heads": 2}}, "apply to transformer students only"),
+    ],
+)
 def test_refused_combinations(teacher, tmp_path, change, message):  # noqa: F811
     tmp, train, dev = teacher
     config = kd_config(tmp, train, dev, tmp_path / "x", student={"kind": "bilstm"})
@@ -127,10 +131,17 @@ def ner_teacher(tiny_bert, tmp_path_factory):
 def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
     tmp, train, dev, teacher_f1 = ner_teacher
     out = tmp_path / kind
-    final = bertx.distill({"teacher": str(tmp / "ner"), "output": str(out), "baseline": True,
-                           "student": {"kind": kind, "hidden": 32},
-                           "data": {"train": train, "dev": dev, "max_length": 32},
-                           "train": {"epochs": 20, "batch_size": 16, "lr": 5e-3, "save_steps": None, "seed": 3}}, show_progress=False)
+    final = bertx.distill(
+        {
+            "teacher": str(tmp / "ner"),
+            "output": str(out),
+            "baseline": True,
+            "student": {"kind": kind, "hidden": 32},
+            "data": {"train": train, "dev": dev, "max_length": 32},
+            "train": {"epochs": 20, "batch_size": 16, "lr": 5e-3, "save_steps": None, "seed": 3},
+        },
+        show_progress=False,
+    )
     assert final["f1"] > 0.7 * teacher_f1, (final, teacher_f1)
     student = json.loads((out / "student.json").read_text())
     assert student["per_token"] and student["kind"] == kind
@@ -153,16 +164,28 @@ def test_a_tagger_learns_from_unlabelled_sentences_the_teacher_tags(ner_teacher,
     """Unlabelled sentences join a NER student's training data with the teacher's per-token outputs as soft
     targets and its most probable tag (at each word's first piece) as the hard one."""
     tmp, train, dev, teacher_f1 = ner_teacher
-    sentences = [" ".join(line.split()[0] for line in block.splitlines() if line.strip())
-                 for block in Path(dev).read_text().split("\n\n") if block.strip() and "DOCSTART" not in block]
+    sentences = [
+        " ".join(line.split()[0] for line in block.splitlines() if line.strip())
+        for block in Path(dev).read_text().split("\n\n")
+        if block.strip() and "DOCSTART" not in block
+    ]
     text = tmp_path / "text.txt"
     text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
     labelled = count_teacher_passes(monkeypatch, "token_outputs")
     monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))  # an empty teacher store: every text is labelled here
     out = tmp_path / "with-text"
-    final = bertx.distill({"teacher": str(tmp / "ner"), "output": str(out), "baseline": False, "unlabelled": [str(text)],
-                           "student": {"kind": "bilstm", "hidden": 32}, "data": {"train": train, "dev": dev, "max_length": 32},
-                           "train": {"epochs": 10, "batch_size": 16, "lr": 5e-3, "save_steps": None, "seed": 3}}, show_progress=False)
+    final = bertx.distill(
+        {
+            "teacher": str(tmp / "ner"),
+            "output": str(out),
+            "baseline": False,
+            "unlabelled": [str(text)],
+            "student": {"kind": "bilstm", "hidden": 32},
+            "data": {"train": train, "dev": dev, "max_length": 32},
+            "train": {"epochs": 10, "batch_size": 16, "lr": 5e-3, "save_steps": None, "seed": 3},
+        },
+        show_progress=False,
+    )
     assert labelled[1] >= len(sentences)  # the teacher labelled every unlabelled sentence (its windows), after the training file
     assert final["steps"] == 10 * -(-(labelled[0] + labelled[1]) // 16)  # the unlabelled windows were trained on
     assert final["f1"] > 0.6 * teacher_f1, (final, teacher_f1)
@@ -173,26 +196,51 @@ def test_a_bag_cannot_tag_and_qa_is_refused(ner_teacher, tiny_bert, tmp_path):
 
     tmp, train, dev, _ = ner_teacher
     with pytest.raises(BertxError, match="cannot tag tokens"):
-        bertx.distill({"teacher": str(tmp / "ner"), "output": str(tmp_path / "s"), "data": {"train": train},
-                       "student": {"kind": "bag"}}, show_progress=False)
+        bertx.distill(
+            {"teacher": str(tmp / "ner"), "output": str(tmp_path / "s"), "data": {"train": train}, "student": {"kind": "bag"}}, show_progress=False
+        )
     with pytest.raises(BertxError, match="augmented distillation text works for sequence tasks"):
-        bertx.distill({"teacher": str(tmp / "ner"), "output": str(tmp_path / "s"), "data": {"train": train},
-                       "student": {"kind": "bilstm"}, "augment": 2}, show_progress=False)
+        bertx.distill(
+            {"teacher": str(tmp / "ner"), "output": str(tmp_path / "s"), "data": {"train": train}, "student": {"kind": "bilstm"}, "augment": 2},
+            show_progress=False,
+        )
     qa = write_qa(tmp_path / "qa.jsonl", 40, 1)
     run = token_config(tiny_bert, "qa", qa, None, tmp_path / "qa", max_query_length=8, doc_stride=8)
     run["train"]["epochs"] = 1
     bertx.finetune(run, show_progress=False)
     with pytest.raises(BertxError, match="the teacher is a qa model"):
-        bertx.distill({"teacher": str(tmp_path / "qa"), "output": str(tmp_path / "s"), "data": {"train": qa},
-                       "student": {"kind": "bilstm"}}, show_progress=False)
+        bertx.distill(
+            {"teacher": str(tmp_path / "qa"), "output": str(tmp_path / "s"), "data": {"train": qa}, "student": {"kind": "bilstm"}},
+            show_progress=False,
+        )
     assert not (tmp_path / "s").exists()
 
 
 def test_the_cli_names_a_student_kind(teacher, tmp_path):  # noqa: F811
     tmp, train, dev = teacher
     out = tmp_path / "cli-cnn"
-    code = main(["distill", "--teacher", str(tmp / "model"), "--train", train, "--dev", dev, "--student", "cnn",
-                 "--student-hidden", "16", "--epochs", "2", "--no-baseline", "--output", str(out), "--max-length", "32"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tmp / "model"),
+            "--train",
+            train,
+            "--dev",
+            dev,
+            "--student",
+            "cnn",
+            "--student-hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--no-baseline",
+            "--output",
+            str(out),
+            "--max-length",
+            "32",
+        ]
+    )
     assert code == 0 and json.loads((out / "student.json").read_text())["kind"] == "cnn"
 
 
@@ -207,8 +255,9 @@ def test_students_export_to_onnx(teacher, tmp_path, kind):  # noqa: F811
     report = export(out, tmp_path / f"{kind}-onnx")
     assert report["agreement"] == 1.0 and report["max_abs_logit_diff"] < 1e-4, report
     texts = ["a good film", "the story was dull and sad", "fine"]
-    assert [p["label"] for p in bertx.Predictor.load(tmp_path / f"{kind}-onnx").predict(texts)] == \
-        [p["label"] for p in bertx.Predictor.load(out).predict(texts)]
+    assert [p["label"] for p in bertx.Predictor.load(tmp_path / f"{kind}-onnx").predict(texts)] == [
+        p["label"] for p in bertx.Predictor.load(out).predict(texts)
+    ]
 
 
 def test_augmented_transfer_set_is_labelled_by_the_teacher_once(teacher, tmp_path, monkeypatch):  # noqa: F811
@@ -243,9 +292,17 @@ def test_other_sequence_kinds(tiny_bert, tmp_path, task):
     suffix = {"pair-classification": "pair-classification"}.get(task, task)
     train, dev = tmp_path / f"train-{suffix}.tsv", tmp_path / f"dev-{suffix}.tsv"
     out = tmp_path / "student"
-    final = bertx.distill({"teacher": str(run), "output": str(out), "baseline": False, "student": {"kind": "bilstm", "hidden": 16},
-                           "data": {"train": str(train), "dev": str(dev), "max_length": 32},
-                           "train": {"epochs": 2, "batch_size": 16, "save_steps": None}}, show_progress=False)
+    final = bertx.distill(
+        {
+            "teacher": str(run),
+            "output": str(out),
+            "baseline": False,
+            "student": {"kind": "bilstm", "hidden": 16},
+            "data": {"train": str(train), "dev": str(dev), "max_length": 32},
+            "train": {"epochs": 2, "batch_size": 16, "save_steps": None},
+        },
+        show_progress=False,
+    )
     key = {"regression": "pearson", "multilabel": "micro_f1"}.get(task, "accuracy")
     assert key in final
     pairs = ["a story"] if task == "pair-classification" else None

@@ -52,16 +52,21 @@ def write_qa(path, n, seed):
         words.insert(rng.randint(0, len(words)), answer)
         context = " ".join(words)
         start = context.index(f" {answer}") + 1 if not context.startswith(answer + " ") else 0
-        lines.append(json.dumps({"id": f"q{i}", "question": "which is good", "context": context,
-                                 "answers": {"text": [answer], "answer_start": [start]}}))
+        lines.append(
+            json.dumps({"id": f"q{i}", "question": "which is good", "context": context, "answers": {"text": [answer], "answer_start": [start]}})
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
 
 
 def config(tiny_bert, task, train, dev, out, **data):
-    return {"task": task, "output": str(out), "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
-            "data": {"train": train, "dev": dev, "max_length": 32, **data},
-            "train": {"epochs": 12, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 3}}
+    return {
+        "task": task,
+        "output": str(out),
+        "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
+        "data": {"train": train, "dev": dev, "max_length": 32, **data},
+        "train": {"epochs": 12, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 3},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +97,7 @@ def test_ner_predicts_spans_with_character_offsets(ner_run):
 def test_ner_cli_tags_a_conll_file(ner_run, tmp_path):
     tmp, _ = ner_run
     target = tmp_path / "tagged.txt"
-    result = CliRunner().invoke(app, ["predict", str(tmp / "run"), "--input", str(tmp / "dev.txt"), "--format", "conll",
-                                      "--output", str(target)])
+    result = CliRunner().invoke(app, ["predict", str(tmp / "run"), "--input", str(tmp / "dev.txt"), "--format", "conll", "--output", str(target)])
     assert result.exit_code == 0, result.output
     original = (tmp / "dev.txt").read_text().splitlines()
     tagged = target.read_text().splitlines()
@@ -120,7 +124,7 @@ def test_ner_folder_loads_in_hf_pipeline(ner_run):
 def test_ner_long_sentences_are_windowed_and_every_word_tagged(ner_run, tmp_path):
     tmp, _ = ner_run
     words = ["good", "film", "bad", "plot"] * 30  # far longer than max_length=32 pieces
-    (tags, probs), = bertx.EntityPredictor.load(tmp / "run").tag([words])
+    ((tags, probs),) = bertx.EntityPredictor.load(tmp / "run").tag([words])
     assert len(tags) == len(words) == len(probs)
 
 
@@ -173,21 +177,26 @@ def test_qa_rejects_a_window_too_small_for_the_question(tiny_bert, tmp_path):
         bertx.finetune(cfg, show_progress=False)
 
 
-@pytest.mark.parametrize("task, name, content, expected", [
-    ("ner", "t.txt", "good B-PER\nfilm\n", "t.txt:2: word 'film' has no tag"),
-    ("ner", "t.jsonl", '{"tokens": ["good", "film"], "tags": ["B-PER"]}\n', "t.jsonl:1: 2 tokens but 1 tags"),
-    ("ner", "t.txt", "good B-PER\nfilm E-PER\n", "t.txt:2: tag 'E-PER' is not O, B-TYPE or I-TYPE"),
-    ("qa", "t.jsonl", '{"question": "q", "context": "a good film", "answers": [{"text": "good", "answer_start": 3}]}\n',
-     "t.jsonl:1: answer 'good' is not at answer_start 3"),
-    ("qa", "t.jsonl", '{"question": "q", "context": "", "answers": [{"text": "x", "answer_start": 0}]}\n',
-     "t.jsonl:1: empty context"),
-    ("qa", "t.jsonl", '{"context": "a good film", "answers": []}\n', "t.jsonl:1: missing 'question'"),
-])
+@pytest.mark.parametrize(
+    "task, name, content, expected",
+    [
+        ("ner", "t.txt", "good B-PER\nfilm\n", "t.txt:2: word 'film' has no tag"),
+        ("ner", "t.jsonl", '{"tokens": ["good", "film"], "tags": ["B-PER"]}\n', "t.jsonl:1: 2 tokens but 1 tags"),
+        ("ner", "t.txt", "good B-PER\nfilm E-PER\n", "t.txt:2: tag 'E-PER' is not O, B-TYPE or I-TYPE"),
+        (
+            "qa",
+            "t.jsonl",
+            '{"question": "q", "context": "a good film", "answers": [{"text": "good", "answer_start": 3}]}\n',
+            "t.jsonl:1: answer 'good' is not at answer_start 3",
+        ),
+        ("qa", "t.jsonl", '{"question": "q", "context": "", "answers": [{"text": "x", "answer_start": 0}]}\n', "t.jsonl:1: empty context"),
+        ("qa", "t.jsonl", '{"context": "a good film", "answers": []}\n', "t.jsonl:1: missing 'question'"),
+    ],
+)
 def test_bad_token_task_input_is_one_line(tiny_bert, tmp_path, task, name, content, expected):
     bad = tmp_path / name
     bad.write_text(content, encoding="utf-8")
-    result = CliRunner().invoke(app, ["finetune", "--task", task, "--train", str(bad), "--model", tiny_bert,
-                                      "--output", str(tmp_path / "o")])
+    result = CliRunner().invoke(app, ["finetune", "--task", task, "--train", str(bad), "--model", tiny_bert, "--output", str(tmp_path / "o")])
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
 
@@ -195,8 +204,24 @@ def test_bad_token_task_input_is_one_line(tiny_bert, tmp_path, task, name, conte
 def test_repaired_tags_are_counted_and_printed(tiny_bert, tmp_path):
     train = tmp_path / "t.txt"
     train.write_text("the O\ngood I-PER\n\nbad B-LOC\nfilm O\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["finetune", "--task", "ner", "--train", str(train), "--model", tiny_bert,
-                                      "--output", str(tmp_path / "o"), "--epochs", "1", "--show-examples", "0"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "ner",
+            "--train",
+            str(train),
+            "--model",
+            tiny_bert,
+            "--output",
+            str(tmp_path / "o"),
+            "--epochs",
+            "1",
+            "--show-examples",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "1 training tags were invalid BIO" in result.output
     start = json.loads((tmp_path / "o/log.jsonl").read_text().splitlines()[0])

@@ -20,7 +20,9 @@ def config(tiny_bert, tmp_path, methods, train_on="each") -> dict:
         dev = write_toy_classification(tmp_path / f"{name}-dev.tsv", 60, 2 + 2 * i)
         domains[name] = (str(train), str(dev))
     return {
-        "output": str(tmp_path / "transfer"), "methods": methods, "train_on": train_on,
+        "output": str(tmp_path / "transfer"),
+        "methods": methods,
+        "train_on": train_on,
         "sources": [{"name": n, "train": f[0], "dev": f[1]} for n, f in domains.items()],
         "targets": [{"name": n, "eval": f[1], "unlabelled": [f[0]]} for n, f in domains.items()],
         "model": {"name_or_path": tiny_bert, "freeze_word_embeddings": False},
@@ -63,7 +65,8 @@ def test_plain_and_dapt_matrices_with_a_joint_row_and_reruns_reuse_runs(tiny_ber
     plain = summary["methods"]["plain"]["values"]
     assert dapt["gains"][0][1] == pytest.approx(dapt["values"][0][1] - plain[0][1], abs=0.01)  # against plain, cell by cell
     assert summary["methods"]["dapt"]["off_diagonal_vs_plain"] == pytest.approx(
-        summary["methods"]["dapt"]["off_diagonal_mean"] - summary["methods"]["plain"]["off_diagonal_mean"], abs=0.01)
+        summary["methods"]["dapt"]["off_diagonal_mean"] - summary["methods"]["plain"]["off_diagonal_mean"], abs=0.01
+    )
     assert (out / "dapt-encoders/dvd/config.json").is_file()  # one adapted encoder per target, kept
     assert (out / "matrix-plain.png").stat().st_size > 2000 and "Transfer gap" in (out / "matrix-plain.md").read_text()
     assert "| dapt |" in (out / "summary.md").read_text()
@@ -99,8 +102,16 @@ def run_cli(tmp_path, cfg: dict):
 def test_bad_input_is_one_line_before_training(tiny_bert, tmp_path):
     base = config(tiny_bert, tmp_path, ["plain", "aux-mlm"])
 
-    other_labels = dict(base, targets=[{"name": "pt", "eval": str(write_toy_classification(tmp_path / "pt.tsv", 20, 3, labels=("neg", "positive"))),
-                                        "unlabelled": [base["sources"][0]["train"]]}])
+    other_labels = dict(
+        base,
+        targets=[
+            {
+                "name": "pt",
+                "eval": str(write_toy_classification(tmp_path / "pt.tsv", 20, 3, labels=("neg", "positive"))),
+                "unlabelled": [base["sources"][0]["train"]],
+            }
+        ],
+    )
     result = run_cli(tmp_path, other_labels)
     assert result.exit_code == 2
     assert "target 'pt'" in result.output and "labels positive never occur in source 'books' (neg, pos)" in result.output

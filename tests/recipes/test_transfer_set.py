@@ -23,8 +23,7 @@ def test_a_transfer_set_is_labelled_once_for_two_student_kinds(teacher, tmp_path
     assert summary["labelled"] == 720 and summary["from_store"] == 0 and summary["teacher"] == "fp32"
 
     calls.clear()
-    second = kd_config(tmp, train, dev, tmp_path / "cnn", augment=2, student={"name_or_path": "cnn"},
-                       train__max_steps=2)
+    second = kd_config(tmp, train, dev, tmp_path / "cnn", augment=2, student={"name_or_path": "cnn"}, train__max_steps=2)
     bertx.distill(second, show_progress=False)
     assert sum(calls) == 0  # the CNN student learns from the outputs the first run stored
     summary = bertx.runfolder.read_run_config(tmp_path / "cnn")["transfer_set"]
@@ -38,8 +37,7 @@ def test_a_transfer_set_is_labelled_once_for_two_student_kinds(teacher, tmp_path
 
 def test_a_faster_teacher_labels_only_when_it_agrees(teacher, tmp_path, monkeypatch):  # noqa: F811
     tmp, train, dev = teacher
-    config = kd_config(tmp, train, dev, tmp_path / "bf16", labelling={"precision": "bf16", "store": False},
-                       train__max_steps=2)
+    config = kd_config(tmp, train, dev, tmp_path / "bf16", labelling={"precision": "bf16", "store": False}, train__max_steps=2)
     bertx.distill(config, show_progress=False)
     summary = bertx.runfolder.read_run_config(tmp_path / "bf16")["transfer_set"]
     assert summary["agreement"]["bf16"] >= 0.99 and summary["teacher"] == "bf16"
@@ -59,8 +57,9 @@ def test_an_int8_export_of_the_teacher_labels_when_it_agrees(teacher, tmp_path):
 
     tmp, train, dev = teacher
     export(str(tmp / "model"), tmp_path / "int8", quantize="int8", min_agreement=0.0, max_metric_drop=100.0)
-    config = kd_config(tmp, train, dev, tmp_path / "kd", augment=1, labelling={"teacher_export": str(tmp_path / "int8"), "store": False},
-                       train__max_steps=2)
+    config = kd_config(
+        tmp, train, dev, tmp_path / "kd", augment=1, labelling={"teacher_export": str(tmp_path / "int8"), "store": False}, train__max_steps=2
+    )
     bertx.distill(config, show_progress=False)
     summary = bertx.runfolder.read_run_config(tmp_path / "kd")["transfer_set"]
     assert summary["teacher"] == f"export {tmp_path / 'int8'}" and summary["agreement"]["export"] >= 0.99
@@ -92,7 +91,7 @@ def test_neighbour_replacement_draws_from_the_teachers_nearest_words():
 
     made, _ = augment(texts, None, 5, seed=3, mask_token="[MASK]", p_mask=0.0, p_replace=1.0, p_ngram=0.0, near=near)
     for i, text in enumerate(texts):
-        for variant in made[5 * i:5 * i + 5]:
+        for variant in made[5 * i : 5 * i + 5]:
             for original, replaced in zip(text.split(), variant.split()):
                 assert replaced in near[original]
     again, _ = augment(texts, None, 5, seed=3, mask_token="[MASK]", p_mask=0.0, p_replace=1.0, p_ngram=0.0, near=near)
@@ -102,7 +101,6 @@ def test_neighbour_replacement_draws_from_the_teachers_nearest_words():
 
 def test_the_neighbour_rule_reaches_the_recipe(teacher, tmp_path):  # noqa: F811
     tmp, train, dev = teacher
-    config = kd_config(tmp, train, dev, tmp_path / "near", augment=1, augment_rule="neighbours",
-                       train__max_steps=1)
+    config = kd_config(tmp, train, dev, tmp_path / "near", augment=1, augment_rule="neighbours", train__max_steps=1)
     final = bertx.distill(config, show_progress=False)
     assert final["unlabelled_examples"] == 240  # the variants themselves are checked above; here the option runs end to end

@@ -11,8 +11,7 @@ import yaml
 from bertx.cli import main
 from tests.conftest import tiny_config
 
-SPACE = {"train.lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-         "train.batch_size": {"type": "categorical", "choices": [8, 16]}}
+SPACE = {"train.lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True}, "train.batch_size": {"type": "categorical", "choices": [8, 16]}}
 
 
 def test_trials_run_prune_and_continue(tiny_bert, toy_data, tmp_path):
@@ -33,11 +32,14 @@ def test_trials_run_prune_and_continue(tiny_bert, toy_data, tmp_path):
     assert main(["finetune", str(tmp_path / "t/best.yaml")]) == 0
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"train.learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3}}, "'train.learning_rate' is not a key"),
-    ({"train.lr": {"type": "float", "low": 1e-3, "high": 1e-5}}, "needs numbers low < high"),
-    ({"train.batch_size": {"type": "categorical"}}, "needs `choices`"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"train.learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3}}, "'train.learning_rate' is not a key"),
+        ({"train.lr": {"type": "float", "low": 1e-3, "high": 1e-5}}, "needs numbers low < high"),
+        ({"train.batch_size": {"type": "categorical"}}, "needs `choices`"),
+    ],
+)
 def test_bad_space_is_one_line(tiny_bert, toy_data, tmp_path, capsys, space, message):
     pytest.importorskip("optuna")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(tiny_bert, *toy_data, str(tmp_path / "x"))))
@@ -46,12 +48,15 @@ def test_bad_space_is_one_line(tiny_bert, toy_data, tmp_path, capsys, space, mes
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"train.batch_size": {"type": "categorical", "choices": [0, -5]}}, "train.batch_size = 0 is not a valid setting"),
-    ({"train.lr": {"type": "float", "low": 0, "high": 1, "log": True}}, "a log-scaled dimension needs low > 0"),
-    ({"train.epochs": {"type": "int", "low": 0.5, "high": 3}}, "needs whole numbers"),
-    ({"train.lr": {"type": "float", "low": 1e-5, "high": 1e-3, "scale": "log"}}, "unknown fields ['scale']"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"train.batch_size": {"type": "categorical", "choices": [0, -5]}}, "train.batch_size = 0 is not a valid setting"),
+        ({"train.lr": {"type": "float", "low": 0, "high": 1, "log": True}}, "a log-scaled dimension needs low > 0"),
+        ({"train.epochs": {"type": "int", "low": 0.5, "high": 3}}, "needs whole numbers"),
+        ({"train.lr": {"type": "float", "low": 1e-5, "high": 1e-3, "scale": "log"}}, "unknown fields ['scale']"),
+    ],
+)
 def test_a_space_is_checked_against_the_schema_before_any_trial(tiny_bert, toy_data, tmp_path, capsys, space, message):
     """Issue 26 (3): a space that samples invalid values ran 3,449 failing trials in 400 s."""
     test_bad_space_is_one_line(tiny_bert, toy_data, tmp_path, capsys, space, message)
@@ -74,8 +79,7 @@ def test_failing_trials_stop_the_search_after_three_in_a_row(tiny_bert, toy_data
     assert main(["tune", str(tmp_path / "c.yaml"), "--trials", "50", "--output", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert len(calls) == 3 and "3 trials in a row failed" in err and "Traceback" not in err
-    assert [line for line in err.splitlines() if line.startswith("error:")] == [line for line in err.splitlines()
-                                                                                 if "trials in a row" in line]
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [line for line in err.splitlines() if "trials in a row" in line]
 
 
 def test_a_stop_inside_a_trial_ends_the_study_without_a_traceback(tiny_bert, toy_data, tmp_path, capsys, monkeypatch):

@@ -167,8 +167,14 @@ def test_run_configs_store_existing_paths_absolute(tmp_path, monkeypatch):
     (tmp_path / "data" / "train.tsv").write_text("x")
     out = tmp_path / "run"
     out.mkdir()
-    runfolder.write_run_config(out, {"data": {"train": "data/train.tsv", "dev": "hf:glue:sst2:validation", "text_column": "data"},
-                                     "model": {"name_or_path": "not/here"}, "output": "run"})
+    runfolder.write_run_config(
+        out,
+        {
+            "data": {"train": "data/train.tsv", "dev": "hf:glue:sst2:validation", "text_column": "data"},
+            "model": {"name_or_path": "not/here"},
+            "output": "run",
+        },
+    )
     run = runfolder.read_run_config(out)
     assert run["data"]["train"] == str(tmp_path / "data" / "train.tsv") and run["output"] == str(out)
     assert run["data"]["dev"] == "hf:glue:sst2:validation" and run["model"]["name_or_path"] == "not/here"

@@ -78,8 +78,11 @@ def test_cores_are_split_between_workers():
     assert split_cores(2, 4).threads == 1  # more workers than cores: one thread each
 
 
-LINES = st.lists(st.one_of(st.text(string.printable + "é😀\u2028", max_size=30), st.sampled_from(["", " ", "{", "[]", "null", '{"text": 3}'])),
-                 min_size=1, max_size=25)
+LINES = st.lists(
+    st.one_of(st.text(string.printable + "é😀\u2028", max_size=30), st.sampled_from(["", " ", "{", "[]", "null", '{"text": 3}'])),
+    min_size=1,
+    max_size=25,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -105,8 +108,9 @@ def test_every_generated_row_is_a_record_or_a_bad_row(classifier, tmp_path_facto
         assert len(out) == result["predictions"]
         got += [json.loads(r)["row"] for r in out] + [b["row"] for b in result["bad"]]
         assert all(b["input"] == str(path) and b["problem"] for b in result["bad"])
-    expected = [i + 1 for i, line in enumerate(path.read_text(encoding="utf-8").split("\n")[:-1])
-                if suffix == ".txt" or line.strip()]  # blank JSONL lines are no rows, as in every reader
+    expected = [
+        i + 1 for i, line in enumerate(path.read_text(encoding="utf-8").split("\n")[:-1]) if suffix == ".txt" or line.strip()
+    ]  # blank JSONL lines are no rows, as in every reader
     assert sorted(got) == expected
 
 
@@ -116,8 +120,10 @@ def test_a_shard_whose_file_was_cut_under_the_job_is_an_error_not_a_hole(classif
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"sentence": f"film {i}"}) + "\n" for i in range(40)))
     pq.write_table(pa.table({"sentence": [f"film {i}" for i in range(40)]}), tmp_path / "b.parquet", row_group_size=10)
     worker = ShardWorker(str(classifier), str(tmp_path))
-    for name, cut in (("a.jsonl", lambda p: p.write_bytes(p.read_bytes()[:200])),
-                      ("b.parquet", lambda p: pq.write_table(pa.table({"sentence": ["x"] * 12}), p, row_group_size=10))):
+    for name, cut in (
+        ("a.jsonl", lambda p: p.write_bytes(p.read_bytes()[:200])),
+        ("b.parquet", lambda p: pq.write_table(pa.table({"sentence": ["x"] * 12}), p, row_group_size=10)),
+    ):
         shards = plan_shards(expand_inputs([str(tmp_path / name)]), 16)
         cut(tmp_path / name)  # another process rewrites the input after the shards were planned
         results = [worker.run(s) for s in shards]
@@ -150,14 +156,14 @@ def test_rows_the_predictor_refuses_are_isolated_and_the_rest_predicted_as_one_b
 
 def test_a_lone_surrogate_is_a_bad_row_and_parquet_keeps_every_field(classifier, tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
-    (tmp_path / "a.jsonl").write_text('{"sentence": "fine"}\n{"sentence": "bad \\ud800 one"}\n'
-                                      '{"sentence": "pair \\ud83d\\ude00 ok"}\n')
+    (tmp_path / "a.jsonl").write_text('{"sentence": "fine"}\n{"sentence": "bad \\ud800 one"}\n{"sentence": "pair \\ud83d\\ude00 ok"}\n')
     shard = plan_shards(expand_inputs([str(tmp_path / "a.jsonl")]), 10)[0]
     rows = read_shard(shard, header(shard.path, shard.format))
     assert [r.problem for r in rows] == [None, "holds an unpaired surrogate ('\\ud800'): text no tokenizer can encode", None]
     worker = ShardWorker(str(classifier), str(tmp_path), output_format="parquet")
     data = worker._encode([{"text": "a", "label": "pos"}, {"text": "b", "label": "neg", "truncated": True}])
     import io
+
     assert pq.read_table(io.BytesIO(data)).to_pylist()[1] == {"text": "b", "label": "neg", "truncated": True}
 
 

@@ -57,10 +57,17 @@ def test_label_engine_ray_distils_the_same_student(ray_cluster, classifier, tmp_
     (tmp_path / "extra.txt").write_text("\n".join(["lovely warm story", "dark cold plot"] * 10) + "\n")
     students = {}
     for engine in ("local", "ray"):
-        config = {"teacher": str(classifier), "output": str(tmp_path / engine), "data": {"train": train, "max_length": 32},
-                  "student": {"layers": 1}, "baseline": False, "augment": 2, "unlabelled": [str(tmp_path / "extra.txt")],
-                  "labelling": {"engine": engine, "store": False},
-                  "train": {"max_steps": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7}}
+        config = {
+            "teacher": str(classifier),
+            "output": str(tmp_path / engine),
+            "data": {"train": train, "max_length": 32},
+            "student": {"layers": 1},
+            "baseline": False,
+            "augment": 2,
+            "unlabelled": [str(tmp_path / "extra.txt")],
+            "labelling": {"engine": engine, "store": False},
+            "train": {"max_steps": 6, "batch_size": 16, "lr": 3e-3, "save_steps": None, "seed": 7},
+        }
         final = bertx.distill(config, show_progress=False)
         assert final["train_examples"] == 120 and final["unlabelled_examples"] == 20 + 240
         students[engine] = load_file(tmp_path / engine / "model.safetensors")

@@ -46,8 +46,24 @@ def test_every_format_predicts_as_single_process_row_by_row(ray_cluster, classif
     (tmp_path / "c.jsonl").write_text("".join(json.dumps({"sentence": t, "label": "x"}) + "\n" for t in texts[40:70]))
     (tmp_path / "d.csv").write_text("sentence,label\n" + "".join(f'"{t}",pos\n' for t in texts[70:]))
     pq.write_table(pa.table({"sentence": texts[:25]}), tmp_path / "e.parquet", row_group_size=10)
-    code = main(["predict", str(classifier), "--engine", "ray", "--input", str(tmp_path / "*.tsv"), "--input", str(tmp_path / "b.txt"),
-                 "--input", str(tmp_path / "[cde].*"), "--output", str(tmp_path / "out"), "--shard-rows", "16"])
+    code = main(
+        [
+            "predict",
+            str(classifier),
+            "--engine",
+            "ray",
+            "--input",
+            str(tmp_path / "*.tsv"),
+            "--input",
+            str(tmp_path / "b.txt"),
+            "--input",
+            str(tmp_path / "[cde].*"),
+            "--output",
+            str(tmp_path / "out"),
+            "--shard-rows",
+            "16",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     corpus = read_parts(tmp_path / "out")
     by_input = {}
@@ -81,11 +97,27 @@ def test_ner_text_and_token_rows_predict_as_single_process(ray_cluster, tagger, 
 
 
 def test_bad_rows_are_skipped_and_listed_until_the_limit(ray_cluster, classifier, tmp_path, capsys):
-    rows = [json.dumps({"sentence": "a good film"}), "{broken", json.dumps({"sentence": ""}), json.dumps({"sentence": 3}),
-            json.dumps({"other": "x"}), json.dumps({"sentence": "dull and bad"})]
+    rows = [
+        json.dumps({"sentence": "a good film"}),
+        "{broken",
+        json.dumps({"sentence": ""}),
+        json.dumps({"sentence": 3}),
+        json.dumps({"other": "x"}),
+        json.dumps({"sentence": "dull and bad"}),
+    ]
     (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
-    argv = ["predict", str(classifier), "--engine", "ray", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"),
-            "--shard-rows", "2"]
+    argv = [
+        "predict",
+        str(classifier),
+        "--engine",
+        "ray",
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--output",
+        str(tmp_path / "out"),
+        "--shard-rows",
+        "2",
+    ]
     assert main([*argv, "--max-bad-rows", "1"]) == 2
     err = capsys.readouterr().err
     assert "more than --max-bad-rows 1" in err and "Traceback" not in err
@@ -94,7 +126,11 @@ def test_bad_rows_are_skipped_and_listed_until_the_limit(ray_cluster, classifier
     assert "4 bad rows skipped" in err
     bad = [json.loads(line) for line in (tmp_path / "out/bad_rows.jsonl").read_text().splitlines()]
     assert [(b["row"], b["problem"].split(":")[0]) for b in bad] == [
-        (2, "not valid JSON"), (3, "empty text in column 'sentence'"), (4, "'sentence' must be a string, got int"), (5, "missing 'sentence'")]
+        (2, "not valid JSON"),
+        (3, "empty text in column 'sentence'"),
+        (4, "'sentence' must be a string, got int"),
+        (5, "missing 'sentence'"),
+    ]
     assert [r["row"] for r in read_parts(tmp_path / "out")] == [1, 6]
 
 
@@ -105,9 +141,22 @@ def test_a_killed_job_redoes_only_its_missing_shards(ray_cluster, classifier, tm
         "import os, signal, sys\nimport bertx.scale.predict as job\nfrom bertx.cli import main\nreal, seen = job._record, []\n"
         "def record(progress, entry):\n    real(progress, entry)\n    seen.append(entry)\n"
         "    if len(seen) == 3:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "job._record = record\nsys.exit(main(sys.argv[1:]))\n")
-    argv = ["predict", str(classifier), "--engine", "ray", "--input", str(tmp_path / "in.tsv"), "--output", str(tmp_path / "out"),
-            "--shard-rows", "10", "--workers", "1"]
+        "job._record = record\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = [
+        "predict",
+        str(classifier),
+        "--engine",
+        "ray",
+        "--input",
+        str(tmp_path / "in.tsv"),
+        "--output",
+        str(tmp_path / "out"),
+        "--shard-rows",
+        "10",
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = subprocess.run([sys.executable, str(script), *argv], env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]

@@ -58,8 +58,9 @@ def test_mlm_head_warmup_keeps_the_mlm_gradient_out_of_the_encoder(tiny_bert):
     layer = model.encoder.encoder.layer[0].output.dense.weight
     for head_only, reaches_encoder in ((True, False), (False, True)):
         model.zero_grad()
-        out = model(mlm=mlm, mlm_head_only=head_only, input_ids=ids[:, :4], attention_mask=torch.ones(2, 4, dtype=torch.long),
-                    labels=torch.tensor([0, 1]))
+        out = model(
+            mlm=mlm, mlm_head_only=head_only, input_ids=ids[:, :4], attention_mask=torch.ones(2, 4, dtype=torch.long), labels=torch.tensor([0, 1])
+        )
         out["mlm_loss"].backward()  # the MLM loss alone
         assert (layer.grad is not None and layer.grad.abs().sum() > 0) == reaches_encoder
         assert model.mlm_head.head.transform.dense.weight.grad.abs().sum() > 0

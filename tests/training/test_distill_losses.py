@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from bertx.models.bert_students import default_kept_layers
-from bertx.training.distill_losses import (attention_loss, hidden_loss, kl_soft, soft_target_loss,
-                                           value_relation_loss)
+from bertx.training.distill_losses import attention_loss, hidden_loss, kl_soft, soft_target_loss, value_relation_loss
 from bertx.training.distiller import default_layer_map
 
 

@@ -13,9 +13,15 @@ from bertx.training import accelerator
 from tests.conftest import tiny_config
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16", "avx512f"}, "bf16"), ({"avx2", "avx512f"}, "fp32"), (set(), "fp32"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx512f", "avx512_bf16"}, "bf16"),
+        ({"amx_bf16", "avx512f"}, "bf16"),
+        ({"avx2", "avx512f"}, "fp32"),
+        (set(), "fp32"),
+    ],
+)
 def test_auto_follows_the_cpu(monkeypatch, flags, expected):
     monkeypatch.delenv("BERTX_PRECISION", raising=False)
     monkeypatch.setattr(accelerator.torch.cuda, "is_available", lambda: False)

@@ -60,8 +60,7 @@ app()
 
 def run_cli_child(recipe: str, action: str, at: int, args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-c", CHILD, recipe, action, str(at), *args], env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", CHILD, recipe, action, str(at), *args], env=full_env, capture_output=True, text=True, timeout=300)
 
 
 def write_yaml(path: Path, config: dict) -> str:
@@ -72,15 +71,17 @@ def write_yaml(path: Path, config: dict) -> str:
 @pytest.fixture
 def finetune_setup(tiny_bert, toy_data, tmp_path):
     train, dev = toy_data  # 240 examples / batch 16 = 15 steps per epoch, 45 in all
-    return lambda name, **kw: tiny_config(tiny_bert, train, dev, str(tmp_path / name), epochs=3,
-                                          save_steps=kw.pop("save_steps", 10), eval_steps=kw.pop("eval_steps", 5), **kw)
+    return lambda name, **kw: tiny_config(
+        tiny_bert, train, dev, str(tmp_path / name), epochs=3, save_steps=kw.pop("save_steps", 10), eval_steps=kw.pop("eval_steps", 5), **kw
+    )
 
 
 @pytest.fixture
 def pretrain_setup(tiny_bert, tmp_path):
     text = write_patterned_text(tmp_path / "corpus.txt")
-    return lambda name, **kw: tiny_pretrain_config(tiny_bert, text, str(tmp_path / name), max_steps=30, eval_steps=10,
-                                                   save_steps=kw.pop("save_steps", 10), **kw)
+    return lambda name, **kw: tiny_pretrain_config(
+        tiny_bert, text, str(tmp_path / name), max_steps=30, eval_steps=10, save_steps=kw.pop("save_steps", 10), **kw
+    )
 
 
 @pytest.mark.parametrize("signame,code", [("SIGTERM", 143), ("SIGINT", 130)])
@@ -180,8 +181,7 @@ def test_checkpoints_load_without_pickle(finetune_setup):
 
 
 @pytest.mark.parametrize("recipe", ["finetune", "pretrain"])
-def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_owners_lock_is_taken_over(finetune_setup, pretrain_setup, capsys,
-                                                                                           recipe):
+def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_owners_lock_is_taken_over(finetune_setup, pretrain_setup, capsys, recipe):
     config = (finetune_setup if recipe == "finetune" else pretrain_setup)("locked", save_steps=None)
     run = getattr(bertx, recipe)
     out = Path(config["output"])
@@ -193,8 +193,9 @@ def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_owners_lock_is_ta
     assert [p.name for p in out.iterdir()] == [runfolder.LOCK_FILE]  # the first run's folder is untouched
 
     # A live PID that now belongs to another process than the one that took the lock (PID reuse) is stale too.
-    (out / runfolder.LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "before",
-                                                     "process_start": process_start(os.getpid()) + 1}))
+    (out / runfolder.LOCK_FILE).write_text(
+        json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "before", "process_start": process_start(os.getpid()) + 1})
+    )
     run(config, show_progress=False)
     assert "no longer alive" in capsys.readouterr().err
     for item in list(out.iterdir()):
@@ -211,15 +212,25 @@ def test_two_concurrent_commands_on_one_folder(finetune_setup, tmp_path):
     config = finetune_setup("race", save_steps=None)
     path = write_yaml(tmp_path / "race.yaml", config)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen([sys.executable, "-m", "bertx.cli", "finetune", path, "--show-examples", "0"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bertx.cli", "finetune", path, "--show-examples", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock = Path(config["output"]) / runfolder.LOCK_FILE
     for _ in range(600):
         if lock.exists() or first.poll() is not None:
             break
         __import__("time").sleep(0.05)
-    second = subprocess.run([sys.executable, "-m", "bertx.cli", "finetune", path, "--overwrite", "--show-examples", "0"],
-                            env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        [sys.executable, "-m", "bertx.cli", "finetune", path, "--overwrite", "--show-examples", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     _, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err[-2000:]
     assert second.returncode == 2 and "is using this folder" in second.stderr and "Traceback" not in second.stderr
@@ -244,7 +255,7 @@ def test_a_full_disk_stops_with_one_line_and_keeps_the_previous_checkpoint(finet
         args = ["finetune", write_yaml(tmp_path / "d.yaml", config), "--show-examples", "0"]
         proc = run_cli_child("finetune", "fill", 5, args, env={"FILLER": str(disk / "filler")})
         assert proc.returncode == 2, proc.stderr[-2000:]
-        lines = [line[line.index("error:"):] for line in proc.stderr.splitlines() if "error:" in line]
+        lines = [line[line.index("error:") :] for line in proc.stderr.splitlines() if "error:" in line]
         assert len(lines) == 1 and "could not write the checkpoint of step 8" in lines[0], proc.stderr[-2000:]
         assert "no space left on device" in lines[0] and "step-4) is intact" in lines[0]
         assert "Traceback" not in proc.stderr

@@ -84,12 +84,30 @@ def test_a_damaged_store_is_relabelled_and_a_nan_teacher_stops(teacher, tmp_path
     for path in teacher_store.store_root().glob("*.npz"):  # and replaced by good outputs
         assert np.isfinite(teacher_store.unpack(path, None)).all()
 
-    monkeypatch.setattr("bertx.recipes.teacher_labels.TeacherLabeller._local",
-                        lambda self, features, how: np.full((len(features.lengths), 2), np.nan, dtype=np.float32))
+    monkeypatch.setattr(
+        "bertx.recipes.teacher_labels.TeacherLabeller._local",
+        lambda self, features, how: np.full((len(features.lengths), 2), np.nan, dtype=np.float32),
+    )
     monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "empty"))
     config = kd_config(tmp, train, dev, tmp_path / "nan", train__max_steps=2)
-    result = CliRunner().invoke(app, ["distill", "--teacher", config["teacher"], "--train", train, "--dev", dev,
-                                      "--output", str(tmp_path / "nan"), "--max-steps", "2", "--max-length", "32"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            config["teacher"],
+            "--train",
+            train,
+            "--dev",
+            dev,
+            "--output",
+            str(tmp_path / "nan"),
+            "--max-steps",
+            "2",
+            "--max-length",
+            "32",
+        ],
+    )
     assert result.exit_code == 2 and "the teacher's outputs are unusable (NaN or infinite values" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "nan" / "model.safetensors").exists()
 

@@ -47,20 +47,29 @@ def plan(config: PlanConfig, dry_run: bool = False, overwrite: bool = False, sho
     from bertx.training import outputs
 
     out = Path(config.output)
-    reads = [config.resolve(config.train), config.resolve(config.dev) if config.dev else None,
-             config.resolve(config.test) if config.test else None,
-             *[config.resolve(p) for p in config.unlabelled], config.resolve(config.sources) if config.sources else None,
-             *[encoder_path(e) for e in config.encoders]]
+    reads = [
+        config.resolve(config.train),
+        config.resolve(config.dev) if config.dev else None,
+        config.resolve(config.test) if config.test else None,
+        *[config.resolve(p) for p in config.unlabelled],
+        config.resolve(config.sources) if config.sources else None,
+        *[encoder_path(e) for e in config.encoders],
+    ]
     ledger: dict = {}  # read (and its settings checked) before the folder's run config is written
-    with outputs.claimed_folder(out, config.model_dump(mode="json"), overwrite, [r for r in reads if r], kind="plan",
-                                check=lambda folder: ledger.update(_load_ledger(folder, config))):
+    with outputs.claimed_folder(
+        out,
+        config.model_dump(mode="json"),
+        overwrite,
+        [r for r in reads if r],
+        kind="plan",
+        check=lambda folder: ledger.update(_load_ledger(folder, config)),
+    ):
         return _run(config, out, ledger, show_progress, log)
 
 
 # ---- the ledger (plan.json) -----------------------------------------------------------------------------
 def _new_ledger(config: PlanConfig) -> dict:
-    return {"config": config.model_dump(mode="json"), "budget_s": config.budget_s, "stages": {}, "decisions": [],
-            "elapsed_s": 0.0}
+    return {"config": config.model_dump(mode="json"), "budget_s": config.budget_s, "stages": {}, "decisions": [], "elapsed_s": 0.0}
 
 
 def _load_ledger(out: Path, config: PlanConfig) -> dict:
@@ -71,8 +80,10 @@ def _load_ledger(out: Path, config: PlanConfig) -> dict:
     old, new = ledger.get("config", {}), config.model_dump(mode="json")
     changed = sorted(k for k in set(old) | set(new) if k not in RERUN_CHANGES and old.get(k) != new.get(k))
     if changed:
-        raise BertxError(f"{path}: this folder holds a plan with other settings ({', '.join(changed)}); pass --overwrite to "
-                         "start again, or choose another --output")
+        raise BertxError(
+            f"{path}: this folder holds a plan with other settings ({', '.join(changed)}); pass --overwrite to "
+            "start again, or choose another --output"
+        )
     ledger["config"], ledger["budget_s"] = new, config.budget_s
     return ledger
 
@@ -94,15 +105,12 @@ def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: boo
         longest = max([profile["max_length"], *(e.data.max_length for e in (sources.tasks if sources else []))])
         lengths = probe_lengths(profile["mean_length_at_max"], longest)
         main = int(min(profile["max_length"], max(16, profile["mean_length_at_max"])))
-        profile["probe"] = probe_points(encoder_path(config.encoders[0]), lengths, main if main in lengths else lengths[0],
-                                        resolve_precision("auto"))
+        profile["probe"] = probe_points(encoder_path(config.encoders[0]), lengths, main if main in lengths else lengths[0], resolve_precision("auto"))
         result = {"inputs": inputs, "profile": profile}
-        ledger["stages"]["profile"] = {"status": "done", "estimate_s": None, "seconds": round(time.perf_counter() - started, 1),
-                                       "result": result}
+        ledger["stages"]["profile"] = {"status": "done", "estimate_s": None, "seconds": round(time.perf_counter() - started, 1), "result": result}
     profile = result["profile"]
     check_reachable(config, profile)
-    ctx = stages.Context(config, folder, result["inputs"], profile, Costs(profile["probe"], profile), show_progress,
-                         ledger["decisions"])
+    ctx = stages.Context(config, folder, result["inputs"], profile, Costs(profile["probe"], profile), show_progress, ledger["decisions"])
     for record in ledger["stages"].values():
         if record.get("estimate_s") and record.get("seconds") is not None and record.get("trains"):
             ctx.costs.calibrate(record["estimate_s"], record["seconds"])
@@ -114,12 +122,16 @@ def check_reachable(config: PlanConfig, profile: dict) -> None:
     input takes, or below the smallest student's int8 embedding table (the vocabulary x 8 dimensions)."""
     ship = config.ship
     if ship.latency_ms is not None and ship.latency_ms < profile["tokenize_ms"]:
-        raise BertxError(f"ship latency_ms {ship.latency_ms:g}: tokenising one input alone takes {profile['tokenize_ms']:.3f} ms "
-                         "on this machine, so no model can meet it; raise it or use latency_ratio")
+        raise BertxError(
+            f"ship latency_ms {ship.latency_ms:g}: tokenising one input alone takes {profile['tokenize_ms']:.3f} ms "
+            "on this machine, so no model can meet it; raise it or use latency_ratio"
+        )
     smallest_mb = profile["vocab_size"] * 8 / 2**20
     if ship.size_mb is not None and ship.size_mb < smallest_mb:
-        raise BertxError(f"ship size_mb {ship.size_mb:g}: the smallest student's embedding table alone ({profile['vocab_size']} "
-                         f"word pieces x 8 dimensions, int8) takes {smallest_mb:.2f} MB; raise it")
+        raise BertxError(
+            f"ship size_mb {ship.size_mb:g}: the smallest student's embedding table alone ({profile['vocab_size']} "
+            f"word pieces x 8 dimensions, int8) takes {smallest_mb:.2f} MB; raise it"
+        )
 
 
 # ---- running --------------------------------------------------------------------------------------------
@@ -158,15 +170,16 @@ class Stages:
         self.ledger["elapsed_s"] = elapsed(self.ledger)
         self.replan()
         save_ledger(self.out, self.ledger)
-        self.log(f"[plan] {name} done in {minutes(seconds)} min (estimated {minutes(estimate or 0)}); "
-                 f"{minutes(self.config.budget_s - self.ledger['elapsed_s'])} min of the budget left")
+        self.log(
+            f"[plan] {name} done in {minutes(seconds)} min (estimated {minutes(estimate or 0)}); "
+            f"{minutes(self.config.budget_s - self.ledger['elapsed_s'])} min of the budget left"
+        )
         return result
 
     def skip(self, name: str, reason: str) -> None:
         if not self.done(name):
             self.started.append(name)
-            self.ledger["stages"][name] = {"status": "skipped", "reason": reason, "estimate_s": self.rows[name].get("estimate_s"),
-                                           "seconds": 0.0}
+            self.ledger["stages"][name] = {"status": "skipped", "reason": reason, "estimate_s": self.rows[name].get("estimate_s"), "seconds": 0.0}
             self.ctx.decide(name, "skip", reason)
             save_ledger(self.out, self.ledger)
 
@@ -178,9 +191,12 @@ class Stages:
         self.ledger["schedule"] = schedule(self.ctx, elapsed(self.ledger), kept, frozenset(n for n in self.started if self.done(n)))
         for name, row in self.rows.items():
             if name not in kept and row["run"] != before[name]["run"]:
-                self.ctx.decide("plan", f"re-plan: {'run' if row['run'] else 'drop'} {name}",
-                                f"after {self.started[-1]}: {minutes(self.config.budget_s - elapsed(self.ledger))} min left, "
-                                f"costs scaled x{self.ctx.costs.scale:.2f} by the stages that ran")
+                self.ctx.decide(
+                    "plan",
+                    f"re-plan: {'run' if row['run'] else 'drop'} {name}",
+                    f"after {self.started[-1]}: {minutes(self.config.budget_s - elapsed(self.ledger))} min left, "
+                    f"costs scaled x{self.ctx.costs.scale:.2f} by the stages that ran",
+                )
 
     def left_after(self, *later: str) -> float:
         """Seconds of the budget left once the later mandatory stages are reserved."""
@@ -252,10 +268,12 @@ def shipped_line(summary: dict, base: dict, config: PlanConfig) -> str:
     if reported.get("gain_interval_pts"):
         g_low, g_high = reported["gain_interval_pts"]
         noise = f", gain {reported['gain_pts']:+.2f} [{g_low:+.1f}, {g_high:+.1f}]" + (" (inside the noise)" if reported["within_noise"] else "")
-    return (f"[plan] shipped {summary['shipped_dir']}: {summary['metric']} {100 * reported['shipped']:.2f}{interval} on "
-            f"{reported['examples']} {reported['on']} (baseline {100 * reported['baseline']:.2f}, teacher "
-            f"{100 * reported['teacher']:.2f}{noise}); latency {summary['latency_ratio']:.2f}x the baseline's "
-            f"({summary['shipped_latency_ms']:.2f} ms); {minutes(summary.get('wall_s') or 0)} of {minutes(config.budget_s)} min")
+    return (
+        f"[plan] shipped {summary['shipped_dir']}: {summary['metric']} {100 * reported['shipped']:.2f}{interval} on "
+        f"{reported['examples']} {reported['on']} (baseline {100 * reported['baseline']:.2f}, teacher "
+        f"{100 * reported['teacher']:.2f}{noise}); latency {summary['latency_ratio']:.2f}x the baseline's "
+        f"({summary['shipped_latency_ms']:.2f} ms); {minutes(summary.get('wall_s') or 0)} of {minutes(config.budget_s)} min"
+    )
 
 
 def _flag_below_baseline(ctx: stages.Context, base: dict, teacher: dict, shipped: dict, ledger: dict) -> None:
@@ -267,15 +285,21 @@ def _flag_below_baseline(ctx: stages.Context, base: dict, teacher: dict, shipped
     better = [r for r in tried if r["score"] > shipped["score"]]
     if better:
         best = max(better, key=lambda r: r["score"])
-        nearest = (f"with `latency_ratio: {math.ceil(100 * best['latency_ratio']) / 100:g}`, {best['student']} at "
-                   f"{100 * (best['score'] - base['score']):+.2f} points ({'; '.join(best['missed'])})")
+        nearest = (
+            f"with `latency_ratio: {math.ceil(100 * best['latency_ratio']) / 100:g}`, {best['student']} at "
+            f"{100 * (best['score'] - base['score']):+.2f} points ({'; '.join(best['missed'])})"
+        )
     elif shipped["folder"] and teacher["score"] > shipped["score"]:
         nearest = f"relaxing `ship` to ship the teacher in PyTorch ({100 * (teacher['score'] - base['score']):+.2f} points)"
     else:
         nearest = "none measured: the teacher itself does not beat the baseline; more labelled data or other sources"
-    ctx.decide("ship", "below the baseline", f"the shipped model scores {100 * (base['score'] - shipped['score']):.2f} points "
-               f"under the baseline on dev ({100 * shipped['score']:.2f} against {100 * base['score']:.2f}) after the levers "
-               f"tried; nearest alternative: {nearest}")
+    ctx.decide(
+        "ship",
+        "below the baseline",
+        f"the shipped model scores {100 * (base['score'] - shipped['score']):.2f} points "
+        f"under the baseline on dev ({100 * shipped['score']:.2f} against {100 * base['score']:.2f}) after the levers "
+        f"tried; nearest alternative: {nearest}",
+    )
 
 
 def _ship_targets(config: PlanConfig, base: dict) -> dict:
@@ -287,23 +311,38 @@ def _ship_targets(config: PlanConfig, base: dict) -> dict:
 
 def _summary(ledger: dict, base: dict, teacher: dict, shipped: dict, ship: dict, scores: dict) -> dict:
     shipped_ratio = shipped.get("latency_ratio") or round(shipped["latency_ms"] / base["latency_ms"], 3)
-    return {"metric": shipped["metric"], "baseline": base["score"], "teacher": teacher["score"], "shipped": shipped["score"],
-            "gain_pts": round(100 * (shipped["score"] - base["score"]), 2), "scores_on": "dev (chose checkpoints and students)",
-            "reported": _reported(scores),
-            "baseline_latency_ms": base["latency_ms"], "shipped_latency_ms": shipped["latency_ms"],
-            "latency_ratio": shipped_ratio, "shipped_dir": shipped["folder"],
-            "shipped_size_mb": shipped["size_mb"], "baseline_size_mb": base["size_mb"], "ship": ship,
-            "estimate_s": ledger.get("estimate_s"), "budget_s": ledger["budget_s"]}
+    return {
+        "metric": shipped["metric"],
+        "baseline": base["score"],
+        "teacher": teacher["score"],
+        "shipped": shipped["score"],
+        "gain_pts": round(100 * (shipped["score"] - base["score"]), 2),
+        "scores_on": "dev (chose checkpoints and students)",
+        "reported": _reported(scores),
+        "baseline_latency_ms": base["latency_ms"],
+        "shipped_latency_ms": shipped["latency_ms"],
+        "latency_ratio": shipped_ratio,
+        "shipped_dir": shipped["folder"],
+        "shipped_size_mb": shipped["size_mb"],
+        "baseline_size_mb": base["size_mb"],
+        "ship": ship,
+        "estimate_s": ledger.get("estimate_s"),
+        "budget_s": ledger["budget_s"],
+    }
 
 
 def _reported(scores: dict) -> dict:
     """What the plan reports: the held-out scores, each with its 95% interval, and the shipped model's gain
     over the baseline with its paired interval (inside the noise when that interval holds 0)."""
     gain = scores["shipped"].get("vs_baseline") or {}
-    return {"on": scores["on"], "file": scores["file"], "examples": scores["shipped"]["examples"],
-            **{name: scores[name]["score"] for name in ("baseline", "teacher", "shipped")},
-            **{f"{name}_interval": scores[name]["interval"] for name in ("baseline", "teacher", "shipped")},
-            "gain_pts": round(100 * (scores["shipped"]["score"] - scores["baseline"]["score"]), 2),
-            "gain_interval_pts": [round(100 * v, 2) for v in gain["interval"]] if gain else None,
-            "within_noise": gain.get("within_noise"),
-            "teacher_gain_within_noise": (scores["teacher"].get("vs_baseline") or {}).get("within_noise")}
+    return {
+        "on": scores["on"],
+        "file": scores["file"],
+        "examples": scores["shipped"]["examples"],
+        **{name: scores[name]["score"] for name in ("baseline", "teacher", "shipped")},
+        **{f"{name}_interval": scores[name]["interval"] for name in ("baseline", "teacher", "shipped")},
+        "gain_pts": round(100 * (scores["shipped"]["score"] - scores["baseline"]["score"]), 2),
+        "gain_interval_pts": [round(100 * v, 2) for v in gain["interval"]] if gain else None,
+        "within_noise": gain.get("within_noise"),
+        "teacher_gain_within_noise": (scores["teacher"].get("vs_baseline") or {}).get("within_noise"),
+    }

@@ -12,13 +12,23 @@ from bertx.config import DistillConfig, TrainConfig
 from bertx.errors import BertxError
 from bertx.recipes.plan import stages
 from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, minutes
-from bertx.recipes.plan.stages import (SEQUENCE, Context, continue_or_start, elapsed, export_model, finished, main_score,
-                                       save_ledger, timed, weights_mb)
+from bertx.recipes.plan.stages import (
+    SEQUENCE,
+    Context,
+    continue_or_start,
+    elapsed,
+    export_model,
+    finished,
+    main_score,
+    save_ledger,
+    timed,
+    weights_mb,
+)
 
-UNLABELLED_CAP = 50_000     # lines of unlabelled text in a transfer set
-MAX_STUDENTS = 3            # students distilled at most
-LATENCY_MARGIN = 1.3        # a student predicted up to this far over the latency target is still tried
-FIXED_MS = 0.2              # tokenising and decoding one input, on top of a student's share of the teacher's latency
+UNLABELLED_CAP = 50_000  # lines of unlabelled text in a transfer set
+MAX_STUDENTS = 3  # students distilled at most
+LATENCY_MARGIN = 1.3  # a student predicted up to this far over the latency target is still tried
+FIXED_MS = 0.2  # tokenising and decoding one input, on top of a student's share of the teacher's latency
 WIDER_MARGIN = 1.8  # a lever: a student predicted up to this far over the latency target is still measured
 
 
@@ -53,9 +63,14 @@ def measured_candidates(ctx: Context, teacher_dir: str, kinds: list[str], ship_r
         export_dir = folder.parent / f"{kind}.export"
         if not (export_dir / "export_report.json").is_file():
             if finished(folder) is None:
-                config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading().model_copy(update={
-                    "max_train_examples": 64}), student=student_config(kind), baseline=False,
-                    train=TrainConfig(max_steps=1, batch_size=32, seed=ctx.config.seed, save_steps=None))
+                config = DistillConfig(
+                    teacher=teacher_dir,
+                    output=str(folder),
+                    data=ctx.reading().model_copy(update={"max_train_examples": 64}),
+                    student=student_config(kind),
+                    baseline=False,
+                    train=TrainConfig(max_steps=1, batch_size=32, seed=ctx.config.seed, save_steps=None),
+                )
                 runfolder.make_folder(folder.parent)
                 distill(config, show_progress=False, overwrite=True)
             from bertx.deploy.export import export
@@ -85,11 +100,16 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) ->
     sequence = ctx.config.task in SEQUENCE
     metrics = finished(folder)
     if metrics is None:
-        config = DistillConfig(teacher=teacher_dir, output=str(folder), data=ctx.reading(), student=student_config(kind),
-                               train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
-                               unlabelled=_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else [],
-                               augment=ctx.config.augment if sequence else 0,
-                               baseline=False)
+        config = DistillConfig(
+            teacher=teacher_dir,
+            output=str(folder),
+            data=ctx.reading(),
+            student=student_config(kind),
+            train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
+            unlabelled=_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else [],
+            augment=ctx.config.augment if sequence else 0,
+            baseline=False,
+        )
         runfolder.make_folder(folder.parent)
         metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
     export_dir = ctx.out / "compress" / f"{kind}.export"
@@ -98,9 +118,17 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) ->
     from bertx.evaluation.evaluate import evaluate
 
     score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
-    return {"student": kind, "folder": str(folder), "export": str(export_dir), "quantize": report["quantize"], "metric": name,
-            "pytorch_score": pytorch_score, "score": score, **timed(ctx, export_dir),
-            "size_mb": weights_mb(export_dir)}
+    return {
+        "student": kind,
+        "folder": str(folder),
+        "export": str(export_dir),
+        "quantize": report["quantize"],
+        "metric": name,
+        "pytorch_score": pytorch_score,
+        "score": score,
+        **timed(ctx, export_dir),
+        "size_mb": weights_mb(export_dir),
+    }
 
 
 def _unlabelled_files(ctx: Context) -> list[str]:
@@ -140,19 +168,31 @@ def export_candidate(ctx: Context, model: dict, name: str) -> dict:
     export_dir = ctx.out / f"{name.split('-')[0]}.export"
     report = export_model(Path(model["folder"]), export_dir, ctx)
     score = float(evaluate(export_dir, ctx.inputs["dev"])[model["metric"]])
-    return {"student": name, "folder": model["folder"], "export": str(export_dir), "quantize": report["quantize"],
-            "metric": model["metric"], "pytorch_score": model["score"], "score": score, **timed(ctx, export_dir),
-            "size_mb": weights_mb(export_dir), "seconds": round(time.perf_counter() - started, 1), "estimate_s": None,
-            "predicted_latency_ms": None}
+    return {
+        "student": name,
+        "folder": model["folder"],
+        "export": str(export_dir),
+        "quantize": report["quantize"],
+        "metric": model["metric"],
+        "pytorch_score": model["score"],
+        "score": score,
+        **timed(ctx, export_dir),
+        "size_mb": weights_mb(export_dir),
+        "seconds": round(time.perf_counter() - started, 1),
+        "estimate_s": None,
+        "predicted_latency_ms": None,
+    }
 
 
-def meets(row: dict, ship: dict, teacher_score: float) -> list[str]:
+def missed_constraints(row: dict, ship: dict, teacher_score: float) -> list[str]:
     """The ship constraints `row` misses (empty: it meets them all)."""
     missed = []
     if ship.get("latency_ratio") is not None and row.get("latency_ratio") is not None:
         if row["latency_ratio"] > ship["latency_ratio"]:
-            missed.append(f"latency {row['latency_ratio']:.3f}x the baseline's > {ship['latency_ratio']:g}x "
-                          f"({row['latency_ms']:.2f} ms beside its {row['baseline_ms_beside']:.2f})")
+            missed.append(
+                f"latency {row['latency_ratio']:.3f}x the baseline's > {ship['latency_ratio']:g}x "
+                f"({row['latency_ms']:.2f} ms beside its {row['baseline_ms_beside']:.2f})"
+            )
     elif ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
         missed.append(f"latency {row['latency_ms']:.2f} ms > {ship['latency_ms']:.2f}")
     if ship.get("size_mb") is not None and row["size_mb"] > ship["size_mb"]:
@@ -176,10 +216,16 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     measured_note = ""
     if ship.get("latency_ratio"):
         kinds, measured_note = _measured_kinds(ctx, teacher, ship, kinds, predicted, target, partial, lambda: save_ledger(out, ledger))
-    ctx.decide("compress", f"try {', '.join(kinds)}", "best expected dev score first among students predicted to meet the "
-               "latency (" + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items()) + ")"
-               + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else "")
-               + measured_note)
+    ctx.decide(
+        "compress",
+        f"try {', '.join(kinds)}",
+        "best expected dev score first among students predicted to meet the "
+        "latency ("
+        + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items())
+        + ")"
+        + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else "")
+        + measured_note,
+    )
 
     def distil(kind: str) -> bool:
         """Distil, export and measure one student unless done; False when the budget cannot afford it."""
@@ -187,14 +233,17 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
             return True
         estimate = ctx.costs.student(kind, transfer, epochs)
         if len(rows) and left_after("ship", "score", "report") < estimate * ctx.costs.scale:
-            ctx.decide("compress", f"stop before {kind}", f"{minutes(estimate * ctx.costs.scale)} min needed, "
-                       f"{minutes(left_after('ship', 'score', 'report'))} min of the budget left")
+            ctx.decide(
+                "compress",
+                f"stop before {kind}",
+                f"{minutes(estimate * ctx.costs.scale)} min needed, {minutes(left_after('ship', 'score', 'report'))} min of the budget left",
+            )
             return False
         started = time.perf_counter()
         result = distill_student(ctx, teacher["folder"], kind, epochs)
         result["seconds"], result["estimate_s"] = round(time.perf_counter() - started, 1), round(estimate, 1)
         result["predicted_latency_ms"] = predicted.get(kind)
-        result["missed"] = meets(result, ship, teacher["score"])
+        result["missed"] = missed_constraints(result, ship, teacher["score"])
         rows.append(result)
         ledger["elapsed_s"] = elapsed(ledger) + sum(r["seconds"] for r in rows)
         save_ledger(out, ledger)
@@ -207,9 +256,12 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     ok = [r for r in rows if not r["missed"]]
     if ok:
         best = max(ok, key=lambda r: (r["score"], -r["latency_ms"]))
-        ctx.decide("compress", f"ship {'student ' if best['student'] != 'teacher-int8' else ''}{best['student']}",
-                   f"best dev {best['metric']} ({100 * best['score']:.2f}) among the models meeting every ship constraint; "
-                   f"teacher {100 * teacher['score']:.2f}, baseline {100 * base['score']:.2f}")
+        ctx.decide(
+            "compress",
+            f"ship {'student ' if best['student'] != 'teacher-int8' else ''}{best['student']}",
+            f"best dev {best['metric']} ({100 * best['score']:.2f}) among the models meeting every ship constraint; "
+            f"teacher {100 * teacher['score']:.2f}, baseline {100 * base['score']:.2f}",
+        )
         chosen = {**best, "kind": "student"}
     else:
         misses = "; ".join(f"{r['student']}: {', '.join(r['missed'])}" for r in rows) or "no student trained"
@@ -219,8 +271,9 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
 
 
-def _measured_kinds(ctx: stages.Context, teacher: dict, ship: dict, kinds: list[str], predicted: dict, target: float,
-                    partial: dict, save) -> tuple[list[str], str]:
+def _measured_kinds(
+    ctx: stages.Context, teacher: dict, ship: dict, kinds: list[str], predicted: dict, target: float, partial: dict, save
+) -> tuple[list[str], str]:
     """The students to try once the candidates are measured: predictions are a table of shares, a student
     built and timed beside the baseline is a measurement. Returns (kinds, the note for the decision)."""
     shortlist = [k for k in STUDENT_QUALITY if k in predicted and predicted[k] <= WIDER_MARGIN * target]
@@ -237,28 +290,41 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
     """Never below the baseline without trying: when the best model meeting `ship` scores under the baseline
     on dev, try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline, and
     (2) the widest student not tried yet that the latency may allow, while the budget lasts."""
+
     def best_ok() -> float:
         return max([r["score"] for r in rows if not r["missed"]], default=-1.0)
 
     if best_ok() >= base["score"]:
         return
-    ctx.decide("compress", "pull the levers", f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, "
-               f"under the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, then a wider student")
+    ctx.decide(
+        "compress",
+        "pull the levers",
+        f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, "
+        f"under the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, then a wider student",
+    )
     if not any(r["student"] == "teacher-int8" for r in rows):
         try:
             row = export_candidate(ctx, teacher, "teacher-int8")
         except BertxError as err:
             ctx.decide("compress", "no teacher export", f"the teacher could not be exported: {err}")
         else:
-            row["missed"] = meets(row, ship, teacher["score"])
+            row["missed"] = missed_constraints(row, ship, teacher["score"])
             rows.append(row)
     if best_ok() >= base["score"]:
         return
-    target = ship["latency_ratio"] * (teacher.get("baseline_ms_beside") or base["latency_ms"]) if ship.get("latency_ratio") \
-        else ship.get("latency_ms")
-    untried = [k for k in STUDENT_QUALITY if k in predicted and not any(r["student"] == k for r in rows)
-               and (target is None or predicted[k] <= WIDER_MARGIN * target)]
+    target = (
+        ship["latency_ratio"] * (teacher.get("baseline_ms_beside") or base["latency_ms"]) if ship.get("latency_ratio") else ship.get("latency_ms")
+    )
+    untried = [
+        k
+        for k in STUDENT_QUALITY
+        if k in predicted and not any(r["student"] == k for r in rows) and (target is None or predicted[k] <= WIDER_MARGIN * target)
+    ]
     if untried:
-        ctx.decide("compress", f"try the wider {untried[0]}", f"predicted {predicted[untried[0]]:.2f} ms, within "
-                   f"{WIDER_MARGIN}x the target: the prediction may be pessimistic, and its measured latency decides")
+        ctx.decide(
+            "compress",
+            f"try the wider {untried[0]}",
+            f"predicted {predicted[untried[0]]:.2f} ms, within "
+            f"{WIDER_MARGIN}x the target: the prediction may be pessimistic, and its measured latency decides",
+        )
         distil(untried[0])

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-START_S = 5.0          # loading a model and the data, writing a run folder
-EXPORT_S = 35.0        # int8 export of a 6-layer encoder: trace, calibrate, quantize, parity check
-LATENCY_S = 2.0        # measuring single-input latency (load + 105 calls)
+START_S = 5.0  # loading a model and the data, writing a run folder
+EXPORT_S = 35.0  # int8 export of a 6-layer encoder: trace, calibrate, quantize, parity check
+LATENCY_S = 2.0  # measuring single-input latency (load + 105 calls)
 STUDENT_CHECK_S = 8.0  # scoring a student's export on dev and measuring its latency
 TRAIN_EFFICIENCY = 0.8  # bertx's loop versus the probe's plain step ([CLS]-only last layer, frozen embeddings)
 VOCAB_S_PER_LINE = 4e-4  # retraining a WordPiece on a line of text and counting its pieces (2 cores)
-MLM_FACTOR = 1.25      # a masked-LM step versus a classification step of the same tokens
+MLM_FACTOR = 1.25  # a masked-LM step versus a classification step of the same tokens
 
 # Work of a student per token, as a share of the 6-layer teacher's (training and inference), and its
 # expected single-input latency once exported to int8, as a share of the PyTorch teacher's (plus 0.2 ms of
@@ -43,8 +43,7 @@ class Costs:
         if self.probe.get("points"):
             return self.probe["points"]
         length = self.probe["length"]
-        return [{"length": length, "train_s": self.probe["train_s_per_token"] * length,
-                 "infer_s": self.probe["infer_s_per_token"] * length}]
+        return [{"length": length, "train_s": self.probe["train_s_per_token"] * length, "infer_s": self.probe["infer_s_per_token"] * length}]
 
     def per_sequence(self, key: str, length: float) -> float:
         """Seconds per sequence of `length` tokens: the per-token rate interpolated between the probed lengths

@@ -45,8 +45,7 @@ def read_task_file(config: PlanConfig, path: str) -> list:
     from bertx.tasks import get_task
 
     data = config.data
-    return read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
-                         data.label_separator)[0]
+    return read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column, data.label_separator)[0]
 
 
 def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
@@ -99,10 +98,20 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
             dev = str(write_records(data / f"dev{suffix}", header, dev_records, tagged))
             notes["dev_split"] = {"dev": len(dev_records), "train": len(records), "fraction": config.dev_fraction}
         train = str(write_records(data / f"train{suffix}", header, records, tagged))
-    sources = [p for p in (config.resolve(config.train), config.resolve(config.dev) if config.dev else None,
-                           *(config.resolve(p) for p in config.unlabelled)) if p]
-    return {"train": train, "dev": dev, "unlabelled": unlabelled, "report": report, "report_role": role, "draws": notes,
-            "fingerprints": {str(p): fingerprint(p) for p in sources}}
+    sources = [
+        p
+        for p in (config.resolve(config.train), config.resolve(config.dev) if config.dev else None, *(config.resolve(p) for p in config.unlabelled))
+        if p
+    ]
+    return {
+        "train": train,
+        "dev": dev,
+        "unlabelled": unlabelled,
+        "report": report,
+        "report_role": role,
+        "draws": notes,
+        "fingerprints": {str(p): fingerprint(p) for p in sources},
+    }
 
 
 def fingerprint(path: str) -> dict:
@@ -127,8 +136,10 @@ def check_unchanged(inputs: dict) -> None:
         if (stat.st_size, stat.st_mtime_ns) == (before["size"], before["mtime_ns"]):
             continue
         if fingerprint(path)["sha256"] != before["sha256"]:
-            raise BertxError(f"{path}: changed since this plan read it (the finished stages trained on the old version); "
-                             "pass --overwrite to start the plan again on the new file, or restore it")
+            raise BertxError(
+                f"{path}: changed since this plan read it (the finished stages trained on the old version); "
+                "pass --overwrite to start the plan again on the new file, or restore it"
+            )
 
 
 def _held_out(records: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

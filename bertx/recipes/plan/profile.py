@@ -1,9 +1,9 @@
 """Stage 1 of a plan: what the data is and what training costs on this machine.
 
-    train / dev / unlabelled files -> examples, labels and their balance, tokens per example (percentiles)
-        -> max_length: the 95th percentile rounded up to 16 (32..256), unless the plan's data block sets it
-    the first encoder on batches of the lengths the stages will train on -> seconds per sequence at each
-        length, training step and forward pass -> what every later stage will cost (`costs.py`)
+train / dev / unlabelled files -> examples, labels and their balance, tokens per example (percentiles)
+    -> max_length: the 95th percentile rounded up to 16 (32..256), unless the plan's data block sets it
+the first encoder on batches of the lengths the stages will train on -> seconds per sequence at each
+    length, training step and forward pass -> what every later stage will cost (`costs.py`)
 """
 
 from __future__ import annotations
@@ -43,17 +43,28 @@ def profile_data(config: PlanConfig, inputs: dict) -> dict:
         # The dev file stands for what the model will see: training phrases may be shorter (SST-2's are).
         longest = max(percentiles["p95"], dev_p95)
         max_length = int(min(MAX_PLANNED_LENGTH, max(32, 16 * -(-longest // 16))))
-        why = (f"95th percentile of training and dev lengths ({percentiles['p95']} and {dev_p95} tokens) rounded up to 16, "
-               f"within 32..{MAX_PLANNED_LENGTH}")
+        why = (
+            f"95th percentile of training and dev lengths ({percentiles['p95']} and {dev_p95} tokens) rounded up to 16, "
+            f"within 32..{MAX_PLANNED_LENGTH}"
+        )
     truncated = sum(n > max_length for n in lengths) / len(lengths)
     profile = {
-        "task": config.task, "train_examples": train_rows, "dev_examples": dev_rows, "unlabelled_lines": unlabelled_lines,
-        "lengths": percentiles, "dev_p95": dev_p95, "mean_length": round(float(np.mean(lengths)), 1),
-        "length_quantiles": length_quantiles(lengths), "dev_length_quantiles": length_quantiles(dev_lengths),
+        "task": config.task,
+        "train_examples": train_rows,
+        "dev_examples": dev_rows,
+        "unlabelled_lines": unlabelled_lines,
+        "lengths": percentiles,
+        "dev_p95": dev_p95,
+        "mean_length": round(float(np.mean(lengths)), 1),
+        "length_quantiles": length_quantiles(lengths),
+        "dev_length_quantiles": length_quantiles(dev_lengths),
         "mean_length_at_max": round(float(np.mean(np.minimum(lengths, max_length))), 1),
         "dev_mean_length": round(float(np.mean(np.minimum(dev_lengths, max_length))), 1),
-        "max_length": max_length, "max_length_reason": why, "truncated_share": round(truncated, 4),
-        "tokenize_ms": tokenizer_ms(config, inputs["dev"], tokenizer), "vocab_size": len(tokenizer),
+        "max_length": max_length,
+        "max_length_reason": why,
+        "truncated_share": round(truncated, 4),
+        "tokenize_ms": tokenizer_ms(config, inputs["dev"], tokenizer),
+        "vocab_size": len(tokenizer),
     }
     profile.update(language_check(config, inputs["train"], tokenizer))
     if inputs.get("report") and inputs["report"] != inputs["dev"] and inputs.get("report_role") != "test file":
@@ -76,13 +87,13 @@ def check_labels(config: PlanConfig, inputs: dict, train_labels: list[str], dev_
     source = inputs.get("draws", {}).get("source_train", inputs["train"])
     seen = set(train_labels)
     if len(seen) < 2:
-        raise BertxError(f"{source}: the plan's training examples hold one class only ({', '.join(sorted(seen)) or 'none'}); "
-                         "a classifier needs at least two")
+        raise BertxError(
+            f"{source}: the plan's training examples hold one class only ({', '.join(sorted(seen)) or 'none'}); a classifier needs at least two"
+        )
     unseen = sorted(set(dev_labels) - seen)
     if unseen:
         dev = config.resolve(config.dev) if config.dev else source
-        raise BertxError(f"{dev}: dev labels never seen in the plan's training examples: {', '.join(unseen[:5])}; "
-                         "the model cannot predict them")
+        raise BertxError(f"{dev}: dev labels never seen in the plan's training examples: {', '.join(unseen[:5])}; the model cannot predict them")
 
 
 FOREIGN_PIECES_PER_WORD = 1.4  # the encoder's own language: 1.06-1.12 here (SST-2, Amazon reviews, CoNLL); Portuguese 1.89
@@ -115,8 +126,7 @@ def texts_of(kind: str, path: str, data, limit: int, pairs: bool = True) -> list
     from bertx.data.examples import read_examples
     from bertx.tasks import get_task
 
-    examples, _ = read_examples(path, get_task(kind), data.text_column, data.text_pair_column, data.label_column,
-                                data.label_separator, limit=limit)
+    examples, _ = read_examples(path, get_task(kind), data.text_column, data.text_pair_column, data.label_column, data.label_separator, limit=limit)
     return [t for e in examples for t in ((e.text, e.text_pair) if pairs else (e.text,)) if t]
 
 
@@ -155,8 +165,9 @@ def tokenizer_ms(config: PlanConfig, path: str, tokenizer, inputs: int = 50) -> 
         from bertx.tasks import get_task
 
         data = config.data
-        examples, _ = read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column,
-                                    data.label_separator, limit=inputs)
+        examples, _ = read_examples(
+            path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column, data.label_separator, limit=inputs
+        )
         calls = [lambda e=e: tokenizer([e.text], None if e.text_pair is None else [e.text_pair]) for e in examples]
     times = []
     for call in calls:
@@ -203,8 +214,9 @@ def probe(model_path: str, length: int, precision: str, batch: int = 32, steps: 
 
     torch.manual_seed(0)
     with without_load_report():  # without dropout, as bertx fine-tunes: with it, attention leaves its fused kernel
-        model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2, hidden_dropout_prob=0.0,
-                                                                   attention_probs_dropout_prob=0.0)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_path, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        )
     vocab = model.config.vocab_size
     ids = torch.randint(min(1000, vocab // 2), vocab, (batch, length))  # ordinary word pieces, past the special tokens
     labels = torch.randint(0, 2, (batch,))
@@ -233,6 +245,13 @@ def probe(model_path: str, length: int, precision: str, batch: int = 32, steps: 
                 times.append(time.perf_counter() - start)
     infer_s = statistics.median(times)
     tokens = batch * length
-    return {"length": length, "batch": batch, "precision": precision, "layers": model.config.num_hidden_layers,
-            "train_s_per_token": train_s / tokens, "infer_s_per_token": infer_s / tokens,
-            "train_tokens_per_s": round(tokens / train_s), "infer_tokens_per_s": round(tokens / infer_s)}
+    return {
+        "length": length,
+        "batch": batch,
+        "precision": precision,
+        "layers": model.config.num_hidden_layers,
+        "train_s_per_token": train_s / tokens,
+        "infer_s_per_token": infer_s / tokens,
+        "train_tokens_per_s": round(tokens / train_s),
+        "infer_tokens_per_s": round(tokens / infer_s),
+    }

@@ -30,12 +30,22 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
     # the choose stage); before, its multi-task extra is priced with the sources (`_choose_options`).
     sources_ran = "choose" in kept and kept["choose"].get("run") and helpful_possible
     teacher_regime = (regime, why) if sources_ran else (alone, alone_why)
-    fixed = {"baseline": {"estimate_s": stages.baseline_estimate(ctx)}, "ship": {"estimate_s": costs.ship(export=False)},
-             "score": {"estimate_s": costs.score(ctx.profile.get("report_examples") or ctx.profile["dev_examples"])},
-             "report": {"estimate_s": REPORT_S}}
-    choices = {name: options for name, options in (
-        ("choose", _choose_options(ctx, regime, alone, epochs)), ("adapt", _adapt_options(ctx)),
-        ("teacher", _teacher_options(ctx, *teacher_regime, epochs)), ("compress", _compress_options(ctx))) if options}
+    fixed = {
+        "baseline": {"estimate_s": stages.baseline_estimate(ctx)},
+        "ship": {"estimate_s": costs.ship(export=False)},
+        "score": {"estimate_s": costs.score(ctx.profile.get("report_examples") or ctx.profile["dev_examples"])},
+        "report": {"estimate_s": REPORT_S},
+    }
+    choices = {
+        name: options
+        for name, options in (
+            ("choose", _choose_options(ctx, regime, alone, epochs)),
+            ("adapt", _adapt_options(ctx)),
+            ("teacher", _teacher_options(ctx, *teacher_regime, epochs)),
+            ("compress", _compress_options(ctx)),
+        )
+        if options
+    }
     for options in choices.values():
         for i, option in enumerate(options):
             options[i] = budget.Option(option.label, option.seconds * scale, option.value, option.settings, option.runs)
@@ -55,11 +65,14 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
             option = picked[name]
             reason = option.settings.get("reason")
             if not option.runs and reason is None:
-                reason = (f"does not fit the budget beside the stages worth more ({minutes(max(o.seconds for o in choices[name]))} "
-                          f"min; {minutes(max(0.0, left))} min left)")
+                reason = (
+                    f"does not fit the budget beside the stages worth more ({minutes(max(o.seconds for o in choices[name]))} "
+                    f"min; {minutes(max(0.0, left))} min left)"
+                )
             settings = {k: v for k, v in option.settings.items() if k != "reason"}
-            rows.append({"stage": name, "run": option.runs, "reason": reason, "estimate_s": round(option.seconds, 1),
-                         "option": option.label, **settings})
+            rows.append(
+                {"stage": name, "run": option.runs, "reason": reason, "estimate_s": round(option.seconds, 1), "option": option.label, **settings}
+            )
     by_name = {r["stage"]: r for r in rows}
     extra = by_name["choose"].pop("teacher_extra_s", 0.0) * scale if "choose" not in kept else 0.0
     if by_name["choose"]["run"] and "choose" not in kept and "teacher" not in kept and helpful_possible:
@@ -73,10 +86,14 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
 
 _NOT_APPLICABLE = {
     "choose": lambda ctx: "no sources and one encoder: nothing to choose",
-    "adapt": lambda ctx: (f"too little unlabelled text for masked LM ({stages.adapt_sequences(ctx)} blocks of "
-                          f"{stages.adapt_length(ctx)} tokens; 64 needed)"),
-    "compress": lambda ctx: ("QA is shipped as the teacher (students of extractive QA are not built)" if ctx.config.task == "qa"
-                             else "no student kinds allowed (students: [])"),
+    "adapt": lambda ctx: (
+        f"too little unlabelled text for masked LM ({stages.adapt_sequences(ctx)} blocks of {stages.adapt_length(ctx)} tokens; 64 needed)"
+    ),
+    "compress": lambda ctx: (
+        "QA is shipped as the teacher (students of extractive QA are not built)"
+        if ctx.config.task == "qa"
+        else "no student kinds allowed (students: [])"
+    ),
 }
 
 
@@ -84,8 +101,17 @@ SOURCE_CAPS = (stages.SOURCE_EXAMPLES, 1000)
 
 
 # Expected points each option adds (budget.py's docstring says where they come from).
-VALUE = {"sources": 1.5, "capped sources": 1.2, "closest sources": 1.3, "closest capped sources": 1.0, "encoders": 0.5,
-         "adapt": 1.0, "language": 3.0, "teacher": 2.0, "compress": 4.0}
+VALUE = {
+    "sources": 1.5,
+    "capped sources": 1.2,
+    "closest sources": 1.3,
+    "closest capped sources": 1.0,
+    "encoders": 0.5,
+    "adapt": 1.0,
+    "language": 3.0,
+    "teacher": 2.0,
+    "compress": 4.0,
+}
 
 
 def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float) -> list[budget.Option]:
@@ -103,8 +129,7 @@ def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float)
             label = ("closest " if closest else "") + ("sources" if cap == stages.SOURCE_EXAMPLES else "capped sources")
             # a cheaper way that saves nothing over one worth more is not offered
             if not any(o.seconds <= seconds and o.value >= VALUE[label] for o in options):
-                options.append(budget.Option(label, seconds, VALUE[label], {"source_examples": cap, "closest": closest,
-                                                                            "teacher_extra_s": extra}))
+                options.append(budget.Option(label, seconds, VALUE[label], {"source_examples": cap, "closest": closest, "teacher_extra_s": extra}))
     else:
         options.append(budget.Option("encoders", stages.choose_estimate(ctx), VALUE["encoders"]))
     return options + [budget.Option("skip", 0.0, 0.0, runs=False)]
@@ -118,55 +143,75 @@ def _adapt_options(ctx: stages.Context) -> list[budget.Option]:
     fixed = ctx.costs.rank(2, ctx.examples) + (ctx.costs.vocabulary(ctx.profile["unlabelled_lines"]) if foreign else 0.0)
     steps_cost = lambda steps: ctx.costs.pretrain(int(steps), length=stages.adapt_length(ctx)) + fixed  # noqa: E731
     value = VALUE["language"] if foreign else VALUE["adapt"]
-    options = [budget.Option("adapt", seconds, value * (steps / full) ** 0.5,
-                             {"steps": int(steps), "vocabulary": foreign,
-                              **({"note": f"shortened to {int(steps)} steps to fit the budget"} if steps < full else {})})
-               for steps, seconds in budget.fractions_of(steps_cost, full, floor=min(full, 50))]
+    options = [
+        budget.Option(
+            "adapt",
+            seconds,
+            value * (steps / full) ** 0.5,
+            {"steps": int(steps), "vocabulary": foreign, **({"note": f"shortened to {int(steps)} steps to fit the budget"} if steps < full else {})},
+        )
+        for steps, seconds in budget.fractions_of(steps_cost, full, floor=min(full, 50))
+    ]
     return options + [budget.Option("skip", 0.0, 0.0, runs=False)]
 
 
 def _teacher_options(ctx: stages.Context, regime: str, why: str, epochs: float) -> list[budget.Option]:
     """The teacher always runs: in full, or shortened (to two thirds, half, a third, 3 epochs, 1 epoch)."""
-    lengths = sorted({float(max(1, round(epochs * f))) for f in (1.0, 0.67, 0.5, 0.33)} | {e for e in (3.0, 1.0) if e < epochs},
-                     reverse=True)
-    return [budget.Option("teacher", stages.teacher_estimate(ctx, regime, e), VALUE["teacher"] * (e / epochs) ** 0.5,
-                          {"regime": regime, "regime_reason": why, "epochs": e,
-                           **({"note": f"shortened to {e:g} epochs to fit the budget"} if e < epochs else {})})
-            for e in lengths]
+    lengths = sorted({float(max(1, round(epochs * f))) for f in (1.0, 0.67, 0.5, 0.33)} | {e for e in (3.0, 1.0) if e < epochs}, reverse=True)
+    return [
+        budget.Option(
+            "teacher",
+            stages.teacher_estimate(ctx, regime, e),
+            VALUE["teacher"] * (e / epochs) ** 0.5,
+            {"regime": regime, "regime_reason": why, "epochs": e, **({"note": f"shortened to {e:g} epochs to fit the budget"} if e < epochs else {})},
+        )
+        for e in lengths
+    ]
 
 
 def _compress_options(ctx: stages.Context) -> list[budget.Option]:
     if ctx.config.task == "qa" or not ctx.config.students:
         return []
     export_teacher = ctx.costs.ship(export=True) - ctx.costs.ship(export=False)
-    return [budget.Option("compress", compress.compress_estimate(ctx), VALUE["compress"],
-                          {"students_at_most": compress.MAX_STUDENTS, "transfer_examples": compress.transfer_size(ctx)}),
-            budget.Option("skip", export_teacher, 0.0, {"reason": "does not fit the budget: the teacher is shipped"}, runs=False)]
+    return [
+        budget.Option(
+            "compress",
+            compress.compress_estimate(ctx),
+            VALUE["compress"],
+            {"students_at_most": compress.MAX_STUDENTS, "transfer_examples": compress.transfer_size(ctx)},
+        ),
+        budget.Option("skip", export_teacher, 0.0, {"reason": "does not fit the budget: the teacher is shipped"}, runs=False),
+    ]
 
 
 def describe_schedule(ledger: dict) -> str:
     profile = ledger["stages"]["profile"]["result"]["profile"]
     spent = ledger["stages"]["profile"]["seconds"]
-    lines = [f"profile: {profile['train_examples']} training / {profile['dev_examples']} dev examples, "
-             f"{profile['unlabelled_lines']} unlabelled lines; lengths p50 {profile['lengths']['p50']}, "
-             f"p95 {profile['lengths']['p95']} -> max_length {profile['max_length']}; "
-             f"{profile['probe']['train_tokens_per_s']} training tokens/s at {profile['probe']['length']} tokens "
-             f"(probed at {', '.join(str(p['length']) for p in profile['probe'].get('points', [profile['probe']]))}; {spent:.0f} s)"]
+    lines = [
+        f"profile: {profile['train_examples']} training / {profile['dev_examples']} dev examples, "
+        f"{profile['unlabelled_lines']} unlabelled lines; lengths p50 {profile['lengths']['p50']}, "
+        f"p95 {profile['lengths']['p95']} -> max_length {profile['max_length']}; "
+        f"{profile['probe']['train_tokens_per_s']} training tokens/s at {profile['probe']['length']} tokens "
+        f"(probed at {', '.join(str(p['length']) for p in profile['probe'].get('points', [profile['probe']]))}; {spent:.0f} s)"
+    ]
     if "pieces_per_word" in profile:
-        lines.append(f"  {profile['pieces_per_word']:.2f} word pieces per word" + (
-            ": another language than the encoder's (the adapt stage gives it the text's word pieces first)"
-            if profile.get("foreign_text") else ""))
+        lines.append(
+            f"  {profile['pieces_per_word']:.2f} word pieces per word"
+            + (": another language than the encoder's (the adapt stage gives it the text's word pieces first)" if profile.get("foreign_text") else "")
+        )
     inputs = ledger["stages"]["profile"]["result"]["inputs"]
     if inputs.get("report_role"):
         count = profile.get("report_examples")
-        lines.append(f"  scores reported on the {inputs['report_role']}" + (f" ({count} examples, held out from every "
-                     "decision)" if count else ""))
+        lines.append(f"  scores reported on the {inputs['report_role']}" + (f" ({count} examples, held out from every decision)" if count else ""))
     total = spent
     for row in ledger["schedule"]:
         if row["run"]:
             total += row["estimate_s"]
-            extra = {k: row[k] for k in ("option", "regime", "epochs", "steps", "vocabulary", "source_examples", "students_at_most",
-                                         "transfer_examples", "note") if row.get(k) not in (None, False)}
+            extra = {
+                k: row[k]
+                for k in ("option", "regime", "epochs", "steps", "vocabulary", "source_examples", "students_at_most", "transfer_examples", "note")
+                if row.get(k) not in (None, False)
+            }
             lines.append(f"  {row['stage']:<9} {minutes(row['estimate_s']):>6.1f} min  " + ", ".join(f"{k} {v}" for k, v in extra.items()))
         else:
             lines.append(f"  {row['stage']:<9}   skip      {row['reason']}")

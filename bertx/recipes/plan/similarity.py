@@ -34,7 +34,7 @@ def centroid(model, tokenizer, texts: list[str], batch: int = 32) -> np.ndarray:
     rows = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
-            encoded = tokenizer(texts[start:start + batch], truncation=True, max_length=LENGTH, padding=True, return_tensors="pt")
+            encoded = tokenizer(texts[start : start + batch], truncation=True, max_length=LENGTH, padding=True, return_tensors="pt")
             hidden = model(**encoded).last_hidden_state  # (B, T, H)
             rows.append(torch.nn.functional.normalize(mean_pool(hidden, encoded["attention_mask"]), dim=-1))
     mean = torch.cat(rows).mean(0)  # (H,)

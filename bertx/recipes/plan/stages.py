@@ -19,22 +19,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertx import runfolder
-from bertx.config import (DataConfig, FewshotConfig, FinetuneConfig, ModelConfig, MultitaskConfig, PeftOptions,
-                          PretrainConfig, SourcesConfig, TaskEntry, TrainConfig, load_config)
+from bertx.config import (
+    DataConfig,
+    FewshotConfig,
+    FinetuneConfig,
+    ModelConfig,
+    MultitaskConfig,
+    PeftOptions,
+    PretrainConfig,
+    SourcesConfig,
+    TaskEntry,
+    TrainConfig,
+    load_config,
+)
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.evaluation.latency import paired_latency, single_input_latency
 from bertx.recipes.plan.costs import Costs
 from bertx.recipes.plan.profile import encoder_path, length_quantiles
 
-FEWSHOT_UNDER = 32          # examples per class below which the teacher is trained few-shot
-TEACHER_STEPS = 300         # the teacher trains at least this many steps (more epochs on little data) ...
-TEACHER_MAX_EPOCHS = 30     # ... up to this many epochs
-MULTITASK_SOURCE_CAP = 4    # a source brings at most this many times the target's examples into joint training
-SOURCE_EXAMPLES = 4000      # a source task is fine-tuned on at most this many examples
-CLOSEST_SOURCES = 2         # when fine-tuning every source is too dear: only the ones closest in text
-SIMILARITY_S = 4.0          # embedding 200 texts of a source (or the target) to rank it by text similarity
-VOCAB_ADD = 5000            # word pieces of the target's language added to the encoder at most
+FEWSHOT_UNDER = 32  # examples per class below which the teacher is trained few-shot
+TEACHER_STEPS = 300  # the teacher trains at least this many steps (more epochs on little data) ...
+TEACHER_MAX_EPOCHS = 30  # ... up to this many epochs
+MULTITASK_SOURCE_CAP = 4  # a source brings at most this many times the target's examples into joint training
+SOURCE_EXAMPLES = 4000  # a source task is fine-tuned on at most this many examples
+CLOSEST_SOURCES = 2  # when fine-tuning every source is too dear: only the ones closest in text
+SIMILARITY_S = 4.0  # embedding 200 texts of a source (or the target) to rank it by text similarity
+VOCAB_ADD = 5000  # word pieces of the target's language added to the encoder at most
 OWN_PIECES_PER_WORD = 1.15  # what a vocabulary extended for the text's language spells it in (Portuguese: 1.12)
 RANKABLE = ("classification", "pair-classification", "regression", "ner")
 SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
@@ -58,9 +69,14 @@ class Context:
 
     def reading(self, max_length: int | None = None) -> DataConfig:
         """The plan's reading options over its train / dev files, at `max_length` (default: the profile's)."""
-        return self.config.data.model_copy(update={
-            "train": self.inputs["train"], "dev": self.inputs["dev"], "data_dir": self.config.data_dir,
-            "max_length": max_length or self.profile["max_length"]})
+        return self.config.data.model_copy(
+            update={
+                "train": self.inputs["train"],
+                "dev": self.inputs["dev"],
+                "data_dir": self.config.data_dir,
+                "max_length": max_length or self.profile["max_length"],
+            }
+        )
 
     @property
     def examples(self) -> int:
@@ -101,8 +117,7 @@ def main_score(metrics: dict) -> tuple[str, float]:
 def measured(ctx: Context, folder: Path, metrics: dict, same_architecture: bool = False) -> dict:
     """A trained model's main dev score, single-input latency (beside the baseline's) and weight size."""
     name, score = main_score(metrics)
-    return {"folder": str(folder), "metric": name, "score": score, **timed(ctx, folder, same_architecture),
-            "size_mb": weights_mb(folder)}
+    return {"folder": str(folder), "metric": name, "score": score, **timed(ctx, folder, same_architecture), "size_mb": weights_mb(folder)}
 
 
 def timed(ctx: Context, folder: Path | str, same_architecture: bool = False) -> dict:
@@ -123,8 +138,7 @@ def timed(ctx: Context, folder: Path | str, same_architecture: bool = False) -> 
 
 
 def weights_mb(folder: Path) -> float:
-    return round(sum(p.stat().st_size for p in Path(folder).iterdir()
-                     if p.suffix in (".safetensors", ".bin", ".onnx")) / 2**20, 1)
+    return round(sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin", ".onnx")) / 2**20, 1)
 
 
 # ---- baseline ---------------------------------------------------------------------------------------
@@ -133,9 +147,12 @@ def baseline(ctx: Context) -> dict:
     folder = ctx.out / "baseline"
     metrics = finished(folder)
     if metrics is None:
-        config = FinetuneConfig(task=ctx.config.task, output=str(folder), model=ModelConfig(name_or_path=encoder_path(ctx.config.encoders[0])),
-                                data=ctx.config.data.model_copy(update={"train": ctx.inputs["train"], "dev": ctx.inputs["dev"],
-                                                                        "data_dir": ctx.config.data_dir}))
+        config = FinetuneConfig(
+            task=ctx.config.task,
+            output=str(folder),
+            model=ModelConfig(name_or_path=encoder_path(ctx.config.encoders[0])),
+            data=ctx.config.data.model_copy(update={"train": ctx.inputs["train"], "dev": ctx.inputs["dev"], "data_dir": ctx.config.data_dir}),
+        )
         from bertx.recipes.finetune import finetune
 
         metrics = finetune(config, show_progress=ctx.show_progress, **continue_or_start(folder))
@@ -156,9 +173,10 @@ def load_sources(config: PlanConfig) -> SourcesConfig | None:
 
 
 def capped_sources(sources: SourcesConfig, cap: int = SOURCE_EXAMPLES) -> list[TaskEntry]:
-    return [entry.model_copy(update={"data": entry.data.model_copy(update={
-        "max_train_examples": min(entry.data.max_train_examples or cap, cap)})})
-        for entry in sources.tasks]
+    return [
+        entry.model_copy(update={"data": entry.data.model_copy(update={"max_train_examples": min(entry.data.max_train_examples or cap, cap)})})
+        for entry in sources.tasks
+    ]
 
 
 def sources_folder(sources: SourcesConfig, cap: int) -> Path:
@@ -186,15 +204,28 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | 
     encoder, result = encoder_path(config.encoders[0]), {"encoder_scores": None, "sources": None, "helpful": []}
     rankable = config.task in RANKABLE
     if len(config.encoders) > 1 and rankable:
-        report = rank(ctx.inputs["train"], [encoder_path(e) for e in config.encoders], config.task, ("logme",),
-                      2000, ctx.profile["max_length"], config.seed, str(folder / "encoders"), True, names=list(config.encoders),
-                      data=ctx.reading())
+        report = rank(
+            ctx.inputs["train"],
+            [encoder_path(e) for e in config.encoders],
+            config.task,
+            ("logme",),
+            2000,
+            ctx.profile["max_length"],
+            config.seed,
+            str(folder / "encoders"),
+            True,
+            names=list(config.encoders),
+            data=ctx.reading(),
+        )
         scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
         best = report["candidates"][0]["candidate"]
         encoder = encoder_path(best)
         result["encoder_scores"] = scores
-        ctx.decide("choose", f"encoder {best}", "highest LogME on the target's training data: "
-                   + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None))
+        ctx.decide(
+            "choose",
+            f"encoder {best}",
+            "highest LogME on the target's training data: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None),
+        )
     elif len(config.encoders) > 1:
         ctx.decide("choose", f"encoder {config.encoders[0]}", f"{config.task} is not ranked from frozen features; the first candidate")
     sources = load_sources(config)
@@ -207,19 +238,36 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | 
             entries = closest_entries(ctx, sources, entries, closest, result)
         trained = train_sources(entries, sources_folder(sources, cap), sources.task_config, ctx.show_progress)
         result["source_examples"] = cap
-        report = rank_encoders(encoder_path(sources.model.name_or_path or "default"), trained, ctx.inputs["train"], config.task,
-                               ("logme",), 2000, ctx.profile["max_length"], config.seed, str(folder / "sources"), True,
-                               data=ctx.reading())
+        report = rank_encoders(
+            encoder_path(sources.model.name_or_path or "default"),
+            trained,
+            ctx.inputs["train"],
+            config.task,
+            ("logme",),
+            2000,
+            ctx.profile["max_length"],
+            config.seed,
+            str(folder / "sources"),
+            True,
+            data=ctx.reading(),
+        )
         scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
         result["sources"], result["helpful"] = scores, report["helpful"][:2]
         dropped = [name for name in report["sources_ranked"] if name not in result["helpful"]]
-        ctx.decide("choose", f"sources {', '.join(result['helpful']) or 'none'}",
-                   "LogME above the plain encoder's (" + f"{scores['none']:.3f}): "
-                   + ", ".join(f"{n} {scores[n]:.3f}" for n in report["sources_ranked"])
-                   + (f"; dropped {', '.join(dropped)}" if dropped else ""))
+        ctx.decide(
+            "choose",
+            f"sources {', '.join(result['helpful']) or 'none'}",
+            "LogME above the plain encoder's ("
+            + f"{scores['none']:.3f}): "
+            + ", ".join(f"{n} {scores[n]:.3f}" for n in report["sources_ranked"])
+            + (f"; dropped {', '.join(dropped)}" if dropped else ""),
+        )
     elif sources is not None:
-        ctx.decide("choose", "no sources", f"{config.task} is not ranked from frozen features" if not rankable
-                   else f"regime {config.regime} trains no multi-task teacher")
+        ctx.decide(
+            "choose",
+            "no sources",
+            f"{config.task} is not ranked from frozen features" if not rankable else f"regime {config.regime} trains no multi-task teacher",
+        )
     result["encoder"] = encoder
     return result
 
@@ -230,13 +278,19 @@ def closest_entries(ctx: Context, sources: SourcesConfig, entries: list[TaskEntr
     from bertx.recipes.plan.similarity import SAMPLE, source_texts, text_similarity
 
     encoder = encoder_path(sources.model.name_or_path or "default")
-    similarity = text_similarity(encoder, texts_of(ctx.config.task, ctx.inputs["train"], ctx.config.data, SAMPLE),
-                                 {e.name: source_texts(sources, e) for e in entries})
+    similarity = text_similarity(
+        encoder, texts_of(ctx.config.task, ctx.inputs["train"], ctx.config.data, SAMPLE), {e.name: source_texts(sources, e) for e in entries}
+    )
     kept = list(similarity)[:count]
     result["text_similarity"] = similarity
-    ctx.decide("choose", f"fine-tune {', '.join(kept)}", f"the {count} sources closest in text to the target (cosine of "
-               "mean sentence embeddings: " + ", ".join(f"{n} {v:.3f}" for n, v in similarity.items())
-               + "); fine-tuning every source did not fit the budget beside the other stages")
+    ctx.decide(
+        "choose",
+        f"fine-tune {', '.join(kept)}",
+        f"the {count} sources closest in text to the target (cosine of "
+        "mean sentence embeddings: "
+        + ", ".join(f"{n} {v:.3f}" for n, v in similarity.items())
+        + "); fine-tuning every source did not fit the budget beside the other stages",
+    )
     return [e for e in entries if e.name in kept]
 
 
@@ -290,8 +344,9 @@ def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: in
 
         with open(path, "rb") as handle:
             count = max(1, sum(1 for line in handle if line.strip()) - 1)
-        found, _ = read_examples(path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column,
-                                 data.label_separator, limit=sample)
+        found, _ = read_examples(
+            path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column, data.label_separator, limit=sample
+        )
         pairs = [e.text_pair for e in found] if found and found[0].text_pair is not None else None
         encoded = tokenizer([e.text for e in found], pairs, verbose=False)
     lengths = [min(len(ids), data.max_length) for ids in encoded["input_ids"]] or [data.max_length]
@@ -329,24 +384,45 @@ def adapt(ctx: Context, encoder: str, steps: int, vocabulary: bool = False) -> d
     if vocabulary:
         encoder = extend_for_language(ctx, encoder)
     if finished(folder) is None:
-        config = PretrainConfig(output=str(folder), data={"train": ctx.inputs["unlabelled"], "documents": "line", "max_length": adapt_length(ctx),
-                                                          "eval_fraction": 0.02, "max_eval_sequences": 200},
-                                model={"name_or_path": encoder},
-                                train={"max_steps": steps, "batch_size": 32, "lr": 1e-4, "eval_steps": None, "save_steps": 100,
-                                       "seed": ctx.config.seed})
+        config = PretrainConfig(
+            output=str(folder),
+            data={
+                "train": ctx.inputs["unlabelled"],
+                "documents": "line",
+                "max_length": adapt_length(ctx),
+                "eval_fraction": 0.02,
+                "max_eval_sequences": 200,
+            },
+            model={"name_or_path": encoder},
+            train={"max_steps": steps, "batch_size": 32, "lr": 1e-4, "eval_steps": None, "save_steps": 100, "seed": ctx.config.seed},
+        )
         pretrain(config, show_progress=ctx.show_progress, **continue_or_start(folder))
     result = {"folder": str(folder), "steps": steps, "kept": False}
     if ctx.config.task not in RANKABLE:
         ctx.decide("adapt", "keep the adapted encoder", f"{ctx.config.task} is not ranked from frozen features; adapted text is in-domain")
         result["kept"] = True
         return result
-    report = rank(ctx.inputs["train"], [start, str(folder)], ctx.config.task, ("logme",), 2000, ctx.profile["max_length"],
-                  ctx.config.seed, str(ctx.out / "choose" / "adapted"), True, names=["before", "adapted"], data=ctx.reading())
+    report = rank(
+        ctx.inputs["train"],
+        [start, str(folder)],
+        ctx.config.task,
+        ("logme",),
+        2000,
+        ctx.profile["max_length"],
+        ctx.config.seed,
+        str(ctx.out / "choose" / "adapted"),
+        True,
+        names=["before", "adapted"],
+        data=ctx.reading(),
+    )
     scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
     result["scores"], result["kept"] = scores, scores["adapted"] > scores["before"]
-    ctx.decide("adapt", "keep the adapted encoder" if result["kept"] else "drop the adapted encoder",
-               f"LogME after {'the new word pieces and ' if vocabulary else ''}{steps} MLM steps {scores['adapted']:.3f} "
-               f"against {scores['before']:.3f} before")
+    ctx.decide(
+        "adapt",
+        "keep the adapted encoder" if result["kept"] else "drop the adapted encoder",
+        f"LogME after {'the new word pieces and ' if vocabulary else ''}{steps} MLM steps {scores['adapted']:.3f} "
+        f"against {scores['before']:.3f} before",
+    )
     return result
 
 
@@ -366,13 +442,26 @@ def extend_for_language(ctx: Context, encoder: str) -> str:
         report = json.loads(report_file.read_text(encoding="utf-8"))
     else:
         parallel = tuple(ctx.config.resolve(p) for p in ctx.config.parallel) if ctx.config.parallel else None
-        report = extend_vocab(encoder, vocabulary_texts(ctx), VOCAB_ADD, str(folder), init="aligned" if parallel else "mean",
-                              documents="line", seed=ctx.config.seed, overwrite=True, parallel=parallel, log=lambda line: None)
+        report = extend_vocab(
+            encoder,
+            vocabulary_texts(ctx),
+            VOCAB_ADD,
+            str(folder),
+            init="aligned" if parallel else "mean",
+            documents="line",
+            seed=ctx.config.seed,
+            overwrite=True,
+            parallel=parallel,
+            log=lambda line: None,
+        )
     first = report["texts"][0]
     before, after = report["tokens_per_word"][first]["before"], report["tokens_per_word"][first]["after"]
-    ctx.decide("adapt", f"add {report['added']} word pieces ({report['init']} init)",
-               f"the target's text takes {ctx.profile['pieces_per_word']:.2f} pieces per word under the encoder's vocabulary "
-               f"(its own language about 1.1): another language; {before:.2f} -> {after:.2f} pieces per word with them")
+    ctx.decide(
+        "adapt",
+        f"add {report['added']} word pieces ({report['init']} init)",
+        f"the target's text takes {ctx.profile['pieces_per_word']:.2f} pieces per word under the encoder's vocabulary "
+        f"(its own language about 1.1): another language; {before:.2f} -> {after:.2f} pieces per word with them",
+    )
     return str(folder)
 
 
@@ -403,30 +492,47 @@ def teacher(ctx: Context, encoder: str, regime: str, helpful: list[str], epochs:
     if regime == "fewshot":
         from bertx.recipes.fewshot import fewshot
 
-        metrics = finished(folder) or fewshot(FewshotConfig(task=config.task, output=str(folder), data=data, model=model,
-                                                            train={"seed": config.seed}),
-                                              show_progress=ctx.show_progress, **continue_or_start(folder))
+        metrics = finished(folder) or fewshot(
+            FewshotConfig(task=config.task, output=str(folder), data=data, model=model, train={"seed": config.seed}),
+            show_progress=ctx.show_progress,
+            **continue_or_start(folder),
+        )
         return measured(ctx, folder, metrics)
     if regime == "multitask" and helpful:
         from bertx.recipes.selected_multitask import joint_then_alone
 
         sources = load_sources(config)
         cap = min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
-        chosen = [e.model_copy(update={"data": e.data.model_copy(update={"max_train_examples": min(cap, e.data.max_train_examples)})})
-                  for e in capped_sources(sources) if e.name in helpful]
-        target = TaskEntry(name="target", kind=config.task, train=ctx.inputs["train"], dev=ctx.inputs["dev"],
-                           data=data.model_copy(update={"train": None, "dev": None}))
-        joint = MultitaskConfig(output=str(folder), data_dir=config.data_dir, tasks=[target, *chosen], model=model,
-                                train=TrainConfig(epochs=3, seed=config.seed, save_steps=100))
+        chosen = [
+            e.model_copy(update={"data": e.data.model_copy(update={"max_train_examples": min(cap, e.data.max_train_examples)})})
+            for e in capped_sources(sources)
+            if e.name in helpful
+        ]
+        target = TaskEntry(
+            name="target",
+            kind=config.task,
+            train=ctx.inputs["train"],
+            dev=ctx.inputs["dev"],
+            data=data.model_copy(update={"train": None, "dev": None}),
+        )
+        joint = MultitaskConfig(
+            output=str(folder),
+            data_dir=config.data_dir,
+            tasks=[target, *chosen],
+            model=model,
+            train=TrainConfig(epochs=3, seed=config.seed, save_steps=100),
+        )
         runfolder.make_folder(folder)
         _, metrics, model_dir = joint_then_alone(joint, target, chosen, folder, train, ctx.show_progress)
         return measured(ctx, Path(model_dir), metrics, same_architecture=True)
     peft = PeftOptions() if regime == "adapters" else None
     from bertx.recipes.finetune import finetune
 
-    metrics = finished(folder) or finetune(FinetuneConfig(task=config.task, output=str(folder), data=data, model=model,
-                                                          train=train, peft=peft),
-                                           show_progress=ctx.show_progress, **continue_or_start(folder))
+    metrics = finished(folder) or finetune(
+        FinetuneConfig(task=config.task, output=str(folder), data=data, model=model, train=train, peft=peft),
+        show_progress=ctx.show_progress,
+        **continue_or_start(folder),
+    )
     return measured(ctx, folder, metrics, same_architecture=peft is None)
 
 
@@ -494,6 +600,12 @@ def ship(ctx: Context, chosen: dict) -> dict:
     from bertx.evaluation.evaluate import evaluate
 
     metrics = evaluate(target, ctx.inputs["dev"])
-    return {"folder": str(target), "from": str(source), "metric": chosen["metric"], "score": float(metrics[chosen["metric"]]),
-            **timed(ctx, target), "size_mb": weights_mb(target),
-            "serve": f"bertx serve {target}"}
+    return {
+        "folder": str(target),
+        "from": str(source),
+        "metric": chosen["metric"],
+        "score": float(metrics[chosen["metric"]]),
+        **timed(ctx, target),
+        "size_mb": weights_mb(target),
+        "serve": f"bertx serve {target}",
+    }
