@@ -74,6 +74,7 @@ OPTION_KEYS: dict[str, tuple[str, ...]] = {
     "top_k": ("select.top_k",),
     # distillation
     "teacher": ("teacher",),
+    "teachers": ("teachers",),
     "student": ("student.name_or_path",),  # a folder, or bilstm / cnn / bag (config/distill.py)
     "student_kind": ("student.kind",),
     "student_layers": ("student.layers",),

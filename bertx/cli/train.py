@@ -300,6 +300,7 @@ def transfer(
     COMMON
     + (
         "teacher",
+        "teachers",
         "student",
         "student_kind",
         "student_layers",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
@@ -113,6 +113,16 @@ class LabellingConfig(StrictModel):
 
 class DistillConfig(StrictModel):
     teacher: str = Field(..., description="Fine-tuned teacher folder (`bertx finetune` output or any HF task model).")
+    teachers: list[str] = Field(
+        default_factory=list,
+        description="More teachers of the same task, labels and tokenizer (other seeds, regimes, encoders): with "
+        "`teacher` they label the transfer set as one ensemble, their outputs averaged as probabilities.",
+    )
+    teacher_weights: Union[Literal["equal", "dev"], list[float]] = Field(
+        "equal",
+        description="How the ensemble weighs its teachers: equal, dev (by each teacher's main dev metric in its "
+        "metrics.json), or one weight per teacher, `teacher` first.",
+    )
     task: Optional[str] = Field(None, description="Task kind; default: the teacher's. Must match the teacher's head.")
     output: str = Field("runs/distill", description="Output folder: the student (HF folder), report, log, checkpoints.")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -147,4 +157,14 @@ class DistillConfig(StrictModel):
             raise ValueError("every loss weight is 0: nothing to learn from")
         if self.student.keep_layers and self.student.init != "teacher":
             raise ValueError("student.keep_layers applies to students made from the teacher's layers only")
+        if self.teachers:
+            if self.loss.needs_internals or not self.cache_teacher:
+                raise ValueError("several teachers teach through their outputs only: soft and hard losses, cache_teacher: true")
+            if self.labelling.engine == "ray":
+                raise ValueError("several teachers label locally (labelling.engine: local)")
+        if isinstance(self.teacher_weights, list):
+            if len(self.teacher_weights) != 1 + len(self.teachers):
+                raise ValueError(f"teacher_weights: {len(self.teacher_weights)} weights for {1 + len(self.teachers)} teachers")
+            if min(self.teacher_weights) < 0 or sum(self.teacher_weights) <= 0:
+                raise ValueError("teacher_weights: weights are at least 0 and not all 0")
         return self

@@ -71,10 +71,50 @@ def describe(folder: Path, dev_path: str) -> dict:
     }
 
 
-def write_report(teacher: str | Path, student: str | Path, baseline: str | Path | None, dev_path: str, out: str | Path) -> dict:
-    """Measure the models and write report.json, report.md and report.png into `out`."""
+def describe_ensemble(folders: list[str], weights: list[float], dev_path: str) -> dict:
+    """Size, speed and dev metrics of several teachers run as one (`models/ensemble.py`)."""
+    from dataclasses import replace
+
+    from bertx.evaluation.evaluate import evaluate_loaded
+    from bertx.inference.loading import load_trained
+    from bertx.models.bert_students import parameter_count
+    from bertx.models.ensemble import EnsembleModel
+
+    members = [load_trained(folder, device="cpu") for folder in folders]
+    model = EnsembleModel([m.model for m in members], weights, members[0].task.label_kind).eval()
+    trained = replace(members[0], model=model)
+    metrics, evalset = evaluate_loaded(trained, dev_path)
+    return {
+        "folder": None,
+        "layers": model.config.num_hidden_layers,
+        "hidden": model.config.hidden_size,
+        "parameters": sum(parameter_count(m.model) for m in members),
+        "size_mb": round(sum(size_on_disk_mb(Path(folder)) for folder in folders), 1),
+        **measure_speed(model, evalset.features, trained.pad_id),
+        "metrics": metrics,
+        "main_metric": trained.task.main_metric if trained.task.main_metric in metrics else next(iter(metrics)),
+        "weights": [round(w, 4) for w in weights],
+    }
+
+
+def write_report(
+    teacher: str | Path,
+    student: str | Path,
+    baseline: str | Path | None,
+    dev_path: str,
+    out: str | Path,
+    teachers: list[str] = (),
+    weights: list[float] | None = None,
+) -> dict:
+    """Measure the models and write report.json, report.md and report.png into `out`; with more `teachers`,
+    each of them and their ensemble too (speed-ups and kept shares stay relative to the first teacher)."""
     out = Path(out)
-    rows = {"teacher": describe(Path(teacher), dev_path), "student": describe(Path(student), dev_path)}
+    rows = {"teacher": describe(Path(teacher), dev_path)}
+    for i, extra in enumerate(teachers, start=2):
+        rows[f"teacher {i}"] = describe(Path(extra), dev_path)
+    if teachers:
+        rows[f"ensemble of {1 + len(teachers)}"] = describe_ensemble([str(teacher), *map(str, teachers)], weights, dev_path)
+    rows["student"] = describe(Path(student), dev_path)
     if baseline is not None:
         rows["student without teacher"] = describe(Path(baseline), dev_path)
     metric = rows["teacher"]["main_metric"]
@@ -115,8 +155,8 @@ def plot(report: dict, path: Path) -> None:
     metric = report["main_metric"]
     scores = [100 * report["models"][n]["metrics"][metric] for n in names]
     speeds = [report["models"][n]["inputs_per_s_batch32"] for n in names]
-    colours = ["#555555", "#1f77b4", "#aaaaaa"][: len(names)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    colours = [{"student": "#1f77b4", "student without teacher": "#aaaaaa"}.get(n, "#555555") for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(9, 1.6 * len(names)), 3.2))
     left.bar(names, scores, color=colours)
     left.set_ylabel(f"dev {metric}")
     left.set_ylim(max(0.0, min(scores) - 10), min(100.0, max(scores) + 3))

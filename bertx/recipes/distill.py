@@ -37,6 +37,7 @@ from bertx.models.small_students import KINDS as SMALL_KINDS
 from bertx.models.small_students import build_small_student
 from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
+from bertx.recipes.teacher_ensemble import EnsembleLabeller, check_members, member_weights
 from bertx.recipes.teacher_labels import TeacherLabeller
 from bertx.tasks import TASKS
 from bertx.tasks.ner import window_overlap
@@ -153,7 +154,12 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
     )
     resume_baseline = resume and (out / "baseline" / runfolder.RUN_FILE).is_file()
     final["baseline"] = train_student(plain, resume=resume_baseline, overwrite=not resume_baseline, show_progress=show_progress)
-    final["report"] = write_report(config.teacher, out, out / "baseline", local_file(config.data.resolve(config.data.dev)), out)
+    weights = None
+    if config.teachers:  # the weights the ensemble was labelled with, as the run recorded them
+        weights = ((runfolder.read_run_config(out) or {}).get("transfer_set") or {}).get("weights")
+    final["report"] = write_report(
+        config.teacher, out, out / "baseline", local_file(config.data.resolve(config.data.dev)), out, teachers=config.teachers, weights=weights
+    )
     return final
 
 
@@ -174,7 +180,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
     run_config = config.model_dump(mode="json")
     run_config["task"] = task.name
     run_config["data"]["train"], run_config["data"]["dev"] = train_path, dev_path
-    reads = [config.teacher, config.student.name_or_path, train_path, dev_path, *[data_cfg.resolve(p) for p in config.unlabelled]]
+    reads = [config.teacher, *config.teachers, config.student.name_or_path, train_path, dev_path, *[data_cfg.resolve(p) for p in config.unlabelled]]
     with Run.open(config.output, run_config, accelerator, train_cfg, resume, overwrite, reads) as run:
         set_seed(train_cfg.seed)
         return _train(config, run, run_config, teacher, train_path, dev_path, show_progress and run.main)
@@ -196,7 +202,8 @@ def _label_transfer_set(
     unlabelled = [local_file(data_cfg.resolve(p)) for p in config.unlabelled]
     if config.labelling.engine == "ray" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise BertxError("labelling.engine ray runs in one process: label on Ray without torchrun (or label locally)")
-    label = TeacherLabeller(config, teacher, device, say if main else (lambda line: None))
+    log = say if main else (lambda line: None)
+    label = _ensemble(config, teacher, device, log) if config.teachers else TeacherLabeller(config, teacher, device, log)
     try:
         label.choose(teacher_train.features)
         cache = label(teacher_train.features)
@@ -243,6 +250,20 @@ def _label_transfer_set(
     finally:
         label.close()
     return cache, label.summary
+
+
+def _ensemble(config: DistillConfig, teacher, device, log) -> EnsembleLabeller:
+    """The teacher and `config.teachers` as one labeller, each extra teacher loaded and checked against the first."""
+    paths = [config.teacher, *config.teachers]
+    members = [teacher]
+    for path in config.teachers:
+        member = load_teacher(path, config.task or teacher.task.name, max_length=config.data.max_length)
+        member.model.to(device).eval()
+        members.append(member)
+    check_members(paths, members)
+    weights = member_weights(config, paths, teacher.task.main_metric)
+    log(f"teachers: {', '.join(f'{Path(p).name} ({w:.2f})' for p, w in zip(paths, weights))}, averaged as probabilities")
+    return EnsembleLabeller(config, paths, members, weights, device, log)
 
 
 def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
@@ -309,7 +330,12 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
         raise BertxError(UNLABELLED_NEEDS_CACHE)
     run_config.update(train.info)
     run_config["labels"] = labels
-    run_config["distilled_from"] = {"teacher": str(config.teacher), "teacher_task": task.name, "kept_layers": kept}
+    run_config["distilled_from"] = {
+        "teacher": str(config.teacher),
+        "teacher_task": task.name,
+        "kept_layers": kept,
+        **({"teachers": [str(config.teacher), *config.teachers]} if config.teachers else {}),
+    }
     run.write_config(run_config)
     if main:
         for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):

@@ -92,16 +92,19 @@ def student_epochs(transfer: int) -> float:
     return float(min(10, max(3, -(-300 * 32 // max(1, transfer)))))
 
 
-def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) -> dict:
-    """Distil one student, export it (int8, else fp32), measure the export."""
+def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float, teachers: tuple[str, ...] = (), name: str | None = None) -> dict:
+    """Distil one student (from `teacher_dir`, or from it and `teachers` as an ensemble), export it (int8,
+    else fp32), measure the export. `name`: the row's and the folder's name (default: the kind)."""
     from bertx.recipes.distill import distill
 
-    folder = ctx.out / "compress" / kind
+    name = name or kind
+    folder = ctx.out / "compress" / name
     sequence = ctx.config.task in SEQUENCE
     metrics = finished(folder)
     if metrics is None:
         config = DistillConfig(
             teacher=teacher_dir,
+            teachers=list(teachers),
             output=str(folder),
             data=ctx.reading(),
             student=student_config(kind),
@@ -112,18 +115,19 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float) ->
         )
         runfolder.make_folder(folder.parent)
         metrics = distill(config, show_progress=ctx.show_progress, **continue_or_start(folder))
-    export_dir = ctx.out / "compress" / f"{kind}.export"
+    export_dir = ctx.out / "compress" / f"{name}.export"
     report = export_model(folder, export_dir, ctx)
-    name, pytorch_score = main_score(metrics)
+    metric, pytorch_score = main_score(metrics)
     from bertx.evaluation.evaluate import evaluate
 
-    score = float(evaluate(export_dir, ctx.inputs["dev"])[name])
+    score = float(evaluate(export_dir, ctx.inputs["dev"])[metric])
     return {
-        "student": kind,
+        "student": name,
+        "student_kind": kind,
         "folder": str(folder),
         "export": str(export_dir),
         "quantize": report["quantize"],
-        "metric": name,
+        "metric": metric,
         "pytorch_score": pytorch_score,
         "score": score,
         **timed(ctx, export_dir),
@@ -227,20 +231,22 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
         + measured_note,
     )
 
-    def distil(kind: str) -> bool:
-        """Distil, export and measure one student unless done; False when the budget cannot afford it."""
-        if any(r["student"] == kind for r in rows):
+    def distil(kind: str, teachers: tuple[str, ...] = ()) -> bool:
+        """Distil, export and measure one student unless done (from the teacher, or from it and `teachers` as
+        an ensemble); False when the budget cannot afford it."""
+        name = f"{kind}+ensemble" if teachers else kind
+        if any(r["student"] == name for r in rows):
             return True
-        estimate = ctx.costs.student(kind, transfer, epochs)
+        estimate = ctx.costs.student(kind, transfer, epochs) * (1 + len(teachers) * 0.2)  # each teacher labels the set too
         if len(rows) and left_after("ship", "score", "report") < estimate * ctx.costs.scale:
             ctx.decide(
                 "compress",
-                f"stop before {kind}",
+                f"stop before {name}",
                 f"{minutes(estimate * ctx.costs.scale)} min needed, {minutes(left_after('ship', 'score', 'report'))} min of the budget left",
             )
             return False
         started = time.perf_counter()
-        result = distill_student(ctx, teacher["folder"], kind, epochs)
+        result = distill_student(ctx, teacher["folder"], kind, epochs, teachers, name)
         result["seconds"], result["estimate_s"] = round(time.perf_counter() - started, 1), round(estimate, 1)
         result["predicted_latency_ms"] = predicted.get(kind)
         result["missed"] = missed_constraints(result, ship, teacher["score"])
@@ -288,8 +294,10 @@ def _measured_kinds(
 
 def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
     """Never below the baseline without trying: when the best model meeting `ship` scores under the baseline
-    on dev, try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline, and
-    (2) the widest student not tried yet that the latency may allow, while the budget lasts."""
+    on dev, try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline,
+    (2) the best admissible student again, taught by the ensemble of the teacher and the baseline the plan has
+    already trained (their averaged outputs are often better targets than either's), and (3) the widest
+    student not tried yet that the latency may allow, while the budget lasts."""
 
     def best_ok() -> float:
         return max([r["score"] for r in rows if not r["missed"]], default=-1.0)
@@ -300,7 +308,7 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
         "compress",
         "pull the levers",
         f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, "
-        f"under the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, then a wider student",
+        f"under the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, an ensemble teacher, then a wider student",
     )
     if not any(r["student"] == "teacher-int8" for r in rows):
         try:
@@ -310,6 +318,16 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
         else:
             row["missed"] = missed_constraints(row, ship, teacher["score"])
             rows.append(row)
+    if best_ok() >= base["score"]:
+        return
+    admissible = [r for r in rows if not r["missed"] and r.get("student_kind")]
+    if admissible and base.get("folder") and base["folder"] != teacher["folder"]:
+        kind = max(admissible, key=lambda r: r["score"])["student_kind"]
+        ctx.decide("compress", f"try {kind} from an ensemble", f"the teacher and the baseline, averaged as probabilities, teach {kind} again")
+        try:
+            distil(kind, (base["folder"],))
+        except BertxError as err:  # another encoder or vocabulary: the two cannot be averaged
+            ctx.decide("compress", "no ensemble", str(err))
     if best_ok() >= base["score"]:
         return
     target = (
