@@ -157,7 +157,12 @@ def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
 
         report = export(out, tmp_path / "onnx")
         assert report["agreement"] >= 0.99, report
-        assert bertx.EntityPredictor.load(tmp_path / "onnx").predict([sentence]) == tagged
+        exported = bertx.EntityPredictor.load(tmp_path / "onnx").predict([sentence])
+        # The same entities; scores to float32 noise (ONNX Runtime's kernels differ from PyTorch's by CPU).
+        assert [[{k: v for k, v in e.items() if k != "score"} for e in s] for s in exported] == [
+            [{k: v for k, v in e.items() if k != "score"} for e in s] for s in tagged
+        ]
+        assert [e["score"] for e in exported[0]] == pytest.approx([e["score"] for e in tagged[0]], abs=1e-5)
 
 
 def test_a_tagger_learns_from_unlabelled_sentences_the_teacher_tags(ner_teacher, tmp_path, monkeypatch):
