@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import assume, example, given
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bertx.cli import main
@@ -237,6 +237,57 @@ def test_every_reader_answers_with_rows_or_one_located_line(tmp_path_factory, co
         assert "\n" not in message and message.startswith(str(path)), message
         if isinstance(err, DataError) and isinstance(err.line, int):
             assert 1 <= err.line <= content.count(b"\n") + 1
+
+
+# ---- plan configs: generated YAML, dry runs ------------------------------------------------------------
+
+PLAN_VALUES = {
+    "budget": st.sampled_from(["45m", "1m", "30s", "2h", "0m", "soon", 45, None]),
+    "labelled": st.one_of(st.integers(-5, 200), st.none(), st.just("many")),
+    "report_fraction": st.one_of(st.floats(-0.5, 1.5), st.just(float("nan")), st.none()),
+    "dev_fraction": st.one_of(st.floats(-0.5, 1.5), st.none()),
+    "ship": st.one_of(st.fixed_dictionaries({}, optional={"latency_ratio": st.floats(-1, 2), "size_mb": st.floats(-1, 500)}), st.just("fast")),
+    "students": st.one_of(st.lists(st.sampled_from(["bert-1", "bert-3", "cnn", "bilstm", "bag", "gpt"]), max_size=3), st.just("cnn")),
+    "regime": st.sampled_from(["auto", "full", "fewshot", "adapters", "multitask", "magic"]),
+    "task": st.sampled_from(["classification", "regression", "ner", "qa", "sentiment"]),
+    "unlabelled_rest": st.one_of(st.booleans(), st.integers(-3, 300)),
+    "seed": st.one_of(st.integers(-2, 10**6), st.text(max_size=3)),
+    "dev": st.sampled_from([None, "dev.tsv", "missing.tsv"]),
+    "test": st.sampled_from([None, "dev.tsv", "missing.tsv"]),
+}
+
+
+@pytest.fixture(scope="module")
+def plan_files(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan-generated")
+    write_toy_classification(root / "train.tsv", 120, seed=1)
+    write_toy_classification(root / "dev.tsv", 40, seed=2)
+    return root
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.dictionaries(st.sampled_from(sorted(PLAN_VALUES)), st.none(), max_size=4).flatmap(
+        lambda keys: st.fixed_dictionaries({k: PLAN_VALUES[k] for k in keys})
+    )
+)
+def test_a_generated_plan_config_dry_runs_or_is_one_line(tiny_bert, plan_files, capsys, changes):
+    """Issue 40: a plan config, whatever its values, is scheduled (--dry-run, exit 0) or refused with exactly
+    one line naming the problem (exit 2), before any training and without a traceback."""
+    config = {
+        "task": "classification",
+        "train": "train.tsv",
+        "encoders": [tiny_bert],
+        "budget": "30m",
+        "labelled": 100,
+        "output": str(plan_files / "out"),
+        **changes,
+    }
+    config = {k: v for k, v in config.items() if v is not None}
+    (plan_files / "plan.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    code, err, errors = _run(["plan", str(plan_files / "plan.yaml"), "--dry-run"], capsys)
+    assert (code == 0 and not errors) or (code == 2 and len(errors) == 1), err[-2000:]
+    assert not (plan_files / "out").exists()  # a dry run writes nothing
 
 
 # ---- commands on a trained tiny model ------------------------------------------------------------------
