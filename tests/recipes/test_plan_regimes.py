@@ -92,3 +92,31 @@ def test_with_a_latency_ratio_the_candidate_students_are_measured_not_predicted(
     assert (Path(ledger["summary"]["shipped_dir"]).parent / "compress" / "probe" / f"{first}.export" / "model.onnx").is_file()
     why = next(d["why"] for d in ledger["decisions"] if d["decision"].startswith("try "))
     assert "measured (int8, beside the baseline)" in why
+
+
+@pytest.mark.parametrize("student", [{"layers": 1}, {"kind": "bilstm"}])
+def test_an_adapter_ner_teacher_distils_into_a_bert_and_a_bilstm_tagger(tiny_bert, tmp_path, student):
+    """The regime matrix's token row: a LoRA tagger (what `regime: adapters` trains for NER) teaches a BERT
+    student and a BiLSTM tagger, and both reload and tag."""
+    from tests.recipes.test_token_tasks import config as token_config
+    from tests.recipes.test_token_tasks import write_conll
+
+    train, dev = write_conll(tmp_path / "train.txt", 80, 1), write_conll(tmp_path / "dev.txt", 20, 2)
+    teacher = token_config(tiny_bert, "ner", train, dev, tmp_path / "teacher")
+    teacher["peft"], teacher["train"]["epochs"] = {"method": "lora"}, 2
+    bertx.finetune(teacher, show_progress=False)
+    out = tmp_path / "student"
+    metrics = bertx.distill(
+        {
+            "teacher": str(tmp_path / "teacher"),
+            "output": str(out),
+            "student": student,
+            "baseline": False,
+            "data": {"train": train, "dev": dev, "max_length": 32},
+            "train": {"epochs": 1, "batch_size": 8},
+        },
+        show_progress=False,
+    )
+    assert 0.0 <= metrics["f1"] <= 1.0
+    tagged = bertx.EntityPredictor(bertx.inference.loading.load_trained(out)).tag([["a", "good", "film"]])
+    assert len(tagged[0][0]) == 3
