@@ -178,3 +178,35 @@ def test_a_target_in_another_language_goes_through_the_vocabulary_stage(tiny_ber
 
     grown = AutoTokenizer.from_pretrained(out / "vocab")
     assert len(grown) > len(AutoTokenizer.from_pretrained(tiny_bert))
+
+
+def test_an_ensemble_of_teacher_and_baseline_teaches_the_best_student_again(monkeypatch):
+    """Issue 42's lever: under the baseline, the best admissible student kind is distilled again from the
+    teacher and the baseline together, before a wider student is tried; without a baseline folder, it is not."""
+    monkeypatch.setattr(
+        compress,
+        "export_candidate",
+        lambda ctx, teacher, name: {
+            "student": name,
+            "score": 0.5,
+            "latency_ratio": 0.9,
+            "latency_ms": 9.0,
+            "baseline_ms_beside": 10.0,
+            "size_mb": 20.0,
+        },
+    )
+    ship = {"latency_ratio": 0.2, "latency_ms": 2.0, "size_mb": None, "min_kept": 0.9}
+    for base_folder, expected in (("runs/baseline", [("bag", ("runs/baseline",))]), (None, [])):
+        ctx, calls = Plan(), []
+        rows = [{"student": "bag", "student_kind": "bag", "score": 0.70, "missed": [], "latency_ratio": 0.03}]
+
+        def distil(kind, teachers=(), calls=calls, rows=rows):
+            calls.append((kind, teachers))
+            rows.append({"student": f"{kind}+ensemble", "student_kind": kind, "score": 0.81, "missed": []})
+            return True
+
+        base = {"score": 0.80, "latency_ms": 10.0, **({"folder": base_folder} if base_folder else {})}
+        compress._levers(ctx, base, {"score": 0.83, "folder": "t", "metric": "accuracy"}, ship, rows, {"bag": 0.5}, distil)
+        assert calls == expected
+        if expected:  # the ensemble's student closed the gap: no wider student was tried
+            assert "try bag from an ensemble" in [d["decision"] for d in ctx.decisions]
