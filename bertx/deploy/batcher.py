@@ -29,12 +29,9 @@ from typing import Callable, Optional
 
 # What an input costs besides its tokens (the request's own parsing, decoding, its record), in tokens.
 INPUT_OVERHEAD_TOKENS = 8
-# Characters a token rarely exceeds: a text is cut there before it is counted, so a megabyte-long input
-# costs the event loop no more than the model will read of it.
-CHARS_PER_TOKEN_AT_MOST = 16
 # Characters that hold at least a token in text of words (English averages 4-5): an input this much longer
-# than the model reads is read to `max_length` tokens, known without counting. Counting was the event loop's
-# largest cost under a load of reviews (33 of its 71 profile samples).
+# than the model reads is read to `max_length` tokens, known without counting, so a megabyte-long input costs
+# the event loop nothing. Counting was its largest cost under a load of reviews (33 of 71 profile samples).
 CHARS_PER_TOKEN_AT_LEAST = 6
 
 
@@ -65,17 +62,17 @@ class TokenWeight:
             self.tokenizer.no_padding()
 
     def __call__(self, item) -> int:
-        parts = item[:2] if isinstance(item, (tuple, list)) else (item, None)
-        cap = CHARS_PER_TOKEN_AT_MOST * self.max_length
-        texts = [p[:cap] if isinstance(p, str) else None for p in (*parts, None)[:2]]
-        if texts[0] is None:
+        text, pair = (item[0], item[1]) if isinstance(item, (tuple, list)) else (item, None)
+        if not isinstance(text, str):
             return INPUT_OVERHEAD_TOKENS
-        if sum(len(t) for t in texts if t) >= CHARS_PER_TOKEN_AT_LEAST * self.max_length:
+        pair = pair if isinstance(pair, str) else None
+        chars = len(text) + len(pair or "")
+        if chars >= CHARS_PER_TOKEN_AT_LEAST * self.max_length:  # the model reads max_length of it: not counted
             return INPUT_OVERHEAD_TOKENS + self.max_length
         if self.tokenizer is None:  # a slow tokenizer: about 4 characters a token
-            tokens = sum(len(t) for t in texts if t) // 4 + 3
+            tokens = chars // 4 + 3
         else:
-            tokens = len(self.tokenizer.encode(texts[0], texts[1]).ids)
+            tokens = len(self.tokenizer.encode(text, pair).ids)
         return INPUT_OVERHEAD_TOKENS + min(tokens, self.max_length)
 
 

@@ -27,7 +27,8 @@ from bertx import runfolder
 from bertx.errors import BertxError
 from bertx.inference.loading import TrainedModel, load_trained
 from bertx.deploy.tracing import TupleOutputs, input_names, output_names, trace
-from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel
+from bertx.inference.graph_io import ONNX_FILE, OPENVINO_FILE
+from bertx.inference.onnx_model import OnnxTaskModel
 
 QUANTIZE = ("none", "int8")
 FORMATS = ("onnx", "openvino")
@@ -209,7 +210,7 @@ def _export_into(
         quantization["calibration_examples"] = len(features.lengths)
         fp32.unlink()
     if format == "openvino":
-        from bertx.inference.openvino_model import OPENVINO_FILE, OpenVinoTaskModel, convert
+        from bertx.inference.openvino_model import OpenVinoTaskModel, convert
 
         convert(fp32, folder / OPENVINO_FILE)
         fp32.unlink()

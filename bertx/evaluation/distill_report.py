@@ -52,27 +52,15 @@ def measure_speed(model, features, pad_id: int, latency_inputs: int = 100, throu
 
 def describe(folder: Path, dev_path: str) -> dict:
     """Size, speed and dev metrics of one model folder."""
-    from bertx.evaluation.evaluate import evaluate_loaded
-    from bertx.inference.loading import load_trained
-    from bertx.models.bert_students import parameter_count
-
-    trained = load_trained(folder, device="cpu")
-    metrics, evalset = evaluate_loaded(trained, dev_path)  # the dev file is read and tokenised once per model
-    config = trained.model.config
-    return {
-        "folder": str(folder),
-        "layers": config.num_hidden_layers,
-        "hidden": config.hidden_size,
-        "parameters": parameter_count(trained.model),
-        "size_mb": round(size_on_disk_mb(Path(folder)), 1),
-        **measure_speed(trained.model, evalset.features, trained.pad_id),
-        "metrics": metrics,
-        "main_metric": trained.task.main_metric if trained.task.main_metric in metrics else next(iter(metrics)),
-    }
+    return {"folder": str(folder), **_measured([folder], [1.0], dev_path)}
 
 
 def describe_ensemble(folders: list[str], weights: list[float], dev_path: str) -> dict:
     """Size, speed and dev metrics of several teachers run as one (`models/ensemble.py`)."""
+    return {"folder": None, **_measured(folders, weights, dev_path), "weights": [round(w, 4) for w in weights]}
+
+
+def _measured(folders: list, weights: list[float], dev_path: str) -> dict:
     from dataclasses import replace
 
     from bertx.evaluation.evaluate import evaluate_loaded
@@ -81,19 +69,17 @@ def describe_ensemble(folders: list[str], weights: list[float], dev_path: str) -
     from bertx.models.ensemble import EnsembleModel
 
     members = [load_trained(folder, device="cpu") for folder in folders]
-    model = EnsembleModel([m.model for m in members], weights, members[0].task.label_kind).eval()
+    model = members[0].model if len(members) == 1 else EnsembleModel([m.model for m in members], weights, members[0].task.label_kind).eval()
     trained = replace(members[0], model=model)
-    metrics, evalset = evaluate_loaded(trained, dev_path)
+    metrics, evalset = evaluate_loaded(trained, dev_path)  # the dev file is read and tokenised once per model
     return {
-        "folder": None,
         "layers": model.config.num_hidden_layers,
         "hidden": model.config.hidden_size,
-        "parameters": sum(parameter_count(m.model) for m in members),
+        "parameters": parameter_count(model),  # an ensemble: every member's
         "size_mb": round(sum(size_on_disk_mb(Path(folder)) for folder in folders), 1),
         **measure_speed(model, evalset.features, trained.pad_id),
         "metrics": metrics,
         "main_metric": trained.task.main_metric if trained.task.main_metric in metrics else next(iter(metrics)),
-        "weights": [round(w, 4) for w in weights],
     }
 
 

@@ -17,7 +17,8 @@ from bertx.config import DataConfig
 from bertx.errors import BertxError
 from bertx.models.adapters import is_adapter_folder, load_adapter_model
 from bertx.models.cls_only import enable_cls_only_last_layer
-from bertx.inference.onnx_model import ONNX_FILE, OnnxTaskModel, is_export
+from bertx.inference.graph_io import ONNX_FILE, OPENVINO_FILE, is_export
+from bertx.inference.onnx_model import OnnxTaskModel
 from bertx.models.encoder import check_encoder_folder, load_tokenizer
 from bertx.models.sentence_classifier import is_sentence_classifier, load_sentence_classifier
 from bertx.models.small_students import is_small_student, load_small_student
@@ -126,7 +127,7 @@ def load_export(folder: Path, max_length: int | None = None) -> TrainedModel:
     if (folder / ONNX_FILE).is_file():
         model = OnnxTaskModel(folder / ONNX_FILE, config)
     else:
-        from bertx.inference.openvino_model import OPENVINO_FILE, OpenVinoTaskModel
+        from bertx.inference.openvino_model import OpenVinoTaskModel
 
         model = OpenVinoTaskModel(folder / OPENVINO_FILE, config)
     return TrainedModel(model, load_tokenizer(str(folder)), task, get_kind(task), data_options(run, max_length), run)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from bertx.errors import BertxError
-from bertx.inference.graph_io import ONNX_FILE, int64_feed, is_export, wrap_outputs  # noqa: F401  (ONNX_FILE, is_export: re-exported)
+from bertx.inference.graph_io import int64_feed, wrap_outputs
 
 
 class OnnxTaskModel(torch.nn.Module):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bertx.errors import BertxError
-from bertx.inference.graph_io import OPENVINO_FILE, int64_feed, wrap_outputs  # noqa: F401  (OPENVINO_FILE: re-exported)
+from bertx.inference.graph_io import int64_feed, wrap_outputs
 
 PRECISIONS = ("auto", "f32", "bf16")
 

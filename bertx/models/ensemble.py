@@ -2,7 +2,7 @@
 
 Used to score and time an ensemble of teachers as any model is scored (the task kinds' evaluation reads
 `logits`, or `start_logits` and `end_logits`); the distillation targets themselves are averaged from stored
-outputs by `training/teacher_cache.ensemble`, with the same rules.
+outputs by `training/teacher_cache.ensemble`, with these same functions.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ def mean_in_probability(values: list[torch.Tensor], weights: list[float], kind: 
     return torch.log(probs.clamp_min(1e-12))
 
 
+def output_kind(label_kind: str) -> str:
+    """How a head's outputs become probabilities: softmax, sigmoid (multi-label), or none (scores)."""
+    return {"score": "score", "classes": "sigmoid"}.get(label_kind, "softmax")
+
+
 class EnsembleModel(torch.nn.Module):
     def __init__(self, members: list[torch.nn.Module], weights: list[float], label_kind: str):
         super().__init__()
@@ -31,7 +36,7 @@ class EnsembleModel(torch.nn.Module):
 
     def forward(self, **batch):
         outputs = [member(**batch) for member in self.members]
-        kind = {"score": "score", "classes": "sigmoid"}.get(self.label_kind, "softmax")
+        kind = output_kind(self.label_kind)
         names = ("start_logits", "end_logits") if self.label_kind == "span" else ("logits",)
         combined = {name: mean_in_probability([getattr(o, name) for o in outputs], self.weights, kind) for name in names}
         return type(outputs[0])(**combined)

@@ -16,6 +16,7 @@ that holds the model or data the run reads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from contextlib import contextmanager
@@ -122,8 +123,9 @@ def claimed_folder(
             raise stop.in_matrix(out) from None
     except BaseException:
         lock.release()
-        if created and not any(p.name != LOCK_FILE for p in Path(out).iterdir()):
-            shutil.rmtree(out, ignore_errors=True)  # refused before writing: leave no empty folder behind
+        if created:  # refused before writing: the folder this call made goes again, and only while it is empty
+            with contextlib.suppress(OSError):
+                Path(out).rmdir()
         raise
     else:
         lock.release()

@@ -12,6 +12,7 @@ import torch
 
 from bertx.data.features import Features
 from bertx.models.batched_outputs import model_outputs, token_outputs
+from bertx.models.ensemble import mean_in_probability, output_kind
 from bertx.training.distiller import output_keys
 
 
@@ -68,34 +69,18 @@ class TeacherCache:
         return self.rows[:, 0]
 
 
-def _log_softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    shifted = values - values.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def _mean_in_probability(arrays: list[np.ndarray], weights: list[float], kind: str) -> np.ndarray:
-    """The weighted mean of several teachers' outputs for the same examples, taken where they are
-    probabilities, returned as outputs of the same kind: log-probabilities for softmax heads (the soft loss
-    takes their softmax, which is the averaged distribution), log-odds for sigmoid heads, the mean for scores."""
-    if kind == "score":
-        return sum(w * a for w, a in zip(weights, arrays)).astype(np.float32)
-    if kind == "sigmoid":
-        probs = sum(w / (1.0 + np.exp(-a)) for w, a in zip(weights, arrays))
-        probs = np.clip(probs, 1e-7, 1 - 1e-7)
-        return np.log(probs / (1 - probs)).astype(np.float32)
-    probs = sum(w * np.exp(_log_softmax(a)) for w, a in zip(weights, arrays))
-    return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
-
-
 def ensemble(caches: list[TeacherCache], weights: list[float]) -> TeacherCache:
     """One cache from several teachers' caches of the same examples (weights sum to 1): class and tag
     distributions and span start/end distributions averaged as probabilities, multi-label heads per label,
     regression scores as numbers."""
     first = caches[0]
+
+    def mean(arrays: list[np.ndarray], kind: str) -> np.ndarray:  # the rules `EnsembleModel` scores with
+        return mean_in_probability([torch.from_numpy(np.asarray(a)) for a in arrays], weights, kind).float().numpy()
+
     if not first.per_token:
-        kind = {"score": "score", "classes": "sigmoid"}.get(first.label_kind, "softmax")
-        return TeacherCache.from_outputs(first.label_kind, _mean_in_probability([c.rows for c in caches], weights, kind))
+        return TeacherCache.from_outputs(first.label_kind, mean([c.rows for c in caches], output_kind(first.label_kind)))
     outputs = {}
     for key in first.keys:  # per example: tags over the label axis, span starts and ends over the positions
-        outputs[key] = [_mean_in_probability([c.outputs[key][i] for c in caches], weights, "softmax") for i in range(len(first.outputs[key]))]
+        outputs[key] = [mean([c.outputs[key][i] for c in caches], "softmax") for i in range(len(first.outputs[key]))]
     return TeacherCache.from_outputs(first.label_kind, outputs)
