@@ -255,10 +255,21 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
         save_ledger(out, ledger)
         return True
 
+    together = _ensemble_from_start(ctx, base, teacher, partial, lambda: save_ledger(out, ledger))
     for kind in kinds:
-        if any(not r["missed"] for r in rows) or not distil(kind):  # the best-first search found a student that ships
+        if any(not r["missed"] for r in rows):  # the best-first search found a student that ships
             break
-    _levers(ctx, base, teacher, ship, rows, predicted, distil)
+        try:
+            if not distil(kind, together):
+                break
+        except BertxError as err:  # another encoder or vocabulary: the two cannot be averaged
+            if not together:
+                raise
+            ctx.decide("compress", "no ensemble", f"{err}; the teacher alone teaches")
+            together = partial["together"] = ()
+            if not distil(kind):
+                break
+    _levers(ctx, base, teacher, ship, rows, predicted, distil, together)
     ok = [r for r in rows if not r["missed"]]
     if ok:
         best = max(ok, key=lambda r: (r["score"], -r["latency_ms"]))
@@ -277,6 +288,42 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
 
 
+def _ensemble_from_start(ctx: stages.Context, base: dict, teacher: dict, partial: dict, save) -> tuple[str, ...]:
+    """The extra teachers of every student: the baseline beside the teacher when the teacher's gain over it on
+    dev is inside the noise (its paired 95% interval holds 0). Which of two such models is better, the dev split
+    cannot tell; the average of their outputs hedges, and is often better than either. A clear gain: the teacher
+    alone."""
+    if "together" in partial:
+        return tuple(partial["together"])
+    together: tuple[str, ...] = ()
+    if base.get("folder") and base["folder"] != teacher["folder"]:
+        from bertx.evaluation.intervals import scored
+
+        metric = teacher["metric"]
+        found = scored(
+            {"teacher": teacher["folder"], "baseline": base["folder"]}, ctx.inputs["dev"], metric, against="baseline", seed=ctx.config.seed
+        )
+        gain = found["teacher"]["vs_baseline"]
+        low, high = (100 * v for v in gain["interval"])
+        if gain["within_noise"]:
+            together = (base["folder"],)
+            ctx.decide(
+                "compress",
+                "teach with the teacher and the baseline",
+                f"the teacher's gain over the baseline on dev, {100 * gain['difference']:+.2f} points [{low:+.1f}, {high:+.1f}], "
+                "is inside the noise: their outputs, averaged as probabilities, teach every student",
+            )
+        else:
+            ctx.decide(
+                "compress",
+                "teach with the teacher",
+                f"its gain over the baseline on dev, {100 * gain['difference']:+.2f} [{low:+.1f}, {high:+.1f}], is beyond the noise",
+            )
+    partial["together"] = list(together)
+    save()
+    return together
+
+
 def _measured_kinds(
     ctx: stages.Context, teacher: dict, ship: dict, kinds: list[str], predicted: dict, target: float, partial: dict, save
 ) -> tuple[list[str], str]:
@@ -292,7 +339,7 @@ def _measured_kinds(
     return found[:MAX_STUDENTS] or kinds, note
 
 
-def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
+def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil, together: tuple[str, ...] = ()) -> None:
     """Never below the baseline without trying: when the best model meeting `ship` scores under the baseline
     on dev, try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline,
     (2) the best admissible student again, taught by the ensemble of the teacher and the baseline the plan has
@@ -321,7 +368,8 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
     if best_ok() >= base["score"]:
         return
     admissible = [r for r in rows if not r["missed"] and r.get("student_kind")]
-    if admissible and base.get("folder") and base["folder"] != teacher["folder"]:
+    taught_together = any(r["student"].endswith("+ensemble") for r in admissible)
+    if admissible and not taught_together and base.get("folder") and base["folder"] != teacher["folder"]:
         kind = max(admissible, key=lambda r: r["score"])["student_kind"]
         ctx.decide("compress", f"try {kind} from an ensemble", f"the teacher and the baseline, averaged as probabilities, teach {kind} again")
         try:
@@ -336,7 +384,9 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
     untried = [
         k
         for k in STUDENT_QUALITY
-        if k in predicted and not any(r["student"] == k for r in rows) and (target is None or predicted[k] <= WIDER_MARGIN * target)
+        if k in predicted
+        and not any(r.get("student_kind", r["student"]) == k for r in rows)
+        and (target is None or predicted[k] <= WIDER_MARGIN * target)
     ]
     if untried:
         ctx.decide(
@@ -345,4 +395,4 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
             f"predicted {predicted[untried[0]]:.2f} ms, within "
             f"{WIDER_MARGIN}x the target: the prediction may be pessimistic, and its measured latency decides",
         )
-        distil(untried[0])
+        distil(untried[0], together)
