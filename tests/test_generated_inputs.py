@@ -441,7 +441,9 @@ def client(trained):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from bertx.deploy.server import Limits, create_app, load_models
+    from bertx.serve.app import create_app
+    from bertx.serve.main import load_models
+    from bertx.serve.protocol import Limits
 
     with TestClient(create_app(load_models({"m": str(trained / "run")}), Limits(max_inputs=8))) as test_client:
         yield test_client

@@ -3,8 +3,8 @@ and nothing unsafe is loaded.
 
 Layers, bottom to top (a module may import its own package and any package below it):
 
-    errors -> console -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> deploy -> scale
-    -> recipes -> cli
+    errors -> console -> runfolder -> data -> metrics -> models -> tasks -> config -> training -> inference -> evaluation -> export
+    -> serve -> scale -> recipes -> cli
 
 Security: user folders are read as safetensors, JSON and YAML only. `torch.load` always passes
 `weights_only=True`; YAML uses the safe loader; no remote code, no pickle, no shell, no eval.
@@ -16,8 +16,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertx"
-# deploy (export, merge, serve) sits below recipes: `bertx plan` ships what it trains. scale (Ray) runs the
-# predictors on a cluster and labels distillation data for the recipes.
+# export (ONNX/OpenVINO, int8, merged adapters) and serve (the HTTP server) sit below recipes: `bertx plan`
+# ships what it trains. serve builds on export (an adapter bank becomes one graph when it starts). scale (Ray)
+# runs the predictors on a cluster and labels distillation data for the recipes.
 LAYERS = [
     "errors",
     "console",
@@ -30,7 +31,8 @@ LAYERS = [
     "training",
     "inference",
     "evaluation",
-    "deploy",
+    "export",
+    "serve",
     "scale",
     "recipes",
     "cli",

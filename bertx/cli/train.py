@@ -93,31 +93,29 @@ def _print_metrics(metrics: dict, output: str) -> None:
 
 def _show_examples(model_dir: str, dev_path: str, n: int) -> None:
     from bertx.inference.loading import load_trained
+    from bertx.inference.records import predictor_for
 
     trained = load_trained(model_dir)
+    predictor = predictor_for(trained).inner
     typer.echo("example predictions:")
     if trained.task.name == "ner":
         from bertx.data.conll import read_tagged
-        from bertx.inference.entities import EntityPredictor
         from bertx.tasks.bio import entity_spans
 
         sentences = read_tagged(dev_path, limit=n)
-        for s, (tags, _) in zip(sentences, EntityPredictor(trained).tag([s.words for s in sentences])):
+        for s, (tags, _) in zip(sentences, predictor.tag([s.words for s in sentences])):
             show = lambda spans, s=s: "; ".join(f"{t}: {' '.join(s.words[a:b])}" for t, a, b in spans) or "-"  # noqa: E731
             typer.echo(f"  [{show(entity_spans(tags))} | gold {show(entity_spans(s.tags))}] {' '.join(s.words)[:100]}")
         return
     if trained.task.name == "qa":
         from bertx.data.squad import read_qa
-        from bertx.inference.answers import AnswerPredictor
 
         examples = read_qa(dev_path, articles=trained.data.dev_articles, limit=n)
-        for ex, answer in zip(examples, AnswerPredictor(trained).predict_examples(examples)):
+        for ex, answer in zip(examples, predictor.predict_examples(examples)):
             typer.echo(f"  [{answer['answer']!r} p={answer['score']:.2f} | gold {ex.answers[0][0]!r}] {ex.question[:100]}")
         return
     from bertx.data.examples import read_examples
-    from bertx.inference.predictor import Predictor
 
-    predictor = Predictor.from_trained(trained)
     examples, _ = read_examples(dev_path, predictor.task, **predictor.reading_options(), limit=n)
     pairs = [ex.text_pair for ex in examples] if examples and examples[0].text_pair is not None else None
     for ex, pred in zip(examples, predictor.predict([ex.text for ex in examples], pairs)):

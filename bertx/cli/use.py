@@ -167,7 +167,7 @@ def export(
 
     Example: bertx export runs/sst2 --output runs/sst2-int8 --quantize int8
     """
-    from bertx.deploy.export import describe, export as run_export
+    from bertx.export.one_model import describe, export as run_export
 
     report = run_export(
         run_dir,
@@ -198,7 +198,7 @@ def merge(
 
     Example: bertx merge runs/sst2-lora --output runs/sst2-merged
     """
-    from bertx.deploy.merge import merge as run_merge
+    from bertx.export.merge import merge as run_merge
 
     run_merge(run_dir, output, overwrite=overwrite)
     typer.echo(f"merged model written to {output}")
@@ -236,7 +236,8 @@ def serve(
     A folder of LoRA adapter folders (one base) is served as one model whose batches mix adapters:
     bertx serve reviews=adapters/   then {"inputs": [...], "adapter": "NAME"}.
     """
-    from bertx.deploy.server import Limits, serve as run_serve
+    from bertx.serve.main import serve as run_serve
+    from bertx.serve.protocol import Limits
 
     run_serve(
         list(models),

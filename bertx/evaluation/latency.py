@@ -56,23 +56,19 @@ def paired_latency(folders: dict[str, str | Path], dev_path: str, rounds: int = 
 
 def _caller(folder: Path, dev_path: str, n: int):
     from bertx.inference.loading import load_trained
+    from bertx.inference.records import predictor_for
 
     trained = load_trained(folder, device="cpu")
+    predictor = predictor_for(trained).inner
     if trained.task.name == "ner":
         from bertx.data.conll import read_tagged
-        from bertx.inference.entities import EntityPredictor
 
-        predictor = EntityPredictor(trained)
         return (lambda words: predictor.tag([words])), [s.words for s in read_tagged(dev_path, limit=n)]
     if trained.task.name == "qa":
         from bertx.data.squad import read_qa
-        from bertx.inference.answers import AnswerPredictor
 
-        predictor = AnswerPredictor(trained)
         return (lambda ex: predictor.predict([ex.question], [ex.context])), read_qa(dev_path, limit=n)
     from bertx.data.examples import read_examples
-    from bertx.inference.predictor import Predictor
 
-    predictor = Predictor.from_trained(trained)
     examples, _ = read_examples(dev_path, predictor.task, **predictor.reading_options(), limit=n)
     return (lambda ex: predictor.predict([ex.text], None if ex.text_pair is None else [ex.text_pair])), examples

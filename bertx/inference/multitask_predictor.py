@@ -63,7 +63,7 @@ class _Computed(nn.Module):
 
 
 class OnnxHeads:
-    """A multi-task ONNX export (`deploy/multitask_export.py`): one session run gives the heads asked for."""
+    """A multi-task ONNX export (`export/multitask.py`): one session run gives the heads asked for."""
 
     def __init__(self, graph: str | Path):
         from bertx.inference.onnx_model import OnnxTaskModel

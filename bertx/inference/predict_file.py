@@ -24,8 +24,8 @@ from bertx.data.readers import file_format, read_lines, read_rows, read_text_lin
 from bertx.data.squad import read_qa
 from bertx.errors import BertxError, DataError
 from bertx.runfolder import check_output_file, output_file
-from bertx.inference.answers import AnswerPredictor
 from bertx.inference.entities import EntityPredictor
+from bertx.inference.records import predictor_for
 from bertx.inference.loading import load_trained
 from bertx.inference.predictor import Predictor
 
@@ -101,14 +101,14 @@ def predict_file(
     out = Destination(output_path, (model_dir, input_path))
     if output_path:  # before any prediction is computed
         check_output_file(output_path, out.reads)
-    trained = load_trained(model_dir, bf16=bf16)
-    if trained.task.name == "ner":
-        return _predict_entities(EntityPredictor(trained), input_path, out, batch_size, input_format)
-    if trained.task.name == "qa":
+    predictor = predictor_for(load_trained(model_dir, bf16=bf16))
+    if predictor.kind == "ner":
+        return _predict_entities(predictor.inner, input_path, out, batch_size, input_format)
+    if predictor.kind == "qa":
         examples = read_qa(input_path, require_answers=False)
-        answers = AnswerPredictor(trained).predict_examples(examples, batch_size)
+        answers = predictor.inner.predict_examples(examples, batch_size)
         return _write_jsonl(({"id": ex.id, "question": ex.question, **answer} for ex, answer in zip(examples, answers)), out)
-    return _predict_sequences(Predictor.from_trained(trained), input_path, out, batch_size)
+    return _predict_sequences(predictor.inner, input_path, out, batch_size)
 
 
 def _predict_sequences(predictor: Predictor, input_path: str, out: Destination, batch_size: int) -> int:

@@ -13,7 +13,7 @@ A PEFT run folder holds:
     tokenizer files, bertx_run.yaml                   (the base model's path is in both configs)
 
 Loading puts the adapter back on the base model and, for LoRA and IA3, merges it into the weights, so
-prediction costs what a fully fine-tuned model costs (`bertx merge`, in deploy/merge.py, writes that merged
+prediction costs what a fully fine-tuned model costs (`bertx merge`, in export/merge.py, writes that merged
 model as a plain HF folder).
 """
 

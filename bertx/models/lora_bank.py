@@ -266,7 +266,7 @@ class LoraBank:
             self.state = without(self.state, name)
 
     def traced(self, state: BankState, rows: torch.Tensor, **batch) -> torch.Tensor:
-        """The logits with every row gathered (what the ONNX graph of `deploy/bank_graph.py` records)."""
+        """The logits with every row gathered (what the ONNX graph of `export/bank_graph.py` records)."""
         _ACTIVE.pass_ = (state, rows, None)
         try:
             return self.model(**batch).logits

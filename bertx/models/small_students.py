@@ -36,7 +36,7 @@ from bertx import runfolder
 STUDENT_FILE = "student.json"
 KINDS = ("bilstm", "cnn", "bag")
 # The CNN's embedding width when none is asked for: the teacher's table projected onto its top 128 principal
-# directions. Measured on SST-2 (benchmarks/distill_other_networks.py), it trains 3x faster than the full 384
+# directions. Measured on SST-2 (benchmarks/distill/distill_other_networks.py), it trains 3x faster than the full 384
 # (the embedding table is most of the parameters and of the optimiser's work) and predicts 2x faster.
 DEFAULT_EMBEDDING = {"cnn": 128}
 

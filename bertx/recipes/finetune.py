@@ -236,7 +236,7 @@ def _train(
 
 
 # A frozen encoder with a small adapter wants a larger step than full fine-tuning's 1e-4 (measured on
-# SST-2 and the GLUE tasks of benchmarks/peft_glue.py); train.lr, when set, wins.
+# SST-2 and the GLUE tasks of benchmarks/peft_fewshot/peft_glue.py); train.lr, when set, wins.
 PEFT_LR = {"lora": 1e-3, "ia3": 3e-3, "bitfit": 1e-3}
 
 

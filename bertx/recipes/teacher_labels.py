@@ -21,7 +21,7 @@ import torch
 
 from bertx.config import DistillConfig
 from bertx.data.features import Features, inputs_of
-from bertx.deploy.parity import decisions_agree
+from bertx.export.parity import decisions_agree
 from bertx.errors import BertxError
 from bertx.training import teacher_store
 from bertx.training.accelerator import resolve_precision

@@ -68,17 +68,17 @@ class ShardWorker:
     def __init__(
         self, model_dir: str, output: str, output_format: str = "jsonl", batch_size: int = 128, bf16: bool = False, threads: Optional[int] = None
     ):
-        from bertx.inference.entities import EntityPredictor
         from bertx.inference.loading import load_trained
-        from bertx.inference.predictor import Predictor
+        from bertx.inference.records import predictor_for
 
         if threads:
             set_threads(threads)
         self.reading = Reading(model_dir)
         trained = load_trained(model_dir, device="cpu", bf16=bf16)
         self.task = trained.task
-        self.entities = EntityPredictor(trained) if self.task.name == "ner" else None
-        self.sequences = None if self.entities else Predictor.from_trained(trained)
+        inner = predictor_for(trained).inner
+        self.entities = inner if self.task.name == "ner" else None
+        self.sequences = None if self.entities else inner
         self.output, self.output_format, self.batch_size = Path(output), output_format, batch_size
 
     def columns(self, path: str, fmt: str) -> tuple[list[str], Optional[Columns]]:

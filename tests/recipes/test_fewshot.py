@@ -86,7 +86,7 @@ def test_same_seed_same_model_and_resume_is_exact(tiny_bert, files, tmp_path):
 
 def test_the_folder_exports_and_the_cli_runs(tiny_bert, files, tmp_path):
     pytest.importorskip("onnxruntime")
-    from bertx.deploy.export import export
+    from bertx.export.one_model import export
 
     out = tmp_path / "cli"
     assert (

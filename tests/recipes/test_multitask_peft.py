@@ -76,7 +76,7 @@ def test_adapters_stay_separate_and_export_as_peft_run_folders(lora_run, tiny_be
 
 
 def test_exported_adapters_serve_over_one_base(lora_run):
-    from bertx.deploy.shared_adapters import shared_groups
+    from bertx.serve.shared_adapters import shared_groups
     from bertx.training.outputs import read_run_config
 
     tmp, _ = lora_run

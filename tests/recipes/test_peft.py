@@ -99,7 +99,7 @@ def test_peft_reads_the_folder_and_the_merged_folder_matches(tiny_bert, toy_data
     assert merged.config.id2label == {0: "neg", 1: "pos"}
     assert bertx.evaluate(tmp_path / "merged", toy_data[1])["accuracy"] == pytest.approx(bertx.evaluate(out, toy_data[1])["accuracy"])
     pytest.importorskip("onnxruntime")
-    from bertx.deploy.export import export
+    from bertx.export.one_model import export
 
     report = export(out, tmp_path / "onnx")  # the adapter folder itself exports (merged on load)
     assert report["agreement"] == 1.0, report
@@ -179,7 +179,8 @@ def test_two_adapters_are_served_from_one_base(tiny_bert, toy_data, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from bertx.deploy.server import create_app, load_models
+    from bertx.serve.app import create_app
+    from bertx.serve.main import load_models
 
     for name, seed in (("a", 1), ("b", 2)):
         config = peft_config(tiny_bert, toy_data, tmp_path / name, "lora", r=4)

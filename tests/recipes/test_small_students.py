@@ -86,7 +86,7 @@ def test_a_cnn_student_defaults_to_a_narrow_projected_embedding(teacher):  # noq
 
 def test_an_int8_student_export_decides_as_the_student(teacher, tmp_path):  # noqa: F811
     pytest.importorskip("onnxruntime")
-    from bertx.deploy.export import export
+    from bertx.export.one_model import export
 
     tmp, train, dev = teacher
     out = tmp_path / "cnn"
@@ -153,7 +153,7 @@ def test_a_tagger_learns_ner_reloads_and_exports(ner_teacher, tmp_path, kind):
     assert tagged[0] and tagged == bertx.EntityPredictor.load(out).predict([sentence])  # finds the entities, twice alike
     if kind == "bilstm":
         pytest.importorskip("onnxruntime")
-        from bertx.deploy.export import export
+        from bertx.export.one_model import export
 
         report = export(out, tmp_path / "onnx")
         assert report["agreement"] >= 0.99, report
@@ -252,7 +252,7 @@ def test_the_cli_names_a_student_kind(teacher, tmp_path):  # noqa: F811
 @pytest.mark.parametrize("kind", ["bilstm", "cnn", "bag"])
 def test_students_export_to_onnx(teacher, tmp_path, kind):  # noqa: F811
     pytest.importorskip("onnxruntime")
-    from bertx.deploy.export import export
+    from bertx.export.one_model import export
 
     tmp, train, dev = teacher
     out = tmp_path / kind
@@ -279,7 +279,8 @@ def test_a_student_is_served(teacher, tmp_path):  # noqa: F811
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from bertx.deploy.server import create_app, load_models
+    from bertx.serve.app import create_app
+    from bertx.serve.main import load_models
 
     tmp, train, dev = teacher
     out = tmp_path / "served"
@@ -291,7 +292,7 @@ def test_a_student_is_served(teacher, tmp_path):  # noqa: F811
 
 @pytest.mark.parametrize("task", ["regression", "pair-classification", "multilabel"])
 def test_other_sequence_kinds(tiny_bert, tmp_path, task):
-    from tests.deploy.test_export import _train
+    from tests.export.test_export import _train
 
     run = _train(tiny_bert, tmp_path, task)
     suffix = {"pair-classification": "pair-classification"}.get(task, task)

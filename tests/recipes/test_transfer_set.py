@@ -53,7 +53,7 @@ def test_a_faster_teacher_labels_only_when_it_agrees(teacher, tmp_path, monkeypa
 
 def test_an_int8_export_of_the_teacher_labels_when_it_agrees(teacher, tmp_path):  # noqa: F811
     pytest.importorskip("onnxruntime")
-    from bertx.deploy.export import export
+    from bertx.export.one_model import export
 
     tmp, train, dev = teacher
     export(str(tmp / "model"), tmp_path / "int8", quantize="int8", min_agreement=0.0, max_metric_drop=100.0)

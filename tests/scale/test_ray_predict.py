@@ -199,7 +199,7 @@ def test_an_int8_export_predicts_exactly_as_single_process(ray_cluster, classifi
     on its batch-mates: both engines predict in the same chunks of lines (CSV: records), hence the same
     batches, hence the same bits."""
     pytest.importorskip("onnxruntime")
-    from bertx.deploy.export import export
+    from bertx.export.one_model import export
     from bertx.inference import predict_file as single
     from bertx.scale.predict import CorpusJob, predict_corpus
 

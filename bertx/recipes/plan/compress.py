@@ -73,7 +73,7 @@ def measured_candidates(ctx: Context, teacher_dir: str, kinds: list[str], ship_r
                 )
                 runfolder.make_folder(folder.parent)
                 distill(config, show_progress=False, overwrite=True)
-            from bertx.deploy.export import export
+            from bertx.export.one_model import export
 
             export(folder, export_dir, quantize="int8", overwrite=True, max_metric_drop=100.0, sample_size=64)
         timing = timed(ctx, export_dir)

@@ -557,7 +557,7 @@ def export_model(folder: Path, export_dir: Path, ctx: Context | None = None) -> 
     In a plan the gate runs on the training split (larger than the dev split a small labelled set leaves)
     and allows one changed prediction: on 128 examples one flip moves accuracy 0.78 points, so the CLI's
     0.5-point gate would refuse int8 for the noise of a single example and ship a model twice as slow."""
-    from bertx.deploy.export import METRIC_TOLERANCE, export
+    from bertx.export.one_model import METRIC_TOLERANCE, export
 
     report_file = export_dir / "export_report.json"
     if report_file.is_file():

@@ -1,0 +1,154 @@
+"""Many teachers, one student: a student distilled from an ensemble of teachers against the same student
+distilled from the best of them alone.
+
+Per task (RTE, MRPC, SST-2 with 8,000 labelled sentences and the rest of its training set as unlabelled
+transfer text): three MiniLM teachers fine-tuned with three seeds; each teacher's dev score and their
+ensemble's (outputs averaged as probabilities, scored as one model); then a 3-layer BERT student copied
+from the best teacher's layers and distilled (a) from that teacher alone and (b) from the ensemble of the
+three (`bertx distill --teachers`), same student, data, steps and seed. Every model is trained without a
+dev file (its final weights, no checkpoint chosen) and scored on the official dev file afterwards; the only
+choice made on dev is which teacher is "the best single teacher".
+
+Usage: python -m benchmarks.distill.distill_many [--quick] [--tasks rte,mrpc,sst2] [--work DIR]
+`--quick`: RTE only, one epoch per teacher. The last line of stdout is one JSON object; also saved in results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from benchmarks.harness import machine, save
+
+SEEDS = (1, 2, 3)
+TASKS = {
+    "rte": {"task": "pair-classification", "train": "glue/rte/train.tsv", "dev": "glue/rte/dev.tsv", "epochs": 3, "max_length": 128},
+    "mrpc": {"task": "pair-classification", "train": "glue/mrpc/train.tsv", "dev": "glue/mrpc/dev.tsv", "epochs": 3, "max_length": 128},
+    "sst2": {"task": "classification", "train": "sst2/train.tsv", "dev": "sst2/dev.tsv", "epochs": 2, "max_length": 64, "labelled": 8000},
+}
+
+
+def sst2_split(data: Path, work: Path, labelled: int) -> tuple[str, str]:
+    """The first `labelled` SST-2 training sentences (a seeded shuffle) and the rest as unlabelled text."""
+    import random
+
+    rows = list(csv.reader(open(data / "sst2/train.tsv", encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
+    header, body = rows[0], rows[1:]
+    random.Random(0).shuffle(body)
+    work.mkdir(parents=True, exist_ok=True)
+    train, rest = work / "sst2-train.tsv", work / "sst2-rest.txt"
+    train.write_text("\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in body[:labelled]), encoding="utf-8")
+    rest.write_text("".join(r[0] + "\n" for r in body[labelled:]), encoding="utf-8")
+    return str(train), str(rest)
+
+
+def teacher(name: str, spec: dict, train: str, dev: str, seed: int, epochs: int, work: Path) -> dict:
+    import bertx
+
+    out = work / f"{name}-teacher-{seed}"
+    if not (out / "metrics.json").is_file():  # no dev file: the final model, no checkpoint chosen on dev
+        bertx.finetune(
+            {
+                "task": spec["task"],
+                "output": str(out),
+                "data": {"train": train, "max_length": spec["max_length"]},
+                "train": {"epochs": epochs, "batch_size": 32, "lr": 5e-5, "seed": seed, "save_steps": None},
+            },
+            show_progress=False,
+            overwrite=True,
+        )
+    return {"folder": str(out), **bertx.evaluate(str(out), dev)}
+
+
+def ensemble_score(folders: list[str], dev: str) -> dict:
+    from dataclasses import replace
+
+    from bertx.evaluation.evaluate import evaluate_loaded
+    from bertx.inference.loading import load_trained
+    from bertx.models.ensemble import EnsembleModel
+
+    members = [load_trained(f, device="cpu") for f in folders]
+    model = EnsembleModel([m.model for m in members], [1 / len(members)] * len(members), members[0].task.label_kind).eval()
+    metrics, _ = evaluate_loaded(replace(members[0], model=model), dev)
+    return metrics
+
+
+def student(name: str, spec: dict, train: str, dev: str, teachers: list[str], unlabelled: list[str], work: Path, tag: str, epochs: int) -> dict:
+    import bertx
+
+    out = work / f"{name}-student-{tag}"
+    started = time.perf_counter()
+    bertx.distill(
+        {
+            "teacher": teachers[0],
+            "teachers": teachers[1:],
+            "output": str(out),
+            "data": {"train": train, "max_length": spec["max_length"]},
+            "student": {"layers": 3},
+            "unlabelled": unlabelled,
+            "baseline": False,
+            "train": {"epochs": epochs, "batch_size": 32, "lr": 1e-4, "seed": 7, "save_steps": None},
+        },
+        show_progress=False,
+        overwrite=True,
+    )
+    return {**bertx.evaluate(str(out), dev), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--tasks", default=None)
+    parser.add_argument("--work", default=None, help="Where the teachers and students go (default: a folder under /tmp).")
+    parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
+    args = parser.parse_args()
+    data = Path(args.data_dir)
+    work = Path(args.work or "/tmp/bertx-distill-many")
+    names = (args.tasks or ("rte" if args.quick else "rte,mrpc,sst2")).split(",")
+    os.environ.setdefault("BERTX_CACHE", str(work / "cache"))  # an empty teacher store: every teacher labels here
+    result = {"benchmark": "distill_many", "quick": args.quick, "seeds": list(SEEDS), "multi_teacher": {}}
+    for name in names:
+        spec = TASKS[name]
+        epochs = 1 if args.quick else spec["epochs"]
+        dev = str(data / spec["dev"])
+        if "labelled" in spec:
+            train, rest = sst2_split(data, work, spec["labelled"])
+            unlabelled = [rest]
+        else:
+            train, unlabelled = str(data / spec["train"]), []
+        started = time.perf_counter()
+        teachers = [teacher(name, spec, train, dev, seed, epochs, work) for seed in SEEDS]
+        metric = "accuracy"
+        ranked = sorted(teachers, key=lambda t: -t[metric])
+        folders = [t["folder"] for t in ranked]  # the best first: the students copy its layers
+        ensemble = ensemble_score(folders, dev)
+        from_best = student(name, spec, train, dev, folders[:1], unlabelled, work, "best", epochs)
+        from_ensemble = student(name, spec, train, dev, folders, unlabelled, work, "ensemble", epochs)
+        row = {
+            "metric": metric,
+            "teachers": [round(100 * t[metric], 2) for t in teachers],
+            "ensemble": round(100 * ensemble[metric], 2),
+            "student_from_best": round(100 * from_best[metric], 2),
+            "student_from_ensemble": round(100 * from_ensemble[metric], 2),
+            "dev_examples": sum(1 for _ in open(dev, encoding="utf-8")) - 1,
+            "minutes": round((time.perf_counter() - started) / 60, 1),
+        }
+        row["gain_pts"] = round(row["student_from_ensemble"] - row["student_from_best"], 2)
+        row["kept_of_ensemble_pct"] = round(100 * row["student_from_ensemble"] / row["ensemble"], 2)
+        result["multi_teacher"][name] = row
+        print(f"{name}: {row}", file=sys.stderr, flush=True)
+    rows = result["multi_teacher"].values()
+    result["multi_teacher_gain_pts"] = round(sum(r["gain_pts"] for r in rows) / len(rows), 2)
+    result["machine"] = machine()
+    save("distill_many" + ("_quick" if args.quick else ""), result)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
