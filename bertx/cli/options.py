@@ -253,3 +253,76 @@ def config_command(
         return body
 
     return decorator
+
+
+def _bounds(field) -> dict:
+    """typer's min/max from a field's `ge`/`le`: the command line refuses what the schema would."""
+    found = {}
+    for rule in field.metadata:
+        if getattr(rule, "ge", None) is not None:
+            found["min"] = rule.ge
+        if getattr(rule, "le", None) is not None:
+            found["max"] = rule.le
+    return found
+
+
+def schema_options(schema: type[BaseModel]) -> list[inspect.Parameter]:
+    """One keyword parameter per field of a flat schema (`ServeConfig`, `ExportConfig`): its flag, type, bounds,
+    default and help all read off the field."""
+    params = []
+    for name, field in schema.model_fields.items():
+        kind, note = _cli_type(field.annotation)
+        flag = "--" + name.replace("_", "-")
+        help_text = " ".join(part for part in ((field.description or "").strip(), note) if part)
+        if kind is bool:
+            option = typer.Option(bool(field.default), flag, help=help_text)
+            annotation = bool
+        elif field.is_required():
+            option = typer.Option(..., flag, help=help_text, **_bounds(field))
+            annotation = kind
+        else:
+            option = typer.Option(field.default, flag, help=help_text, **_bounds(field))
+            annotation = Optional[kind]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=option))
+    return params
+
+
+def schema_command(app: typer.Typer, name: str, schema: type[BaseModel], friendly: Callable) -> Callable:
+    """Register `body(positional arguments..., options)` as a command whose options are `schema`'s fields; the
+    body receives the validated options object after its own (positional) parameters."""
+
+    def decorator(body: Callable) -> Callable:
+        own = list(inspect.signature(body).parameters.values())[:-1]
+        params = own + schema_options(schema)
+        fields = set(schema.model_fields)
+
+        @wraps(body)
+        def command(**kwargs):
+            values = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
+            return body(**kwargs, options=_validated_options(schema, {k: v for k, v in values.items() if v is not None}))
+
+        command.__signature__ = inspect.Signature(params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__
+        app.command(name)(friendly(command))
+        return body
+
+    return decorator
+
+
+def _validated_options(schema: type[BaseModel], values: dict) -> BaseModel:
+    """The options object, or one line naming the flag, the value given and what it accepts."""
+    from pydantic import ValidationError
+
+    from bertx.errors import BertxError
+
+    try:
+        return schema.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        flag = "--" + field.replace("_", "-")
+        annotation = _unwrap_optional(schema.model_fields[field].annotation) if field in schema.model_fields else None
+        if typing.get_origin(annotation) is Literal:
+            raise BertxError(f"{flag} {values.get(field)!r}: choose one of {', '.join(map(str, typing.get_args(annotation)))}") from None
+        raise BertxError(f"{flag} {values.get(field)!r}: {first['msg'].lower()}") from None

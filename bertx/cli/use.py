@@ -10,6 +10,8 @@ from typing import List, Optional
 import typer
 
 from bertx.cli.base import app, friendly
+from bertx.cli.options import schema_command
+from bertx.config.use import ExportConfig, ServeConfig
 from bertx.data.readers import decode_text, split_lines
 from bertx.errors import BertxError
 
@@ -139,29 +141,10 @@ def _texts(given: list[str]) -> list[str]:
     return list(given)
 
 
-@app.command()
-@friendly
+@schema_command(app, "export", ExportConfig, friendly)
 def export(
     run_dir: str = typer.Argument(..., help="A trained folder: fine-tuned, multi-task export or distilled student."),
-    output: str = typer.Option(..., help="Folder for the ONNX export."),
-    quantize: str = typer.Option("none", help="none (fp32) or int8 (dynamic, per-channel weights; sensitive layers kept in fp32)."),
-    format: str = typer.Option("onnx", help="onnx, or openvino (fp32 graph as OpenVINO IR; its CPU plugin may compute in bf16)."),
-    opset: int = typer.Option(17, min=14, max=20, help="ONNX opset (14-20)."),
-    max_metric_drop: float = typer.Option(
-        0.5, min=0.0, help="Fail when the task's main metric on the labelled sample falls by more points (the default gate)."
-    ),
-    min_agreement: Optional[float] = typer.Option(
-        None, min=0.0, max=1.0, help="Also fail when a smaller share of sample predictions agree with PyTorch (e.g. 0.99)."
-    ),
-    sample: Optional[str] = typer.Option(None, help="Labelled file for the parity check (default: the run's dev file)."),
-    sample_size: int = typer.Option(1000, min=1, help="Examples in the parity check."),
-    fp32_groups: int = typer.Option(
-        5,
-        min=0,
-        help="int8: most groups of MatMuls (a layer's attention, feed-forward in or out) "
-        "kept in fp32, chosen by calibration on training text; 0: all int8.",
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output."),
+    options: ExportConfig = None,
 ):
     """Export a trained model to ONNX (fp32 or int8), checked against PyTorch; write the graph, tokenizer and labels.
 
@@ -169,22 +152,23 @@ def export(
     """
     from bertx.export.one_model import describe, export as run_export
 
+    o = options
     report = run_export(
         run_dir,
-        output,
-        quantize=quantize,
-        opset=opset,
-        min_agreement=min_agreement,
-        sample_size=sample_size,
-        sample_file=sample,
-        fp32_groups=fp32_groups,
-        overwrite=overwrite,
-        max_metric_drop=max_metric_drop,
-        format=format,
+        o.output,
+        quantize=o.quantize,
+        opset=o.opset,
+        min_agreement=o.min_agreement,
+        sample_size=o.sample_size,
+        sample_file=o.sample,
+        fp32_groups=o.fp32_groups,
+        overwrite=o.overwrite,
+        max_metric_drop=o.max_metric_drop,
+        format=o.format,
         log=lambda line: typer.echo(line, err=True),
     )
     typer.echo(describe(report))
-    typer.echo(f"written to {output} (report: {output}/export_report.json)")
+    typer.echo(f"written to {o.output} (report: {o.output}/export_report.json)")
 
 
 @app.command()
@@ -204,31 +188,10 @@ def merge(
     typer.echo(f"merged model written to {output}")
 
 
-@app.command()
-@friendly
+@schema_command(app, "serve", ServeConfig, friendly)
 def serve(
     models: List[str] = typer.Argument(..., help="Model folders (run or export), as DIR or name=DIR."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless told otherwise)."),
-    port: int = typer.Option(8000, min=0, max=65535, help="Port."),
-    max_batch_size: int = typer.Option(32, min=1, help="Most inputs per model call (micro-batching)."),
-    max_wait_ms: float = typer.Option(5.0, min=0.0, help="How long a lone input waits for others to batch with."),
-    max_queue: int = typer.Option(1024, min=1, help="Most inputs waiting per model (a bound on memory); beyond: 503."),
-    max_inputs: int = typer.Option(64, min=1, help="Most inputs in one request (413 beyond)."),
-    max_body_mb: float = typer.Option(
-        8.0, min=0.001, help="Largest request body in MB (413 beyond); long texts are truncated to the model's length, never refused."
-    ),
-    deadline_ms: float = typer.Option(
-        2000.0,
-        min=1.0,
-        help="A request whose expected queue wait is longer gets 503 + Retry-After at once: accepted requests wait at most about this long.",
-    ),
-    admin_token_file: Optional[str] = typer.Option(
-        None,
-        help="Turn on POST/DELETE /v1/adapters/NAME (add or remove "
-        "adapters of a served folder of adapters, live) for loopback clients "
-        "sending `Authorization: Bearer TOKEN`, TOKEN read from this file.",
-    ),
-    adapter_runtime: str = typer.Option("onnx", help="What runs a served folder of adapters: onnx (one graph, 2-3x faster on CPUs) or pytorch."),
+    options: ServeConfig = None,
 ):
     """Serve models over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics, /docs.
 
@@ -239,14 +202,9 @@ def serve(
     from bertx.serve.main import serve as run_serve
     from bertx.serve.protocol import Limits
 
-    run_serve(
-        list(models),
-        host,
-        port,
-        Limits(max_batch_size, max_wait_ms, max_queue, max_inputs, int(max_body_mb * 1024 * 1024), deadline_ms),
-        admin_token_file=admin_token_file,
-        adapter_runtime=adapter_runtime,
-    )
+    o = options
+    limits = Limits(o.max_batch_size, o.max_wait_ms, o.max_queue, o.max_inputs, int(o.max_body_mb * 1024 * 1024), o.deadline_ms)
+    run_serve(list(models), o.host, o.port, limits, admin_token_file=o.admin_token_file, adapter_runtime=o.adapter_runtime)
 
 
 @app.command()
