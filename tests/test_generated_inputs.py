@@ -469,3 +469,36 @@ def test_the_hypothesis_profile_is_bounded_for_ci():
 
     if not os.environ.get("BERTX_HYPOTHESIS_EXAMPLES"):
         assert settings().max_examples <= (600 if os.environ.get("BERTX_HYPOTHESIS") == "long" else 30)
+
+
+@pytest.mark.parametrize("command, schema_name", [("serve", "ServeConfig"), ("export", "ExportConfig")])
+def test_serve_and_export_options_are_their_schemas_fields(command, schema_name):
+    """Issue 41: the options of `serve` and `export` are read off their config schemas: one option per field,
+    with the field's default, so no default is declared twice."""
+    import typer.main
+
+    import bertx.config.use as use
+    from bertx.cli import app
+
+    schema = getattr(use, schema_name)
+    click_command = typer.main.get_command(app).commands[command]
+    options = {p.name: p for p in click_command.params if p.param_type_name == "option"}
+    assert set(schema.model_fields) <= set(options)
+    for name, field in schema.model_fields.items():
+        if not field.is_required():
+            assert options[name].default == field.default, name
+
+
+@given(
+    field=st.sampled_from(["port", "max_batch_size", "max_wait_ms", "max_body_mb", "deadline_ms", "adapter_runtime", "max_inputs"]),
+    value=st.one_of(st.integers(-5, 70000), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8)),
+)
+def test_a_serve_option_is_valid_or_one_line_naming_its_flag(field, value):
+    from bertx.cli.options import _validated_options
+    from bertx.config.use import ServeConfig
+
+    try:
+        _validated_options(ServeConfig, {field: value})
+    except BertxError as err:
+        message = str(err)
+        assert message.startswith("--" + field.replace("_", "-") + " ") and "\n" not in message

@@ -15,7 +15,7 @@ onnxruntime.quantization; each variant predicts the 872 SST-2 dev sentences thro
   static_qdq           static QDQ quantisation calibrated on 512 training sentences (per-channel weights)
 
 Usage: python -m benchmarks.deploy.export_int8_choices --model-dir RUN [--quick] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/deploy/results/.
 """
 
 from __future__ import annotations

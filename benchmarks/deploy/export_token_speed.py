@@ -8,7 +8,7 @@ file; 4,000 SQuAD questions): on 1,000 questions two int8 graphs whose outputs d
 apart in either order, as a few near-tied answers flip.
 
 Usage: python -m benchmarks.deploy.export_token_speed [--quick] [--ner-dir RUN] [--qa-dir RUN] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/deploy/results/.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ predicts all dev sentences in the same process, timed end to end from raw texts 
 Accuracy on the dev labels is reported for the PyTorch model and both exports.
 
 Usage: python -m benchmarks.deploy.predict_speed [--quick] [--model-dir DIR] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/deploy/results/.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Every speed figure of an SST-2 run is measured after all training, one model aft
 `--remeasure WORK` repeats that phase for a finished run whose folders are in WORK.
 
 Usage: python -m benchmarks.distill.distill_other_networks --teacher RUN [--task sst2|ner] [--quick] [--augment N] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/ (with a plot).
+The last line of stdout is one JSON object; it is also saved in benchmarks/distill/results/ (with a plot).
 """
 
 from __future__ import annotations

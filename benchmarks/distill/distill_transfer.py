@@ -13,7 +13,7 @@ Tasks: sst2 (accuracy; teacher and students see the first N training sentences; 
 the next M sentences join as unlabelled text that the teacher labels) and conll (entity F1).
 
 Usage: python -m benchmarks.distill.distill_transfer --task sst2|conll [--quick] [--layers 3 2]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/distill/results/.
 """
 
 from __future__ import annotations

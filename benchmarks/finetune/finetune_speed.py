@@ -12,7 +12,7 @@ Set-ups, each in its own process (so peak RSS is its own):
 Ratios: bertx fp32 / Trainer fp32, and bertx at its default precision / the Trainer at that precision.
 
 Usage: python -m benchmarks.finetune.finetune_speed [--quick] [--train-examples N] [--data-dir DIR] [--model DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/finetune/results/.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ lr 1e-4 with linear decay and no warm-up or weight decay, max length 128, each i
            head, windows for long sentences; dev F1 from constrained (Viterbi) BIO decoding, strict seqeval.
 
 Usage: python -m benchmarks.finetune.ner_speed [--quick] [--train-examples N] [--data-dir DIR] [--model DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/finetune/results/.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Both models are scored by the same post-processing (bertx's n-best span decoding
 answer 30 tokens) and SQuAD's official EM/F1 normalisation, so the F1 gap is the training's alone.
 
 Usage: python -m benchmarks.finetune.qa_speed [--quick] [--train-examples N] [--data-dir DIR] [--model DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/finetune/results/.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the full dev set every 50 steps (the pruner's intermediate values); TPE (seed 0)
 measured in the same process for the comparison.
 
 Usage: python -m benchmarks.finetune.tune_sst2 [--quick] [--trials 12] [--work DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/finetune/results/.
 """
 
 from __future__ import annotations

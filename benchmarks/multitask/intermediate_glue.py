@@ -7,7 +7,7 @@ sets; main metrics: RTE accuracy, MRPC F1, STS-B Pearson, CoLA MCC, in points.
 
 Usage: python -m benchmarks.multitask.intermediate_glue [--quick] [--work DIR]
 The last line of stdout is one JSON object; it, the Markdown table and the heatmap are saved in
-benchmarks/results/ (intermediate_glue.json / .md / .png).
+benchmarks/multitask/results/ (intermediate_glue.json / .md / .png).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ has no training file here, so its 5,463 dev pairs serve as training data (QNLI i
 
 Usage: python -m benchmarks.multitask.multitask_glue [--quick] [--epochs 3] [--ft-epochs 2] [--sampling proportional]
                                            [--aux qnli] [--lr 1e-4] [--reuse-single FILE] [--name NAME]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/multitask/results/.
 """
 
 from __future__ import annotations

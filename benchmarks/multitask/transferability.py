@@ -24,7 +24,7 @@ For each study and estimator: Kendall's tau per target and its mean, the top-1 r
 the seconds of the estimates against those of the fine-tuning runs they stand for.
 
 Usage: python -m benchmarks.multitask.transferability [--quick] [--studies sources,domains,encoders] [--max-examples N] [--work DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/multitask/results/.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Wall time covers training (and, for bertx and setfit, the head fit), not scoring
 untimed, before the timed runs, so no method's time includes the process's first imports.
 
 Usage: python -m benchmarks.peft_fewshot.fewshot [--quick] [--datasets sst2,books,kitchen] [--shots 8,16,32,64] [--seeds 5]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/peft_fewshot/results/.
 """
 
 from __future__ import annotations

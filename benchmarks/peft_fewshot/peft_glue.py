@@ -10,7 +10,7 @@ whole model for full fine-tuning), train samples/s and peak RSS. The peer here i
 itself, as `bertx finetune` and HF's Trainer both do it.
 
 Usage: python -m benchmarks.peft_fewshot.peft_glue [--quick] [--methods full,lora,ia3,bitfit] [--epochs 3] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/peft_fewshot/results/.
 """
 
 from __future__ import annotations

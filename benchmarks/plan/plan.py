@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from benchmarks.harness import machine, save
+from benchmarks.harness import machine, results_of, save
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("kitchen", "sst2-pt", "sst2", "rte", "conll2003")
@@ -154,16 +154,33 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--out", default="runs/bench-plan")
     parser.add_argument("--results", default=None, help="Name of the results file (default plan, or plan_quick).")
+    parser.add_argument("--merge", action="store_true", help="Keep the other targets' rows of the results file: rerun some targets only.")
     args = parser.parse_args()
     budget = args.budget or ("12m" if args.quick else "45m")
     name_of_results = args.results or ("plan_quick" if args.quick else "plan")
-    results = {}
+    results, commits = earlier_rows(name_of_results, args.targets) if args.merge else ({}, {})
     for name in args.targets:
         results[name] = run_target(name, budget, ROOT / args.out)
+        commits[name] = commit()
         print(json.dumps({name: results[name]}), flush=True)
-        report = summary(args, budget, results)
+        report = {**summary(args, budget, results), "commits": commits}
         save(name_of_results, report)  # after every target: a long run stopped early keeps its rows
     print(json.dumps(summary(args, budget, results)))
+
+
+def earlier_rows(name: str, rerun: list[str]) -> tuple[dict, dict]:
+    """The rows (and the commits they were measured at) of the targets not rerun, from the results file."""
+    path = results_of(__file__) / f"{name}.json"
+    if not path.is_file():
+        return {}, {}
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    kept = {k: v for k, v in earlier.get("targets", {}).items() if k not in rerun}
+    return kept, {k: v for k, v in earlier.get("commits", {}).items() if k in kept}
+
+
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 def summary(args, budget: str, results: dict) -> dict:

@@ -10,7 +10,7 @@ text help a sentiment classifier trained on another domain's labels?
      reviews (their text was seen, unlabelled, in step 1: the transductive setting).
 
 Usage: python -m benchmarks.pretrain.dapt_transfer [--quick] [--source books] [--target kitchen] [--seeds 3]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/pretrain/results/.
 """
 
 from __future__ import annotations

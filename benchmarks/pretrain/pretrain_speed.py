@@ -13,7 +13,7 @@ preprocessing is reported too. Memory: bertx runs again on the corpus repeated 1
 cache, so tokenising is included), and the peak RSS of the two bertx runs is compared.
 
 Usage: python -m benchmarks.pretrain.pretrain_speed [--quick] [--steps N] [--data-dir DIR] [--model DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/pretrain/results/.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Steps, all with bertx's own pieces:
      rate's score is kept.
 
 Usage: python -m benchmarks.pretrain.pretrain_transfer [--quick] [--steps N] [--data-dir DIR] [--work DIR] [--reuse]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/pretrain/results/.
 """
 
 from __future__ import annotations

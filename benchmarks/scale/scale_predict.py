@@ -16,7 +16,7 @@ On one machine, with a local Ray cluster the benchmark starts (one CPU per core)
 
 The corpus is SST-2's training sentences repeated to --rows rows, in 4 text files.
 Usage: python -m benchmarks.scale.scale_predict [--quick] [--model-dir DIR] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/scale/results/.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ that loads the model(s) and predicts the sentences once: the multi-task model ag
 model (the target: at most 1.3x) and against the four.
 
 Usage: python -m benchmarks.serve.serve_multitask [--quick] [--mt-dir DIR] [--data-dir DIR]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/serve/results/.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ Steps:
 
 Usage: python -m benchmarks.transfer.crosslingual_transfer [--quick] [--steps N] [--data-dir DIR] [--work DIR]
 Finished pretraining runs of the same steps are reused. The last line of stdout is one JSON object;
-it is also saved in benchmarks/results/.
+it is also saved in benchmarks/transfer/results/.
 """
 
 from __future__ import annotations

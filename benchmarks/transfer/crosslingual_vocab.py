@@ -22,7 +22,7 @@ paragraphs from de-text). Fine-tuning: configs/transfer/sst2-pt.yaml (8,000 Engl
 epochs) and configs/transfer/panx-de.yaml.
 
 Usage: python -m benchmarks.transfer.crosslingual_vocab [--quick] [--pairs pt,de] [--add 5000] [--mlm-steps 400]
-The last line of stdout is one JSON object; it is also saved in benchmarks/results/.
+The last line of stdout is one JSON object; it is also saved in benchmarks/transfer/results/.
 """
 
 from __future__ import annotations

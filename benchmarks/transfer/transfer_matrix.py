@@ -4,13 +4,13 @@
 Every method of the config runs on the same model, data and machine in one go; the summary compares
 each adaptation method's mean off-diagonal score with plain fine-tuning's (the issue's target is
 +1 point for cross-domain). Matrices (JSON, Markdown, PNG) go to --work and are copied to
-benchmarks/results/<name>-matrix-<method>.*.
+benchmarks/transfer/results/<name>-matrix-<method>.*.
 
 Usage: python -m benchmarks.transfer.transfer_matrix [--config FILE] [--name NAME] [--quick] [--model DIR]
        [--data-dir DIR] [--work DIR] [overrides ...]
 --quick trains on 300 examples per source for one epoch, scores 100 per target, and adapts for 10 steps.
 Finished runs in --work are reused. The last line of stdout is one JSON object; it is also saved in
-benchmarks/results/.
+benchmarks/transfer/results/.
 """
 
 from __future__ import annotations

@@ -24,6 +24,20 @@ class TaskSpec:
     description: str
     auto_class: str = "AutoModelForSequenceClassification"  # the HF class that loads the saved folder
 
+    @property
+    def level(self) -> Level:
+        return label_level(self.label_kind)
+
+
+Level = Literal["sequence", "token", "span"]
+SEQUENCE_LABELS = ("class", "score", "classes")  # the label kinds of one output per text (or pair)
+
+
+def label_level(label_kind: str) -> Level:
+    """Where a task's outputs sit: one per text or pair ("sequence": classes, scores, sets of classes), one per
+    word ("token": tags), or a span of the context ("span": answers)."""
+    return "sequence" if label_kind in SEQUENCE_LABELS else "token" if label_kind == "tags" else "span"
+
 
 @dataclass
 class TrainData:

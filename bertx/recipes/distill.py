@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from bertx import runfolder
 from bertx.config import DistillConfig
 from bertx.console import say
-from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.batching import collate
 from bertx.data.hf_datasets import local_file
 from bertx.data.transfer_set import append_features, augmented_features, read_unlabelled, remap_targets, unlabelled_sentences
 from bertx.data.word_windows import IGNORE
@@ -45,6 +44,7 @@ from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.distiller import Distiller, check_layer_map, default_layer_map, teacher_outputs
 from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.fit import Step, fit, labelled_loop, micro_slices
 from bertx.training.run import Run
 from bertx.training.teacher_cache import TeacherCache
 
@@ -114,7 +114,7 @@ def check_small_student(config: DistillConfig, task) -> None:
         return
     if task.label_kind == "tags" and kind == "bag":
         raise BertxError("student.kind bag: a bag of embeddings sees no context, so it cannot tag tokens; use student.kind bilstm (or cnn) for NER")
-    if task.label_kind not in ("class", "score", "classes", "tags"):
+    if task.level == "span":
         raise BertxError(
             f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label) "
             f"and, as a tagger, NER; the teacher is a {task.name} model"
@@ -219,7 +219,7 @@ def _label_transfer_set(
             append_features(train.features, extra, tags)
             cache.append(extra_cache)
         elif config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
-            if task.label_kind not in ("class", "score", "classes"):
+            if task.level != "sequence":
                 raise BertxError(UNLABELLED_NEEDS_CACHE)
             reading = train.info.get("columns") or {}
             reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
@@ -268,12 +268,95 @@ def _ensemble(config: DistillConfig, teacher, device, log) -> EnsembleLabeller:
 
 def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_path: str, dev_path: str | None, show_progress: bool) -> dict:
     train_cfg, data_cfg, loss_cfg = config.train, config.data, config.loss
-    task, kind = teacher.task, teacher.kind
+    task, kind, accelerator = teacher.task, teacher.kind, run.accelerator
     labels = teacher.labels if task.label_kind != "score" else []
-    label2id = {name: i for i, name in enumerate(labels)}
-    accelerator, main = run.accelerator, run.main
+    student, kept, tokenizer, shared_tokens = _student(config, teacher)
+    layer_map = _layer_map(config, student, teacher, kept)
+    needs_teacher = bool(loss_cfg.soft or loss_cfg.needs_internals)  # hard labels alone: training without a teacher
+    train, dev = _read(config, kind, labels, tokenizer, train_path, dev_path, teacher)
+    device = accelerator.device
+    teacher.model.to(device).eval()
+    n_labelled = len(train.features.lengths)
+    cache = _stored_targets(config, run, run_config, teacher, train, tokenizer, labels, train_path, shared_tokens)
+    _write_run_config(config, run, run_config, train, labels, task, kept)
+    if run.main:
+        for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
+            say(f"note: {line}")
+    # No probe initialisation: a student copied from the teacher keeps the teacher's head already.
+    n_train = len(train.features.lengths)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * math.ceil(n_train / train_cfg.batch_size)))
+    distiller, optimizer, scheduler = _optimiser(config, _distiller(config, student, teacher, layer_map), total_steps, run)
 
-    # ---- the student, and the tokenizers of both sides ---------------------------------------
+    def student_model():
+        return accelerator.unwrap_model(distiller).student
+
+    started = time.perf_counter()
+    facts = {
+        "train_examples": n_labelled,
+        "unlabelled_examples": n_train - n_labelled,
+        "dev_examples": dev.size if dev else 0,
+        "total_steps": total_steps,
+        "labels": labels,
+        "processes": accelerator.num_processes,
+        "teacher": str(config.teacher),
+        "teacher_outputs": "none" if not needs_teacher else "cached" if cache else "live",
+        **_student_facts(config, student, kept, layer_map),
+    }
+    save = lambda folder: outputs.save_model_atomic(student_model(), tokenizer, folder)  # noqa: E731
+    progress = run.start(accelerator.unwrap_model(distiller), optimizer, scheduler, save, **facts)
+    metric_name = train_cfg.metric_for_best or task.main_metric
+    teacher_for = _teacher_outputs(teacher, cache, needs_teacher, accelerator.unwrap_model(distiller).teacher_request(), run, loss_cfg)
+    step = _step(config, run, distiller, train.features, tokenizer, kind.label_dtype if loss_cfg.hard else None, teacher_for)
+    evaluate = (lambda: kind.evaluate(student_model(), dev, tokenizer.pad_token_id, data_cfg, device=device)) if dev else None
+    loop = labelled_loop(run, (distiller, optimizer, scheduler), total_steps, train.features.lengths, step, evaluate, metric_name, show_progress)
+    fitted = fit(run, loop, started)
+
+    run.publish()
+    final = dict(progress.best_metrics)
+    final.update(steps=progress.step, best_step=progress.best_step, metric_for_best=metric_name, wall_s=round(fitted.wall_s, 2))
+    final.update(train_samples_per_s=round(fitted.examples_per_s, 2), train_examples=n_labelled, unlabelled_examples=n_train - n_labelled)
+    return run.finish(final)
+
+
+def _stored_targets(config: DistillConfig, run: Run, run_config: dict, teacher, train, tokenizer, labels, train_path: str, shared_tokens: bool):
+    """The teacher's outputs on the whole transfer set from the store (labelled once, then reused), or None when
+    the teacher runs live beside the student (internal states) or is not needed (hard labels alone)."""
+    loss_cfg = config.loss
+    needs_teacher = bool(loss_cfg.soft or loss_cfg.needs_internals)
+    if needs_teacher and not (loss_cfg.needs_internals or not config.cache_teacher):
+        teacher_train = train if shared_tokens else teacher.kind.load_train(train_path, config.data, teacher.tokenizer)
+        cache, run_config["transfer_set"] = _label_transfer_set(
+            config, teacher, train, teacher_train, run.accelerator.device, teacher.kind, tokenizer, labels, train_path, run.main
+        )
+        return cache
+    if config.unlabelled or config.augment:
+        raise BertxError(UNLABELLED_NEEDS_CACHE)
+    return None
+
+
+def _distiller(config: DistillConfig, student, teacher, layer_map: list) -> Distiller:
+    loss_cfg, task = config.loss, teacher.task
+    distiller = Distiller(student, teacher.model.config, loss_cfg, task.label_kind, layer_map)
+    if not loss_cfg.needs_internals and task.auto_class == "AutoModelForSequenceClassification" and config.student.kind == "transformer":
+        enable_cls_only_last_layer(student)  # the head reads [CLS] only and no loss reads the last layer
+    return distiller
+
+
+def _student_facts(config: DistillConfig, student, kept, layer_map: list) -> dict:
+    return {
+        "student_init": config.student.init,
+        "kept_layers": kept,
+        "student_layers": student.config.num_hidden_layers,
+        "student_hidden": student.config.hidden_size,
+        "layer_map": layer_map,
+        "losses": {k: v for k, v in config.loss.model_dump().items() if isinstance(v, float) and v},
+    }
+
+
+def _student(config: DistillConfig, teacher):
+    """The student and its tokenizer: (student, teacher layers it kept, tokenizer, whether it is the teacher's).
+    Another tokenizer is allowed only when asked for, and only for sequence tasks learnt through the outputs."""
+    task, loss_cfg = teacher.task, config.loss
     student, kept = build_student(config, teacher.model, None, per_token=task.label_kind == "tags")
     tokenizer = load_tokenizer(config.student.name_or_path) if config.student.init == "encoder" else teacher.tokenizer
     shared_tokens = same_vocabulary(tokenizer, teacher.tokenizer)
@@ -284,24 +367,34 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
                 f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
                 "to distil through the outputs only"
             )
-        if task.label_kind not in ("class", "score", "classes") or loss_cfg.needs_internals:
+        if task.level != "sequence" or loss_cfg.needs_internals:
             raise BertxError(
                 "a student with another tokenizer can learn sequence tasks through the soft-target and hard "
                 "losses only (token positions do not line up)"
             )
-    needs_teacher = bool(loss_cfg.soft or loss_cfg.needs_internals)  # hard labels alone: training without a teacher
-    live_teacher = needs_teacher and (loss_cfg.needs_internals or not config.cache_teacher)
+    return student, kept, tokenizer, shared_tokens
+
+
+def _layer_map(config: DistillConfig, student, teacher, kept) -> list:
+    """Which teacher layer each student layer learns from, when a loss reads the layers (else none); attention
+    losses need the eager attention that returns its probabilities."""
+    loss_cfg = config.loss
+    layer_map = []
     if loss_cfg.needs_internals:
         student_layers, teacher_layers = student.config.num_hidden_layers, teacher.model.config.num_hidden_layers
         layer_map = [tuple(p) for p in loss_cfg.layer_map] if loss_cfg.layer_map else default_layer_map(student_layers, teacher_layers, kept)
         check_layer_map(layer_map, student_layers, teacher_layers)
-    else:
-        layer_map = []
-    if loss_cfg.attention:  # attention probabilities exist only in the eager implementation
+    if loss_cfg.attention:
         for model in (student, teacher.model):
             model.set_attn_implementation("eager")
+    return layer_map
 
-    # ---- data: read as the teacher's kind reads it, in the teacher's label order ----------------
+
+def _read(config: DistillConfig, kind, labels: list, tokenizer, train_path: str, dev_path: str | None, teacher):
+    """The labelled training data read as the teacher's kind reads it, in the teacher's label order, and the dev
+    data read with the columns the teacher was trained on."""
+    data_cfg = config.data
+    label2id = {name: i for i, name in enumerate(labels)}
     train = kind.load_train(train_path, data_cfg, tokenizer)
     if labels:
         unknown = sorted(set(train.labels) - set(labels))
@@ -309,25 +402,16 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
             raise BertxError(
                 f"{train_path}: labels {unknown} are not among the teacher's ({', '.join(labels)}); the teacher was fine-tuned on another label set"
             )
-        remap_targets(train.features, task.label_kind, train.labels, label2id)
+        remap_targets(train.features, teacher.task.label_kind, train.labels, label2id)
     teacher_run = dict(teacher.run)
     teacher_run.setdefault("columns", train.info.get("columns"))
-    dev = (
-        kind.load_eval(dev_path, data_cfg, tokenizer, label2id, teacher_run, limit=data_cfg.max_dev_examples, articles=data_cfg.dev_articles)
-        if dev_path
-        else None
-    )
-    teacher_train = train if shared_tokens else kind.load_train(train_path, data_cfg, teacher.tokenizer)
-    device = accelerator.device
-    teacher.model.to(device).eval()
-    n_labelled = len(train.features.lengths)
-    cache = None
-    if needs_teacher and not live_teacher:
-        cache, run_config["transfer_set"] = _label_transfer_set(
-            config, teacher, train, teacher_train, device, kind, tokenizer, labels, train_path, main
-        )
-    elif config.unlabelled or config.augment:
-        raise BertxError(UNLABELLED_NEEDS_CACHE)
+    dev = None
+    if dev_path:
+        dev = kind.load_eval(dev_path, data_cfg, tokenizer, label2id, teacher_run, limit=data_cfg.max_dev_examples, articles=data_cfg.dev_articles)
+    return train, dev
+
+
+def _write_run_config(config: DistillConfig, run: Run, run_config: dict, train, labels: list, task, kept) -> None:
     run_config.update(train.info)
     run_config["labels"] = labels
     run_config["distilled_from"] = {
@@ -337,21 +421,12 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
         **({"teachers": [str(config.teacher), *config.teachers]} if config.teachers else {}),
     }
     run.write_config(run_config)
-    if main:
-        for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
-            say(f"note: {line}")
 
-    # ---- model, optimiser, schedule ------------------------------------------------------------
-    distiller = Distiller(student, teacher.model.config, loss_cfg, task.label_kind, layer_map)
-    if not loss_cfg.needs_internals and task.auto_class == "AutoModelForSequenceClassification" and config.student.kind == "transformer":
-        enable_cls_only_last_layer(student)  # the head reads [CLS] only and no loss reads the last layer
-    # No probe initialisation: a student copied from the teacher keeps the teacher's head already.
-    world, rank = accelerator.num_processes, accelerator.process_index
-    n_train = len(train.features.lengths)
-    steps_per_epoch = math.ceil(n_train / train_cfg.batch_size)
-    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    # A BiLSTM / CNN / bag student learns from scratch: unless train.lr was given, it gets a rate that suits
-    # a randomly initialised small network rather than the 1e-4 that suits a pretrained transformer.
+
+def _optimiser(config: DistillConfig, distiller, total_steps: int, run: Run):
+    """A BiLSTM / CNN / bag student learns from scratch: unless train.lr was given, it gets a rate that suits a
+    randomly initialised small network rather than the 1e-4 that suits a pretrained transformer."""
+    train_cfg = config.train
     peak_lr = SMALL_STUDENT_LR if config.student.kind in SMALL_KINDS and "lr" not in train_cfg.model_fields_set else train_cfg.lr
     optimizer = build_optimizer(
         distiller,
@@ -362,109 +437,47 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
         head_prefixes=("student.classifier", "student.qa_outputs"),
     )
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
-    distiller, optimizer = accelerator.prepare(distiller, optimizer)
-    request = accelerator.unwrap_model(distiller).teacher_request()
+    distiller, optimizer = run.accelerator.prepare(distiller, optimizer)
+    return distiller, optimizer, scheduler
 
-    def student_model():
-        return accelerator.unwrap_model(distiller).student
 
-    started = time.perf_counter()
-    progress = run.start(
-        accelerator.unwrap_model(distiller),
-        optimizer,
-        scheduler,
-        lambda folder: outputs.save_model_atomic(student_model(), tokenizer, folder),
-        train_examples=n_labelled,
-        unlabelled_examples=n_train - n_labelled,
-        dev_examples=dev.size if dev else 0,
-        total_steps=total_steps,
-        labels=labels,
-        processes=world,
-        teacher=str(config.teacher),
-        student_init=config.student.init,
-        kept_layers=kept,
-        student_layers=student.config.num_hidden_layers,
-        student_hidden=student.config.hidden_size,
-        layer_map=layer_map,
-        teacher_outputs="none" if not needs_teacher else "cached" if cache else "live",
-        losses={k: v for k, v in loss_cfg.model_dump().items() if isinstance(v, float) and v},
-    )
+def _teacher_outputs(teacher, cache, needs_teacher: bool, request, run: Run, loss_cfg):
+    """(micro-batch indices, batch) -> the teacher's outputs for it: none (hard labels alone), from the store's
+    cache, or computed live (internal states)."""
 
-    metric_name = train_cfg.metric_for_best or task.main_metric
+    def outputs_for(part, batch) -> dict:
+        if not needs_teacher:
+            return {}
+        if cache is not None:
+            return cache.batch(part, batch["input_ids"].shape[1], run.accelerator.device)
+        with run.accelerator.autocast():
+            return teacher_outputs(teacher.model, batch, teacher.task.label_kind, request, bool(loss_cfg.value_relation))
 
-    def after_eval(metrics: dict) -> None:
-        run.record_eval(metrics, metric_name, show_progress)
+    return outputs_for
 
-    def evaluate_dev() -> dict:
-        return kind.evaluate(student_model(), dev, tokenizer.pad_token_id, data_cfg, device=device)
 
-    # ---- the loop ----------------------------------------------------------------------------
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
-    start_examples = progress.examples_seen
-    sums: dict[str, float] = {}  # each loss term, summed since the last log line
+def _step(config: DistillConfig, run: Run, distiller, features, tokenizer, label_dtype, teacher_for):
+    """One optimizer step: the distiller's weighted losses per micro-batch against the teacher's outputs, each
+    loss term summed for the log line (its mean since the last one)."""
+    device, progress, every = run.accelerator.device, run.state, config.train.logging_steps
+    sums: dict[str, float] = {}
 
-    def loss_terms() -> dict:  # each term's mean since the last log line, then start again
-        terms = {f"loss/{name}": value / train_cfg.logging_steps for name, value in sums.items()}
+    def loss_terms() -> dict:
+        terms = {f"loss/{name}": value / every for name, value in sums.items()}
         sums.clear()
         return terms
 
-    distiller.train()
-    label_dtype = kind.label_dtype if loss_cfg.hard else None
-    while progress.step < total_steps and not progress.stopped_early:
-        batches = bucketed_batches(train.features.lengths, train_cfg.batch_size, train_cfg.seed, progress.epoch, train_cfg.bucket_size)
-        while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
-            local = shard(batches[progress.batch_in_epoch], rank, world)
-            parts = list(micro_batches(local, train_cfg.grad_accum))
-            step_loss = 0.0
-            for k, indices in enumerate(parts):
-                batch = {key: t.to(device) for key, t in collate(train.features, indices, tokenizer.pad_token_id, label_dtype).items()}
-                if not needs_teacher:
-                    teacher_out = {}
-                elif cache is not None:
-                    teacher_out = cache.batch(indices, batch["input_ids"].shape[1], device)
-                else:
-                    with accelerator.autocast():
-                        teacher_out = teacher_outputs(teacher.model, batch, task.label_kind, request, bool(loss_cfg.value_relation))
-                with run.micro_batch(distiller, last=k == len(parts) - 1):
-                    loss, loss_parts = distiller(batch, teacher_out)
-                    share = len(indices) / len(local)
-                    loss = loss * share
-                step_loss += run.backward(loss)
-                for name, value in loss_parts.items():
-                    sums[name] = sums.get(name, 0.0) + value.item() * share
-            due = run.end_step(
-                distiller,
-                optimizer,
-                scheduler,
-                bar,
-                step_loss,
-                len(batches[progress.batch_in_epoch]),
-                shown={"epoch": progress.epoch},
-                logged=loss_terms,
-            )
-            if dev and due:
-                after_eval(evaluate_dev())
-            run.after_step()
-        if progress.batch_in_epoch >= len(batches):
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-            if dev and progress.last_eval_step != progress.step:
-                after_eval(evaluate_dev())
-    if dev and progress.last_eval_step != progress.step and not progress.stopped_early:
-        after_eval(evaluate_dev())
-    bar.close()
-    wall = time.perf_counter() - started
+    def step(indices) -> Step:
+        step_loss = 0.0
+        for part, share, last in micro_slices(run, indices, config.train.grad_accum):
+            batch = {key: t.to(device) for key, t in collate(features, part, tokenizer.pad_token_id, label_dtype).items()}
+            teacher_out = teacher_for(part, batch)
+            with run.micro_batch(distiller, last=last):
+                loss, loss_parts = distiller(batch, teacher_out)
+                loss = loss * share
+            step_loss += run.backward(loss)
+            for name, value in loss_parts.items():
+                sums[name] = sums.get(name, 0.0) + value.item() * share
+        return Step(step_loss, len(indices), shown={"epoch": progress.epoch}, logged=loss_terms)
 
-    # ---- publish -----------------------------------------------------------------------------
-    run.publish()
-    final = dict(progress.best_metrics)
-    final.update(
-        steps=progress.step,
-        best_step=progress.best_step,
-        metric_for_best=metric_name,
-        wall_s=round(wall, 2),
-        train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
-        train_examples=n_labelled,
-        unlabelled_examples=n_train - n_labelled,
-    )
-    return run.finish(final)
+    return step

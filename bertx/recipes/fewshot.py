@@ -20,7 +20,6 @@ import time
 from collections import Counter
 
 import torch
-from tqdm.auto import tqdm
 
 from bertx.config import FewshotConfig
 from bertx.config.fewshot import end_to_end_epochs
@@ -35,6 +34,7 @@ from bertx.tasks import get_kind, get_task
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.optim import build_optimizer, linear_schedule, optimizer_step
+from bertx.training.fit import Loop, Step, fit
 from bertx.training.run import Run
 
 
@@ -84,21 +84,7 @@ def _train(
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
 
-    # ---- data: K per class, then the pairs ----------------------------------------------------
-    train = kind.load_train(train_path, data_cfg, tokenizer)
-    everything = train.features.labels
-    chosen = sample_per_class(everything, config.shots, train_cfg.seed, train.labels, train_path) if config.shots else list(range(len(everything)))
-    features = subset(train.features, chosen)
-    pairs = contrastive_pairs(features.labels, config.rounds, train_cfg.seed, train.labels, train_path)
-    run_config.update(train.info)
-    run_config["labels"] = train.labels
-    run_config["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
-    dev = (
-        kind.load_eval(dev_path, data_cfg, tokenizer, {n: i for i, n in enumerate(train.labels)}, run_config, limit=data_cfg.max_dev_examples)
-        if dev_path
-        else None
-    )
-    run.write_config(run_config)
+    train, chosen, features, pairs, dev = _read(config, kind, run, run_config, tokenizer, train_path, dev_path)
 
     # ---- model, optimiser ---------------------------------------------------------------------
     with without_load_report():  # a missing pooler: mean pooling never reads it
@@ -108,44 +94,17 @@ def _train(
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(model.encoder, train_cfg.lr, train_cfg.weight_decay)  # the head is fitted afterwards, not trained
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
-    progress = run.start(
-        model,
-        optimizer,
-        scheduler,
-        lambda folder: outputs.save_model_atomic(model, tokenizer, folder),
-        train_examples=len(chosen),
-        pairs=len(pairs),
-        total_steps=total_steps,
-        labels=train.labels,
-        model=model_path,
-        loss=config.loss,
-    )
+    facts = {"train_examples": len(chosen), "pairs": len(pairs), "total_steps": total_steps, "labels": train.labels, "model": model_path}
+    save = lambda folder: outputs.save_model_atomic(model, tokenizer, folder)  # noqa: E731
+    progress = run.start(model, optimizer, scheduler, save, **facts, loss=config.loss)
 
     # ---- contrastive stage --------------------------------------------------------------------
     started = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
-    model.train()
-    while progress.step < total_steps:
-        order = list(pairs)
-        if progress.epoch:
-            random.Random(train_cfg.seed + progress.epoch).shuffle(order)
-        while progress.batch_in_epoch < steps_per_epoch and progress.step < total_steps:
-            batch_pairs = order[progress.batch_in_epoch * train_cfg.batch_size : (progress.batch_in_epoch + 1) * train_cfg.batch_size]
-            needed = sorted({i for i, j, _ in batch_pairs} | {j for i, j, _ in batch_pairs})
-            where = {index: row for row, index in enumerate(needed)}
-            batch = {k: t.to(device) for k, t in collate(features, needed, tokenizer.pad_token_id).items()}
-            with run.micro_batch(model, last=True):
-                vectors = model.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).float()
-                u = vectors[[where[i] for i, _, _ in batch_pairs]]
-                v = vectors[[where[j] for _, j, _ in batch_pairs]]
-                target = torch.tensor([t for _, _, t in batch_pairs], device=device)
-                loss = pair_loss(u, v, target, config.loss, config.margin)
-            run.end_step(model, optimizer, scheduler, bar, run.backward(loss), len(batch_pairs))  # no dev set mid-stage
-            run.after_step()
-        if progress.batch_in_epoch >= steps_per_epoch:
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-    bar.close()
+
+    # No dev evaluation mid-stage: the sentence vectors are scored once the head is fitted on them.
+    batches = _pair_batches(pairs, train_cfg.seed, train_cfg.batch_size, steps_per_epoch)
+    step = _contrastive_step(config, run, model, features, tokenizer)
+    fit(run, Loop(model, optimizer, scheduler, total_steps, batches, step, show_progress=show_progress))
 
     # ---- the head: logistic regression on the tuned sentence vectors ----------------------------
     e2e_epochs = end_to_end_epochs(config.end_to_end_epochs, min(Counter(features.labels).values()))
@@ -166,6 +125,57 @@ def _train(
         train_samples_per_s=round(run.throughput()[0], 2),
     )
     return run.finish(final)
+
+
+def _read(config: FewshotConfig, kind, run: Run, run_config: dict, tokenizer, train_path: str, dev_path: str | None):
+    """K examples per class (all, without `shots`), the contrastive pairs drawn from them, and the dev data.
+    Returns (train, chosen rows, their features, pairs, dev)."""
+    train_cfg, data_cfg = config.train, config.data
+    train = kind.load_train(train_path, data_cfg, tokenizer)
+    everything = train.features.labels
+    chosen = sample_per_class(everything, config.shots, train_cfg.seed, train.labels, train_path) if config.shots else list(range(len(everything)))
+    features = subset(train.features, chosen)
+    pairs = contrastive_pairs(features.labels, config.rounds, train_cfg.seed, train.labels, train_path)
+    run_config.update(train.info)
+    run_config["labels"] = train.labels
+    run_config["fewshot"] = {"examples": len(chosen), "pairs": len(pairs), "rows": chosen}  # rows of the training file used
+    dev = None
+    if dev_path:
+        label2id = {n: i for i, n in enumerate(train.labels)}
+        dev = kind.load_eval(dev_path, data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples)
+    run.write_config(run_config)
+    return train, chosen, features, pairs, dev
+
+
+def _pair_batches(pairs: list, seed: int, batch_size: int, steps_per_epoch: int):
+    """epoch -> its batches of pairs: the drawn order first, then reshuffled each epoch."""
+
+    def epoch_batches(epoch: int) -> list:
+        order = list(pairs)
+        if epoch:
+            random.Random(seed + epoch).shuffle(order)
+        return [order[k * batch_size : (k + 1) * batch_size] for k in range(steps_per_epoch)]
+
+    return epoch_batches
+
+
+def _contrastive_step(config: FewshotConfig, run: Run, model: SentenceClassifier, features: Features, tokenizer):
+    """One step over a batch of (i, j, target) pairs: each text embedded once, the pair loss on its two vectors."""
+    device = run.accelerator.device
+
+    def step(batch_pairs) -> Step:
+        needed = sorted({i for i, j, _ in batch_pairs} | {j for i, j, _ in batch_pairs})
+        where = {index: row for row, index in enumerate(needed)}
+        batch = {k: t.to(device) for k, t in collate(features, needed, tokenizer.pad_token_id).items()}
+        with run.micro_batch(model, last=True):
+            vectors = model.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).float()
+            u = vectors[[where[i] for i, _, _ in batch_pairs]]
+            v = vectors[[where[j] for _, j, _ in batch_pairs]]
+            target = torch.tensor([t for _, _, t in batch_pairs], device=device)
+            loss = pair_loss(u, v, target, config.loss, config.margin)
+        return Step(run.backward(loss), len(batch_pairs))
+
+    return step
 
 
 def end_to_end(model: SentenceClassifier, features: Features, pad_id: int, config: FewshotConfig, run: Run, epochs: float) -> int:

@@ -19,10 +19,9 @@ import math
 import time
 from typing import Callable
 
-from tqdm.auto import tqdm
 
 from bertx.config import FinetuneConfig
-from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.batching import collate
 from bertx.models.adapters import AdapterModel, add_adapters, lr_scales, new_encoder_weights, trainable_counts
 from bertx.models.encoder import load_tokenizer
 from bertx.models.heads import word_embeddings
@@ -32,6 +31,7 @@ from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.aux_mlm import AuxText, TaskWithAuxMLM
 from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.fit import Step, fit, labelled_loop, micro_slices
 from bertx.training.run import Run
 from bertx.data.hf_datasets import local_file
 from bertx.console import say
@@ -79,43 +79,108 @@ def finetune(
 def _train(
     config: FinetuneConfig, task, run: Run, run_config: dict, model_path: str, train_path: str, dev_path: str | None, show_progress: bool
 ) -> dict:
-    train_cfg, data_cfg = config.train, config.data
-    accelerator, main = run.accelerator, run.main
-
-    # ---- data: read, build the label space from training labels, tokenise --------------------------
+    train_cfg, data_cfg, accelerator = config.train, config.data, run.accelerator
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
+    train, dev = _read(config, kind, run, run_config, tokenizer, train_path, dev_path)
+    started = time.perf_counter()  # training time includes fitting the probe head
+    config, model, head_report = _task_model(config, task, kind, run, train, tokenizer, model_path)
+    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * math.ceil(len(train.features.lengths) / train_cfg.batch_size)))
+    model, optimizer, scheduler, aux = _optimiser(config, model, tokenizer, total_steps, run)
+    metric_name = train_cfg.metric_for_best or task.main_metric
+
+    def task_model():
+        """The task model alone (without the auxiliary MLM head, if any): what is evaluated and saved."""
+        unwrapped = accelerator.unwrap_model(model)
+        return getattr(unwrapped, "task_model", unwrapped)
+
+    progress = run.start(
+        accelerator.unwrap_model(model),
+        optimizer,
+        scheduler,
+        # What the output folder holds: the whole model, or only the adapter and head of a PEFT run.
+        lambda folder: outputs.save_model_atomic(AdapterModel(task_model(), config.peft.method) if config.peft else task_model(), tokenizer, folder),
+        train_examples=len(train.features.lengths),
+        dev_examples=dev.size if dev else 0,
+        total_steps=total_steps,
+        train_counts=train.counts,
+        dev_counts=dev.counts if dev else {},
+        labels=train.labels,
+        processes=accelerator.num_processes,
+        model=model_path,
+        **head_report,
+    )
+    _say_notes(run, train, dev, data_cfg.max_length)
+    step = _step(config, run, model, train.features, tokenizer, kind.label_dtype, aux)
+    evaluate = (lambda: kind.evaluate(task_model(), dev, tokenizer.pad_token_id, data_cfg, device=accelerator.device)) if dev else None
+    loop = labelled_loop(run, (model, optimizer, scheduler), total_steps, train.features.lengths, step, evaluate, metric_name, show_progress)
+    fitted = fit(run, loop, started)
+
+    run.publish()
+    return run.finish(_final(progress, fitted, metric_name, train))
+
+
+def _final(progress, fitted, metric_name: str, train) -> dict:
+    """What a fine-tuning run returns and records: the best evaluation's metrics, where it was, and the speed."""
+    final = dict(progress.best_metrics)
+    final.update(
+        steps=progress.step,
+        best_step=progress.best_step,
+        metric_for_best=metric_name,
+        stopped_early=progress.stopped_early,
+        train_examples=len(train.features.lengths),
+        truncated_train=train.counts.get("truncated", 0),
+        wall_s=round(fitted.wall_s, 2),
+        train_samples_per_s=round(fitted.examples_per_s, 2),
+    )
+    return final
+
+
+def _say_notes(run: Run, train, dev, max_length: int) -> None:
+    if run.main:
+        for line in data_notes(train.counts, dev.counts if dev else {}, max_length):
+            say(f"note: {line}")
+
+
+def _read(config: FinetuneConfig, kind, run: Run, run_config: dict, tokenizer, train_path: str, dev_path: str | None):
+    """The training data (its labels make the label space) and the dev data read alike; what was found in the
+    files (columns, label names) goes into the run config, for `evaluate` and `predict` to read the same way."""
+    data_cfg = config.data
     train = kind.load_train(train_path, data_cfg, tokenizer)
-    train_features, labels = train.features, train.labels
-    label2id = {name: i for i, name in enumerate(labels)}
-    # What was found in the files (columns, label names), for `evaluate` and `predict` to read the same way.
+    label2id = {name: i for i, name in enumerate(train.labels)}
     run_config.update(train.info)
-    run_config["labels"] = labels
+    run_config["labels"] = train.labels
     dev = None
     if dev_path:
         dev = kind.load_eval(dev_path, data_cfg, tokenizer, label2id, run_config, limit=data_cfg.max_dev_examples, articles=data_cfg.dev_articles)
     run.write_config(run_config)
+    return train, dev
 
-    # ---- model, optimiser, schedule ------------------------------------------------------------
-    model = kind.build_model(model_path, labels, config.model.dropout)
+
+def _task_model(config: FinetuneConfig, task, kind, run: Run, train, tokenizer, model_path: str):
+    """The model with its head, the kind's speed-ups and head initialisation ([CLS]-only last layer, linear
+    probe), then the adapters of a PEFT run. Returns (the config with the PEFT head settings, model, report)."""
+    model = kind.build_model(model_path, train.labels, config.model.dropout)
     if config.model.freeze_word_embeddings:
         word_embeddings(model).requires_grad_(False)
-    started = time.perf_counter()  # training time includes fitting the probe head
-    # Kind-specific speed-ups and head initialisation ([CLS]-only last layer, linear probe).
     config = peft_head_init(config, model)
     head_report = kind.prepare_model(model, train, config, tokenizer, run.resume)
     if config.peft:  # after the head's probe initialisation: the adapter starts from a fitted head
         model = add_adapters(model, config.peft, task.auto_class)
         head_report["peft"] = config.peft.method
     head_report.update(trainable_counts(model))
-    world, rank = accelerator.num_processes, accelerator.process_index
-    steps_per_epoch = math.ceil(len(train_features.lengths) / train_cfg.batch_size)
-    total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
+    return config, model, head_report
+
+
+def _optimiser(config: FinetuneConfig, model, tokenizer, total_steps: int, run: Run):
+    """The optimiser and schedule, with the auxiliary MLM's text and head when the config asks for the mixed
+    objective (task loss + weight x MLM loss on unlabelled text). Returns (model, optimizer, scheduler, aux)."""
+    train_cfg, data_cfg = config.train, config.data
     optimizer = build_optimizer(
         model, peft_lr(config.peft, train_cfg), train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay, lr_scales=lr_scales(config.peft)
     )
     aux = None
-    if config.aux_mlm:  # the mixed objective: task loss + weight x MLM loss on unlabelled text
+    if config.aux_mlm:
         aux_cfg = config.aux_mlm
         aux = AuxText(
             [local_file(data_cfg.resolve(p)) for p in aux_cfg.text],
@@ -126,113 +191,43 @@ def _train(
             aux_cfg.mlm_probability,
             aux_cfg.whole_word_mask,
             train_cfg.seed,
-            show_progress=main,
+            show_progress=run.main,
         )
         model = TaskWithAuxMLM(model, aux_cfg.weight)
         optimizer.add_param_group({"params": model.new_parameters(), "lr": train_cfg.lr, "weight_decay": 0.0})
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    label_dtype = kind.label_dtype
-    metric_name = train_cfg.metric_for_best or task.main_metric
+    model, optimizer = run.accelerator.prepare(model, optimizer)
+    return model, optimizer, scheduler, aux
 
-    def task_model():
-        """The task model alone (without the auxiliary MLM head, if any): what is evaluated and saved."""
-        unwrapped = accelerator.unwrap_model(model)
-        return getattr(unwrapped, "task_model", unwrapped)
 
-    def saved_model():
-        """What the output folder holds: the whole model, or only the adapter and head of a PEFT run."""
-        return AdapterModel(task_model(), config.peft.method) if config.peft else task_model()
+def _step(config: FinetuneConfig, run: Run, model, features, tokenizer, label_dtype, aux):
+    """One optimizer step over one global batch: its slice on this process in micro-batches, each weighted by
+    its share (the step's loss is the mean over the slice), with this step's unlabelled batch for the auxiliary
+    MLM when there is one."""
+    device, progress = run.accelerator.device, run.state
 
-    # ---- start or resume ---------------------------------------------------------------------
-    progress = run.start(
-        accelerator.unwrap_model(model),
-        optimizer,
-        scheduler,
-        lambda folder: outputs.save_model_atomic(saved_model(), tokenizer, folder),
-        train_examples=len(train_features.lengths),
-        dev_examples=dev.size if dev else 0,
-        total_steps=total_steps,
-        train_counts=train.counts,
-        dev_counts=dev.counts if dev else {},
-        labels=labels,
-        processes=world,
-        model=model_path,
-        **head_report,
-    )
-    if main:
-        for line in data_notes(train.counts, dev.counts if dev else {}, data_cfg.max_length):
-            say(f"note: {line}")
+    def step(indices) -> Step:
+        slices = list(micro_slices(run, indices, config.train.grad_accum))
+        step_loss = step_mlm = 0.0
+        mlm_parts = None
+        if aux:  # this step's unlabelled batch, cut into as many micro-batches as the labelled one
+            mlm_full = aux.batch(progress.step, run.accelerator.process_index, run.accelerator.num_processes)
+            mlm_parts = [dict(zip(mlm_full, chunk)) for chunk in zip(*(t.tensor_split(len(slices)) for t in mlm_full.values()))]
+        for k, (part, share, last) in enumerate(slices):
+            batch = {key: t.to(device) for key, t in collate(features, part, tokenizer.pad_token_id, label_dtype).items()}
+            if mlm_parts:
+                batch["mlm"] = {key: t.to(device) for key, t in mlm_parts[k].items()}
+                batch["mlm_head_only"] = progress.step < config.aux_mlm.head_warmup_steps
+            with run.micro_batch(model, last=last):
+                result = model(**batch)
+                loss = result.loss * share
+            step_loss += run.backward(loss)
+            if aux:
+                step_mlm += result["mlm_loss"].item() * share
+        logged = (lambda: {"aux_mlm_loss": step_mlm}) if aux else None
+        return Step(step_loss, len(indices), shown={"epoch": progress.epoch}, logged=logged)
 
-    def evaluate_dev() -> dict[str, float]:
-        return kind.evaluate(task_model(), dev, tokenizer.pad_token_id, data_cfg, device=accelerator.device)
-
-    def after_eval(metrics: dict[str, float]) -> None:
-        run.record_eval(metrics, metric_name, show_progress)
-
-    # ---- the loop ----------------------------------------------------------------------------
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
-    start_examples = progress.examples_seen
-    model.train()
-    while progress.step < total_steps and not progress.stopped_early:
-        batches = bucketed_batches(train_features.lengths, train_cfg.batch_size, train_cfg.seed, progress.epoch, train_cfg.bucket_size)
-        while progress.batch_in_epoch < len(batches) and progress.step < total_steps and not progress.stopped_early:
-            local = shard(batches[progress.batch_in_epoch], rank, world)
-            parts = list(micro_batches(local, train_cfg.grad_accum))
-            step_loss = step_mlm = 0.0
-            mlm_parts = None
-            if aux:  # this step's unlabelled batch, cut into as many micro-batches as the labelled one
-                mlm_full = aux.batch(progress.step, rank, world)
-                mlm_parts = [dict(zip(mlm_full, chunk)) for chunk in zip(*(t.tensor_split(len(parts)) for t in mlm_full.values()))]
-            for k, indices in enumerate(parts):
-                batch = {key: t.to(accelerator.device) for key, t in collate(train_features, indices, tokenizer.pad_token_id, label_dtype).items()}
-                if mlm_parts:
-                    batch["mlm"] = {key: t.to(accelerator.device) for key, t in mlm_parts[k].items()}
-                    batch["mlm_head_only"] = progress.step < config.aux_mlm.head_warmup_steps
-                with run.micro_batch(model, last=k == len(parts) - 1):
-                    # Weight each micro-batch by its share, so the step's loss is the mean over the slice.
-                    result = model(**batch)
-                    loss = result.loss * (len(indices) / len(local))
-                step_loss += run.backward(loss)
-                if aux:
-                    step_mlm += result["mlm_loss"].item() * (len(indices) / len(local))
-            due = run.end_step(
-                model,
-                optimizer,
-                scheduler,
-                bar,
-                step_loss,
-                len(batches[progress.batch_in_epoch]),
-                shown={"epoch": progress.epoch},
-                logged=lambda mlm=step_mlm: {"aux_mlm_loss": mlm} if aux else {},
-            )
-            if dev and due:
-                after_eval(evaluate_dev())
-            run.after_step()
-        if progress.batch_in_epoch >= len(batches):  # a whole epoch is done
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-            if dev and progress.last_eval_step != progress.step:
-                after_eval(evaluate_dev())
-    if dev and progress.last_eval_step != progress.step and not progress.stopped_early:
-        after_eval(evaluate_dev())  # a run that ended mid-epoch (max_steps, fractional epochs)
-    bar.close()
-    wall = time.perf_counter() - started
-
-    # ---- publish -----------------------------------------------------------------------------
-    run.publish()
-    final = dict(progress.best_metrics)
-    final.update(
-        steps=progress.step,
-        best_step=progress.best_step,
-        metric_for_best=metric_name,
-        stopped_early=progress.stopped_early,
-        train_examples=len(train_features.lengths),
-        truncated_train=train.counts.get("truncated", 0),
-        wall_s=round(wall, 2),
-        train_samples_per_s=round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
-    )
-    return run.finish(final)
+    return step
 
 
 # A frozen encoder with a small adapter wants a larger step than full fine-tuning's 1e-4 (measured on

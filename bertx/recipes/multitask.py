@@ -18,11 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from bertx import runfolder
 from bertx.config import FinetuneConfig, MultitaskConfig, TaskEntry
-from bertx.data.batching import bucketed_batches, collate, micro_batches, shard
+from bertx.data.batching import bucketed_batches, collate
 from bertx.data.task_sampling import TaskSampler
 from bertx.errors import BertxError
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
@@ -37,6 +36,7 @@ from bertx.data.task_spec import EvalSet, TaskSpec, TrainData
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.fit import Loop, Step, fit, micro_slices
 from bertx.training.run import Run, RunState
 from bertx.data.hf_datasets import local_file
 from bertx.console import say
@@ -148,52 +148,19 @@ def multitask(config: MultitaskConfig, resume: bool = False, overwrite: bool = F
 
 
 def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str, show_progress: bool) -> dict:
-    train_cfg, sampling_cfg = config.train, config.sampling
-    accelerator, main = run.accelerator, run.main
-
-    # ---- data ----------------------------------------------------------------------------------
+    train_cfg, sampling_cfg, accelerator = config.train, config.sampling, run.accelerator
     tokenizer = load_tokenizer(model_path)
-    tasks = load_tasks(config, tokenizer, show_notes=main)
+    tasks = load_tasks(config, tokenizer, show_notes=run.main)
     by_name = {task.name: task for task in tasks}
     run_config["multitask"] = {task.name: task_run_info(task, model_path) for task in tasks}
     run.write_config(run_config)
-
-    # ---- model: one task model per head, all on one encoder ------------------------------------
-    heads: dict[str, Task] = {}
-    for task in tasks:
-        heads.setdefault(task.entry.head_name, task)
-    built = {head: task.kind.build_model(model_path, task.train.labels, config.model.dropout) for head, task in heads.items()}
-    head_of = {task.name: task.entry.head_name for task in tasks}
     started = time.perf_counter()
-    # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
-    cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
-    views = {
-        head: task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
-        for head, task in heads.items()
-    }
-    if config.peft:
-        model, head_reports = adapter_task_models(config, built, heads, views, head_of, tokenizer, run.resume)
-    else:
-        model = MultiTaskModel(built, head_of)
-        if config.model.freeze_word_embeddings:
-            word_embeddings(model.encoder).requires_grad_(False)
-        head_reports = {
-            head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, run.resume) for head, task in heads.items()
-        }
-
-    world, rank = accelerator.num_processes, accelerator.process_index
+    model, head_reports = _shared_model(config, tasks, tokenizer, model_path, run)
     batches_per_epoch = sum(math.ceil(task.size / train_cfg.batch_size) for task in tasks)
     steps_per_epoch = math.ceil(batches_per_epoch / sampling_cfg.tasks_per_step)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(
-        model,
-        peft_lr(config.peft, train_cfg),
-        train_cfg.weight_decay,
-        train_cfg.head_lr,
-        train_cfg.layer_decay,
-        head_prefixes=("heads",),
-        lr_scales=lr_scales(config.peft),
-    )
+    lr = peft_lr(config.peft, train_cfg)
+    optimizer = build_optimizer(model, lr, train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay, ("heads",), lr_scales(config.peft))
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     sampler = TaskSampler([task.size for task in tasks], sampling_cfg.strategy, sampling_cfg.temperature, train_cfg.seed)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -211,45 +178,93 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         state=fresh,
         total_steps=total_steps,
         steps_per_epoch=steps_per_epoch,
-        processes=world,
+        processes=accelerator.num_processes,
         model=model_path,
         sampling=sampling_cfg.strategy,
         task_probabilities=dict(zip(by_name, sampler.probabilities(0.0).round(4).tolist())),
-        tasks={
-            t.name: {
-                "kind": t.entry.kind,
-                "train_examples": t.size,
-                "dev_examples": t.dev.size if t.dev else 0,
-                "labels": t.train.labels,
-                "weight": t.entry.weight,
-                "head": t.entry.head_name,
-            }
-            for t in tasks
-        },
+        tasks={t.name: _task_facts(t) for t in tasks},
         heads=head_reports,
         **(trainable_counts(shared()) if config.peft else {}),
     )
-    cursors = progress.extra["cursors"]  # task -> [epoch, batches of that epoch consumed]
+    evaluate, record = _evaluation(tasks, shared, tokenizer, run, show_progress)
+    # An epoch is `steps_per_epoch` steps of sampled tasks; each task keeps its own cursor in its data.
+    loop = Loop(
+        model,
+        optimizer,
+        scheduler,
+        total_steps,
+        epoch_batches=lambda epoch: range(steps_per_epoch),  # slots: the sampler picks each step's batches
+        step=_step(config, run, model, tasks, sampler, total_steps, tokenizer),
+        evaluate=evaluate if any(t.dev for t in tasks) else None,
+        record=record,
+        show_progress=show_progress,
+    )
+    fitted = fit(run, loop, started)
 
-    epoch_batches: dict[str, tuple[int, list]] = {}
+    run.publish()
+    final = _final(progress, fitted, tasks, batches_drawn(sampler, progress.extra["draws"], total_steps, sampling_cfg.tasks_per_step, list(by_name)))
+    if run.main:
+        runfolder.write_text(run.out / "report.md", task_table(final))
+    return run.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
 
-    def next_batch(task: Task) -> list[int]:
-        """The task's next global batch; a task that runs out starts its next epoch, reshuffled."""
-        cursor = cursors[task.name]
-        seed = train_cfg.seed + 7_919 * list(by_name).index(task.name)  # each task its own order
-        cached = epoch_batches.get(task.name)
-        if cached is None or cached[0] != cursor[0]:
-            cached = (cursor[0], bucketed_batches(task.train.features.lengths, train_cfg.batch_size, seed, cursor[0], train_cfg.bucket_size))
-            epoch_batches[task.name] = cached
-        if cursor[1] >= len(cached[1]):
-            cursor[0], cursor[1] = cursor[0] + 1, 0
-            return next_batch(task)
-        cursor[1] += 1
-        return cached[1][cursor[1] - 1]
+
+def _final(progress, fitted, tasks: list[Task], batches_per_task: dict) -> dict:
+    return {
+        "mean": progress.best_metric,
+        "tasks": progress.best_metrics,
+        "main_metrics": {t.name: t.metric for t in tasks},
+        "steps": progress.step,
+        "best_step": progress.best_step,
+        "stopped_early": progress.stopped_early,
+        "wall_s": round(fitted.wall_s, 2),
+        "train_samples_per_s": round(fitted.examples_per_s, 2),
+        "batches_per_task": batches_per_task,
+    }
+
+
+def _task_facts(task: Task) -> dict:
+    return {
+        "kind": task.entry.kind,
+        "train_examples": task.size,
+        "dev_examples": task.dev.size if task.dev else 0,
+        "labels": task.train.labels,
+        "weight": task.entry.weight,
+        "head": task.entry.head_name,
+    }
+
+
+def _shared_model(config: MultitaskConfig, tasks: list[Task], tokenizer, model_path: str, run: Run):
+    """One task model per head, all on one encoder (or one base with adapters): (model, each head's report)."""
+    heads: dict[str, Task] = {}
+    for task in tasks:
+        heads.setdefault(task.entry.head_name, task)
+    built = {head: task.kind.build_model(model_path, task.train.labels, config.model.dropout) for head, task in heads.items()}
+    head_of = {task.name: task.entry.head_name for task in tasks}
+    # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
+    cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
+    views = {
+        head: task.config.model_copy(update={"model": config.model.model_copy(update={"cls_only_last_layer": cls_only})})
+        for head, task in heads.items()
+    }
+    if config.peft:
+        return adapter_task_models(config, built, heads, views, head_of, tokenizer, run.resume)
+    model = MultiTaskModel(built, head_of)
+    if config.model.freeze_word_embeddings:
+        word_embeddings(model.encoder).requires_grad_(False)
+    head_reports = {
+        head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, run.resume) for head, task in heads.items()
+    }
+    return model, head_reports
+
+
+def _evaluation(tasks: list[Task], shared, tokenizer, run: Run, show_progress: bool):
+    """(evaluate, record): every task with a dev set evaluated on its own head; the best model is the one with
+    the best mean of the tasks' main metrics."""
+    by_name = {t.name: t for t in tasks}
 
     def evaluate_all() -> dict[str, dict]:
         return {
-            t.name: t.kind.evaluate(shared().task_model(t.name), t.dev, tokenizer.pad_token_id, t.config.data, device=accelerator.device)
+            t.name: t.kind.evaluate(shared().task_model(t.name), t.dev, tokenizer.pad_token_id, t.config.data, device=run.accelerator.device)
             for t in tasks
             if t.dev
         }
@@ -262,74 +277,73 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         value = mean_main_metric(results, {t.name: t.metric for t in tasks})
         improved = run.keep_best(value, {name: dict(m) for name, m in results.items()})
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
-        run.log.write(event="eval", step=progress.step, mean=value, best=improved, **flat)
+        run.log.write(event="eval", step=run.state.step, mean=value, best=improved, **flat)
         if show_progress:
             say(
-                f"step {progress.step}: mean={value:.4f}  "
+                f"step {run.state.step}: mean={value:.4f}  "
                 + "  ".join(f"{name}.{by_name[name].metric}={metrics[by_name[name].metric]:.4f}" for name, metrics in results.items())
             )
 
-    # ---- the loop ----------------------------------------------------------------------------
-    has_dev = any(t.dev for t in tasks)
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
-    start_examples = progress.examples_seen
-    loss_sums = {t.name: [0.0, 0] for t in tasks}  # since the last log line: summed loss, batches
+    return evaluate_all, after_eval
 
-    def per_task_losses() -> dict:  # each task's mean loss and batch count since the last log line, then start again
+
+def _cursor_batches(tasks: list[Task], progress, train_cfg):
+    """task -> its next global batch; a task that runs out starts its next epoch, reshuffled. The cursors
+    (epoch, batches consumed) live in the run's state, so a resumed run continues each task where it was."""
+    cursors = progress.extra["cursors"]
+    names = [t.name for t in tasks]
+    epoch_batches: dict[str, tuple[int, list]] = {}
+
+    def next_batch(task: Task) -> list[int]:
+        cursor = cursors[task.name]
+        seed = train_cfg.seed + 7_919 * names.index(task.name)  # each task its own order
+        cached = epoch_batches.get(task.name)
+        if cached is None or cached[0] != cursor[0]:
+            cached = (cursor[0], bucketed_batches(task.train.features.lengths, train_cfg.batch_size, seed, cursor[0], train_cfg.bucket_size))
+            epoch_batches[task.name] = cached
+        if cursor[1] >= len(cached[1]):
+            cursor[0], cursor[1] = cursor[0] + 1, 0
+            return next_batch(task)
+        cursor[1] += 1
+        return cached[1][cursor[1] - 1]
+
+    return next_batch
+
+
+def _step(config: MultitaskConfig, run: Run, model, tasks: list[Task], sampler, total_steps: int, tokenizer):
+    """One optimizer step: `tasks_per_step` sampled tasks, one batch each, their weighted losses together;
+    each task's mean loss and batch count since the last log line go in the log."""
+    progress, device, per_step = run.state, run.accelerator.device, config.sampling.tasks_per_step
+    next_batch = _cursor_batches(tasks, progress, config.train)
+    loss_sums = {t.name: [0.0, 0] for t in tasks}
+
+    def per_task_losses() -> dict:
         logged = {"batches": {name: n for name, (_, n) in loss_sums.items()}, **{f"loss/{name}": s / n for name, (s, n) in loss_sums.items() if n}}
         for sums in loss_sums.values():
             sums[:] = [0.0, 0]
         return logged
 
-    model.train()
-    while progress.step < total_steps and not progress.stopped_early:
+    def step(_slot) -> Step:
         step_loss, step_examples = 0.0, 0
-        for j in range(sampling_cfg.tasks_per_step):
+        for j in range(per_step):
             task = tasks[sampler.pick(progress.extra["draws"], progress.step / total_steps)]
             progress.extra["draws"] += 1
             indices = next_batch(task)
-            local = shard(indices, rank, world)
-            parts = list(micro_batches(local, train_cfg.grad_accum))
             task_loss = 0.0
-            for k, part in enumerate(parts):
+            for part, share, last in micro_slices(run, indices, config.train.grad_accum):
                 batch = collate(task.train.features, part, tokenizer.pad_token_id, task.kind.label_dtype)
-                batch = {key: t.to(accelerator.device) for key, t in batch.items()}
-                last = j == sampling_cfg.tasks_per_step - 1 and k == len(parts) - 1  # one gradient all-reduce per step
-                with run.micro_batch(model, last):
-                    share = len(part) / len(local)
+                batch = {key: t.to(device) for key, t in batch.items()}
+                with run.micro_batch(model, last and j == per_step - 1):  # one gradient all-reduce per step
                     loss = model(task=task.name, **batch).loss * share
-                    weighted = loss * task.entry.weight / sampling_cfg.tasks_per_step
+                    weighted = loss * task.entry.weight / per_step
                 step_loss += run.backward(weighted)
                 task_loss += loss.item()
             loss_sums[task.name][0] += task_loss
             loss_sums[task.name][1] += 1
             step_examples += len(indices)
-        due = run.end_step(model, optimizer, scheduler, bar, step_loss, step_examples, batch=False, shown={"task": task.name}, logged=per_task_losses)
-        at_epoch_end = progress.step % steps_per_epoch == 0
-        if has_dev and (due or at_epoch_end):
-            after_eval(evaluate_all())
-        run.after_step()
-    if has_dev and progress.last_eval_step != progress.step and not progress.stopped_early:
-        after_eval(evaluate_all())
-    bar.close()
-    wall = time.perf_counter() - started
+        return Step(step_loss, step_examples, shown={"task": task.name}, logged=per_task_losses)
 
-    # ---- publish -----------------------------------------------------------------------------
-    run.publish()
-    final = {
-        "mean": progress.best_metric,
-        "tasks": progress.best_metrics,
-        "main_metrics": {t.name: t.metric for t in tasks},
-        "steps": progress.step,
-        "best_step": progress.best_step,
-        "stopped_early": progress.stopped_early,
-        "wall_s": round(wall, 2),
-        "train_samples_per_s": round((progress.examples_seen - start_examples) / max(wall, 1e-9), 2),
-        "batches_per_task": batches_drawn(sampler, progress.extra["draws"], total_steps, sampling_cfg.tasks_per_step, list(by_name)),
-    }
-    if main:
-        runfolder.write_text(run.out / "report.md", task_table(final))
-    return run.finish(final, log_fields={k: v for k, v in final.items() if k != "tasks"})
+    return step
 
 
 def save_shared(model, tokenizer, folder: Path) -> None:

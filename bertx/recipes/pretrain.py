@@ -14,15 +14,12 @@ process or many under `accelerate launch` / `torchrun` run the same optimisation
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bertx.config import PretrainConfig
-from bertx.data.batching import micro_batches, shard
 from bertx.data.masking import MaskingSpec, mlm_batch
 from bertx.data.pretrain_instances import build_instances, mixed_instances
 from bertx.data.token_cache import TokenCache, build_cache
@@ -32,6 +29,7 @@ from bertx.models.pretraining import PretrainingObjective, architecture, check_v
 from bertx.training import outputs
 from bertx.training.accelerator import make_accelerator
 from bertx.training.optim import build_optimizer, linear_schedule
+from bertx.training.fit import Loop, Step, fit, micro_slices
 from bertx.training.run import Run
 from bertx.data.hf_datasets import local_file
 from bertx.console import say
@@ -136,44 +134,23 @@ def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = Fal
 
 
 def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: MaskingSpec, model, origin: dict, show_progress: bool) -> dict:
-    train_cfg, data_cfg, oc = config.train, config.data, config.objective
-    accelerator, main = run.accelerator, run.main
+    train_cfg, data_cfg, accelerator = config.train, config.data, run.accelerator
     corpus = load_corpus(config, tokenizer, show_progress)
-
-    def epoch_instances(epoch: int) -> tuple[np.ndarray, int]:
-        instances, cut, counts = mixed_instances(
-            corpus.train, corpus.train_ranges, corpus.weights, data_cfg.max_length, oc.sentence_task, train_cfg.seed, epoch, data_cfg.short_seq_prob
-        )
-        per_file[:] = counts
-        return instances, cut
-
-    per_file: list[int] = []
-    instances, long_sentences = epoch_instances(0)
+    sequences = Sequences(config, corpus)
+    instances, long_sentences = sequences.of_epoch(0)
     if len(instances) < train_cfg.batch_size:
         raise BertxError(
             f"{', '.join(data_cfg.train_paths())}: the text makes {len(instances)} training sequences of up to "
             f"{data_cfg.max_length} tokens, fewer than one batch ({train_cfg.batch_size}); add text or lower train.batch_size"
         )
-    # Held-out rows per language (one language when it is one file, or eval files are given).
-    eval_sets: dict[str, np.ndarray] = {}
-    for language, ranges in corpus.eval_ranges.items():
-        rows = [
-            build_instances(corpus.eval, first, end, data_cfg.max_length, oc.sentence_task, train_cfg.seed + 1, 0, data_cfg.short_seq_prob)[0]
-            for first, end in ranges
-        ]
-        eval_sets[language] = np.concatenate(rows)[: max(1, data_cfg.max_eval_sequences // len(corpus.eval_ranges))]
-    eval_rows = np.concatenate(list(eval_sets.values())) if eval_sets else np.zeros((0, 5), dtype=np.int64)
+    eval_sets, eval_rows = held_out_sets(config, corpus)
     run.write_config(run_config)
 
-    world, rank = accelerator.num_processes, accelerator.process_index
     steps_per_epoch = math.ceil(len(instances) / train_cfg.batch_size)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay)
     scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
-    objective = PretrainingObjective(model)
-    objective, optimizer = accelerator.prepare(objective, optimizer)
-
-    # ---- start or resume ---------------------------------------------------------------------
+    objective, optimizer = accelerator.prepare(PretrainingObjective(model), optimizer)
     progress = run.start(
         model,
         optimizer,
@@ -184,101 +161,153 @@ def _train(config: PretrainConfig, run: Run, run_config: dict, tokenizer, spec: 
         train_documents=corpus.train_documents,
         sequences_per_epoch=len(instances),
         eval_sequences=len(eval_rows),
-        sequences_per_file=dict(zip(data_cfg.train_paths(), per_file)),
+        sequences_per_file=dict(zip(data_cfg.train_paths(), sequences.per_file)),
         parameters=sum(p.numel() for p in model.parameters()),
-        processes=world,
+        processes=accelerator.num_processes,
         **origin,
     )
     if run.resume and progress.epoch:
-        instances, long_sentences = epoch_instances(progress.epoch)
-    if main and long_sentences:
-        say(f"note: {long_sentences} sentences are longer than max_length={data_cfg.max_length} tokens and were cut into pieces")
-    if main and origin.get("new_weights"):
+        instances, long_sentences = sequences.of_epoch(progress.epoch)
+    if run.main:
+        _say_notes(long_sentences, data_cfg.max_length, origin)
+    latest: dict[str, float] = {}  # the last evaluation's metrics
+    loop = Loop(
+        objective,
+        optimizer,
+        scheduler,
+        total_steps,
+        epoch_batches=sequences.batches,
+        step=_step(config, run, objective, corpus, spec),
+        evaluate=_evaluation(config, run, objective, corpus, spec, eval_sets, eval_rows, show_progress),  # without held-out text: the step is logged
+        record=lambda metrics: (latest.clear(), latest.update(metrics)),
+        evaluate_each_epoch=False,  # evaluations every eval_steps and at the end; an epoch of text is arbitrary
+        show_progress=show_progress,
+    )
+    fitted = fit(run, loop)
+
+    # ---- publish: the final model (pretraining keeps no "best") ------------------------------------
+    run.publish(from_best=False)
+    final = dict(latest)
+    final.update(steps=progress.step, epochs=round(progress.step / steps_per_epoch, 3), wall_s=round(fitted.wall_s, 2))
+    final.update(tokens_per_s=round(fitted.tokens_per_s, 1), train_tokens_seen=progress.tokens_seen)
+    return run.finish(final)
+
+
+def _say_notes(long_sentences: int, max_length: int, origin: dict) -> None:
+    if long_sentences:
+        say(f"note: {long_sentences} sentences are longer than max_length={max_length} tokens and were cut into pieces")
+    if origin.get("new_weights"):
         say(f"note: {origin['start']} has no pretraining heads; {len(origin['new_weights'])} head weights start fresh")
 
-    def after_eval() -> dict[str, float]:
+
+class Sequences:
+    """The training sequences of each epoch (drawn again per epoch: other sentence pairs, other cut points),
+    the last epoch's kept so that it is drawn once, and how many came from each file."""
+
+    def __init__(self, config: PretrainConfig, corpus):
+        self.config, self.corpus = config, corpus
+        self.per_file: list[int] = []
+        self.drawn: dict[int, np.ndarray] = {}
+
+    def of_epoch(self, epoch: int) -> tuple[np.ndarray, int]:
+        """(sequences, sentences longer than max_length that were cut)."""
+        data_cfg, train_cfg = self.config.data, self.config.train
+        corpus = self.corpus
+        instances, cut, counts = mixed_instances(
+            corpus.train,
+            corpus.train_ranges,
+            corpus.weights,
+            data_cfg.max_length,
+            self.config.objective.sentence_task,
+            train_cfg.seed,
+            epoch,
+            data_cfg.short_seq_prob,
+        )
+        self.per_file[:] = counts
+        self.drawn = {epoch: instances}
+        return instances, cut
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        rows = self.drawn[epoch] if epoch in self.drawn else self.of_epoch(epoch)[0]
+        size = self.config.train.batch_size
+        return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def held_out_sets(config: PretrainConfig, corpus) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Held-out rows per language (one language when it is one file, or eval files are given), and all of them."""
+    data_cfg, train_cfg = config.data, config.train
+    eval_sets: dict[str, np.ndarray] = {}
+    for language, ranges in corpus.eval_ranges.items():
+        rows = [
+            build_instances(
+                corpus.eval, first, end, data_cfg.max_length, config.objective.sentence_task, train_cfg.seed + 1, 0, data_cfg.short_seq_prob
+            )[0]
+            for first, end in ranges
+        ]
+        eval_sets[language] = np.concatenate(rows)[: max(1, data_cfg.max_eval_sequences // len(corpus.eval_ranges))]
+    return eval_sets, (np.concatenate(list(eval_sets.values())) if eval_sets else np.zeros((0, 5), dtype=np.int64))
+
+
+def _evaluation(config: PretrainConfig, run: Run, objective, corpus, spec: MaskingSpec, eval_sets: dict, eval_rows: np.ndarray, show_progress: bool):
+    """Held-out masked-token accuracy and perplexity (each language's accuracy too: a gain in one can hide a loss
+    in another), logged with the step even when there is no held-out text."""
+    train_cfg, device, progress = config.train, run.accelerator.device, run.state
+
+    def held_out(rows) -> dict:
+        unwrapped = run.accelerator.unwrap_model(objective)
+        return evaluate_pretraining(unwrapped, corpus.eval.tokens, rows, spec, train_cfg.batch_size, device, train_cfg.seed)
+
+    def evaluate() -> dict[str, float]:
         metrics = {}
         if len(eval_rows):
-            metrics = evaluate_pretraining(
-                accelerator.unwrap_model(objective), corpus.eval.tokens, eval_rows, spec, train_cfg.batch_size, accelerator.device, train_cfg.seed
-            )
-            if len(eval_sets) > 1:  # each language's own masked-token accuracy: a gain in one can hide a loss in the other
+            metrics = held_out(eval_rows)
+            if len(eval_sets) > 1:
                 for language, rows in eval_sets.items():
-                    metrics[f"mlm_accuracy_{language}"] = evaluate_pretraining(
-                        accelerator.unwrap_model(objective), corpus.eval.tokens, rows, spec, train_cfg.batch_size, accelerator.device, train_cfg.seed
-                    )["mlm_accuracy"]
+                    metrics[f"mlm_accuracy_{language}"] = held_out(rows)["mlm_accuracy"]
         progress.last_eval_step = progress.step
         run.log.write(event="eval", step=progress.step, epoch=progress.epoch, **metrics)
         if show_progress and metrics:
             say(f"step {progress.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return metrics
 
-    # ---- the loop ----------------------------------------------------------------------------
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
-    started, start_tokens = time.perf_counter(), progress.tokens_seen
-    metrics: dict[str, float] = {}
-    objective.train()
-    while progress.step < total_steps:
-        batches = [np.arange(i, min(i + train_cfg.batch_size, len(instances))) for i in range(0, len(instances), train_cfg.batch_size)]
-        while progress.batch_in_epoch < len(batches) and progress.step < total_steps:
-            rows = instances[batches[progress.batch_in_epoch]]
-            # The global batch is masked whole, with a generator that depends on (seed, step) only: every
-            # process draws the same masks and takes its slice, so 1 and N processes optimise the same
-            # thing, and a resumed run masks exactly as the first would have.
-            generator = torch.Generator().manual_seed(train_cfg.seed * 1_000_003 + progress.step)
-            full = mlm_batch(corpus.train.tokens, rows, spec, generator)
-            global_masked = max(1, int((full["labels"] != -100).sum()))
-            local = shard(list(range(len(rows))), rank, world)
-            parts = list(micro_batches(local, train_cfg.grad_accum))
-            step_loss, step_correct, step_masked = 0.0, 0, 0
-            for k, part in enumerate(parts):
-                width = int(full["attention_mask"][part].sum(1).max())  # drop padding the slice does not need
-                batch = {key: t[part][:, :width] if t.dim() == 2 else t[part] for key, t in full.items()}
-                batch = {key: t.to(accelerator.device) for key, t in batch.items()}
-                with run.micro_batch(objective, last=k == len(parts) - 1):
-                    losses = objective(**batch, heads_only=progress.step < train_cfg.head_warmup_steps)
-                    # Mean over the global batch: MLM per masked token, NSP/SOP per pair. DDP averages
-                    # gradients over processes, hence the factor `world` in the MLM denominator.
-                    loss = losses.mlm_sum * (world / global_masked)
-                    if losses.sentence_loss is not None:
-                        loss = loss + losses.sentence_loss * (len(part) / len(local))
-                step_loss += run.backward(loss)
-                step_correct += int(losses.mlm_correct)
-                step_masked += int(losses.mlm_count)
-            accuracy = step_correct / max(1, step_masked)
-            if run.end_step(
-                objective,
-                optimizer,
-                scheduler,
-                bar,
-                step_loss,
-                len(rows),
-                tokens=int(full["attention_mask"].sum()),
-                shown={"mlm_acc": f"{accuracy:.3f}"},
-                logged=lambda accuracy=accuracy: {"mlm_accuracy": accuracy},
-            ):
-                metrics = after_eval()
-            run.after_step()
-        if progress.batch_in_epoch >= len(batches):
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
-            instances, _ = epoch_instances(progress.epoch)
-    if progress.last_eval_step != progress.step:
-        metrics = after_eval()
-    bar.close()
-    wall = time.perf_counter() - started
+    return evaluate
 
-    # ---- publish: the final model (pretraining keeps no "best") ------------------------------------
-    run.publish(from_best=False)
-    final = dict(metrics)
-    final.update(
-        steps=progress.step,
-        epochs=round(progress.step / steps_per_epoch, 3),
-        wall_s=round(wall, 2),
-        tokens_per_s=round((progress.tokens_seen - start_tokens) / max(wall, 1e-9), 1),
-        train_tokens_seen=progress.tokens_seen,
-    )
-    return run.finish(final)
+
+def _step(config: PretrainConfig, run: Run, objective, corpus, spec: MaskingSpec):
+    """One optimizer step over a global batch of sequences, masked whole with a generator that depends on
+    (seed, step) only: every process draws the same masks and takes its slice, so 1 and N processes optimise
+    the same thing, and a resumed run masks exactly as the first would have."""
+    train_cfg, progress = config.train, run.state
+    world, device = run.accelerator.num_processes, run.accelerator.device
+
+    def step(rows: np.ndarray) -> Step:
+        generator = torch.Generator().manual_seed(train_cfg.seed * 1_000_003 + progress.step)
+        full = mlm_batch(corpus.train.tokens, rows, spec, generator)
+        global_masked = max(1, int((full["labels"] != -100).sum()))
+        step_loss, step_correct, step_masked = 0.0, 0, 0
+        for part, share, last in micro_slices(run, list(range(len(rows))), train_cfg.grad_accum):
+            width = int(full["attention_mask"][part].sum(1).max())  # drop padding the slice does not need
+            batch = {key: (t[part][:, :width] if t.dim() == 2 else t[part]).to(device) for key, t in full.items()}
+            with run.micro_batch(objective, last=last):
+                losses = objective(**batch, heads_only=progress.step < train_cfg.head_warmup_steps)
+                # Mean over the global batch: MLM per masked token, NSP/SOP per pair. DDP averages gradients
+                # over processes, hence the factor `world` in the MLM denominator.
+                loss = losses.mlm_sum * (world / global_masked)
+                if losses.sentence_loss is not None:
+                    loss = loss + losses.sentence_loss * share
+            step_loss += run.backward(loss)
+            step_correct += int(losses.mlm_correct)
+            step_masked += int(losses.mlm_count)
+        accuracy = step_correct / max(1, step_masked)
+        return Step(
+            step_loss,
+            len(rows),
+            tokens=int(full["attention_mask"].sum()),
+            shown={"mlm_acc": f"{accuracy:.3f}"},
+            logged=lambda: {"mlm_accuracy": accuracy},
+        )
+
+    return step
 
 
 @torch.no_grad()

@@ -2,7 +2,8 @@
 
     teacher, teachers... -> each checked to read the same labels with the same tokenizer -> each labels every
     part of the transfer set (its own store entries, its own choice of the fastest agreeing arithmetic)
-    -> the parts averaged as probabilities with the ensemble's weights (`teacher_cache.ensemble`)
+    -> the parts averaged as probabilities with the ensemble's weights (`teacher_cache.ensemble`), and the
+    average stored once more under a key of every member and the weights
 
 An ensemble's soft targets are usually better calibrated and more accurate than any member's, and a student
 can learn more from them than from its best teacher (Hinton et al. 2015; TextBrewer's MultiTeacherDistiller).
@@ -11,6 +12,7 @@ Teachers teach through their outputs only: hidden-state and attention losses nee
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Callable
@@ -19,6 +21,7 @@ from bertx.config import DistillConfig
 from bertx.data.features import Features
 from bertx.errors import BertxError
 from bertx.recipes.teacher_labels import TeacherLabeller
+from bertx.training import teacher_store
 from bertx.training.teacher_cache import TeacherCache, ensemble
 
 
@@ -58,6 +61,7 @@ class EnsembleLabeller:
 
     def __init__(self, config: DistillConfig, paths: list[str], members: list, weights: list[float], device, log: Callable[[str], None]):
         self.weights = weights
+        self.combined_from_store = 0  # texts whose averaged outputs came from the store whole
         self.labellers = []
         for i, (path, member) in enumerate(zip(paths, members)):
             # Each member is its own teacher: its store entries, its digest; an int8 export is the first's only.
@@ -70,7 +74,24 @@ class EnsembleLabeller:
             labeller.choose(sample_from)
 
     def __call__(self, features: Features) -> TeacherCache:
-        return ensemble([labeller(features) for labeller in self.labellers], self.weights)
+        """The weighted average of the members' outputs, stored once under a key of every member (its content
+        and how it labelled) and the weights: a rerun reads one file instead of one per teacher."""
+        first = self.labellers[0]
+        name = None
+        if first.config.labelling.store:
+            name = teacher_store.key(self._digest(), "ensemble", first.label_kind, features)
+            found = teacher_store.load(name, first.keys, features.lengths, first.log)
+            if found is not None:
+                self.combined_from_store += len(features.lengths)
+                return TeacherCache.from_outputs(first.label_kind, found)
+        combined = ensemble([labeller(features) for labeller in self.labellers], self.weights)
+        if name is not None:
+            teacher_store.save(name, combined.outputs if combined.per_token else combined.rows, first.keys, features.lengths)
+        return combined
+
+    def _digest(self) -> str:
+        members = [f"{labeller._digest()}:{labeller.how}:{w!r}" for labeller, w in zip(self.labellers, self.weights)]
+        return hashlib.sha256("|".join(members).encode()).hexdigest()
 
     @property
     def summary(self) -> dict:
@@ -78,8 +99,9 @@ class EnsembleLabeller:
         combined = {key: sum(m[key] for m in members) for key in ("from_store", "labelled")}
         combined["seconds"] = round(sum(m["seconds"] for m in members), 2)
         return {
-            "texts": members[0]["texts"],
+            "texts": members[0]["texts"] + self.combined_from_store,
             **combined,
+            "combined_from_store": self.combined_from_store,
             "teacher": f"ensemble of {len(members)}",
             "weights": [round(w, 6) for w in self.weights],
             "teachers": [

@@ -21,6 +21,7 @@ import torch
 
 from bertx.config import DistillConfig
 from bertx.data.features import Features, inputs_of
+from bertx.data.task_spec import label_level
 from bertx.export.parity import decisions_agree
 from bertx.errors import BertxError
 from bertx.training import teacher_store
@@ -29,14 +30,13 @@ from bertx.training.distiller import output_keys
 from bertx.training.teacher_cache import TeacherCache
 
 SAMPLE = 512  # examples the faster teachers are checked on (seconds of work)
-SEQUENCE_KINDS = ("class", "score", "classes")
 
 
 class TeacherLabeller:
     def __init__(self, config: DistillConfig, teacher, device, log: Callable[[str], None]):
         self.config, self.teacher, self.device, self.log = config, teacher, device, log
         self.label_kind = teacher.task.label_kind
-        self.keys = None if self.label_kind in SEQUENCE_KINDS else output_keys(self.label_kind)
+        self.keys = None if label_level(self.label_kind) == "sequence" else output_keys(self.label_kind)
         self.how = "fp32"
         self.summary: dict = {"texts": 0, "from_store": 0, "labelled": 0, "seconds": 0.0}
         self._export = None

@@ -123,8 +123,6 @@ def tune(
         space: `{dotted.key: {type: float|int|categorical, low, high, log, choices}}`; default DEFAULT_SPACE.
         storage: an Optuna storage URL shared by every worker of the study.
     """
-    import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -140,11 +138,29 @@ def tune(
     data = config.data
     runfolder.check_not_read(out, [config.model.name_or_path, data.resolve(data.train), data.resolve(data.dev)])
     out.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(out / 'tune.db').resolve()}"
+    study = _study(storage or f"sqlite:///{(out / 'tune.db').resolve()}", study_name, seed, prune)
+    trial_runs = Trials(base, space, out, show_progress, log)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    if sum(t.state in finished for t in study.trials) < trials:
+        study.optimize(trial_runs.objective, callbacks=[MaxTrialsCallback(trials, states=finished)])
+    if trial_runs.stopped is not None:
+        stop = trial_runs.stopped
+        raise RunStopped(stop.signum, stop.step, out, "run the same command again to continue the study")
+    if trial_runs.failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
+        raise BertxError(f"tune: {trial_runs.failed_in_a_row} trials in a row failed, so the search stopped; the last, {trial_runs.last_failure}")
+    return write_summary(study, base, out, config)
+
+
+def _study(url: str, name: str, seed: int, prune: bool):
+    """The Optuna study in its storage (created, or loaded to continue): TPE, the median pruner after 3 trials,
+    and a heartbeat so that a trial whose worker died is retried once."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # bertx logs each trial's outcome itself, in one line
     rdb = RDBStorage(url, heartbeat_interval=30, grace_period=90, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    study = optuna.create_study(
-        study_name=study_name,
+    return optuna.create_study(
+        study_name=name,
         storage=rdb,
         direction="maximize",
         load_if_exists=True,
@@ -152,27 +168,36 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3) if prune else optuna.pruners.NopPruner(),
     )
 
-    failures = {"in_a_row": 0, "last": None, "stopped": None}
 
-    def objective(trial) -> float:
+class Trials:
+    """One fine-tuning run per trial, in OUTPUT/trial-N, its dev evaluations reported for pruning. A trial whose
+    settings fail is recorded as failed and others are tried, but not forever; a stop signal ends the study."""
+
+    def __init__(self, base: dict, space: dict, out: Path, show_progress: bool, log):
+        self.base, self.space, self.out, self.show_progress, self.log = base, space, out, show_progress, log
+        self.failed_in_a_row, self.last_failure, self.stopped = 0, None, None
+
+    def objective(self, trial) -> float:
         try:
-            return run_trial(trial)
-        except BertxError as err:  # this trial's settings failed (e.g. out of memory): try others, but not forever
-            failures["in_a_row"] += 1
-            failures["last"] = f"trial {trial.number}: {err}"
-            log(f"[tune] trial {trial.number} failed: {err}")
-            if failures["in_a_row"] >= MAX_FAILURES_IN_A_ROW:
+            return self.run(trial)
+        except BertxError as err:  # this trial's settings failed (e.g. out of memory)
+            self.failed_in_a_row += 1
+            self.last_failure = f"trial {trial.number}: {err}"
+            self.log(f"[tune] trial {trial.number} failed: {err}")
+            if self.failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 trial.study.stop()
             return float("nan")  # Optuna records the trial as failed; it does not count towards --trials
         except RunStopped as stop:  # SIGTERM / Ctrl-C inside a trial: end the study cleanly; rerunning continues it
-            failures["stopped"] = stop
+            self.stopped = stop
             trial.study.stop()
             return float("nan")
 
-    def run_trial(trial) -> float:
-        values = sample(trial, space)
-        folder = out / f"trial-{trial.number}"
-        run_config = validate_config(with_values(base, {**values, "output": str(folder)}), schema=FinetuneConfig)
+    def run(self, trial) -> float:
+        import optuna
+
+        values = sample(trial, self.space)
+        folder = self.out / f"trial-{trial.number}"
+        run_config = validate_config(with_values(self.base, {**values, "output": str(folder)}), schema=FinetuneConfig)
         started = time.perf_counter()
         trial.set_user_attr("output", str(folder))
 
@@ -183,24 +208,15 @@ def tune(
                 trial.set_user_attr("steps", step)
                 raise optuna.TrialPruned(f"step {step}: {value:.4f}")
 
-        log(f"[tune] trial {trial.number}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
-        metrics = finetune(run_config, overwrite=True, show_progress=show_progress, on_eval=report)
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        self.log(f"[tune] trial {trial.number}: {shown}")
+        metrics = finetune(run_config, overwrite=True, show_progress=self.show_progress, on_eval=report)
         trial.set_user_attr("wall_s", round(time.perf_counter() - started, 1))
         trial.set_user_attr("steps", metrics["steps"])
         value = metrics[metrics["metric_for_best"]]
-        log(f"[tune] trial {trial.number}: {metrics['metric_for_best']}={value:.4f}")
-        failures["in_a_row"] = 0
+        self.log(f"[tune] trial {trial.number}: {metrics['metric_for_best']}={value:.4f}")
+        self.failed_in_a_row = 0
         return value
-
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    if sum(t.state in finished for t in study.trials) < trials:
-        study.optimize(objective, callbacks=[MaxTrialsCallback(trials, states=finished)])
-    if failures["stopped"] is not None:
-        stop = failures["stopped"]
-        raise RunStopped(stop.signum, stop.step, out, "run the same command again to continue the study")
-    if failures["in_a_row"] >= MAX_FAILURES_IN_A_ROW:
-        raise BertxError(f"tune: {failures['in_a_row']} trials in a row failed, so the search stopped; the last, {failures['last']}")
-    return write_summary(study, base, out, config)
 
 
 def write_summary(study, base: dict, out: Path, config: FinetuneConfig) -> dict:

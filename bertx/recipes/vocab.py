@@ -72,6 +72,70 @@ def align_from_parallel(encoder, tokenizer, extended, parallel: tuple[str, str],
     return align_embeddings(encoder, rows)
 
 
+def _checked(model: str, texts: list[str], add: int, output: str, init: str, reference, overwrite: bool, parallel) -> tuple[str, object]:
+    """Every argument checked before any work, the output folder claimed for a vocabulary extension (and nothing
+    this command reads): (the model's folder, its fast tokenizer)."""
+    if add <= 0:
+        raise BertxError(f"--add {add}: give a positive number of pieces to add")
+    if init not in ("mean", "random", "aligned"):
+        raise BertxError(f"--init {init!r}: choose mean, random or aligned")
+    if (init == "aligned") != bool(parallel):
+        raise BertxError("--init aligned needs --parallel SOURCE_FILE TARGET_FILE (row-aligned translations), and only it uses them")
+    for path in [*texts, *(reference or []), *(parallel or [])]:
+        if not Path(path).is_file():
+            raise BertxError(f"{path}: text file not found")
+    model = resolve_model_path(model)
+    check_encoder_folder(model)
+    runfolder.check_output_folder(Path(output), "vocabulary", overwrite, [model, *texts, *(reference or []), *(parallel or [])])
+    tokenizer = load_tokenizer(model)
+    if not getattr(tokenizer, "is_fast", False):
+        raise BertxError(f"{model}: its tokenizer is not a fast (tokenizers) one; vocab extend needs tokenizer.json")
+    return model, tokenizer
+
+
+def _grown_encoder(model: str, mlm: bool, tokenizer, extended, old_vocab: dict, pieces: list[str], init: str, seed: int, parallel, log):
+    """The encoder (with its MLM head when it has one) with a row per new piece, initialised as `init` says:
+    (encoder, rows before, what the growth did)."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    with without_load_report():
+        encoder = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(model)
+    rows_before = encoder.get_input_embeddings().weight.shape[0]
+    grown = grow_embeddings(encoder, old_vocab, pieces, "random" if init == "random" else "mean", seed)
+    if parallel:
+        grown["initialised_from_translations"] = align_from_parallel(encoder, tokenizer, extended, parallel, rows_before, log)
+    return encoder, rows_before, grown
+
+
+def _candidates(model: str, tokenizer, texts: list[str], documents: str, vocab_size: int, add: int, log) -> list[tuple[str, int]]:
+    """The pieces a tokenizer retrained on the new text uses that the old vocabulary lacks, most tokens saved
+    first, at most `add`: [(piece, tokens saved)]."""
+    sentences = list(islice(iter_text(texts, documents), MAX_SENTENCES))
+    if not sentences:
+        raise BertxError(f"{', '.join(texts)}: no text read")
+    log(f"[vocab] retraining the tokenizer on {len(sentences)} sentences for candidates ...")
+    retrained = tokenizer.train_new_from_iterator(sentences, vocab_size)
+    _, _, counts = words_and_pieces(retrained, sentences)
+    chosen = useful_pieces(tokenizer.get_vocab(), counts, add, set(tokenizer.all_special_tokens))
+    if not chosen:
+        raise BertxError(f"{', '.join(texts)}: the text adds no new pieces to {model}'s vocabulary (it spells it as well already)")
+    return chosen
+
+
+def _extended_tokenizer(tokenizer, pieces: list[str]):
+    """The tokenizer with `pieces` added to its WordPiece vocabulary, its special tokens kept."""
+    from tokenizers import Tokenizer
+
+    special = {
+        name: getattr(tokenizer, name)
+        for name in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        if getattr(tokenizer, name, None) is not None
+    }
+    return type(tokenizer)(
+        tokenizer_object=Tokenizer.from_str(extended_tokenizer_json(tokenizer, pieces)), model_max_length=tokenizer.model_max_length, **special
+    )
+
+
 def extend_vocab(
     model: str,
     texts: list[str],
@@ -104,56 +168,13 @@ def extend_vocab(
     Returns:
         The report written to `output/vocab_report.json`.
     """
-    from transformers import AutoModel, AutoModelForMaskedLM
-
-    if add <= 0:
-        raise BertxError(f"--add {add}: give a positive number of pieces to add")
-    if init not in ("mean", "random", "aligned"):
-        raise BertxError(f"--init {init!r}: choose mean, random or aligned")
-    if (init == "aligned") != bool(parallel):
-        raise BertxError("--init aligned needs --parallel SOURCE_FILE TARGET_FILE (row-aligned translations), and only it uses them")
-    for path in [*texts, *(reference or []), *(parallel or [])]:
-        if not Path(path).is_file():
-            raise BertxError(f"{path}: text file not found")
-    model = resolve_model_path(model)
-    check_encoder_folder(model)
-    # Before any work: the output may hold only an earlier vocabulary extension, and nothing this command reads.
-    runfolder.check_output_folder(Path(output), "vocabulary", overwrite, [model, *texts, *(reference or []), *(parallel or [])])
-    tokenizer = load_tokenizer(model)
-    if not getattr(tokenizer, "is_fast", False):
-        raise BertxError(f"{model}: its tokenizer is not a fast (tokenizers) one; vocab extend needs tokenizer.json")
-    started = time.perf_counter()
-    sentences = list(islice(iter_text(texts, documents), MAX_SENTENCES))
-    if not sentences:
-        raise BertxError(f"{', '.join(texts)}: no text read")
-    log(f"[vocab] retraining the tokenizer on {len(sentences)} sentences for candidates ...")
-    retrained = tokenizer.train_new_from_iterator(sentences, vocab_size)
-    _, _, counts = words_and_pieces(retrained, sentences)
-    old_vocab = tokenizer.get_vocab()
-    chosen = useful_pieces(old_vocab, counts, add, set(tokenizer.all_special_tokens))
-    if not chosen:
-        raise BertxError(f"{', '.join(texts)}: the text adds no new pieces to {model}'s vocabulary (it spells it as well already)")
+    model, tokenizer = _checked(model, texts, add, output, init, reference, overwrite, parallel)
+    started, mlm = time.perf_counter(), has_mlm_head(model)
+    chosen = _candidates(model, tokenizer, texts, documents, vocab_size, add, log)
     pieces = [piece for piece, _ in chosen]
-
-    from tokenizers import Tokenizer
-
-    special = {
-        name: getattr(tokenizer, name)
-        for name in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-        if getattr(tokenizer, name, None) is not None
-    }
-    extended = type(tokenizer)(
-        tokenizer_object=Tokenizer.from_str(extended_tokenizer_json(tokenizer, pieces)), model_max_length=tokenizer.model_max_length, **special
-    )
-    mlm = has_mlm_head(model)
-    with without_load_report():
-        encoder = (AutoModelForMaskedLM if mlm else AutoModel).from_pretrained(model)
-    rows_before = encoder.get_input_embeddings().weight.shape[0]
-    grown = grow_embeddings(encoder, old_vocab, pieces, "random" if init == "random" else "mean", seed)
-    if parallel:
-        grown["initialised_from_translations"] = align_from_parallel(encoder, tokenizer, extended, parallel, rows_before, log)
+    extended = _extended_tokenizer(tokenizer, pieces)
+    encoder, rows_before, grown = _grown_encoder(model, mlm, tokenizer, extended, tokenizer.get_vocab(), pieces, init, seed, parallel, log)
     check = [*texts, *(reference or [])]
-    figures = tokens_per_word({"before": tokenizer, "after": extended}, check, documents)
     report = {
         "model": model,
         "texts": texts,
@@ -165,7 +186,7 @@ def extend_vocab(
         "vocab_after": encoder.get_input_embeddings().weight.shape[0],
         "mlm_head": mlm,
         "candidates_vocab_size": vocab_size,
-        "tokens_per_word": figures,
+        "tokens_per_word": tokens_per_word({"before": tokenizer, "after": extended}, check, documents),
         "top_pieces": [{"piece": p, "tokens_saved": s} for p, s in chosen[:30]],
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -23,8 +23,9 @@ from typing import Any
 from bertx.serve.batcher import MicroBatcher, TokenWeight
 from bertx.serve.protocol import BadRequest, WARM_UP_TEXT, canonical_input, checked_list, pair_form, timed_warm_up
 from bertx.errors import BertxError
+from bertx.tasks import TASKS
 
-SEQUENCE_KINDS = ("classification", "pair-classification", "regression", "multilabel")
+SEQUENCE_TASKS = tuple(name for name, spec in TASKS.items() if spec.level == "sequence")  # one output per text or pair
 RUNTIMES = ("onnx", "pytorch")
 
 
@@ -40,14 +41,13 @@ def adapter_facts(folder: Path) -> tuple[str, object, list[str], dict]:
     """(base model path, task spec, labels, run config) of one adapter folder, or one line."""
     from bertx.models.adapters import base_model_path
     from bertx.runfolder import read_run_config
-    from bertx.tasks import TASKS
 
     if not (folder / "adapter_config.json").is_file():
         raise BertxError(f"{folder}: not an adapter folder (no adapter_config.json)")
     run = read_run_config(folder) or {}
     task = TASKS.get(run.get("task") or "classification")
-    if task is None or task.name not in SEQUENCE_KINDS:
-        raise BertxError(f"{folder}: a {run.get('task')} adapter; a mixed batch serves sequence tasks ({', '.join(SEQUENCE_KINDS)}); serve it merged")
+    if task is None or task.name not in SEQUENCE_TASKS:
+        raise BertxError(f"{folder}: a {run.get('task')} adapter; a mixed batch serves sequence tasks ({', '.join(SEQUENCE_TASKS)}); serve it merged")
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:

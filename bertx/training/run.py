@@ -251,11 +251,10 @@ class Run:
         self._clock = (time.perf_counter(), self.state.examples_seen, self.state.tokens_seen)
         return self.state
 
-    def count_step(self, examples: int, tokens: int = 0, batch: bool = True) -> None:
-        """Advance the state by one optimizer step that consumed `examples` examples (`tokens` tokens);
-        `batch=False` for loops that keep their own place in the data (multi-task cursors)."""
+    def count_step(self, examples: int, tokens: int = 0) -> None:
+        """Advance the state by one optimizer step that consumed `examples` examples (`tokens` tokens)."""
         self.state.step += 1
-        self.state.batch_in_epoch += int(batch)
+        self.state.batch_in_epoch += 1
         self.state.examples_seen += examples
         self.state.tokens_seen += tokens
 
@@ -286,7 +285,6 @@ class Run:
         loss: float,
         examples: int,
         tokens: int = 0,
-        batch: bool = True,
         shown: dict | None = None,
         logged: Callable[[], dict] | None = None,
     ) -> bool:
@@ -296,7 +294,7 @@ class Run:
 
         Args:
             loss: the step's loss (the sum of its weighted micro-batch losses).
-            examples, tokens, batch: what the step consumed (see `count_step`); a run that counts tokens
+            examples, tokens: what the step consumed (see `count_step`); a run that counts tokens
                 reports tokens/s, the others examples/s.
             shown: extra fields for the progress bar.
         """
@@ -306,7 +304,7 @@ class Run:
                 "non-finite inputs or teacher outputs; stopped (lower the learning rate, or check the data)"
             )
         optimizer_step(self.accelerator, model, optimizer, scheduler, self.settings.max_grad_norm)
-        self.count_step(examples, tokens, batch)
+        self.count_step(examples, tokens)
         samples_s, tokens_s = self.throughput()
         lr = scheduler.get_last_lr()[0]
         speed = {"tokens_s": f"{tokens_s:.0f}"} if tokens else {"samples_s": f"{samples_s:.1f}"}

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from bertx.data.features import Features
+from bertx.data.task_spec import label_level
 from bertx.models.batched_outputs import model_outputs, token_outputs
 from bertx.models.ensemble import mean_in_probability, output_kind
 from bertx.training.distiller import output_keys
@@ -20,7 +21,7 @@ class TeacherCache:
     def __init__(self, teacher, features: Features, label_kind: str, pad_id: int, device=None, batch_size: int = 128, autocast_dtype=None):
         self.label_kind = label_kind
         self.keys = output_keys(label_kind)
-        if label_kind in ("class", "score", "classes"):
+        if label_level(label_kind) == "sequence":
             self.rows = model_outputs(teacher, features, pad_id, batch_size, device, autocast_dtype)  # (N, C)
             self.per_token = False
         else:
@@ -32,7 +33,7 @@ class TeacherCache:
         """A cache of outputs computed elsewhere (on a Ray cluster: `scale/labelling.py`), in the same layout."""
         cache = cls.__new__(cls)
         cache.label_kind, cache.keys = label_kind, output_keys(label_kind)
-        cache.per_token = label_kind not in ("class", "score", "classes")
+        cache.per_token = label_level(label_kind) != "sequence"
         if cache.per_token:
             cache.outputs = outputs
         else:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The child counts optimizer steps through the progress bar of the recipe that trains (`bar_recipe`), which
+# The child counts optimizer steps through the progress bar of the one training loop (`training/fit.py`), which
 # advances once per step. With `inside` ("module:function"), the counting bar is installed only once that
 # function is called: `bertx plan` is killed in its teacher stage, not in the baseline before it.
 CHILD = r"""
 import importlib, json, os, signal, sys
 import bertx
-recipe_name, config, kill_at, bar_recipe, inside = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-bars = importlib.import_module(f"bertx.recipes.{bar_recipe}")
+recipe_name, config, kill_at, inside = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+bars = importlib.import_module("bertx.training.fit")
 class Bar(bars.tqdm):
     def update(self, n=1):
         super().update(n)
@@ -38,12 +38,12 @@ getattr(bertx, recipe_name)(config, show_progress=True)
 """
 
 
-def kill_after_step(recipe: str, config: dict, step: int, bar_recipe: str | None = None, inside: str = "") -> None:
-    """Run `bertx.<recipe>(config)` in a child process and kill it right after optimizer step `step` of the
-    recipe `bar_recipe` (default: the same), counted from the call of `inside` when given."""
+def kill_after_step(recipe: str, config: dict, step: int, inside: str = "") -> None:
+    """Run `bertx.<recipe>(config)` in a child process and kill it right after optimizer step `step`, counted
+    from the call of `inside` when given."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, recipe, json.dumps(config), str(step), bar_recipe or recipe, inside],
+        [sys.executable, "-c", CHILD, recipe, json.dumps(config), str(step), inside],
         env=env,
         capture_output=True,
         text=True,

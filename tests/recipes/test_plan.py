@@ -136,7 +136,7 @@ def test_sigkill_in_the_teacher_stage_then_a_rerun_continues_there_and_ships_the
     # No latency target: which student ships depends on dev scores only, not on timings.
     config = plan_config(tiny_bert, tmp_path, sources=None, unlabelled=[], unlabelled_rest=False, encoders=[tiny_bert], students=["cnn"])
     whole = bertx.plan({**config, "output": str(tmp_path / "whole")}, show_progress=False)
-    kill_after_step("plan", config, 120, bar_recipe="finetune", inside="bertx.recipes.plan.stages:teacher")
+    kill_after_step("plan", config, 120, inside="bertx.recipes.plan.stages:teacher")
     out = Path(config["output"])
     ledger = json.loads((out / "plan.json").read_text())
     assert ledger["stages"]["baseline"]["status"] == "done" and "teacher" not in ledger["stages"]

@@ -81,13 +81,15 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_bert, text,
 
     cut = tiny_pretrain_config(tiny_bert, text, str(tmp_path / "cut"), max_steps=12, save_steps=4, eval_steps=6)
 
-    class Interrupting(recipe.tqdm):
+    from bertx.training import fit as loop
+
+    class Interrupting(loop.tqdm):
         def update(self, n=1):
             super().update(n)
             if self.n == 7:  # after the checkpoint of step 4: steps 5-7 must be replayed
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(recipe, "tqdm", Interrupting)
+    monkeypatch.setattr(loop, "tqdm", Interrupting)
     with pytest.raises(KeyboardInterrupt):
         recipe.pretrain(PretrainConfig.model_validate(cut), show_progress=True)
     monkeypatch.undo()

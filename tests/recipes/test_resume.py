@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import json, os, signal, sys
 import bertx
-from bertx.recipes import finetune as recipe
+from bertx.training import fit as recipe
 from bertx.training import checkpoint as ckpt
 
 config, kill_at, mode = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

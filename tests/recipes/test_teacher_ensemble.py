@@ -81,7 +81,13 @@ def test_two_teachers_teach_one_student_and_the_report_shows_each(teacher, secon
     assert summary["labelled"] == 2 * 240  # each teacher labelled the training text once, into its own store entries
     again = kd_config(tmp, train, dev, tmp_path / "again", teachers=[second_teacher], teacher_weights=[1.0, 3.0], baseline=False, train__max_steps=2)
     bertx.distill(again, show_progress=False)
-    assert bertx.runfolder.read_run_config(tmp_path / "again")["transfer_set"]["from_store"] == 2 * 240
+    reread = bertx.runfolder.read_run_config(tmp_path / "again")["transfer_set"]
+    assert reread["combined_from_store"] == 240 and reread["labelled"] == reread["from_store"] == 0  # the average, stored once
+    assert reread["texts"] == 240
+    other = kd_config(tmp, train, dev, tmp_path / "other", teachers=[second_teacher], teacher_weights=[1.0, 1.0], baseline=False, train__max_steps=2)
+    bertx.distill(other, show_progress=False)  # other weights: another average, from the members' own entries
+    reweighted = bertx.runfolder.read_run_config(tmp_path / "other")["transfer_set"]
+    assert reweighted["combined_from_store"] == 0 and reweighted["from_store"] == 2 * 240
 
 
 def test_teachers_that_cannot_be_averaged_are_one_line(teacher, tiny_bert, tmp_path):  # noqa: F811

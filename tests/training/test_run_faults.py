@@ -35,7 +35,7 @@ CHILD = r"""
 import os, signal, sys
 recipe_name, action, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 import importlib
-recipe = importlib.import_module(f"bertx.recipes.{recipe_name}")
+recipe = importlib.import_module("bertx.training.fit")  # the one loop every recipe runs
 class Bar(recipe.tqdm):
     def update(self, n=1):
         super().update(n)

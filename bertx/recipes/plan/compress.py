@@ -220,15 +220,12 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     measured_note = ""
     if ship.get("latency_ratio"):
         kinds, measured_note = _measured_kinds(ctx, teacher, ship, kinds, predicted, target, partial, lambda: save_ledger(out, ledger))
+    latencies = ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items())
+    aim = f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else ""
     ctx.decide(
         "compress",
         f"try {', '.join(kinds)}",
-        "best expected dev score first among students predicted to meet the "
-        "latency ("
-        + ", ".join(f"{k} ~{v:.2f} ms" for k, v in predicted.items())
-        + ")"
-        + (f"; target {target:.2f} ms (the baseline timed {reference:.2f} ms beside the teacher)" if target else "")
-        + measured_note,
+        f"best expected dev score first among students predicted to meet the latency ({latencies}){aim}{measured_note}",
     )
 
     def distil(kind: str, teachers: tuple[str, ...] = ()) -> bool:
@@ -255,7 +252,16 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
         save_ledger(out, ledger)
         return True
 
-    together = _ensemble_from_start(ctx, base, teacher, partial, lambda: save_ledger(out, ledger))
+    together = _best_first(ctx, kinds, rows, distil, _ensemble_from_start(ctx, base, teacher, partial, lambda: save_ledger(out, ledger)), partial)
+    _levers(ctx, base, teacher, ship, rows, predicted, distil, together)
+    chosen = _chosen(ctx, rows, base, teacher)
+    ledger["stages"].pop("compress-students", None)
+    return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
+
+
+def _best_first(ctx: stages.Context, kinds: list[str], rows: list, distil, together: tuple, partial: dict) -> tuple:
+    """Students distilled best-first until one meets every ship constraint or the budget stops; `together`, the
+    extra teachers, dropped for the teacher alone when they cannot be averaged with it. Returns what taught."""
     for kind in kinds:
         if any(not r["missed"] for r in rows):  # the best-first search found a student that ships
             break
@@ -269,23 +275,24 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
             together = partial["together"] = ()
             if not distil(kind):
                 break
-    _levers(ctx, base, teacher, ship, rows, predicted, distil, together)
+    return together
+
+
+def _chosen(ctx: stages.Context, rows: list, base: dict, teacher: dict) -> dict | None:
+    """The best model meeting every ship constraint (the faster of two equal scores), or None: the teacher ships."""
     ok = [r for r in rows if not r["missed"]]
-    if ok:
-        best = max(ok, key=lambda r: (r["score"], -r["latency_ms"]))
-        ctx.decide(
-            "compress",
-            f"ship {'student ' if best['student'] != 'teacher-int8' else ''}{best['student']}",
-            f"best dev {best['metric']} ({100 * best['score']:.2f}) among the models meeting every ship constraint; "
-            f"teacher {100 * teacher['score']:.2f}, baseline {100 * base['score']:.2f}",
-        )
-        chosen = {**best, "kind": "student"}
-    else:
+    if not ok:
         misses = "; ".join(f"{r['student']}: {', '.join(r['missed'])}" for r in rows) or "no student trained"
         ctx.decide("compress", "ship the teacher", f"no student met every ship constraint ({misses})")
-        chosen = None
-    ledger["stages"].pop("compress-students", None)
-    return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
+        return None
+    best = max(ok, key=lambda r: (r["score"], -r["latency_ms"]))
+    ctx.decide(
+        "compress",
+        f"ship {'student ' if best['student'] != 'teacher-int8' else ''}{best['student']}",
+        f"best dev {best['metric']} ({100 * best['score']:.2f}) among the models meeting every ship constraint; "
+        f"teacher {100 * teacher['score']:.2f}, baseline {100 * base['score']:.2f}",
+    )
+    return {**best, "kind": "student"}
 
 
 def _ensemble_from_start(ctx: stages.Context, base: dict, teacher: dict, partial: dict, save) -> tuple[str, ...]:

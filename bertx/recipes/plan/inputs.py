@@ -48,9 +48,10 @@ def read_task_file(config: PlanConfig, path: str) -> list:
     return read_examples(path, get_task(config.task), data.text_column, data.text_pair_column, data.label_column, data.label_separator)[0]
 
 
-def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
-    """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made.
-    The test file is checked to exist, never opened: it is read once, after the plan ships."""
+def _checked_files(config: PlanConfig) -> tuple:
+    """(train, dev, test, unlabelled): each found, and the user's train and dev files read through the task's own
+    reader, so that an error names the user's file and line, never the draws' copies. The test file is only
+    checked to exist."""
     train = local_file(config.resolve(config.train))
     dev = local_file(config.resolve(config.dev)) if config.dev else None
     test = config.resolve(config.test) if config.test else None
@@ -58,9 +59,26 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
     for role, path in [("train", train), ("dev", dev), ("test", test)] + [("unlabelled", p) for p in unlabelled]:
         if path and not Path(path).is_file():
             raise BertxError(f"plan {role} file {path}: file not found")
-    for path in (train, dev):  # the user's own files and lines in every error, never the draws' copies
+    for path in (train, dev):
         if path:
             read_task_file(config, path)
+    return train, dev, test, unlabelled
+
+
+def _unlabelled_rest(config: PlanConfig, rest: list, header, data: Path, suffix: str) -> str:
+    """The labelled examples not drawn, as unlabelled text (all, or `unlabelled_rest` of them, a seeded draw);
+    NER's as plain sentences."""
+    tagged = config.task == "ner"
+    keep = len(rest) if config.unlabelled_rest is True else min(len(rest), int(config.unlabelled_rest))
+    rest = split_records(rest, keep, config.seed + 1)[0]
+    rest_file = write_records(data / f"rest{'-tagged' if tagged else ''}{suffix}", header, rest, tagged)
+    return str(_plain_sentences(rest_file, data / "rest-sentences.txt") if tagged else rest_file)
+
+
+def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
+    """Resolve and check the plan's files; write the draws under `folder`. Returns the files and the draws made.
+    The test file is checked to exist, never opened: it is read once, after the plan ships."""
+    train, dev, test, unlabelled = _checked_files(config)
     tagged = config.task == "ner"
     suffix = Path(train).suffix
     notes: dict = {"source_train": train}
@@ -83,11 +101,8 @@ def prepare_inputs(config: PlanConfig, folder: Path) -> dict:
             records, rest = split_records(records, config.labelled, config.seed)
             notes["labelled"] = {"drawn": len(records), "of": len(records) + len(rest), "seed": config.seed}
             if config.unlabelled_rest:
-                keep = len(rest) if config.unlabelled_rest is True else min(len(rest), int(config.unlabelled_rest))
-                rest = split_records(rest, keep, config.seed + 1)[0]
-                rest_file = write_records(data / f"rest{'-tagged' if tagged else ''}{suffix}", header, rest, tagged)
-                unlabelled.append(str(_plain_sentences(rest_file, data / "rest-sentences.txt") if tagged else rest_file))
-                notes["unlabelled_rest"] = len(rest)
+                unlabelled.append(_unlabelled_rest(config, rest, header, data, suffix))
+                notes["unlabelled_rest"] = min(len(rest), len(rest) if config.unlabelled_rest is True else int(config.unlabelled_rest))
         if not dev:
             if not test:
                 held, records = _held_out(records, config.report_fraction, config.seed + 3)

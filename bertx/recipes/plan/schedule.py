@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+from bertx.evaluation.rank import RANKABLE
 from bertx.recipes.plan import budget, compress, stages
 from bertx.recipes.plan.costs import minutes
 
@@ -22,7 +23,7 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
     has not started after each stage, with the costs calibrated on the stages that ran."""
     config, costs, kept = ctx.config, ctx.costs, kept or {}
     scale = costs.scale
-    helpful_possible = bool(config.sources) and config.regime in ("auto", "multitask") and config.task in stages.RANKABLE
+    helpful_possible = bool(config.sources) and config.regime in ("auto", "multitask") and config.task in RANKABLE
     regime, why = stages.teacher_regime(ctx, ["(sources)"] if helpful_possible else [])
     alone, alone_why = stages.teacher_regime(ctx, [], ranked=False)
     epochs = stages.teacher_epochs(ctx.examples)
@@ -53,26 +54,7 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
     reserved += sum(row["estimate_s"] for name, row in kept.items() if row.get("run") and name not in done)
     picked = budget.best_schedule({n: o for n, o in choices.items() if n not in kept}, reserved, config.budget_s)
     left = config.budget_s - reserved - sum(o.seconds for o in picked.values())
-    rows = []
-    for name in ORDER[1:]:
-        if name in kept:
-            rows.append(kept[name])
-        elif name in fixed:
-            rows.append({"stage": name, "run": True, "reason": None, "estimate_s": round(fixed[name]["estimate_s"] * scale, 1)})
-        elif name not in picked:
-            rows.append({"stage": name, "run": False, "reason": _NOT_APPLICABLE[name](ctx)})
-        else:
-            option = picked[name]
-            reason = option.settings.get("reason")
-            if not option.runs and reason is None:
-                reason = (
-                    f"does not fit the budget beside the stages worth more ({minutes(max(o.seconds for o in choices[name]))} "
-                    f"min; {minutes(max(0.0, left))} min left)"
-                )
-            settings = {k: v for k, v in option.settings.items() if k != "reason"}
-            rows.append(
-                {"stage": name, "run": option.runs, "reason": reason, "estimate_s": round(option.seconds, 1), "option": option.label, **settings}
-            )
+    rows = [_row(ctx, name, kept, fixed, picked, choices, left, scale) for name in ORDER[1:]]
     by_name = {r["stage"]: r for r in rows}
     extra = by_name["choose"].pop("teacher_extra_s", 0.0) * scale if "choose" not in kept else 0.0
     if by_name["choose"]["run"] and "choose" not in kept and "teacher" not in kept and helpful_possible:
@@ -82,6 +64,24 @@ def schedule(ctx: stages.Context, elapsed: float = 0.0, kept: dict | None = None
     if not by_name["compress"]["run"] and "ship" not in kept:  # the teacher is exported at the ship stage
         by_name["ship"]["estimate_s"] = round(costs.ship(export=True) * scale, 1)
     return rows
+
+
+def _row(ctx: stages.Context, name: str, kept: dict, fixed: dict, picked: dict, choices: dict, left: float, scale: float) -> dict:
+    """One stage's row of the schedule: kept as it was, a fixed stage, one that does not apply, or the option
+    the budget picked (with the reason when it does not run)."""
+    if name in kept:
+        return kept[name]
+    if name in fixed:
+        return {"stage": name, "run": True, "reason": None, "estimate_s": round(fixed[name]["estimate_s"] * scale, 1)}
+    if name not in picked:
+        return {"stage": name, "run": False, "reason": _NOT_APPLICABLE[name](ctx)}
+    option = picked[name]
+    reason = option.settings.get("reason")
+    if not option.runs and reason is None:
+        most = minutes(max(o.seconds for o in choices[name]))
+        reason = f"does not fit the budget beside the stages worth more ({most} min; {minutes(max(0.0, left))} min left)"
+    settings = {k: v for k, v in option.settings.items() if k != "reason"}
+    return {"stage": name, "run": option.runs, "reason": reason, "estimate_s": round(option.seconds, 1), "option": option.label, **settings}
 
 
 _NOT_APPLICABLE = {

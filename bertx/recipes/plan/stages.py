@@ -35,6 +35,7 @@ from bertx.config import (
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.evaluation.latency import paired_latency, single_input_latency
+from bertx.evaluation.rank import RANKABLE
 from bertx.recipes.plan.costs import Costs
 from bertx.recipes.plan.profile import encoder_path, length_quantiles
 
@@ -47,7 +48,6 @@ CLOSEST_SOURCES = 2  # when fine-tuning every source is too dear: only the ones 
 SIMILARITY_S = 4.0  # embedding 200 texts of a source (or the target) to rank it by text similarity
 VOCAB_ADD = 5000  # word pieces of the target's language added to the encoder at most
 OWN_PIECES_PER_WORD = 1.15  # what a vocabulary extended for the text's language spells it in (Portuguese: 1.12)
-RANKABLE = ("classification", "pair-classification", "regression", "ner")
 SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
 
 
@@ -197,79 +197,76 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | 
     """The encoder among the candidates, then the source tasks (each fine-tuned on at most `source_examples`,
     or found cached; only the `closest` in text to the target when given) predicted to help, from frozen
     features (LogME)."""
-    from bertx.evaluation.rank import rank
-
     config, folder = ctx.config, ctx.out / "choose"
     runfolder.make_folder(folder)
-    encoder, result = encoder_path(config.encoders[0]), {"encoder_scores": None, "sources": None, "helpful": []}
+    result = {"encoder_scores": None, "sources": None, "helpful": []}
     rankable = config.task in RANKABLE
-    if len(config.encoders) > 1 and rankable:
-        report = rank(
-            ctx.inputs["train"],
-            [encoder_path(e) for e in config.encoders],
-            config.task,
-            ("logme",),
-            2000,
-            ctx.profile["max_length"],
-            config.seed,
-            str(folder / "encoders"),
-            True,
-            names=list(config.encoders),
-            data=ctx.reading(),
-        )
-        scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
-        best = report["candidates"][0]["candidate"]
-        encoder = encoder_path(best)
-        result["encoder_scores"] = scores
-        ctx.decide(
-            "choose",
-            f"encoder {best}",
-            "highest LogME on the target's training data: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None),
-        )
-    elif len(config.encoders) > 1:
+    encoder = _chosen_encoder(ctx, folder, result) if rankable else encoder_path(config.encoders[0])
+    if len(config.encoders) > 1 and not rankable:
         ctx.decide("choose", f"encoder {config.encoders[0]}", f"{config.task} is not ranked from frozen features; the first candidate")
     sources = load_sources(config)
     if sources is not None and rankable and config.regime in ("auto", "multitask"):
-        from bertx.recipes.sources import rank_encoders, train_sources
-
-        cap = cached_cap(sources, [SOURCE_EXAMPLES, source_examples]) or source_examples
-        entries = capped_sources(sources, cap)
-        if closest and closest < len(entries) and cached_cap(sources, [cap]) is None:
-            entries = closest_entries(ctx, sources, entries, closest, result)
-        trained = train_sources(entries, sources_folder(sources, cap), sources.task_config, ctx.show_progress)
-        result["source_examples"] = cap
-        report = rank_encoders(
-            encoder_path(sources.model.name_or_path or "default"),
-            trained,
-            ctx.inputs["train"],
-            config.task,
-            ("logme",),
-            2000,
-            ctx.profile["max_length"],
-            config.seed,
-            str(folder / "sources"),
-            True,
-            data=ctx.reading(),
-        )
-        scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
-        result["sources"], result["helpful"] = scores, report["helpful"][:2]
-        dropped = [name for name in report["sources_ranked"] if name not in result["helpful"]]
-        ctx.decide(
-            "choose",
-            f"sources {', '.join(result['helpful']) or 'none'}",
-            "LogME above the plain encoder's ("
-            + f"{scores['none']:.3f}): "
-            + ", ".join(f"{n} {scores[n]:.3f}" for n in report["sources_ranked"])
-            + (f"; dropped {', '.join(dropped)}" if dropped else ""),
-        )
+        _helpful_sources(ctx, sources, folder, source_examples, closest, result)
     elif sources is not None:
-        ctx.decide(
-            "choose",
-            "no sources",
-            f"{config.task} is not ranked from frozen features" if not rankable else f"regime {config.regime} trains no multi-task teacher",
-        )
+        why = f"{config.task} is not ranked from frozen features" if not rankable else f"regime {config.regime} trains no multi-task teacher"
+        ctx.decide("choose", "no sources", why)
     result["encoder"] = encoder
     return result
+
+
+def _chosen_encoder(ctx: Context, folder: Path, result: dict) -> str:
+    """The candidate encoder with the highest LogME on the target's training data (the only one, when one)."""
+    from bertx.evaluation.rank import rank
+
+    config = ctx.config
+    if len(config.encoders) < 2:
+        return encoder_path(config.encoders[0])
+    candidates = [encoder_path(e) for e in config.encoders]
+    where, names = str(folder / "encoders"), list(config.encoders)
+    report = rank(
+        ctx.inputs["train"],
+        candidates,
+        config.task,
+        ("logme",),
+        2000,
+        ctx.profile["max_length"],
+        config.seed,
+        where,
+        True,
+        names=names,
+        data=ctx.reading(),
+    )
+    scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
+    best = report["candidates"][0]["candidate"]
+    result["encoder_scores"] = scores
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None)
+    ctx.decide("choose", f"encoder {best}", f"highest LogME on the target's training data: {shown}")
+    return encoder_path(best)
+
+
+def _helpful_sources(ctx: Context, sources: SourcesConfig, folder: Path, source_examples: int, closest: int | None, result: dict) -> None:
+    """The sources fine-tuned (or found cached), then ranked by LogME against the plain encoder; the two best
+    that beat it are the helpful ones (`result["helpful"]`)."""
+    from bertx.recipes.sources import rank_encoders, train_sources
+
+    config = ctx.config
+    cap = cached_cap(sources, [SOURCE_EXAMPLES, source_examples]) or source_examples
+    entries = capped_sources(sources, cap)
+    if closest and closest < len(entries) and cached_cap(sources, [cap]) is None:
+        entries = closest_entries(ctx, sources, entries, closest, result)
+    trained = train_sources(entries, sources_folder(sources, cap), sources.task_config, ctx.show_progress)
+    result["source_examples"] = cap
+    base = encoder_path(sources.model.name_or_path or "default")
+    where = str(folder / "sources")
+    report = rank_encoders(
+        base, trained, ctx.inputs["train"], config.task, ("logme",), 2000, ctx.profile["max_length"], config.seed, where, True, data=ctx.reading()
+    )
+    scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
+    result["sources"], result["helpful"] = scores, report["helpful"][:2]
+    dropped = [name for name in report["sources_ranked"] if name not in result["helpful"]]
+    ranked = ", ".join(f"{n} {scores[n]:.3f}" for n in report["sources_ranked"])
+    why = f"LogME above the plain encoder's ({scores['none']:.3f}): {ranked}" + (f"; dropped {', '.join(dropped)}" if dropped else "")
+    ctx.decide("choose", f"sources {', '.join(result['helpful']) or 'none'}", why)
 
 
 def closest_entries(ctx: Context, sources: SourcesConfig, entries: list[TaskEntry], count: int, result: dict) -> list[TaskEntry]:
