@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from bertx.config.base import DataConfig, StrictModel, check_task_name, default_data_dir
 
 MIN_BUDGET_S = 60
-STUDENTS = ("bert-3", "bert-2", "bert-1", "bilstm", "cnn", "bag")
+STUDENTS = ("bert-5", "bert-4", "bert-3", "bert-2", "bert-1", "bilstm", "cnn", "bag")
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
 
 

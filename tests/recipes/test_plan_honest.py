@@ -235,3 +235,17 @@ def test_a_teacher_whose_gain_is_inside_the_noise_teaches_with_the_baseline(monk
     assert decision == ("teach with the teacher and the baseline" if together else "teach with the teacher")
     assert compress._ensemble_from_start(ctx, base, teacher, partial, lambda: None) == together and len(calls) == 1  # kept, not rescored
     assert compress._ensemble_from_start(Plan(), {"score": 0.8}, teacher, {}, lambda: None) == ()  # no baseline folder: nothing to average
+
+
+def test_the_widest_bert_students_come_first_and_never_wider_than_the_encoder():
+    """Issue 39 (3): the widest student the latency allows; a BERT student keeps at most the encoder's layers."""
+    from bertx.config.plan import STUDENTS
+
+    ctx = Plan()
+    ctx.config.students, ctx.profile = list(STUDENTS), {"probe": {"layers": 4}}
+    kinds, predicted = compress.students_to_try(ctx, 10.0, None)
+    assert kinds == ["bert-4", "bert-3", "bert-2"] and "bert-5" not in predicted
+    kinds, _ = compress.students_to_try(ctx, 10.0, 2.0)  # a fifth of 10 ms: bert-4 (~2.1 ms) is within the margin
+    assert kinds[0] == "bert-4"
+    ctx.profile = {"probe": {"layers": 6}}
+    assert compress.students_to_try(ctx, 10.0, None)[0][:2] == ["bert-5", "bert-4"]

@@ -39,7 +39,8 @@ def student_config(kind: str) -> dict:
 
 def students_to_try(ctx: Context, teacher_ms: float, target_ms: float | None, fixed_ms: float = FIXED_MS) -> tuple[list[str], dict]:
     """The students worth distilling, best expected dev score first, and each one's predicted latency."""
-    kinds = [s for s in STUDENT_QUALITY if s in ctx.config.students]
+    depth = ctx.profile.get("probe", {}).get("layers")  # a BERT student keeps at most the encoder's layers
+    kinds = [s for s in STUDENT_QUALITY if s in ctx.config.students and not (depth and s.startswith("bert-") and int(s[5:]) > depth)]
     if ctx.config.task == "ner":
         kinds = [s for s in kinds if s != "bag"]
     predicted = {s: round(teacher_ms * STUDENT_LATENCY[s] + fixed_ms, 2) for s in kinds}
