@@ -83,8 +83,9 @@ def _train(
     kind = get_kind(task)
     tokenizer = load_tokenizer(model_path)
     train, dev = _read(config, kind, run, run_config, tokenizer, train_path, dev_path)
+    model = kind.build_model(model_path, train.labels, config.model.dropout)
     started = time.perf_counter()  # training time includes fitting the probe head
-    config, model, head_report = _task_model(config, task, kind, run, train, tokenizer, model_path)
+    config, model, head_report = _task_model(config, task, kind, run, train, tokenizer, model)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * math.ceil(len(train.features.lengths) / train_cfg.batch_size)))
     model, optimizer, scheduler, aux = _optimiser(config, model, tokenizer, total_steps, run)
     metric_name = train_cfg.metric_for_best or task.main_metric
@@ -157,10 +158,9 @@ def _read(config: FinetuneConfig, kind, run: Run, run_config: dict, tokenizer, t
     return train, dev
 
 
-def _task_model(config: FinetuneConfig, task, kind, run: Run, train, tokenizer, model_path: str):
-    """The model with its head, the kind's speed-ups and head initialisation ([CLS]-only last layer, linear
-    probe), then the adapters of a PEFT run. Returns (the config with the PEFT head settings, model, report)."""
-    model = kind.build_model(model_path, train.labels, config.model.dropout)
+def _task_model(config: FinetuneConfig, task, kind, run: Run, train, tokenizer, model):
+    """The model with the kind's speed-ups and head initialisation ([CLS]-only last layer, linear probe), then
+    the adapters of a PEFT run. Returns (the config with the PEFT head settings, model, report)."""
     if config.model.freeze_word_embeddings:
         word_embeddings(model).requires_grad_(False)
     config = peft_head_init(config, model)

@@ -154,8 +154,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
     by_name = {task.name: task for task in tasks}
     run_config["multitask"] = {task.name: task_run_info(task, model_path) for task in tasks}
     run.write_config(run_config)
-    started = time.perf_counter()
-    model, head_reports = _shared_model(config, tasks, tokenizer, model_path, run)
+    model, head_reports, started = _shared_model(config, tasks, tokenizer, model_path, run)
     batches_per_epoch = sum(math.ceil(task.size / train_cfg.batch_size) for task in tasks)
     steps_per_epoch = math.ceil(batches_per_epoch / sampling_cfg.tasks_per_step)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
@@ -234,12 +233,14 @@ def _task_facts(task: Task) -> dict:
 
 
 def _shared_model(config: MultitaskConfig, tasks: list[Task], tokenizer, model_path: str, run: Run):
-    """One task model per head, all on one encoder (or one base with adapters): (model, each head's report)."""
+    """One task model per head, all on one encoder (or one base with adapters): (model, each head's report, when
+    training began: after the models are built, before the heads are fitted)."""
     heads: dict[str, Task] = {}
     for task in tasks:
         heads.setdefault(task.entry.head_name, task)
     built = {head: task.kind.build_model(model_path, task.train.labels, config.model.dropout) for head, task in heads.items()}
     head_of = {task.name: task.entry.head_name for task in tasks}
+    started = time.perf_counter()
     # The [CLS]-only last layer is a change to the shared encoder: only when every head reads [CLS] alone.
     cls_only = config.model.cls_only_last_layer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks)
     views = {
@@ -247,14 +248,14 @@ def _shared_model(config: MultitaskConfig, tasks: list[Task], tokenizer, model_p
         for head, task in heads.items()
     }
     if config.peft:
-        return adapter_task_models(config, built, heads, views, head_of, tokenizer, run.resume)
+        return (*adapter_task_models(config, built, heads, views, head_of, tokenizer, run.resume), started)
     model = MultiTaskModel(built, head_of)
     if config.model.freeze_word_embeddings:
         word_embeddings(model.encoder).requires_grad_(False)
     head_reports = {
         head: task.kind.prepare_model(model.task_model(task.name), task.train, views[head], tokenizer, run.resume) for head, task in heads.items()
     }
-    return model, head_reports
+    return model, head_reports, started
 
 
 def _evaluation(tasks: list[Task], shared, tokenizer, run: Run, show_progress: bool):

@@ -21,7 +21,7 @@ class ServedModel:
     batcher: MicroBatcher | None = None
     info: dict = field(default_factory=dict)
     counter: TokenWeight | None = None
-    records: Any = None  # bertx.inference.records.RecordPredictor, made on first use
+    predictor: Any = None  # bertx.inference.records.RecordPredictor, made on first use
 
     @property
     def kind(self) -> str:
@@ -48,11 +48,11 @@ class ServedModel:
             return self._predict(inputs)
 
     def _predict(self, inputs: list) -> list[dict]:
-        if self.records is None:
+        if self.predictor is None:
             from bertx.inference.records import predictor_for
 
-            self.records = predictor_for(self.trained)
-        return self.records.records(inputs)
+            self.predictor = predictor_for(self.trained)
+        return self.predictor.records(inputs)
 
     def weigh(self, item) -> int:
         """An input's cost for admission: the tokens the model reads of it."""

@@ -213,30 +213,6 @@ def test_an_ensemble_of_teacher_and_baseline_teaches_the_best_student_again(monk
             assert "try bag from an ensemble" in [d["decision"] for d in ctx.decisions]
 
 
-@pytest.mark.parametrize("interval, together", [((-0.02, 0.05), ("runs/baseline",)), ((0.01, 0.09), ())])
-def test_a_teacher_whose_gain_is_inside_the_noise_teaches_with_the_baseline(monkeypatch, interval, together):
-    """Issue 39: which of two models inside each other's noise is better, dev cannot tell; every student then
-    learns from both, averaged. A gain beyond the noise: the teacher alone. The choice is kept for a rerun."""
-    import bertx.evaluation.intervals as intervals
-
-    calls = []
-
-    def scored(models, data, metric, against=None, seed=0):
-        calls.append((models, data, metric, against))
-        return {"teacher": {"vs_baseline": {"difference": 0.015, "interval": list(interval), "within_noise": interval[0] <= 0 <= interval[1]}}}
-
-    monkeypatch.setattr(intervals, "scored", scored)
-    ctx, partial, saved = Plan(), {}, []
-    ctx.inputs, ctx.config.seed = {"dev": "dev.tsv"}, 0
-    base, teacher = {"folder": "runs/baseline", "score": 0.80}, {"folder": "runs/teacher", "score": 0.815, "metric": "accuracy"}
-    assert compress._ensemble_from_start(ctx, base, teacher, partial, lambda: saved.append(1)) == together
-    assert calls == [({"teacher": "runs/teacher", "baseline": "runs/baseline"}, "dev.tsv", "accuracy", "baseline")]
-    decision = ctx.decisions[-1]["decision"]
-    assert decision == ("teach with the teacher and the baseline" if together else "teach with the teacher")
-    assert compress._ensemble_from_start(ctx, base, teacher, partial, lambda: None) == together and len(calls) == 1  # kept, not rescored
-    assert compress._ensemble_from_start(Plan(), {"score": 0.8}, teacher, {}, lambda: None) == ()  # no baseline folder: nothing to average
-
-
 def test_the_widest_bert_students_come_first_and_never_wider_than_the_encoder():
     """Issue 39 (3): the widest student the latency allows; a BERT student keeps at most the encoder's layers."""
     from bertx.config.plan import STUDENTS
