@@ -246,10 +246,7 @@ def config_command(
             cfg = load_config(config, overrides, schema=schema, values=given)
             return body(cfg, **kwargs)
 
-        command.__signature__ = inspect.Signature(params)
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        del command.__wrapped__  # typer must read the derived signature, not the body's
-        app.command(name)(friendly(command))
+        _register(app, name, command, params, friendly)
         return body
 
     return decorator
@@ -301,10 +298,7 @@ def schema_command(app: typer.Typer, name: str, schema: type[BaseModel], friendl
             values = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
             return body(**kwargs, options=_validated_options(schema, {k: v for k, v in values.items() if v is not None}))
 
-        command.__signature__ = inspect.Signature(params)
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        del command.__wrapped__
-        app.command(name)(friendly(command))
+        _register(app, name, command, params, friendly)
         return body
 
     return decorator
@@ -326,3 +320,11 @@ def _validated_options(schema: type[BaseModel], values: dict) -> BaseModel:
         if typing.get_origin(annotation) is Literal:
             raise BertxError(f"{flag} {values.get(field)!r}: choose one of {', '.join(map(str, typing.get_args(annotation)))}") from None
         raise BertxError(f"{flag} {values.get(field)!r}: {first['msg'].lower()}") from None
+
+
+def _register(app: typer.Typer, name: str, command: Callable, params: list[inspect.Parameter], friendly: Callable) -> None:
+    """Register `command` under `name` with the derived parameters as its signature."""
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    del command.__wrapped__  # typer must read the derived signature, not the body's
+    app.command(name)(friendly(command))
