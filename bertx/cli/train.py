@@ -322,6 +322,7 @@ def distill(
     overwrite: bool = OVERWRITE,
 ):
     """Distil a fine-tuned teacher into a smaller, faster student (any task kind); write the student and a report.
+    A `bertx multitask` teacher gives one multi-task student with the same heads.
 
     Example: bertx distill configs/distill/sst2-3layer.yaml teacher=runs/sst2
     """
@@ -331,6 +332,10 @@ def distill(
     if int(os.environ.get("RANK", "0")) != 0:
         return
     _print_metrics({k: v for k, v in final.items() if k not in ("baseline", "report")}, cfg.output)
+    if "kept" in final:  # a multi-task student: each head beside its teacher head
+        from bertx.recipes.distill_multitask import REPORT
+
+        typer.echo("\n" + (Path(cfg.output) / REPORT).read_text(encoding="utf-8"))
     if "report" in final:
         from bertx.evaluation.distill_report import markdown
 

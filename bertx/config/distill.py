@@ -32,6 +32,12 @@ class StudentConfig(StrictModel):
     heads: Optional[int] = Field(None, ge=1, description="Attention heads of a narrower student (default hidden / 64).")
     intermediate: Optional[int] = Field(None, ge=8, description="Feed-forward size of a narrower student (default 4 x hidden).")
     name_or_path: Optional[str] = Field(None, description="Another pretrained encoder folder as the student (new head).")
+    tokenizer: Optional[str] = Field(
+        None,
+        description="bilstm/cnn/bag, sequence tasks: the student's own tokenizer: `train` (a WordPiece learnt from the "
+        "training and unlabelled texts, vocab_size pieces) or a tokenizer folder; the teacher reads the same texts with its own.",
+    )
+    vocab_size: int = Field(8000, ge=16, le=200_000, description="student.tokenizer train: the size of the WordPiece vocabulary learnt.")
     allow_other_tokenizer: bool = Field(
         False, description="Accept a student whose tokenizer differs from the teacher's (sequence tasks, logit loss only)."
     )
@@ -112,7 +118,11 @@ class LabellingConfig(StrictModel):
 
 
 class DistillConfig(StrictModel):
-    teacher: str = Field(..., description="Fine-tuned teacher folder (`bertx finetune` output or any HF task model).")
+    teacher: str = Field(
+        ...,
+        description="Fine-tuned teacher folder (any `bertx finetune`, `fewshot` or PEFT run, or any HF task model), or a "
+        "`bertx multitask` run: its student is one multi-task model with the same heads.",
+    )
     teachers: list[str] = Field(
         default_factory=list,
         description="More teachers of the same task, labels and tokenizer (other seeds, regimes, encoders): with "
@@ -145,6 +155,11 @@ class DistillConfig(StrictModel):
         "shape",
         description="How augmentation replaces a word: a training word of the same shape, or one of its nearest "
         "training words in the teacher's embedding space (neighbours).",
+    )
+    share_texts: bool = Field(
+        True,
+        description="A multi-task teacher: each sequence head also learns its teacher head's outputs on the other "
+        "tasks' training texts of the same shape (single texts or pairs).",
     )
     baseline: bool = Field(True, description="Also train the same student without a teacher, for the report.")
     labelling: LabellingConfig = Field(default_factory=LabellingConfig)

@@ -22,8 +22,8 @@ from bertx.data.word_windows import word_features
 from bertx.errors import BertxError
 
 
-def read_unlabelled(paths: list[str], spec: TaskSpec, tokenizer, max_length: int, reading: dict):
-    """Unlabelled texts (a .txt line each, or the text columns of TSV/CSV/JSONL) as unlabelled features."""
+def unlabelled_examples(paths: list[str], spec: TaskSpec, reading: dict) -> list[Example]:
+    """Unlabelled texts (a .txt line each, or the text columns of TSV/CSV/JSONL), as examples without labels."""
     examples = []
     for path in paths:
         if not Path(path).is_file():
@@ -35,7 +35,12 @@ def read_unlabelled(paths: list[str], spec: TaskSpec, tokenizer, max_length: int
         if not found:
             raise BertxError(f"{path}: no text in the unlabelled file")
         examples.extend(found)
-    return tokenize(tokenizer, examples, max_length)
+    return examples
+
+
+def read_unlabelled(paths: list[str], spec: TaskSpec, tokenizer, max_length: int, reading: dict):
+    """Unlabelled texts as unlabelled features."""
+    return tokenize(tokenizer, unlabelled_examples(paths, spec, reading), max_length)
 
 
 def unlabelled_sentences(paths: list[str], tokenizer, max_length: int, overlap: int, labels: list[str], label_all_subtokens: bool):
@@ -51,6 +56,26 @@ def unlabelled_sentences(paths: list[str], tokenizer, max_length: int, overlap: 
     return word_features(tokenizer, sentences, max_length, overlap, [[0] * len(w) for w in sentences], labels, label_all_subtokens).features
 
 
+def augmented_examples(
+    train_path: str,
+    spec: TaskSpec,
+    tokenizer,
+    limit: int | None,
+    reading: dict,
+    n: int,
+    seed: int,
+    embeddings: np.ndarray | None = None,
+) -> list[Example]:
+    """`n` augmented variants of every training text (`augment.py`), unlabelled. With the teacher's input
+    `embeddings` (and its `tokenizer`), words are replaced by their nearest training words in that space."""
+    examples, _ = read_examples(train_path, spec, reading.get("text_column"), reading.get("text_pair_column"), None, require_label=False, limit=limit)
+    pairs = [e.text_pair for e in examples] if any(e.text_pair for e in examples) else None
+    texts = [e.text for e in examples] + [p for p in (pairs or []) if p]
+    near = neighbours(texts, tokenizer, embeddings) if embeddings is not None else None
+    texts, new_pairs = augment([e.text for e in examples], pairs, n, seed, tokenizer.mask_token or "[MASK]", near=near)
+    return [Example(t, new_pairs[i] if new_pairs else None, None, i + 1) for i, t in enumerate(texts)]
+
+
 def augmented_features(
     train_path: str,
     spec: TaskSpec,
@@ -62,15 +87,8 @@ def augmented_features(
     seed: int,
     embeddings: np.ndarray | None = None,
 ):
-    """`n` augmented variants of every training text (`augment.py`), tokenised, unlabelled. With the teacher's
-    input `embeddings`, words are replaced by their nearest training words in that space."""
-    examples, _ = read_examples(train_path, spec, reading.get("text_column"), reading.get("text_pair_column"), None, require_label=False, limit=limit)
-    pairs = [e.text_pair for e in examples] if any(e.text_pair for e in examples) else None
-    texts = [e.text for e in examples] + [p for p in (pairs or []) if p]
-    near = neighbours(texts, tokenizer, embeddings) if embeddings is not None else None
-    texts, new_pairs = augment([e.text for e in examples], pairs, n, seed, tokenizer.mask_token or "[MASK]", near=near)
-    made = [Example(t, new_pairs[i] if new_pairs else None, None, i + 1) for i, t in enumerate(texts)]
-    return tokenize(tokenizer, made, max_length)
+    """The augmented variants (`augmented_examples`), tokenised."""
+    return tokenize(tokenizer, augmented_examples(train_path, spec, tokenizer, limit, reading, n, seed, embeddings), max_length)
 
 
 def append_features(features, extra, labels) -> None:

@@ -9,6 +9,7 @@ built on the learnt vocabulary, so `AutoTokenizer.from_pretrained(DIR)` loads it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from bertx.data.text_corpus import DocumentMode, iter_text
 from bertx.errors import BertxError
@@ -65,7 +66,6 @@ def train_wordpiece(
     Returns:
         Figures of the result: vocabulary size, lines read.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizer
 
     if vocab_size < len(SPECIAL_TOKENS) + 1:
@@ -75,6 +75,26 @@ def train_wordpiece(
             raise BertxError(f"{path}: text file not found")
     output = Path(output)
     check_tokenizer_output(output, overwrite)
+    lines = 0
+
+    def counted():
+        nonlocal lines
+        for sentence in iter_text(paths, documents):
+            lines += 1
+            yield sentence
+
+    vocab = wordpiece_vocab(counted(), vocab_size, lowercase, min_frequency, show_progress)
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=lowercase, strip_accents=lowercase)
+    with output_folder(output, "tokenizer", overwrite, reads=paths) as folder:  # the one writer: whole or nothing
+        tokenizer.save_pretrained(folder)
+    return {"vocab_size": len(vocab), "sentences": lines, "lowercase": lowercase, "output": str(output)}
+
+
+def wordpiece_vocab(texts: Iterable[str], vocab_size: int, lowercase: bool, min_frequency: int = 2, show_progress: bool = False) -> dict[str, int]:
+    """A WordPiece vocabulary (piece -> id, BERT's special tokens first) learnt from texts by `tokenizers`,
+    with BERT's normaliser and pre-tokeniser."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -85,17 +105,13 @@ def train_wordpiece(
         continuing_subword_prefix="##",
         show_progress=show_progress,
     )
-    lines = 0
+    backend.train_from_iterator(texts, trainer=trainer)
+    return backend.get_vocab()
 
-    def counted():
-        nonlocal lines
-        for sentence in iter_text(paths, documents):
-            lines += 1
-            yield sentence
 
-    backend.train_from_iterator(counted(), trainer=trainer)
-    vocab = backend.get_vocab()
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=lowercase, strip_accents=lowercase)
-    with output_folder(output, "tokenizer", overwrite, reads=paths) as folder:  # the one writer: whole or nothing
-        tokenizer.save_pretrained(folder)
-    return {"vocab_size": len(vocab), "sentences": lines, "lowercase": lowercase, "output": str(output)}
+def wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool, min_frequency: int = 2):
+    """A BERT tokenizer (in memory) on a WordPiece vocabulary learnt from texts: a student's own tokenizer."""
+    from transformers import BertTokenizer
+
+    vocab = wordpiece_vocab(texts, vocab_size, lowercase, min_frequency)
+    return BertTokenizer(vocab=vocab, do_lower_case=lowercase, strip_accents=lowercase)

@@ -181,19 +181,22 @@ def build_small_student(
     init_embeddings: bool,
     pad_id: int,
     per_token: bool = False,
+    tokenizers: Optional[tuple] = None,
 ) -> SequenceStudent:
-    """A new student for the teacher's task and vocabulary; its embeddings optionally from the teacher's."""
+    """A new student for the teacher's task and vocabulary (or, with `tokenizers` = (the student's, the
+    teacher's), its own); its embeddings optionally from the teacher's."""
     t = teacher.config
     width = embedding_dim or min(DEFAULT_EMBEDDING.get(kind, t.hidden_size), t.hidden_size)
+    own = tokenizers[0] if tokenizers else None
     config = SmallStudentConfig(
         kind=kind,
-        vocab_size=t.vocab_size,
+        vocab_size=len(own) if own is not None else t.vocab_size,
         embedding_dim=width,
         hidden=hidden or (300 if kind == "bilstm" else 256),
         layers=layers or 1,
         kernel_sizes=list(kernel_sizes),
         dropout=dropout,
-        pad_id=pad_id,
+        pad_id=own.pad_token_id if own is not None else pad_id,
         id2label={int(k): v for k, v in t.id2label.items()},
         problem_type=None if per_token else (t.problem_type or "single_label_classification"),
         num_labels=t.num_labels,
@@ -201,9 +204,26 @@ def build_small_student(
     )
     student = SequenceStudent(config)
     if init_embeddings:
+        table = project(teacher.get_input_embeddings().weight.detach(), width)
+        if own is not None:
+            table = aligned_rows(table, own, tokenizers[1])
         with torch.no_grad():
-            student.embeddings.weight.copy_(project(teacher.get_input_embeddings().weight.detach(), width))
+            student.embeddings.weight.copy_(table)
     return student
+
+
+def aligned_rows(table: torch.Tensor, own, teacher_tokenizer) -> torch.Tensor:
+    """Rows for the student's own pieces, from the teacher's `table`: a piece the teacher also has keeps its
+    row; any other, the mean of the rows of the teacher's pieces of its text ("##ing" read as "ing")."""
+    teacher_vocab = teacher_tokenizer.get_vocab()
+    pieces = sorted(own.get_vocab().items(), key=lambda item: item[1])
+    missing = [piece.removeprefix("##") for piece, _ in pieces if piece not in teacher_vocab]
+    read = iter(teacher_tokenizer(missing, add_special_tokens=False)["input_ids"]) if missing else iter(())
+    rows = []
+    for piece, _ in pieces:
+        ids = [teacher_vocab[piece]] if piece in teacher_vocab else (next(read) or [teacher_tokenizer.unk_token_id])
+        rows.append(table[ids].mean(0))
+    return torch.stack(rows)
 
 
 def project(table: torch.Tensor, width: int) -> torch.Tensor:

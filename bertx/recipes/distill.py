@@ -26,7 +26,8 @@ from bertx.config import DistillConfig
 from bertx.console import say
 from bertx.data.batching import collate
 from bertx.data.hf_datasets import local_file
-from bertx.data.transfer_set import append_features, augmented_features, read_unlabelled, remap_targets, unlabelled_sentences
+from bertx.data.features import tokenize
+from bertx.data.transfer_set import append_features, augmented_examples, remap_targets, unlabelled_examples, unlabelled_sentences
 from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
@@ -36,6 +37,7 @@ from bertx.models.small_students import KINDS as SMALL_KINDS
 from bertx.models.small_students import build_small_student
 from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
+from bertx.recipes.student_tokenizer import check_student_tokenizer, student_tokenizer
 from bertx.recipes.teacher_ensemble import EnsembleLabeller, check_members, member_weights
 from bertx.recipes.teacher_labels import TeacherLabeller
 from bertx.tasks import TASKS
@@ -75,8 +77,9 @@ def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab() and a.__class__.__name__.replace("Fast", "") == b.__class__.__name__.replace("Fast", "")
 
 
-def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False):
-    """The student model and the teacher layers it was copied from (None when not copied)."""
+def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False, tokenizers: tuple | None = None):
+    """The student model and the teacher layers it was copied from (None when not copied); `tokenizers`: (the
+    student's own, the teacher's) for a small student with its own vocabulary."""
     student_cfg = config.student
     teacher_layers = teacher.config.num_hidden_layers
     if student_cfg.kind in SMALL_KINDS:
@@ -91,6 +94,7 @@ def build_student(config: DistillConfig, teacher, dropout: float | None, per_tok
             student_cfg.init_embeddings,
             teacher.config.pad_token_id or 0,
             per_token=per_token,
+            tokenizers=tokenizers,
         ), None
     if student_cfg.init == "encoder":
         return student_from_encoder(student_cfg.name_or_path, teacher, dropout), None
@@ -135,6 +139,10 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
     Returns:
         The student's final metrics, with `"baseline"` and `"report"` entries when a baseline was trained.
     """
+    from bertx.recipes.distill_multitask import distill_multitask, is_multitask_teacher
+
+    if is_multitask_teacher(config.teacher):  # one encoder, many heads: one multi-task student
+        return distill_multitask(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
     final = train_student(config, resume=resume, overwrite=overwrite, show_progress=show_progress)
     if not config.baseline:
         return final
@@ -173,6 +181,7 @@ def train_student(config: DistillConfig, resume: bool = False, overwrite: bool =
         raise BertxError("no training file: pass --train FILE or set data.train in the config")
     teacher = load_teacher(config.teacher, config.task, max_length=data_cfg.max_length)
     check_small_student(config, teacher.task)
+    check_student_tokenizer(config, teacher.task)
     if config.student.init == "encoder":
         check_encoder_folder(config.student.name_or_path, max_length=data_cfg.max_length)
     task = teacher.task
@@ -221,35 +230,36 @@ def _label_transfer_set(
         elif config.unlabelled or config.augment:  # the teacher labels extra text; it joins the training data
             if task.level != "sequence":
                 raise BertxError(UNLABELLED_NEEDS_CACHE)
-            reading = train.info.get("columns") or {}
-            reading = {"text_column": reading.get("text"), "text_pair_column": reading.get("text_pair")}
-            extras = []
-            if config.unlabelled:
-                extras.append(read_unlabelled(unlabelled, kind.spec, tokenizer, data_cfg.max_length, reading))
-            if config.augment:
-                embeddings = None
-                if config.augment_rule == "neighbours":
-                    embeddings = teacher.model.get_input_embeddings().weight.detach().float().cpu().numpy()
-                extras.append(
-                    augmented_features(
-                        train_path,
-                        kind.spec,
-                        tokenizer,
-                        data_cfg.max_length,
-                        data_cfg.max_train_examples,
-                        reading,
-                        config.augment,
-                        config.train.seed,
-                        embeddings,
-                    )
-                )
-            for extra in extras:
-                extra_cache = label(extra)
+            for made in _extra_examples(config, teacher, train, train_path, unlabelled):
+                extra = tokenize(tokenizer, made, data_cfg.max_length)
+                # A student with its own tokenizer: the teacher reads the same texts with its own pieces.
+                read = extra if tokenizer is teacher.tokenizer else tokenize(teacher.tokenizer, made, data_cfg.max_length)
+                extra_cache = label(read)
                 append_features(train.features, extra, extra_cache.labels().tolist())
                 cache.append(extra_cache)
     finally:
         label.close()
     return cache, label.summary
+
+
+def _extra_examples(config: DistillConfig, teacher, train, train_path: str, unlabelled: list[str]) -> list[list]:
+    """The unlabelled texts and the augmented variants of the training texts (made with the teacher's pieces and
+    embeddings), as groups of examples for the teacher to label."""
+    data_cfg, spec = config.data, teacher.kind.spec
+    columns = train.info.get("columns") or {}
+    reading = {"text_column": columns.get("text"), "text_pair_column": columns.get("text_pair")}
+    groups = []
+    if config.unlabelled:
+        groups.append(unlabelled_examples(unlabelled, spec, reading))
+    if config.augment:
+        embeddings = None
+        if config.augment_rule == "neighbours":
+            embeddings = teacher.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+        made = augmented_examples(
+            train_path, spec, teacher.tokenizer, data_cfg.max_train_examples, reading, config.augment, config.train.seed, embeddings
+        )
+        groups.append(made)
+    return groups
 
 
 def _ensemble(config: DistillConfig, teacher, device, log) -> EnsembleLabeller:
@@ -270,7 +280,7 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     train_cfg, data_cfg, loss_cfg = config.train, config.data, config.loss
     task, kind, accelerator = teacher.task, teacher.kind, run.accelerator
     labels = teacher.labels if task.label_kind != "score" else []
-    student, kept, tokenizer, shared_tokens = _student(config, teacher)
+    student, kept, tokenizer, shared_tokens = _student(config, teacher, train_path)
     layer_map = _layer_map(config, student, teacher, kept)
     needs_teacher = bool(loss_cfg.soft or loss_cfg.needs_internals)  # hard labels alone: training without a teacher
     train, dev = _read(config, kind, labels, tokenizer, train_path, dev_path, teacher)
@@ -353,15 +363,16 @@ def _student_facts(config: DistillConfig, student, kept, layer_map: list) -> dic
     }
 
 
-def _student(config: DistillConfig, teacher):
+def _student(config: DistillConfig, teacher, train_path: str):
     """The student and its tokenizer: (student, teacher layers it kept, tokenizer, whether it is the teacher's).
     Another tokenizer is allowed only when asked for, and only for sequence tasks learnt through the outputs."""
     task, loss_cfg = teacher.task, config.loss
-    student, kept = build_student(config, teacher.model, None, per_token=task.label_kind == "tags")
-    tokenizer = load_tokenizer(config.student.name_or_path) if config.student.init == "encoder" else teacher.tokenizer
+    own = student_tokenizer(config, teacher, train_path)  # a small student's own WordPiece, when asked for
+    student, kept = build_student(config, teacher.model, None, task.label_kind == "tags", (own, teacher.tokenizer) if own else None)
+    tokenizer = own or (load_tokenizer(config.student.name_or_path) if config.student.init == "encoder" else teacher.tokenizer)
     shared_tokens = same_vocabulary(tokenizer, teacher.tokenizer)
     if not shared_tokens:
-        if not config.student.allow_other_tokenizer:
+        if not (config.student.allow_other_tokenizer or own):
             raise BertxError(
                 f"{config.student.name_or_path}: the student's tokenizer differs from the teacher's "
                 f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "

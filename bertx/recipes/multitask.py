@@ -185,7 +185,7 @@ def _train(config: MultitaskConfig, run: Run, run_config: dict, model_path: str,
         heads=head_reports,
         **(trainable_counts(shared()) if config.peft else {}),
     )
-    evaluate, record = _evaluation(tasks, shared, tokenizer, run, show_progress)
+    evaluate, record = task_evaluation(tasks, shared, tokenizer, run, show_progress)
     # An epoch is `steps_per_epoch` steps of sampled tasks; each task keeps its own cursor in its data.
     loop = Loop(
         model,
@@ -258,7 +258,7 @@ def _shared_model(config: MultitaskConfig, tasks: list[Task], tokenizer, model_p
     return model, head_reports, started
 
 
-def _evaluation(tasks: list[Task], shared, tokenizer, run: Run, show_progress: bool):
+def task_evaluation(tasks: list[Task], shared, tokenizer, run: Run, show_progress: bool):
     """(evaluate, record): every task with a dev set evaluated on its own head; the best model is the one with
     the best mean of the tasks' main metrics."""
     by_name = {t.name: t for t in tasks}
@@ -288,7 +288,7 @@ def _evaluation(tasks: list[Task], shared, tokenizer, run: Run, show_progress: b
     return evaluate_all, after_eval
 
 
-def _cursor_batches(tasks: list[Task], progress, train_cfg):
+def cursor_batches(tasks: list[Task], progress, train_cfg):
     """task -> its next global batch; a task that runs out starts its next epoch, reshuffled. The cursors
     (epoch, batches consumed) live in the run's state, so a resumed run continues each task where it was."""
     cursors = progress.extra["cursors"]
@@ -315,7 +315,7 @@ def _step(config: MultitaskConfig, run: Run, model, tasks: list[Task], sampler, 
     """One optimizer step: `tasks_per_step` sampled tasks, one batch each, their weighted losses together;
     each task's mean loss and batch count since the last log line go in the log."""
     progress, device, per_step = run.state, run.accelerator.device, config.sampling.tasks_per_step
-    next_batch = _cursor_batches(tasks, progress, config.train)
+    next_batch = cursor_batches(tasks, progress, config.train)
     loss_sums = {t.name: [0.0, 0] for t in tasks}
 
     def per_task_losses() -> dict:

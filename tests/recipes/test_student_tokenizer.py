@@ -1,0 +1,80 @@
+"""A small student with its own tokenizer (a WordPiece learnt from the transfer set): it learns the toy task
+from a teacher that reads the same texts with its own pieces, carries its tokenizer in its folder, starts its
+embedding rows from the teacher's pieces, labels unlabelled text through the teacher's tokenizer (once, in the
+teacher store), and what it cannot take is refused in one line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+import bertx
+from bertx.data.wordpiece import wordpiece_tokenizer
+from bertx.errors import BertxError
+from bertx.models.small_students import aligned_rows, load_small_student
+from bertx.runfolder import read_run_config
+from tests.conftest import NEUTRAL, POSITIVE, count_teacher_passes
+from tests.recipes.test_distill import kd_config, teacher  # noqa: F401  (the module-scoped tiny teacher)
+
+
+def test_a_bilstm_with_its_own_wordpiece_learns_from_the_teacher(teacher, tmp_path):  # noqa: F811
+    tmp, train, dev = teacher
+    out = tmp_path / "own"
+    config = kd_config(tmp, train, dev, out, student={"kind": "bilstm", "hidden": 32, "tokenizer": "train", "vocab_size": 70})
+    config["train"]["epochs"] = 6
+    final = bertx.distill(config, show_progress=False)
+    assert final["accuracy"] > 0.85, final
+    own, teachers = AutoTokenizer.from_pretrained(out), AutoTokenizer.from_pretrained(tmp / "model")
+    assert len(own) <= 70 < len(teachers) and own.get_vocab() != teachers.get_vocab()
+    assert load_small_student(out).embeddings.weight.shape[0] == len(own)
+    rows = [line.split("\t") for line in open(dev, encoding="utf-8").read().splitlines()[1:]]
+    predicted = bertx.Predictor.load(out).predict([text for text, _ in rows])  # through the folder's own tokenizer
+    assert sum(p["label"] == gold for p, (_, gold) in zip(predicted, rows)) / len(rows) == pytest.approx(final["accuracy"])
+    assert bertx.evaluate(out, dev)["accuracy"] == pytest.approx(final["accuracy"])
+
+
+def test_unlabelled_text_is_read_by_each_with_its_own_pieces_and_labelled_once(teacher, tmp_path, monkeypatch):  # noqa: F811
+    tmp, train, dev = teacher
+    sizes = count_teacher_passes(monkeypatch)
+    monkeypatch.setenv("BERTX_CACHE", str(tmp_path / "cache"))
+    extra = tmp_path / "more.txt"
+    extra.write_text("\n".join(f"{word} film and plot" for word in POSITIVE * 5) + "\n", encoding="utf-8")
+    student = {"kind": "cnn", "hidden": 16, "tokenizer": "train", "vocab_size": 45}
+    final = bertx.distill(kd_config(tmp, train, dev, tmp_path / "a", student=student, unlabelled=[str(extra)]), show_progress=False)
+    assert final["unlabelled_examples"] == 40 and sizes == [240, 40]
+    # Another vocabulary for the student: the teacher's outputs on its own pieces come from the store.
+    student = {**student, "vocab_size": 60}
+    bertx.distill(kd_config(tmp, train, dev, tmp_path / "b", student=student, unlabelled=[str(extra)]), show_progress=False)
+    assert sizes == [240, 40]
+    assert read_run_config(tmp_path / "b")["transfer_set"]["from_store"] == 280
+
+
+def test_each_own_piece_starts_from_the_teachers_pieces_of_its_text(teacher):  # noqa: F811
+    tmp, _, _ = teacher
+    teachers = AutoTokenizer.from_pretrained(tmp / "model")
+    own = wordpiece_tokenizer(["good goodness films", "bright plot"] * 20, 40, True)
+    table = torch.arange(len(teachers), dtype=torch.float32).unsqueeze(1).repeat(1, 3)  # row i holds i
+    rows = aligned_rows(table, own, teachers)
+    vocab, teacher_vocab = own.get_vocab(), teachers.get_vocab()
+    assert rows.shape == (len(own), 3)
+    assert rows[vocab["good"], 0] == teacher_vocab["good"]  # a piece both have keeps the teacher's row
+    pieces = teachers("goodness", add_special_tokens=False)["input_ids"]
+    if "goodness" in vocab and len(pieces) > 1:  # a word the teacher splits: the mean of its pieces' rows
+        assert rows[vocab["goodness"], 0] == pytest.approx(sum(pieces) / len(pieces))
+    assert rows[vocab["[CLS]"], 0] == teacher_vocab["[CLS]"]
+    assert set(NEUTRAL) & set(vocab) <= set(teacher_vocab)
+
+
+@pytest.mark.parametrize(
+    "student, message",
+    [
+        ({"layers": 1, "tokenizer": "train"}, "student.tokenizer: for bilstm, cnn and bag students"),
+        ({"kind": "bilstm", "tokenizer": "no/such/folder"}, "no such folder"),
+    ],
+)
+def test_what_an_own_tokenizer_cannot_take_is_refused(teacher, tmp_path, student, message):  # noqa: F811
+    tmp, train, dev = teacher
+    with pytest.raises(BertxError, match=message):
+        bertx.distill(kd_config(tmp, train, dev, tmp_path / "x", student=student), show_progress=False)
+    assert not (tmp_path / "x").exists()
