@@ -68,6 +68,8 @@ class DistillLossConfig(StrictModel):
     soft: float = Field(1.0, ge=0, description="Soft targets: KL to the teacher's softened outputs (MSE for regression).")
     hard: float = Field(0.5, ge=0, description="Hard labels: the task's own loss on the gold labels.")
     hidden: float = Field(0.0, ge=0, description="MSE between mapped hidden states (learned projection if widths differ).")
+    cosine: float = Field(0.0, ge=0, description="1 - cosine between mapped hidden states (their direction, not their size).")
+    patient: float = Field(0.0, ge=0, description="Patient KD: distance between mapped layers' normalised [CLS] states.")
     attention: float = Field(0.0, ge=0, description="KL between mapped layers' attention distributions.")
     embedding: float = Field(0.0, ge=0, description="MSE between the embedding layers' outputs.")
     value_relation: float = Field(0.0, ge=0, description="MiniLM: KL between the last layers' value-value relations.")
@@ -81,7 +83,11 @@ class DistillLossConfig(StrictModel):
     @property
     def needs_internals(self) -> bool:
         """Whether the loss reads hidden states, attentions or values (not just the outputs)."""
-        return bool(self.hidden or self.attention or self.embedding or self.value_relation)
+        return bool(self.reads_hidden_states or self.attention or self.value_relation)
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        return bool(self.hidden or self.embedding or self.cosine or self.patient)
 
 
 class LabellingConfig(StrictModel):

@@ -105,3 +105,20 @@ def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tens
     log_s, log_t = F.log_softmax(s, -1), F.log_softmax(t, -1)
     kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # (B, heads, T)
     return _masked_mean(kl.transpose(1, 2), mask)
+
+
+def cosine_hidden_loss(
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor, projection: torch.nn.Module | None = None
+) -> torch.Tensor:
+    """1 - cosine between (B, T, Hs) student and (B, T, Ht) teacher hidden states, over real tokens: the
+    direction of each state and not its size (DistilBERT's cosine embedding loss)."""
+    s = projection(student_hidden) if projection is not None else student_hidden
+    return _masked_mean(1 - F.cosine_similarity(s.float(), teacher_hidden.float(), dim=-1), mask)
+
+
+def patient_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """Patient KD (Sun et al., 2019): squared distance between the L2-normalised [CLS] states of a student and a
+    teacher layer, summed over the width and averaged over the batch."""
+    s = projection(student_hidden[:, 0]) if projection is not None else student_hidden[:, 0]
+    s, t = F.normalize(s.float(), dim=-1), F.normalize(teacher_hidden[:, 0].float(), dim=-1)
+    return ((s - t) ** 2).sum(-1).mean()

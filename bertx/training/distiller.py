@@ -18,7 +18,7 @@ from torch import nn
 
 from bertx.config import DistillLossConfig
 from bertx.errors import BertxError
-from bertx.training.distill_losses import attention_loss, hidden_loss, soft_target_loss, value_relation_loss
+from bertx.training.distill_losses import attention_loss, cosine_hidden_loss, hidden_loss, patient_loss, soft_target_loss, value_relation_loss
 
 OUTPUT_KEYS = {"span": ("start_logits", "end_logits")}  # other kinds: ("logits",)
 TARGET_KEYS = ("labels", "start_positions", "end_positions")
@@ -67,7 +67,7 @@ class Distiller(nn.Module):
         self.loss, self.label_kind, self.layer_map = loss, label_kind, layer_map
         s_width, t_width = student.config.hidden_size, teacher_config.hidden_size
         # One projection shared by every matched layer (TinyBERT's W_h); trained, never saved with the student.
-        uses_hidden = loss.hidden or loss.embedding
+        uses_hidden = loss.reads_hidden_states
         self.projection = nn.Linear(s_width, t_width) if uses_hidden and s_width != t_width else None
         self.relation_heads = loss.relation_heads or teacher_config.num_attention_heads
         if loss.value_relation and (s_width % self.relation_heads or t_width % self.relation_heads):
@@ -80,7 +80,7 @@ class Distiller(nn.Module):
 
     def teacher_request(self) -> dict:
         """What the teacher's forward must return for the enabled losses."""
-        return {"output_hidden_states": bool(self.loss.hidden or self.loss.embedding), "output_attentions": bool(self.loss.attention)}
+        return {"output_hidden_states": self.loss.reads_hidden_states, "output_attentions": bool(self.loss.attention)}
 
     def forward(self, batch: dict, teacher: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted loss and its parts for one batch; `teacher` holds the teacher's outputs for it."""
@@ -105,6 +105,14 @@ class Distiller(nn.Module):
             parts["hidden"] = sum(
                 hidden_loss(out.hidden_states[s], teacher["hidden_states"][t], mask, self.projection) for s, t in self.layer_map
             ) / len(self.layer_map)
+        if w.cosine:
+            parts["cosine"] = sum(
+                cosine_hidden_loss(out.hidden_states[s], teacher["hidden_states"][t], mask, self.projection) for s, t in self.layer_map
+            ) / len(self.layer_map)
+        if w.patient:
+            parts["patient"] = sum(patient_loss(out.hidden_states[s], teacher["hidden_states"][t], self.projection) for s, t in self.layer_map) / len(
+                self.layer_map
+            )
         if w.attention:
             parts["attention"] = sum(attention_loss(out.attentions[s - 1], teacher["attentions"][t - 1], mask) for s, t in self.layer_map) / len(
                 self.layer_map

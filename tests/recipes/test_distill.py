@@ -109,11 +109,13 @@ def test_narrower_random_student_with_projected_hidden_loss(teacher, tmp_path):
         dev,
         tmp_path / "narrow",
         student={"layers": 1, "hidden": 16, "heads": 2},
-        loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0, "value_relation": 1.0, "relation_heads": 2},
+        loss={"soft": 1.0, "hard": 0.5, "hidden": 1.0, "cosine": 1.0, "patient": 1.0, "value_relation": 1.0, "relation_heads": 2},
     )
     final = bertx.distill(config, show_progress=False)
     assert json.loads((tmp_path / "narrow/config.json").read_text())["hidden_size"] == 16
     assert final["steps"] == 45 and 0 <= final["accuracy"] <= 1
+    logged = [json.loads(line) for line in (tmp_path / "narrow/log.jsonl").read_text().splitlines()]
+    assert any({"loss/cosine", "loss/patient"} <= set(row) for row in logged if row.get("event") == "train")
 
 
 @pytest.mark.parametrize("task", ["ner", "qa"])

@@ -71,3 +71,17 @@ def test_layer_choices():
     assert default_kept_layers(6, 3) == [1, 3, 5] and default_kept_layers(6, 2) == [2, 5] and default_kept_layers(12, 6)[-1] == 11
     assert default_layer_map(3, 6, [1, 3, 5]) == [(1, 2), (2, 4), (3, 6)]
     assert default_layer_map(2, 6, None) == [(1, 3), (2, 6)]
+
+
+def test_cosine_and_patient_losses_by_hand():
+    from bertx.training.distill_losses import cosine_hidden_loss, patient_loss
+
+    teacher = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]]])  # (1, 3, 2): the last position is padding
+    student = torch.tensor([[[3.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    # Same direction at position 0 (loss 0, whatever the size), orthogonal at 1 (loss 1); the padding never counts.
+    assert cosine_hidden_loss(student, teacher, mask).item() == pytest.approx(0.5)
+    # [CLS] states only: normalised, they coincide here (3, 0) ~ (1, 0).
+    assert patient_loss(student, teacher).item() == pytest.approx(0.0)
+    opposite = torch.tensor([[[-2.0, 0.0]]])
+    assert patient_loss(opposite, teacher[:, :1]).item() == pytest.approx(4.0)  # |(-1, 0) - (1, 0)|^2
