@@ -149,6 +149,25 @@ def test_a_student_under_the_baseline_pulls_the_levers_before_shipping(monkeypat
     assert distilled == (["bert-3"] if expect_wider else [])  # the widest untried within 1.8x the 2 ms target
 
 
+def test_a_student_that_only_ties_the_baseline_pulls_the_levers_too():
+    ctx, rows, distilled = Plan(), [{"student": "bag", "score": 0.80, "missed": [], "latency_ratio": 0.03}], []
+    ship = {"latency_ratio": 0.2, "latency_ms": 2.0, "size_mb": None, "min_kept": 0.9}
+    rows.append({"student": "teacher-int8", "score": 0.83, "missed": ["latency 0.5x"], "latency_ratio": 0.5})  # tried already
+    compress._levers(
+        ctx,
+        {"score": 0.80, "latency_ms": 10.0},
+        {"score": 0.83, "folder": "t"},
+        ship,
+        rows,
+        {"bag": 0.5, "cnn": 1.0},
+        lambda kind, teachers=(): distilled.append(kind) or True,
+    )
+    assert "pull the levers" in [d["decision"] for d in ctx.decisions] and distilled == ["cnn"]
+    ctx = Plan()
+    compress._levers(ctx, {"score": 0.79, "latency_ms": 10.0}, {"score": 0.83, "folder": "t"}, ship, rows, {"bag": 0.5}, lambda *a, **k: True)
+    assert ctx.decisions == []  # above the baseline: nothing to pull
+
+
 FOREIGN = ["bom", "ótimo", "lindo", "feliz", "ruim", "péssimo", "triste", "fraco", "filme", "história", "enredo", "muito"]
 
 

@@ -304,8 +304,10 @@ def _measured_kinds(
 
 
 def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
-    """Never below the baseline without trying: when the best model meeting `ship` scores under the baseline
-    on dev, try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline,
+    """Never below the baseline without trying: when the best model meeting `ship` scores no better than the
+    baseline on dev (a tie on a dev split of a few hundred examples is no evidence that the smaller model holds:
+    RTE's 3-layer student tied its baseline at 54.02 on 398 pairs and lost 3.6 points on the official 277),
+    try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline,
     (2) the best admissible student again, taught by the ensemble of the teacher and the baseline the plan has
     already trained (their averaged outputs are often better targets than either's), and (3) the widest
     student not tried yet that the latency may allow, while the budget lasts."""
@@ -313,13 +315,13 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
     def best_ok() -> float:
         return max([r["score"] for r in rows if not r["missed"]], default=-1.0)
 
-    if best_ok() >= base["score"]:
+    if best_ok() > base["score"]:
         return
     ctx.decide(
         "compress",
         "pull the levers",
         f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, "
-        f"under the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, an ensemble teacher, then a wider student",
+        f"not above the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, an ensemble teacher, then a wider student",
     )
     if not any(r["student"] == "teacher-int8" for r in rows):
         try:
@@ -329,7 +331,7 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
         else:
             row["missed"] = missed_constraints(row, ship, teacher["score"])
             rows.append(row)
-    if best_ok() >= base["score"]:
+    if best_ok() > base["score"]:
         return
     admissible = [r for r in rows if not r["missed"] and r.get("student_kind")]
     if admissible and base.get("folder") and base["folder"] != teacher["folder"]:
@@ -339,7 +341,7 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
             distil(kind, (base["folder"],))
         except BertxError as err:  # another encoder or vocabulary: the two cannot be averaged
             ctx.decide("compress", "no ensemble", str(err))
-    if best_ok() >= base["score"]:
+    if best_ok() > base["score"]:
         return
     target = (
         ship["latency_ratio"] * (teacher.get("baseline_ms_beside") or base["latency_ms"]) if ship.get("latency_ratio") else ship.get("latency_ms")
