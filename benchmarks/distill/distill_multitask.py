@@ -39,10 +39,12 @@ TASKS = {
 STUDENTS = {"bert3_shared": (3, True), "bert3_own": (3, False), "bert2_shared": (2, True)}
 
 
-def teacher(data: Path, work: Path, examples: int, epochs: int) -> tuple[Path, float]:
+def teacher(data: Path, work: Path, examples: int, epochs: int, reuse: bool) -> tuple[Path, float]:
     import bertx
 
     out, started = work / "teacher", time.perf_counter()
+    if reuse and (out / "metrics.json").is_file():
+        return out, json.loads((out / "metrics.json").read_text())["wall_s"]
     bertx.multitask(
         {
             "output": str(out),
@@ -64,10 +66,13 @@ def teacher(data: Path, work: Path, examples: int, epochs: int) -> tuple[Path, f
     return out, time.perf_counter() - started
 
 
-def student(mt: Path, work: Path, name: str, layers: int, shared: bool, epochs: int) -> tuple[Path, float, dict]:
+def student(mt: Path, work: Path, name: str, layers: int, shared: bool, epochs: int, reuse: bool) -> tuple[Path, float, dict]:
     import bertx
 
     out, started = work / name, time.perf_counter()
+    if reuse and (out / "metrics.json").is_file():
+        final = json.loads((out / "metrics.json").read_text())
+        return out, final["wall_s"], final
     final = bertx.distill(
         {
             "teacher": str(mt),
@@ -110,18 +115,24 @@ def throughput(folder: Path, texts: list[str], repeats: int) -> float:
     return round(len(texts) / seconds, 1)
 
 
-def export_int8(folder: Path) -> Path:
+def export_int8(folder: Path) -> tuple[Path | None, str | None]:
+    """The int8 export, or (None, why) when bertx's gate refuses it (a head deciding otherwise than PyTorch)."""
+    from bertx.errors import BertxError
     from bertx.export.one_model import export
 
     out = folder.with_name(folder.name + "-int8")
-    export(folder, out, quantize="int8", overwrite=True, log=lambda line: None)
-    return out
+    try:
+        export(folder, out, quantize="int8", overwrite=True, log=lambda line: None)
+    except BertxError as err:
+        return None, str(err)
+    return out, None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--work", default=None, help="Working folder (default: a fresh temporary one).")
+    parser.add_argument("--reuse", action="store_true", help="Keep the finished runs of --work (time what they trained in).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     data = Path(args.data_dir).resolve()
@@ -129,10 +140,10 @@ def main() -> None:
     examples, epochs, repeats = (300, 1, 1) if args.quick else (2000, 2, 3)
     students = {"bert3_shared": STUDENTS["bert3_shared"]} if args.quick else STUDENTS
 
-    mt, teacher_s = teacher(data, work, examples, epochs)
+    mt, teacher_s = teacher(data, work, examples, epochs, args.reuse)
     rows = {"teacher": {"folder": mt, "train_s": round(teacher_s, 1)}}
     for name, (layers, shared) in students.items():
-        folder, seconds, _ = student(mt, work, name, layers, shared, 1 if args.quick else 3)
+        folder, seconds, _ = student(mt, work, name, layers, shared, 1 if args.quick else 3, args.reuse)
         rows[name] = {"folder": folder, "train_s": round(seconds, 1), "layers": layers, "share_texts": shared}
 
     def lines(sub: str, limit: int) -> list[str]:
@@ -144,7 +155,10 @@ def main() -> None:
         row["dev"] = dev_scores(row["folder"], data)
         row["sentences_per_s"] = throughput(row["folder"], sentences, repeats)
         row["reviews_per_s"] = throughput(row["folder"], reviews, repeats)
-        int8 = export_int8(row["folder"])
+        int8, refused = export_int8(row["folder"])
+        if refused:
+            row["int8_refused"] = refused
+            continue
         row["int8_sentences_per_s"] = throughput(int8, sentences, repeats)
         row["int8_reviews_per_s"] = throughput(int8, reviews, repeats)
     base = rows["teacher"]
@@ -154,7 +168,8 @@ def main() -> None:
         row["kept"] = {task: round(row["dev"][task] / base["dev"][task], 4) if base["dev"][task] else None for task in TASKS}
         row["kept_min"] = min(v for v in row["kept"].values() if v is not None)
         for key in ("sentences_per_s", "reviews_per_s", "int8_sentences_per_s", "int8_reviews_per_s"):
-            row[f"speedup_{key.removesuffix('_per_s')}"] = round(row[key] / base[key], 2)
+            if key in row and key in base:
+                row[f"speedup_{key.removesuffix('_per_s')}"] = round(row[key] / base[key], 2)
     for row in rows.values():
         row["folder"] = str(row["folder"])
     best = rows["bert3_shared"]
