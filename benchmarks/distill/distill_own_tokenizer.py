@@ -50,6 +50,7 @@ def main() -> None:
 
     data = Path(args.data_dir).resolve()
     work = Path(args.work or tempfile.mkdtemp(prefix="bertx-own-tokenizer-"))
+    work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BERTX_CACHE", str(work / "cache"))  # a cold teacher store
     labelled, unlabelled, epochs = (1000, 2000, 1) if args.quick else (8000, args.unlabelled, 3)
     train, extra = split(data, work, labelled, unlabelled)
