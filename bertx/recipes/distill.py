@@ -378,10 +378,11 @@ def _student(config: DistillConfig, teacher, train_path: str):
                 f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
                 "to distil through the outputs only"
             )
-        if task.level != "sequence" or loss_cfg.needs_internals:
+        if task.level != "sequence" or loss_cfg.needs_internals or not config.cache_teacher:
+            # The teacher must read its own pieces: its outputs are computed once on them, never live on the student's batch.
             raise BertxError(
                 "a student with another tokenizer can learn sequence tasks through the soft-target and hard "
-                "losses only (token positions do not line up)"
+                "losses only, from stored teacher outputs (cache_teacher: true; token positions do not line up)"
             )
     return student, kept, tokenizer, shared_tokens
 

@@ -71,10 +71,14 @@ def test_each_own_piece_starts_from_the_teachers_pieces_of_its_text(teacher):  #
     [
         ({"layers": 1, "tokenizer": "train"}, "student.tokenizer: for bilstm, cnn and bag students"),
         ({"kind": "bilstm", "tokenizer": "no/such/folder"}, "no such folder"),
+        ({"kind": "bilstm", "tokenizer": "train", "vocab_size": 60, "cache": False}, "from stored teacher outputs"),
     ],
 )
 def test_what_an_own_tokenizer_cannot_take_is_refused(teacher, tmp_path, student, message):  # noqa: F811
     tmp, train, dev = teacher
+    student = dict(student)
+    live = not student.pop("cache", True)  # a teacher run live on the student's batches would read the wrong pieces
+    config = kd_config(tmp, train, dev, tmp_path / "x", student=student, **({"cache_teacher": False} if live else {}))
     with pytest.raises(BertxError, match=message):
-        bertx.distill(kd_config(tmp, train, dev, tmp_path / "x", student=student), show_progress=False)
+        bertx.distill(config, show_progress=False)
     assert not (tmp_path / "x").exists()
