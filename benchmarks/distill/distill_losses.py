@@ -1,4 +1,5 @@
-"""Intermediate losses for a 3-layer BERT student: outputs only, against hidden-state MSE, cosine and patient KD.
+"""Intermediate losses and loss schedules for a 3-layer BERT student: outputs only, against hidden-state MSE,
+cosine and patient KD, an annealed temperature and a rising hard-label weight.
 
 The teacher and its 8,000 SST-2 training sentences are those of `distill_own_tokenizer` (--work: its folder).
 Each student keeps the teacher's layers 1, 3, 5 and trains with the same data, steps, batch and seed; only the
@@ -7,6 +8,8 @@ loss differs (soft targets and hard labels in every row, plus):
   hidden    MSE between each student layer and the teacher layer it was copied from
   cosine    1 - cosine between the same pairs of hidden states
   patient   distance between the same pairs' normalised [CLS] states (Sun et al., 2019)
+  anneal    no extra loss; the temperature falls linearly from 4 to 1 over training (instead of 2 throughout)
+  hard_rise no extra loss; the hard-label weight rises linearly from 0 to 1 (instead of 0.5 throughout)
 No run reads the dev file; each is scored on the 872 official SST-2 dev sentences afterwards (a 95% interval
 of about +-2.4 points around 85% for one run; three seeds each, their mean compared).
 
@@ -25,7 +28,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.harness import machine, save
 
-VARIANTS = {"outputs": {}, "hidden": {"hidden": 1.0}, "cosine": {"cosine": 1.0}, "patient": {"patient": 100.0}}
+VARIANTS = {
+    "outputs": {},
+    "hidden": {"hidden": 1.0},
+    "cosine": {"cosine": 1.0},
+    "patient": {"patient": 100.0},
+    "anneal": {"temperature": 4.0, "temperature_end": 1.0},
+    "hard_rise": {"hard": 0.0, "hard_end": 1.0},
+}
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ SST-2, CoLA, and the Amazon books and kitchen reviews (--train-examples each). S
                   other three tasks' texts (`share_texts: true`, the default)
   bert-3 own      the same student, each head on its own task's texts only
   bert-2 shared   2 layers, shared texts
+  bilstm shared   a BiLSTM (embeddings from the teacher's, 300 wide) under the four heads, shared texts
+  cnn shared      a CNN (embeddings projected to 128, widths 3/4/5) under the four heads, shared texts
 Each head is scored on its task's official dev file (SST-2, CoLA: MCC; books, kitchen: accuracy), which no
 run reads before its end (no checkpoint is chosen on it: the runs have no dev file and publish their last
 weights). Throughput: `MultiTaskPredictor.predict` (what `bertx serve` runs per batch) over the SST-2 dev
@@ -15,7 +17,7 @@ sentences and the kitchen dev reviews, every input answered by all four heads, P
 ONNX export of each, best of 3 in one process.
 
 Usage: python -m benchmarks.distill.distill_multitask [--quick] [--work DIR]
-`--quick`: 300 examples per task, one epoch, bert-3 shared only. Last line of stdout: one JSON object, also in results/.
+`--quick`: 300 examples per task, one epoch, bert-3 and cnn shared only. Last line of stdout: one JSON object, also in results/.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ TASKS = {
     "books": ("multidomain/books", "accuracy"),
     "kitchen": ("multidomain/kitchen", "accuracy"),
 }
-STUDENTS = {"bert3_shared": (3, True), "bert3_own": (3, False), "bert2_shared": (2, True)}
+STUDENTS = {
+    "bert3_shared": ({"layers": 3}, True),
+    "bert3_own": ({"layers": 3}, False),
+    "bert2_shared": ({"layers": 2}, True),
+    "bilstm_shared": ({"kind": "bilstm"}, True),
+    "cnn_shared": ({"kind": "cnn"}, True),
+}
+SMALL = ("bilstm_shared", "cnn_shared")
 
 
 def teacher(data: Path, work: Path, examples: int, epochs: int, reuse: bool) -> tuple[Path, float]:
@@ -66,21 +75,17 @@ def teacher(data: Path, work: Path, examples: int, epochs: int, reuse: bool) -> 
     return out, time.perf_counter() - started
 
 
-def student(mt: Path, work: Path, name: str, layers: int, shared: bool, epochs: int, reuse: bool) -> tuple[Path, float, dict]:
+def student(mt: Path, work: Path, name: str, options: dict, shared: bool, epochs: int, reuse: bool) -> tuple[Path, float, dict]:
     import bertx
 
     out, started = work / name, time.perf_counter()
     if reuse and (out / "metrics.json").is_file():
         final = json.loads((out / "metrics.json").read_text())
         return out, final["wall_s"], final
+    small = options.get("kind") in ("bilstm", "cnn")
+    train = {"epochs": epochs, "batch_size": 32, "save_steps": None, **({} if small else {"lr": 1e-4})}  # small: bertx's own rate
     final = bertx.distill(
-        {
-            "teacher": str(mt),
-            "output": str(out),
-            "student": {"layers": layers},
-            "share_texts": shared,
-            "train": {"epochs": epochs, "batch_size": 32, "lr": 1e-4, "save_steps": None},
-        },
+        {"teacher": str(mt), "output": str(out), "student": options, "share_texts": shared, "train": train},
         overwrite=True,
         show_progress=False,
     )
@@ -138,13 +143,13 @@ def main() -> None:
     data = Path(args.data_dir).resolve()
     work = Path(args.work or tempfile.mkdtemp(prefix="bertx-mt-distill-"))
     examples, epochs, repeats = (300, 1, 1) if args.quick else (2000, 2, 3)
-    students = {"bert3_shared": STUDENTS["bert3_shared"]} if args.quick else STUDENTS
+    students = {name: STUDENTS[name] for name in ("bert3_shared", "cnn_shared")} if args.quick else STUDENTS
 
     mt, teacher_s = teacher(data, work, examples, epochs, args.reuse)
     rows = {"teacher": {"folder": mt, "train_s": round(teacher_s, 1)}}
-    for name, (layers, shared) in students.items():
-        folder, seconds, _ = student(mt, work, name, layers, shared, 1 if args.quick else 3, args.reuse)
-        rows[name] = {"folder": folder, "train_s": round(seconds, 1), "layers": layers, "share_texts": shared}
+    for name, (options, shared) in students.items():
+        folder, seconds, _ = student(mt, work, name, options, shared, 1 if args.quick else 3, args.reuse)
+        rows[name] = {"folder": folder, "train_s": round(seconds, 1), **options, "share_texts": shared}
 
     def lines(sub: str, limit: int) -> list[str]:
         found = [line.split("\t")[0] for line in (data / sub / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
@@ -173,12 +178,19 @@ def main() -> None:
     for row in rows.values():
         row["folder"] = str(row["folder"])
     best = rows["bert3_shared"]
+    small = [rows[name] for name in SMALL if name in rows]
+    fastest_kept = max(small, key=lambda row: (row["kept_min"] >= 0.94, row["speedup_sentences"])) if small else None
     result = {
         "benchmark": "distill_multitask",
         "quick": args.quick,
         "examples_per_task": examples,
         "rows": rows,
         "multitask_student": {"kept_min": best["kept_min"], "speedup_vs_teacher": best["speedup_sentences"]},
+        "multitask_small_student": (
+            {"kind": fastest_kept["kind"], "kept_min": fastest_kept["kept_min"], "speedup_vs_teacher": fastest_kept["speedup_sentences"]}
+            if fastest_kept
+            else None
+        ),
         "machine": machine(),
     }
     save("distill_multitask_quick" if args.quick else "distill_multitask", result)

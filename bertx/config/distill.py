@@ -67,6 +67,12 @@ class DistillLossConfig(StrictModel):
     temperature: float = Field(2.0, gt=0, description="Softening temperature of the soft-target loss.")
     soft: float = Field(1.0, ge=0, description="Soft targets: KL to the teacher's softened outputs (MSE for regression).")
     hard: float = Field(0.5, ge=0, description="Hard labels: the task's own loss on the gold labels.")
+    temperature_end: Optional[float] = Field(
+        None, gt=0, description="Anneal the temperature linearly from `temperature` to this by the last step (default: constant)."
+    )
+    hard_end: Optional[float] = Field(
+        None, ge=0, description="Move the hard-label weight linearly from `hard` to this by the last step (default: constant)."
+    )
     hidden: float = Field(0.0, ge=0, description="MSE between mapped hidden states (learned projection if widths differ).")
     cosine: float = Field(0.0, ge=0, description="1 - cosine between mapped hidden states (their direction, not their size).")
     patient: float = Field(0.0, ge=0, description="Patient KD: distance between mapped layers' normalised [CLS] states.")
@@ -79,6 +85,11 @@ class DistillLossConfig(StrictModel):
         "attention losses; default: each student layer to the teacher layer it was copied from, or spread evenly.",
     )
     relation_heads: Optional[int] = Field(None, ge=1, description="Relation heads of the value-relation loss (default: the teacher's heads).")
+
+    @property
+    def uses_hard(self) -> bool:
+        """The gold labels enter the loss at some step."""
+        return bool(self.hard or self.hard_end)
 
     @property
     def needs_internals(self) -> bool:
@@ -174,7 +185,7 @@ class DistillConfig(StrictModel):
     def _sensible(self) -> "DistillConfig":
         if self.task is not None:
             check_task_name(self.task)
-        if not (self.loss.soft or self.loss.hard or self.loss.needs_internals):
+        if not (self.loss.soft or self.loss.uses_hard or self.loss.needs_internals):
             raise ValueError("every loss weight is 0: nothing to learn from")
         if self.student.keep_layers and self.student.init != "teacher":
             raise ValueError("student.keep_layers applies to students made from the teacher's layers only")

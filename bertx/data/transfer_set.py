@@ -43,9 +43,8 @@ def read_unlabelled(paths: list[str], spec: TaskSpec, tokenizer, max_length: int
     return tokenize(tokenizer, unlabelled_examples(paths, spec, reading), max_length)
 
 
-def unlabelled_sentences(paths: list[str], tokenizer, max_length: int, overlap: int, labels: list[str], label_all_subtokens: bool):
-    """Unlabelled sentences (a line of words each) as tagger windows; each word's first piece is a labelled
-    position (tag 0 for now: the teacher's decision replaces it)."""
+def unlabelled_word_lists(paths: list[str]) -> list[list[str]]:
+    """The sentences of unlabelled files for a tagger: a line of words each."""
     sentences = []
     for path in paths:
         if not Path(path).is_file():
@@ -53,6 +52,12 @@ def unlabelled_sentences(paths: list[str], tokenizer, max_length: int, overlap: 
         sentences.extend(words for words in (line.split() for line in read_text_lines(path)) if words)
     if not sentences:
         raise BertxError(f"{', '.join(paths)}: no text in the unlabelled files")
+    return sentences
+
+
+def unlabelled_sentences(sentences: list[list[str]], tokenizer, max_length: int, overlap: int, labels: list[str], label_all_subtokens: bool):
+    """Unlabelled sentences as tagger windows; each word's first piece is a labelled position (tag 0 for now:
+    the teacher's decision replaces it)."""
     return word_features(tokenizer, sentences, max_length, overlap, [[0] * len(w) for w in sentences], labels, label_all_subtokens).features
 
 

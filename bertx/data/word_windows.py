@@ -29,6 +29,7 @@ class WordFeatures:
     owned: list[list[tuple[int, int]]]  # window -> [(token position, word index)] of the words it owns
     windowed: int  # sentences that needed more than one window
     num_words: list[int]  # words per sentence
+    word_of: list[list[int]]  # window -> the word index of every position (-1: [CLS], [SEP])
 
 
 def word_pieces(tokenizer, sentences: Sequence[Sequence[str]], chunk: int = 2048) -> list[tuple[list[int], list[int]]]:
@@ -98,13 +99,14 @@ def word_features(
     budget = max_length - 2  # [CLS] ... [SEP]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     inside = _inside_ids(labels) if label_all_subtokens and labels else None
-    input_ids, label_rows, sentence_of, owned_rows, windowed = [], [], [], [], 0
+    input_ids, label_rows, sentence_of, owned_rows, word_rows, windowed = [], [], [], [], [], 0
     for s, (ids, word_ids) in enumerate(word_pieces(tokenizer, sentences)):
         spans = windows(word_ids, budget, min(overlap, budget // 2))
         windowed += len(spans) > 1
         owner = _owners(word_ids, spans)
         for w, (start, end) in enumerate(spans):
             input_ids.append([cls] + ids[start:end] + [sep])
+            word_rows.append([-1] + list(word_ids[start:end]) + [-1])
             sentence_of.append(s)
             owned, row = [], [IGNORE] * (end - start + 2)
             for k in range(start, end):
@@ -126,7 +128,7 @@ def word_features(
         lengths=[len(x) for x in input_ids],
         label_pad=IGNORE,
     )
-    return WordFeatures(features, sentence_of, owned_rows, windowed, [len(words) for words in sentences])
+    return WordFeatures(features, sentence_of, owned_rows, windowed, [len(words) for words in sentences], word_rows)
 
 
 def _owners(word_ids: list[int], spans: list[tuple[int, int]]) -> dict[int, int]:
@@ -161,3 +163,22 @@ def merge_word_logits(word_features: WordFeatures, logits: list) -> list:
         for position, word in owned:
             merged[sentence][word] = logits[f][position]
     return merged
+
+
+def aligned_word_logits(teacher_words: WordFeatures, teacher_logits: list, student_words: WordFeatures) -> list:
+    """A teacher's per-token logits moved onto a student that splits the same sentences into other pieces:
+    each word's logits (from the teacher window that owns it, at its first piece) go to every piece of that
+    word in every student window; [CLS] and [SEP] get zeros (a uniform target; no prediction reads them)."""
+    import numpy as np
+
+    words = merge_word_logits(teacher_words, teacher_logits)
+    num_labels = teacher_logits[0].shape[-1] if len(teacher_logits) else 0
+    aligned = []
+    for f, positions in enumerate(student_words.word_of):
+        sentence = words[student_words.sentence[f]]
+        rows = np.zeros((len(positions), num_labels), dtype=np.float32)
+        for p, word in enumerate(positions):
+            if word >= 0:
+                rows[p] = sentence[word]
+        aligned.append(rows)
+    return aligned

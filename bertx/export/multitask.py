@@ -25,6 +25,7 @@ import torch
 
 from bertx import runfolder
 from bertx.errors import BertxError
+from bertx.models.multitask import HEADS_DIR, head_config_file
 
 OUTPUT_PREFIX = "logits_"
 MIN_AGREEMENT = 0.98  # default gate per head: int8 flips only near-ties
@@ -119,12 +120,13 @@ def export_multitask(
                 f"{100 * heads[worst]['agreement']:.2f}% of {heads[worst]['examples']} sample inputs, below "
                 f"{100 * gate:g}% (--min-agreement); nothing was written"
             )
-        predictor.encoder.config.save_pretrained(folder)
+        _save_encoder_config(predictor.encoder, folder)
         predictor.tokenizer.save_pretrained(folder)
         for task in tasks:
-            head_dir = run_dir / "heads" / run["multitask"][task]["head"]
-            (folder / "heads" / run["multitask"][task]["head"]).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(head_dir / "config.json", folder / "heads" / run["multitask"][task]["head"] / "config.json")
+            head_dir = run_dir / HEADS_DIR / run["multitask"][task]["head"]
+            labels = head_config_file(head_dir)
+            (folder / HEADS_DIR / head_dir.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(labels, folder / HEADS_DIR / head_dir.name / labels.name)
         run = dict(run)
         run["multitask"] = {t: info for t, info in run["multitask"].items() if t in tasks}  # token/span heads stay behind
         run["export"] = {"from": str(run_dir), "quantize": quantize, "opset": opset, "skipped": predictor.skipped}
@@ -132,6 +134,17 @@ def export_multitask(
         runfolder.write_run_config(folder, run)
         runfolder.write_json(folder / "export_report.json", report)
     return report
+
+
+def _save_encoder_config(encoder, folder: Path) -> None:
+    """The shared encoder's architecture beside the graph (a small student's under its own name, so the
+    folder is not mistaken for one single-task student)."""
+    from bertx.models.small_students import ENCODER_FILE, SmallEncoder
+
+    if isinstance(encoder, SmallEncoder):
+        encoder.config.save_pretrained(folder, ENCODER_FILE)
+    else:
+        encoder.config.save_pretrained(folder)
 
 
 def _trace(predictor, names: list[str], tasks: list[str], path: Path, opset: int, run_dir: Path) -> None:

@@ -177,8 +177,10 @@ def load_trained(model_dir: str | Path, device: str | None = None, max_length: i
         task = task_of(model_dir, run, {}) if run.get("task") else TASKS["classification"]
         model = load_sentence_classifier(model_dir)
     else:
-        config = check_encoder_folder(str(model_dir))
         run = read_run_config(model_dir) or {}
+        if "multitask" in run:  # refused in one line naming its tasks, whatever encoder it shares
+            task_of(model_dir, run, {})
+        config = check_encoder_folder(str(model_dir))
         task = task_of(model_dir, run, config)
         model = getattr(transformers, task.auto_class).from_pretrained(model_dir)
     data = data_options(run, max_length)

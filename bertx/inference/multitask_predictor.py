@@ -29,7 +29,7 @@ from bertx.errors import BertxError
 from bertx.inference.predictor import decode
 from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.models.encoder import load_tokenizer
-from bertx.models.multitask import HEAD_WEIGHTS, HEADS_DIR
+from bertx.models.multitask import HEAD_WEIGHTS, HEADS_DIR, empty_head_model, head_labels, load_shared_encoder
 from bertx.models.multitask_adapters import is_adapter_multitask
 from bertx.runfolder import read_run_config
 from bertx.tasks import TASKS, TaskSpec
@@ -41,7 +41,7 @@ SEQUENCE_HEAD = "AutoModelForSequenceClassification"
 class Head:
     name: str
     spec: TaskSpec
-    model: nn.Module  # the HF task model; its encoder attribute holds a stand-in between calls
+    model: nn.Module  # the task model (HF, or a small student's head); its encoder attribute holds a stand-in between calls
     labels: list[str]
     max_length: int
     pairs: bool  # trained on text pairs
@@ -94,9 +94,7 @@ class MultiTaskPredictor:
     @classmethod
     def load(cls, folder: str | Path) -> "MultiTaskPredictor":
         """Load a `bertx multitask` folder: the shared encoder once, every sequence head beside it."""
-        import transformers
         from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel
 
         folder = Path(folder)
         run = read_run_config(folder) or {}
@@ -108,7 +106,7 @@ class MultiTaskPredictor:
                 f"(bertx multitask-export each task, then bertx serve a=DIR1 b=DIR2)"
             )
         exported = (folder / "model.onnx").is_file()  # `bertx export` of a multi-task run: one graph, every head
-        encoder = None if exported else AutoModel.from_pretrained(folder).eval()
+        encoder = None if exported else load_shared_encoder(folder).eval()
         heads, skipped = {}, []
         patched = False
         for name, info in run["multitask"].items():
@@ -118,19 +116,12 @@ class MultiTaskPredictor:
                 continue
             head_dir = folder / HEADS_DIR / info["head"]
             if exported:
-                config = AutoConfig.from_pretrained(head_dir)
-                heads[name] = Head(
-                    name,
-                    spec,
-                    None,
-                    [config.id2label[i] for i in range(config.num_labels)],
-                    _max_length(info, run),
-                    bool((info.get("columns") or {}).get("text_pair")),
-                )
+                pairs = bool((info.get("columns") or {}).get("text_pair"))
+                heads[name] = Head(name, spec, None, head_labels(head_dir), _max_length(info, run), pairs)
                 continue
             if not (head_dir / HEAD_WEIGHTS).is_file():
                 raise BertxError(f"{head_dir}: the head of task {name!r} is missing")
-            model = getattr(transformers, spec.auto_class).from_config(AutoConfig.from_pretrained(head_dir))
+            model = empty_head_model(head_dir, spec.auto_class)
             prefix = model.base_model_prefix
             setattr(model, prefix, encoder)
             missing, unexpected = model.load_state_dict(load_file(str(head_dir / HEAD_WEIGHTS)), strict=False)

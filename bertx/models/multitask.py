@@ -11,8 +11,13 @@ attribute is pointed at the one shared encoder:
         conll {classifier}    ... of a BertForTokenClassification
       (task models: plain attributes, not registered: encoder + their head, in HF's forward)
 
+A multi-task student of BiLSTM/CNN/bag kind has the same shape: each head is a small student
+(`models/small_students.SequenceStudent`) whose `body` (embeddings and BiLSTM or convolutions) is the shared
+encoder, and whose pooling and classifier are the head.
+
 A saved multi-task folder is an encoder folder with heads beside it, so `bertx finetune --model DIR`
-starts from the shared encoder with no conversion:
+starts from the shared encoder with no conversion (a small student's encoder is written as
+`small_encoder.json` + `model.safetensors`, each head's labels as `student.json`):
 
     DIR/config.json, model.safetensors, tokenizer files   the shared encoder (AutoModel)
     DIR/heads/<head>/config.json                          the task model's HF config (labels, problem_type)
@@ -31,6 +36,15 @@ from torch import nn
 
 from bertx.errors import BertxError
 from bertx.models.encoder import save_encoder
+from bertx.models.small_students import (
+    STUDENT_FILE,
+    SequenceStudent,
+    SmallEncoder,
+    SmallStudentConfig,
+    is_small_encoder_folder,
+    load_small_encoder,
+    save_small_encoder,
+)
 
 HEADS_DIR = "heads"
 HEAD_WEIGHTS = "head.safetensors"
@@ -94,7 +108,11 @@ class MultiTaskModel(nn.Module):
 
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        save_encoder(self.encoder, tokenizer, tmp)
+        if isinstance(self.encoder, SmallEncoder):
+            save_small_encoder(self.encoder, tmp)
+            tokenizer.save_pretrained(tmp)
+        else:
+            save_encoder(self.encoder, tokenizer, tmp)
         for name, model in self._task_models.items():
             folder = tmp / HEADS_DIR / name
             folder.mkdir(parents=True)
@@ -107,20 +125,51 @@ class MultiTaskModel(nn.Module):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_task_model(mt_dir: str | Path, head: str, auto_class: str):
-    """Rebuild one task's full HF model from a multi-task folder: shared encoder + that head."""
+def load_shared_encoder(mt_dir: str | Path) -> nn.Module:
+    """A multi-task folder's shared encoder: an HF encoder, or a small student's (BiLSTM, CNN, bag)."""
+    from transformers import AutoModel
+
+    return load_small_encoder(mt_dir) if is_small_encoder_folder(mt_dir) else AutoModel.from_pretrained(mt_dir)
+
+
+def empty_head_model(head_dir: str | Path, auto_class: str) -> nn.Module:
+    """The task model of a head folder, built from its config (weights still to load)."""
+    if (Path(head_dir) / STUDENT_FILE).is_file():
+        return SequenceStudent(SmallStudentConfig.from_folder(head_dir))
     import transformers
+    from transformers import AutoConfig
+
+    return getattr(transformers, auto_class).from_config(AutoConfig.from_pretrained(head_dir))
+
+
+def head_config_file(head_dir: str | Path) -> Path:
+    """The file that holds a head's labels: an HF config.json, or a small student's student.json."""
+    small = Path(head_dir) / STUDENT_FILE
+    return small if small.is_file() else Path(head_dir) / "config.json"
+
+
+def head_labels(head_dir: str | Path) -> list[str]:
+    if (Path(head_dir) / STUDENT_FILE).is_file():
+        config = SmallStudentConfig.from_folder(head_dir)
+    else:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(head_dir)
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def load_task_model(mt_dir: str | Path, head: str, auto_class: str):
+    """Rebuild one task's full model from a multi-task folder: shared encoder + that head."""
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModel
 
     mt_dir = Path(mt_dir)
     folder = mt_dir / HEADS_DIR / head
     if not (folder / HEAD_WEIGHTS).is_file():
         found = sorted(p.name for p in (mt_dir / HEADS_DIR).iterdir()) if (mt_dir / HEADS_DIR).is_dir() else []
         raise BertxError(f"{folder}: no head {head!r} in this multi-task folder (heads: {', '.join(found) or 'none'})")
-    config = AutoConfig.from_pretrained(folder)
-    model = getattr(transformers, auto_class).from_config(config)
-    encoder = AutoModel.from_pretrained(mt_dir)
+    model = empty_head_model(folder, auto_class)
+    config = model.config
+    encoder = load_shared_encoder(mt_dir)
     missing, unexpected = model.base_model.load_state_dict(encoder.state_dict(), strict=False)
     # A token or span head's encoder has no pooler; the shared one may. Nothing else may differ.
     unexpected = [k for k in unexpected if not k.startswith("pooler.")]
@@ -130,7 +179,7 @@ def load_task_model(mt_dir: str | Path, head: str, auto_class: str):
     prefix = _encoder_attribute(model) + "."
     if unexpected or any(not k.startswith(prefix) for k in missing):
         raise BertxError(
-            f"{folder / HEAD_WEIGHTS}: head weights do not fit {config.architectures} "
+            f"{folder / HEAD_WEIGHTS}: head weights do not fit {getattr(config, 'architectures', None) or type(model).__name__} "
             f"(missing {[k for k in missing if not k.startswith(prefix)][:3]}, unexpected {unexpected[:3]})"
         )
     return model.eval()

@@ -18,6 +18,10 @@ decodes them unchanged. A bag of embeddings sees no context, so it has no tagger
 Sentence pairs are read as the teacher packs them ([CLS] a [SEP] b [SEP]) with a learnt segment
 embedding: the student reuses the teacher's tokenisation and its cached outputs example for example.
 
+The part below the head (embeddings, segments, the BiLSTM or convolutions) is a module of its own,
+`SmallEncoder`, the student's `body`: a multi-task student shares one under a head per task, as a
+multi-task BERT shares its encoder.
+
 A student folder holds `student.json` (the architecture and labels), `model.safetensors` and the
 tokenizer. It is not a Hugging Face `from_pretrained` folder; bertx's loaders read it.
 """
@@ -34,6 +38,9 @@ from torch import nn
 from bertx import runfolder
 
 STUDENT_FILE = "student.json"
+# A multi-task student's shared encoder (embeddings and BiLSTM/CNN) sits at the folder's top under this name, and
+# each head's student.json (labels, per_token) beside its head weights: the top folder is not one student.
+ENCODER_FILE = "small_encoder.json"
 KINDS = ("bilstm", "cnn", "bag")
 # The CNN's embedding width when none is asked for: the teacher's table projected onto its top 128 principal
 # directions. Measured on SST-2 (benchmarks/distill/distill_other_networks.py), it trains 3x faster than the full 384
@@ -70,20 +77,21 @@ class SmallStudentConfig:
     def num_hidden_layers(self) -> int:
         return self.layers
 
-    def save_pretrained(self, folder: str | Path) -> None:
+    def save_pretrained(self, folder: str | Path, name: str = STUDENT_FILE) -> None:
         data = asdict(self)
         data["id2label"] = {str(k): v for k, v in self.id2label.items()}
-        runfolder.write_text(Path(folder) / STUDENT_FILE, json.dumps(data, indent=2) + "\n")
+        runfolder.write_text(Path(folder) / name, json.dumps(data, indent=2) + "\n")
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> "SmallStudentConfig":
-        data = json.loads((Path(folder) / STUDENT_FILE).read_text(encoding="utf-8"))
+    def from_folder(cls, folder: str | Path, name: str = STUDENT_FILE) -> "SmallStudentConfig":
+        data = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
         data["id2label"] = {int(k): v for k, v in data.get("id2label", {}).items()}
         return cls(**data)
 
 
-class SequenceStudent(nn.Module):
-    """A BiLSTM, CNN or bag-of-embeddings sequence classifier/regressor with HF-style inputs and outputs."""
+class SmallEncoder(nn.Module):
+    """The part of a small student below its head: embeddings (+ segments) and the BiLSTM or convolutions,
+    giving every token's state. One is shared by the heads of a multi-task student."""
 
     def __init__(self, config: SmallStudentConfig):
         super().__init__()
@@ -91,27 +99,32 @@ class SequenceStudent(nn.Module):
         self.embeddings = nn.Embedding(c.vocab_size, c.embedding_dim, padding_idx=c.pad_id)
         self.segments = nn.Embedding(2, c.embedding_dim)
         nn.init.zeros_(self.segments.weight)
-        if c.per_token and c.kind == "bag":
-            raise ValueError("a bag of embeddings sees no context: it cannot tag tokens")
         if c.kind == "bilstm":
             self.encoder = nn.LSTM(
                 c.embedding_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True, dropout=c.dropout if c.layers > 1 else 0.0
             )
-            features = (2 if c.per_token else 4) * c.hidden  # a tagger reads the state, not [max; mean]
         elif c.kind == "cnn":
             self.encoder = nn.ModuleList(nn.Conv1d(c.embedding_dim, c.hidden, k, padding=k // 2) for k in c.kernel_sizes)
-            features = len(c.kernel_sizes) * c.hidden
         else:
             self.encoder = None
-            features = c.embedding_dim
         self.dropout = nn.Dropout(c.dropout)
-        self.classifier = nn.Sequential(nn.Linear(features, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, c.num_labels))
+
+    @property
+    def width(self) -> int:
+        """The size of each token's state: 2H (BiLSTM), widths x H (CNN), E (bag)."""
+        c = self.config
+        return {"bilstm": 2 * c.hidden, "cnn": len(c.kernel_sizes) * c.hidden}.get(c.kind, c.embedding_dim)
 
     def set_attn_implementation(self, _name: str) -> None:
         """No attention here; the exporter asks every model for eager attention."""
 
-    def states(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-        """Every token's state after the encoder: (B, T, 2H) BiLSTM, (B, T, widths x H) CNN, (B, T, E) bag."""
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """Every token's state: (B, T, width)."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_id).long()
         x = self.embeddings(input_ids)  # (B, T, E)
         if token_type_ids is not None:
             x = x + self.segments(token_type_ids.clamp(max=1))
@@ -128,13 +141,40 @@ class SequenceStudent(nn.Module):
         # even widths pad one extra step, cut here
         return torch.cat([torch.relu(conv(x))[..., : input_ids.shape[1]] for conv in self.encoder], dim=1).transpose(1, 2)
 
-    def pooled(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-        mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
-        h = self.states(input_ids, attention_mask, token_type_ids)
-        mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+class SequenceStudent(nn.Module):
+    """A BiLSTM, CNN or bag-of-embeddings sequence classifier/regressor (or tagger) with HF-style inputs and
+    outputs: a `SmallEncoder` (`body`, its base model) and a head that pools its states and classifies."""
+
+    base_model_prefix = "body"
+
+    def __init__(self, config: SmallStudentConfig):
+        super().__init__()
+        c = self.config = config
+        if c.per_token and c.kind == "bag":
+            raise ValueError("a bag of embeddings sees no context: it cannot tag tokens")
+        self.body = SmallEncoder(c)
+        # A tagger reads each token's state; a sequence head [max; mean] of the BiLSTM's, the max of the CNN's.
+        features = {"bilstm": (2 if c.per_token else 4) * c.hidden}.get(c.kind, self.body.width)
+        self.dropout = nn.Dropout(c.dropout)
+        self.classifier = nn.Sequential(nn.Linear(features, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, c.num_labels))
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.body
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.body.embeddings
+
+    def set_attn_implementation(self, _name: str) -> None:
+        """No attention here; the exporter asks every model for eager attention."""
+
+    def pooled(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)  # (B, T, 1)
+        mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
         if self.config.kind == "bag":
             return mean  # (B, E)
-        top = h.masked_fill(mask == 0, -1e4).amax(1)
+        top = states.masked_fill(mask == 0, -1e4).amax(1)
         if self.config.kind == "cnn":
             return top  # (B, widths x H)
         return torch.cat([top, mean], dim=-1)  # (B, 4H)
@@ -144,13 +184,14 @@ class SequenceStudent(nn.Module):
 
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_id).long()
+        states = self.body(input_ids, attention_mask, token_type_ids)
         if self.config.per_token:
-            logits = self.classifier(self.dropout(self.states(input_ids, attention_mask, token_type_ids)))  # (B, T, C)
+            logits = self.classifier(self.dropout(states))  # (B, T, C)
             loss = None
             if labels is not None:  # -100 marks the pieces that carry no tag
                 loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
             return TokenClassifierOutput(loss=loss, logits=logits)
-        logits = self.classifier(self.dropout(self.pooled(input_ids, attention_mask, token_type_ids)))  # (B, C)
+        logits = self.classifier(self.dropout(self.pooled(states, attention_mask)))  # (B, C)
         loss = None
         if labels is not None:
             if self.config.problem_type == "regression":
@@ -208,7 +249,7 @@ def build_small_student(
         if own is not None:
             table = aligned_rows(table, own, tokenizers[1])
         with torch.no_grad():
-            student.embeddings.weight.copy_(table)
+            student.get_input_embeddings().weight.copy_(table)
     return student
 
 
@@ -245,8 +286,36 @@ def load_small_student(folder: str | Path) -> SequenceStudent:
     from safetensors.torch import load_file
 
     student = SequenceStudent(SmallStudentConfig.from_folder(folder))
-    student.load_state_dict(load_file(str(Path(folder) / "model.safetensors")))
+    student.load_state_dict(_body_prefixed(load_file(str(Path(folder) / "model.safetensors"))))
     return student.eval()
+
+
+def _body_prefixed(state: dict) -> dict:
+    """Weights saved before the encoder became `body` (embeddings.*, segments.*, encoder.*) under their new names."""
+    old = ("embeddings.", "segments.", "encoder.")
+    return {("body." + k if k.startswith(old) else k): v for k, v in state.items()}
+
+
+def is_small_encoder_folder(folder: str | Path) -> bool:
+    """A multi-task folder whose shared encoder is a small student's (BiLSTM, CNN or bag)."""
+    return (Path(folder) / ENCODER_FILE).is_file()
+
+
+def save_small_encoder(body: SmallEncoder, folder: str | Path) -> None:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in body.state_dict().items()}, str(folder / "model.safetensors"))
+    body.config.save_pretrained(folder, ENCODER_FILE)
+
+
+def load_small_encoder(folder: str | Path) -> SmallEncoder:
+    from safetensors.torch import load_file
+
+    body = SmallEncoder(SmallStudentConfig.from_folder(folder, ENCODER_FILE))
+    body.load_state_dict(load_file(str(Path(folder) / "model.safetensors")))
+    return body.eval()
 
 
 def parameter_count(model: nn.Module) -> int:

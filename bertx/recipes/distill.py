@@ -27,17 +27,23 @@ from bertx.console import say
 from bertx.data.batching import collate
 from bertx.data.hf_datasets import local_file
 from bertx.data.features import tokenize
-from bertx.data.transfer_set import append_features, augmented_examples, remap_targets, unlabelled_examples, unlabelled_sentences
+from bertx.data.transfer_set import (
+    append_features,
+    augmented_examples,
+    remap_targets,
+    unlabelled_examples,
+    unlabelled_sentences,
+    unlabelled_word_lists,
+)
 from bertx.data.word_windows import IGNORE
 from bertx.errors import BertxError
 from bertx.models.cls_only import disable_cls_only_last_layer, enable_cls_only_last_layer
 from bertx.models.adapters import is_adapter_folder
 from bertx.models.encoder import check_encoder_folder, load_tokenizer, resolve_model_path
 from bertx.models.small_students import KINDS as SMALL_KINDS
-from bertx.models.small_students import build_small_student
-from bertx.models.bert_students import default_kept_layers, student_from_config, student_from_encoder, student_from_teacher_layers
 from bertx.recipes.finetune import data_notes
-from bertx.recipes.student_tokenizer import check_student_tokenizer, student_tokenizer
+from bertx.recipes.students import SMALL_STUDENT_LR, build_student, check_small_student
+from bertx.recipes.student_tokenizer import check_student_tokenizer, student_tokenizer, tagger_targets_on_own_pieces
 from bertx.recipes.teacher_ensemble import EnsembleLabeller, check_members, member_weights
 from bertx.recipes.teacher_labels import TeacherLabeller
 from bertx.tasks import TASKS
@@ -77,61 +83,6 @@ def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab() and a.__class__.__name__.replace("Fast", "") == b.__class__.__name__.replace("Fast", "")
 
 
-def build_student(config: DistillConfig, teacher, dropout: float | None, per_token: bool = False, tokenizers: tuple | None = None):
-    """The student model and the teacher layers it was copied from (None when not copied); `tokenizers`: (the
-    student's own, the teacher's) for a small student with its own vocabulary."""
-    student_cfg = config.student
-    teacher_layers = teacher.config.num_hidden_layers
-    if student_cfg.kind in SMALL_KINDS:
-        return build_small_student(
-            student_cfg.kind,
-            teacher,
-            student_cfg.embedding_dim,
-            student_cfg.hidden,
-            student_cfg.layers,
-            student_cfg.kernel_sizes,
-            student_cfg.dropout,
-            student_cfg.init_embeddings,
-            teacher.config.pad_token_id or 0,
-            per_token=per_token,
-            tokenizers=tokenizers,
-        ), None
-    if student_cfg.init == "encoder":
-        return student_from_encoder(student_cfg.name_or_path, teacher, dropout), None
-    if student_cfg.init == "random":
-        return student_from_config(
-            teacher, student_cfg.layers or teacher_layers, student_cfg.hidden, student_cfg.heads, student_cfg.intermediate
-        ), None
-    kept = student_cfg.keep_layers or default_kept_layers(teacher_layers, student_cfg.layers or min(3, teacher_layers))
-    if student_cfg.layers and len(kept) != student_cfg.layers:
-        raise BertxError(f"student.layers is {student_cfg.layers} but student.keep_layers lists {len(kept)} layers")
-    return student_from_teacher_layers(teacher, kept), kept
-
-
-SMALL_STUDENT_LR = 2e-3
-
-
-def check_small_student(config: DistillConfig, task) -> None:
-    """The combinations a BiLSTM, CNN or bag student cannot take, refused before any work."""
-    kind = config.student.kind
-    if kind not in SMALL_KINDS:
-        return
-    if task.label_kind == "tags" and kind == "bag":
-        raise BertxError("student.kind bag: a bag of embeddings sees no context, so it cannot tag tokens; use student.kind bilstm (or cnn) for NER")
-    if task.level == "span":
-        raise BertxError(
-            f"student.kind {kind}: trains sequence tasks (classification, pairs, regression, multi-label) "
-            f"and, as a tagger, NER; the teacher is a {task.name} model"
-        )
-    if config.loss.needs_internals:
-        raise BertxError(
-            f"student.kind {kind}: has no transformer layers to match; use the output losses only "
-            "(loss.soft, loss.hard), not loss.hidden, attention, embedding or value_relation"
-        )
-    if config.student.keep_layers or config.student.name_or_path or config.student.heads or config.student.intermediate:
-        raise BertxError(f"student.kind {kind}: student.keep_layers, name_or_path, heads and intermediate apply to transformer students only")
-
-
 def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
     """Distil the teacher into a student; with `config.baseline`, also train the same student without a
     teacher and write the transfer report (`report.md`, `report.json`, `report.png`) into the output.
@@ -156,7 +107,17 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
             "unlabelled": [],
             "augment": 0,
             "loss": config.loss.model_copy(
-                update={"soft": 0.0, "hidden": 0.0, "attention": 0.0, "embedding": 0.0, "value_relation": 0.0, "hard": 1.0}
+                update={
+                    "soft": 0.0,
+                    "hidden": 0.0,
+                    "cosine": 0.0,
+                    "patient": 0.0,
+                    "attention": 0.0,
+                    "embedding": 0.0,
+                    "value_relation": 0.0,
+                    "hard": 1.0,
+                    "hard_end": None,
+                }
             ),
         }
     )
@@ -202,11 +163,12 @@ UNLABELLED_NEEDS_CACHE = (
 
 
 def _label_transfer_set(
-    config: DistillConfig, teacher, train, teacher_train, device, kind, tokenizer, labels: list[str], train_path: str, main: bool
+    config: DistillConfig, teacher, train, teacher_train, device, tokenizer, shared_tokens: bool, labels: list[str], train_path: str, main: bool
 ) -> tuple[TeacherCache, dict]:
     """The teacher's outputs on the training text, then on the unlabelled and augmented text, which joins the
     training data with the teacher's decisions as its labels: by the fastest teacher that agrees with fp32,
-    from the teacher store when labelled before, here or on a Ray cluster (`teacher_labels.py`)."""
+    from the teacher store when labelled before, here or on a Ray cluster (`teacher_labels.py`). A tagger
+    student with other pieces than the teacher's gets each word's outputs on its own pieces of the word."""
     data_cfg, task = config.data, teacher.task
     unlabelled = [local_file(data_cfg.resolve(p)) for p in config.unlabelled]
     if config.labelling.engine == "ray" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -215,12 +177,19 @@ def _label_transfer_set(
     label = _ensemble(config, teacher, device, log) if config.teachers else TeacherLabeller(config, teacher, device, log)
     try:
         label.choose(teacher_train.features)
-        cache = label(teacher_train.features)
+        own_tagger = task.label_kind == "tags" and not shared_tokens
+        if own_tagger:
+            sentences = [sentence.words for sentence in teacher.kind.read(train_path, data_cfg, data_cfg.max_train_examples)[0]]
+            cache = tagger_targets_on_own_pieces(label, teacher.tokenizer, tokenizer, sentences, data_cfg)
+        else:
+            cache = label(teacher_train.features)
         if config.unlabelled and task.label_kind == "tags" and not config.augment:
             # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
             # most probable tag at each word's first piece the hard one.
-            extra = unlabelled_sentences(unlabelled, tokenizer, data_cfg.max_length, window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
-            extra_cache = label(extra)
+            sentences = unlabelled_word_lists(unlabelled)
+            overlap = window_overlap(data_cfg)
+            extra = unlabelled_sentences(sentences, tokenizer, data_cfg.max_length, overlap, labels, data_cfg.label_all_subtokens)
+            extra_cache = tagger_targets_on_own_pieces(label, teacher.tokenizer, tokenizer, sentences, data_cfg) if own_tagger else label(extra)
             tags = [
                 np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
                 for row, logits in zip(extra.labels, extra_cache.outputs["logits"])
@@ -233,7 +202,7 @@ def _label_transfer_set(
             for made in _extra_examples(config, teacher, train, train_path, unlabelled):
                 extra = tokenize(tokenizer, made, data_cfg.max_length)
                 # A student with its own tokenizer: the teacher reads the same texts with its own pieces.
-                read = extra if tokenizer is teacher.tokenizer else tokenize(teacher.tokenizer, made, data_cfg.max_length)
+                read = extra if shared_tokens else tokenize(teacher.tokenizer, made, data_cfg.max_length)
                 extra_cache = label(read)
                 append_features(train.features, extra, extra_cache.labels().tolist())
                 cache.append(extra_cache)
@@ -316,7 +285,7 @@ def _train(config: DistillConfig, run: Run, run_config: dict, teacher, train_pat
     progress = run.start(accelerator.unwrap_model(distiller), optimizer, scheduler, save, **facts)
     metric_name = train_cfg.metric_for_best or task.main_metric
     teacher_for = _teacher_outputs(teacher, cache, needs_teacher, accelerator.unwrap_model(distiller).teacher_request(), run, loss_cfg)
-    step = _step(config, run, distiller, train.features, tokenizer, kind.label_dtype if loss_cfg.hard else None, teacher_for)
+    step = _step(config, run, distiller, train.features, tokenizer, kind.label_dtype if loss_cfg.uses_hard else None, teacher_for, total_steps)
     evaluate = (lambda: kind.evaluate(student_model(), dev, tokenizer.pad_token_id, data_cfg, device=device)) if dev else None
     loop = labelled_loop(run, (distiller, optimizer, scheduler), total_steps, train.features.lengths, step, evaluate, metric_name, show_progress)
     fitted = fit(run, loop, started)
@@ -336,7 +305,7 @@ def _stored_targets(config: DistillConfig, run: Run, run_config: dict, teacher, 
     if needs_teacher and not (loss_cfg.needs_internals or not config.cache_teacher):
         teacher_train = train if shared_tokens else teacher.kind.load_train(train_path, config.data, teacher.tokenizer)
         cache, run_config["transfer_set"] = _label_transfer_set(
-            config, teacher, train, teacher_train, run.accelerator.device, teacher.kind, tokenizer, labels, train_path, run.main
+            config, teacher, train, teacher_train, run.accelerator.device, tokenizer, shared_tokens, labels, train_path, run.main
         )
         return cache
     if config.unlabelled or config.augment:
@@ -378,10 +347,11 @@ def _student(config: DistillConfig, teacher, train_path: str):
                 f"({len(tokenizer)} vs {len(teacher.tokenizer)} tokens); set student.allow_other_tokenizer=true "
                 "to distil through the outputs only"
             )
-        if task.level != "sequence" or loss_cfg.needs_internals or not config.cache_teacher:
-            # The teacher must read its own pieces: its outputs are computed once on them, never live on the student's batch.
+        if task.level == "span" or loss_cfg.needs_internals or not config.cache_teacher:
+            # The teacher must read its own pieces: its outputs are computed once on them, never live on the student's
+            # batch; a tagger's are moved word by word onto the student's pieces, a span's have no such mapping.
             raise BertxError(
-                "a student with another tokenizer can learn sequence tasks through the soft-target and hard "
+                "a student with another tokenizer can learn sequence tasks and taggers through the soft-target and hard "
                 "losses only, from stored teacher outputs (cache_teacher: true; token positions do not line up)"
             )
     return student, kept, tokenizer, shared_tokens
@@ -468,7 +438,7 @@ def _teacher_outputs(teacher, cache, needs_teacher: bool, request, run: Run, los
     return outputs_for
 
 
-def _step(config: DistillConfig, run: Run, distiller, features, tokenizer, label_dtype, teacher_for):
+def _step(config: DistillConfig, run: Run, distiller, features, tokenizer, label_dtype, teacher_for, total_steps: int):
     """One optimizer step: the distiller's weighted losses per micro-batch against the teacher's outputs, each
     loss term summed for the log line (its mean since the last one)."""
     device, progress, every = run.accelerator.device, run.state, config.train.logging_steps
@@ -481,6 +451,7 @@ def _step(config: DistillConfig, run: Run, distiller, features, tokenizer, label
 
     def step(indices) -> Step:
         step_loss = 0.0
+        run.accelerator.unwrap_model(distiller).fraction = progress.step / total_steps  # where the loss schedules stand
         for part, share, last in micro_slices(run, indices, config.train.grad_accum):
             batch = {key: t.to(device) for key, t in collate(features, part, tokenizer.pad_token_id, label_dtype).items()}
             teacher_out = teacher_for(part, batch)

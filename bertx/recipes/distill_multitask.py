@@ -4,7 +4,8 @@ multi-task student with the same heads, served in one encoder pass as the teache
     teacher folder -> its run config: every task's files, reading options and head -> each task read as the
     teacher read it -> each head's outputs on its own task's texts and (`share_texts`) on the other tasks'
     texts of the same shape, single texts or pairs, from the teacher store -> a student of the teacher's
-    kept layers with every head copied -> for each step: the sampler picks a task per batch, that head
+    kept layers with every head copied, or a BiLSTM / CNN / bag encoder with a new head per task (a tagger for
+    token tasks) -> for each step: the sampler picks a task per batch, that head
     learns the teacher head's soft targets and the gold labels (the teacher's decision on shared texts)
     -> every task's dev set -> the best student by the mean of the tasks' main metrics -> a multi-task
     folder that `bertx export`, `bertx serve` and `bertx multitask-export` read as they read the teacher
@@ -33,12 +34,13 @@ from bertx.data.task_sampling import TaskSampler
 from bertx.data.transfer_set import append_features, read_unlabelled
 from bertx.errors import BertxError
 from bertx.inference.loading import TrainedModel
-from bertx.models.bert_students import default_kept_layers, student_from_teacher_layers
+from bertx.models.small_students import KINDS as SMALL_KINDS
 from bertx.models.cls_only import enable_cls_only_last_layer
 from bertx.models.encoder import load_tokenizer
 from bertx.models.multitask import HEADS_DIR, MultiTaskModel, load_task_model
 from bertx.models.multitask_adapters import is_adapter_multitask
 from bertx.recipes.multitask import Task, batches_drawn, cursor_batches, load_tasks, save_shared, task_evaluation
+from bertx.recipes.students import SMALL_STUDENT_LR, build_student, check_small_student
 from bertx.recipes.teacher_labels import TeacherLabeller
 from bertx.training import teacher_store
 from bertx.training.accelerator import make_accelerator
@@ -46,6 +48,7 @@ from bertx.training.distiller import Distiller
 from bertx.training.fit import Loop, Step, fit, micro_slices
 from bertx.training.optim import build_optimizer, linear_schedule
 from bertx.training.run import Run, RunState
+from bertx.tasks import get_task
 
 REPORT = "report.md"
 
@@ -60,10 +63,12 @@ def check_multitask_distill(config: DistillConfig) -> None:
     refused = [
         (config.teachers, "one multi-task teacher teaches a multi-task student: drop --teacher for the others"),
         (
-            config.student.kind != "transformer" or config.student.init != "teacher",
-            f"a multi-task student keeps some of the teacher's layers (student.layers or student.keep_layers); a {config.student.init} "
-            "student learns one task: write it as a model first (bertx multitask-export), then distil that",
+            config.student.kind == "transformer" and config.student.init != "teacher",
+            f"a multi-task student keeps some of the teacher's layers (student.layers or student.keep_layers) or is a BiLSTM, CNN "
+            f"or bag (student.kind); a {config.student.init} student learns one task: write it as a model first (bertx "
+            "multitask-export), then distil that",
         ),
+        (config.student.tokenizer, "a multi-task student reads the teacher's pieces: drop student.tokenizer"),
         (config.loss.needs_internals, "a multi-task student learns through the heads' outputs: loss.soft and loss.hard only"),
         (config.data.train or config.data.dev, "the tasks' files come from the multi-task teacher's run: drop --train and --dev"),
         (config.task, "the tasks come from the multi-task teacher's run: drop --task"),
@@ -82,6 +87,12 @@ def check_multitask_distill(config: DistillConfig) -> None:
 def teacher_config(path: str | Path) -> MultitaskConfig:
     """The multi-task config the teacher was trained with, as its run folder recorded it."""
     run = runfolder.read_run_config(path) or {}
+    if "tasks" not in run:  # a multi-task student's run names its teacher, not the tasks' files
+        source = (run.get("distilled_from") or {}).get("teacher")
+        raise BertxError(
+            f"{path}: a multi-task student{f' of {source}' if source else ''}, not a `bertx multitask` run; distil its "
+            "teacher, or write one task as a model (bertx multitask-export) and distil that"
+        )
     return MultitaskConfig.model_validate({key: run[key] for key in MultitaskConfig.model_fields if key in run})
 
 
@@ -128,6 +139,11 @@ def distill_multitask(config: DistillConfig, resume: bool = False, overwrite: bo
 
     check_multitask_distill(config)
     teacher_cfg = teacher_config(config.teacher)
+    for entry in teacher_cfg.tasks:
+        try:
+            check_small_student(config, get_task(entry.kind))
+        except BertxError as err:
+            raise BertxError(f"{config.teacher}: task {entry.name!r}: {err}") from None
     accelerator = make_accelerator(
         config.train.precision, find_unused_parameters=len(teacher_cfg.tasks) > 1, report_to=config.train.report_to, out=config.output
     )
@@ -148,7 +164,12 @@ def _train(config: DistillConfig, teacher_cfg: MultitaskConfig, run: Run, run_co
     student, kept = _student(config, teacher, tasks)
     teacher_run = runfolder.read_run_config(config.teacher) or {}
     run_config.update(multitask=teacher_run["multitask"], transfer_set=labelled)
-    run_config["distilled_from"] = {"teacher": str(config.teacher), "kept_layers": kept, "share_texts": config.share_texts}
+    run_config["distilled_from"] = {
+        "teacher": str(config.teacher),
+        "student": config.student.kind,
+        "kept_layers": kept,
+        "share_texts": config.share_texts,
+    }
     run.write_config(run_config)
 
     distiller = MultiTaskDistiller(
@@ -157,8 +178,7 @@ def _train(config: DistillConfig, teacher_cfg: MultitaskConfig, run: Run, run_co
     sampling = teacher_cfg.sampling
     steps_per_epoch = math.ceil(sum(math.ceil(t.size / train_cfg.batch_size) for t in tasks) / sampling.tasks_per_step)
     total_steps = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(distiller, train_cfg.lr, train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay, ("student.heads",))
-    scheduler = linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
+    optimizer, scheduler = _optimiser(config, distiller, total_steps)
     sampler = TaskSampler([t.size for t in tasks], sampling.strategy, sampling.temperature, train_cfg.seed)
     wrapped, optimizer = run.accelerator.prepare(distiller, optimizer)
     started = time.perf_counter()
@@ -193,6 +213,15 @@ def _train(config: DistillConfig, teacher_cfg: MultitaskConfig, run: Run, run_co
     if run.main:
         runfolder.write_text(run.out / REPORT, report_markdown(final))
     return run.finish(final, log_fields={k: v for k, v in final.items() if k not in ("tasks",)})
+
+
+def _optimiser(config: DistillConfig, distiller: MultiTaskDistiller, total_steps: int):
+    """A BiLSTM / CNN / bag student starts from scratch: bertx's rate for those unless train.lr was given."""
+    train_cfg = config.train
+    small = config.student.kind in SMALL_KINDS and "lr" not in train_cfg.model_fields_set
+    lr = SMALL_STUDENT_LR if small else train_cfg.lr
+    optimizer = build_optimizer(distiller, lr, train_cfg.weight_decay, train_cfg.head_lr, train_cfg.layer_decay, ("student.heads",))
+    return optimizer, linear_schedule(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
 
 
 def _teacher(path: str, tasks: list[Task]) -> MultiTaskModel:
@@ -251,18 +280,20 @@ def _extra_texts(config: DistillConfig, task: Task, tasks: list[Task], own: dict
     return extras
 
 
-def _student(config: DistillConfig, teacher: MultiTaskModel, tasks: list[Task]) -> tuple[MultiTaskModel, list[int]]:
-    """The teacher's kept layers under every head; [CLS]-only last layer when every head reads [CLS] alone."""
-    layers = teacher.config.num_hidden_layers
-    kept = config.student.keep_layers or default_kept_layers(layers, config.student.layers or min(3, layers))
-    if config.student.layers and len(kept) != config.student.layers:
-        raise BertxError(f"student.layers is {config.student.layers} but student.keep_layers lists {len(kept)} layers")
-    heads = {}
+def _student(config: DistillConfig, teacher: MultiTaskModel, tasks: list[Task]) -> tuple[MultiTaskModel, list[int] | None]:
+    """One student per head over one shared encoder, each made from its teacher head as a single-task student
+    would be: the teacher's kept layers ([CLS]-only last layer when every head reads [CLS] alone), or a
+    BiLSTM / CNN / bag whose embeddings start from the teacher's (once: the other heads' are replaced by it)."""
+    heads, kept = {}, None
     for task in tasks:
-        if task.entry.head_name not in heads:
-            heads[task.entry.head_name] = student_from_teacher_layers(teacher.task_model(task.name), kept)
+        if task.entry.head_name in heads:
+            continue
+        first = not heads
+        options = config if first else config.model_copy(update={"student": config.student.model_copy(update={"init_embeddings": False})})
+        heads[task.entry.head_name], kept = build_student(options, teacher.task_model(task.name), None, per_token=task.spec.label_kind == "tags")
     student = MultiTaskModel(heads, {t.name: t.entry.head_name for t in tasks})
-    if all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks):
+    transformer = config.student.kind not in SMALL_KINDS
+    if transformer and all(t.spec.auto_class == "AutoModelForSequenceClassification" for t in tasks):
         enable_cls_only_last_layer(student.task_model(tasks[0].name))  # patches the one shared encoder
     return student, kept
 
@@ -280,12 +311,14 @@ def _step(config: DistillConfig, run: Run, distiller, tasks: list[Task], caches:
 
     def step(_slot) -> Step:
         step_loss, examples = 0.0, 0
+        for each in run.accelerator.unwrap_model(distiller).distillers.values():
+            each.fraction = progress.step / total_steps  # where the loss schedules stand
         for j in range(per_step):
             task = tasks[sampler.pick(progress.extra["draws"], progress.step / total_steps)]
             progress.extra["draws"] += 1
             indices = next_batch(task)
             for part, share, last in micro_slices(run, indices, config.train.grad_accum):
-                batch = collate(task.train.features, part, tokenizer.pad_token_id, task.kind.label_dtype if loss_cfg.hard else None)
+                batch = collate(task.train.features, part, tokenizer.pad_token_id, task.kind.label_dtype if loss_cfg.uses_hard else None)
                 batch = {key: t.to(device) for key, t in batch.items()}
                 teacher_out = caches[task.name].batch(part, batch["input_ids"].shape[1], device)
                 with run.micro_batch(distiller, last and j == per_step - 1):

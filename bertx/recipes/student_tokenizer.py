@@ -3,7 +3,8 @@
     the teacher's reading of the training texts (decoded back to words) + the unlabelled texts
     -> a WordPiece of `student.vocab_size` pieces, cased as the teacher's -> the student reads every text
        with it; the teacher reads the same texts with its own pieces, so its soft targets (one per text)
-       line up example for example
+       line up example for example; a tagger's (one per piece) line up word by word: each word's outputs,
+       read at the teacher's first piece of it, go to every student piece of the word
 
 A BiLSTM or CNN spends most of its parameters on its embedding table; a vocabulary learnt on the task's own
 text is a quarter of the teacher's 30k pieces and keeps whole the words the task uses. The student's rows
@@ -17,11 +18,14 @@ from pathlib import Path
 
 from bertx.config import DistillConfig
 from bertx.data.hf_datasets import local_file
-from bertx.data.transfer_set import unlabelled_examples
+from bertx.data.transfer_set import unlabelled_examples, unlabelled_word_lists
+from bertx.data.word_windows import aligned_word_logits, word_features
 from bertx.data.wordpiece import wordpiece_tokenizer
 from bertx.errors import BertxError
 from bertx.models.encoder import load_tokenizer
 from bertx.models.small_students import KINDS as SMALL_KINDS
+from bertx.tasks.ner import window_overlap
+from bertx.training.teacher_cache import TeacherCache
 
 
 def check_student_tokenizer(config: DistillConfig, task) -> None:
@@ -34,8 +38,8 @@ def check_student_tokenizer(config: DistillConfig, task) -> None:
             f"student.tokenizer: for bilstm, cnn and bag students (a {student.kind} student reads the teacher's pieces; "
             "another encoder brings its own with student.name_or_path)"
         )
-    if task.level != "sequence":
-        raise BertxError(f"student.tokenizer: for sequence tasks (one soft target per text); the teacher is a {task.name} model")
+    if task.level == "span":
+        raise BertxError(f"student.tokenizer: for sequence tasks and taggers (soft targets per text or per word); the teacher is a {task.name} model")
     if student.tokenizer != "train" and not Path(student.tokenizer).is_dir():
         raise BertxError(f"{student.tokenizer}: student.tokenizer is `train` or a tokenizer folder; no such folder")
 
@@ -51,9 +55,25 @@ def student_tokenizer(config: DistillConfig, teacher, train_path: str):
     texts = teacher.tokenizer.batch_decode(read.features.input_ids, skip_special_tokens=True)
     columns = read.info.get("columns") or {}
     reading = {"text_column": columns.get("text"), "text_pair_column": columns.get("text_pair")}
-    for example in unlabelled_examples([local_file(data_cfg.resolve(p)) for p in config.unlabelled], teacher.task, reading):
+    unlabelled = [local_file(data_cfg.resolve(p)) for p in config.unlabelled]
+    if teacher.task.label_kind == "tags":
+        if unlabelled:
+            texts.extend(" ".join(words) for words in unlabelled_word_lists(unlabelled))
+        return wordpiece_tokenizer(texts, config.student.vocab_size, bool(getattr(teacher.tokenizer, "do_lower_case", True)))
+    for example in unlabelled_examples(unlabelled, teacher.task, reading):
         texts.append(example.text)
         if example.text_pair:
             texts.append(example.text_pair)
     lowercase = bool(getattr(teacher.tokenizer, "do_lower_case", True))
     return wordpiece_tokenizer(texts, config.student.vocab_size, lowercase)
+
+
+def tagger_targets_on_own_pieces(label, teacher_tokenizer, tokenizer, sentences: list[list[str]], data_cfg) -> TeacherCache:
+    """A tagger teacher's outputs for a student that splits words into other pieces: the teacher reads the
+    sentences with its own pieces (stored under that reading), and each word's outputs move onto every piece
+    of the word in the student's windows, which are the ones the student trains on."""
+    overlap = window_overlap(data_cfg)
+    teacher_words = word_features(teacher_tokenizer, sentences, data_cfg.max_length, overlap)
+    student_words = word_features(tokenizer, sentences, data_cfg.max_length, overlap)
+    logits = label(teacher_words.features).outputs["logits"]
+    return TeacherCache.from_outputs("tags", {"logits": aligned_word_logits(teacher_words, logits, student_words)})

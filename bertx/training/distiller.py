@@ -70,6 +70,7 @@ class Distiller(nn.Module):
         uses_hidden = loss.reads_hidden_states
         self.projection = nn.Linear(s_width, t_width) if uses_hidden and s_width != t_width else None
         self.relation_heads = loss.relation_heads or teacher_config.num_attention_heads
+        self.fraction = 0.0  # of training done, set by the recipe before each step: where the schedules stand
         if loss.value_relation and (s_width % self.relation_heads or t_width % self.relation_heads):
             raise BertxError(f"loss.relation_heads {self.relation_heads} must divide both hidden sizes ({s_width}, {t_width})")
 
@@ -82,10 +83,15 @@ class Distiller(nn.Module):
         """What the teacher's forward must return for the enabled losses."""
         return {"output_hidden_states": self.loss.reads_hidden_states, "output_attentions": bool(self.loss.attention)}
 
+    def scheduled(self, start: float, end: float | None) -> float:
+        """A weight or temperature moved linearly from `start` to `end` as training goes (constant without `end`)."""
+        return start if end is None else start + (end - start) * min(1.0, self.fraction)
+
     def forward(self, batch: dict, teacher: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted loss and its parts for one batch; `teacher` holds the teacher's outputs for it."""
         w = self.loss
-        inputs = batch if w.hard else model_inputs(batch)
+        weights = {"hard": self.scheduled(w.hard, w.hard_end)}
+        inputs = batch if w.uses_hard else model_inputs(batch)
         request = self.teacher_request()
         if w.value_relation:
             with captured_values(self.student) as store:
@@ -94,11 +100,11 @@ class Distiller(nn.Module):
             out = self.student(**inputs, **request)
         mask = batch["attention_mask"]
         parts: dict[str, torch.Tensor] = {}
-        if w.hard:
+        if w.uses_hard:
             parts["hard"] = out.loss
         if w.soft:
             student_out = {key: getattr(out, key) for key in output_keys(self.label_kind)}
-            parts["soft"] = soft_target_loss(self.label_kind, student_out, teacher, w.temperature, mask)
+            parts["soft"] = soft_target_loss(self.label_kind, student_out, teacher, self.scheduled(w.temperature, w.temperature_end), mask)
         if w.embedding:
             parts["embedding"] = hidden_loss(out.hidden_states[0], teacher["hidden_states"][0], mask, self.projection)
         if w.hidden:
@@ -119,7 +125,7 @@ class Distiller(nn.Module):
             )
         if w.value_relation:
             parts["value_relation"] = value_relation_loss(store["values"], teacher["values"], mask, self.relation_heads)
-        total = sum(getattr(w, name) * value for name, value in parts.items())
+        total = sum(weights.get(name, getattr(w, name)) * value for name, value in parts.items())
         return total, parts
 
 

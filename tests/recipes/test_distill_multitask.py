@@ -136,7 +136,9 @@ def test_the_cli_prints_each_head_beside_its_teacher(distilled, tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"student": {"kind": "bilstm"}}, "a multi-task student keeps some of the teacher's layers"),
+        ({"student": {"layers": 1, "hidden": 16}}, "a multi-task student keeps some of the teacher's layers"),
+        ({"student": {"kind": "bag"}}, "task 'ner': student.kind bag: a bag of embeddings sees no context"),
+        ({"student": {"kind": "bilstm", "tokenizer": "train"}}, "drop student.tokenizer"),
         ({"loss": {"hidden": 1.0}}, "loss.soft and loss.hard only"),
         ({"data": {"train": "x.tsv"}}, "drop --train and --dev"),
         ({"baseline": True}, "baseline: not trained"),
@@ -148,3 +150,51 @@ def test_what_a_multitask_student_cannot_take_is_refused_in_one_line(distilled, 
     with pytest.raises(BertxError, match=message):
         bertx.distill(config, show_progress=False)
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "cnn"])
+def test_a_small_student_shares_one_encoder_under_every_head(distilled, tmp_path, kind):
+    """A BiLSTM (CNN) multi-task student: one embedding table and BiLSTM, a head per task (a tagger for NER); its
+    folder predicts every head from one pass, exports every sequence head in one graph, and writes a task alone."""
+    tmp, _ = distilled
+    from bertx.inference.multitask_predictor import MultiTaskPredictor
+    from bertx.models.small_students import ENCODER_FILE, STUDENT_FILE, is_small_student
+
+    out = tmp_path / kind
+    config = student_config(tmp / "teacher", out, student={"kind": kind, "hidden": 32}, share_texts=False)
+    config["train"] = {**config["train"], "epochs": 10, "lr": 1e-2}
+    final = bertx.distill(config, show_progress=False)
+    assert (out / ENCODER_FILE).is_file() and not is_small_student(out)  # the top folder is the shared encoder, not one student
+    assert all((out / "heads" / head / STUDENT_FILE).is_file() for head in ("sent", "mood", "pair", "ner"))
+    assert final["kept"]["sent"] > 0.8 and final["kept"]["mood"] > 0.8, final
+    assert final["tasks"]["ner"]["f1"] > 0.2, final["tasks"]["ner"]
+
+    texts = ["a good film", "the plot was awful"]
+    answers = MultiTaskPredictor.load(out).predict(texts)
+    assert set(answers[0]) == {"sent", "mood"}
+    pairs = MultiTaskPredictor.load(out).predict(texts, pairs=["a fine film", "the plot was dull"])
+    assert set(pairs[0]) == {"pair"}
+
+    exported = tmp_path / "onnx"
+    result = CliRunner().invoke(app, ["export", str(out), "--output", str(exported), "--quantize", "none"])
+    assert result.exit_code == 0, result.output
+    from_graph = MultiTaskPredictor.load(exported).predict(texts)
+    assert [a["mood"]["label"] for a in from_graph] == [a["mood"]["label"] for a in answers]
+    assert from_graph[0]["mood"]["probs"] == pytest.approx(answers[0]["mood"]["probs"], abs=1e-4)
+
+    result = CliRunner().invoke(app, ["evaluate", str(out), "--data", str(tmp / "sent-dev.tsv")])
+    assert result.exit_code == 2 and "a multi-task folder (tasks: " in result.output, result.output
+
+    alone = tmp_path / "ner-alone"
+    result = CliRunner().invoke(app, ["multitask-export", str(out), "--task", "ner", "--output", str(alone)])
+    assert result.exit_code == 0, result.output
+    assert is_small_student(alone)
+    entities = bertx.EntityPredictor.load(alone).predict(["John lives in Paris"])
+    assert isinstance(entities[0], list)
+
+
+def test_a_multitask_student_is_not_taken_for_a_teacher_run(distilled, tmp_path):
+    tmp, _ = distilled
+    result = CliRunner().invoke(app, ["distill", "--teacher", str(tmp / "student"), "--output", str(tmp_path / "again")])
+    assert result.exit_code == 2 and "a multi-task student of" in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "again").exists()

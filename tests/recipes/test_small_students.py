@@ -314,3 +314,19 @@ def test_other_sequence_kinds(tiny_bert, tmp_path, task):
     pairs = ["a story"] if task == "pair-classification" else None
     record = bertx.Predictor.load(out).predict(["a good film"], pairs)[0]
     assert ("score" if task == "regression" else "labels" if task == "multilabel" else "label") in record
+
+
+def test_a_student_saved_before_the_shared_encoder_still_loads(tmp_path):
+    """Folders written before the BiLSTM/CNN moved under `body` (keys embeddings.*, encoder.*) load unchanged."""
+    from safetensors.torch import load_file, save_file
+
+    from bertx.models.small_students import SequenceStudent, SmallStudentConfig
+
+    config = SmallStudentConfig("bilstm", 50, 8, 6, 1, [3], 0.0, 0, {0: "neg", 1: "pos"}, "single_label_classification")
+    student = SequenceStudent(config).eval()
+    student.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k.removeprefix("body."): v for k, v in weights.items()}, str(tmp_path / "model.safetensors"))
+    assert "embeddings.weight" in load_file(str(tmp_path / "model.safetensors"))
+    ids = torch.tensor([[2, 7, 9, 3]])
+    assert torch.equal(load_small_student(tmp_path)(ids).logits, student(ids).logits)

@@ -85,3 +85,22 @@ def test_cosine_and_patient_losses_by_hand():
     assert patient_loss(student, teacher).item() == pytest.approx(0.0)
     opposite = torch.tensor([[[-2.0, 0.0]]])
     assert patient_loss(opposite, teacher[:, :1]).item() == pytest.approx(4.0)  # |(-1, 0) - (1, 0)|^2
+
+
+def test_the_temperature_and_hard_weight_move_as_training_goes():
+    """A schedule moves linearly from the start value to the end one; without an end, the value stays."""
+    from types import SimpleNamespace
+
+    from bertx.config.distill import DistillLossConfig
+    from bertx.training.distiller import Distiller
+
+    student = torch.nn.Linear(2, 2)
+    student.config = SimpleNamespace(hidden_size=2)
+    teacher_config = SimpleNamespace(hidden_size=2, num_attention_heads=1)
+    distiller = Distiller(student, teacher_config, DistillLossConfig(temperature=4.0, temperature_end=1.0, hard=0.0, hard_end=1.0), "class", [])
+    seen = []
+    for fraction in (0.0, 0.5, 1.0):
+        distiller.fraction = fraction
+        seen.append((distiller.scheduled(4.0, 1.0), distiller.scheduled(0.0, 1.0), distiller.scheduled(0.5, None)))
+    assert seen == [(4.0, 0.0, 0.5), (2.5, 0.5, 0.5), (1.0, 1.0, 0.5)]
+    assert DistillLossConfig(hard=0.0, hard_end=1.0).uses_hard and not DistillLossConfig(hard=0.0).uses_hard
