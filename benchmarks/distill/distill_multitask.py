@@ -10,6 +10,8 @@ SST-2, CoLA, and the Amazon books and kitchen reviews (--train-examples each). S
   bert-2 shared   2 layers, shared texts
   bilstm shared   a BiLSTM (embeddings from the teacher's, 300 wide) under the four heads, shared texts
   cnn shared      a CNN (embeddings projected to 128, widths 3/4/5) under the four heads, shared texts
+  cnn unlabelled  the same CNN, and every head also learns its teacher head's outputs on unlabelled text:
+                  10,000 SST-2 training sentences no run reads as labelled, and the dvd and electronics reviews
 Each head is scored on its task's official dev file (SST-2, CoLA: MCC; books, kitchen: accuracy), which no
 run reads before its end (no checkpoint is chosen on it: the runs have no dev file and publish their last
 weights). Throughput: `MultiTaskPredictor.predict` (what `bertx serve` runs per batch) over the SST-2 dev
@@ -44,8 +46,10 @@ STUDENTS = {
     "bert2_shared": ({"layers": 2}, True),
     "bilstm_shared": ({"kind": "bilstm"}, True),
     "cnn_shared": ({"kind": "cnn"}, True),
+    "cnn_unlabelled": ({"kind": "cnn"}, True),  # and unlabelled text: UNLABELLED_SENTENCES + the dvd and electronics reviews
 }
-SMALL = ("bilstm_shared", "cnn_shared")
+UNLABELLED_SENTENCES = (10_000, 20_000)  # SST-2 training rows none of the runs reads as labelled (they read the first 2,000)
+SMALL = ("bilstm_shared", "cnn_shared", "cnn_unlabelled")
 
 
 def teacher(data: Path, work: Path, examples: int, epochs: int, reuse: bool) -> tuple[Path, float]:
@@ -75,7 +79,22 @@ def teacher(data: Path, work: Path, examples: int, epochs: int, reuse: bool) -> 
     return out, time.perf_counter() - started
 
 
-def student(mt: Path, work: Path, name: str, options: dict, shared: bool, epochs: int, reuse: bool) -> tuple[Path, float, dict]:
+def unlabelled_files(data: Path, work: Path) -> list[str]:
+    """Text a user has without labels: SST-2 sentences past the labelled draw, and reviews of two other domains."""
+
+    def texts(path: Path) -> list[str]:
+        return [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+
+    sentences, reviews = work / "unlabelled-sentences.txt", work / "unlabelled-reviews.txt"
+    first, last = UNLABELLED_SENTENCES
+    sentences.write_text("\n".join(texts(data / "sst2" / "train.tsv")[first:last]) + "\n", encoding="utf-8")
+    reviews.write_text("\n".join(t for d in ("dvd", "electronics") for t in texts(data / "multidomain" / d / "train.tsv")) + "\n", encoding="utf-8")
+    return [str(sentences), str(reviews)]
+
+
+def student(
+    mt: Path, work: Path, name: str, options: dict, shared: bool, epochs: int, reuse: bool, unlabelled: list[str]
+) -> tuple[Path, float, dict]:
     import bertx
 
     out, started = work / name, time.perf_counter()
@@ -85,7 +104,7 @@ def student(mt: Path, work: Path, name: str, options: dict, shared: bool, epochs
     small = options.get("kind") in ("bilstm", "cnn")
     train = {"epochs": epochs, "batch_size": 32, "save_steps": None, **({} if small else {"lr": 1e-4})}  # small: bertx's own rate
     final = bertx.distill(
-        {"teacher": str(mt), "output": str(out), "student": options, "share_texts": shared, "train": train},
+        {"teacher": str(mt), "output": str(out), "student": options, "share_texts": shared, "train": train, "unlabelled": unlabelled},
         overwrite=True,
         show_progress=False,
     )
@@ -148,8 +167,9 @@ def main() -> None:
     mt, teacher_s = teacher(data, work, examples, epochs, args.reuse)
     rows = {"teacher": {"folder": mt, "train_s": round(teacher_s, 1)}}
     for name, (options, shared) in students.items():
-        folder, seconds, _ = student(mt, work, name, options, shared, 1 if args.quick else 3, args.reuse)
-        rows[name] = {"folder": folder, "train_s": round(seconds, 1), **options, "share_texts": shared}
+        unlabelled = unlabelled_files(data, work) if name.endswith("_unlabelled") else []
+        folder, seconds, _ = student(mt, work, name, options, shared, 1 if args.quick else 3, args.reuse, unlabelled)
+        rows[name] = {"folder": folder, "train_s": round(seconds, 1), **options, "share_texts": shared, "unlabelled_files": len(unlabelled)}
 
     def lines(sub: str, limit: int) -> list[str]:
         found = [line.split("\t")[0] for line in (data / sub / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:] if line.strip()]

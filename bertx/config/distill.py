@@ -86,6 +86,11 @@ class DistillLossConfig(StrictModel):
     )
     relation_heads: Optional[int] = Field(None, ge=1, description="Relation heads of the value-relation loss (default: the teacher's heads).")
 
+    def hard_only(self) -> "DistillLossConfig":
+        """The same config with every term but the gold labels off: training without a teacher."""
+        weights = ("soft", "hidden", "cosine", "patient", "attention", "embedding", "value_relation")
+        return self.model_copy(update={**dict.fromkeys(weights, 0.0), "hard": 1.0, "hard_end": None})
+
     @property
     def uses_hard(self) -> bool:
         """The gold labels enter the loss at some step."""

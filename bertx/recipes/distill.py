@@ -106,19 +106,7 @@ def distill(config: DistillConfig, resume: bool = False, overwrite: bool = False
             "baseline": False,
             "unlabelled": [],
             "augment": 0,
-            "loss": config.loss.model_copy(
-                update={
-                    "soft": 0.0,
-                    "hidden": 0.0,
-                    "cosine": 0.0,
-                    "patient": 0.0,
-                    "attention": 0.0,
-                    "embedding": 0.0,
-                    "value_relation": 0.0,
-                    "hard": 1.0,
-                    "hard_end": None,
-                }
-            ),
+            "loss": config.loss.hard_only(),
         }
     )
     resume_baseline = resume and (out / "baseline" / runfolder.RUN_FILE).is_file()
