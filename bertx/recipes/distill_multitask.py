@@ -31,7 +31,7 @@ from bertx.data.batching import collate
 from bertx.data.features import inputs_of
 from bertx.data.hf_datasets import local_file
 from bertx.data.task_sampling import TaskSampler
-from bertx.data.transfer_set import append_features, read_unlabelled
+from bertx.data.transfer_set import append_features, augmented_features, read_unlabelled
 from bertx.errors import BertxError
 from bertx.inference.loading import TrainedModel
 from bertx.models.small_students import KINDS as SMALL_KINDS
@@ -72,7 +72,6 @@ def check_multitask_distill(config: DistillConfig) -> None:
         (config.loss.needs_internals, "a multi-task student learns through the heads' outputs: loss.soft and loss.hard only"),
         (config.data.train or config.data.dev, "the tasks' files come from the multi-task teacher's run: drop --train and --dev"),
         (config.task, "the tasks come from the multi-task teacher's run: drop --task"),
-        (config.augment, "augment: for single-task students; a multi-task student shares the tasks' texts instead (share_texts)"),
         (config.labelling.engine == "ray" or config.labelling.teacher_export, "a multi-task teacher labels locally, in PyTorch"),
         ("baseline" in given and config.baseline, "baseline: not trained for a multi-task student (the report compares each head with its teacher)"),
         (not config.cache_teacher, "a multi-task student learns from stored teacher outputs (cache_teacher: true)"),
@@ -250,6 +249,7 @@ def _transfer_sets(config: DistillConfig, tasks: list[Task], teacher: MultiTaskM
     other tasks' texts of the same shape and the unlabelled files, which join its training data with the
     teacher head's decisions as their labels. Returns (task -> TeacherCache, task -> how it was labelled)."""
     own = {t.name: inputs_of(t.train.features, range(t.size)) for t in tasks}  # before any task takes another's texts
+    made = _augmented(config, tasks, teacher, tokenizer)
     caches, summaries = {}, {}
     for task in tasks:
         trained = TrainedModel(teacher.task_model(task.name), tokenizer, task.spec, task.kind, task.config.data)
@@ -257,7 +257,7 @@ def _transfer_sets(config: DistillConfig, tasks: list[Task], teacher: MultiTaskM
         try:
             label.choose(task.train.features)
             cache = label(task.train.features)
-            for extra in _extra_texts(config, task, tasks, own, tokenizer):
+            for extra in _extra_texts(config, task, tasks, own, made, tokenizer):
                 extra_cache = label(extra)
                 append_features(task.train.features, extra, extra_cache.labels().tolist())
                 cache.append(extra_cache)
@@ -267,11 +267,37 @@ def _transfer_sets(config: DistillConfig, tasks: list[Task], teacher: MultiTaskM
     return caches, summaries
 
 
-def _extra_texts(config: DistillConfig, task: Task, tasks: list[Task], own: dict, tokenizer) -> list:
+def _augmented(config: DistillConfig, tasks: list[Task], teacher: MultiTaskModel, tokenizer) -> dict:
+    """`augment` unlabelled variants of each sequence task's training texts (Tang et al.'s rules, with the
+    teacher's embeddings for `neighbours`), tokenised: task -> features."""
+    if not config.augment:
+        return {}
+    embeddings = None
+    if config.augment_rule == "neighbours":
+        embeddings = teacher.encoder.get_input_embeddings().weight.detach().float().cpu().numpy()
+    made = {}
+    for task in tasks:
+        if _shape(task) is None:
+            continue
+        data = task.config.data
+        columns = task.train.info.get("columns") or {}
+        reading = {"text_column": columns.get("text"), "text_pair_column": columns.get("text_pair")}
+        path = local_file(data.resolve(data.train))
+        made[task.name] = augmented_features(
+            path, task.spec, tokenizer, data.max_length, data.max_train_examples, reading, config.augment, config.train.seed, embeddings
+        )
+    return made
+
+
+def _extra_texts(config: DistillConfig, task: Task, tasks: list[Task], own: dict, made: dict, tokenizer) -> list:
+    """The texts a head learns besides its own: the other same-shape tasks' texts (`share_texts`), the augmented
+    variants of the texts it learns, and the unlabelled files."""
     shape = _shape(task)
     if shape is None:
         return []
-    extras = [own[other.name] for other in tasks if other is not task and _shape(other) == shape] if config.share_texts else []
+    sources = [other for other in tasks if _shape(other) == shape and (config.share_texts or other is task)]
+    extras = [own[other.name] for other in sources if other is not task]
+    extras += [made[other.name] for other in sources if other.name in made]
     if config.unlabelled:
         columns = task.train.info.get("columns") or {}
         reading = {"text_column": columns.get("text"), "text_pair_column": columns.get("text_pair")}

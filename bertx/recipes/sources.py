@@ -100,29 +100,16 @@ def with_helpful(report: dict) -> dict:
     return report
 
 
-def rank_sources(
-    config: SourcesConfig,
-    train: str,
-    task: str,
-    estimators=ESTIMATORS,
-    max_examples: int = 2000,
-    max_length: int = 128,
-    seed: int = 42,
-    output: str | None = None,
-    overwrite: bool = False,
-    show_progress: bool = False,
-    log=say,
-) -> dict:
-    """`bertx rank --sources`: train (or reuse) every source in `config.output`, then rank them for `train`."""
+def rank_sources(config: SourcesConfig, train: str, task: str, *ranking, show_progress: bool = False, log=say, **options) -> dict:
+    """`bertx rank --sources`: train (or reuse) every source in `config.output`, then rank them for `train`;
+    `ranking` and `options`: `rank_encoders`' (estimators, max_examples, max_length, seed, output, overwrite)."""
     if not Path(train).is_file():
         raise BertxError(f"{train}: file not found")
     cache = Path(config.output)
     reads = [config.model.name_or_path, train] + [path for t in config.tasks for _, path in t.files(config.data_dir)]
     with outputs.claimed_folder(cache, config.model_dump(mode="json"), False, reads):
         encoders = train_sources(config.tasks, cache, config.task_config, show_progress, log)
-    return rank_encoders(
-        resolve_model_path(config.model.name_or_path), encoders, train, task, estimators, max_examples, max_length, seed, output, overwrite, log=log
-    )
+    return rank_encoders(resolve_model_path(config.model.name_or_path), encoders, train, task, *ranking, log=log, **options)
 
 
 def write_predicted(out: Path, found: dict, targets: list[str], caption: str) -> None:

@@ -198,3 +198,17 @@ def test_a_multitask_student_is_not_taken_for_a_teacher_run(distilled, tmp_path)
     result = CliRunner().invoke(app, ["distill", "--teacher", str(tmp / "student"), "--output", str(tmp_path / "again")])
     assert result.exit_code == 2 and "a multi-task student of" in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "again").exists()
+
+
+def test_augmented_variants_join_every_head_that_reads_their_shape(distilled, tmp_path):
+    """`augment: 2`: two variants of each sequence task's texts, labelled by each head that reads that shape."""
+    tmp, _ = distilled
+    from bertx.runfolder import read_run_config
+
+    config = student_config(tmp / "teacher", tmp_path / "augmented", augment=2)
+    config["train"] = {**config["train"], "max_steps": 2}
+    bertx.distill(config, show_progress=False)
+    labelled = read_run_config(tmp_path / "augmented")["transfer_set"]
+    assert labelled["sent"]["texts"] == labelled["mood"]["texts"] == 3 * (240 + 160)  # own, shared, and two variants of each
+    assert labelled["pair"]["texts"] == 3 * 120
+    assert "ner" not in labelled or labelled["ner"]["texts"] == 160

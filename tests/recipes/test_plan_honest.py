@@ -244,3 +244,33 @@ def test_the_widest_bert_students_come_first_and_never_wider_than_the_encoder():
     assert kinds[0] == "bert-4"
     ctx.profile = {"probe": {"layers": 6}}
     assert compress.students_to_try(ctx, 10.0, None)[0][:2] == ["bert-5", "bert-4"]
+
+
+def test_two_students_of_one_architecture_timed_apart_are_timed_again_together(monkeypatch):
+    """RTE: a 3-layer student timed 0.189x the baseline and the same student taught by an ensemble 0.256x, a load
+    at one moment; timed again together, the figures of that joint run decide for both."""
+    calls = []
+
+    def paired(folders, dev, rounds=5):
+        calls.append((sorted(folders), rounds))
+        return {name: {"latency_ms": 3.0 if name != compress.BASELINE else 16.0} for name in folders}
+
+    monkeypatch.setattr(compress, "paired_latency", paired)
+    ctx = Plan()
+    ctx.out, ctx.inputs = Path("plan"), {"dev": "dev.tsv"}
+    ship = {"latency_ratio": 0.2, "latency_ms": None, "size_mb": None, "min_kept": None}
+
+    def row(name, ratio):
+        return {"student": name, "student_kind": "bert-3", "export": f"{name}.export", "score": 0.54, "latency_ms": 16 * ratio}
+
+    twins = [row("bert-3", 0.189), row("bert-3+ensemble", 0.256)]
+    for r in twins:
+        r.update(latency_ratio=r["latency_ms"] / 16, baseline_ms_beside=16.0)
+        r["missed"] = compress.missed_constraints(r, ship, 0.58)
+    assert twins[1]["missed"] and not twins[0]["missed"]
+    compress._retime_twins(ctx, twins, ship, 0.58)
+    assert calls == [(sorted(["bert-3", "bert-3+ensemble", compress.BASELINE]), 15)]
+    assert [r["latency_ratio"] for r in twins] == [0.188, 0.188] and not any(r["missed"] for r in twins)
+    assert "time the twins again" in [d["decision"] for d in ctx.decisions]
+    compress._retime_twins(ctx, twins, ship, 0.58)  # now within the spread: not timed again
+    assert len(calls) == 1

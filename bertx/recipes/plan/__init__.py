@@ -23,9 +23,9 @@ from pathlib import Path
 
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
-from bertx.recipes.plan import compress, stages
+from bertx.recipes.plan import adapt, choose, compress, stages
 from bertx.recipes.plan.schedule import describe_schedule, schedule
-from bertx.recipes.plan.stages import elapsed, save_ledger
+from bertx.recipes.plan.ledger import PLAN_FILE, StageRecord, elapsed, record, save_ledger
 from bertx.recipes.plan.costs import Costs, minutes
 from bertx.recipes.plan.inputs import check_unchanged, prepare_inputs
 from bertx.recipes.plan.profile import encoder_path, probe_lengths, probe_points, profile_data
@@ -73,7 +73,7 @@ def _new_ledger(config: PlanConfig) -> dict:
 
 
 def _load_ledger(out: Path, config: PlanConfig) -> dict:
-    path = out / stages.PLAN_FILE
+    path = out / PLAN_FILE
     if not path.is_file():
         return _new_ledger(config)
     ledger = json.loads(path.read_text(encoding="utf-8"))
@@ -91,9 +91,9 @@ def _load_ledger(out: Path, config: PlanConfig) -> dict:
 # ---- scheduling ---------------------------------------------------------------------------------------
 def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: bool) -> stages.Context:
     """The profile stage (reused when done): inputs, data profile, throughput probe."""
-    record = ledger["stages"].get("profile")
-    if record and record.get("status") == "done":
-        result = record["result"]
+    line = StageRecord.of(ledger, "profile")
+    if line and line.status == "done":
+        result = line.result
         check_unchanged(result["inputs"])
     else:
         started = time.perf_counter()
@@ -107,13 +107,14 @@ def _profiled(config: PlanConfig, folder: Path, ledger: dict, show_progress: boo
         main = int(min(profile["max_length"], max(16, profile["mean_length_at_max"])))
         profile["probe"] = probe_points(encoder_path(config.encoders[0]), lengths, main if main in lengths else lengths[0], resolve_precision("auto"))
         result = {"inputs": inputs, "profile": profile}
-        ledger["stages"]["profile"] = {"status": "done", "estimate_s": None, "seconds": round(time.perf_counter() - started, 1), "result": result}
+        record(ledger, "profile", StageRecord.done(time.perf_counter() - started, None, result))
     profile = result["profile"]
     check_reachable(config, profile)
     ctx = stages.Context(config, folder, result["inputs"], profile, Costs(profile["probe"], profile), show_progress, ledger["decisions"])
-    for record in ledger["stages"].values():
-        if record.get("estimate_s") and record.get("seconds") is not None and record.get("trains"):
-            ctx.costs.calibrate(record["estimate_s"], record["seconds"])
+    for name in ledger["stages"]:
+        line = StageRecord.of(ledger, name)
+        if line and line.estimate_s and line.trains:
+            ctx.costs.calibrate(line.estimate_s, line.seconds)
     return ctx
 
 
@@ -148,14 +149,15 @@ class Stages:
         return {r["stage"]: r for r in self.ledger["schedule"]}
 
     def done(self, name: str) -> bool:
-        return self.ledger["stages"].get(name, {}).get("status") in ("done", "skipped")
+        return StageRecord.of(self.ledger, name) is not None
 
     def ran(self, name: str) -> bool:
-        return self.ledger["stages"].get(name, {}).get("status") == "done"
+        line = StageRecord.of(self.ledger, name)
+        return line is not None and line.status == "done"
 
     def run(self, name: str, body, trains: bool = True):
         if self.done(name):
-            return self.ledger["stages"][name].get("result")
+            return StageRecord.of(self.ledger, name).result
         if name not in self.started:
             self.started.append(name)
             save_ledger(self.out, self.ledger)
@@ -164,7 +166,7 @@ class Stages:
         result = body()
         seconds = round(time.perf_counter() - begun, 1)
         estimate = self.rows[name].get("estimate_s")
-        self.ledger["stages"][name] = {"status": "done", "estimate_s": estimate, "seconds": seconds, "trains": trains, "result": result}
+        record(self.ledger, name, StageRecord.done(seconds, estimate, result, trains))
         if trains and estimate:
             self.ctx.costs.calibrate(estimate, seconds)
         self.ledger["elapsed_s"] = elapsed(self.ledger)
@@ -179,7 +181,7 @@ class Stages:
     def skip(self, name: str, reason: str) -> None:
         if not self.done(name):
             self.started.append(name)
-            self.ledger["stages"][name] = {"status": "skipped", "reason": reason, "estimate_s": self.rows[name].get("estimate_s"), "seconds": 0.0}
+            record(self.ledger, name, StageRecord.skipped(reason, self.rows[name].get("estimate_s")))
             self.ctx.decide(name, "skip", reason)
             save_ledger(self.out, self.ledger)
 
@@ -246,13 +248,13 @@ def _transfer_stages(plan: Stages, ctx: stages.Context) -> tuple[str, list[str]]
     encoder, helpful = encoder_path(ctx.config.encoders[0]), []
     if plan.rows["choose"]["run"]:
         row = plan.rows["choose"]
-        chosen = plan.run("choose", lambda: stages.choose(ctx, row.get("source_examples", stages.SOURCE_EXAMPLES), row.get("closest")))
+        chosen = plan.run("choose", lambda: choose.choose(ctx, row.get("source_examples", stages.SOURCE_EXAMPLES), row.get("closest")))
         encoder, helpful = chosen["encoder"], chosen["helpful"]
     else:
         plan.skip("choose", plan.rows["choose"]["reason"])
     if plan.rows["adapt"]["run"]:
         row = plan.rows["adapt"]
-        adapted = plan.run("adapt", lambda: stages.adapt(ctx, encoder, row["steps"], row.get("vocabulary", False)))
+        adapted = plan.run("adapt", lambda: adapt.adapt(ctx, encoder, row["steps"], row.get("vocabulary", False)))
         encoder = adapted["folder"] if adapted["kept"] else encoder
     else:
         plan.skip("adapt", plan.rows["adapt"]["reason"])
@@ -281,7 +283,8 @@ def _flag_below_baseline(ctx: stages.Context, base: dict, teacher: dict, shipped
     alternative the plan measured: the constraint to relax and what it would have shipped."""
     if shipped["score"] >= base["score"] or any(d["stage"] == "ship" for d in ctx.decisions):
         return
-    tried = (ledger["stages"].get("compress", {}).get("result") or {}).get("students") or []
+    compressed = StageRecord.of(ledger, "compress")
+    tried = ((compressed.result if compressed else None) or {}).get("students") or []
     better = [r for r in tried if r["score"] > shipped["score"]]
     if better:
         best = max(better, key=lambda r: r["score"])

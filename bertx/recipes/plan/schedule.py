@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 
 from bertx.evaluation.rank import RANKABLE
-from bertx.recipes.plan import budget, compress, stages
+from bertx.recipes.plan import adapt, budget, choose, compress, stages
+from bertx.recipes.plan.ledger import StageRecord
 from bertx.recipes.plan.costs import minutes
 
 ORDER = ("profile", "baseline", "choose", "adapt", "teacher", "compress", "ship", "score", "report")
@@ -87,7 +88,7 @@ def _row(ctx: stages.Context, name: str, kept: dict, fixed: dict, picked: dict, 
 _NOT_APPLICABLE = {
     "choose": lambda ctx: "no sources and one encoder: nothing to choose",
     "adapt": lambda ctx: (
-        f"too little unlabelled text for masked LM ({stages.adapt_sequences(ctx)} blocks of {stages.adapt_length(ctx)} tokens; 64 needed)"
+        f"too little unlabelled text for masked LM ({adapt.adapt_sequences(ctx)} blocks of {adapt.adapt_length(ctx)} tokens; 64 needed)"
     ),
     "compress": lambda ctx: (
         "QA is shipped as the teacher (students of extractive QA are not built)"
@@ -125,23 +126,23 @@ def _choose_options(ctx: stages.Context, regime: str, alone: str, epochs: float)
         for closest, cap in itertools.product((None, stages.CLOSEST_SOURCES), SOURCE_CAPS):
             if closest and closest >= count:
                 continue
-            seconds = stages.choose_estimate(ctx, cap, closest) + extra
+            seconds = choose.choose_estimate(ctx, cap, closest) + extra
             label = ("closest " if closest else "") + ("sources" if cap == stages.SOURCE_EXAMPLES else "capped sources")
             # a cheaper way that saves nothing over one worth more is not offered
             if not any(o.seconds <= seconds and o.value >= VALUE[label] for o in options):
                 options.append(budget.Option(label, seconds, VALUE[label], {"source_examples": cap, "closest": closest, "teacher_extra_s": extra}))
     else:
-        options.append(budget.Option("encoders", stages.choose_estimate(ctx), VALUE["encoders"]))
+        options.append(budget.Option("encoders", choose.choose_estimate(ctx), VALUE["encoders"]))
     return options + [budget.Option("skip", 0.0, 0.0, runs=False)]
 
 
 def _adapt_options(ctx: stages.Context) -> list[budget.Option]:
-    if stages.adapt_sequences(ctx) < 64:
+    if adapt.adapt_sequences(ctx) < 64:
         return []
-    full = stages.adapt_steps(ctx)
+    full = adapt.adapt_steps(ctx)
     foreign = bool(ctx.profile.get("foreign_text"))
     fixed = ctx.costs.rank(2, ctx.examples) + (ctx.costs.vocabulary(ctx.profile["unlabelled_lines"]) if foreign else 0.0)
-    steps_cost = lambda steps: ctx.costs.pretrain(int(steps), length=stages.adapt_length(ctx)) + fixed  # noqa: E731
+    steps_cost = lambda steps: ctx.costs.pretrain(int(steps), length=adapt.adapt_length(ctx)) + fixed  # noqa: E731
     value = VALUE["language"] if foreign else VALUE["adapt"]
     options = [
         budget.Option(
@@ -185,8 +186,8 @@ def _compress_options(ctx: stages.Context) -> list[budget.Option]:
 
 
 def describe_schedule(ledger: dict) -> str:
-    profile = ledger["stages"]["profile"]["result"]["profile"]
-    spent = ledger["stages"]["profile"]["seconds"]
+    profiled = StageRecord.of(ledger, "profile")
+    profile, spent = profiled.result["profile"], profiled.seconds
     lines = [
         f"profile: {profile['train_examples']} training / {profile['dev_examples']} dev examples, "
         f"{profile['unlabelled_lines']} unlabelled lines; lengths p50 {profile['lengths']['p50']}, "
@@ -199,7 +200,7 @@ def describe_schedule(ledger: dict) -> str:
             f"  {profile['pieces_per_word']:.2f} word pieces per word"
             + (": another language than the encoder's (the adapt stage gives it the text's word pieces first)" if profile.get("foreign_text") else "")
         )
-    inputs = ledger["stages"]["profile"]["result"]["inputs"]
+    inputs = profiled.result["inputs"]
     if inputs.get("report_role"):
         count = profile.get("report_examples")
         lines.append(f"  scores reported on the {inputs['report_role']}" + (f" ({count} examples, held out from every decision)" if count else ""))

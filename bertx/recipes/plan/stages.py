@@ -1,8 +1,8 @@
 """The stages of a plan after the profile, each a normal bertx run folder under the plan's output.
 
     baseline/   `bertx finetune` with its defaults on the labelled data: what the plan must beat
-    choose/     candidate encoders and source tasks ranked for the target from frozen features
-    adapt/      domain-adaptive masked LM on the unlabelled text, kept only if it ranks above its start
+    choose/     candidate encoders and source tasks ranked for the target from frozen features (choose.py)
+    adapt/      domain-adaptive masked LM on the unlabelled text, kept only if it ranks above its start (adapt.py)
     teacher/    few-shot, multi-task with the helpful sources, adapters, or full fine-tuning
     compress/   students distilled on the transfer set (labelled + unlabelled + augmented), each exported
     ship/       the int8 export of the chosen model
@@ -26,7 +26,6 @@ from bertx.config import (
     ModelConfig,
     MultitaskConfig,
     PeftOptions,
-    PretrainConfig,
     SourcesConfig,
     TaskEntry,
     TrainConfig,
@@ -35,8 +34,8 @@ from bertx.config import (
 from bertx.config.plan import PlanConfig
 from bertx.errors import BertxError
 from bertx.evaluation.latency import paired_latency, single_input_latency
-from bertx.evaluation.rank import RANKABLE
 from bertx.recipes.plan.costs import Costs
+from bertx.recipes.plan.ledger import Decision
 from bertx.recipes.plan.profile import encoder_path, length_quantiles
 
 FEWSHOT_UNDER = 32  # examples per class below which the teacher is trained few-shot
@@ -45,9 +44,6 @@ TEACHER_MAX_EPOCHS = 30  # ... up to this many epochs
 MULTITASK_SOURCE_CAP = 4  # a source brings at most this many times the target's examples into joint training
 SOURCE_EXAMPLES = 4000  # a source task is fine-tuned on at most this many examples
 CLOSEST_SOURCES = 2  # when fine-tuning every source is too dear: only the ones closest in text
-SIMILARITY_S = 4.0  # embedding 200 texts of a source (or the target) to rank it by text similarity
-VOCAB_ADD = 5000  # word pieces of the target's language added to the encoder at most
-OWN_PIECES_PER_WORD = 1.15  # what a vocabulary extended for the text's language spells it in (Portuguese: 1.12)
 SEQUENCE = ("classification", "pair-classification", "regression", "multilabel")
 
 
@@ -65,7 +61,7 @@ class Context:
     sizes: dict | None = None  # the sources' sizes, measured when first needed
 
     def decide(self, stage: str, choice: str, why: str) -> None:
-        self.decisions.append({"stage": stage, "decision": choice, "why": why})
+        self.decisions.append(Decision(stage, choice, why).as_json())
 
     def reading(self, max_length: int | None = None) -> DataConfig:
         """The plan's reading options over its train / dev files, at `max_length` (default: the profile's)."""
@@ -81,19 +77,6 @@ class Context:
     @property
     def examples(self) -> int:
         return self.profile["train_examples"]
-
-
-PLAN_FILE = "plan.json"
-
-
-def save_ledger(out: Path, ledger: dict) -> None:
-    """plan.json, rewritten whole after every stage."""
-    runfolder.write_json(out / PLAN_FILE, ledger)
-
-
-def elapsed(ledger: dict) -> float:
-    """Seconds the plan's recorded stages took."""
-    return round(sum(r.get("seconds") or 0.0 for r in ledger["stages"].values()), 1)
 
 
 def continue_or_start(folder: Path) -> dict:
@@ -179,139 +162,6 @@ def capped_sources(sources: SourcesConfig, cap: int = SOURCE_EXAMPLES) -> list[T
     ]
 
 
-def sources_folder(sources: SourcesConfig, cap: int) -> Path:
-    """Where the sources fine-tuned on at most `cap` examples each are cached, shared by every plan naming
-    the same sources file: its `output`, or `output/first-CAP` for a cheaper cap."""
-    return Path(sources.output) if cap >= SOURCE_EXAMPLES else Path(sources.output) / f"first-{cap}"
-
-
-def cached_cap(sources: SourcesConfig, caps) -> int | None:
-    """The largest cap whose sources are all fine-tuned already (a second plan reuses them for free)."""
-    for cap in sorted(caps, reverse=True):
-        if all((sources_folder(sources, cap) / e.name / "metrics.json").is_file() for e in sources.tasks):
-            return cap
-    return None
-
-
-def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | None = None) -> dict:
-    """The encoder among the candidates, then the source tasks (each fine-tuned on at most `source_examples`,
-    or found cached; only the `closest` in text to the target when given) predicted to help, from frozen
-    features (LogME)."""
-    config, folder = ctx.config, ctx.out / "choose"
-    runfolder.make_folder(folder)
-    result = {"encoder_scores": None, "sources": None, "helpful": []}
-    rankable = config.task in RANKABLE
-    encoder = _chosen_encoder(ctx, folder, result) if rankable else encoder_path(config.encoders[0])
-    if len(config.encoders) > 1 and not rankable:
-        ctx.decide("choose", f"encoder {config.encoders[0]}", f"{config.task} is not ranked from frozen features; the first candidate")
-    sources = load_sources(config)
-    if sources is not None and rankable and config.regime in ("auto", "multitask"):
-        _helpful_sources(ctx, sources, folder, source_examples, closest, result)
-    elif sources is not None:
-        why = f"{config.task} is not ranked from frozen features" if not rankable else f"regime {config.regime} trains no multi-task teacher"
-        ctx.decide("choose", "no sources", why)
-    result["encoder"] = encoder
-    return result
-
-
-def _chosen_encoder(ctx: Context, folder: Path, result: dict) -> str:
-    """The candidate encoder with the highest LogME on the target's training data (the only one, when one)."""
-    from bertx.evaluation.rank import rank
-
-    config = ctx.config
-    if len(config.encoders) < 2:
-        return encoder_path(config.encoders[0])
-    candidates = [encoder_path(e) for e in config.encoders]
-    where, names = str(folder / "encoders"), list(config.encoders)
-    report = rank(
-        ctx.inputs["train"],
-        candidates,
-        config.task,
-        ("logme",),
-        2000,
-        ctx.profile["max_length"],
-        config.seed,
-        where,
-        True,
-        names=names,
-        data=ctx.reading(),
-    )
-    scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
-    best = report["candidates"][0]["candidate"]
-    result["encoder_scores"] = scores
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None)
-    ctx.decide("choose", f"encoder {best}", f"highest LogME on the target's training data: {shown}")
-    return encoder_path(best)
-
-
-def _helpful_sources(ctx: Context, sources: SourcesConfig, folder: Path, source_examples: int, closest: int | None, result: dict) -> None:
-    """The sources fine-tuned (or found cached), then ranked by LogME against the plain encoder; the two best
-    that beat it are the helpful ones (`result["helpful"]`)."""
-    from bertx.recipes.sources import rank_encoders, train_sources
-
-    config = ctx.config
-    cap = cached_cap(sources, [SOURCE_EXAMPLES, source_examples]) or source_examples
-    entries = capped_sources(sources, cap)
-    if closest and closest < len(entries) and cached_cap(sources, [cap]) is None:
-        entries = closest_entries(ctx, sources, entries, closest, result)
-    trained = train_sources(entries, sources_folder(sources, cap), sources.task_config, ctx.show_progress)
-    result["source_examples"] = cap
-    base = encoder_path(sources.model.name_or_path or "default")
-    where = str(folder / "sources")
-    report = rank_encoders(
-        base, trained, ctx.inputs["train"], config.task, ("logme",), 2000, ctx.profile["max_length"], config.seed, where, True, data=ctx.reading()
-    )
-    scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
-    result["sources"], result["helpful"] = scores, report["helpful"][:2]
-    dropped = [name for name in report["sources_ranked"] if name not in result["helpful"]]
-    ranked = ", ".join(f"{n} {scores[n]:.3f}" for n in report["sources_ranked"])
-    why = f"LogME above the plain encoder's ({scores['none']:.3f}): {ranked}" + (f"; dropped {', '.join(dropped)}" if dropped else "")
-    ctx.decide("choose", f"sources {', '.join(result['helpful']) or 'none'}", why)
-
-
-def closest_entries(ctx: Context, sources: SourcesConfig, entries: list[TaskEntry], count: int, result: dict) -> list[TaskEntry]:
-    """The `count` sources whose text is closest to the target's (`similarity.py`): only they are fine-tuned."""
-    from bertx.recipes.plan.profile import texts_of
-    from bertx.recipes.plan.similarity import SAMPLE, source_texts, text_similarity
-
-    encoder = encoder_path(sources.model.name_or_path or "default")
-    similarity = text_similarity(
-        encoder, texts_of(ctx.config.task, ctx.inputs["train"], ctx.config.data, SAMPLE), {e.name: source_texts(sources, e) for e in entries}
-    )
-    kept = list(similarity)[:count]
-    result["text_similarity"] = similarity
-    ctx.decide(
-        "choose",
-        f"fine-tune {', '.join(kept)}",
-        f"the {count} sources closest in text to the target (cosine of "
-        "mean sentence embeddings: "
-        + ", ".join(f"{n} {v:.3f}" for n, v in similarity.items())
-        + "); fine-tuning every source did not fit the budget beside the other stages",
-    )
-    return [e for e in entries if e.name in kept]
-
-
-def choose_estimate(ctx: Context, cap: int = SOURCE_EXAMPLES, closest: int | None = None) -> float:
-    seconds = ctx.costs.rank(len(ctx.config.encoders), ctx.examples) if len(ctx.config.encoders) > 1 else 0.0
-    sources = load_sources(ctx.config)
-    if sources is None:
-        return seconds
-    sizes = source_sizes(ctx)
-    cap = cached_cap(sources, [SOURCE_EXAMPLES, cap]) or cap
-    entries = capped_sources(sources, cap)
-    share = 1.0
-    if closest and closest < len(entries) and cached_cap(sources, [cap]) is None:
-        share, seconds = closest / len(entries), seconds + SIMILARITY_S * (len(entries) + 1)
-    for entry in entries:
-        if (sources_folder(sources, cap) / entry.name / "metrics.json").is_file():
-            continue
-        count, lengths = sizes[entry.name]
-        examples = min(entry.data.max_train_examples, count)
-        seconds += share * (ctx.costs.finetune(examples, sources.train.epochs, int(sources.train.epochs) + 1, lengths=lengths) + 5.0)
-    ranked = round(share * len(entries)) if share < 1 else len(sources.tasks)
-    return seconds + ctx.costs.rank(ranked + 1, ctx.examples)
-
-
 def source_sizes(ctx: Context) -> dict[str, tuple[int, list[float]]]:
     """Each source's (examples, quantiles of its tokens per example), measured once per plan."""
     if ctx.sizes is None:
@@ -348,118 +198,6 @@ def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: in
         encoded = tokenizer([e.text for e in found], pairs, verbose=False)
     lengths = [min(len(ids), data.max_length) for ids in encoded["input_ids"]] or [data.max_length]
     return count, length_quantiles(lengths)
-
-
-# ---- adapt ------------------------------------------------------------------------------------------
-def adapt_length(ctx: Context) -> int:
-    """Masked-LM blocks as long as the task's inputs, at most 128 tokens."""
-    return min(128, ctx.profile["max_length"])
-
-
-def adapt_sequences(ctx: Context) -> int:
-    """Packed masked-LM blocks the unlabelled text makes; fewer once text in another language is spelt in its own pieces."""
-    tokens = ctx.profile["unlabelled_lines"] * ctx.profile["mean_length"]
-    if ctx.profile.get("foreign_text"):
-        tokens *= OWN_PIECES_PER_WORD / ctx.profile["pieces_per_word"]
-    return int(tokens // adapt_length(ctx))
-
-
-def adapt_steps(ctx: Context) -> int:
-    """One pass over the unlabelled text in packed blocks, at least 100 steps, at most three passes."""
-    per_epoch = max(1, adapt_sequences(ctx) // 32)
-    return int(min(3 * per_epoch, max(per_epoch, 100)))
-
-
-def adapt(ctx: Context, encoder: str, steps: int, vocabulary: bool = False) -> dict:
-    """Continue masked-LM pretraining of `encoder` on the unlabelled text, first giving it the text's own word
-    pieces when the text is in another language (`vocabulary`); keep it if it ranks above its start."""
-    from bertx.evaluation.rank import rank
-    from bertx.recipes.pretrain import pretrain
-
-    folder = ctx.out / "adapt"
-    start = encoder
-    if vocabulary:
-        encoder = extend_for_language(ctx, encoder)
-    if finished(folder) is None:
-        config = PretrainConfig(
-            output=str(folder),
-            data={
-                "train": ctx.inputs["unlabelled"],
-                "documents": "line",
-                "max_length": adapt_length(ctx),
-                "eval_fraction": 0.02,
-                "max_eval_sequences": 200,
-            },
-            model={"name_or_path": encoder},
-            train={"max_steps": steps, "batch_size": 32, "lr": 1e-4, "eval_steps": None, "save_steps": 100, "seed": ctx.config.seed},
-        )
-        pretrain(config, show_progress=ctx.show_progress, **continue_or_start(folder))
-    result = {"folder": str(folder), "steps": steps, "kept": False}
-    if ctx.config.task not in RANKABLE:
-        ctx.decide("adapt", "keep the adapted encoder", f"{ctx.config.task} is not ranked from frozen features; adapted text is in-domain")
-        result["kept"] = True
-        return result
-    report = rank(
-        ctx.inputs["train"],
-        [start, str(folder)],
-        ctx.config.task,
-        ("logme",),
-        2000,
-        ctx.profile["max_length"],
-        ctx.config.seed,
-        str(ctx.out / "choose" / "adapted"),
-        True,
-        names=["before", "adapted"],
-        data=ctx.reading(),
-    )
-    scores = {r["candidate"]: r["scores"]["logme"] for r in report["candidates"]}
-    result["scores"], result["kept"] = scores, scores["adapted"] > scores["before"]
-    ctx.decide(
-        "adapt",
-        "keep the adapted encoder" if result["kept"] else "drop the adapted encoder",
-        f"LogME after {'the new word pieces and ' if vocabulary else ''}{steps} MLM steps {scores['adapted']:.3f} "
-        f"against {scores['before']:.3f} before",
-    )
-    return result
-
-
-def vocabulary_texts(ctx: Context) -> list[str]:
-    """The target language's text the new pieces are chosen from: the unlabelled text, else the training file."""
-    return ctx.inputs["unlabelled"] or ([ctx.inputs["train"]] if ctx.config.task != "ner" else [])
-
-
-def extend_for_language(ctx: Context, encoder: str) -> str:
-    """`bertx vocab extend` on the target's text (up to VOCAB_ADD pieces; `aligned` init from the plan's
-    `parallel` translations, else `mean`), into OUTPUT/vocab; reused when done."""
-    from bertx.recipes.vocab import extend_vocab
-
-    folder = ctx.out / "vocab"
-    report_file = folder / "vocab_report.json"
-    if report_file.is_file():
-        report = json.loads(report_file.read_text(encoding="utf-8"))
-    else:
-        parallel = tuple(ctx.config.resolve(p) for p in ctx.config.parallel) if ctx.config.parallel else None
-        report = extend_vocab(
-            encoder,
-            vocabulary_texts(ctx),
-            VOCAB_ADD,
-            str(folder),
-            init="aligned" if parallel else "mean",
-            documents="line",
-            seed=ctx.config.seed,
-            overwrite=True,
-            parallel=parallel,
-            log=lambda line: None,
-        )
-    first = report["texts"][0]
-    before, after = report["tokens_per_word"][first]["before"], report["tokens_per_word"][first]["after"]
-    ctx.decide(
-        "adapt",
-        f"add {report['added']} word pieces ({report['init']} init)",
-        f"the target's text takes {ctx.profile['pieces_per_word']:.2f} pieces per word under the encoder's vocabulary "
-        f"(its own language about 1.1): another language; {before:.2f} -> {after:.2f} pieces per word with them",
-    )
-    return str(folder)
 
 
 # ---- teacher ----------------------------------------------------------------------------------------
