@@ -109,7 +109,7 @@ def test_a_shipped_model_under_the_baseline_is_flagged_once_with_the_nearest_alt
     ctx = compress.Context(config=None, out=None, inputs={}, profile={}, costs=None)
     base, teacher = {"score": 0.60}, {"score": 0.61, "latency_ms": 10.0}
     wider = {"student": "bert-3", "score": 0.612, "latency_ratio": 0.341, "missed": ["latency 0.341x the baseline's > 0.2x"]}
-    ledger = {"stages": {"compress": {"result": {"students": [wider]}}}}
+    ledger = {"stages": {"compress": {"status": "done", "seconds": 60.0, "result": {"students": [wider]}}}}
     _flag_below_baseline(ctx, base, teacher, {"score": 0.62, "folder": "ship"}, ledger)
     assert ctx.decisions == []
     _flag_below_baseline(ctx, base, teacher, {"score": 0.56, "folder": "ship"}, ledger)
