@@ -125,14 +125,14 @@ def test_an_adapter_ner_teacher_distils_into_a_bert_and_a_bilstm_tagger(tiny_ber
 def test_a_plan_in_the_multitask_regime_distils_its_selected_multitask_teacher(tiny_bert, tmp_path, monkeypatch):
     """Issue 40's matrix, its last row: a selected multi-task teacher (the target trained jointly with a source,
     then alone) hands the compress stage a teacher it can read, and the plan ships a student of it."""
-    from bertx.recipes.plan import stages
+    from bertx.recipes.plan import choose, stages
     from tests.recipes.test_plan import plan_config
 
     def chosen(ctx, source_examples=stages.SOURCE_EXAMPLES, closest=None):  # LogME on a tiny random encoder picks at random
         ctx.decide("choose", "sources toy", "forced by the test")
         return {"encoder": tiny_bert, "encoder_scores": None, "sources": {"toy": 0.0, "none": -1.0}, "helpful": ["toy"]}
 
-    monkeypatch.setattr(stages, "choose", chosen)
+    monkeypatch.setattr(choose, "choose", chosen)
     config = plan_config(tiny_bert, tmp_path, regime="multitask", encoders=[tiny_bert], students=["bert-1"], unlabelled=[])
     ledger = bertx.plan(config, show_progress=False)
     assert any(d["stage"] == "teacher" and d["decision"].startswith("regime multitask") for d in ledger["decisions"])
