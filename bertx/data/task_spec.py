@@ -47,6 +47,7 @@ class TrainData:
     labels: list[str]  # label names in id order (empty when the head has no classes)
     info: dict = field(default_factory=dict)  # saved in bertx_run.yaml to read other files the same way
     counts: dict = field(default_factory=dict)  # truncated / windowed / repaired, for the log
+    words: Any = None  # token tasks: the WordFeatures behind `features` (which word each piece belongs to)
 
 
 @dataclass

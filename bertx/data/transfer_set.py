@@ -56,9 +56,9 @@ def unlabelled_word_lists(paths: list[str]) -> list[list[str]]:
 
 
 def unlabelled_sentences(sentences: list[list[str]], tokenizer, max_length: int, overlap: int, labels: list[str], label_all_subtokens: bool):
-    """Unlabelled sentences as tagger windows; each word's first piece is a labelled position (tag 0 for now:
-    the teacher's decision replaces it)."""
-    return word_features(tokenizer, sentences, max_length, overlap, [[0] * len(w) for w in sentences], labels, label_all_subtokens).features
+    """Unlabelled sentences as tagger windows (WordFeatures); each word's first piece is a labelled position
+    (tag 0 for now: the teacher's decision replaces it)."""
+    return word_features(tokenizer, sentences, max_length, overlap, [[0] * len(w) for w in sentences], labels, label_all_subtokens)
 
 
 def augmented_examples(

@@ -166,18 +166,21 @@ def _label_transfer_set(
     try:
         label.choose(teacher_train.features)
         own_tagger = task.label_kind == "tags" and not shared_tokens
-        if own_tagger:
-            sentences = [sentence.words for sentence in teacher.kind.read(train_path, data_cfg, data_cfg.max_train_examples)[0]]
-            cache = tagger_targets_on_own_pieces(label, teacher.tokenizer, tokenizer, sentences, data_cfg)
+        if own_tagger:  # both read the same sentences: the teacher's windows and the student's, word by word
+            cache = tagger_targets_on_own_pieces(label, teacher_train.words, train.words)
         else:
             cache = label(teacher_train.features)
         if config.unlabelled and task.label_kind == "tags" and not config.augment:
             # Unlabelled sentences for a tagger: the teacher's per-token outputs are the soft targets, and its
             # most probable tag at each word's first piece the hard one.
             sentences = unlabelled_word_lists(unlabelled)
-            overlap = window_overlap(data_cfg)
-            extra = unlabelled_sentences(sentences, tokenizer, data_cfg.max_length, overlap, labels, data_cfg.label_all_subtokens)
-            extra_cache = tagger_targets_on_own_pieces(label, teacher.tokenizer, tokenizer, sentences, data_cfg) if own_tagger else label(extra)
+            reading = (data_cfg.max_length, window_overlap(data_cfg), labels, data_cfg.label_all_subtokens)
+            words = unlabelled_sentences(sentences, tokenizer, *reading)
+            extra = words.features
+            if own_tagger:
+                extra_cache = tagger_targets_on_own_pieces(label, unlabelled_sentences(sentences, teacher.tokenizer, *reading), words)
+            else:
+                extra_cache = label(extra)
             tags = [
                 np.where(np.asarray(row) != IGNORE, logits.argmax(-1), IGNORE).tolist()
                 for row, logits in zip(extra.labels, extra_cache.outputs["logits"])

@@ -19,12 +19,11 @@ from pathlib import Path
 from bertx.config import DistillConfig
 from bertx.data.hf_datasets import local_file
 from bertx.data.transfer_set import unlabelled_examples, unlabelled_word_lists
-from bertx.data.word_windows import aligned_word_logits, word_features
+from bertx.data.word_windows import aligned_word_logits
 from bertx.data.wordpiece import wordpiece_tokenizer
 from bertx.errors import BertxError
 from bertx.models.encoder import load_tokenizer
 from bertx.models.small_students import KINDS as SMALL_KINDS
-from bertx.tasks.ner import window_overlap
 from bertx.training.teacher_cache import TeacherCache
 
 
@@ -68,12 +67,9 @@ def student_tokenizer(config: DistillConfig, teacher, train_path: str):
     return wordpiece_tokenizer(texts, config.student.vocab_size, lowercase)
 
 
-def tagger_targets_on_own_pieces(label, teacher_tokenizer, tokenizer, sentences: list[list[str]], data_cfg) -> TeacherCache:
-    """A tagger teacher's outputs for a student that splits words into other pieces: the teacher reads the
-    sentences with its own pieces (stored under that reading), and each word's outputs move onto every piece
-    of the word in the student's windows, which are the ones the student trains on."""
-    overlap = window_overlap(data_cfg)
-    teacher_words = word_features(teacher_tokenizer, sentences, data_cfg.max_length, overlap)
-    student_words = word_features(tokenizer, sentences, data_cfg.max_length, overlap)
+def tagger_targets_on_own_pieces(label, teacher_words, student_words) -> TeacherCache:
+    """A tagger teacher's outputs for a student that splits words into other pieces: the teacher labels its own
+    windows of the sentences (stored under that reading), and each word's outputs move onto every piece of the
+    word in the student's windows of the same sentences, the ones the student trains on."""
     logits = label(teacher_words.features).outputs["logits"]
     return TeacherCache.from_outputs("tags", {"logits": aligned_word_logits(teacher_words, logits, student_words)})

@@ -50,7 +50,7 @@ class NerTask:
             tokenizer, [s.words for s in sentences], data.max_length, window_overlap(data), tag_ids, labels, data.label_all_subtokens
         )
         counts = {"sentences": len(sentences), "windowed": words.windowed, "repaired_tags": repaired}
-        return TrainData(words.features, labels, {}, counts)
+        return TrainData(words.features, labels, {}, counts, words)
 
     def load_eval(
         self, path: str, data, tokenizer, label2id: dict, run: dict, limit: Optional[int] = None, articles: Optional[str] = None
