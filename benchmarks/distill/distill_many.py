@@ -9,8 +9,9 @@ three (`bertx distill --teachers`), same student, data, steps and seed. Every mo
 dev file (its final weights, no checkpoint chosen) and scored on the official dev file afterwards; the only
 choice made on dev is which teacher is "the best single teacher".
 
-Usage: python -m benchmarks.distill.distill_many [--quick] [--tasks rte,mrpc,sst2] [--work DIR]
-`--quick`: RTE only, one epoch per teacher. The last line of stdout is one JSON object; also saved in results/.
+Usage: python -m benchmarks.distill.distill_many [--quick] [--tasks rte,mrpc,sst2] [--work DIR] [--merge]
+`--quick`: RTE only, one epoch per teacher. `--merge`: keep the saved rows of tasks not run this time (each row
+records its commit). The last line of stdout is one JSON object; also saved in results/.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from benchmarks.harness import machine, save
+from benchmarks.harness import machine, results_of, save
 
 SEEDS = (1, 2, 3)
 TASKS = {
@@ -32,6 +33,13 @@ TASKS = {
     "mrpc": {"task": "pair-classification", "train": "glue/mrpc/train.tsv", "dev": "glue/mrpc/dev.tsv", "epochs": 3, "max_length": 128},
     "sst2": {"task": "classification", "train": "sst2/train.tsv", "dev": "sst2/dev.tsv", "epochs": 2, "max_length": 64, "labelled": 8000},
 }
+
+
+def commit() -> str:
+    import subprocess
+
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
 
 
 def sst2_split(data: Path, work: Path, labelled: int) -> tuple[str, str]:
@@ -106,6 +114,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tasks", default=None)
     parser.add_argument("--work", default=None, help="Where the teachers and students go (default: a folder under /tmp).")
+    parser.add_argument("--merge", action="store_true", help="Keep the saved results' rows of the tasks not run now.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     data = Path(args.data_dir)
@@ -113,6 +122,9 @@ def main() -> None:
     names = (args.tasks or ("rte" if args.quick else "rte,mrpc,sst2")).split(",")
     os.environ.setdefault("BERTX_CACHE", str(work / "cache"))  # an empty teacher store: every teacher labels here
     result = {"benchmark": "distill_many", "quick": args.quick, "seeds": list(SEEDS), "multi_teacher": {}}
+    saved = results_of(__file__) / "distill_many.json"
+    if args.merge and saved.is_file():
+        result["multi_teacher"] = {k: v for k, v in json.loads(saved.read_text())["multi_teacher"].items() if k not in names}
     for name in names:
         spec = TASKS[name]
         epochs = 1 if args.quick else spec["epochs"]
@@ -138,6 +150,7 @@ def main() -> None:
             "student_from_ensemble": round(100 * from_ensemble[metric], 2),
             "dev_examples": sum(1 for _ in open(dev, encoding="utf-8")) - 1,
             "minutes": round((time.perf_counter() - started) / 60, 1),
+            "commit": commit(),
         }
         row["gain_pts"] = round(row["student_from_ensemble"] - row["student_from_best"], 2)
         row["kept_of_ensemble_pct"] = round(100 * row["student_from_ensemble"] / row["ensemble"], 2)
