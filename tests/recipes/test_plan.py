@@ -119,6 +119,9 @@ def test_dry_run_trains_nothing_and_prints_each_stage(tiny_bert, tmp_path, capsy
     for stage in ("baseline", "choose", "adapt", "teacher", "compress", "ship"):
         assert f"  {stage}" in printed
     assert "estimated total" in printed
+    total = float(printed.split("estimated total ")[1].split(" min")[0])
+    with_levers = float(printed.split("up to ")[1].split(" min if the best student does not beat the baseline")[0])
+    assert with_levers > total  # the levers are priced apart: they run only when the best student does not beat the baseline
 
 
 def test_a_budget_too_small_skips_stages_with_the_reason(tiny_bert, tmp_path):

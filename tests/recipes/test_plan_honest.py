@@ -110,7 +110,7 @@ class Plan:
     """Just enough of a plan context for the levers."""
 
     def __init__(self):
-        self.config = type("C", (), {"students": ["bert-3", "bert-2", "cnn", "bag"], "task": "classification"})()
+        self.config = type("C", (), {"students": ["bert-3", "bert-2", "cnn", "bag"], "task": "classification", "sources": None})()
         self.decisions = []
 
     def decide(self, stage, choice, why):
@@ -166,6 +166,63 @@ def test_a_student_that_only_ties_the_baseline_pulls_the_levers_too():
     ctx = Plan()
     compress._levers(ctx, {"score": 0.79, "latency_ms": 10.0}, {"score": 0.83, "folder": "t"}, ship, rows, {"bag": 0.5}, lambda *a, **k: True)
     assert ctx.decisions == []  # above the baseline: nothing to pull
+
+
+def test_the_sources_texts_lever_reteaches_the_best_student_on_a_bigger_transfer_set(monkeypatch):
+    from bertx.recipes.plan import source_text
+
+    ctx, distilled = Plan(), []
+    rows = [{"student": "bert-3", "student_kind": "bert-3", "score": 0.78, "missed": [], "latency_ratio": 0.18, "export": "e"}]
+    rows.append({"student": "teacher-int8", "score": 0.83, "missed": ["latency 0.5x"], "latency_ratio": 0.5})  # tried already
+    monkeypatch.setattr(source_text, "source_text_file", lambda ctx: ("/plan/compress/source_texts.jsonl", 9400))
+    monkeypatch.setattr(compress, "transfer_size", lambda ctx: 8000)
+
+    def distil(kind, teachers=(), more=None):
+        distilled.append((kind, teachers, more))
+        rows.append({"student": f"{kind}+sources", "student_kind": kind, "score": 0.81, "missed": [], "latency_ratio": 0.18, "export": "f"})
+        return True
+
+    ship = {"latency_ratio": 0.2, "latency_ms": 2.0, "size_mb": None, "min_kept": 0.9}
+    compress._levers(ctx, {"score": 0.80, "latency_ms": 10.0, "folder": "b"}, {"score": 0.83, "folder": "t"}, ship, rows, {"bert-3": 1.8}, distil)
+    assert distilled == [("bert-3", (), ("/plan/compress/source_texts.jsonl", 9400))]  # above the baseline: no ensemble after it
+    assert any("8000 -> 17400" in d["why"] for d in ctx.decisions)
+
+
+def sources_context(tiny_bert: str, root: Path, pair: bool):
+    """A plan context over a target (pairs or single texts) and three sources: single texts, pairs, tagged."""
+    from tests.conftest import write_toy_classification
+
+    config = plan_config(tiny_bert, root, dev=None)
+    write_toy_classification(root / "target.tsv", 50, 7, pair=pair)
+    write_toy_classification(root / "pairs.tsv", 30, 8, pair=True)
+    (root / "tagged.txt").write_text("EU B-ORG\nrejects O\n\nPeter B-PER\n", encoding="utf-8")
+    import yaml
+
+    sources = yaml.safe_load((root / "sources.yaml").read_text(encoding="utf-8"))
+    sources["tasks"] += [
+        {"name": "pairs", "kind": "pair-classification", "train": str(root / "pairs.tsv")},
+        {"name": "tagged", "kind": "ner", "train": str(root / "tagged.txt")},
+    ]
+    (root / "sources.yaml").write_text(yaml.safe_dump(sources), encoding="utf-8")
+    config.update(train=str(root / "target.tsv"), task="pair-classification" if pair else "classification")
+    plan = bertx.config.PlanConfig(**{k: v for k, v in config.items() if v is not None})
+    return stages.Context(plan, root / "plan", {"train": str(root / "target.tsv"), "dev": None}, {"max_length": 32}, None)
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_the_sources_texts_are_those_of_the_targets_shape_written_once_and_readable(tiny_bert, tmp_path, pair):
+    from bertx.data.transfer_set import unlabelled_examples
+    from bertx.recipes.plan.source_text import source_text_file
+    from bertx.tasks import get_task
+
+    ctx = sources_context(tiny_bert, tmp_path, pair)
+    path, count = source_text_file(ctx)
+    assert count == (30 if pair else 200)  # the pair source's pairs, or the single-text source's texts; never the tagged one
+    assert Path(path).parent == tmp_path / "plan" / "compress" and Path(path).suffix == (".jsonl" if pair else ".txt")
+    read = unlabelled_examples([path], get_task(ctx.config.task), {})
+    assert len(read) == count and all((e.text_pair is not None) == pair for e in read)
+    stamp = Path(path).stat().st_mtime_ns
+    assert source_text_file(ctx) == (path, count) and Path(path).stat().st_mtime_ns == stamp  # a rerun reads what it wrote
 
 
 FOREIGN = ["bom", "ótimo", "lindo", "feliz", "ruim", "péssimo", "triste", "fraco", "filme", "história", "enredo", "muito"]

@@ -93,9 +93,12 @@ def student_epochs(transfer: int) -> float:
     return float(min(10, max(3, -(-300 * 32 // max(1, transfer)))))
 
 
-def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float, teachers: tuple[str, ...] = (), name: str | None = None) -> dict:
-    """Distil one student (from `teacher_dir`, or from it and `teachers` as an ensemble), export it (int8,
-    else fp32), measure the export. `name`: the row's and the folder's name (default: the kind)."""
+def distill_student(
+    ctx: Context, teacher_dir: str, kind: str, epochs: float, teachers: tuple[str, ...] = (), name: str | None = None, more_text: tuple[str, ...] = ()
+) -> dict:
+    """Distil one student (from `teacher_dir`, or from it and `teachers` as an ensemble; `more_text`: files of
+    unlabelled text beyond the target's), export it (int8, else fp32), measure the export. `name`: the row's
+    and the folder's name (default: the kind)."""
     from bertx.recipes.distill import distill
 
     name = name or kind
@@ -110,7 +113,7 @@ def distill_student(ctx: Context, teacher_dir: str, kind: str, epochs: float, te
             data=ctx.reading(),
             student=student_config(kind),
             train=TrainConfig(epochs=epochs, seed=ctx.config.seed, save_steps=200),
-            unlabelled=_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else [],
+            unlabelled=(_unlabelled_files(ctx) if sequence or ctx.config.task == "ner" else []) + list(more_text),
             augment=ctx.config.augment if sequence else 0,
             baseline=False,
         )
@@ -161,6 +164,25 @@ def compress_estimate(ctx: Context) -> float:
     kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
     first = kinds[0] if kinds else "bert-2"
     return ctx.costs.student(first, transfer, epochs) + (ctx.costs.measure_student(first) if ratio else 0.0)
+
+
+def levers_estimate(ctx: Context) -> float:
+    """What the levers cost when all of them run (`_levers`): the teacher's int8 export, the first student again
+    with the sources' texts and again from an ensemble, and one wider student. Priced apart from the stage:
+    they run only when the best student does not score above the baseline, which no estimate knows before."""
+    from bertx.recipes.plan.source_text import estimated_count
+
+    ratio = ctx.config.ship.latency_ratio
+    kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
+    first = kinds[0] if kinds else "bert-2"
+    transfer, more = transfer_size(ctx), estimated_count(ctx)
+    seconds = ctx.costs.ship(export=True) + 1.2 * ctx.costs.student(first, transfer, student_epochs(transfer))
+    if more:
+        seconds += ctx.costs.student(first, transfer + more, student_epochs(transfer + more))
+    wider = [k for k in STUDENT_QUALITY[: STUDENT_QUALITY.index(first)] if k.startswith("bert-")] if first in STUDENT_QUALITY else []
+    if wider:
+        seconds += ctx.costs.student(wider[-1], transfer, student_epochs(transfer))
+    return seconds
 
 
 def export_candidate(ctx: Context, model: dict, name: str) -> dict:
@@ -215,7 +237,6 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     target = ship["latency_ratio"] * reference if ship.get("latency_ratio") else ship.get("latency_ms")
     kinds, predicted = students_to_try(ctx, reference, target)
     transfer = transfer_size(ctx)
-    epochs = student_epochs(transfer)
     # the students measured so far, kept in plan.json while the stage runs: an interrupted plan does not train them again
     partial = ledger["stages"].setdefault(PARTIAL, {"status": "partial", "rows": []})
     rows = partial["rows"]
@@ -230,13 +251,15 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
         f"best expected dev score first among students predicted to meet the latency ({latencies}){aim}{measured_note}",
     )
 
-    def distil(kind: str, teachers: tuple[str, ...] = ()) -> bool:
+    def distil(kind: str, teachers: tuple[str, ...] = (), more: tuple[str, int] | None = None) -> bool:
         """Distil, export and measure one student unless done (from the teacher, or from it and `teachers` as
-        an ensemble); False when the budget cannot afford it."""
-        name = f"{kind}+ensemble" if teachers else kind
+        an ensemble; `more`: a file of more unlabelled text and its count); False when the budget cannot afford it."""
+        name = f"{kind}+ensemble" if teachers else f"{kind}+sources" if more else kind
         if any(r["student"] == name for r in rows):
             return True
-        estimate = ctx.costs.student(kind, transfer, epochs) * (1 + len(teachers) * 0.2)  # each teacher labels the set too
+        size = transfer + (more[1] if more else 0)
+        passes = student_epochs(size)
+        estimate = ctx.costs.student(kind, size, passes) * (1 + len(teachers) * 0.2)  # each teacher labels the set too
         if len(rows) and left_after("ship", "score", "report") < estimate * ctx.costs.scale:
             ctx.decide(
                 "compress",
@@ -245,7 +268,7 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
             )
             return False
         started = time.perf_counter()
-        result = distill_student(ctx, teacher["folder"], kind, epochs, teachers, name)
+        result = distill_student(ctx, teacher["folder"], kind, passes, teachers, name, (more[0],) if more else ())
         result["seconds"], result["estimate_s"] = round(time.perf_counter() - started, 1), round(estimate, 1)
         result["predicted_latency_ms"] = predicted.get(kind)
         result["missed"] = missed_constraints(result, ship, teacher["score"])
@@ -337,10 +360,9 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
     """Never below the baseline without trying: when the best model meeting `ship` scores no better than the
     baseline on dev (a tie on a dev split of a few hundred examples is no evidence that the smaller model holds:
     RTE's 3-layer student tied its baseline at 54.02 on 398 pairs and lost 3.6 points on the official 277),
-    try (1) the teacher's own int8 export, often several times faster than the PyTorch baseline,
-    (2) the best admissible student again, taught by the ensemble of the teacher and the baseline the plan has
-    already trained (their averaged outputs are often better targets than either's), and (3) the widest
-    student not tried yet that the latency may allow, while the budget lasts."""
+    pull the levers in turn while the budget lasts, until one scores above the baseline: the teacher's own int8
+    export, the best admissible student again with the sources' texts as more transfer text, the same student
+    taught by an ensemble, the widest student the latency may allow."""
 
     def best_ok() -> float:
         return max([r["score"] for r in rows if not r["missed"]], default=-1.0)
@@ -350,34 +372,75 @@ def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: li
     ctx.decide(
         "compress",
         "pull the levers",
-        f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, "
-        f"not above the baseline's {100 * base['score']:.2f}: trying the teacher's int8 export, an ensemble teacher, then a wider student",
+        f"the best model meeting `ship` scores {100 * max(best_ok(), 0):.2f} on dev, not above the baseline's "
+        f"{100 * base['score']:.2f}: trying the teacher's int8 export, the sources' texts, an ensemble teacher, then a wider student",
     )
-    if not any(r["student"] == "teacher-int8" for r in rows):
-        try:
-            row = export_candidate(ctx, teacher, "teacher-int8")
-        except BertxError as err:
-            ctx.decide("compress", "no teacher export", f"the teacher could not be exported: {err}")
-        else:
-            row["missed"] = missed_constraints(row, ship, teacher["score"])
-            rows.append(row)
-    if best_ok() > base["score"]:
-        return
+    for lever in (_teacher_export, _source_texts, _ensemble, _wider):
+        lever(ctx, base, teacher, ship, rows, predicted, distil)
+        if best_ok() > base["score"]:
+            return
+
+
+def _best_admissible_kind(rows: list) -> str | None:
     admissible = [r for r in rows if not r["missed"] and r.get("student_kind")]
-    if admissible and base.get("folder") and base["folder"] != teacher["folder"]:
-        kind = max(admissible, key=lambda r: r["score"])["student_kind"]
-        ctx.decide("compress", f"try {kind} from an ensemble", f"the teacher and the baseline, averaged as probabilities, teach {kind} again")
-        try:
-            distil(kind, (base["folder"],))
-        except BertxError as err:  # another encoder or vocabulary: the two cannot be averaged
-            ctx.decide("compress", "no ensemble", str(err))
-        else:
-            _retime_twins(ctx, [r for r in rows if r.get("student_kind") == kind and r.get("export")], ship, teacher["score"])
-    if best_ok() > base["score"]:
+    return max(admissible, key=lambda r: r["score"])["student_kind"] if admissible else None
+
+
+def _teacher_export(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
+    """The teacher's own int8 export: often several times faster than the PyTorch baseline."""
+    if any(r["student"] == "teacher-int8" for r in rows):
         return
-    target = (
-        ship["latency_ratio"] * (teacher.get("baseline_ms_beside") or base["latency_ms"]) if ship.get("latency_ratio") else ship.get("latency_ms")
+    try:
+        row = export_candidate(ctx, teacher, "teacher-int8")
+    except BertxError as err:
+        ctx.decide("compress", "no teacher export", f"the teacher could not be exported: {err}")
+    else:
+        row["missed"] = missed_constraints(row, ship, teacher["score"])
+        rows.append(row)
+
+
+def _source_texts(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
+    """The best admissible student again, its transfer set grown by the sources' texts of the target's shape."""
+    from bertx.recipes.plan.source_text import source_text_file
+
+    kind = _best_admissible_kind(rows)
+    more = source_text_file(ctx) if kind else None
+    if more is None:
+        return
+    ctx.decide(
+        "compress",
+        f"try {kind} with the sources' texts",
+        f"{more[1]} texts of the sources shaped as the target's inputs join the transfer set "
+        f"({transfer_size(ctx)} -> {transfer_size(ctx) + more[1]}); the teacher labels them",
     )
+    if distil(kind, more=more):
+        _retime_twins(ctx, _twins(rows, kind), ship, teacher["score"])
+
+
+def _ensemble(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
+    """The best admissible student again, taught by the ensemble of the teacher and the baseline the plan has
+    already trained (their averaged outputs are often better targets than either's)."""
+    kind = _best_admissible_kind(rows)
+    if not kind or not base.get("folder") or base["folder"] == teacher["folder"]:
+        return
+    ctx.decide("compress", f"try {kind} from an ensemble", f"the teacher and the baseline, averaged as probabilities, teach {kind} again")
+    try:
+        taught = distil(kind, (base["folder"],))
+    except BertxError as err:  # another encoder or vocabulary: the two cannot be averaged
+        ctx.decide("compress", "no ensemble", str(err))
+    else:
+        if taught:
+            _retime_twins(ctx, _twins(rows, kind), ship, teacher["score"])
+
+
+def _twins(rows: list, kind: str) -> list[dict]:
+    return [r for r in rows if r.get("student_kind") == kind and r.get("export")]
+
+
+def _wider(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
+    """The widest student not tried yet that the latency may allow (its measured latency decides)."""
+    reference = teacher.get("baseline_ms_beside") or base["latency_ms"]
+    target = ship["latency_ratio"] * reference if ship.get("latency_ratio") else ship.get("latency_ms")
     untried = [
         k
         for k in STUDENT_QUALITY

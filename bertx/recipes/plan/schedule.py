@@ -179,7 +179,11 @@ def _compress_options(ctx: stages.Context) -> list[budget.Option]:
             "compress",
             compress.compress_estimate(ctx),
             VALUE["compress"],
-            {"students_at_most": compress.MAX_STUDENTS, "transfer_examples": compress.transfer_size(ctx)},
+            {
+                "students_at_most": compress.MAX_STUDENTS,
+                "transfer_examples": compress.transfer_size(ctx),
+                "levers_s": round(compress.levers_estimate(ctx) * ctx.costs.scale, 1),
+            },
         ),
         budget.Option("skip", export_teacher, 0.0, {"reason": "does not fit the budget: the teacher is shipped"}, runs=False),
     ]
@@ -217,4 +221,9 @@ def describe_schedule(ledger: dict) -> str:
         else:
             lines.append(f"  {row['stage']:<9}   skip      {row['reason']}")
     lines.append(f"estimated total {minutes(total)} min of a {minutes(ledger['budget_s'])} min budget")
+    levers = next((row.get("levers_s") for row in ledger["schedule"] if row["stage"] == "compress" and row["run"]), None)
+    if levers:
+        # the levers run only when the best student does not beat the baseline; the budget still bounds them
+        with_levers = min(total + levers, ledger["budget_s"])
+        lines.append(f"  up to {minutes(with_levers)} min if the best student does not beat the baseline and the levers run")
     return "\n".join(lines)
