@@ -173,15 +173,16 @@ def levers_estimate(ctx: Context) -> float:
     from bertx.recipes.plan.source_text import estimated_count
 
     ratio = ctx.config.ship.latency_ratio
-    kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
+    kinds, shares = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0) if ratio else (["bert-2"], {})
     first = kinds[0] if kinds else "bert-2"
     transfer, more = transfer_size(ctx), estimated_count(ctx)
     seconds = ctx.costs.ship(export=True) + 1.2 * ctx.costs.student(first, transfer, student_epochs(transfer))
     if more:
         seconds += ctx.costs.student(first, transfer + more, student_epochs(transfer + more))
-    wider = [k for k in STUDENT_QUALITY[: STUDENT_QUALITY.index(first)] if k.startswith("bert-")] if first in STUDENT_QUALITY else []
+    # `_wider` takes the widest untried student predicted within WIDER_MARGIN of the target
+    wider = [k for k in STUDENT_QUALITY if k != first and k in shares and shares[k] <= WIDER_MARGIN * ratio]
     if wider:
-        seconds += ctx.costs.student(wider[-1], transfer, student_epochs(transfer))
+        seconds += ctx.costs.student(wider[0], transfer, student_epochs(transfer))
     return seconds
 
 
