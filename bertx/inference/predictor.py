@@ -17,6 +17,7 @@ import torch
 from bertx.data.examples import Example
 from bertx.data.features import Features, tokenize
 from bertx.errors import BertxError
+from bertx.models.bag_numpy import bag_logits
 from bertx.models.batched_outputs import model_outputs
 from bertx.inference.loading import load_trained
 from bertx.tasks import TaskSpec
@@ -62,7 +63,10 @@ class Predictor:
         return tokenize(self.tokenizer, examples, self.max_length)
 
     def outputs(self, features: Features, batch_size: int = 128) -> np.ndarray:
-        """Raw head outputs (N, num_labels) in input order."""
+        """Raw head outputs (N, num_labels) in input order (a bag-of-embeddings student's in numpy: `bag_numpy`)."""
+        fast = bag_logits(self.model, features) if self.autocast_dtype is None else None
+        if fast is not None:
+            return fast
         return model_outputs(self.model, features, self.tokenizer.pad_token_id, batch_size, autocast_dtype=self.autocast_dtype)
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 128) -> list[dict]:

@@ -109,6 +109,12 @@ def check_encoder_folder(path: str, max_length: int | None = None) -> dict:
         raise BertxError(f"{path}: model folder not found (pass a local folder, or a hub id such as bert-base-uncased)")
     config_file = folder / "config.json"
     if not config_file.is_file():
+        small = next((name for name in ("student.json", "small_encoder.json") if (folder / name).is_file()), None)
+        if small:  # a BiLSTM / CNN / bag student (single or multi-task): no transformer to fine-tune or distil from
+            raise BertxError(
+                f"{path}: a small student ({small}), not a BERT-family encoder: it can be evaluated, exported and "
+                "served, not fine-tuned as an encoder"
+            )
         raise BertxError(f"{config_file}: missing; {path} is not a Hugging Face model folder")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))

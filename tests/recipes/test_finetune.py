@@ -121,6 +121,12 @@ def test_model_folder_must_be_a_bert_encoder(toy_data, tmp_path):
         bertx.finetune(tiny_config(str(folder), train, dev, str(tmp_path / "g")), show_progress=False)
     with pytest.raises(BertxError, match="model folder not found"):
         bertx.finetune(tiny_config(str(tmp_path / "missing"), train, dev, str(tmp_path / "g")), show_progress=False)
+    for name in ("student.json", "small_encoder.json"):  # a BiLSTM/CNN student, single or multi-task
+        small = tmp_path / name.split(".")[0]
+        small.mkdir()
+        (small / name).write_text("{}")
+        with pytest.raises(BertxError, match=rf"a small student \({name}\), not a BERT-family encoder"):
+            bertx.finetune(tiny_config(str(small), train, dev, str(tmp_path / "g")), show_progress=False)
 
 
 def test_long_texts_are_truncated_and_counted(tiny_bert, toy_data, tmp_path):
