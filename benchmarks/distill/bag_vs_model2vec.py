@@ -1,10 +1,10 @@
-"""The fastest corner again: a bag-of-embeddings student answered in numpy (`bertx/models/bag_numpy.py`) against
+"""The fastest corner again: a bag-of-embeddings student answered from its unpadded ids (`bertx/models/bag_fast.py`) against
 the same student through torch and against model2vec, end to end (raw strings to labels), in one process.
 
 The student: `--bag FOLDER` (the transfer-set bag of `distill_other_networks`, 82.57 on SST-2 dev), or, without
 it, a stand-in of the same shape (30,522 x 128 embeddings, a 256-wide head) distilled in a minute from a teacher
-fine-tuned on 2,000 SST-2 sentences: speed does not depend on how well a bag learnt, and the numpy path gives
-the torch path's logits (tests/models/test_bag_numpy.py), so the accuracy of that row carries over.
+fine-tuned on 2,000 SST-2 sentences: speed does not depend on how well a bag learnt, and the unpadded path gives
+the torch path's logits (tests/models/test_bag_fast.py), so the accuracy of that row carries over.
 model2vec: distilled from the same MiniLM (256 dimensions) with a classifier, timed as in
 `distill_other_networks` (the best of three passes over the SST-2 dev sentences at batch 32; the median of 300
 single inputs).
@@ -65,13 +65,13 @@ def stand_in_bag(data: Path, work: Path) -> Path:
     return bag
 
 
-def bag_speed(folder: Path, texts: list[str], numpy_path: bool, repeats: int) -> dict:
+def bag_speed(folder: Path, texts: list[str], unpadded: bool, repeats: int) -> dict:
     import bertx.inference.predictor as predictor_module
     from bertx.inference.predictor import Predictor
 
     original = predictor_module.bag_logits
-    if not numpy_path:
-        predictor_module.bag_logits = lambda model, features: None  # the torch path, as before bag_numpy
+    if not unpadded:
+        predictor_module.bag_logits = lambda model, features: None  # the padded torch path, as before bag_fast
     try:
         predictor = Predictor.load(folder, device="cpu")
         predict = lambda batch, size: predictor.predict(batch, batch_size=size)  # noqa: E731
@@ -99,11 +99,11 @@ def main() -> None:
     bag = Path(args.bag) if args.bag else stand_in_bag(data, work)
     repeats = 1 if args.quick else 3
     measured = {
-        "bag, numpy path": bag_speed(bag, texts, True, repeats),
-        "bag, torch path": bag_speed(bag, texts, False, repeats),
+        "bag, unpadded path": bag_speed(bag, texts, True, repeats),
+        "bag, padded torch path": bag_speed(bag, texts, False, repeats),
         "model2vec": model2vec_speed(texts),
     }
-    fast, peer = measured["bag, numpy path"], measured["model2vec"]
+    fast, peer = measured["bag, unpadded path"], measured["model2vec"]
     ratio = round(fast["e2e_inputs_per_s_batch32"] / peer["e2e_inputs_per_s_batch32"], 2)
     result = {
         "benchmark": "bag_vs_model2vec",
@@ -114,7 +114,7 @@ def main() -> None:
         "rows": measured,
         "accuracy": {"bag": MEASURED_BAG_ACCURACY, "model2vec": MEASURED_MODEL2VEC_ACCURACY, "from": "distill_other_networks.json"},
         "bag_vs_model2vec_b32": ratio,
-        "bag_numpy_vs_torch_b32": round(fast["e2e_inputs_per_s_batch32"] / measured["bag, torch path"]["e2e_inputs_per_s_batch32"], 2),
+        "bag_fast_vs_torch_b32": round(fast["e2e_inputs_per_s_batch32"] / measured["bag, padded torch path"]["e2e_inputs_per_s_batch32"], 2),
         "model2vec_dominated": ratio >= 1.0 and MEASURED_BAG_ACCURACY >= MEASURED_MODEL2VEC_ACCURACY,
         "machine": machine(),
     }

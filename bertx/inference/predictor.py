@@ -17,7 +17,7 @@ import torch
 from bertx.data.examples import Example
 from bertx.data.features import Features, tokenize
 from bertx.errors import BertxError
-from bertx.models.bag_numpy import bag_logits
+from bertx.models.bag_fast import bag_logits
 from bertx.models.batched_outputs import model_outputs
 from bertx.inference.loading import load_trained
 from bertx.tasks import TaskSpec
@@ -63,7 +63,7 @@ class Predictor:
         return tokenize(self.tokenizer, examples, self.max_length)
 
     def outputs(self, features: Features, batch_size: int = 128) -> np.ndarray:
-        """Raw head outputs (N, num_labels) in input order (a bag-of-embeddings student's in numpy: `bag_numpy`)."""
+        """Raw head outputs (N, num_labels) in input order (a bag-of-embeddings student's from its unpadded ids: `bag_fast`)."""
         fast = bag_logits(self.model, features) if self.autocast_dtype is None else None
         if fast is not None:
             return fast

@@ -144,6 +144,8 @@ def test_a_student_under_the_baseline_pulls_the_levers_before_shipping(monkeypat
         lambda kind, teachers=(): distilled.append(kind) or True,
     )
     assert "pull the levers" in [d["decision"] for d in ctx.decisions]
+    tried = next(d for d in ctx.decisions if d["decision"] == "try the teacher's int8 export")
+    assert tried["why"].startswith("82.00 on dev") and ("misses latency" in tried["why"]) == expect_wider
     teacher_row = next(r for r in rows if r["student"] == "teacher-int8")
     assert bool(teacher_row["missed"]) == expect_wider
     assert distilled == (["bert-3"] if expect_wider else [])  # the widest untried within 1.8x the 2 ms target

@@ -398,6 +398,8 @@ def _teacher_export(ctx: stages.Context, base: dict, teacher: dict, ship: dict, 
     else:
         row["missed"] = missed_constraints(row, ship, teacher["score"])
         rows.append(row)
+        verdict = f"misses {'; '.join(row['missed'])}" if row["missed"] else "meets every ship constraint"
+        ctx.decide("compress", "try the teacher's int8 export", f"{100 * row['score']:.2f} on dev; {verdict}")
 
 
 def _source_texts(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:

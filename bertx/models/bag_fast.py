@@ -1,7 +1,7 @@
-"""A bag-of-embeddings student's outputs computed in numpy, straight from the unpadded token ids.
+"""A bag-of-embeddings student's outputs computed straight from the unpadded token ids.
 
-    every input's ids, concatenated -> one gather from the embedding table -> a sum per input (reduceat)
-        -> / its length, + its segment embeddings' mean -> the head's two layers -> logits (N, C)
+    every input's ids, concatenated, and where each starts -> one fused gather-and-mean (`embedding_bag`)
+        -> + its segment embeddings' mean -> the head's two layers -> logits (N, C)
 
 The same arithmetic as `SequenceStudent.forward` in eval mode (the tests compare them to 1e-5), without what a
 batch for torch costs: a padded tensor built row by row, a mask, and a model call per batch. A bag's own
@@ -33,14 +33,12 @@ def bag_logits(model, features) -> np.ndarray | None:
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     flat = np.fromiter(chain.from_iterable(features.input_ids), dtype=np.int64, count=int(lengths.sum()))
-    with torch.no_grad():
-        weights = table.detach().numpy()
-        mean = np.add.reduceat(weights[flat], starts, axis=0) / lengths[:, None]  # (N, E)
+    with torch.inference_mode():
+        # one fused gather-and-mean over the unpadded ids (no (N, T, E) intermediate)
+        mean = torch.nn.functional.embedding_bag(torch.from_numpy(flat), table, torch.from_numpy(starts), mode="mean")  # (N, E)
         if features.token_type_ids:  # the model adds segment 0 or 1 (types clamped at 1) to every token it is given
-            segments = model.body.segments.weight.detach().numpy()  # (2, E)
+            segments = model.body.segments.weight  # (2, E)
             types = np.fromiter(chain.from_iterable(features.token_type_ids), dtype=np.int64, count=len(flat))
-            second = np.add.reduceat(np.minimum(types, 1), starts) / lengths  # share of second-segment tokens, (N,)
-            mean = mean + (1 - second)[:, None] * segments[0] + second[:, None] * segments[1]
-        first, last = model.classifier[0], model.classifier[3]  # Linear, ReLU, Dropout, Linear
-        hidden = np.maximum(mean @ first.weight.detach().numpy().T + first.bias.detach().numpy(), 0.0)
-        return (hidden @ last.weight.detach().numpy().T + last.bias.detach().numpy()).astype(np.float32)
+            second = torch.from_numpy((np.add.reduceat(np.minimum(types, 1), starts) / lengths).astype(np.float32))[:, None]  # (N, 1)
+            mean = mean + (1 - second) * segments[0] + second * segments[1]
+        return model.classifier(mean).numpy()  # Linear, ReLU, Dropout (off in eval), Linear

@@ -1,4 +1,4 @@
-"""A bag-of-embeddings student's numpy outputs are the torch model's: single texts and pairs (segment
+"""A bag-of-embeddings student answered from its unpadded ids gives the torch model's outputs: single texts and pairs (segment
 embeddings), truncated inputs, classification and regression; other models fall back to torch."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 
 from bertx.data.examples import Example
 from bertx.data.features import tokenize
-from bertx.models.bag_numpy import bag_logits
+from bertx.models.bag_fast import bag_logits
 from bertx.models.batched_outputs import model_outputs
 from bertx.models.small_students import SequenceStudent, SmallStudentConfig
 
@@ -28,7 +28,7 @@ def student(kind: str = "bag", vocab: int = 1000, labels: int = 3, problem_type:
 
 @pytest.mark.parametrize("pairs", [False, True])
 @pytest.mark.parametrize("labels, problem_type", [(3, None), (1, "regression")])
-def test_the_numpy_bag_gives_the_torch_logits(tiny_bert, pairs, labels, problem_type):
+def test_the_unpadded_bag_gives_the_padded_logits(tiny_bert, pairs, labels, problem_type):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
