@@ -170,6 +170,25 @@ def test_a_student_that_only_ties_the_baseline_pulls_the_levers_too():
     assert ctx.decisions == []  # above the baseline: nothing to pull
 
 
+def test_after_the_measured_students_come_the_narrower_ones():
+    # CoNLL at 40cfb38: bert-5 and bert-4 measured over a 3.03 ms target, bert-3 just under (0.199x); once trained
+    # bert-3 timed 0.210x, and with nothing narrower to try the plan shipped the teacher at 0.38x
+    predicted = {"bert-5": 3.68, "bert-4": 3.08, "bert-3": 2.47, "bert-2": 1.87, "bilstm": 2.47, "cnn": 1.41, "bert-1": 1.26}
+    measured = {"bert-5": {"meets_ratio": False, "latency_ratio": 0.293}, "bert-4": {"meets_ratio": False, "latency_ratio": 0.236}}
+    measured["bert-3"] = {"meets_ratio": True, "latency_ratio": 0.199}
+    kinds, note = compress._measured_kinds(
+        Plan(), {"folder": "t"}, {"latency_ratio": 0.2}, ["bert-5", "bert-4", "bert-3"], predicted, 3.03, {"measured": measured}, lambda: None
+    )
+    assert kinds == ["bert-3", "bert-2", "bilstm"] and "bert-3 0.199x" in note
+
+
+def test_a_student_measured_over_the_target_is_no_lever_candidate():
+    predicted = {"bert-5": 4.6, "bert-3": 3.1, "cnn": 1.0}
+    measured = {"bert-5": {"meets_ratio": False}, "bert-3": {"meets_ratio": True}}
+    assert compress.lever_candidates(predicted, measured) == {"bert-3": 3.1, "cnn": 1.0}
+    assert compress.lever_candidates(predicted, None) == predicted
+
+
 def test_the_sources_texts_lever_reteaches_the_best_student_on_a_bigger_transfer_set(monkeypatch):
     from bertx.recipes.plan import source_text
 
