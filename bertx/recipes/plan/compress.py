@@ -159,11 +159,15 @@ def compress_estimate(ctx: Context) -> float:
     the first one tried. With `latency_ratio` that is known before the baseline, since the teacher is the
     baseline's size; with an absolute latency a middle-sized one is assumed."""
     transfer = transfer_size(ctx)
-    epochs = student_epochs(transfer)
+    first, _ = _first_student(ctx)
+    return ctx.costs.student(first, transfer, student_epochs(transfer)) + (ctx.costs.measure_student(first) if ctx.config.ship.latency_ratio else 0.0)
+
+
+def _first_student(ctx: Context) -> tuple[str, dict]:
+    """The student tried first, and every kind's latency as a share of the teacher's (empty without a ratio)."""
     ratio = ctx.config.ship.latency_ratio
-    kinds = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0)[0] if ratio else ["bert-2"]
-    first = kinds[0] if kinds else "bert-2"
-    return ctx.costs.student(first, transfer, epochs) + (ctx.costs.measure_student(first) if ratio else 0.0)
+    kinds, shares = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0) if ratio else (["bert-2"], {})
+    return (kinds[0] if kinds else "bert-2"), shares
 
 
 def levers_estimate(ctx: Context) -> float:
@@ -173,8 +177,7 @@ def levers_estimate(ctx: Context) -> float:
     from bertx.recipes.plan.source_text import estimated_count
 
     ratio = ctx.config.ship.latency_ratio
-    kinds, shares = students_to_try(ctx, 1.0, ratio, fixed_ms=0.0) if ratio else (["bert-2"], {})
-    first = kinds[0] if kinds else "bert-2"
+    first, shares = _first_student(ctx)
     transfer, more = transfer_size(ctx), estimated_count(ctx)
     seconds = ctx.costs.ship(export=True) + 1.2 * ctx.costs.student(first, transfer, student_epochs(transfer))
     if more:

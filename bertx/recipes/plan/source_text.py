@@ -19,42 +19,46 @@ from bertx.recipes.plan.stages import SEQUENCE, Context, load_sources
 CAP = 10_000  # texts from the sources at most: a student's cost grows with its transfer set
 
 
-def shaped_sources(ctx: Context) -> list:
-    """The source entries whose inputs can have the target's shape (by task kind; pairs are checked on reading)."""
+def shaped_sources(ctx: Context) -> tuple:
+    """(the sources config, its entries whose inputs can have the target's shape: by task kind; pairs are
+    checked on reading)."""
     sources = load_sources(ctx.config)
     if sources is None:
-        return []
+        return None, []
     family = SEQUENCE if ctx.config.task in SEQUENCE else (ctx.config.task,)
-    return [entry for entry in sources.tasks if entry.kind in family]
+    return sources, [entry for entry in sources.tasks if entry.kind in family]
 
 
 def estimated_count(ctx: Context) -> int:
     """How many source texts the lever would add (for the estimate, before any is read)."""
     from bertx.recipes.plan.stages import source_sizes
 
-    if not shaped_sources(ctx):
+    _, entries = shaped_sources(ctx)
+    if not entries:
         return 0
     sizes = source_sizes(ctx)
-    return min(CAP, sum(sizes[entry.name][0] for entry in shaped_sources(ctx)))
+    return min(CAP, sum(sizes[entry.name][0] for entry in entries))
 
 
 def source_text_file(ctx: Context) -> tuple[str, int] | None:
     """(the file of the sources' texts shaped as the target's inputs, their count), written once into the plan's
     folder; None when no source has texts of that shape."""
-    if not shaped_sources(ctx):
+    sources, entries = shaped_sources(ctx)
+    if not entries:
         return None
     folder = ctx.out / "compress"
     single, pairs = folder / "source_texts.txt", folder / "source_texts.jsonl"
     for done in (single, pairs):
         if done.is_file():
             return str(done), sum(1 for _ in done.open(encoding="utf-8"))
-    texts = [t for entry in shaped_sources(ctx) for t in _texts(ctx, entry)]
+    pairs_wanted = target_pairs(ctx)
+    texts = [t for entry in entries for t in _texts(ctx, sources, entry, pairs_wanted)]
     if not texts:
         return None
     random.Random(ctx.config.seed).shuffle(texts)
     texts = texts[:CAP]
     runfolder.make_folder(folder)
-    if target_pairs(ctx):
+    if pairs_wanted:
         reading = ctx.reading()
         first, second = reading.text_column or "sentence1", reading.text_pair_column or "sentence2"
         runfolder.write_text(pairs, "".join(json.dumps({first: a, second: b}, ensure_ascii=False) + "\n" for a, b in texts))
@@ -63,9 +67,8 @@ def source_text_file(ctx: Context) -> tuple[str, int] | None:
     return str(single), len(texts)
 
 
-def _texts(ctx: Context, entry) -> list:
+def _texts(ctx: Context, sources, entry, pairs: bool) -> list:
     """A source's texts of the target's shape: a line of words (tagged sentences), a text, or a (text, pair)."""
-    sources = load_sources(ctx.config)
     path = entry.files(sources.data_dir)[0][1]
     if ctx.config.task == "ner":
         from bertx.data.conll import read_tagged
@@ -77,7 +80,7 @@ def _texts(ctx: Context, entry) -> list:
     data = entry.data
     examples, _ = read_examples(path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column, data.label_separator)
     clean = lambda text: " ".join(text.split())  # noqa: E731  a line each: no tab or line break inside
-    if target_pairs(ctx):
+    if pairs:
         return [(clean(e.text), clean(e.text_pair)) for e in examples if e.text_pair and e.text.strip() and e.text_pair.strip()]
     return [clean(e.text) for e in examples if not e.text_pair and e.text.strip()]
 
