@@ -9,9 +9,15 @@ three (`bertx distill --teachers`), same student, data, steps and seed. Every mo
 dev file (its final weights, no checkpoint chosen) and scored on the official dev file afterwards; the only
 choice made on dev is which teacher is "the best single teacher".
 
+With `--transfer-pairs`, a pair task's students also learn from the English sentence pairs of the other pair
+corpora here (RTE, MRPC and STS-B training pairs, QNLI's dev pairs, XNLI's and PAWS-X's English dev pairs;
+never the target's own files), labels dropped, which the teachers label as they label SST-2's unlabelled
+sentences; the row is named `<task>+pairs`. RTE and MRPC have no unlabelled text of their own, and an
+ensemble's soft targets can only pay off on texts the labelled set does not cover.
+
 Usage: python -m benchmarks.distill.distill_many [--quick] [--tasks rte,mrpc,sst2] [--work DIR] [--merge]
-`--quick`: RTE only, one epoch per teacher. `--merge`: keep the saved rows of tasks not run this time (each row
-records its commit). The last line of stdout is one JSON object; also saved in results/.
+[--transfer-pairs]. `--quick`: RTE only, one epoch per teacher. `--merge`: keep the saved rows of tasks not run
+this time (each row records its commit). The last line of stdout is one JSON object; also saved in results/.
 """
 
 from __future__ import annotations
@@ -54,6 +60,26 @@ def sst2_split(data: Path, work: Path, labelled: int) -> tuple[str, str]:
     train.write_text("\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in body[:labelled]), encoding="utf-8")
     rest.write_text("".join(r[0] + "\n" for r in body[labelled:]), encoding="utf-8")
     return str(train), str(rest)
+
+
+PAIR_FILES = ("glue/rte/train.tsv", "glue/mrpc/train.tsv", "glue/stsb/train.tsv", "glue/qnli/dev.tsv", "xnli/dev-en.tsv", "pawsx/dev-en.tsv")
+
+
+def transfer_pairs(data: Path, work: Path, spec: dict, name: str) -> str:
+    """The other corpora's sentence pairs as one JSONL file of unlabelled pairs (the target's own files left out)."""
+    own = {spec["train"], spec["dev"]}
+    pairs = []
+    for relative in PAIR_FILES:
+        if relative in own or not (data / relative).is_file():
+            continue
+        rows = list(csv.reader(open(data / relative, encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
+        at = {column: i for i, column in enumerate(rows[0])}
+        pairs += [(r[at["sentence1"]], r[at["sentence2"]]) for r in rows[1:] if len(r) == len(rows[0])]
+    clean = lambda text: " ".join(text.split())  # noqa: E731
+    out = work / f"{name}-transfer-pairs.jsonl"
+    work.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps({"sentence1": clean(a), "sentence2": clean(b)}) + "\n" for a, b in pairs if a.strip() and b.strip()))
+    return str(out)
 
 
 def teacher(name: str, spec: dict, train: str, dev: str, seed: int, epochs: int, work: Path) -> dict:
@@ -115,6 +141,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=None)
     parser.add_argument("--work", default=None, help="Where the teachers and students go (default: a folder under /tmp).")
     parser.add_argument("--merge", action="store_true", help="Keep the saved results' rows of the tasks not run now.")
+    parser.add_argument("--transfer-pairs", action="store_true", help="Pair tasks: the other pair corpora's pairs as transfer text.")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     data = Path(args.data_dir)
@@ -124,7 +151,8 @@ def main() -> None:
     result = {"benchmark": "distill_many", "quick": args.quick, "seeds": list(SEEDS), "multi_teacher": {}}
     saved = results_of(__file__) / "distill_many.json"
     if args.merge and saved.is_file():
-        result["multi_teacher"] = {k: v for k, v in json.loads(saved.read_text())["multi_teacher"].items() if k not in names}
+        run_now = {f"{n}+pairs" if args.transfer_pairs and "labelled" not in TASKS[n] else n for n in names}
+        result["multi_teacher"] = {k: v for k, v in json.loads(saved.read_text())["multi_teacher"].items() if k not in run_now}
     for name in names:
         spec = TASKS[name]
         epochs = 1 if args.quick else spec["epochs"]
@@ -134,14 +162,18 @@ def main() -> None:
             unlabelled = [rest]
         else:
             train, unlabelled = str(data / spec["train"]), []
+            if args.transfer_pairs:
+                unlabelled = [transfer_pairs(data, work, spec, name)]
+        row_name = f"{name}+pairs" if unlabelled and "labelled" not in spec else name
+        tag = "-pairs" if row_name != name else ""
         started = time.perf_counter()
         teachers = [teacher(name, spec, train, dev, seed, epochs, work) for seed in SEEDS]
         metric = "accuracy"
         ranked = sorted(teachers, key=lambda t: -t[metric])
         folders = [t["folder"] for t in ranked]  # the best first: the students copy its layers
         ensemble = ensemble_score(folders, dev)
-        from_best = student(name, spec, train, dev, folders[:1], unlabelled, work, "best", epochs)
-        from_ensemble = student(name, spec, train, dev, folders, unlabelled, work, "ensemble", epochs)
+        from_best = student(name, spec, train, dev, folders[:1], unlabelled, work, "best" + tag, epochs)
+        from_ensemble = student(name, spec, train, dev, folders, unlabelled, work, "ensemble" + tag, epochs)
         row = {
             "metric": metric,
             "teachers": [round(100 * t[metric], 2) for t in teachers],
@@ -152,12 +184,20 @@ def main() -> None:
             "minutes": round((time.perf_counter() - started) / 60, 1),
             "commit": commit(),
         }
+        if tag:
+            row["transfer_pairs"] = sum(1 for _ in open(unlabelled[0], encoding="utf-8"))
         row["gain_pts"] = round(row["student_from_ensemble"] - row["student_from_best"], 2)
         row["kept_of_ensemble_pct"] = round(100 * row["student_from_ensemble"] / row["ensemble"], 2)
-        result["multi_teacher"][name] = row
-        print(f"{name}: {row}", file=sys.stderr, flush=True)
-    rows = result["multi_teacher"].values()
-    result["multi_teacher_gain_pts"] = round(sum(r["gain_pts"] for r in rows) / len(rows), 2)
+        result["multi_teacher"][row_name] = row
+        print(f"{row_name}: {row}", file=sys.stderr, flush=True)
+    table = result["multi_teacher"]
+    plain = [row for key, row in table.items() if not key.endswith("+pairs")]
+    # the headline: every task's students learn from text beyond the labelled set where it was measured so
+    # (SST-2's unlabelled sentences, the pair tasks' other corpora); the plain rows' mean beside it
+    headline = [table.get(f"{key}+pairs", row) for key, row in table.items() if not key.endswith("+pairs")]
+    result["multi_teacher_gain_pts"] = round(sum(r["gain_pts"] for r in headline) / len(headline), 2)
+    result["multi_teacher_gain_pts_without_transfer_pairs"] = round(sum(r["gain_pts"] for r in plain) / len(plain), 2)
+    result["kept_of_ensemble_pct_min"] = min(r["kept_of_ensemble_pct"] for r in headline)
     result["machine"] = machine()
     save("distill_many" + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))

@@ -42,10 +42,26 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: 
     return [batches[i] for i in perm]
 
 
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Evaluation/prediction batches: sorted by length, so padding is minimal."""
+# Padded tokens per inference batch at most. Measured on 2 cores (AVX-512) with MiniLM, int8 ONNX, inputs of 128
+# tokens: 103 inputs/s in batches of 8 (1,024 tokens), 102 of 16, 82 of 32 and 79 of 64: past a couple of
+# thousand tokens a batch's activations leave the caches and every input costs more. Short inputs still fill
+# batches of `batch_size` (32 sentences of 20-50 tokens stay under it).
+MAX_BATCH_TOKENS = 2048
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = MAX_BATCH_TOKENS) -> list[list[int]]:
+    """Evaluation/prediction batches: sorted by length, so padding is minimal; at most `batch_size` examples and
+    (but for one example alone) `max_tokens` padded tokens each (None: no token limit)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if max_tokens is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(1, lengths[order[start]])  # the batch's first is its longest: it sets the padding
+        size = max(1, min(batch_size, max_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 def shard(batch: list[int], rank: int, world: int) -> list[int]:

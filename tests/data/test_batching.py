@@ -43,3 +43,13 @@ def test_sorted_batches_and_collate():
     assert batch["input_ids"].tolist() == [[2, 3, 0, 0], [2, 6, 7, 3]]
     assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
     assert batch["labels"].tolist() == [0, 1] and "token_type_ids" not in batch
+
+
+def test_sorted_batches_hold_at_most_max_tokens_of_padding():
+    lengths = [128] * 20 + [16] * 100
+    batches = sorted_batches(lengths, 32, max_tokens=1024)
+    assert sorted(i for b in batches for i in b) == list(range(120))  # every example once
+    assert all(len(b) * max(lengths[i] for i in b) <= 1024 for b in batches)
+    assert [len(b) for b in batches] == [8, 8, 8, 32, 32, 32]  # 8 of 128 tokens a batch; short ones fill 32
+    assert sorted_batches([5000, 10], 32, max_tokens=1024) == [[0], [1]]  # one input over the limit runs alone
+    assert sorted_batches(lengths, 32, max_tokens=None)[0] == list(range(20)) + list(range(20, 32))

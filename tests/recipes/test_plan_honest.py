@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import bertx
-from bertx.recipes.plan import budget, compress, stages
+from bertx.recipes.plan import budget, compress, constraints, stages
 from tests.recipes.test_plan import plan_config
 
 MIN = 60.0
@@ -246,6 +246,26 @@ def test_the_sources_texts_are_those_of_the_targets_shape_written_once_and_reada
     assert source_text_file(ctx) == (path, count) and Path(path).stat().st_mtime_ns == stamp  # a rerun reads what it wrote
 
 
+def test_a_target_without_text_of_its_own_teaches_every_student_with_the_sources_texts(tiny_bert, tmp_path):
+    ctx = sources_context(tiny_bert, tmp_path, pair=True)
+    ctx.profile.update(unlabelled_lines=0, train_examples=40)
+    path, count = compress._sources_file_from_start(ctx)
+    assert count == 30 and path.endswith("source_texts.jsonl")
+    assert ctx.decisions[-1]["decision"] == "teach every student with the sources' texts" and "40 labelled" in ctx.decisions[-1]["why"]
+    ctx.profile.update(unlabelled_lines=500)  # text of its own: the sources' texts stay a lever
+    assert compress._sources_file_from_start(ctx) is None
+
+
+def test_the_sources_texts_lever_is_skipped_when_every_student_had_them(monkeypatch):
+    from bertx.recipes.plan import source_text
+
+    ctx, distilled = Plan(), []
+    rows = [{"student": "bert-3+sources", "student_kind": "bert-3", "score": 0.78, "missed": [], "latency_ratio": 0.18, "export": "e"}]
+    monkeypatch.setattr(source_text, "source_text_file", lambda ctx: ("/plan/compress/source_texts.jsonl", 9400))
+    compress._source_texts(ctx, {"score": 0.80}, {"score": 0.83}, {}, rows, {}, lambda *a, **k: distilled.append(a) or True)
+    assert distilled == [] and ctx.decisions == []
+
+
 FOREIGN = ["bom", "ótimo", "lindo", "feliz", "ruim", "péssimo", "triste", "fraco", "filme", "história", "enredo", "muito"]
 
 
@@ -331,9 +351,9 @@ def test_two_students_of_one_architecture_timed_apart_are_timed_again_together(m
 
     def paired(folders, dev, rounds=5):
         calls.append((sorted(folders), rounds))
-        return {name: {"latency_ms": 3.0 if name != compress.BASELINE else 16.0} for name in folders}
+        return {name: {"latency_ms": 3.0 if name != constraints.BASELINE else 16.0} for name in folders}
 
-    monkeypatch.setattr(compress, "paired_latency", paired)
+    monkeypatch.setattr(constraints, "paired_latency", paired)
     ctx = Plan()
     ctx.out, ctx.inputs = Path("plan"), {"dev": "dev.tsv"}
     ship = {"latency_ratio": 0.2, "latency_ms": None, "size_mb": None, "min_kept": None}
@@ -344,11 +364,11 @@ def test_two_students_of_one_architecture_timed_apart_are_timed_again_together(m
     twins = [row("bert-3", 0.189), row("bert-3+ensemble", 0.256)]
     for r in twins:
         r.update(latency_ratio=r["latency_ms"] / 16, baseline_ms_beside=16.0)
-        r["missed"] = compress.missed_constraints(r, ship, 0.58)
+        r["missed"] = constraints.missed_constraints(r, ship, 0.58)
     assert twins[1]["missed"] and not twins[0]["missed"]
-    compress._retime_twins(ctx, twins, ship, 0.58)
-    assert calls == [(sorted(["bert-3", "bert-3+ensemble", compress.BASELINE]), 15)]
+    constraints.retime_twins(ctx, twins, ship, 0.58)
+    assert calls == [(sorted(["bert-3", "bert-3+ensemble", constraints.BASELINE]), 15)]
     assert [r["latency_ratio"] for r in twins] == [0.188, 0.188] and not any(r["missed"] for r in twins)
     assert "time the twins again" in [d["decision"] for d in ctx.decisions]
-    compress._retime_twins(ctx, twins, ship, 0.58)  # now within the spread: not timed again
+    constraints.retime_twins(ctx, twins, ship, 0.58)  # now within the spread: not timed again
     assert len(calls) == 1

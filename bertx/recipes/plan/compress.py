@@ -10,8 +10,8 @@ from pathlib import Path
 from bertx import runfolder
 from bertx.config import DistillConfig, TrainConfig
 from bertx.errors import BertxError
-from bertx.evaluation.latency import paired_latency
 from bertx.recipes.plan import stages
+from bertx.recipes.plan.constraints import missed_constraints, retime_twins, twins
 from bertx.recipes.plan.costs import STUDENT_LATENCY, STUDENT_QUALITY, minutes
 from bertx.recipes.plan.ledger import PARTIAL, elapsed, save_ledger
 from bertx.recipes.plan.stages import (
@@ -158,9 +158,16 @@ def compress_estimate(ctx: Context) -> float:
     """One student (the plan stops at the first that meets `ship`; more run only while the budget allows):
     the first one tried. With `latency_ratio` that is known before the baseline, since the teacher is the
     baseline's size; with an absolute latency a middle-sized one is assumed."""
-    transfer = transfer_size(ctx)
+    transfer = transfer_size(ctx) + _sources_count_from_start(ctx)
     first, _ = _first_student(ctx)
     return ctx.costs.student(first, transfer, student_epochs(transfer)) + (ctx.costs.measure_student(first) if ctx.config.ship.latency_ratio else 0.0)
+
+
+def _sources_count_from_start(ctx: Context) -> int:
+    """How many of the sources' texts every student learns from on a target without text of its own (0 otherwise)."""
+    from bertx.recipes.plan.source_text import estimated_count, text_poor
+
+    return estimated_count(ctx) if text_poor(ctx) else 0
 
 
 def _first_student(ctx: Context) -> tuple[str, dict]:
@@ -178,7 +185,8 @@ def levers_estimate(ctx: Context) -> float:
 
     ratio = ctx.config.ship.latency_ratio
     first, shares = _first_student(ctx)
-    transfer, more = transfer_size(ctx), estimated_count(ctx)
+    start = _sources_count_from_start(ctx)  # the sources' texts already in every student's transfer set: no lever of its own
+    transfer, more = transfer_size(ctx) + start, 0 if start else estimated_count(ctx)
     seconds = ctx.costs.ship(export=True) + 1.2 * ctx.costs.student(first, transfer, student_epochs(transfer))
     if more:
         seconds += ctx.costs.student(first, transfer + more, student_epochs(transfer + more))
@@ -215,24 +223,6 @@ def export_candidate(ctx: Context, model: dict, name: str) -> dict:
     }
 
 
-def missed_constraints(row: dict, ship: dict, teacher_score: float) -> list[str]:
-    """The ship constraints `row` misses (empty: it meets them all)."""
-    missed = []
-    if ship.get("latency_ratio") is not None and row.get("latency_ratio") is not None:
-        if row["latency_ratio"] > ship["latency_ratio"]:
-            missed.append(
-                f"latency {row['latency_ratio']:.3f}x the baseline's > {ship['latency_ratio']:g}x "
-                f"({row['latency_ms']:.2f} ms beside its {row['baseline_ms_beside']:.2f})"
-            )
-    elif ship.get("latency_ms") is not None and row["latency_ms"] > ship["latency_ms"]:
-        missed.append(f"latency {row['latency_ms']:.2f} ms > {ship['latency_ms']:.2f}")
-    if ship.get("size_mb") is not None and row["size_mb"] > ship["size_mb"]:
-        missed.append(f"size {row['size_mb']:.1f} MB > {ship['size_mb']:g}")
-    if ship.get("min_kept") is not None and teacher_score and row["score"] / teacher_score < ship["min_kept"]:
-        missed.append(f"keeps {100 * row['score'] / teacher_score:.1f}% < {100 * ship['min_kept']:g}%")
-    return missed
-
-
 def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, out: Path, ledger: dict) -> dict:
     """Distil students best-first until one meets every ship constraint or the budget runs out; when the best
     that meets them scores under the baseline, pull the levers that may close the gap (`_levers`)."""
@@ -257,8 +247,10 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
 
     def distil(kind: str, teachers: tuple[str, ...] = (), more: tuple[str, int] | None = None) -> bool:
         """Distil, export and measure one student unless done (from the teacher, or from it and `teachers` as
-        an ensemble; `more`: a file of more unlabelled text and its count); False when the budget cannot afford it."""
-        name = f"{kind}+ensemble" if teachers else f"{kind}+sources" if more else kind
+        an ensemble; `more`: a file of more unlabelled text and its count, by default the sources' texts on a
+        target without text of its own); False when the budget cannot afford it."""
+        more = more or from_start
+        name = kind + ("+ensemble" if teachers else "") + ("+sources" if more else "")
         if any(r["student"] == name for r in rows):
             return True
         size = transfer + (more[1] if more else 0)
@@ -285,11 +277,27 @@ def run(ctx: stages.Context, base: dict, teacher: dict, ship: dict, left_after, 
     # teacher's dev gain was inside the noise was measured and dropped: on SST-2 the students were no better
     # (bert-3: 77.06 from both, 77.29 from the teacher, 77.64 from the baseline), and on the kitchen reviews a
     # gain of +12.5 on 32 dev examples counted as noise and the weaker baseline dragged the targets down.
+    from_start = _sources_file_from_start(ctx)
     _best_first(kinds, rows, distil)
     _levers(ctx, base, teacher, ship, rows, lever_candidates(predicted, partial.get("measured")), distil)
     chosen = _chosen(ctx, rows, base, teacher)
     ledger["stages"].pop(PARTIAL, None)
     return {"students": rows, "chosen": chosen, "measured": partial.get("measured")}
+
+
+def _sources_file_from_start(ctx: stages.Context) -> tuple[str, int] | None:
+    """The sources' texts for every student (file, count) when the target has no text of its own, else None."""
+    from bertx.recipes.plan.source_text import source_text_file, text_poor
+
+    found = source_text_file(ctx) if text_poor(ctx) else None
+    if found:
+        ctx.decide(
+            "compress",
+            "teach every student with the sources' texts",
+            f"the target has no text beyond its {ctx.examples} labelled examples: {found[1]} texts of the sources "
+            "shaped as its inputs join the transfer set, which the teacher labels",
+        )
+    return found
 
 
 def lever_candidates(predicted: dict, measured: dict | None) -> dict:
@@ -342,35 +350,6 @@ def _measured_kinds(
     return found[:MAX_STUDENTS] or kinds, note
 
 
-BASELINE = "(baseline)"  # its name among the twins timed beside it (no student is named so)
-TWIN_SPREAD = 1.2  # two students of one architecture timed further apart than this were timed under different loads
-
-
-def _retime_twins(ctx: stages.Context, twins: list[dict], ship: dict, teacher_score: float) -> None:
-    """Students of one architecture (a student and the same student taught by an ensemble) answer equally fast;
-    timed at different moments, a load at one of them can put one over the latency target and not the other
-    (RTE: 0.189x and 0.256x for two 3-layer students). When they differ by more than TWIN_SPREAD, they are timed
-    again together beside the baseline, 15 rounds, and those figures decide for both."""
-    ratios = [r["latency_ratio"] for r in twins if r.get("latency_ratio")]
-    if len(ratios) < 2 or max(ratios) <= TWIN_SPREAD * min(ratios):
-        return
-    names = {r["student"]: r["export"] for r in twins}
-    found = paired_latency({**names, BASELINE: ctx.out / "baseline"}, ctx.inputs["dev"], rounds=15)
-    beside = found[BASELINE]["latency_ms"]
-    for row in twins:
-        was = row["latency_ratio"]
-        row.update(latency_ms=found[row["student"]]["latency_ms"], baseline_ms_beside=beside)
-        row["latency_ratio"] = round(row["latency_ms"] / beside, 3)
-        row["timing_note"] = f"timed {was:.3f}x alone; again beside its twin of the same architecture, 15 rounds"
-        row["missed"] = missed_constraints(row, ship, teacher_score)
-    together = ", ".join(f"{row['student']} {row['latency_ratio']:.3f}x" for row in twins)
-    ctx.decide(
-        "compress",
-        "time the twins again",
-        f"{', '.join(names)} share an architecture but timed {min(ratios):.3f}x and {max(ratios):.3f}x the baseline: timed together, {together}",
-    )
-
-
 def _levers(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
     """Never below the baseline without trying: when the best model meeting `ship` scores no better than the
     baseline on dev (a tie on a dev split of a few hundred examples is no evidence that the smaller model holds:
@@ -421,8 +400,8 @@ def _source_texts(ctx: stages.Context, base: dict, teacher: dict, ship: dict, ro
     from bertx.recipes.plan.source_text import source_text_file
 
     kind = _best_admissible_kind(rows)
-    more = source_text_file(ctx) if kind else None
-    if more is None:
+    more = source_text_file(ctx) if kind and not any(r["student"].endswith("+sources") for r in rows) else None
+    if more is None:  # no admissible student, no source of the target's shape, or every student had them already
         return
     ctx.decide(
         "compress",
@@ -431,7 +410,7 @@ def _source_texts(ctx: stages.Context, base: dict, teacher: dict, ship: dict, ro
         f"({transfer_size(ctx)} -> {transfer_size(ctx) + more[1]}); the teacher labels them",
     )
     if distil(kind, more=more):
-        _retime_twins(ctx, _twins(rows, kind), ship, teacher["score"])
+        retime_twins(ctx, twins(rows, kind), ship, teacher["score"])
 
 
 def _ensemble(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
@@ -447,11 +426,7 @@ def _ensemble(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: 
         ctx.decide("compress", "no ensemble", str(err))
     else:
         if taught:
-            _retime_twins(ctx, _twins(rows, kind), ship, teacher["score"])
-
-
-def _twins(rows: list, kind: str) -> list[dict]:
-    return [r for r in rows if r.get("student_kind") == kind and r.get("export")]
+            retime_twins(ctx, twins(rows, kind), ship, teacher["score"])
 
 
 def _wider(ctx: stages.Context, base: dict, teacher: dict, ship: dict, rows: list, predicted: dict, distil) -> None:
