@@ -42,25 +42,23 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: 
     return [batches[i] for i in perm]
 
 
-# Padded tokens per inference batch at most. Measured on 2 cores (AVX-512) with MiniLM, int8 ONNX, inputs of 128
-# tokens: 103 inputs/s in batches of 8 (1,024 tokens), 102 of 16, 82 of 32 and 79 of 64: past a couple of
-# thousand tokens a batch's activations leave the caches and every input costs more. Short inputs still fill
-# batches of `batch_size` (32 sentences of 20-50 tokens stay under it).
-MAX_BATCH_TOKENS = 2048
+# Inference batches are cut where an input would be padded to more than this many times its length. Sorted by
+# length, a batch of 32 SST-2 sentences runs from about 60 tokens down to 8: padded to its longest, most of its
+# tokens are padding. Cut at twice, the same batch runs as two or three model calls of similar lengths.
+MAX_PADDING = 2.0
 
 
-def sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = MAX_BATCH_TOKENS) -> list[list[int]]:
-    """Evaluation/prediction batches: sorted by length, so padding is minimal; at most `batch_size` examples and
-    (but for one example alone) `max_tokens` padded tokens each (None: no token limit)."""
+def sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float | None = MAX_PADDING) -> list[list[int]]:
+    """Evaluation/prediction batches: sorted by length, so padding is minimal; at most `batch_size` examples
+    each, and a new batch wherever an example would be padded to more than `max_padding` times its length
+    (None: batches of `batch_size` only)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-    if max_tokens is None:
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    batches, start = [], 0
-    while start < len(order):
-        longest = max(1, lengths[order[start]])  # the batch's first is its longest: it sets the padding
-        size = max(1, min(batch_size, max_tokens // longest))
-        batches.append(order[start : start + size])
-        start += size
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and (max_padding is None or max_padding * lengths[i] >= lengths[batches[-1][0]]):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
     return batches
 
 

@@ -45,11 +45,10 @@ def test_sorted_batches_and_collate():
     assert batch["labels"].tolist() == [0, 1] and "token_type_ids" not in batch
 
 
-def test_sorted_batches_hold_at_most_max_tokens_of_padding():
-    lengths = [128] * 20 + [16] * 100
-    batches = sorted_batches(lengths, 32, max_tokens=1024)
-    assert sorted(i for b in batches for i in b) == list(range(120))  # every example once
-    assert all(len(b) * max(lengths[i] for i in b) <= 1024 for b in batches)
-    assert [len(b) for b in batches] == [8, 8, 8, 32, 32, 32]  # 8 of 128 tokens a batch; short ones fill 32
-    assert sorted_batches([5000, 10], 32, max_tokens=1024) == [[0], [1]]  # one input over the limit runs alone
-    assert sorted_batches(lengths, 32, max_tokens=None)[0] == list(range(20)) + list(range(20, 32))
+def test_sorted_batches_pad_no_input_beyond_twice_its_length():
+    lengths = [128] * 40 + [60, 50, 40, 31, 30, 20, 16, 15, 8]
+    batches = sorted_batches(lengths, 32)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every example once
+    assert all(2 * lengths[i] >= lengths[b[0]] for b in batches for i in b)  # padded to at most twice its length
+    assert [len(b) for b in batches] == [32, 8, 5, 3, 1]  # 128s fill batches of 32; then 60-30, 20-15, 8
+    assert [len(b) for b in sorted_batches(lengths, 32, max_padding=None)] == [32, 17]
