@@ -74,7 +74,11 @@ def test_the_probe_times_the_mean_the_middle_lengths_and_the_longest(mean, longe
 
 def ratio_plan(ratio: float | None, students=("bert-3", "bert-2", "bilstm", "cnn", "bert-1", "bag")):
     config = SimpleNamespace(
-        task="classification", students=list(students), augment=0, sources=None, ship=SimpleNamespace(latency_ratio=ratio, latency_ms=None if ratio else 5.0)
+        task="classification",
+        students=list(students),
+        augment=0,
+        sources=None,
+        ship=SimpleNamespace(latency_ratio=ratio, latency_ms=None if ratio else 5.0),
     )
     profile = {
         "max_length": 64,
