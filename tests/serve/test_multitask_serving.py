@@ -55,11 +55,14 @@ def test_one_encoder_pass_serves_every_head(mt_folder, monkeypatch):
     calls = []
     real = predictor.encoder.forward
     monkeypatch.setattr(predictor.encoder, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
-    predictor.predict(TEXTS[:3] + TEXTS[4:], tasks=["sent", "short"])  # nothing longer than 8 tokens
-    assert len(calls) == 1
+    predictor.predict(TEXTS[:3] + TEXTS[4:], tasks=["sent"])  # nothing longer than 8 tokens
+    one_head = len(calls)  # a pass per length-sorted batch (batches are cut where padding passes 2x)
+    calls.clear()
+    predictor.predict(TEXTS[:3] + TEXTS[4:], tasks=["sent", "short"])
+    assert len(calls) == one_head >= 1  # two heads, the same passes
     calls.clear()
     predictor.predict(TEXTS, tasks=["sent", "short"])  # the long text again, cut at 8 for `short` alone
-    assert len(calls) == 2
+    assert len(calls) > one_head
 
 
 @pytest.fixture(scope="module")
