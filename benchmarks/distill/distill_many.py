@@ -28,9 +28,11 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from benchmarks.distill.students import model_only, parse_student
 from benchmarks.harness import machine, results_of, save
 
 SEEDS = (1, 2, 3)
@@ -39,6 +41,19 @@ TASKS = {
     "mrpc": {"task": "pair-classification", "train": "glue/mrpc/train.tsv", "dev": "glue/mrpc/dev.tsv", "epochs": 3, "max_length": 128},
     "sst2": {"task": "classification", "train": "sst2/train.tsv", "dev": "sst2/dev.tsv", "epochs": 2, "max_length": 64, "labelled": 8000},
 }
+
+
+@dataclass
+class Job:
+    """One task's students: what every student of it is trained and scored on."""
+
+    name: str
+    spec: dict
+    train: str
+    dev: str
+    unlabelled: list[str]
+    work: Path
+    epochs: int
 
 
 def commit() -> str:
@@ -113,26 +128,60 @@ def ensemble_score(folders: list[str], dev: str) -> dict:
     return metrics
 
 
-def student(name: str, spec: dict, train: str, dev: str, teachers: list[str], unlabelled: list[str], work: Path, tag: str, epochs: int) -> dict:
+def student(job: Job, teachers: list[str], tag: str, kind: str = "bert3") -> dict:
+    """`kind` "bert3": the 3-layer BERT student copied from the first teacher's layers; otherwise a
+    non-transformer student spec (`bilstm-e128-h150`), trained with bertx's defaults for its kind."""
     import bertx
 
-    out = work / f"{name}-student-{tag}"
+    name, spec, work = job.name, job.spec, job.work
+    out = work / f"{name}-student-{tag}" if kind == "bert3" else work / f"{name}-{kind}-{tag}"
+    if kind == "bert3":
+        student_config, train_config = {"layers": 3}, {"batch_size": 32, "lr": 1e-4}
+    else:
+        student_config, train_config = parse_student(kind), {"batch_size": 64}
     started = time.perf_counter()
     bertx.distill(
         {
             "teacher": teachers[0],
             "teachers": teachers[1:],
             "output": str(out),
-            "data": {"train": train, "max_length": spec["max_length"]},
-            "student": {"layers": 3},
-            "unlabelled": unlabelled,
+            "data": {"train": job.train, "max_length": spec["max_length"]},
+            "student": student_config,
+            "unlabelled": job.unlabelled,
             "baseline": False,
-            "train": {"epochs": epochs, "batch_size": 32, "lr": 1e-4, "seed": 7, "save_steps": None},
+            "train": {"epochs": job.epochs, "seed": 7, "save_steps": None, **train_config},
         },
         show_progress=False,
         overwrite=True,
     )
-    return {**bertx.evaluate(str(out), dev), "seconds": round(time.perf_counter() - started, 1)}
+    return {"folder": str(out), **bertx.evaluate(str(out), job.dev), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def small_students(job: Job, folders: list[str], kinds: list[str]) -> dict:
+    """Each non-transformer student from the best teacher and from the ensemble, with its share of the best
+    teacher's score and its model-only speed against that teacher's (batch 32, dev inputs, measured after
+    training, one model after another)."""
+    rows, texts = {}, dev_texts(job.dev)
+    best_teacher = model_only(folders[0], texts)
+    for kind in kinds:
+        from_best = student(job, folders[:1], "best", kind)
+        from_ensemble = student(job, folders, "ensemble", kind)
+        speed = model_only(from_ensemble["folder"], texts)
+        rows[kind] = {
+            "student_from_best": round(100 * from_best["accuracy"], 2),
+            "student_from_ensemble": round(100 * from_ensemble["accuracy"], 2),
+            "gain_pts": round(100 * (from_ensemble["accuracy"] - from_best["accuracy"]), 2),
+            "minutes": round((from_best["seconds"] + from_ensemble["seconds"]) / 60, 1),
+            "inputs_per_s_batch32": speed["inputs_per_s_batch32"],
+            "teacher_inputs_per_s_batch32": best_teacher["inputs_per_s_batch32"],
+            "speedup_model_b32": round(speed["inputs_per_s_batch32"] / best_teacher["inputs_per_s_batch32"], 2),
+        }
+    return rows
+
+
+def dev_texts(dev: str) -> list[str]:
+    rows = list(csv.reader(open(dev, encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [r[0] for r in rows[1:]]
 
 
 def main() -> None:
@@ -142,6 +191,12 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="Where the teachers and students go (default: a folder under /tmp).")
     parser.add_argument("--merge", action="store_true", help="Keep the saved results' rows of the tasks not run now.")
     parser.add_argument("--transfer-pairs", action="store_true", help="Pair tasks: the other pair corpora's pairs as transfer text.")
+    parser.add_argument(
+        "--small-students",
+        default="bilstm-e128-h150",
+        help="Non-transformer students of the single-text task (SST-2), from the best teacher and the ensemble; '' for none.",
+    )
+    parser.add_argument("--skip-bert3", action="store_true", help="Train only the small students (with --merge: keep the saved 3-layer rows).")
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     data = Path(args.data_dir)
@@ -150,6 +205,7 @@ def main() -> None:
     os.environ.setdefault("BERTX_CACHE", str(work / "cache"))  # an empty teacher store: every teacher labels here
     result = {"benchmark": "distill_many", "quick": args.quick, "seeds": list(SEEDS), "multi_teacher": {}}
     saved = results_of(__file__) / "distill_many.json"
+    previous = json.loads(saved.read_text())["multi_teacher"] if saved.is_file() else {}
     if args.merge and saved.is_file():
         run_now = {f"{n}+pairs" if args.transfer_pairs and "labelled" not in TASKS[n] else n for n in names}
         result["multi_teacher"] = {k: v for k, v in json.loads(saved.read_text())["multi_teacher"].items() if k not in run_now}
@@ -172,18 +228,26 @@ def main() -> None:
         ranked = sorted(teachers, key=lambda t: -t[metric])
         folders = [t["folder"] for t in ranked]  # the best first: the students copy its layers
         ensemble = ensemble_score(folders, dev)
-        from_best = student(name, spec, train, dev, folders[:1], unlabelled, work, "best" + tag, epochs)
-        from_ensemble = student(name, spec, train, dev, folders, unlabelled, work, "ensemble" + tag, epochs)
+        job = Job(name, spec, train, dev, unlabelled, work, epochs)
+        saved_row = result["multi_teacher"].get(row_name) or previous.get(row_name, {})
+        if args.skip_bert3 and "student_from_best" in saved_row:
+            bert3 = {k: saved_row[k] for k in ("student_from_best", "student_from_ensemble", "commit")}
+        else:
+            from_best = student(job, folders[:1], "best" + tag)
+            from_ensemble = student(job, folders, "ensemble" + tag)
+            bert3 = {"student_from_best": round(100 * from_best[metric], 2), "student_from_ensemble": round(100 * from_ensemble[metric], 2)}
         row = {
             "metric": metric,
             "teachers": [round(100 * t[metric], 2) for t in teachers],
             "ensemble": round(100 * ensemble[metric], 2),
-            "student_from_best": round(100 * from_best[metric], 2),
-            "student_from_ensemble": round(100 * from_ensemble[metric], 2),
+            **bert3,
             "dev_examples": sum(1 for _ in open(dev, encoding="utf-8")) - 1,
             "minutes": round((time.perf_counter() - started) / 60, 1),
             "commit": commit(),
+            **({"bert3_commit": bert3["commit"]} if "commit" in bert3 else {}),
         }
+        if args.small_students and "labelled" in spec:  # the non-transformer students read single texts
+            row["small_students"] = small_students(job, folders, args.small_students.split(","))
         if tag:
             row["transfer_pairs"] = sum(1 for _ in open(unlabelled[0], encoding="utf-8"))
         row["gain_pts"] = round(row["student_from_ensemble"] - row["student_from_best"], 2)
@@ -198,6 +262,13 @@ def main() -> None:
     result["multi_teacher_gain_pts"] = round(sum(r["gain_pts"] for r in headline) / len(headline), 2)
     result["multi_teacher_gain_pts_without_transfer_pairs"] = round(sum(r["gain_pts"] for r in plain) / len(plain), 2)
     result["kept_of_ensemble_pct_min"] = min(r["kept_of_ensemble_pct"] for r in headline)
+    small = [(spec_, row, max(row["teachers"])) for row in headline for spec_, row in row.get("small_students", {}).items()]
+    fast = [(spec_, row, best) for spec_, row, best in small if row["speedup_model_b32"] >= 10] or small
+    if fast:  # the issue's "students at the next limit": the best non-transformer student at >= 10x its teacher
+        spec_, row, best = max(fast, key=lambda item: item[1]["student_from_ensemble"] / item[2])
+        result["best_student"] = spec_
+        result["best_student_kept"] = round(100 * row["student_from_ensemble"] / best, 2)
+        result["best_student_speedup_model_b32"] = row["speedup_model_b32"]
     result["machine"] = machine()
     save("distill_many" + ("_quick" if args.quick else ""), result)
     print(json.dumps(result))

@@ -372,3 +372,25 @@ def test_two_students_of_one_architecture_timed_apart_are_timed_again_together(m
     assert "time the twins again" in [d["decision"] for d in ctx.decisions]
     constraints.retime_twins(ctx, twins, ship, 0.58)  # now within the spread: not timed again
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("at_ship, timed_longer", [(0.201, True), (0.19, False), (0.25, True)])
+def test_a_ship_timing_on_the_other_side_of_the_target_is_settled_by_a_longer_one(monkeypatch, at_ship, timed_longer):
+    """RTE: the compress stage timed the shipped student 0.172x the baseline, the ship stage 0.201x against a 0.2x
+    target: one moment was loaded, so 15 rounds decide what the plan reports (and a timing on the same side as the
+    compress stage's is kept as it is)."""
+    calls = []
+
+    def paired(folders, dev, rounds=5):
+        calls.append(rounds)
+        ratio = at_ship if rounds == 5 else 0.18
+        return {"model": {"latency_ms": 20.0 * ratio}, "baseline": {"latency_ms": 20.0}}
+
+    monkeypatch.setattr(stages, "paired_latency", paired)
+    ctx = Plan()
+    ctx.config.ship = type("S", (), {"latency_ratio": 0.2})()
+    ctx.out, ctx.inputs = Path("plan"), {"dev": "dev.tsv"}
+    found = stages.timed_again(ctx, Path("plan/ship"), {"latency_ratio": 0.172})
+    assert calls == ([5, 15] if timed_longer else [5])
+    assert found["latency_ratio"] == (0.18 if timed_longer else at_ship)
+    assert ("time the shipped model again" in [d["decision"] for d in ctx.decisions]) == timed_longer

@@ -281,7 +281,7 @@ def shipped_line(summary: dict, base: dict, config: PlanConfig) -> str:
 def _flag_below_baseline(ctx: stages.Context, base: dict, teacher: dict, shipped: dict, ledger: dict) -> None:
     """A shipped model that scores under the plain baseline on dev is said so, once, with the nearest
     alternative the plan measured: the constraint to relax and what it would have shipped."""
-    if shipped["score"] >= base["score"] or any(d["stage"] == "ship" for d in ctx.decisions):
+    if shipped["score"] >= base["score"] or any(d["decision"] == "below the baseline" for d in ctx.decisions):
         return
     compressed = StageRecord.of(ledger, "compress")
     tried = ((compressed.result if compressed else None) or {}).get("students") or []

@@ -120,6 +120,27 @@ def timed(ctx: Context, folder: Path | str, same_architecture: bool = False) -> 
     return {**found["model"], "baseline_ms_beside": found["baseline"]["latency_ms"], "latency_ratio": round(ratio, 3), **note}
 
 
+def timed_again(ctx: Context, folder: Path, chosen: dict) -> dict:
+    """The shipped copy timed beside the baseline once more. Where this timing and the compress stage's fall on
+    opposite sides of `ship: {latency_ratio}` (RTE: 0.172x there, 0.201x here against 0.2x), one of the two
+    moments was loaded: a third timing of 15 rounds decides what the plan reports."""
+    found = timed(ctx, folder)
+    limit, before = ctx.config.ship.latency_ratio, chosen.get("latency_ratio")
+    if limit is None or before is None or (before <= limit) == (found["latency_ratio"] <= limit):
+        return found
+    base = ctx.out / "baseline"
+    longer = paired_latency({"model": folder, "baseline": base}, ctx.inputs["dev"], rounds=15)
+    ratio = round(longer["model"]["latency_ms"] / longer["baseline"]["latency_ms"], 3)
+    ctx.decide(
+        "ship",
+        "time the shipped model again",
+        f"the compress stage timed it {before:.3f}x the baseline and this stage {found['latency_ratio']:.3f}x, either side of "
+        f"the {limit:g}x target: 15 rounds give {ratio:.3f}x",
+    )
+    note = f"timed {before:.3f}x at compress and {found['latency_ratio']:.3f}x at ship; again in 15 rounds"
+    return {**longer["model"], "baseline_ms_beside": longer["baseline"]["latency_ms"], "latency_ratio": ratio, "timing_note": note}
+
+
 def weights_mb(folder: Path) -> float:
     return round(sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin", ".onnx")) / 2**20, 1)
 
@@ -340,7 +361,7 @@ def ship(ctx: Context, chosen: dict) -> dict:
         "from": str(source),
         "metric": chosen["metric"],
         "score": float(metrics[chosen["metric"]]),
-        **timed(ctx, target),
+        **timed_again(ctx, target, chosen),
         "size_mb": weights_mb(target),
         "serve": f"bertx serve {target}",
     }
