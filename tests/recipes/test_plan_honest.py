@@ -394,3 +394,40 @@ def test_a_ship_timing_on_the_other_side_of_the_target_is_settled_by_a_longer_on
     assert calls == ([5, 15] if timed_longer else [5])
     assert found["latency_ratio"] == (0.18 if timed_longer else at_ship)
     assert ("time the shipped model again" in [d["decision"] for d in ctx.decisions]) == timed_longer
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_the_sources_texts_are_priced_by_the_sources_of_the_targets_shape_at_their_own_lengths(tiny_bert, tmp_path, monkeypatch, pair):
+    """RTE's estimate counted CoLA's and SST-2's single sentences among its pairs and priced MRPC's and STS-B's
+    pairs at RTE's own length: its compress stage ran at half its estimate. Only the sources whose texts have
+    the target's shape count, each at its own lengths."""
+    from bertx.recipes.plan import source_text
+
+    ctx = sources_context(tiny_bert, tmp_path, pair)
+    sizes = {"toy": (200, [10.0, 12.0]), "pairs": (30, [40.0, 50.0]), "tagged": (2, [4.0])}
+    monkeypatch.setattr(stages, "source_sizes", lambda ctx: sizes)
+    found = source_text.estimated_texts(ctx)
+    assert found == ([(30, [40.0, 50.0])] if pair else [(200, [10.0, 12.0])])
+    assert source_text.estimated_count(ctx) == (30 if pair else 200)
+    monkeypatch.setattr(source_text, "CAP", 100)  # scaled down to the cap in all
+    assert source_text.estimated_count(ctx) == (30 if pair else 100)
+
+
+def test_after_the_choose_stage_the_multitask_teacher_is_priced_with_the_sources_it_kept(monkeypatch):
+    """Before the choose stage a multi-task teacher is priced with two sources of average size and lengths; after
+    it, with the ones it kept (RTE's MRPC and STS-B pairs are longer than the average with single sentences)."""
+    from bertx.recipes.plan.costs import Costs
+
+    sizes = {"short": (4000, [10.0]), "long": (4000, [60.0]), "other": (4000, [10.0])}
+    monkeypatch.setattr(stages, "source_sizes", lambda ctx: sizes)
+    probe = {"length": 32, "points": [{"length": 8, "train_s": 0.01, "infer_s": 0.002}, {"length": 64, "train_s": 0.08, "infer_s": 0.016}]}
+    profile = {"max_length": 64, "length_quantiles": [30.0], "dev_length_quantiles": [30.0], "dev_examples": 100, "train_examples": 1000}
+    ctx = stages.Context(config=None, out=None, inputs={}, profile=profile, costs=Costs(probe, profile))
+    before = stages.teacher_estimate(ctx, "multitask", 3.0)
+    ctx.helpful = ["long"]
+    one_long = stages.teacher_estimate(ctx, "multitask", 3.0)
+    ctx.helpful = ["long", "short"]
+    two = stages.teacher_estimate(ctx, "multitask", 3.0)
+    assert before < two and one_long < two  # two sources of average length cost less than the long one and another
+    ctx.helpful = ["short", "other"]
+    assert stages.teacher_estimate(ctx, "multitask", 3.0) < before  # two short ones cost less than the average pair

@@ -250,6 +250,7 @@ def _transfer_stages(plan: Stages, ctx: stages.Context) -> tuple[str, list[str]]
         row = plan.rows["choose"]
         chosen = plan.run("choose", lambda: choose.choose(ctx, row.get("source_examples", stages.SOURCE_EXAMPLES), row.get("closest")))
         encoder, helpful = chosen["encoder"], chosen["helpful"]
+        ctx.helpful = list(helpful)  # a resumed plan reads them from its ledger
     else:
         plan.skip("choose", plan.rows["choose"]["reason"])
     if plan.rows["adapt"]["run"]:

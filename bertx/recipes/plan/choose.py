@@ -47,6 +47,7 @@ def choose(ctx: Context, source_examples: int = SOURCE_EXAMPLES, closest: int | 
         why = f"{config.task} is not ranked from frozen features" if not rankable else f"regime {config.regime} trains no multi-task teacher"
         ctx.decide("choose", "no sources", why)
     result["encoder"] = encoder
+    ctx.helpful = list(result["helpful"])  # the re-plan after this stage prices the teacher with these
     return result
 
 

@@ -158,16 +158,29 @@ def compress_estimate(ctx: Context) -> float:
     """One student (the plan stops at the first that meets `ship`; more run only while the budget allows):
     the first one tried. With `latency_ratio` that is known before the baseline, since the teacher is the
     baseline's size; with an absolute latency a middle-sized one is assumed."""
-    transfer = transfer_size(ctx) + _sources_count_from_start(ctx)
+    from bertx.recipes.plan.costs import STUDENT_WORK
+
+    costs, own = ctx.costs, transfer_size(ctx)
+    more = _sources_from_start(ctx)  # priced at the sources' own lengths, which the target's may be twice
+    epochs = student_epochs(own + sum(count for count, _ in more))
     first, _ = _first_student(ctx)
-    return ctx.costs.student(first, transfer, student_epochs(transfer)) + (ctx.costs.measure_student(first) if ctx.config.ship.latency_ratio else 0.0)
+    seconds = costs.student(first, own, epochs) + (costs.measure_student(first) if ctx.config.ship.latency_ratio else 0.0)
+    for count, lengths in more:  # the teacher labels them, the student learns from them each epoch
+        lengths = [min(n, ctx.profile["max_length"]) for n in lengths]
+        seconds += costs.infer_s(count, lengths) + costs.train_s(epochs * count, lengths, share=STUDENT_WORK[first])
+    return seconds
+
+
+def _sources_from_start(ctx: Context) -> list[tuple[int, list[float]]]:
+    """(count, lengths) of the sources' texts in every student's transfer set on a target without text of its own."""
+    from bertx.recipes.plan.source_text import estimated_texts, text_poor
+
+    return estimated_texts(ctx) if text_poor(ctx) else []
 
 
 def _sources_count_from_start(ctx: Context) -> int:
     """How many of the sources' texts every student learns from on a target without text of its own (0 otherwise)."""
-    from bertx.recipes.plan.source_text import estimated_count, text_poor
-
-    return estimated_count(ctx) if text_poor(ctx) else 0
+    return sum(count for count, _ in _sources_from_start(ctx))
 
 
 def _first_student(ctx: Context) -> tuple[str, dict]:

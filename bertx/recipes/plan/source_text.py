@@ -39,13 +39,34 @@ def text_poor(ctx: Context) -> bool:
 
 def estimated_count(ctx: Context) -> int:
     """How many source texts the lever would add (for the estimate, before any is read)."""
+    return sum(count for count, _ in estimated_texts(ctx))
+
+
+def estimated_texts(ctx: Context) -> list[tuple[int, list[float]]]:
+    """(count, quantiles of tokens per text) of each source whose texts have the target's shape, scaled down to
+    CAP in all: what the sources' texts cost a student, priced at their own lengths. RTE's sources give pairs
+    of MRPC (about 50 tokens) and STS-B (about 30) beside RTE's own 70; its single-sentence sources (CoLA,
+    SST-2) give none, as `source_text_file` finds when it reads them."""
     from bertx.recipes.plan.stages import source_sizes
 
-    _, entries = shaped_sources(ctx)
+    sources, entries = shaped_sources(ctx)
     if not entries:
-        return 0
-    sizes = source_sizes(ctx)
-    return min(CAP, sum(sizes[entry.name][0] for entry in entries))
+        return []
+    pairs, sizes = target_pairs(ctx), source_sizes(ctx)
+    shaped = [sizes[e.name] for e in entries if ctx.config.task == "ner" or _first_is_pair(sources, e) == pairs]
+    total = sum(count for count, _ in shaped)
+    keep = min(1.0, CAP / total) if total else 0.0
+    return [(int(count * keep), quantiles) for count, quantiles in shaped]
+
+
+def _first_is_pair(sources, entry) -> bool:
+    from bertx.data.examples import read_examples
+    from bertx.tasks import get_task
+
+    data = entry.data
+    path = entry.files(sources.data_dir)[0][1]
+    examples, _ = read_examples(path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column, data.label_separator, limit=1)
+    return bool(examples) and examples[0].text_pair is not None
 
 
 def source_text_file(ctx: Context) -> tuple[str, int] | None:

@@ -59,6 +59,7 @@ class Context:
     show_progress: bool = False
     decisions: list = field(default_factory=list)
     sizes: dict | None = None  # the sources' sizes, measured when first needed
+    helpful: list | None = None  # the sources the choose stage kept (None until it has run)
 
     def decide(self, stage: str, choice: str, why: str) -> None:
         self.decisions.append(Decision(stage, choice, why).as_json())
@@ -297,10 +298,15 @@ def teacher_estimate(ctx: Context, regime: str, epochs: float) -> float:
     if regime == "fewshot":
         return costs.finetune(ctx.examples * 20, 1, 1, probe_head=False) + 4.0
     seconds = costs.finetune(ctx.examples, epochs, int(epochs)) + 4.0
-    if regime == "multitask":  # the target and two sources of average size and lengths, 3 epochs, then the export
-        sizes = list(source_sizes(ctx).values())
+    if regime == "multitask":  # the target and its sources, 3 epochs, then the export
+        # Before the choose stage: two sources of average size and lengths. After it: the ones it kept, at their
+        # own sizes and lengths (RTE keeps MRPC and STS-B pairs, longer than the average with CoLA's and SST-2's
+        # single sentences: priced at the average, its teacher ran 1.4-1.6x its estimate).
+        found = source_sizes(ctx)
+        kept = [found[name] for name in ctx.helpful or () if name in found]
+        sizes = kept or list(found.values())
         cap = min(SOURCE_EXAMPLES, max(500, MULTITASK_SOURCE_CAP * ctx.examples))
-        examples = 2 * sum(min(cap, count) for count, _ in sizes) / len(sizes)
+        examples = sum(min(cap, count) for count, _ in sizes) * (1 if kept else 2 / len(sizes))
         lengths = [n for _, quantiles in sizes for n in quantiles]
         seconds += costs.finetune(ctx.examples, 3, 0, probe_head=False) + costs.finetune(examples, 3, 3, lengths=lengths)
         seconds += costs.export(0.2)
