@@ -121,3 +121,22 @@ def test_a_shipped_model_under_the_baseline_is_flagged_once_with_the_nearest_alt
     assert [d["decision"] for d in ctx.decisions] == ["below the baseline"]
     why = ctx.decisions[0]["why"]
     assert "4.00 points under the baseline" in why and "with `latency_ratio: 0.35`, bert-3 at +1.20 points" in why
+
+
+def test_a_shipped_model_that_misses_ship_is_said_so_once_with_why():
+    """RTE on a slower run: the re-plan dropped the compress stage and shipped the teacher at 0.385x the
+    baseline's latency against `latency_ratio: 0.2`; the summary's latency alone did not say the constraint failed."""
+    from bertx.recipes.plan import _flag_missed_ship
+
+    ctx = compress.Context(config=None, out=None, inputs={}, profile={}, costs=None)
+    ship = {"latency_ratio": 0.2, "latency_ms": 3.0, "size_mb": None, "min_kept": None}
+    skipped = {"run": False, "reason": "does not fit the budget: the teacher is shipped"}
+    fast = {"score": 0.56, "latency_ms": 2.5, "baseline_ms_beside": 15.0, "latency_ratio": 0.167, "size_mb": 60.0}
+    _flag_missed_ship(ctx, fast, ship, {"score": 0.56}, skipped)
+    assert ctx.decisions == []
+    slow = {**fast, "latency_ms": 5.8, "latency_ratio": 0.385}
+    _flag_missed_ship(ctx, slow, ship, {"score": 0.56}, skipped)
+    _flag_missed_ship(ctx, slow, ship, {"score": 0.56}, skipped)  # a rerun says it once
+    assert [d["decision"] for d in ctx.decisions] == ["misses the ship constraints"]
+    why = ctx.decisions[0]["why"]
+    assert "latency 0.385x the baseline's > 0.2x" in why and "compress: does not fit the budget" in why

@@ -230,6 +230,7 @@ def _run(config: PlanConfig, out: Path, ledger: dict, show_progress: bool, log) 
         plan.skip("compress", plan.rows["compress"]["reason"])
     shipped = plan.run("ship", lambda: stages.ship(ctx, chosen_model), trains=False)
     _flag_below_baseline(ctx, base, teacher, shipped, ledger)
+    _flag_missed_ship(ctx, shipped, ship_spec, teacher, plan.rows["compress"])
     scores = plan.run("score", lambda: stages.held_out_scores(ctx, base, teacher, shipped), trains=False)
     ledger["summary"] = _summary(ledger, base, teacher, shipped, ship_spec, scores)
     save_ledger(out, ledger)
@@ -304,6 +305,19 @@ def _flag_below_baseline(ctx: stages.Context, base: dict, teacher: dict, shipped
         f"under the baseline on dev ({100 * shipped['score']:.2f} against {100 * base['score']:.2f}) after the levers "
         f"tried; nearest alternative: {nearest}",
     )
+
+
+def _flag_missed_ship(ctx: stages.Context, shipped: dict, ship: dict, teacher: dict, compress_row: dict) -> None:
+    """A shipped model that misses `ship` (the teacher shipped because the compress stage did not fit the budget,
+    or no student met it) is said so, once, with why: the summary's latency alone does not tell a user that
+    the constraint they set was not met."""
+    from bertx.recipes.plan.constraints import missed_constraints
+
+    missed = missed_constraints(shipped, ship, teacher["score"])
+    if not missed or any(d["decision"] == "misses the ship constraints" for d in ctx.decisions):
+        return
+    why = f"compress: {compress_row['reason']}" if not compress_row["run"] else "as the ship stage measured the shipped model"
+    ctx.decide("ship", "misses the ship constraints", f"{'; '.join(missed)} ({why}); a larger budget or a looser `ship` would change it")
 
 
 def _ship_targets(config: PlanConfig, base: dict) -> dict:
