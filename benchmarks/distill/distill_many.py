@@ -15,13 +15,11 @@ never the target's own files), labels dropped, which the teachers label as they 
 sentences; the row is named `<task>+pairs`. RTE and MRPC have no unlabelled text of their own, and an
 ensemble's soft targets can only pay off on texts the labelled set does not cover.
 
-With `--teacher-regimes` (SST-2), the three teachers differ by regime instead of seed: full fine-tuning, LoRA,
-and full fine-tuning of MiniLM after masked-LM steps on the unlabelled sentences (DAPT); rows `<task>+regimes`.
 `--small-students` adds BiLSTM / CNN students of the single-text task, from the best teacher and the ensemble,
 timed in turns with the best teacher.
 
 Usage: python -m benchmarks.distill.distill_many [--quick] [--tasks rte,mrpc,sst2] [--work DIR] [--merge]
-[--transfer-pairs] [--teacher-regimes] [--small-students SPECS] [--skip-bert3]. `--quick`: RTE only, one epoch
+[--transfer-pairs] [--small-students SPECS] [--skip-bert3]. `--quick`: RTE only, one epoch
 per teacher. `--merge`: keep the saved rows of tasks not run this time (each row records its commit).
 The last line of stdout is one JSON object; also saved in results/.
 """
@@ -42,7 +40,6 @@ from benchmarks.distill.students import model_only_in_rounds, parse_student
 from benchmarks.harness import machine, results_of, save
 
 SEEDS = (1, 2, 3)
-REGIMES = ("full", "lora", "dapt")
 TASKS = {
     "rte": {"task": "pair-classification", "train": "glue/rte/train.tsv", "dev": "glue/rte/dev.tsv", "epochs": 3, "max_length": 128},
     "mrpc": {"task": "pair-classification", "train": "glue/mrpc/train.tsv", "dev": "glue/mrpc/dev.tsv", "epochs": 3, "max_length": 128},
@@ -61,7 +58,7 @@ class Job:
     unlabelled: list[str]
     work: Path
     epochs: int
-    tag: str = ""  # in the students' folder names: "-pairs", "-regimes"
+    tag: str = ""  # in the students' folder names: "-pairs"
 
 
 def commit() -> str:
@@ -105,34 +102,22 @@ def transfer_pairs(data: Path, work: Path, spec: dict, name: str) -> str:
     return str(out)
 
 
-def teacher(name: str, spec: dict, train: str, dev: str, seed: int, epochs: int, work: Path, regime: str = "full", text: str = "") -> dict:
-    """One teacher, trained once into WORK: "full" fine-tuning with `seed`; "lora" (rank 8, bertx's LoRA learning
-    rate); "dapt": masked LM continued on the unlabelled `text` (400 steps of 32 lines), then full fine-tuning."""
+def teacher(name: str, spec: dict, train: str, dev: str, seed: int, epochs: int, work: Path) -> dict:
     import bertx
 
-    out = work / (f"{name}-teacher-{seed}" if regime == "full" else f"{name}-teacher-{regime}")
-    train_config = {"epochs": epochs, "batch_size": 32, "lr": 5e-5, "seed": seed, "save_steps": None}
-    config = {"task": spec["task"], "output": str(out), "data": {"train": train, "max_length": spec["max_length"]}, "train": train_config}
-    if regime == "lora":
-        config["peft"] = {"method": "lora", "r": 8}
-        del train_config["lr"]  # LoRA's own default
-    elif regime == "dapt":
-        config["model"] = {"name_or_path": adapted_encoder(name, spec, text, seed, work)}
+    out = work / f"{name}-teacher-{seed}"
     if not (out / "metrics.json").is_file():  # no dev file: the final model, no checkpoint chosen on dev
-        bertx.finetune(config, show_progress=False, overwrite=True)
-    return {"folder": str(out), "regime": regime, **bertx.evaluate(str(out), dev)}
-
-
-def adapted_encoder(name: str, spec: dict, text: str, seed: int, work: Path) -> str:
-    """MiniLM after masked-LM steps on the task's unlabelled text (domain-adaptive pretraining)."""
-    import bertx
-
-    out = work / f"{name}-dapt"
-    if not (out / "config.json").is_file():
-        data = {"train": [text], "documents": "line", "max_length": spec["max_length"], "eval_fraction": 0.02, "max_eval_sequences": 200}
-        train = {"max_steps": 400, "batch_size": 32, "lr": 1e-4, "eval_steps": None, "save_steps": None, "seed": seed}
-        bertx.pretrain({"output": str(out), "data": data, "train": train}, show_progress=False, overwrite=True)
-    return str(out)
+        bertx.finetune(
+            {
+                "task": spec["task"],
+                "output": str(out),
+                "data": {"train": train, "max_length": spec["max_length"]},
+                "train": {"epochs": epochs, "batch_size": 32, "lr": 5e-5, "seed": seed, "save_steps": None},
+            },
+            show_progress=False,
+            overwrite=True,
+        )
+    return {"folder": str(out), **bertx.evaluate(str(out), dev)}
 
 
 def ensemble_score(folders: list[str], dev: str) -> dict:
@@ -208,8 +193,6 @@ def dev_texts(dev: str) -> list[str]:
 
 
 def row_name_of(name: str, args) -> str:
-    if args.teacher_regimes:
-        return f"{name}+regimes"
     return f"{name}+pairs" if args.transfer_pairs and "labelled" not in TASKS[name] else name
 
 
@@ -226,11 +209,6 @@ def main() -> None:
         help="Non-transformer students of the single-text task (SST-2), from the best teacher and the ensemble; '' for none.",
     )
     parser.add_argument("--skip-bert3", action="store_true", help="Train only the small students (with --merge: keep the saved 3-layer rows).")
-    parser.add_argument(
-        "--teacher-regimes",
-        action="store_true",
-        help="SST-2: three teachers of different regimes (full, LoRA, DAPT then full; seed 1) instead of three seeds; rows `<task>+regimes`.",
-    )
     parser.add_argument("--data-dir", default=os.environ.get("BERTX_DATA_DIR", "../shared/data"))
     args = parser.parse_args()
     data = Path(args.data_dir)
@@ -257,12 +235,7 @@ def main() -> None:
         row_name = row_name_of(name, args)
         tag = row_name[len(name) :].replace("+", "-")  # in the students' folder names
         started = time.perf_counter()
-        if args.teacher_regimes:
-            if "labelled" not in spec:
-                raise SystemExit(f"--teacher-regimes: {name} has no unlabelled text of its own for the DAPT teacher")
-            teachers = [teacher(name, spec, train, dev, SEEDS[0], epochs, work, regime, unlabelled[0]) for regime in REGIMES]
-        else:
-            teachers = [teacher(name, spec, train, dev, seed, epochs, work) for seed in SEEDS]
+        teachers = [teacher(name, spec, train, dev, seed, epochs, work) for seed in SEEDS]
         metric = "accuracy"
         ranked = sorted(teachers, key=lambda t: -t[metric])
         folders = [t["folder"] for t in ranked]  # the best first: the students copy its layers
@@ -270,7 +243,8 @@ def main() -> None:
         job = Job(name, spec, train, dev, unlabelled, work, epochs, tag)
         saved_row = result["multi_teacher"].get(row_name) or previous.get(row_name, {})
         if args.skip_bert3 and "student_from_best" in saved_row:
-            bert3 = {k: saved_row[k] for k in ("student_from_best", "student_from_ensemble", "commit")}
+            bert3 = {k: saved_row[k] for k in ("student_from_best", "student_from_ensemble")}
+            bert3["commit"] = saved_row.get("bert3_commit", saved_row["commit"])  # where the 3-layer rows were measured
         else:
             from_best = student(job, folders[:1], "best" + tag)
             from_ensemble = student(job, folders, "ensemble" + tag)
@@ -278,7 +252,6 @@ def main() -> None:
         row = {
             "metric": metric,
             "teachers": [round(100 * t[metric], 2) for t in teachers],
-            **({"teacher_regimes": [t["regime"] for t in teachers]} if args.teacher_regimes else {}),
             "ensemble": round(100 * ensemble[metric], 2),
             **bert3,
             "dev_examples": sum(1 for _ in open(dev, encoding="utf-8")) - 1,
@@ -303,9 +276,6 @@ def main() -> None:
     result["multi_teacher_gain_pts"] = round(sum(r["gain_pts"] for r in headline) / len(headline), 2)
     result["multi_teacher_gain_pts_without_transfer_pairs"] = round(sum(r["gain_pts"] for r in plain) / len(plain), 2)
     result["kept_of_ensemble_pct_min"] = min(r["kept_of_ensemble_pct"] for r in headline)
-    for key, row in table.items():
-        if key.endswith("+regimes"):  # teachers of three regimes instead of three seeds: beside the headline
-            result[f"multi_teacher_gain_pts_{key.replace('+', '_')}"] = row["gain_pts"]
     small = [(kind, one, max(task["teachers"])) for task in headline for kind, one in task.get("small_students", {}).items()]
     fast = [item for item in small if item[1]["speedup_model_b32"] >= 10] or small
     if fast:  # the issue's "students at the next limit": the best non-transformer student at >= 10x its teacher
