@@ -220,7 +220,7 @@ def main() -> None:
     previous = json.loads(saved.read_text())["multi_teacher"] if saved.is_file() else {}
     if args.merge and saved.is_file():
         run_now = {row_name_of(n, args) for n in names}
-        result["multi_teacher"] = {k: v for k, v in json.loads(saved.read_text())["multi_teacher"].items() if k not in run_now}
+        result["multi_teacher"] = {k: v for k, v in previous.items() if k not in run_now}
     for name in names:
         spec = TASKS[name]
         epochs = 1 if args.quick else spec["epochs"]
@@ -241,7 +241,7 @@ def main() -> None:
         folders = [t["folder"] for t in ranked]  # the best first: the students copy its layers
         ensemble = ensemble_score(folders, dev)
         job = Job(name, spec, train, dev, unlabelled, work, epochs, tag)
-        saved_row = result["multi_teacher"].get(row_name) or previous.get(row_name, {})
+        saved_row = previous.get(row_name, {})
         if args.skip_bert3 and "student_from_best" in saved_row:
             bert3 = {k: saved_row[k] for k in ("student_from_best", "student_from_ensemble")}
             bert3["commit"] = saved_row.get("bert3_commit", saved_row["commit"])  # where the 3-layer rows were measured

@@ -404,6 +404,7 @@ def test_the_sources_texts_are_priced_by_the_sources_of_the_targets_shape_at_the
     from bertx.recipes.plan import source_text
 
     ctx = sources_context(tiny_bert, tmp_path, pair)
+    assert stages.paired_sources(ctx) == {"pairs"}  # found from each source's sample, with its size
     sizes = {"toy": (200, [10.0, 12.0]), "pairs": (30, [40.0, 50.0]), "tagged": (2, [4.0])}
     monkeypatch.setattr(stages, "source_sizes", lambda ctx: sizes)
     found = source_text.estimated_texts(ctx)

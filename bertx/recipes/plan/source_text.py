@@ -47,26 +47,16 @@ def estimated_texts(ctx: Context) -> list[tuple[int, list[float]]]:
     CAP in all: what the sources' texts cost a student, priced at their own lengths. RTE's sources give pairs
     of MRPC (about 50 tokens) and STS-B (about 30) beside RTE's own 70; its single-sentence sources (CoLA,
     SST-2) give none, as `source_text_file` finds when it reads them."""
-    from bertx.recipes.plan.stages import source_sizes
+    from bertx.recipes.plan.stages import paired_sources, source_sizes
 
-    sources, entries = shaped_sources(ctx)
+    _, entries = shaped_sources(ctx)
     if not entries:
         return []
-    pairs, sizes = target_pairs(ctx), source_sizes(ctx)
-    shaped = [sizes[e.name] for e in entries if ctx.config.task == "ner" or _first_is_pair(sources, e) == pairs]
+    pairs, sizes, paired = target_pairs(ctx), source_sizes(ctx), paired_sources(ctx)
+    shaped = [sizes[e.name] for e in entries if ctx.config.task == "ner" or (e.name in paired) == pairs]
     total = sum(count for count, _ in shaped)
     keep = min(1.0, CAP / total) if total else 0.0
     return [(int(count * keep), quantiles) for count, quantiles in shaped]
-
-
-def _first_is_pair(sources, entry) -> bool:
-    from bertx.data.examples import read_examples
-    from bertx.tasks import get_task
-
-    data = entry.data
-    path = entry.files(sources.data_dir)[0][1]
-    examples, _ = read_examples(path, get_task(entry.kind), data.text_column, data.text_pair_column, data.label_column, data.label_separator, limit=1)
-    return bool(examples) and examples[0].text_pair is not None
 
 
 def source_text_file(ctx: Context) -> tuple[str, int] | None:

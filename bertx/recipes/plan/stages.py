@@ -59,6 +59,7 @@ class Context:
     show_progress: bool = False
     decisions: list = field(default_factory=list)
     sizes: dict | None = None  # the sources' sizes, measured when first needed
+    paired: set | None = None  # the sources whose texts are pairs, found with their sizes
     helpful: list | None = None  # the sources the choose stage kept (None until it has run)
 
     def decide(self, stage: str, choice: str, why: str) -> None:
@@ -111,14 +112,11 @@ def timed(ctx: Context, folder: Path | str, same_architecture: bool = False) -> 
     base = ctx.out / "baseline"
     if Path(folder) == base:
         return {**single_input_latency(base, ctx.inputs["dev"]), "latency_ratio": 1.0}
-    found = paired_latency({"model": folder, "baseline": base}, ctx.inputs["dev"])
-    ratio = found["model"]["latency_ms"] / found["baseline"]["latency_ms"]
-    note = {}
-    if same_architecture and not 0.67 <= ratio <= 1.5:
-        found = paired_latency({"model": folder, "baseline": base}, ctx.inputs["dev"], rounds=15)
-        note = {"timing_note": f"timed {ratio:.2f}x the baseline of the same architecture; timed again in 15 rounds"}
-        ratio = found["model"]["latency_ms"] / found["baseline"]["latency_ms"]
-    return {**found["model"], "baseline_ms_beside": found["baseline"]["latency_ms"], "latency_ratio": round(ratio, 3), **note}
+    found = _beside_baseline(ctx, folder)
+    if same_architecture and not 0.67 <= found["latency_ratio"] <= 1.5:
+        note = f"timed {found['latency_ratio']:.2f}x the baseline of the same architecture; timed again in 15 rounds"
+        found = {**_beside_baseline(ctx, folder, rounds=15), "timing_note": note}
+    return found
 
 
 def timed_again(ctx: Context, folder: Path, chosen: dict) -> dict:
@@ -129,17 +127,21 @@ def timed_again(ctx: Context, folder: Path, chosen: dict) -> dict:
     limit, before = ctx.config.ship.latency_ratio, chosen.get("latency_ratio")
     if limit is None or before is None or (before <= limit) == (found["latency_ratio"] <= limit):
         return found
-    base = ctx.out / "baseline"
-    longer = paired_latency({"model": folder, "baseline": base}, ctx.inputs["dev"], rounds=15)
-    ratio = round(longer["model"]["latency_ms"] / longer["baseline"]["latency_ms"], 3)
+    longer = _beside_baseline(ctx, folder, rounds=15)
     ctx.decide(
         "ship",
         "time the shipped model again",
         f"the compress stage timed it {before:.3f}x the baseline and this stage {found['latency_ratio']:.3f}x, either side of "
-        f"the {limit:g}x target: 15 rounds give {ratio:.3f}x",
+        f"the {limit:g}x target: 15 rounds give {longer['latency_ratio']:.3f}x",
     )
-    note = f"timed {before:.3f}x at compress and {found['latency_ratio']:.3f}x at ship; again in 15 rounds"
-    return {**longer["model"], "baseline_ms_beside": longer["baseline"]["latency_ms"], "latency_ratio": ratio, "timing_note": note}
+    return {**longer, "timing_note": f"timed {before:.3f}x at compress and {found['latency_ratio']:.3f}x at ship; again in 15 rounds"}
+
+
+def _beside_baseline(ctx: Context, folder: Path | str, rounds: int = 5) -> dict:
+    """`folder`'s latency figures timed in turns with the baseline's, that baseline's figure and their ratio."""
+    found = paired_latency({"model": folder, "baseline": ctx.out / "baseline"}, ctx.inputs["dev"], rounds=rounds)
+    ratio = found["model"]["latency_ms"] / found["baseline"]["latency_ms"]
+    return {**found["model"], "baseline_ms_beside": found["baseline"]["latency_ms"], "latency_ratio": round(ratio, 3)}
 
 
 def weights_mb(folder: Path) -> float:
@@ -191,12 +193,21 @@ def source_sizes(ctx: Context) -> dict[str, tuple[int, list[float]]]:
 
         sources = load_sources(ctx.config)
         tokenizer = load_tokenizer(encoder_path(sources.model.name_or_path or "default"))
-        ctx.sizes = {entry.name: _source_size(sources, entry, tokenizer) for entry in sources.tasks}
+        measured = {entry.name: _source_size(sources, entry, tokenizer) for entry in sources.tasks}
+        ctx.sizes = {name: (count, quantiles) for name, (count, quantiles, _) in measured.items()}
+        ctx.paired = {name for name, (_, _, pairs) in measured.items() if pairs}
     return ctx.sizes
 
 
-def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: int = 300) -> tuple[int, list[float]]:
-    """(examples, quantiles of tokens per example within its max_length) of a source's training file, from a sample."""
+def paired_sources(ctx: Context) -> set[str]:
+    """The sources whose texts are pairs (their first sampled example has a second text), measured once per plan."""
+    source_sizes(ctx)
+    return ctx.paired
+
+
+def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: int = 300) -> tuple[int, list[float], bool]:
+    """(examples, quantiles of tokens per example within its max_length, whether its texts are pairs) of a
+    source's training file, from a sample."""
     path = Path(entry.files(sources.data_dir)[0][1])
     if not path.is_file():
         raise BertxError(f"source {entry.name!r}: train file {path}: file not found")
@@ -206,6 +217,7 @@ def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: in
 
         with open(path, "rb") as handle:
             count = sum(1 for block in handle.read().split(b"\n\n") if block.strip())
+        pairs = None  # tagged sentences
         encoded = tokenizer([s.words for s in read_tagged(path, limit=sample)], is_split_into_words=True, verbose=False)
     else:
         from bertx.data.examples import read_examples
@@ -219,7 +231,7 @@ def _source_size(sources: SourcesConfig, entry: TaskEntry, tokenizer, sample: in
         pairs = [e.text_pair for e in found] if found and found[0].text_pair is not None else None
         encoded = tokenizer([e.text for e in found], pairs, verbose=False)
     lengths = [min(len(ids), data.max_length) for ids in encoded["input_ids"]] or [data.max_length]
-    return count, length_quantiles(lengths)
+    return count, length_quantiles(lengths), pairs is not None
 
 
 # ---- teacher ----------------------------------------------------------------------------------------
